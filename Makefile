@@ -1,0 +1,58 @@
+# dotaudit: `make demo` runs the main job on pcaps/, `make test` runs every check.
+# Both work as root on a fresh Debian 12 machine: missing Debian packages are installed.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_STAMP := /var/tmp/dotaudit-apt.done
+
+# Debian packages the tests (and the lab) use.
+DEBS := tshark tcpdump unbound knot-dnsutils stubby getdns-utils dnsdist nftables iproute2 \
+        chromium chromium-driver
+# Debian packages `make demo` needs: none beyond Python.
+
+.PHONY: demo test lint typecheck pytest debs venv pcaps bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@# Debian enables these daemons on install; the lab starts its own instances.
+	-@systemctl disable --now unbound dnsdist stubby >/dev/null 2>&1 || true
+
+demo: $(STAMP)
+	$(BIN)/dotaudit events pcaps/ -o reports/demo-events.jsonl
+	@echo "wrote reports/demo-events.jsonl"
+
+lint: $(STAMP)
+	$(BIN)/ruff check dotaudit tests bench
+	$(BIN)/ruff format --check dotaudit tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) debs
+	$(BIN)/pytest -q
+
+test: debs $(STAMP) lint typecheck pytest
+
+pcaps: $(STAMP) debs
+	$(BIN)/python -m tests.lab.make_pcaps
+
+bench: $(STAMP) debs
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,129 @@
+"""What the capture layer hands upward: decoded packets and their anomalies.
+
+A :class:`Packet` is created once per frame that carried TCP, UDP or an ICMP error,
+so it is a plain slotted class (no dataclass ``__init__`` overhead on the hot path).
+Addresses stay as raw bytes; text forms are made only when an event is written.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+TCP = 6
+UDP = 17
+ICMP = 1
+ICMPV6 = 58
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpQuote:
+    """An ICMP/ICMPv6 error and the flow it quotes (the packet that caused it)."""
+
+    kind: str
+    """Readable reason: "port-unreachable", "admin-prohibited", "host-unreachable", ..."""
+    icmp_type: int
+    icmp_code: int
+    proto: int
+    src: bytes
+    sport: int
+    dst: bytes
+    dport: int
+
+
+class Packet:
+    __slots__ = (
+        "ack",
+        "dport",
+        "dst",
+        "flags",
+        "frame",
+        "icmp",
+        "ip_id",
+        "ip_version",
+        "payload",
+        "proto",
+        "seq",
+        "sport",
+        "src",
+        "truncated",
+        "ts",
+        "ttl",
+        "wire_len",
+    )
+
+    def __init__(
+        self,
+        frame: int,
+        ts: float,
+        ip_version: int,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        ttl: int,
+        ip_id: int,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        flags: int = 0,
+        seq: int = 0,
+        ack: int = 0,
+        truncated: bool = False,
+        icmp: IcmpQuote | None = None,
+        wire_len: int = 0,
+    ) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.ip_version = ip_version
+        self.src = src
+        self.dst = dst
+        self.proto = proto
+        self.ttl = ttl
+        self.ip_id = ip_id
+        self.sport = sport
+        self.dport = dport
+        self.payload = payload
+        self.flags = flags
+        self.seq = seq
+        self.ack = ack
+        self.truncated = truncated
+        self.icmp = icmp
+        self.wire_len = wire_len
+
+    def __repr__(self) -> str:
+        return (
+            f"Packet(frame={self.frame}, {addr_text(self.src)}:{self.sport} -> "
+            f"{addr_text(self.dst)}:{self.dport} proto={self.proto} len={len(self.payload)})"
+        )
+
+
+def addr_text(raw: bytes) -> str:
+    """Text form of a 4- or 16-byte address (IPv6 compressed, as RFC 5952)."""
+    if len(raw) == 4:
+        return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+    return str(ipaddress.IPv6Address(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A capture-layer problem (Zeek's "weird"): counted and reported, never fatal."""
+
+    what: str
+    frame: int
+    ts: float
+    detail: str = ""
+    src: bytes = b""
+    sport: int = 0
+    dst: bytes = b""
+    dport: int = 0
+    proto: int = 0
+
+
+AnomalySink = Callable[[Anomaly], None]

@@ -1,0 +1,13 @@
+"""Errors shared by every layer.
+
+Parsers return ``None`` when they need more bytes and raise :class:`MalformedError`
+on input that can never parse; callers turn the latter into an anomaly record.
+"""
+
+
+class MalformedError(ValueError):
+    """Bytes that can never be parsed as the protocol they claim to be."""
+
+
+class InputError(Exception):
+    """A whole input (a file) that cannot be used; maps to exit code 2."""
