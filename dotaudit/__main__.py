@@ -1,0 +1,5 @@
+import sys
+
+from dotaudit.cli import main
+
+sys.exit(main())

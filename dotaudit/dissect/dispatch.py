@@ -1,0 +1,512 @@
+"""Route flow payloads to the protocol parsers and turn what they find into events.
+
+The flow table (capture layer) calls this object for every piece of reassembled TCP
+data and every UDP datagram. Each flow is classified once, from its ports and first
+bytes, and then only the matching parser ever sees its bytes: bulk traffic that is
+neither DNS, TLS nor QUIC is marked ``ignore_payload`` so reassembly stops for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dotaudit.capture.flows import Flow
+from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
+from dotaudit.dissect.dns import DnsFacts, DnsTcpFramer, looks_like_dns, parse_dns
+from dotaudit.dissect.fingerprint import ja3, ja3_string, ja4
+from dotaudit.dissect.quic import QuicInitialTracker, looks_like_quic_long_header
+from dotaudit.dissect.tls import (
+    ALERT_DESCRIPTIONS,
+    AlertItem,
+    CertificateItem,
+    ClientHelloItem,
+    RecordItem,
+    ServerHelloItem,
+    TlsStream,
+    cipher_name,
+    looks_like_tls,
+    parse_client_hello,
+    version_name,
+)
+from dotaudit.dissect.x509 import parse_certificate
+from dotaudit.errors import MalformedError
+from dotaudit.model.events import (
+    AnomalySeen,
+    ConnectionSeen,
+    DnsMessageSeen,
+    Event,
+    QuicInitialSeen,
+    TlsAlertSeen,
+    TlsCertificateSeen,
+    TlsClientHelloSeen,
+    TlsRecord,
+    TlsServerHelloSeen,
+)
+
+Emit = Callable[[Event], None]
+
+DNS_SERVICES = {53: "dns", 5353: "mdns", 5355: "llmnr"}
+TLS13 = 0x0304
+MAX_RECORDS_KEPT = 2000
+"""TLS record lengths kept per direction for the connection event (padding inference)."""
+
+
+class _Ends:
+    """Text forms of a flow's endpoints, made once per flow."""
+
+    __slots__ = ("client", "cport", "server", "sport", "transport")
+
+    def __init__(self, flow: Flow) -> None:
+        self.client = addr_text(flow.client)
+        self.cport = flow.cport
+        self.server = addr_text(flow.server)
+        self.sport = flow.sport
+        self.transport = "tcp" if flow.proto == TCP else "udp"
+
+
+class _DnsApp:
+    __slots__ = ("ends", "framers", "service")
+
+    def __init__(self, ends: _Ends, service: str, tcp: bool) -> None:
+        self.ends = ends
+        self.service = service
+        self.framers = (DnsTcpFramer(), DnsTcpFramer()) if tcp else None
+
+
+class _TlsApp:
+    __slots__ = ("client_stream", "ends", "records", "records_truncated", "server_stream")
+
+    def __init__(self, ends: _Ends) -> None:
+        self.ends = ends
+        self.client_stream = TlsStream(from_client=True)
+        self.server_stream = TlsStream(from_client=False)
+        self.records: tuple[list[TlsRecord], list[TlsRecord]] = ([], [])
+        self.records_truncated = False
+
+
+class _QuicApp:
+    __slots__ = ("ends", "tracker")
+
+    def __init__(self, ends: _Ends) -> None:
+        self.ends = ends
+        self.tracker = QuicInitialTracker()
+
+
+class _OtherApp:
+    __slots__ = ("ends",)
+
+    def __init__(self, ends: _Ends) -> None:
+        self.ends = ends
+
+
+App = _DnsApp | _TlsApp | _QuicApp | _OtherApp
+
+
+class Dispatcher:
+    """Implements the capture layer's FlowConsumer protocol."""
+
+    def __init__(self, file: str, emit: Emit) -> None:
+        self.file = file
+        self.emit = emit
+
+    # -- capture-layer anomalies -------------------------------------------------
+
+    def on_anomaly(self, anomaly: Anomaly) -> None:
+        self.emit(
+            AnomalySeen(
+                file=self.file,
+                frame=anomaly.frame,
+                ts=anomaly.ts,
+                src=addr_text(anomaly.src) if anomaly.src else "",
+                sport=anomaly.sport,
+                dst=addr_text(anomaly.dst) if anomaly.dst else "",
+                dport=anomaly.dport,
+                transport=_transport_name(anomaly.proto),
+                what=anomaly.what,
+                detail=anomaly.detail,
+            )
+        )
+
+    def _flow_anomaly(
+        self, ends: _Ends, from_client: bool, frame: int, ts: float, what: str, detail: str
+    ) -> None:
+        src, sport, dst, dport = _direction(ends, from_client)
+        self.emit(
+            AnomalySeen(
+                file=self.file,
+                frame=frame,
+                ts=ts,
+                src=src,
+                sport=sport,
+                dst=dst,
+                dport=dport,
+                transport=ends.transport,
+                what=what,
+                detail=detail,
+            )
+        )
+
+    # -- TCP ---------------------------------------------------------------------
+
+    def on_stream_data(
+        self, flow: Flow, from_client: bool, data: bytes, frame: int, ts: float
+    ) -> None:
+        app = flow.app
+        if app is None:
+            app = self._classify_tcp(flow, data)
+            flow.app = app
+        if isinstance(app, _TlsApp):
+            self._tls_data(flow, app, from_client, data, frame, ts)
+        elif isinstance(app, _DnsApp):
+            self._dns_tcp_data(flow, app, from_client, data, frame, ts)
+
+    def _classify_tcp(self, flow: Flow, data: bytes) -> App:
+        ends = _Ends(flow)
+        service = DNS_SERVICES.get(flow.sport) or DNS_SERVICES.get(flow.cport)
+        if service is not None:
+            return _DnsApp(ends, service, tcp=True)
+        if looks_like_tls(data):
+            return _TlsApp(ends)
+        if len(data) > 2 and (data[0] << 8 | data[1]) >= 12 and looks_like_dns(data[2:]):
+            return _DnsApp(ends, "dns", tcp=True)
+        flow.ignore_payload = True
+        return _OtherApp(ends)
+
+    def on_stream_gap(
+        self, flow: Flow, from_client: bool, missing: int, frame: int, ts: float
+    ) -> None:
+        app = flow.app
+        if isinstance(app, _TlsApp):
+            (app.client_stream if from_client else app.server_stream).gap()
+        elif isinstance(app, _DnsApp) and app.framers is not None:
+            app.framers[0 if from_client else 1].reset()
+
+    def _dns_tcp_data(
+        self, flow: Flow, app: _DnsApp, from_client: bool, data: bytes, frame: int, ts: float
+    ) -> None:
+        assert app.framers is not None
+        framer = app.framers[0 if from_client else 1]
+        try:
+            messages = framer.feed(data)
+        except MalformedError as exc:
+            framer.reset()
+            self._flow_anomaly(app.ends, from_client, frame, ts, "dns_tcp_framing", str(exc))
+            return
+        for message in messages:
+            self._dns_message(app, from_client, message, frame, ts)
+
+    def _tls_data(
+        self, flow: Flow, app: _TlsApp, from_client: bool, data: bytes, frame: int, ts: float
+    ) -> None:
+        stream = app.client_stream if from_client else app.server_stream
+        try:
+            items = stream.feed(data, frame, ts)
+        except MalformedError as exc:
+            self._flow_anomaly(app.ends, from_client, frame, ts, "tls_malformed", str(exc))
+            flow.ignore_payload = True
+            return
+        if not items:
+            return
+        records = app.records[0 if from_client else 1]
+        for item in items:
+            if isinstance(item, RecordItem):
+                if len(records) < MAX_RECORDS_KEPT:
+                    records.append(
+                        TlsRecord(
+                            ts=item.ts,
+                            frame=item.frame,
+                            length=item.length,
+                            content_type=item.content_type,
+                        )
+                    )
+                else:
+                    app.records_truncated = True
+            elif isinstance(item, ClientHelloItem):
+                self._client_hello(app, from_client, item)
+            elif isinstance(item, ServerHelloItem):
+                self._server_hello(app, from_client, item)
+            elif isinstance(item, CertificateItem):
+                self._certificates(app, from_client, item)
+            elif isinstance(item, AlertItem):
+                self._alert(app, from_client, item)
+
+    def _client_hello(self, app: _TlsApp, from_client: bool, item: ClientHelloItem) -> None:
+        hello = item.hello
+        src, sport, dst, dport = _direction(app.ends, from_client)
+        self.emit(
+            TlsClientHelloSeen(
+                file=self.file,
+                frame=item.frame,
+                ts=item.ts,
+                src=src,
+                sport=sport,
+                dst=dst,
+                dport=dport,
+                transport="tcp",
+                sni=hello.sni,
+                alpn=hello.alpn,
+                versions=_offered_versions(hello.supported_versions, hello.legacy_version),
+                ciphers=len(hello.ciphers),
+                ja4=ja4(hello),
+                ja3=ja3(hello),
+                ja3_string=ja3_string(hello),
+                ech=hello.ech,
+                esni=hello.esni,
+            )
+        )
+
+    def _server_hello(self, app: _TlsApp, from_client: bool, item: ServerHelloItem) -> None:
+        hello = item.hello
+        if hello.version == TLS13 and not hello.is_hello_retry:
+            app.client_stream.set_tls13()
+            app.server_stream.set_tls13()
+        src, sport, dst, dport = _direction(app.ends, from_client)
+        self.emit(
+            TlsServerHelloSeen(
+                file=self.file,
+                frame=item.frame,
+                ts=item.ts,
+                src=src,
+                sport=sport,
+                dst=dst,
+                dport=dport,
+                transport="tcp",
+                version=version_name(hello.version),
+                cipher=cipher_name(hello.cipher),
+                alpn=hello.alpn,
+            )
+        )
+
+    def _certificates(self, app: _TlsApp, from_client: bool, item: CertificateItem) -> None:
+        src, sport, dst, dport = _direction(app.ends, from_client)
+        for position, der in enumerate(item.certs):
+            try:
+                cert = parse_certificate(der)
+            except MalformedError as exc:
+                self._flow_anomaly(
+                    app.ends, from_client, item.frame, item.ts, "x509_malformed", str(exc)
+                )
+                continue
+            self.emit(
+                TlsCertificateSeen(
+                    file=self.file,
+                    frame=item.frame,
+                    ts=item.ts,
+                    src=src,
+                    sport=sport,
+                    dst=dst,
+                    dport=dport,
+                    transport="tcp",
+                    position=position,
+                    subject=cert.subject,
+                    issuer=cert.issuer,
+                    san=cert.san,
+                    not_before=cert.not_before,
+                    not_after=cert.not_after,
+                    spki_sha256=cert.spki_sha256,
+                    self_signed=cert.self_signed,
+                    signature_algorithm=cert.signature_algorithm,
+                )
+            )
+
+    def _alert(self, app: _TlsApp, from_client: bool, item: AlertItem) -> None:
+        src, sport, dst, dport = _direction(app.ends, from_client)
+        name = (
+            "encrypted"
+            if item.encrypted
+            else ALERT_DESCRIPTIONS.get(item.description, f"unknown_{item.description}")
+        )
+        self.emit(
+            TlsAlertSeen(
+                file=self.file,
+                frame=item.frame,
+                ts=item.ts,
+                src=src,
+                sport=sport,
+                dst=dst,
+                dport=dport,
+                transport="tcp",
+                level=item.level,
+                description=item.description,
+                description_name=name,
+                from_server=not from_client,
+            )
+        )
+
+    # -- UDP ---------------------------------------------------------------------
+
+    def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None:
+        app = flow.app
+        if app is None:
+            app = self._classify_udp(flow, pkt.payload)
+            flow.app = app
+        if isinstance(app, _DnsApp):
+            self._dns_message(app, from_client, pkt.payload, pkt.frame, pkt.ts)
+        elif isinstance(app, _QuicApp):
+            if from_client and not app.tracker.done:
+                self._quic_datagram(app, pkt)
+
+    def _classify_udp(self, flow: Flow, payload: bytes) -> App:
+        ends = _Ends(flow)
+        service = DNS_SERVICES.get(flow.sport) or DNS_SERVICES.get(flow.cport)
+        if service is not None:
+            return _DnsApp(ends, service, tcp=False)
+        if looks_like_quic_long_header(payload):
+            return _QuicApp(ends)
+        if looks_like_dns(payload):
+            return _DnsApp(ends, "dns", tcp=False)
+        return _OtherApp(ends)
+
+    def _quic_datagram(self, app: _QuicApp, pkt: Packet) -> None:
+        try:
+            hello = app.tracker.feed(pkt.payload)
+        except MalformedError as exc:
+            self._flow_anomaly(app.ends, True, pkt.frame, pkt.ts, "quic_malformed", str(exc))
+            app.tracker.done = True
+            return
+        if hello is None:
+            return
+        alpn: tuple[str, ...] = ()
+        sni: str | None = None
+        ech = False
+        fingerprint = ""
+        try:
+            ch = parse_client_hello(hello.hello_body)
+        except MalformedError as exc:
+            self._flow_anomaly(app.ends, True, pkt.frame, pkt.ts, "quic_tls_malformed", str(exc))
+        else:
+            alpn, sni, ech, fingerprint = ch.alpn, ch.sni, ch.ech, ja4(ch, quic=True)
+        ends = app.ends
+        self.emit(
+            QuicInitialSeen(
+                file=self.file,
+                frame=pkt.frame,
+                ts=pkt.ts,
+                src=ends.client,
+                sport=ends.cport,
+                dst=ends.server,
+                dport=ends.sport,
+                transport="udp",
+                version=hello.version_name,
+                dcid=hello.dcid.hex(),
+                sni=sni,
+                alpn=alpn,
+                ja4=fingerprint,
+                ech=ech,
+            )
+        )
+
+    # -- DNS (both transports) ---------------------------------------------------
+
+    def _dns_message(
+        self, app: _DnsApp, from_client: bool, message: bytes, frame: int, ts: float
+    ) -> None:
+        try:
+            facts = parse_dns(message)
+        except MalformedError as exc:
+            self._flow_anomaly(app.ends, from_client, frame, ts, "dns_malformed", str(exc))
+            return
+        src, sport, dst, dport = _direction(app.ends, from_client)
+        self.emit(_dns_event(self.file, frame, ts, src, sport, dst, dport, app, facts))
+        if facts.malformed is not None:
+            self._flow_anomaly(app.ends, from_client, frame, ts, "dns_malformed", facts.malformed)
+
+    # -- end of flow ---------------------------------------------------------------
+
+    def on_flow_end(self, flow: Flow) -> None:
+        app = flow.app
+        ends = app.ends if app is not None else _Ends(flow)
+        records: tuple[list[TlsRecord], list[TlsRecord]] = ([], [])
+        truncated = False
+        kind: str | None = None
+        if isinstance(app, _TlsApp):
+            records, truncated, kind = app.records, app.records_truncated, "tls"
+        elif isinstance(app, _DnsApp):
+            kind = "dns"
+        elif isinstance(app, _QuicApp):
+            kind = "quic"
+        self.emit(
+            ConnectionSeen(
+                file=self.file,
+                frame=flow.first_frame,
+                ts=flow.start,
+                src=ends.client,
+                sport=ends.cport,
+                dst=ends.server,
+                dport=ends.sport,
+                transport=ends.transport,
+                outcome=flow.outcome,
+                start=flow.start,
+                end=flow.end,
+                first_frame=flow.first_frame,
+                last_frame=flow.last_frame,
+                packets_fwd=flow.packets_fwd,
+                packets_rev=flow.packets_rev,
+                bytes_fwd=flow.bytes_fwd,
+                bytes_rev=flow.bytes_rev,
+                syn_retransmits=flow.syn_retransmits,
+                handshake_seen=flow.handshake_seen,
+                mid_stream=flow.mid_stream,
+                ended_by=flow.ended_by,
+                closed_by=flow.closed_by,
+                icmp=flow.icmp,
+                icmp_frame=flow.icmp_frame,
+                rst_ttl=flow.rst_ttl,
+                server_ttl=flow.server_ttl,
+                tls_records_fwd=tuple(records[0]),
+                tls_records_rev=tuple(records[1]),
+                tls_records_truncated=truncated,
+                app=kind,
+            )
+        )
+
+
+def _direction(ends: _Ends, from_client: bool) -> tuple[str, int, str, int]:
+    if from_client:
+        return ends.client, ends.cport, ends.server, ends.sport
+    return ends.server, ends.sport, ends.client, ends.cport
+
+
+def _transport_name(proto: int) -> str:
+    return {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}.get(proto, "")
+
+
+def _offered_versions(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
+    offered = [v for v in supported if (v & 0x0F0F) != 0x0A0A] or [legacy]
+    return tuple(version_name(v) for v in offered)
+
+
+def _dns_event(
+    file: str,
+    frame: int,
+    ts: float,
+    src: str,
+    sport: int,
+    dst: str,
+    dport: int,
+    app: _DnsApp,
+    facts: DnsFacts,
+) -> DnsMessageSeen:
+    return DnsMessageSeen(
+        file=file,
+        frame=frame,
+        ts=ts,
+        src=src,
+        sport=sport,
+        dst=dst,
+        dport=dport,
+        transport=app.ends.transport,
+        id=facts.id,
+        qr="response" if facts.qr else "query",
+        opcode=facts.opcode,
+        rcode=facts.rcode,
+        flags=facts.flags,
+        qname=facts.qname,
+        qtype=facts.qtype,
+        qdcount=facts.qdcount,
+        ancount=facts.ancount,
+        edns=facts.edns,
+        service=app.service,
+        size=facts.size,
+        malformed=facts.malformed is not None,
+    )

@@ -1,0 +1,181 @@
+"""Wires the layers: capture file -> packets -> flows -> dissectors -> events.
+
+This is the only module that knows every layer; the CLI calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotaudit.capture.decode import Decoder
+from dotaudit.capture.flows import FlowTable
+from dotaudit.capture.reader import CaptureReader
+from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.errors import InputError
+from dotaudit.model.events import Event
+
+CAPTURE_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a",
+    b"\x1f\x8b",
+)
+
+Progress = Callable[[int, int], None]
+"""Called now and then with (bytes read so far, file size)."""
+
+
+@dataclass
+class InputSummary:
+    """What one capture file was: the `inputs[]` entry of a report."""
+
+    path: str
+    sha256: str = ""
+    format: str = ""
+    packets: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    truncated_at: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    anomalies: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "format": self.format,
+            "packets": self.packets,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "span_s": (
+                round(self.last_ts - self.first_ts, 6)
+                if self.first_ts is not None and self.last_ts is not None
+                else None
+            ),
+            "truncated_at": self.truncated_at,
+            "warnings": list(self.warnings),
+            "anomalies": self.anomalies,
+        }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_capture_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return any(head.startswith(magic) for magic in CAPTURE_MAGICS)
+
+
+def expand_inputs(arguments: Iterable[str]) -> list[Path]:
+    """Files as given, and capture files (by magic bytes) found under directories."""
+    paths: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            paths.extend(
+                p for p in sorted(path.rglob("*")) if p.is_file() and is_capture_file(p)
+            )
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise InputError(f"{argument}: no such file or directory")
+    return paths
+
+
+class CaptureRun:
+    """One pass over one capture file. Iterate ``events()``; read ``summary`` afterwards."""
+
+    def __init__(self, path: Path, *, progress: Progress | None = None) -> None:
+        self.path = path
+        self.summary = InputSummary(path=str(path))
+        self._progress = progress
+
+    def events(self) -> Iterator[Event]:
+        reader = CaptureReader(self.path)
+        summary = self.summary
+        summary.format = reader.format
+        pending: list[Event] = []
+        dispatcher = Dispatcher(str(self.path), pending.append)
+
+        def on_anomaly_counted(anomaly: object) -> None:
+            summary.anomalies += 1
+            dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
+
+        decoder = Decoder(on_anomaly_counted)
+        table = FlowTable(dispatcher, on_anomaly_counted)
+        decode = decoder.decode
+        process = table.process
+        progress = self._progress
+        size = self.path.stat().st_size if progress is not None else 0
+        # The hash runs on the other core while this thread parses.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest: Future[str] = pool.submit(sha256_file, self.path)
+            packets = 0
+            first_ts: float | None = None
+            ts = 0.0
+            for frame, ts, linktype, data, orig_len in reader:
+                packets += 1
+                if first_ts is None:
+                    first_ts = ts
+                packet = decode(frame, ts, linktype, data, orig_len)
+                if packet is not None:
+                    process(packet)
+                if pending:
+                    yield from pending
+                    pending.clear()
+                if progress is not None and not packets & 0xFFFF:
+                    progress(reader.bytes_read, size)
+            table.finish()
+            yield from pending
+            pending.clear()
+            summary.sha256 = digest.result()
+        summary.packets = packets
+        summary.first_ts = first_ts
+        summary.last_ts = ts if packets else None
+        summary.truncated_at = reader.truncated_at
+        summary.warnings.extend(reader.warnings)
+
+
+def atomic_writer(target: str) -> tuple[object, Callable[[bool], None]]:
+    """Open ``target`` for text writing so that it appears whole or not at all.
+
+    Returns the handle and a ``finish(ok)`` callable that renames into place on
+    success and removes the temporary file on failure. Non-regular targets
+    (``/dev/null``, a FIFO) are written directly.
+    """
+    path = Path(target)
+    if path.exists() and not path.is_file():
+        handle = path.open("w", encoding="utf-8")
+
+        def finish_direct(ok: bool) -> None:
+            handle.close()
+
+        return handle, finish_direct
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    handle = temporary.open("w", encoding="utf-8")
+
+    def finish(ok: bool) -> None:
+        handle.close()
+        if ok:
+            os.replace(temporary, path)
+        else:
+            temporary.unlink(missing_ok=True)
+
+    return handle, finish
