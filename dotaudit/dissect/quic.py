@@ -1,0 +1,424 @@
+"""QUIC client Initial packets: remove the protection and reassemble the ClientHello.
+
+Initial packets are encrypted with keys anyone can derive from the client's first
+Destination Connection ID (RFC 9001 §5.2, RFC 9369 §3.3), so a passive observer can
+read the TLS ClientHello (SNI, ALPN) that opens every QUIC connection. The ClientHello
+may span several CRYPTO frames, packets and datagrams, in any order.
+
+One :class:`QuicInitialTracker` follows the client direction of one UDP flow. It does
+the costly work (AES-GCM) only for long-header Initial packets and becomes a cheap
+no-op once the ClientHello is complete or after ``max_packets`` datagrams.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from dotaudit.errors import MalformedError
+
+V1 = 0x00000001
+V2 = 0x6B3343CF
+NEGOTIATION = 0x00000000
+
+_SALT_V1 = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
+_SALT_V2 = bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9")
+_SALT_DRAFT_29 = bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899")
+_SALT_DRAFT_23 = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
+
+_DRAFT_BASE = 0xFF000000
+_DRAFTS = range(23, 35)
+"""IETF drafts whose long header and Initial protection match v1 (only the salt differs)."""
+
+QUIC_VERSIONS: dict[int, str] = {
+    V1: "v1",
+    V2: "v2",
+    NEGOTIATION: "negotiation",
+    **{_DRAFT_BASE + n: f"draft-{n}" for n in _DRAFTS},
+}
+
+
+def _salt(version: int) -> bytes | None:
+    if version == V1:
+        return _SALT_V1
+    if version == V2:
+        return _SALT_V2
+    draft = version - _DRAFT_BASE
+    if draft in _DRAFTS:
+        if draft <= 28:
+            return _SALT_DRAFT_23
+        if draft <= 32:
+            return _SALT_DRAFT_29
+        return _SALT_V1  # drafts 33 and 34 already used the v1 salt
+    return None
+
+
+MAX_CID = 20
+_INITIAL_V1 = 0
+_INITIAL_V2 = 1
+_RETRY_V1 = 3
+_RETRY_V2 = 0
+_MAX_RANGES = 256
+"""Distinct CRYPTO byte ranges kept before a flow counts as hostile."""
+_MAX_DERIVATIONS = 4
+"""Key derivations per flow: the first DCID plus a few Retry / version changes."""
+_NOT_ZERO = re.compile(rb"[^\x00]")
+
+
+def looks_like_quic_long_header(data: bytes) -> bool:
+    """Cheap header-only test: a QUIC long header of a version we know, sane CIDs."""
+    if len(data) < 7 or data[0] & 0xC0 != 0xC0:
+        return False
+    (version,) = struct.unpack_from("!I", data, 1)
+    if version not in QUIC_VERSIONS:
+        return False
+    dcid_len = data[5]
+    if dcid_len > MAX_CID or len(data) < 7 + dcid_len:
+        return False
+    scid_len = data[6 + dcid_len]
+    return scid_len <= MAX_CID and len(data) >= 7 + dcid_len + scid_len
+
+
+@dataclass(frozen=True, slots=True)
+class QuicClientHello:
+    version: int
+    version_name: str
+    dcid: bytes
+    """The DCID the Initial keys were derived from (the client's first, or post-Retry)."""
+    hello_body: bytes
+    """The ClientHello handshake body, without the 4-byte handshake header."""
+
+
+class InitialKeys:
+    """Client Initial packet protection for one (version, DCID)."""
+
+    __slots__ = ("aead", "dcid", "hp", "iv", "largest_pn", "version")
+
+    def __init__(self, version: int, dcid: bytes) -> None:
+        salt = _salt(version)
+        if salt is None:
+            raise MalformedError(f"no Initial salt for QUIC version {version:#010x}")
+        prefix = b"quicv2 " if version == V2 else b"quic "
+        initial_secret = hmac.digest(salt, dcid, "sha256")
+        client_secret = hkdf_expand_label(initial_secret, b"client in", 32)
+        self.version = version
+        self.dcid = dcid
+        self.aead = AESGCM(hkdf_expand_label(client_secret, prefix + b"key", 16))
+        self.iv = hkdf_expand_label(client_secret, prefix + b"iv", 12)
+        hp_key = hkdf_expand_label(client_secret, prefix + b"hp", 16)
+        self.hp: CipherContext = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
+        self.largest_pn = -1
+
+    def unprotect(self, packet: bytes, pn_offset: int) -> tuple[int, bytes] | None:
+        """Packet number and plaintext of ``packet`` (one whole long-header packet).
+
+        None when the packet does not authenticate under these keys.
+        """
+        if len(packet) < pn_offset + 4 + 16:
+            raise MalformedError("QUIC packet too short for a header protection sample")
+        mask = self.hp.update(packet[pn_offset + 4 : pn_offset + 20])
+        first = packet[0] ^ (mask[0] & 0x0F)
+        pn_len = (first & 0x03) + 1
+        truncated = 0
+        for i in range(pn_len):
+            truncated = (truncated << 8) | (packet[pn_offset + i] ^ mask[1 + i])
+        header = bytearray(packet[: pn_offset + pn_len])
+        header[0] = first
+        header[pn_offset:] = truncated.to_bytes(pn_len, "big")
+        pn = _decode_packet_number(self.largest_pn, truncated, pn_len * 8)
+        nonce = (int.from_bytes(self.iv, "big") ^ pn).to_bytes(12, "big")
+        try:
+            plain = self.aead.decrypt(nonce, packet[pn_offset + pn_len :], bytes(header))
+        except InvalidTag:
+            return None
+        self.largest_pn = max(self.largest_pn, pn)
+        return pn, plain
+
+
+def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
+    """TLS 1.3 HKDF-Expand-Label (RFC 8446 §7.1) with SHA-256 and an empty context."""
+    full = b"tls13 " + label
+    info = struct.pack("!HB", length, len(full)) + full + b"\x00"
+    return HKDFExpand(SHA256(), length, info).derive(secret)
+
+
+def _decode_packet_number(largest: int, truncated: int, bits: int) -> int:
+    # RFC 9000 Appendix A.3
+    expected = largest + 1
+    win = 1 << bits
+    hwin = win // 2
+    candidate = (expected & ~(win - 1)) | truncated
+    if candidate <= expected - hwin and candidate < (1 << 62) - win:
+        return candidate + win
+    if candidate > expected + hwin and candidate >= win:
+        return candidate - win
+    return candidate
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    if pos >= end:
+        raise MalformedError("QUIC varint truncated")
+    first = data[pos]
+    size = 1 << (first >> 6)
+    if pos + size > end:
+        raise MalformedError("QUIC varint truncated")
+    value = first & 0x3F
+    for i in range(1, size):
+        value = (value << 8) | data[pos + i]
+    return value, pos + size
+
+
+class CryptoStream:
+    """CRYPTO stream bytes by offset, in any order, capped at ``limit`` bytes."""
+
+    __slots__ = ("buf", "limit", "ranges")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buf = bytearray()
+        self.ranges: list[list[int]] = []
+        """Sorted, merged [start, end) intervals received so far."""
+
+    def add(self, offset: int, data: bytes) -> None:
+        end = offset + len(data)
+        if end > self.limit:
+            raise MalformedError(f"QUIC CRYPTO data beyond {self.limit} bytes")
+        if not data:
+            return
+        if end > len(self.buf):
+            self.buf.extend(bytes(end - len(self.buf)))
+        self.buf[offset:end] = data
+        self._merge(offset, end)
+
+    def _merge(self, start: int, end: int) -> None:
+        kept: list[list[int]] = []
+        placed = False
+        for r in self.ranges:
+            if r[1] < start:
+                kept.append(r)
+            elif r[0] > end:
+                if not placed:
+                    kept.append([start, end])
+                    placed = True
+                kept.append(r)
+            else:
+                start = min(start, r[0])
+                end = max(end, r[1])
+        if not placed:
+            kept.append([start, end])
+        if len(kept) > _MAX_RANGES:
+            raise MalformedError("QUIC CRYPTO data in too many fragments")
+        self.ranges = kept
+
+    def contiguous(self) -> int:
+        """Bytes available without a gap from offset 0."""
+        if self.ranges and self.ranges[0][0] == 0:
+            return self.ranges[0][1]
+        return 0
+
+
+class QuicInitialTracker:
+    """Finds the ClientHello in the client half of one QUIC flow.
+
+    ``feed`` each client-to-server UDP payload in capture order. It returns the
+    ClientHello once, when complete; None while more is needed, for datagrams that
+    are not client Initials (short headers, server packets, undecryptable packets),
+    and forever after completion or after ``max_packets`` datagrams. It raises
+    :class:`MalformedError` for a datagram whose packets or frames are broken;
+    the tracker stays usable unless the CRYPTO stream itself is hopeless, in which
+    case it is done.
+    """
+
+    __slots__ = ("_crypto", "_derivations", "_done", "_keys", "_max_crypto", "_seen", "max_packets")
+
+    def __init__(self, *, max_crypto: int = 64 * 1024, max_packets: int = 32) -> None:
+        self.max_packets = max_packets
+        self._done = False
+        self._max_crypto = max_crypto
+        self._seen = 0
+        self._keys: InitialKeys | None = None
+        self._derivations = 0
+        self._crypto = CryptoStream(max_crypto)
+
+    @property
+    def done(self) -> bool:
+        """True once the ClientHello was returned or the tracker gave up."""
+        return self._done
+
+    @done.setter
+    def done(self, value: bool) -> None:
+        # A caller that abandons the flow releases the buffered CRYPTO bytes too.
+        if value:
+            self._finish()
+
+    def feed(self, datagram: bytes) -> QuicClientHello | None:
+        if self._done:
+            return None
+        self._seen += 1
+        try:
+            if datagram and datagram[0] & 0x80:
+                hello = self._datagram(datagram)
+                if hello is not None:
+                    return hello
+        except MalformedError:
+            self._give_up_if_exhausted()
+            raise
+        self._give_up_if_exhausted()
+        return None
+
+    def _give_up_if_exhausted(self) -> None:
+        if self._seen >= self.max_packets:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._keys = None
+        self._crypto = CryptoStream(0)  # drop the buffered bytes
+
+    def _datagram(self, data: bytes) -> QuicClientHello | None:
+        pos = 0
+        size = len(data)
+        # Coalesced packets: each long header carries its own length; a short-header
+        # packet or zero padding ends the datagram.
+        while pos < size and data[pos] & 0x80:
+            if size - pos < 7:
+                raise MalformedError("QUIC long header truncated")
+            first = data[pos]
+            (version,) = struct.unpack_from("!I", data, pos + 1)
+            if version == NEGOTIATION:
+                return None  # a server's packet; nothing of the client's here
+            if _salt(version) is None:
+                if pos == 0:
+                    return None  # a QUIC version we cannot read, not malformed
+                raise MalformedError(f"coalesced QUIC packet of another version {version:#x}")
+            ptype = (first & 0x30) >> 4
+            if ptype == (_RETRY_V2 if version == V2 else _RETRY_V1):
+                return None  # Retry runs to the datagram's end and is a server packet
+            p = pos + 5
+            dcid_len = data[p]
+            if dcid_len > MAX_CID:
+                raise MalformedError(f"QUIC DCID length {dcid_len} > {MAX_CID}")
+            dcid = data[p + 1 : p + 1 + dcid_len]
+            p += 1 + dcid_len
+            if p >= size:
+                raise MalformedError("QUIC long header truncated")
+            scid_len = data[p]
+            if scid_len > MAX_CID:
+                raise MalformedError(f"QUIC SCID length {scid_len} > {MAX_CID}")
+            p += 1 + scid_len
+            is_initial = ptype == (_INITIAL_V2 if version == V2 else _INITIAL_V1)
+            if is_initial:
+                token_len, p = _varint(data, p, size)
+                p += token_len
+            length, p = _varint(data, p, size)
+            end = p + length
+            if end > size:
+                raise MalformedError("QUIC packet length beyond the datagram")
+            if is_initial:
+                hello = self._initial(data[pos:end], p - pos, version, bytes(dcid))
+                if hello is not None:
+                    return hello
+            pos = end
+        return None
+
+    def _initial(
+        self, packet: bytes, pn_offset: int, version: int, dcid: bytes
+    ) -> QuicClientHello | None:
+        keys = self._keys
+        opened = None
+        if keys is not None and keys.version == version:
+            opened = keys.unprotect(packet, pn_offset)
+        if opened is None and (keys is None or keys.dcid != dcid or keys.version != version):
+            # First Initial, or a new DCID after a Retry / version change.
+            if self._derivations >= _MAX_DERIVATIONS:
+                return None
+            self._derivations += 1
+            fresh = InitialKeys(version, dcid)
+            opened = fresh.unprotect(packet, pn_offset)
+            if opened is not None:
+                if keys is not None:
+                    self._crypto = CryptoStream(self._max_crypto)  # the client restarted
+                self._keys = keys = fresh
+        if opened is None or keys is None:
+            return None
+        self._frames(opened[1])
+        return self._hello(keys)
+
+    def _frames(self, payload: bytes) -> None:
+        pos = 0
+        end = len(payload)
+        crypto = self._crypto
+        while pos < end:
+            ftype, pos = _varint(payload, pos, end)
+            if ftype == 0x00:  # PADDING: jump over the whole run
+                m = _NOT_ZERO.search(payload, pos)
+                pos = m.start() if m else end
+            elif ftype == 0x06:  # CRYPTO
+                offset, pos = _varint(payload, pos, end)
+                length, pos = _varint(payload, pos, end)
+                if pos + length > end:
+                    raise MalformedError("QUIC CRYPTO frame beyond the packet")
+                crypto.add(offset, payload[pos : pos + length])
+                pos += length
+            elif ftype == 0x01:  # PING
+                continue
+            elif ftype in (0x02, 0x03):  # ACK, ACK with ECN counts
+                pos = _skip_ack(payload, pos, end, ftype == 0x03)
+            elif ftype in (0x1C, 0x1D):  # CONNECTION_CLOSE (transport, application)
+                _, pos = _varint(payload, pos, end)
+                if ftype == 0x1C:
+                    _, pos = _varint(payload, pos, end)
+                reason_len, pos = _varint(payload, pos, end)
+                pos += reason_len
+                if pos > end:
+                    raise MalformedError("QUIC CONNECTION_CLOSE reason beyond the packet")
+            else:
+                raise MalformedError(f"QUIC frame type {ftype:#x} not allowed in Initial")
+
+    def _hello(self, keys: InitialKeys) -> QuicClientHello | None:
+        crypto = self._crypto
+        have = crypto.contiguous()
+        if have < 4:
+            return None
+        buf = crypto.buf
+        if buf[0] != 1:
+            self._finish()
+            raise MalformedError(f"QUIC Initial CRYPTO starts with handshake type {buf[0]}")
+        need = 4 + int.from_bytes(buf[1:4], "big")
+        if need > self._max_crypto:
+            self._finish()
+            raise MalformedError(f"QUIC ClientHello of {need} bytes exceeds the cap")
+        if have < need:
+            return None
+        hello = QuicClientHello(
+            version=keys.version,
+            version_name=QUIC_VERSIONS[keys.version],
+            dcid=keys.dcid,
+            hello_body=bytes(buf[4:need]),
+        )
+        self._finish()
+        return hello
+
+
+def _skip_ack(payload: bytes, pos: int, end: int, ecn: bool) -> int:
+    _, pos = _varint(payload, pos, end)  # largest acknowledged
+    _, pos = _varint(payload, pos, end)  # ACK delay
+    ranges, pos = _varint(payload, pos, end)
+    _, pos = _varint(payload, pos, end)  # first range
+    if ranges > (end - pos) // 2:
+        raise MalformedError("QUIC ACK range count beyond the packet")
+    for _ in range(ranges):
+        _, pos = _varint(payload, pos, end)  # gap
+        _, pos = _varint(payload, pos, end)  # range length
+    if ecn:
+        for _ in range(3):
+            _, pos = _varint(payload, pos, end)
+    return pos
