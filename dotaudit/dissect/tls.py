@@ -190,3 +190,495 @@ def _parse_alpn(r: _Reader) -> tuple[str, ...]:
     while protos.remaining():
         out.append(escape_text(protos.take(protos.u8())))
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    version: int
+    """Negotiated: supported_versions (ext 43) when present, else the legacy version."""
+    cipher: int
+    alpn: str | None
+    extensions: tuple[int, ...]
+    is_hello_retry: bool
+
+
+def parse_server_hello(body: bytes) -> ServerHello:
+    """Parse a ServerHello handshake body (after the 4-byte handshake header)."""
+    r = _Reader(body)
+    version = r.u16()
+    is_hrr = r.take(32) == HRR_RANDOM
+    sid_len = r.u8()
+    if sid_len > 32:
+        raise MalformedError("ServerHello session_id longer than 32 bytes")
+    r.take(sid_len)
+    cipher = r.u16()
+    r.u8()  # compression method
+    types: list[int] = []
+    alpn: str | None = None
+    if r.remaining():
+        exts = r.sub(r.u16())
+        while exts.remaining():
+            etype = exts.u16()
+            data = exts.sub(exts.u16())
+            types.append(etype)
+            if etype == EXT_SUPPORTED_VERSIONS:
+                version = data.u16()
+            elif etype == EXT_ALPN:
+                names = _parse_alpn(data)
+                if len(names) != 1:
+                    raise MalformedError("server ALPN must name exactly one protocol")
+                alpn = names[0]
+    return ServerHello(
+        version=version, cipher=cipher, alpn=alpn, extensions=tuple(types), is_hello_retry=is_hrr
+    )
+
+
+def is_tls13(version: int) -> bool:
+    """TLS 1.3 or one of its drafts (0x7fNN) or Facebook's Fizz experiments (0xfbNN)."""
+    return version == 0x0304 or (version >> 8) in (0x7F, 0xFB)
+
+
+_VERSION_NAMES = {
+    0x0304: "TLSv1.3",
+    0x0303: "TLSv1.2",
+    0x0302: "TLSv1.1",
+    0x0301: "TLSv1.0",
+    0x0300: "SSLv3",
+    0x0002: "SSLv2",
+}
+
+
+def version_name(v: int) -> str:
+    return _VERSION_NAMES.get(v) or f"0x{v:04x}"
+
+
+_CIPHER_NAMES = {
+    0x0004: "TLS_RSA_WITH_RC4_128_MD5",
+    0x0005: "TLS_RSA_WITH_RC4_128_SHA",
+    0x000A: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA",
+    0x0033: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
+    0x0039: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    0x003C: "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    0x003D: "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    0x009C: "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    0x009D: "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    0x009E: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    0x009F: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    0x00FF: "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0x1304: "TLS_AES_128_CCM_SHA256",
+    0x1305: "TLS_AES_128_CCM_8_SHA256",
+    0x5600: "TLS_FALLBACK_SCSV",
+    0xC009: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC00A: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    0xC011: "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    0xC012: "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0xC023: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC024: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    0xC027: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    0xC028: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+
+
+def cipher_name(c: int) -> str:
+    return _CIPHER_NAMES.get(c) or f"0x{c:04x}"
+
+
+ALERT_DESCRIPTIONS: dict[int, str] = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    21: "decryption_failed",
+    22: "record_overflow",
+    30: "decompression_failure",
+    40: "handshake_failure",
+    41: "no_certificate",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    60: "export_restriction",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    111: "certificate_unobtainable",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+
+CT_CHANGE_CIPHER_SPEC = 20
+CT_ALERT = 21
+CT_HANDSHAKE = 22
+CT_APPLICATION_DATA = 23
+CT_HEARTBEAT = 24
+
+# RFC 5246 §6.2.3: a TLSCiphertext fragment is at most 2^14 + 2048 bytes.
+MAX_RECORD = 16384 + 2048
+
+
+def _plausible_header(ctype: int, major: int, minor: int, length: int) -> bool:
+    return (
+        CT_CHANGE_CIPHER_SPEC <= ctype <= CT_HEARTBEAT
+        and major == 3
+        and minor <= 4
+        and length <= MAX_RECORD
+    )
+
+
+def looks_like_tls(data: bytes) -> bool:
+    """Whether the first bytes of a TCP stream can be a TLS record header.
+
+    Needs at least 3 bytes; with 5 or more the length must be plausible too. Heartbeat
+    (24) is not accepted as a first record.
+    """
+    if len(data) < 3 or not CT_CHANGE_CIPHER_SPEC <= data[0] <= CT_APPLICATION_DATA:
+        return False
+    if data[1] != 3 or data[2] > 4:
+        return False
+    return len(data) < 5 or 0 < ((data[3] << 8) | data[4]) <= MAX_RECORD
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHelloItem:
+    hello: ClientHello
+    frame: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHelloItem:
+    hello: ServerHello
+    frame: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateItem:
+    """A TLS <= 1.2 Certificate message (TLS 1.3 sends it encrypted): DER, leaf first."""
+
+    certs: tuple[bytes, ...]
+    frame: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    """An alert record; ``level``/``description`` are -1 when it was encrypted."""
+
+    level: int
+    description: int
+    encrypted: bool
+    frame: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordItem:
+    content_type: int
+    length: int
+    """The record header's length field."""
+    frame: int
+    ts: float
+
+
+TlsItem = ClientHelloItem | ServerHelloItem | CertificateItem | AlertItem | RecordItem
+
+HS_CLIENT_HELLO = 1
+HS_SERVER_HELLO = 2
+HS_CERTIFICATE = 11
+MAX_CERTS = 32
+
+# What the stream does with the body of the current record.
+_SKIP = 0
+_HANDSHAKE = 1
+_SMALL = 2  # alert or ChangeCipherSpec: keep the first two bytes only
+
+
+class TlsStream:
+    """One direction of a TLS connection, fed reassembled TCP bytes in order.
+
+    Record bodies are never buffered except cleartext handshake data (capped by
+    ``max_handshake`` bytes per direction, after which handshake parsing stops and
+    ``handshake_truncated`` is set). Once a record header is read, the rest of its body
+    is skipped by counting, so bulk application data costs a few comparisons per segment.
+
+    After :meth:`gap` the stream resynchronises only on a segment that *starts* with a
+    plausible record header (small DoT/DoH writes usually do); until then bytes are only
+    dropped, and handshake parsing stays off for the rest of the stream because message
+    boundaries are lost. A bad header after a gap returns to resync mode instead of
+    raising. Without a gap, a bad record header raises :class:`MalformedError`, and so
+    does a malformed handshake message; the stream is dead afterwards (feed returns []).
+    """
+
+    __slots__ = (
+        "_alert",
+        "_body_left",
+        "_ctype",
+        "_dead",
+        "_expect_hrr_hello",
+        "_gapped",
+        "_hdr",
+        "_hs",
+        "_hs_budget",
+        "_hs_off",
+        "_hs_rec_version",
+        "_hs_skip",
+        "_length",
+        "_mode",
+        "_n_records",
+        "_rec_version",
+        "_resync",
+        "encrypted",
+        "from_client",
+        "handshake_truncated",
+        "max_handshake",
+        "max_records",
+        "records_truncated",
+    )
+
+    def __init__(
+        self, from_client: bool, *, max_handshake: int = 256 * 1024, max_records: int = 4096
+    ) -> None:
+        self.from_client = from_client
+        self.max_handshake = max_handshake
+        self.max_records = max_records
+        self.encrypted = False
+        self.records_truncated = False
+        self.handshake_truncated = False
+        self._hdr = b""
+        self._body_left = 0
+        self._ctype = 0
+        self._length = 0
+        self._mode = _SKIP
+        self._hs = bytearray()
+        self._hs_budget = max_handshake
+        self._hs_skip = 0
+        self._hs_off = False
+        self._alert = b""
+        self._n_records = 0
+        self._rec_version = 0
+        self._hs_rec_version: int | None = None
+        self._resync = False
+        self._gapped = False
+        self._dead = False
+        self._expect_hrr_hello = False
+
+    def set_tls13(self) -> None:
+        """The server negotiated TLS 1.3: everything after its ServerHello is encrypted."""
+        self.encrypted = True
+
+    def hello_retry(self) -> None:
+        """The server sent a HelloRetryRequest: the client's next ChangeCipherSpec is the
+        middlebox-compatibility one and its second ClientHello is still cleartext."""
+        self._expect_hrr_hello = True
+
+    def gap(self) -> None:
+        """Bytes are missing before the next feed: see the class docstring."""
+        self._resync = True
+        self._gapped = True
+        self._hs_off = True
+        self._hs.clear()
+        self._hdr = b""
+        self._body_left = 0
+        self._mode = _SKIP
+
+    def feed(self, data: bytes, frame: int, ts: float) -> list[TlsItem]:
+        left = self._body_left
+        n = len(data)
+        if left > n and self._mode == _SKIP:
+            # Hot path: the whole segment is inside a record body we only count.
+            self._body_left = left - n
+            return []
+        if self._dead:
+            return []
+        out: list[TlsItem] = []
+        try:
+            self._feed(data, frame, ts, out)
+        except MalformedError:
+            self._dead = True
+            self._hs.clear()
+            raise
+        return out
+
+    def _feed(self, data: bytes, frame: int, ts: float, out: list[TlsItem]) -> None:
+        pos = 0
+        n = len(data)
+        if self._resync:
+            if n < 5 or not _plausible_header(data[0], data[1], data[2], (data[3] << 8) | data[4]):
+                return
+            self._resync = False
+        while pos < n:
+            left = self._body_left
+            if left:
+                take = min(left, n - pos)
+                mode = self._mode
+                if mode == _HANDSHAKE:
+                    self._handshake_bytes(data[pos : pos + take], frame, ts, out)
+                elif mode == _SMALL and len(self._alert) < 2:
+                    self._alert += data[pos : pos + min(take, 2 - len(self._alert))]
+                pos += take
+                left -= take
+                self._body_left = left
+                if not left:
+                    self._end_record(frame, ts, out)
+                continue
+            hdr = self._hdr
+            if hdr or n - pos < 5:
+                need = 5 - len(hdr)
+                hdr += data[pos : pos + need]
+                pos += min(need, n - pos)
+                if len(hdr) < 5:
+                    self._hdr = hdr
+                    return
+                self._hdr = b""
+                h = hdr
+                start = 0
+            else:
+                h = data
+                start = pos
+                pos += 5
+            ctype = h[start]
+            length = (h[start + 3] << 8) | h[start + 4]
+            if not _plausible_header(ctype, h[start + 1], h[start + 2], length):
+                if self._resync_allowed():
+                    return
+                raise MalformedError(f"not a TLS record header: {bytes(h[start : start + 5])!r}")
+            self._ctype = ctype
+            self._rec_version = (h[start + 1] << 8) | h[start + 2]
+            self._length = length
+            self._body_left = length
+            self._alert = b""
+            if ctype == CT_HANDSHAKE and not self.encrypted and not self._hs_off:
+                self._mode = _HANDSHAKE
+            elif ctype in (CT_ALERT, CT_CHANGE_CIPHER_SPEC):
+                self._mode = _SMALL
+            else:
+                self._mode = _SKIP
+            if not length:
+                self._end_record(frame, ts, out)
+
+    def _resync_allowed(self) -> bool:
+        """After a gap a bad header means we synchronised on noise: drop and resync."""
+        if not self._gapped:
+            return False
+        self._resync = True
+        self._hdr = b""
+        self._body_left = 0
+        return True
+
+    def _end_record(self, frame: int, ts: float, out: list[TlsItem]) -> None:
+        ctype = self._ctype
+        if ctype == CT_ALERT:
+            if not self.encrypted and self._length == 2:
+                out.append(AlertItem(self._alert[0], self._alert[1], False, frame, ts))
+            else:
+                # A cleartext alert is two bytes; anything else is an encrypted one
+                # (including TLS 1.3 client alerts when the caller never said 1.3).
+                out.append(AlertItem(-1, -1, True, frame, ts))
+        elif ctype == CT_CHANGE_CIPHER_SPEC:
+            if self._expect_hrr_hello:
+                self._expect_hrr_hello = False
+            else:
+                self.encrypted = True
+        self._mode = _SKIP
+        if self._n_records < self.max_records:
+            self._n_records += 1
+            out.append(RecordItem(ctype, self._length, frame, ts))
+        else:
+            self.records_truncated = True
+
+    def _handshake_bytes(self, chunk: bytes, frame: int, ts: float, out: list[TlsItem]) -> None:
+        if self._hs_off:
+            return
+        if self._hs_skip:
+            drop = min(self._hs_skip, len(chunk))
+            self._hs_skip -= drop
+            chunk = chunk[drop:]
+            if not chunk:
+                return
+        if len(chunk) > self._hs_budget:
+            self._stop_handshake()
+            return
+        self._hs_budget -= len(chunk)
+        hs = self._hs
+        if not hs:
+            self._hs_rec_version = self._rec_version
+        hs += chunk
+        off = 0
+        while len(hs) - off >= 4:
+            mtype = hs[off]
+            mlen = (hs[off + 1] << 16) | (hs[off + 2] << 8) | hs[off + 3]
+            if mlen > self._hs_budget + len(hs) - off - 4:
+                # Can never fit in what is left of the budget: give up on the handshake.
+                self._stop_handshake()
+                return
+            end = off + 4 + mlen
+            if end > len(hs):
+                break
+            self._message(mtype, bytes(hs[off + 4 : end]), frame, ts, out)
+            off = end
+            # The next message starts inside the current record.
+            self._hs_rec_version = self._rec_version
+        if off:
+            del hs[:off]
+
+    def _stop_handshake(self) -> None:
+        self.handshake_truncated = True
+        self._hs_off = True
+        self._hs.clear()
+
+    def _message(self, mtype: int, body: bytes, frame: int, ts: float, out: list[TlsItem]) -> None:
+        if mtype == HS_CLIENT_HELLO and self.from_client:
+            ch = parse_client_hello(body, record_version=self._hs_rec_version)
+            out.append(ClientHelloItem(ch, frame, ts))
+        elif mtype == HS_SERVER_HELLO and not self.from_client:
+            sh = parse_server_hello(body)
+            out.append(ServerHelloItem(sh, frame, ts))
+            if sh.is_hello_retry:
+                self._expect_hrr_hello = True  # its compat CCS precedes the real ServerHello
+            elif is_tls13(sh.version):
+                self.encrypted = True
+        elif mtype == HS_CERTIFICATE:
+            out.append(CertificateItem(parse_certificate_list(body), frame, ts))
+
+
+def parse_certificate_list(body: bytes) -> tuple[bytes, ...]:
+    """DER certificates of a TLS <= 1.2 Certificate message body (at most MAX_CERTS)."""
+    r = _Reader(body)
+    total = (r.u8() << 16) | r.u16()
+    lst = r.sub(total)
+    certs: list[bytes] = []
+    while lst.remaining():
+        clen = (lst.u8() << 16) | lst.u16()
+        der = lst.take(clen)
+        if len(certs) < MAX_CERTS:
+            certs.append(der)
+    return tuple(certs)
