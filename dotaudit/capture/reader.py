@@ -28,6 +28,7 @@ MAX_BLOCK = 64 << 20
 MAX_BUFFERED_BLOCK = 1 << 20
 """Blocks we must parse stay below this; longer skippable blocks are streamed past."""
 MAX_WARNINGS = 100
+MAX_INTERFACES = 4096
 
 _PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -40,6 +41,7 @@ _SHB_BYTES = b"\x0a\x0d\x0d\x0a"
 _BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _IDB, _PB, _SPB, _EPB = 1, 2, 3, 6
 # Known pcapng blocks that carry no packets: NRB, ISB, systemd journal, DSB, custom.
+_PACKET_BLOCKS = frozenset({_PB, _SPB, _EPB})
 _QUIET_SKIP = frozenset({4, 5, 9, 10, 0x00000BAD, 0x40000BAD})
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -154,25 +156,27 @@ class CaptureReader:
         unpack = struct.Struct(order + "IIII").unpack_from
         base = 0  # stream offset of buf[0]
         pos = 24
+        data = pos + 16  # start of the record's packet bytes
         end = len(buf)
         frame = 0
         self.bytes_read = end
         while True:
-            if pos + 16 <= end:
+            if data <= end:
                 sec, frac, incl, orig = unpack(buf, pos)
-                nxt = pos + 16 + incl
-                if nxt <= end and incl <= cap:
+                pos = data + incl
+                if pos <= end and incl <= cap:
                     frame += 1
-                    yield frame, sec + frac * scale, linktype, buf[pos + 16 : nxt], orig
-                    pos = nxt
+                    yield frame, sec + frac * scale, linktype, buf[data:pos], orig
+                    data = pos + 16
                     continue
+                pos = data - 16
                 if incl > cap:
                     self._stop(base + pos, f"captured length {incl} exceeds {cap}")
                     return
             more = src.read(chunk)
             if not more:
                 if pos < end:
-                    what = "record header cut" if pos + 16 > end else "record data cut"
+                    what = "record header cut" if data > end else "record data cut"
                     self._cut(base + pos, what, src)
                 elif src.error:
                     self._cut(base + pos, "at a record boundary", src)
@@ -180,39 +184,51 @@ class CaptureReader:
             buf = buf[pos:] + more
             base += pos
             pos = 0
+            data = 16
             end = len(buf)
             self.bytes_read = base + end
 
     def _pcapng(self, src: _Source) -> Iterator[Frame]:
         chunk = self.chunk_size
         buf = b""
-        base = 0
+        base = 0  # stream offset of buf[0]
         pos = 0
         end = 0
         frame = 0
-        order = "<"
-        head = struct.Struct("<II").unpack_from
-        u32 = struct.Struct("<I").unpack_from
-        epb = struct.Struct("<IIIII").unpack_from
-        pb = struct.Struct("<HHIIII").unpack_from
-        # per interface: (link type, snaplen, ticks per second, offset seconds)
-        ifaces: list[tuple[int, int, int, int]] = []
-        last_ts = 0.0
+        sec = _Section("<")
+        fast = sec.epb_head
+        u32 = sec.u32
+        ifaces = sec.ifaces
         while True:
+            # Fast path: a well-formed EPB for a known interface, entirely in the buffer.
+            if end - pos >= 28:
+                btype, blen, ifid, hi, lo, caplen, orig = fast(buf, pos)
+                nxt = pos + blen
+                if (
+                    btype == _EPB
+                    and nxt <= end
+                    and caplen <= blen - 32
+                    and caplen <= MAX_CAPLEN
+                    and not blen & 3
+                    and ifid < len(ifaces)
+                    and u32(buf, nxt - 4)[0] == blen
+                ):
+                    frame += 1
+                    linktype, hi_scale, lo_scale, offset = ifaces[ifid]
+                    sec.last_ts = ts = offset + hi * hi_scale + lo * lo_scale
+                    yield frame, ts, linktype, buf[pos + 28 : pos + 28 + caplen], orig
+                    pos = nxt
+                    continue
             if end - pos >= 12:
-                btype, blen = head(buf, pos)
+                btype = sec.u32(buf, pos)[0]
                 if btype == _SHB:
                     bom = buf[pos + 8 : pos + 12]
                     if bom not in _BOM:
                         self._stop(base + pos, "section header with an unknown byte-order mark")
                         return
-                    order = _BOM[bom]
-                    head = struct.Struct(order + "II").unpack_from
-                    u32 = struct.Struct(order + "I").unpack_from
-                    epb = struct.Struct(order + "IIIII").unpack_from
-                    pb = struct.Struct(order + "HHIIII").unpack_from
-                    btype, blen = head(buf, pos)
-                    ifaces = []
+                    sec = _Section(_BOM[bom])
+                    fast, u32, ifaces = sec.epb_head, sec.u32, sec.ifaces
+                blen = u32(buf, pos + 4)[0]
                 if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                     self._stop(base + pos, f"block type {btype:#x} has bad length {blen}")
                     return
@@ -220,66 +236,28 @@ class CaptureReader:
                     if u32(buf, pos + blen - 4)[0] != blen:
                         self._stop(base + pos, f"block type {btype:#x} trailing length mismatch")
                         return
-                    if btype in (_EPB, _PB):
+                    if btype in _PACKET_BLOCKS:
                         frame += 1
-                        if btype == _EPB:
-                            ifid, hi, lo, caplen, orig = epb(buf, pos + 8)
-                        else:
-                            ifid, _drops, hi, lo, caplen, orig = pb(buf, pos + 8)
-                        if caplen > MAX_CAPLEN:
-                            self._stop(base + pos, f"captured length {caplen} exceeds {MAX_CAPLEN}")
+                        if not self._packet_block(sec, buf, pos, blen, btype, base):
                             return
-                        if 32 + caplen > blen:
-                            self._warn(f"packet block at byte offset {base + pos} overruns itself")
-                        elif ifid >= len(ifaces):
-                            self._warn(
-                                f"packet block at byte offset {base + pos} names unknown "
-                                f"interface {ifid}",
-                                once=f"ifid{ifid}",
-                            )
-                        else:
-                            linktype, _snap, units, tsoff = ifaces[ifid]
-                            last_ts = tsoff + ((hi << 32) | lo) / units
-                            yield frame, last_ts, linktype, buf[pos + 28 : pos + 28 + caplen], orig
-                    elif btype == _SPB:
-                        frame += 1
-                        if not ifaces:
-                            self._warn(
-                                f"simple packet block at byte offset {base + pos} "
-                                "before any interface",
-                                once="spb-noif",
-                            )
-                        else:
-                            orig = head(buf, pos + 4)[1]
-                            linktype, snap, _units, _off = ifaces[0]
-                            caplen = min(orig, blen - 16, snap or MAX_CAPLEN)
-                            # An SPB has no timestamp: it inherits the previous packet's.
-                            yield frame, last_ts, linktype, buf[pos + 12 : pos + 12 + caplen], orig
+                        if sec.frame is not None:
+                            yield (frame, *sec.frame)
                     elif btype == _IDB:
-                        iface = self._interface(buf, pos, blen, order)
-                        if iface is None:
+                        if len(ifaces) >= MAX_INTERFACES:
+                            self._warn("too many interfaces; later ones ignored", once="ifmax")
+                        elif not sec.add_interface(buf, pos, blen):
                             self._warn(f"bad interface block at byte offset {base + pos}")
-                            iface = (0xFFFF, 0, 1_000_000, 0)
-                        ifaces.append(iface)
                     elif btype != _SHB and btype not in _QUIET_SKIP:
-                        self._warn(
-                            f"skipped unknown block type {btype:#x} (first at byte offset "
-                            f"{base + pos})",
-                            once=f"type{btype}",
-                        )
+                        self._unknown_block(btype, base + pos)
                     pos += blen
                     continue
                 if blen > MAX_BUFFERED_BLOCK:
-                    if btype in (_SHB, _IDB, _PB, _SPB, _EPB):
+                    if btype in _PACKET_BLOCKS or btype in (_SHB, _IDB):
                         self._stop(base + pos, f"block type {btype:#x} too long ({blen})")
                         return
                     if btype not in _QUIET_SKIP:
-                        self._warn(
-                            f"skipped unknown block type {btype:#x} (first at byte offset "
-                            f"{base + pos})",
-                            once=f"type{btype}",
-                        )
-                    trailer = self._skip(src, buf[pos:end], blen, order)
+                        self._unknown_block(btype, base + pos)
+                    trailer = self._skip(src, buf[pos:end], blen, sec.order)
                     if trailer is None:
                         self._cut(base + pos, "block data cut", src)
                         return
@@ -288,9 +266,7 @@ class CaptureReader:
                         return
                     base += pos + blen
                     buf = b""
-                    pos = 0
-                    end = len(buf)
-                    self.bytes_read = base + end
+                    pos = end = 0
                     continue
             more = src.read(chunk)
             if not more:
@@ -306,6 +282,50 @@ class CaptureReader:
             end = len(buf)
             self.bytes_read = base + end
 
+    def _packet_block(
+        self, sec: _Section, buf: bytes, pos: int, blen: int, btype: int, base: int
+    ) -> bool:
+        """Decode an EPB, SPB or obsolete PB into ``sec.frame``; False means stop reading."""
+        sec.frame = None
+        if btype == _SPB:
+            if not sec.ifaces:
+                self._warn(f"packet block at byte offset {base + pos} before any interface")
+                return True
+            orig = sec.u32(buf, pos + 8)[0]
+            linktype = sec.ifaces[0][0]
+            caplen = min(orig, blen - 16, sec.snaplen0 or MAX_CAPLEN)
+            # An SPB has no timestamp: it inherits the previous packet's.
+            sec.frame = (sec.last_ts, linktype, buf[pos + 12 : pos + 12 + caplen], orig)
+            return True
+        if blen < 32:
+            self._warn(f"packet block at byte offset {base + pos} is too short")
+            return True
+        if btype == _EPB:
+            ifid, hi, lo, caplen, orig = sec.epb_body(buf, pos + 8)
+        else:
+            ifid, _drops, hi, lo, caplen, orig = sec.pb_body(buf, pos + 8)
+        if caplen > MAX_CAPLEN:
+            self._stop(base + pos, f"captured length {caplen} exceeds {MAX_CAPLEN}")
+            return False
+        if 32 + caplen > blen:
+            self._warn(f"packet block at byte offset {base + pos} overruns itself")
+        elif ifid >= len(sec.ifaces):
+            self._warn(
+                f"packet block at byte offset {base + pos} names unknown interface {ifid}",
+                once=f"ifid{ifid}",
+            )
+        else:
+            linktype, hi_scale, lo_scale, offset = sec.ifaces[ifid]
+            sec.last_ts = offset + hi * hi_scale + lo * lo_scale
+            sec.frame = (sec.last_ts, linktype, buf[pos + 28 : pos + 28 + caplen], orig)
+        return True
+
+    def _unknown_block(self, btype: int, offset: int) -> None:
+        self._warn(
+            f"skipped unknown block type {btype:#x} (first at byte offset {offset})",
+            once=f"type{btype}",
+        )
+
     def _skip(self, src: _Source, have: bytes, blen: int, order: str) -> int | None:
         """Read to the end of a long block without buffering it; return its trailing length."""
         need = blen - len(have)
@@ -320,17 +340,34 @@ class CaptureReader:
         value: int = struct.unpack(order + "I", tail)[0]
         return value
 
-    @staticmethod
-    def _interface(buf: bytes, pos: int, blen: int, order: str) -> tuple[int, int, int, int] | None:
+
+class _Section:
+    """Byte order and interfaces of one pcapng section (a new SHB starts afresh)."""
+
+    def __init__(self, order: str) -> None:
+        self.order = order
+        self.u32 = struct.Struct(order + "I").unpack_from
+        self.epb_head = struct.Struct(order + "7I").unpack_from
+        self.epb_body = struct.Struct(order + "5I").unpack_from
+        self.pb_body = struct.Struct(order + "HH4I").unpack_from
+        self.ifaces: list[tuple[int, float, float, int]] = []
+        """Per interface: link type, seconds per 2**32 ticks, seconds per tick, offset."""
+        self.snaplen0 = 0
+        self.last_ts = 0.0
+        self.frame: tuple[float, int, bytes, int] | None = None
+
+    def add_interface(self, buf: bytes, pos: int, blen: int) -> bool:
+        """Parse an IDB; a bad one still takes its interface number (as an unknown link)."""
         if blen < 20:
-            return None
-        linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
+            self.ifaces.append((0xFFFF, 0.0, 1e-6, 0))
+            return False
+        linktype, _reserved, snaplen = struct.unpack_from(self.order + "HHI", buf, pos + 8)
         units = 1_000_000
-        tsoff = 0
+        offset = 0
         opt = pos + 16
         stop = pos + blen - 4
         while opt + 4 <= stop:
-            code, length = struct.unpack_from(order + "HH", buf, opt)
+            code, length = struct.unpack_from(self.order + "HH", buf, opt)
             value = opt + 4
             if code == 0 or value + length > stop:
                 break
@@ -338,6 +375,9 @@ class CaptureReader:
                 res = buf[value]
                 units = 2 ** (res & 0x7F) if res & 0x80 else 10**res
             elif code == 14 and length >= 8:
-                tsoff = struct.unpack_from(order + "q", buf, value)[0]
+                offset = struct.unpack_from(self.order + "q", buf, value)[0]
             opt = value + ((length + 3) & ~3)
-        return linktype, snaplen, units, tsoff
+        if not self.ifaces:
+            self.snaplen0 = snaplen
+        self.ifaces.append((linktype, (1 << 32) / units, 1 / units, offset))
+        return True
