@@ -1,0 +1,302 @@
+"""Findings: verdicts with evidence an admin can check frame by frame.
+
+Every finding has a stable catalogue ID (``DA-LEAK-001``), a severity and a separate
+confidence, the frames and capture times behind it, and remediation text citing RFCs.
+The catalogue (``CATALOGUE``) is the single source of IDs, default severities and
+remediation; ``docs/findings.md`` documents it and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class Severity(IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (one of: {names})") from None
+
+
+class Confidence(IntEnum):
+    LOW = 0
+    MEDIUM = 1
+    HIGH = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    id: str
+    title: str
+    severity: Severity
+    remediation: str
+
+
+def _entries(*entries: CatalogueEntry) -> dict[str, CatalogueEntry]:
+    return {entry.id: entry for entry in entries}
+
+
+CATALOGUE: dict[str, CatalogueEntry] = _entries(
+    CatalogueEntry(
+        "DA-LEAK-001",
+        "Plaintext DNS over UDP/53",
+        Severity.HIGH,
+        "Configure the client or its stub resolver to use DNS over TLS (RFC 7858) or HTTPS "
+        "(RFC 8484) in strict mode (RFC 8310 §5), and block outbound port 53 except to approved "
+        "internal resolvers.",
+    ),
+    CatalogueEntry(
+        "DA-LEAK-002",
+        "Plaintext DNS over TCP/53",
+        Severity.HIGH,
+        "As DA-LEAK-001: move the client to DoT/DoH in strict mode (RFC 8310 §5); plaintext TCP "
+        "DNS (RFC 7766) exposes every name to the path.",
+    ),
+    CatalogueEntry(
+        "DA-LEAK-003",
+        "Plaintext DNS to a local stub resolver",
+        Severity.INFO,
+        "Traffic to a loopback stub stays on the host; check that the stub itself forwards over "
+        "an encrypted transport (RFC 7858, RFC 8484).",
+    ),
+    CatalogueEntry(
+        "DA-LEAK-004",
+        "Plaintext DNS from an encryption-capable client (EDNS padding in cleartext)",
+        Severity.HIGH,
+        "EDNS(0) padding (RFC 7830) only makes sense inside encryption (RFC 8467 §4); seeing it "
+        "in plaintext means a DoT/DoH-capable client fell back. Use strict mode (RFC 8310 §5) so "
+        "it fails closed.",
+    ),
+    CatalogueEntry(
+        "DA-LEAK-005",
+        "mDNS/LLMNR query for a non-local name",
+        Severity.MEDIUM,
+        "Multicast name resolution (RFC 6762, RFC 4795) broadcasts the name to the whole link "
+        "and invites spoofed answers; disable LLMNR and restrict mDNS to .local names.",
+    ),
+    CatalogueEntry(
+        "DA-LEAK-006",
+        "EDNS Client Subnet sent by a client",
+        Severity.MEDIUM,
+        "ECS (RFC 7871 §11.1) reveals the client's network to every server on the resolution "
+        "path; clients should send source prefix 0 or no ECS option at all.",
+    ),
+    CatalogueEntry(
+        "DA-LEAK-007",
+        "Plaintext DNS alongside a working DoT session (split leak)",
+        Severity.HIGH,
+        "Some queries bypass the encrypted resolver: find the application or stub that uses "
+        "its own resolver, and block port 53 egress (RFC 8310 §5 strict mode).",
+    ),
+    CatalogueEntry(
+        "DA-DOT-001",
+        "DoT connection failed",
+        Severity.MEDIUM,
+        "Check that port 853 is reachable (RFC 7858 §3.1) and not filtered or reset on the "
+        "path; a strict client cannot resolve without it, an opportunistic one falls back.",
+    ),
+    CatalogueEntry(
+        "DA-DOT-002",
+        "DoT session uses an obsolete TLS version",
+        Severity.HIGH,
+        "RFC 7858 §8 points to BCP 195; TLS 1.0 and 1.1 are deprecated (RFC 8996). Enable TLS "
+        "1.3 (RFC 8446) on the resolver and client.",
+    ),
+    CatalogueEntry(
+        "DA-DOT-003",
+        "DoT session uses TLS 1.2",
+        Severity.LOW,
+        "TLS 1.2 sends the certificate in cleartext and leaks more handshake metadata; prefer "
+        "TLS 1.3 (RFC 8446, RFC 9325).",
+    ),
+    CatalogueEntry(
+        "DA-DOT-004",
+        "DoT ClientHello without SNI",
+        Severity.INFO,
+        "No SNI points to an opportunistic or pin-only client (RFC 7858 §4.2, RFC 8310 §8.1); "
+        "strict clients should authenticate a name (RFC 8310 §7).",
+    ),
+    CatalogueEntry(
+        "DA-DOT-005",
+        "DoT certificate problem seen passively",
+        Severity.HIGH,
+        "The resolver presented a certificate a strict client must refuse (RFC 8310 §8, "
+        "RFC 6125): expired, self-signed or for another name. Fix the certificate or the "
+        "interception on the path.",
+    ),
+    CatalogueEntry(
+        "DA-DOT-006",
+        "DoT session established",
+        Severity.INFO,
+        "Encrypted DNS in use (RFC 7858).",
+    ),
+    CatalogueEntry(
+        "DA-FALLBACK-001",
+        "Fallback from DoT to plaintext DNS",
+        Severity.HIGH,
+        "An on-path attacker can force this downgrade by blocking port 853. Configure strict "
+        "mode (RFC 8310 §5) so the client fails closed instead of falling back to port 53.",
+    ),
+    CatalogueEntry(
+        "DA-PAD-001",
+        "DoT session without EDNS padding: sizes reveal names",
+        Severity.MEDIUM,
+        "Enable EDNS(0) padding (RFC 7830) with the recommended block-length policy: queries to "
+        "128 octets, responses to 468 octets (RFC 8467 §4.1).",
+    ),
+    CatalogueEntry(
+        "DA-PAD-002",
+        "DoT session padded; timing and counts still leak",
+        Severity.INFO,
+        "Padding hides sizes but not timing or query counts; traffic analysis has de-anonymised "
+        "padded traces (Bushart & Rossow 2020). Consider connection reuse and cover traffic.",
+    ),
+    CatalogueEntry(
+        "DA-DOH-001",
+        "DNS over HTTPS in use",
+        Severity.INFO,
+        "Encrypted DNS (RFC 8484). Check that the provider is approved by policy; DoH bypasses "
+        "local resolver controls.",
+    ),
+    CatalogueEntry(
+        "DA-DOH-002",
+        "DNS over HTTP/2 in cleartext (h2c)",
+        Severity.HIGH,
+        "RFC 8484 §5 requires HTTPS; cleartext DoH exposes every query. Use https:// endpoints.",
+    ),
+    CatalogueEntry(
+        "DA-DOQ-001",
+        "DNS over QUIC in use",
+        Severity.INFO,
+        "Encrypted DNS (RFC 9250). Check that the provider is approved by policy.",
+    ),
+    CatalogueEntry(
+        "DA-SNI-001",
+        "SNI names a known encrypted-DNS resolver",
+        Severity.INFO,
+        "The SNI (RFC 6066) reveals which resolver the client uses; Encrypted Client Hello "
+        "(draft-ietf-tls-esni) hides it.",
+    ),
+    CatalogueEntry(
+        "DA-ECH-001",
+        "Encrypted Client Hello offered",
+        Severity.INFO,
+        "The ClientHello carries an ECH extension; when the outer SNI is a real site name this "
+        "is most likely GREASE ECH, which hides nothing.",
+    ),
+    CatalogueEntry(
+        "DA-POLICY-001",
+        "DoT to a resolver that policy does not approve",
+        Severity.MEDIUM,
+        "Add the resolver to the policy's approved list with its SPKI pins (RFC 7858 §4.2), or "
+        "block it.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    id: str
+    severity: Severity
+    confidence: Confidence
+    title: str
+    dedup_key: str
+    client: str | None = None
+    server: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    frames: tuple[int, ...] = ()
+    first_ts: float | None = None
+    last_ts: float | None = None
+    remediation: str = ""
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity.label,
+            "confidence": self.confidence.label,
+            "title": self.title,
+            "client": self.client,
+            "server": self.server,
+            "evidence": self.evidence,
+            "frames": list(self.frames),
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "remediation": self.remediation,
+            "dedup_key": self.dedup_key,
+            "file": self.file,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            id=str(data["id"]),
+            severity=Severity.parse(str(data["severity"])),
+            confidence=Confidence[str(data["confidence"]).upper()],
+            title=str(data["title"]),
+            dedup_key=str(data.get("dedup_key", "")),
+            client=data.get("client"),
+            server=data.get("server"),
+            evidence=dict(data.get("evidence") or {}),
+            frames=tuple(int(f) for f in data.get("frames") or ()),
+            first_ts=data.get("first_ts"),
+            last_ts=data.get("last_ts"),
+            remediation=str(data.get("remediation", "")),
+            file=data.get("file"),
+        )
+
+
+MAX_FRAMES = 50
+"""Frames listed per finding; the count of all frames is in the evidence."""
+
+
+def make_finding(
+    finding_id: str,
+    *,
+    dedup_key: str,
+    confidence: Confidence = Confidence.HIGH,
+    severity: Severity | None = None,
+    title: str | None = None,
+    client: str | None = None,
+    server: str | None = None,
+    evidence: dict[str, Any] | None = None,
+    frames: list[int] | tuple[int, ...] = (),
+    first_ts: float | None = None,
+    last_ts: float | None = None,
+    file: str | None = None,
+) -> Finding:
+    """Build a finding from its catalogue entry, so IDs, titles and remediation stay in one place."""
+    entry = CATALOGUE[finding_id]
+    return Finding(
+        id=finding_id,
+        severity=entry.severity if severity is None else severity,
+        confidence=confidence,
+        title=title or entry.title,
+        dedup_key=f"{finding_id}|{dedup_key}",
+        client=client,
+        server=server,
+        evidence=evidence or {},
+        frames=tuple(sorted(set(frames)))[:MAX_FRAMES],
+        first_ts=first_ts,
+        last_ts=last_ts,
+        remediation=entry.remediation,
+        file=file,
+    )
