@@ -1,0 +1,125 @@
+"""JA3 and JA4 client fingerprints of a parsed ClientHello.
+
+JA3 (Salesforce): ``version,ciphers,extensions,groups,point_formats`` in decimal, GREASE
+removed, md5. JA4 follows FoxIO's technical_details/JA4.md. One deliberate difference
+from nDPI: nDPI prints ``d`` (domain) in JA4_a for every TLS ClientHello, even when it
+also reports "Missing SNI" (e.g. its dns_dot.pcap and doh.pcapng results). The spec says
+``d`` only when the server_name extension is present, else ``i``; we follow the spec, so
+our JA4 for such hellos differs from nDPI's in that one letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from dotaudit.dissect.tls import EXT_ALPN, EXT_SNI, ClientHello
+
+
+def is_grease(value: int) -> bool:
+    """RFC 8701 GREASE values: 0x0a0a, 0x1a1a, ... 0xfafa."""
+    return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
+
+
+def _no_grease(values: tuple[int, ...]) -> list[int]:
+    return [v for v in values if not is_grease(v)]
+
+
+def ja3_string(ch: ClientHello) -> str:
+    return ",".join(
+        (
+            str(ch.legacy_version),
+            "-".join(map(str, _no_grease(ch.ciphers))),
+            "-".join(map(str, _no_grease(ch.extensions))),
+            "-".join(map(str, _no_grease(ch.groups))),
+            "-".join(map(str, ch.ec_point_formats)),
+        )
+    )
+
+
+def ja3(ch: ClientHello) -> str:
+    return hashlib.md5(ja3_string(ch).encode("ascii"), usedforsecurity=False).hexdigest()
+
+
+_JA4_VERSIONS = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0002: "s2",
+    0xFEFF: "d1",
+    0xFEFD: "d2",
+    0xFEFC: "d3",
+}
+
+
+def ja4_version(ch: ClientHello) -> str:
+    """Highest non-GREASE supported_versions value, else the legacy version; unknown "00".
+
+    "Highest" is numeric, as the spec says: a hello listing a TLS 1.3 draft (0x7fNN) or
+    Fizz (0xfbNN) therefore maps to "00", as nDPI also prints for such hellos.
+    """
+    offered = _no_grease(ch.supported_versions)
+    version = max(offered) if offered else ch.legacy_version
+    return _JA4_VERSIONS.get(version, "00")
+
+
+def _unescape(text: str) -> bytes:
+    r"""Invert :func:`dotaudit.dissect.tls.escape_text` (it escapes ``\`` too)."""
+    if "\\" not in text:
+        return text.encode("ascii")
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 2] == "x" and len(text) >= i + 4:
+            out.append(int(text[i + 2 : i + 4], 16))
+            i += 4
+        else:
+            out.append(ord(text[i]) & 0xFF)
+            i += 1
+    return bytes(out)
+
+
+def _alnum(b: int) -> bool:
+    return 0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A
+
+
+def ja4_alpn(ch: ClientHello) -> str:
+    """First and last character of the first ALPN value; hex rule when either is not alnum."""
+    if not ch.alpn:
+        return "00"
+    raw = _unescape(ch.alpn[0])
+    if not raw:
+        return "00"
+    if _alnum(raw[0]) and _alnum(raw[-1]):
+        return chr(raw[0]) + chr(raw[-1])
+    hexed = raw.hex()
+    return hexed[0] + hexed[-1]
+
+
+def _hash12(text: str) -> str:
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
+
+
+def ja4(ch: ClientHello, *, quic: bool = False) -> str:
+    ciphers = _no_grease(ch.ciphers)
+    exts = _no_grease(ch.extensions)
+    part_a = (
+        ("q" if quic else "t")
+        + ja4_version(ch)
+        + ("d" if EXT_SNI in exts else "i")
+        + f"{min(len(ciphers), 99):02d}"
+        + f"{min(len(exts), 99):02d}"
+        + ja4_alpn(ch)
+    )
+    part_b = _hash12(",".join(f"{c:04x}" for c in sorted(ciphers))) if ciphers else "0" * 12
+    hashed_exts = sorted(e for e in exts if e not in (EXT_SNI, EXT_ALPN))
+    if hashed_exts:
+        text = ",".join(f"{e:04x}" for e in hashed_exts)
+        sigalgs = _no_grease(ch.signature_algorithms)
+        if sigalgs:
+            text += "_" + ",".join(f"{s:04x}" for s in sigalgs)
+        part_c = _hash12(text)
+    else:
+        part_c = "0" * 12
+    return f"{part_a}_{part_b}_{part_c}"
