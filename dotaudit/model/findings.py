@@ -283,7 +283,7 @@ def make_finding(
     last_ts: float | None = None,
     file: str | None = None,
 ) -> Finding:
-    """Build a finding from its catalogue entry, so IDs, titles and remediation stay in one place."""
+    """Build a finding from its catalogue entry: IDs, titles and remediation live in one place."""
     entry = CATALOGUE[finding_id]
     return Finding(
         id=finding_id,

@@ -81,8 +81,10 @@ class AuditReport:
             "policy": self.policy,
             "summary": self.summary(),
             "findings": [f.to_dict() for f in self.sorted_findings()],
-            "anomalies": {"counts": dict(sorted(self.anomalies.items())),
-                          "samples": self.anomaly_samples},
+            "anomalies": {
+                "counts": dict(sorted(self.anomalies.items())),
+                "samples": self.anomaly_samples,
+            },
         }
         for name in SECTION_NAMES:
             if name in self.sections or name != "targets":

@@ -1,0 +1,72 @@
+"""The detector interface: events in, findings (and report sections) out.
+
+Detectors see events, never packets, and take time only from event timestamps.
+Each keeps bounded state (aggregates, capped samples) so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Finding
+from dotaudit.model.policy import Policy
+from dotaudit.model.resolvers import ResolverDirectory, known_resolvers
+
+Section = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Context:
+    policy: Policy = field(default_factory=Policy)
+    resolvers: ResolverDirectory = field(default_factory=known_resolvers)
+
+
+class Detector(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    @abstractmethod
+    def on_event(self, event: Event) -> None: ...
+
+    @abstractmethod
+    def finish(self) -> list[Finding]: ...
+
+    def sections(self) -> dict[str, Section]:
+        """Report sections this detector fills (e.g. ``plaintext_dns``); call after finish."""
+        return {}
+
+
+class CappedSample:
+    """Keeps the first ``limit`` distinct values in arrival order, and counts them all."""
+
+    __slots__ = ("_seen", "_track", "limit", "overflow", "values")
+
+    def __init__(self, limit: int = 20, track: int = 10_000) -> None:
+        self.limit = limit
+        self.values: list[str] = []
+        self._seen: set[str] = set()
+        self.overflow = False
+        self._track = track
+
+    def add(self, value: str) -> None:
+        if value in self._seen:
+            return
+        if len(self._seen) < self._track:
+            self._seen.add(value)
+        else:
+            self.overflow = True
+        if len(self.values) < self.limit:
+            self.values.append(value)
+
+    @property
+    def count(self) -> int:
+        """Distinct values seen (exact up to the tracking cap; see ``overflow``)."""
+        return len(self._seen)
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._seen
