@@ -1,0 +1,509 @@
+"""Flow table: TCP/UDP flows keyed by 5-tuple, TCP connection state, expiry by capture time.
+
+Each flow is stored under both directional keys ``(src, sport, dst, dport)`` so a packet
+finds its flow with one dict lookup and no normalisation. Expiry is driven by packet
+timestamps: a heap of per-flow deadlines is swept at most once per second of capture time,
+and a flow's deadline is only re-checked when it comes due, so busy flows cost nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Protocol
+
+from dotaudit.capture.packet import ACK, FIN, RST, SYN, TCP, UDP, Anomaly, AnomalySink, Packet
+from dotaudit.capture.reassembly import Reassembler, StreamConsumer, StreamContext
+
+WELL_KNOWN_PORTS = (53, 853, 443, 80, 784, 8853, 5353, 5355)
+"""Server ports, most telling first, used to orient flows whose start was not captured."""
+_PORT_RANK = {port: rank for rank, port in enumerate(WELL_KNOWN_PORTS)}
+_SWEEP_INTERVAL = 1.0
+_FULL_REPORT_EVERY = 1000
+
+
+class FlowConsumer(StreamConsumer, Protocol):
+    def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None: ...
+
+    def on_flow_end(self, flow: Flow) -> None: ...
+
+
+def server_is_destination(sport: int, dport: int) -> bool:
+    """Orientation without a SYN: is the destination of this packet the server?"""
+    rank_src = _PORT_RANK.get(sport)
+    rank_dst = _PORT_RANK.get(dport)
+    if rank_dst is not None and (rank_src is None or rank_dst < rank_src):
+        return True
+    if rank_src is not None and (rank_dst is None or rank_src < rank_dst):
+        return False
+    if sport != dport and min(sport, dport) < 1024:
+        return dport < sport
+    return True
+
+
+class Flow:
+    __slots__ = (
+        "_close",
+        "_closed_at",
+        "_due",
+        "_ended",
+        "_fin",
+        "_fin_by",
+        "_icmp_early",
+        "_isn",
+        "_refused",
+        "_rst_by",
+        "_settled",
+        "_synack",
+        "_syns",
+        "_ts_back",
+        "app",
+        "bytes_fwd",
+        "bytes_rev",
+        "c2s",
+        "client",
+        "closed_by",
+        "cport",
+        "end",
+        "ended_by",
+        "first_frame",
+        "handshake_seen",
+        "icmp",
+        "icmp_frame",
+        "ignore_payload",
+        "last_frame",
+        "mid_stream",
+        "outcome",
+        "packets_fwd",
+        "packets_rev",
+        "proto",
+        "rst_ttl",
+        "s2c",
+        "server",
+        "server_ttl",
+        "sport",
+        "start",
+        "syn_retransmits",
+    )
+
+    def __init__(
+        self,
+        proto: int,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        frame: int,
+        ts: float,
+    ) -> None:
+        self.proto = proto
+        self.client = client
+        self.cport = cport
+        self.server = server
+        self.sport = sport
+        self.app: object | None = None
+        """Opaque per-flow state owned by the consumer."""
+        self.ignore_payload = False
+        """Set by the consumer to stop reassembly and delivery; counters keep counting."""
+        self.first_frame = frame
+        self.last_frame = frame
+        self.start = ts
+        self.end = ts
+        self.packets_fwd = 0
+        self.packets_rev = 0
+        self.bytes_fwd = 0
+        self.bytes_rev = 0
+        self.outcome = ""
+        """One of ``dotaudit.model.events.OUTCOMES``; set when the flow ends."""
+        self.syn_retransmits = 0
+        self.handshake_seen = False
+        self.mid_stream = False
+        self.closed_by: str | None = None
+        self.ended_by = ""
+        self.icmp: str | None = None
+        self.icmp_frame: int | None = None
+        self.rst_ttl: int | None = None
+        self.server_ttl: int | None = None
+        self.c2s: Reassembler | None = None
+        self.s2c: Reassembler | None = None
+        self._syns = 0
+        self._isn = -1
+        self._synack = False
+        self._fin = 0
+        """Bit 1: client sent FIN, bit 2: server sent FIN."""
+        self._fin_by: str | None = None
+        self._rst_by: str | None = None
+        self._close = ""
+        """"fin" or "rst": what closed the connection first."""
+        self._closed_at: float | None = None
+        self._refused = False
+        self._icmp_early = False
+        self._settled = False
+        """No per-packet TCP state left to track: packets may take the fast path."""
+        self._ts_back = False
+        self._due = 0.0
+        self._ended = False
+
+
+class FlowTable:
+    def __init__(
+        self,
+        consumer: FlowConsumer,
+        sink: AnomalySink,
+        *,
+        tcp_idle: float = 300.0,
+        udp_idle: float = 60.0,
+        close_linger: float = 2.0,
+        max_stream_buffer: int = 256 * 1024,
+        max_total_buffer: int = 64 * 1024 * 1024,
+        max_flows: int = 500_000,
+    ) -> None:
+        self.consumer = consumer
+        self.sink = sink
+        self.tcp_idle = tcp_idle
+        self.udp_idle = udp_idle
+        self.close_linger = close_linger
+        self.max_flows = max_flows
+        self.streams = StreamContext(
+            consumer, self._flow_anomaly, max_stream_buffer, max_total_buffer
+        )
+        self._tcp: dict[tuple[bytes, int, bytes, int], Flow] = {}
+        self._udp: dict[tuple[bytes, int, bytes, int], Flow] = {}
+        self._heap: list[tuple[float, int, Flow]] = []
+        self._counter = 0
+        self._active = 0
+        self._evicted = 0
+        self._next_sweep = float("-inf")
+
+    @property
+    def active_flows(self) -> int:
+        return self._active
+
+    def process(self, pkt: Packet) -> None:
+        ts = pkt.ts
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        if pkt.icmp is not None:
+            self._icmp(pkt)
+            return
+        if pkt.proto != TCP:
+            if pkt.proto == UDP:
+                self._udp_packet(pkt, ts)
+            return
+        src = pkt.src
+        sport = pkt.sport
+        flow = self._tcp.get((src, sport, pkt.dst, pkt.dport))
+        flags = pkt.flags
+        if flow is None or flags & (SYN | FIN | RST) or not flow._settled:
+            self._tcp_slow(pkt, flow, flags, ts)
+            return
+        # Fast path for established flows; mirrors _tcp_data, kept inline because it runs
+        # for every bulk packet.
+        frame = flow.last_frame = pkt.frame
+        if ts >= flow.end:
+            flow.end = ts
+        else:
+            self._ts_backwards(flow, pkt)
+        payload = pkt.payload
+        if sport == flow.cport and src == flow.client:
+            flow.packets_fwd += 1
+            if payload:
+                flow.bytes_fwd += len(payload)
+                if not flow.ignore_payload:
+                    stream = flow.c2s
+                    if stream is None:
+                        stream = flow.c2s = Reassembler(self.streams, flow, True)
+                    stream.segment(pkt.seq, payload, frame, ts)
+            peer = flow.s2c
+        else:
+            flow.packets_rev += 1
+            if flow.server_ttl is None:
+                flow.server_ttl = pkt.ttl
+            if payload:
+                flow.bytes_rev += len(payload)
+                if not flow.ignore_payload:
+                    stream = flow.s2c
+                    if stream is None:
+                        stream = flow.s2c = Reassembler(self.streams, flow, False)
+                    stream.segment(pkt.seq, payload, frame, ts)
+            peer = flow.c2s
+        if peer is not None and peer.starts and flags & ACK:
+            peer.peer_ack(pkt.ack, frame, ts)
+
+    def finish(self) -> None:
+        """End every remaining flow (capture end), oldest first."""
+        live = {id(f): f for f in (*self._tcp.values(), *self._udp.values())}
+        for flow in sorted(live.values(), key=lambda f: f.first_frame):
+            closed = flow._closed_at is not None
+            self._end(flow, "close" if closed else "capture_end")
+
+    # --- TCP -----------------------------------------------------------------------
+
+    def _tcp_slow(self, pkt: Packet, flow: Flow | None, flags: int, ts: float) -> None:
+        syn_only = flags & (SYN | ACK) == SYN
+        if flow is not None and syn_only and _syn_starts_new_flow(flow, pkt.seq):
+            self._end(flow, "close" if flow._close or flow._fin else "idle_timeout")
+            flow = None
+        if flow is None:
+            flow = self._new_tcp_flow(pkt, flags, ts)
+        from_client = pkt.sport == flow.cport and pkt.src == flow.client
+        side = "client" if from_client else "server"
+        seq = pkt.seq
+        if from_client:
+            if syn_only:
+                flow._syns += 1
+                if flow._syns == 1:
+                    flow._isn = seq
+                    flow.mid_stream = False
+                    self._stream(flow, True).start(seq + 1)
+                else:
+                    flow.syn_retransmits = flow._syns - 1
+            elif flow._synack and flags & ACK:
+                flow.handshake_seen = True
+        else:
+            if flags & (SYN | ACK) == SYN | ACK and not flow._synack:
+                flow._synack = True
+                flow.mid_stream = False
+                self._stream(flow, False).start(seq + 1)
+            if flags & RST:
+                if flow.rst_ttl is None:
+                    flow.rst_ttl = pkt.ttl
+                if flow._syns and not flow._synack and not flow.packets_rev and not flow._close:
+                    flow._refused = True
+            elif flow.server_ttl is None:
+                flow.server_ttl = pkt.ttl
+        if pkt.payload and flow._synack:
+            flow.handshake_seen = True
+        if flags & FIN:
+            bit = 1 if from_client else 2
+            if not flow._fin & bit:
+                flow._fin |= bit
+                if flow._fin_by is None:
+                    flow._fin_by = side
+                if flow._fin == 3 and not flow._close:
+                    flow._close = "fin"
+                    self._closing(flow, ts)
+        if flags & RST and not flow._close:
+            flow._close = "rst"
+            flow._rst_by = side
+            self._closing(flow, ts)
+        flow._settled = not flow._synack or flow.handshake_seen
+        self._tcp_data(flow, from_client, pkt, flags, ts)
+
+    def _tcp_data(self, flow: Flow, from_client: bool, pkt: Packet, flags: int, ts: float) -> None:
+        frame = flow.last_frame = pkt.frame
+        if ts >= flow.end:
+            flow.end = ts
+        else:
+            self._ts_backwards(flow, pkt)
+        payload = pkt.payload
+        if from_client:
+            flow.packets_fwd += 1
+            flow.bytes_fwd += len(payload)
+        else:
+            flow.packets_rev += 1
+            flow.bytes_rev += len(payload)
+        if flow.ignore_payload:
+            return
+        if payload and not flags & RST:  # RST payload is diagnostic text, not stream data
+            seq = pkt.seq + 1 if flags & SYN else pkt.seq
+            self._stream(flow, from_client).segment(seq, payload, frame, ts)
+        peer = flow.s2c if from_client else flow.c2s
+        if peer is not None and peer.starts and flags & ACK:
+            peer.peer_ack(pkt.ack, frame, ts)
+
+    def _stream(self, flow: Flow, from_client: bool) -> Reassembler:
+        stream = flow.c2s if from_client else flow.s2c
+        if stream is None:
+            stream = Reassembler(self.streams, flow, from_client)
+            if from_client:
+                flow.c2s = stream
+            else:
+                flow.s2c = stream
+        return stream
+
+    def _new_tcp_flow(self, pkt: Packet, flags: int, ts: float) -> Flow:
+        if flags & SYN:
+            to_server = not flags & ACK
+            mid_stream = False
+        else:
+            to_server = server_is_destination(pkt.sport, pkt.dport)
+            mid_stream = True
+        flow = self._new_flow(TCP, pkt, to_server, ts, self.tcp_idle)
+        flow.mid_stream = mid_stream
+        return flow
+
+    def _closing(self, flow: Flow, ts: float) -> None:
+        flow._closed_at = ts
+        due = ts + self.close_linger
+        if due < flow._due:
+            self._schedule(flow, due)
+
+    # --- UDP and ICMP ----------------------------------------------------------------
+
+    def _udp_packet(self, pkt: Packet, ts: float) -> None:
+        flow = self._udp.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        if flow is None:
+            to_server = server_is_destination(pkt.sport, pkt.dport)
+            flow = self._new_flow(UDP, pkt, to_server, ts, self.udp_idle)
+        flow.last_frame = pkt.frame
+        if ts >= flow.end:
+            flow.end = ts
+        else:
+            self._ts_backwards(flow, pkt)
+        from_client = pkt.sport == flow.cport and pkt.src == flow.client
+        n = len(pkt.payload)
+        if from_client:
+            flow.packets_fwd += 1
+            flow.bytes_fwd += n
+        else:
+            flow.packets_rev += 1
+            flow.bytes_rev += n
+            if flow.server_ttl is None:
+                flow.server_ttl = pkt.ttl
+        if n and not flow.ignore_payload:
+            self.consumer.on_datagram(flow, from_client, pkt)
+
+    def _icmp(self, pkt: Packet) -> None:
+        quote = pkt.icmp
+        if quote is None:
+            return
+        table = self._tcp if quote.proto == TCP else self._udp if quote.proto == UDP else None
+        if table is None:
+            return
+        flow = table.get((quote.src, quote.sport, quote.dst, quote.dport))
+        if flow is None or flow.icmp is not None:
+            return
+        flow.icmp = quote.kind
+        flow.icmp_frame = pkt.frame
+        if flow.proto == UDP or not flow.packets_rev:
+            flow._icmp_early = True
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def _new_flow(self, proto: int, pkt: Packet, to_server: bool, ts: float, idle: float) -> Flow:
+        if self._active >= self.max_flows:
+            self._evict_one(pkt)
+        if to_server:
+            flow = Flow(proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts)
+        else:
+            flow = Flow(proto, pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.frame, ts)
+        table = self._tcp if proto == TCP else self._udp
+        table[(flow.client, flow.cport, flow.server, flow.sport)] = flow
+        table[(flow.server, flow.sport, flow.client, flow.cport)] = flow
+        self._active += 1
+        self._schedule(flow, ts + idle)
+        return flow
+
+    def _schedule(self, flow: Flow, due: float) -> None:
+        flow._due = due
+        self._counter += 1
+        heapq.heappush(self._heap, (due, self._counter, flow))
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_INTERVAL
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, _, flow = heapq.heappop(heap)
+            if flow._ended or due != flow._due:
+                continue  # superseded by a later schedule entry
+            idle = self.tcp_idle if flow.proto == TCP else self.udp_idle
+            idle_due = flow.end + idle
+            close_due = (
+                flow._closed_at + self.close_linger if flow._closed_at is not None else idle_due
+            )
+            if close_due <= now:
+                self._end(flow, "close")
+            elif idle_due <= now:
+                self._end(flow, "idle_timeout")
+            else:
+                self._schedule(flow, min(idle_due, close_due))
+        if len(heap) > 2 * self._active + 1024:
+            self._heap = [e for e in heap if not e[2]._ended and e[0] == e[2]._due]
+            heapq.heapify(self._heap)
+
+    def _evict_one(self, pkt: Packet) -> None:
+        heap = self._heap
+        while heap:
+            due, _, flow = heapq.heappop(heap)
+            if flow._ended or due != flow._due:
+                continue
+            self._end(flow, "idle_timeout")
+            self._evicted += 1
+            if self._evicted % _FULL_REPORT_EVERY == 1:
+                detail = f"{self._evicted} flows evicted so far (max_flows={self.max_flows})"
+                self.sink(Anomaly("flow_table_full", pkt.frame, pkt.ts, detail))
+            return
+
+    def _end(self, flow: Flow, ended_by: str) -> None:
+        if flow._ended:
+            return
+        flow._ended = True
+        for stream in (flow.c2s, flow.s2c):
+            if stream is not None:
+                stream.close(flow.last_frame, flow.end)
+        flow.c2s = flow.s2c = None
+        flow.ended_by = ended_by
+        _settle_outcome(flow)
+        table = self._tcp if flow.proto == TCP else self._udp
+        for key in (
+            (flow.client, flow.cport, flow.server, flow.sport),
+            (flow.server, flow.sport, flow.client, flow.cport),
+        ):
+            if table.get(key) is flow:
+                del table[key]
+        self._active -= 1
+        self.consumer.on_flow_end(flow)
+
+    # --- anomalies -------------------------------------------------------------------
+
+    def _ts_backwards(self, flow: Flow, pkt: Packet) -> None:
+        if flow._ts_back:
+            return
+        flow._ts_back = True
+        detail = f"{flow.end - pkt.ts:.6f}s before an earlier packet of this flow"
+        self._flow_anomaly(flow, "ts_backwards", pkt.frame, pkt.ts, detail)
+
+    def _flow_anomaly(self, flow: Flow, what: str, frame: int, ts: float, detail: str) -> None:
+        self.sink(
+            Anomaly(
+                what,
+                frame,
+                ts,
+                detail,
+                flow.client,
+                flow.cport,
+                flow.server,
+                flow.sport,
+                flow.proto,
+            )
+        )
+
+
+def _syn_starts_new_flow(flow: Flow, isn: int) -> bool:
+    """A bare SYN on a known 5-tuple: retransmission, or a new connection reusing it?"""
+    if flow._closed_at is not None:
+        return True
+    if flow._isn == isn:
+        return False
+    return bool(flow._fin or flow._close or flow.handshake_seen or flow.mid_stream)
+
+
+def _settle_outcome(flow: Flow) -> None:
+    if flow.proto == UDP:
+        flow.outcome = "icmp_rejected" if flow.icmp is not None else "udp"
+        return
+    if flow._icmp_early:
+        flow.outcome = "icmp_rejected"
+    elif flow._refused:
+        flow.outcome = "refused"
+        flow.closed_by = "server"
+    elif flow._close == "rst":
+        flow.outcome = "closed_rst"
+        flow.closed_by = flow._rst_by
+    elif flow._fin:
+        flow.outcome = "closed_fin"
+        flow.closed_by = flow._fin_by
+    elif flow._syns and not flow.packets_rev:
+        flow.outcome = "syn_unanswered"
+    else:
+        flow.outcome = "established"
