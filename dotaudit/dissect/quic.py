@@ -103,17 +103,11 @@ class InitialKeys:
     __slots__ = ("aead", "dcid", "hp", "iv", "largest_pn", "version")
 
     def __init__(self, version: int, dcid: bytes) -> None:
-        salt = _salt(version)
-        if salt is None:
-            raise MalformedError(f"no Initial salt for QUIC version {version:#010x}")
-        prefix = b"quicv2 " if version == V2 else b"quic "
-        initial_secret = hmac.digest(salt, dcid, "sha256")
-        client_secret = hkdf_expand_label(initial_secret, b"client in", 32)
+        key, iv, hp_key = initial_client_keys(version, dcid)
         self.version = version
         self.dcid = dcid
-        self.aead = AESGCM(hkdf_expand_label(client_secret, prefix + b"key", 16))
-        self.iv = hkdf_expand_label(client_secret, prefix + b"iv", 12)
-        hp_key = hkdf_expand_label(client_secret, prefix + b"hp", 16)
+        self.aead = AESGCM(key)
+        self.iv = iv
         self.hp: CipherContext = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
         self.largest_pn = -1
 
@@ -133,7 +127,7 @@ class InitialKeys:
         header = bytearray(packet[: pn_offset + pn_len])
         header[0] = first
         header[pn_offset:] = truncated.to_bytes(pn_len, "big")
-        pn = _decode_packet_number(self.largest_pn, truncated, pn_len * 8)
+        pn = decode_packet_number(self.largest_pn, truncated, pn_len * 8)
         nonce = (int.from_bytes(self.iv, "big") ^ pn).to_bytes(12, "big")
         try:
             plain = self.aead.decrypt(nonce, packet[pn_offset + pn_len :], bytes(header))
@@ -143,6 +137,21 @@ class InitialKeys:
         return pn, plain
 
 
+def initial_client_keys(version: int, dcid: bytes) -> tuple[bytes, bytes, bytes]:
+    """AEAD key, IV and header-protection key of the client's Initial packets."""
+    salt = _salt(version)
+    if salt is None:
+        raise MalformedError(f"no Initial salt for QUIC version {version:#010x}")
+    prefix = b"quicv2 " if version == V2 else b"quic "
+    initial_secret = hmac.digest(salt, dcid, "sha256")  # HKDF-Extract
+    client_secret = hkdf_expand_label(initial_secret, b"client in", 32)
+    return (
+        hkdf_expand_label(client_secret, prefix + b"key", 16),
+        hkdf_expand_label(client_secret, prefix + b"iv", 12),
+        hkdf_expand_label(client_secret, prefix + b"hp", 16),
+    )
+
+
 def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     """TLS 1.3 HKDF-Expand-Label (RFC 8446 §7.1) with SHA-256 and an empty context."""
     full = b"tls13 " + label
@@ -150,7 +159,7 @@ def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     return HKDFExpand(SHA256(), length, info).derive(secret)
 
 
-def _decode_packet_number(largest: int, truncated: int, bits: int) -> int:
+def decode_packet_number(largest: int, truncated: int, bits: int) -> int:
     # RFC 9000 Appendix A.3
     expected = largest + 1
     win = 1 << bits
@@ -366,7 +375,11 @@ class QuicInitialTracker:
                 length, pos = _varint(payload, pos, end)
                 if pos + length > end:
                     raise MalformedError("QUIC CRYPTO frame beyond the packet")
-                crypto.add(offset, payload[pos : pos + length])
+                try:
+                    crypto.add(offset, payload[pos : pos + length])
+                except MalformedError:
+                    self._finish()  # the stream is hopeless, not just this packet
+                    raise
                 pos += length
             elif ftype == 0x01:  # PING
                 continue
