@@ -36,7 +36,9 @@ class KdigResult:
 
     @property
     def errors(self) -> list[str]:
-        return [line for line in (self.stdout + self.stderr).splitlines() if line.startswith(";; ERROR")]
+        return [
+            line for line in (self.stdout + self.stderr).splitlines() if line.startswith(";; ERROR")
+        ]
 
 
 def netns_prefix(netns: str | None) -> list[str]:

@@ -26,13 +26,16 @@ class LabError(RuntimeError):
 
 
 def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22);
+    None when it is gone or a zombie (dead, only waiting to be reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name may contain spaces and parentheses: split after the last ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
@@ -94,6 +97,7 @@ class ProcessManager:
         argv: Sequence[str],
         env: Mapping[str, str] | None = None,
         stdout_pipe: bool = False,
+        stderr_to_stdout: bool = False,
     ) -> Proc:
         log = self.log_dir / f"{name}.log"
         full_env = dict(os.environ)
@@ -104,7 +108,7 @@ class ProcessManager:
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if stdout_pipe else handle,
-                stderr=handle,
+                stderr=subprocess.STDOUT if stderr_to_stdout else handle,
                 env=full_env,
                 start_new_session=True,  # a Ctrl-C in the test run must not hit daemons first
             )

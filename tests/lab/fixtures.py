@@ -1,0 +1,79 @@
+"""pytest fixtures for the real lab (exported from tests/conftest.py).
+
+- ``lab`` (session): loopback services, see ``tests.lab.lab``; ``lab["padded"]`` etc.
+- ``lab_firewall`` (session): namespace with 853 open/drop/reset/icmp/closed.
+- ``lab_twohop`` (session): client/router/server namespaces, router resets 853.
+- ``lab_capture`` (function): start a tcpdump on lo (or in a namespace) into tmp_path.
+
+Not root or a binary missing: the tests skip with the reason. Under CI=true a lab that
+cannot start fails loudly instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab.capture import Capture, start_capture
+from tests.lab.lab import Lab, missing_prerequisite, start_lab
+from tests.lab.netns import FirewallLab, TwoHop, start_firewall, start_twohop
+from tests.lab.procs import LabError
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def lab_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"lab cannot start under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"lab unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    reason = missing_prerequisite()
+    if reason:
+        lab_unavailable(reason)
+    try:
+        started = start_lab()
+    except LabError as exc:
+        lab_unavailable(str(exc))
+        raise  # unreachable: lab_unavailable always raises
+    with started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def lab_firewall(lab: Lab) -> FirewallLab:
+    try:
+        return start_firewall(lab.pm, lab.pki, lab.base)
+    except LabError as exc:
+        lab_unavailable(str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def lab_twohop(lab: Lab) -> TwoHop:
+    try:
+        return start_twohop(lab.pm, lab.pki, lab.base)
+    except LabError as exc:
+        lab_unavailable(str(exc))
+        raise
+
+
+@pytest.fixture
+def lab_capture(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., Capture]]:
+    """``lab_capture(name, bpf="", interface="lo", netns=None)`` -> a running Capture."""
+    running: list[Capture] = []
+
+    def start(name: str, bpf: str = "", interface: str = "lo", netns: str | None = None) -> Capture:
+        cap = start_capture(lab.pm, tmp_path / f"{name}.pcap", interface, bpf, netns)
+        running.append(cap)
+        return cap
+
+    yield start
+    for cap in running:
+        if cap.proc in lab.pm.procs:
+            lab.pm.stop(cap.proc)
