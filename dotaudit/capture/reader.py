@@ -9,7 +9,6 @@ unusable header at offset 0 raises :class:`~dotaudit.errors.InputError`.
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 import zlib
@@ -44,30 +43,66 @@ _IDB, _PB, _SPB, _EPB = 1, 2, 3, 6
 _PACKET_BLOCKS = frozenset({_PB, _SPB, _EPB})
 _QUIET_SKIP = frozenset({4, 5, 9, 10, 0x00000BAD, 0x40000BAD})
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_READ = 1 << 16
 
 
 class _Source:
-    """Chunked byte source over a plain or gzip file; a damaged gzip stream just ends."""
+    """Chunked byte source over a plain or gzip file; a damaged gzip stream just ends.
+
+    zlib is driven directly (not GzipFile) so that the bytes decompressed before a
+    damaged or cut point are still delivered, and multi-member files keep going.
+    """
 
     def __init__(self, raw: BinaryIO, compressed: bool) -> None:
         self._raw = raw
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else None
+        self._compressed = compressed
+        self._inflate = zlib.decompressobj(31)
+        self._done = False
         self.error: str | None = None
 
     def read(self, n: int) -> bytes:
-        if self._gz is None:
+        if not self._compressed:
             return self._raw.read(n)
-        if self.error is not None:
+        out: list[bytes] = []
+        got = 0
+        while got < n and not self._done:
+            try:
+                # Small steps: a zlib error loses the output of the call that hit it.
+                data = self._inflate_some(min(n - got, _GZIP_READ))
+            except zlib.error as exc:
+                self.error = f"gzip stream damaged: {exc}"
+                self._done = True
+                break
+            if data:
+                out.append(data)
+                got += len(data)
+        return b"".join(out)
+
+    def _inflate_some(self, limit: int) -> bytes:
+        inflate = self._inflate
+        if inflate.unconsumed_tail:
+            return inflate.decompress(inflate.unconsumed_tail, limit)
+        if inflate.eof:
+            rest = inflate.unused_data
+            if len(rest) < 2:
+                rest += self._raw.read(_GZIP_READ)
+            if not rest.strip(b"\0"):
+                self._done = True  # clean end (zero padding after the last member is common)
+                return b""
+            if rest[:2] != _GZIP_MAGIC:
+                self.error = "gzip stream followed by non-gzip data"
+                self._done = True
+                return b""
+            self._inflate = inflate = zlib.decompressobj(31)
+            return inflate.decompress(rest, limit)
+        packed = self._raw.read(_GZIP_READ)
+        if not packed:
+            self.error = "gzip stream cut short"
+            self._done = True
             return b""
-        try:
-            return self._gz.read(n)
-        except (EOFError, OSError, zlib.error) as exc:
-            self.error = f"gzip stream damaged: {exc}"
-            return b""
+        return inflate.decompress(packed, limit)
 
     def close(self) -> None:
-        if self._gz is not None:
-            self._gz.close()
         self._raw.close()
 
 
@@ -145,10 +180,10 @@ class CaptureReader:
     def _pcap(self, src: _Source) -> Iterator[Frame]:
         chunk = self.chunk_size
         buf = src.read(max(chunk, 24))
-        order, scale = _PCAP_MAGICS[buf[:4]]
-        if len(buf) < 24:
+        if len(buf) < 24 or buf[:4] not in _PCAP_MAGICS:  # the file changed since we opened it
             self._cut(0, "file header cut", src)
             return
+        order, scale = _PCAP_MAGICS[buf[:4]]
         # The header's snaplen is advisory (writers get it wrong); MAX_CAPLEN is the hard cap.
         linktype = struct.unpack_from(order + "I", buf, 20)[0]
         linktype &= 0xFFFF  # the upper bits carry FCS-length flags, not the link type
