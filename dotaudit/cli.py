@@ -15,6 +15,9 @@ from typing import IO, Any
 from dotaudit import __version__
 from dotaudit.errors import InputError
 from dotaudit.model.events import EVENTS_SCHEMA, Event
+from dotaudit.model.findings import Severity
+from dotaudit.model.report import AuditReport
+from dotaudit.render.base import OutputFormat, RendererUnavailable, render
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -123,6 +126,113 @@ def _event_record(event: Event) -> dict[str, Any]:
     return record
 
 
+def _generated_at() -> str:
+    # Report metadata only; detectors never read the wall clock.
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _choose_format(args: argparse.Namespace) -> OutputFormat:
+    if args.format:
+        return OutputFormat(args.format)
+    if args.output and args.output != "-":
+        by_extension = OutputFormat.from_path(args.output)
+        if by_extension is None:
+            raise UsageError(
+                f"cannot tell the format from {args.output!r}; use --format json|jsonl|text|html"
+            )
+        return by_extension
+    return OutputFormat.JSON
+
+
+def write_report(report: AuditReport, args: argparse.Namespace) -> int:
+    """Write the report where asked, the summary to stderr; return the exit code."""
+    fmt = _choose_format(args)
+    try:
+        body = render(report, fmt)
+    except RendererUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    if args.output and args.output != "-":
+        from dotaudit.pipeline import atomic_writer
+
+        handle_obj, finish = atomic_writer(args.output)
+        handle: IO[str] = handle_obj  # type: ignore[assignment]
+        ok = False
+        try:
+            handle.write(body)
+            ok = True
+        finally:
+            finish(ok)
+    else:
+        sys.stdout.write(body)
+    if not (fmt is OutputFormat.TEXT and not args.output) and not args.quiet:
+        sys.stderr.write(render(report, OutputFormat.TEXT))
+    threshold = args.fail_on
+    if threshold == "none":
+        return EXIT_OK
+    highest = report.highest_severity()
+    if highest is not None and highest >= Severity.parse(threshold):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from dotaudit.detect.base import Context
+    from dotaudit.model.policy import Policy, load_policy
+    from dotaudit.pipeline import analyze, expand_inputs
+
+    _choose_format(args)
+    policy = load_policy(args.policy) if args.policy else Policy()
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+
+    def progress_for(path: Path) -> ProgressBar | None:
+        return ProgressBar(str(path), sys.stderr) if sys.stderr.isatty() else None
+
+    report = analyze(
+        paths,
+        Context(policy=policy),
+        workers=workers,
+        progress_for=progress_for,
+        generated_at=_generated_at(),
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 80 + "\r")
+    for item in report.inputs:
+        for warning in item.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+    if args.evidence:
+        from dotaudit.capture.evidence import write_evidence
+
+        written = write_evidence(report, Path(args.evidence))
+        print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+    return write_report(report, args)
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        help="output format (default: from the -o extension, else json)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        default="high",
+        choices=[s.label for s in Severity] + ["none"],
+        help="exit 1 when a finding is at or above this severity (default: high)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no text summary on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dotaudit",
@@ -149,6 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="a truncated capture is an error (exit 2)"
     )
     events.set_defaults(handler=cmd_events)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="judge what captures leak about DNS: findings with frame-level evidence",
+        description="Analyze captures: plaintext DNS leaks, DoT sessions, fallbacks, SNI, "
+        "DoH/DoQ and padding compliance.",
+    )
+    analyze.add_argument("inputs", nargs="+", metavar="FILE|DIR")
+    _add_report_options(analyze)
+    analyze.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
+    analyze.add_argument(
+        "--workers", type=int, metavar="N", help="files analyzed in parallel (default: cores)"
+    )
+    analyze.add_argument(
+        "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
+    )
+    analyze.set_defaults(handler=cmd_analyze)
     return parser
 
 

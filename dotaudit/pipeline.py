@@ -8,16 +8,21 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
+from dotaudit.detect.base import Context
+from dotaudit.detect.registry import DETECTORS
 from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
-from dotaudit.model.events import Event
+from dotaudit.model.events import AnomalySeen, Event
+from dotaudit.model.findings import Finding
+from dotaudit.model.report import AuditReport
 
 CAPTURE_MAGICS = (
     b"\xd4\xc3\xb2\xa1",
@@ -88,9 +93,7 @@ def expand_inputs(arguments: Iterable[str]) -> list[Path]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            paths.extend(
-                p for p in sorted(path.rglob("*")) if p.is_file() and is_capture_file(p)
-            )
+            paths.extend(p for p in sorted(path.rglob("*")) if p.is_file() and is_capture_file(p))
         elif path.exists():
             paths.append(path)
         else:
@@ -179,3 +182,79 @@ def atomic_writer(target: str) -> tuple[object, Callable[[bool], None]]:
             temporary.unlink(missing_ok=True)
 
     return handle, finish
+
+
+# -- analyze -------------------------------------------------------------------------
+
+ANOMALY_SAMPLES = 50
+
+
+@dataclass
+class FileAnalysis:
+    """Everything ``analyze`` learned from one file; merged in input order."""
+
+    summary: InputSummary
+    findings: list[Finding]
+    sections: dict[str, list[dict[str, Any]]]
+    anomalies: dict[str, int]
+    anomaly_samples: list[dict[str, Any]]
+
+
+def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
+    detectors = [cls(context) for cls in DETECTORS]
+    handlers = [d.on_event for d in detectors]
+    anomalies: dict[str, int] = {}
+    samples: list[dict[str, Any]] = []
+    run = CaptureRun(path, progress=progress)
+    for event in run.events():
+        if isinstance(event, AnomalySeen):
+            anomalies[event.what] = anomalies.get(event.what, 0) + 1
+            if len(samples) < ANOMALY_SAMPLES:
+                samples.append(event.to_dict())
+        for handle in handlers:
+            handle(event)
+    findings: list[Finding] = []
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for detector in detectors:
+        findings.extend(detector.finish())
+        for name, rows in detector.sections().items():
+            sections.setdefault(name, []).extend(rows)
+    return FileAnalysis(run.summary, findings, sections, anomalies, samples)
+
+
+def _analyze_in_worker(path: Path, context: Context) -> FileAnalysis:
+    return analyze_file(path, context)
+
+
+def analyze(
+    paths: list[Path],
+    context: Context,
+    *,
+    workers: int = 1,
+    progress_for: Callable[[Path], Progress | None] | None = None,
+    generated_at: str = "",
+) -> AuditReport:
+    """Analyze files (in parallel when ``workers`` > 1) into one report.
+
+    Results are merged in input order, so a parallel run equals a serial one.
+    """
+    results: list[FileAnalysis]
+    if workers > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+            results = list(pool.map(_analyze_in_worker, paths, [context] * len(paths)))
+    else:
+        results = [
+            analyze_file(p, context, progress_for(p) if progress_for else None) for p in paths
+        ]
+    report = AuditReport(kind="analyze", generated_at=generated_at)
+    report.policy = context.policy.to_dict()
+    for result in results:
+        report.inputs.append(result.summary.to_dict())
+        report.findings.extend(result.findings)
+        for name, rows in result.sections.items():
+            report.sections.setdefault(name, []).extend(rows)
+        for what, count in result.anomalies.items():
+            report.anomalies[what] = report.anomalies.get(what, 0) + count
+        room = ANOMALY_SAMPLES - len(report.anomaly_samples)
+        report.anomaly_samples.extend(result.anomaly_samples[: max(room, 0)])
+    return report

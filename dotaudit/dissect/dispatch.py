@@ -100,6 +100,7 @@ class _OtherApp:
 
 
 App = _DnsApp | _TlsApp | _QuicApp | _OtherApp
+_App = (_DnsApp, _TlsApp, _QuicApp, _OtherApp)
 
 
 class Dispatcher:
@@ -342,9 +343,8 @@ class Dispatcher:
             flow.app = app
         if isinstance(app, _DnsApp):
             self._dns_message(app, from_client, pkt.payload, pkt.frame, pkt.ts)
-        elif isinstance(app, _QuicApp):
-            if from_client and not app.tracker.done:
-                self._quic_datagram(app, pkt)
+        elif isinstance(app, _QuicApp) and from_client and not app.tracker.done:
+            self._quic_datagram(app, pkt)
 
     def _classify_udp(self, flow: Flow, payload: bytes) -> App:
         ends = _Ends(flow)
@@ -415,7 +415,7 @@ class Dispatcher:
 
     def on_flow_end(self, flow: Flow) -> None:
         app = flow.app
-        ends = app.ends if app is not None else _Ends(flow)
+        ends = app.ends if isinstance(app, _App) else _Ends(flow)
         records: tuple[list[TlsRecord], list[TlsRecord]] = ([], [])
         truncated = False
         kind: str | None = None

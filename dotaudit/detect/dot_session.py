@@ -1,0 +1,180 @@
+"""DoT sessions: how each connection to port 853 went, and what its handshake says.
+
+Fills the ``dot_sessions`` section (one row per connection) and aggregates findings per
+(client, server): failed connections by failure mode, obsolete or old TLS versions,
+missing SNI, and sessions to resolvers that policy does not approve.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.detect.padding import infer_padding
+from dotaudit.detect.sessions import DotSession, DotSessionAssembler
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Confidence, Finding, make_finding
+
+MAX_SESSIONS = 20_000
+OBSOLETE_VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1")
+
+
+def estimate_queries(session: DotSession) -> int:
+    """DNS queries carried, from the client's application-data records.
+
+    One query per record is the common case; a record holding several coalesced queries
+    counts once, so this is a lower bound.
+    """
+    return len(session.app_records(from_client=True))
+
+
+def close_reason(session: DotSession) -> str | None:
+    conn = session.connection
+    if conn is None:
+        return None
+    if conn.outcome in ("closed_fin", "closed_rst"):
+        by = conn.closed_by or "unknown side"
+        return f"{'FIN' if conn.outcome == 'closed_fin' else 'RST'} by {by}"
+    if conn.ended_by == "idle_timeout":
+        return "idle (no packets until the flow expired)"
+    if conn.ended_by == "capture_end":
+        return "still open at the end of the capture"
+    return conn.outcome
+
+
+def session_row(session: DotSession) -> dict[str, Any]:
+    hello = session.client_hello
+    server_hello = session.server_hello
+    conn = session.connection
+    fatal = [a for a in session.alerts if a.level == 2]
+    return {
+        "file": session.file,
+        "client": session.client,
+        "sport": session.cport,
+        "server": session.server,
+        "dport": session.sport,
+        "sni": session.sni,
+        "alpn": (server_hello.alpn if server_hello and server_hello.alpn else None)
+        or (list(hello.alpn) if hello and hello.alpn else None),
+        "alpn_offered": list(hello.alpn) if hello else [],
+        "version": session.version,
+        "cipher": server_hello.cipher if server_hello else None,
+        "ja4": hello.ja4 if hello else None,
+        "ja3": hello.ja3 if hello else None,
+        "ech": hello.ech if hello else False,
+        "outcome": session.outcome,
+        "alert": fatal[0].description_name if fatal else None,
+        "tcp_outcome": conn.outcome if conn else None,
+        "syn_retransmits": conn.syn_retransmits if conn else 0,
+        "icmp": conn.icmp if conn else None,
+        "start": session.start,
+        "end": session.end,
+        "duration_s": round(session.end - session.start, 6),
+        "queries_est": estimate_queries(session),
+        "close_reason": close_reason(session),
+        "padding": infer_padding(session),
+        "certificate": _leaf(session),
+        "frames": sorted(set(session.frames())),
+    }
+
+
+def _leaf(session: DotSession) -> dict[str, Any] | None:
+    for cert in session.certificates:
+        if cert.position == 0:
+            return {
+                "subject": cert.subject,
+                "issuer": cert.issuer,
+                "not_after": cert.not_after,
+                "spki_sha256": cert.spki_sha256,
+            }
+    return None
+
+
+class DotSessionDetector(Detector):
+    name: ClassVar[str] = "dot_session"
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.assembler = DotSessionAssembler()
+        self.rows: list[dict[str, Any]] = []
+        self.dropped = 0
+
+    def on_event(self, event: Event) -> None:
+        session = self.assembler.feed(event)
+        if session is None:
+            return
+        if len(self.rows) >= MAX_SESSIONS:
+            self.dropped += 1
+            return
+        self.rows.append(session_row(session))
+
+    def sections(self) -> dict[str, Section]:
+        return {"dot_sessions": list(self.rows)}
+
+    def finish(self) -> list[Finding]:
+        overrides = self.context.policy.severity_overrides
+        groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+
+        def group(kind: str, row: dict[str, Any]) -> None:
+            groups.setdefault((kind, row["file"], row["client"], row["server"]), []).append(row)
+
+        approved = self.context.policy.approved_addresses()
+        for row in self.rows:
+            outcome = row["outcome"]
+            if outcome == "mid_stream":
+                continue
+            if outcome == "established":
+                group("DA-DOT-006", row)
+                if row["version"] in OBSOLETE_VERSIONS:
+                    group("DA-DOT-002", row)
+                elif row["version"] == "TLSv1.2":
+                    group("DA-DOT-003", row)
+                if approved and row["server"] not in approved:
+                    group("DA-POLICY-001", row)
+            else:
+                group("DA-DOT-001", row)
+            if row["sni"] is None and row["ja4"] is not None:
+                group("DA-DOT-004", row)
+        findings: list[Finding] = []
+        for (finding_id, file, client, server), rows in groups.items():
+            evidence: dict[str, Any] = {
+                "sessions": len(rows),
+                "outcomes": _counts(r["outcome"] for r in rows),
+                "versions": _counts(str(r["version"]) for r in rows if r["version"]),
+                "sni": sorted({r["sni"] for r in rows if r["sni"]}),
+                "ja4": sorted({r["ja4"] for r in rows if r["ja4"]}),
+                "queries_est": sum(int(r["queries_est"]) for r in rows),
+            }
+            if finding_id == "DA-DOT-001":
+                evidence["failures"] = _counts(r["outcome"] for r in rows)
+                evidence["alerts"] = sorted({r["alert"] for r in rows if r["alert"]})
+                evidence["syn_retransmits"] = max(int(r["syn_retransmits"]) for r in rows)
+                evidence["icmp"] = sorted({r["icmp"] for r in rows if r["icmp"]})
+            confidence = Confidence.HIGH
+            if finding_id == "DA-DOT-001" and all(
+                r["outcome"] == "aborted_after_server_hello" for r in rows
+            ):
+                confidence = Confidence.MEDIUM
+            findings.append(
+                make_finding(
+                    finding_id,
+                    dedup_key=f"{file}|{client}|{server}",
+                    confidence=confidence,
+                    severity=overrides.get(finding_id),
+                    client=client,
+                    server=server,
+                    evidence=evidence,
+                    frames=[f for r in rows for f in r["frames"]],
+                    first_ts=min(float(r["start"]) for r in rows),
+                    last_ts=max(float(r["end"]) for r in rows),
+                    file=file,
+                )
+            )
+        return findings
+
+
+def _counts(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[value] = out.get(value, 0) + 1
+    return out

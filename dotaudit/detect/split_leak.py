@@ -1,0 +1,88 @@
+"""Split leak: a client with a working DoT session still sends plaintext DNS meanwhile.
+
+Typical causes are an application with its own resolver or a stub that sends some
+names (search domains, local zones) in the clear. Plaintext queries between the start
+and end of any established DoT session of the same client count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from dotaudit.detect.base import CappedSample, Context, Detector
+from dotaudit.detect.recent import RecentQueries
+from dotaudit.detect.sessions import DotSessionAssembler
+from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.model.findings import Finding, make_finding
+
+
+@dataclass
+class _Split:
+    dot_servers: set[str] = field(default_factory=set)
+    plaintext_servers: set[str] = field(default_factory=set)
+    frames: set[int] = field(default_factory=set)
+    names: CappedSample = field(default_factory=CappedSample)
+    queries: int = 0
+    first_ts: float = float("inf")
+    last_ts: float = 0.0
+
+
+class SplitLeakDetector(Detector):
+    name: ClassVar[str] = "split_leak"
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.assembler = DotSessionAssembler()
+        self.recent = RecentQueries(context.policy)
+        self.splits: dict[tuple[str, str], _Split] = {}
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, DnsMessageSeen):
+            self.recent.add(event)
+            return
+        session = self.assembler.feed(event)
+        if session is None or session.outcome != "established":
+            return
+        during = self.recent.between(session.file, session.client, session.start, session.end)
+        if not during:
+            return
+        split = self.splits.setdefault((session.file, session.client), _Split())
+        split.dot_servers.add(session.server)
+        for query in during:
+            if query.frame in split.frames:
+                continue
+            split.queries += 1
+            split.plaintext_servers.add(query.server)
+            if len(split.frames) < 200:
+                split.frames.add(query.frame)
+            if query.qname is not None:
+                split.names.add(query.qname)
+            split.first_ts = min(split.first_ts, query.ts)
+            split.last_ts = max(split.last_ts, query.ts)
+
+    def finish(self) -> list[Finding]:
+        override = self.context.policy.severity_overrides.get("DA-LEAK-007")
+        findings = []
+        for (file, client), split in self.splits.items():
+            findings.append(
+                make_finding(
+                    "DA-LEAK-007",
+                    dedup_key=f"{file}|{client}",
+                    severity=override,
+                    client=client,
+                    server=", ".join(sorted(split.plaintext_servers)),
+                    evidence={
+                        "dot_servers": sorted(split.dot_servers),
+                        "plaintext_servers": sorted(split.plaintext_servers),
+                        "plaintext_queries": split.queries,
+                        "qnames": list(split.names.values),
+                        "qname_count": split.names.count,
+                    },
+                    frames=sorted(split.frames),
+                    first_ts=split.first_ts,
+                    last_ts=split.last_ts,
+                    file=file,
+                )
+            )
+        return findings

@@ -1,0 +1,50 @@
+"""Renderers turn a whole ``AuditReport`` into text; they never decide verdicts."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import assert_never
+
+from dotaudit.model.report import AuditReport
+
+
+class OutputFormat(Enum):
+    JSON = "json"
+    JSONL = "jsonl"
+    TEXT = "text"
+    HTML = "html"
+
+    @classmethod
+    def from_path(cls, path: str) -> OutputFormat | None:
+        suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+        return {
+            "json": cls.JSON,
+            "jsonl": cls.JSONL,
+            "txt": cls.TEXT,
+            "html": cls.HTML,
+            "htm": cls.HTML,
+        }.get(suffix)
+
+
+class RendererUnavailable(Exception):
+    pass
+
+
+def render(report: AuditReport, fmt: OutputFormat) -> str:
+    if fmt is OutputFormat.JSON:
+        from dotaudit.render.json import render_json
+
+        return render_json(report)
+    if fmt is OutputFormat.JSONL:
+        from dotaudit.render.jsonl import render_jsonl
+
+        return render_jsonl(report)
+    if fmt is OutputFormat.TEXT:
+        from dotaudit.render.text import render_text
+
+        return render_text(report)
+    if fmt is OutputFormat.HTML:
+        raise RendererUnavailable(
+            "the HTML report is not available yet; use --format json, jsonl or text"
+        )
+    assert_never(fmt)

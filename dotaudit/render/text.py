@@ -1,0 +1,50 @@
+"""A readable summary for terminals (and for stderr by default)."""
+
+from __future__ import annotations
+
+from dotaudit.model.report import AuditReport
+
+MAX_FINDINGS = 40
+
+
+def _printable(text: object) -> str:
+    """Terminal-safe text: attacker-controlled names must not carry escape sequences."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
+
+
+def render_text(report: AuditReport) -> str:
+    summary = report.summary()
+    lines = [f"dotaudit {report.tool_version} — {report.kind} report"]
+    for item in report.inputs:
+        span = item.get("span_s")
+        lines.append(
+            f"  input {_printable(item.get('path'))}: {item.get('packets', 0)} packets"
+            + (f", {span:.1f} s" if isinstance(span, int | float) else "")
+        )
+    counts = summary["by_severity"]
+    lines.append(
+        "findings: "
+        + ", ".join(f"{n} {label}" for label, n in counts.items())
+        + f" ({summary['findings']} total)"
+    )
+    if report.kind == "analyze":
+        lines.append(
+            f"plaintext DNS: {summary['plaintext_queries']} queries from "
+            f"{summary['plaintext_clients']} clients; DoT sessions: {summary['dot_sessions']} "
+            f"({summary['dot_established']} established); fallbacks: {summary['fallback_events']}"
+        )
+    if summary["anomalies"]:
+        top = sorted(report.anomalies.items(), key=lambda kv: -kv[1])[:5]
+        lines.append(
+            f"anomalies: {summary['anomalies']} (" + ", ".join(f"{k} {v}" for k, v in top) + ")"
+        )
+    findings = report.sorted_findings()
+    for finding in findings[:MAX_FINDINGS]:
+        who = " -> ".join(_printable(x) for x in (finding.client, finding.server) if x)
+        lines.append(
+            f"  [{finding.severity.label.upper():6}] {finding.id} {_printable(finding.title)}"
+            + (f" ({who})" if who else "")
+        )
+    if len(findings) > MAX_FINDINGS:
+        lines.append(f"  … {len(findings) - MAX_FINDINGS} more in the JSON report")
+    return "\n".join(lines) + "\n"
