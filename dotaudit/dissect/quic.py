@@ -364,10 +364,14 @@ class QuicInitialTracker:
     def _frames(self, payload: bytes) -> None:
         pos = 0
         end = len(payload)
+        # Clients pad Initials to 1200 bytes, mostly at the end: find that run once.
+        padded_from = len(payload.rstrip(b"\x00"))
         crypto = self._crypto
         while pos < end:
             ftype, pos = _varint(payload, pos, end)
             if ftype == 0x00:  # PADDING: jump over the whole run
+                if pos >= padded_from:
+                    break
                 m = _NOT_ZERO.search(payload, pos)
                 pos = m.start() if m else end
             elif ftype == 0x06:  # CRYPTO
