@@ -27,3 +27,6 @@ def corpus_path(relative: str) -> Path:
 def corpus() -> Path:
     corpus_path("MANIFEST.md")
     return CORPUS
+
+
+from tests.lab.fixtures import lab, lab_capture, lab_firewall, lab_twohop  # noqa: E402, F401
