@@ -7,6 +7,7 @@ printable ASCII (see :func:`escape_text`).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from dotaudit.errors import MalformedError
@@ -104,8 +105,6 @@ class ClientHello:
 
 
 def _is_ip_literal(name: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:
