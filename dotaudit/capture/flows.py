@@ -18,6 +18,7 @@ WELL_KNOWN_PORTS = (53, 853, 443, 80, 784, 8853, 5353, 5355)
 """Server ports, most telling first, used to orient flows whose start was not captured."""
 _PORT_RANK = {port: rank for rank, port in enumerate(WELL_KNOWN_PORTS)}
 _SWEEP_INTERVAL = 1.0
+_NEVER = float("inf")
 _FULL_REPORT_EVERY = 1000
 
 
@@ -177,6 +178,11 @@ class FlowTable:
     @property
     def active_flows(self) -> int:
         return self._active
+
+    def get(self, proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> Flow | None:
+        """The live flow for a 5-tuple, in either direction."""
+        table = self._tcp if proto == TCP else self._udp if proto == UDP else {}
+        return table.get((src, sport, dst, dport))
 
     def process(self, pkt: Packet) -> None:
         ts = pkt.ts
@@ -408,9 +414,8 @@ class FlowTable:
                 continue  # superseded by a later schedule entry
             idle = self.tcp_idle if flow.proto == TCP else self.udp_idle
             idle_due = flow.end + idle
-            close_due = (
-                flow._closed_at + self.close_linger if flow._closed_at is not None else idle_due
-            )
+            closed_at = flow._closed_at
+            close_due = closed_at + self.close_linger if closed_at is not None else _NEVER
             if close_due <= now:
                 self._end(flow, "close")
             elif idle_due <= now:
