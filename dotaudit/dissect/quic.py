@@ -243,7 +243,8 @@ class QuicInitialTracker:
     and forever after completion or after ``max_packets`` datagrams. It raises
     :class:`MalformedError` for a datagram whose packets or frames are broken;
     the tracker stays usable unless the CRYPTO stream itself is hopeless, in which
-    case it is done.
+    case it is done. Unlike :func:`looks_like_quic_long_header`, ``feed`` does not
+    insist on the fixed bit (RFC 9287 lets a client grease it); authentication decides.
     """
 
     __slots__ = ("_crypto", "_derivations", "_done", "_keys", "_max_crypto", "_seen", "max_packets")
