@@ -1,0 +1,311 @@
+"""EDNS(0) padding compliance of DoT sessions, inferred from encrypted record sizes.
+
+A padded DNS message (RFC 7830, block-length policy of RFC 8467 §4.1) is a multiple of
+the block: 128 octets for queries, 468 for responses. Over DoT each message carries a
+2-octet length prefix (RFC 7858 §3.3) and the record adds the cipher's overhead, so in
+TLS 1.3 a padded single-message record is ``128·m + 2 + 17`` long (147, 275, ...).
+Implementations may coalesce several messages into one record or split one message
+across records, so both are accepted as consistent. A session whose sizes do not fit
+any block leaks names through sizes; a padded one still leaks timing and counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dotaudit.detect.base import Context, Detector
+from dotaudit.detect.sessions import TLS13_OVERHEAD, DotSession, DotSessionAssembler
+from dotaudit.model.events import Event, TlsRecord
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
+
+QUERY_BLOCK = 128
+RESPONSE_BLOCK = 468
+BLOCKS = (QUERY_BLOCK, RESPONSE_BLOCK)
+LENGTH_PREFIX = 2
+MAX_COALESCED = 4
+"""Messages that one record may carry and still count as consistent."""
+MAX_SPLIT = 4
+"""Records that one split message may span."""
+MAX_PLAINTEXT = 16384
+"""A record this full was cut by the record size limit (RFC 8446 §5.1), not by the sender."""
+SPLIT_GAP_S = 0.2
+"""Fragments of one message leave back to back; a longer gap means separate messages."""
+PADDED_MIN_FRACTION = 0.75
+UNPADDED_MAX_FRACTION = 0.5
+MIN_RECORDS = 2
+SIZES_SAMPLE = 20
+MAX_PAIRS = 10_000
+
+AEAD_TLS12_OVERHEAD = {
+    # explicit nonce + tag (RFC 5288, RFC 6655) / tag only (RFC 7905)
+    "GCM": 8 + 16,
+    "CCM_8": 8 + 8,
+    "CCM": 8 + 16,
+    "CHACHA20_POLY1305": 16,
+}
+CBC_MAC_SIZES = {"SHA384": 48, "SHA256": 32, "SHA": 20}
+AES_BLOCK = 16
+
+Window = tuple[int, int]
+"""Possible DNS-stream plaintext lengths (prefix included) of a record: [low, high]."""
+
+
+def record_overhead(version: str | None, cipher: str | None) -> Window | None:
+    """Bytes a record adds to its plaintext, as a (min, max) range; None when unknown."""
+    if version == "TLSv1.3":
+        return (TLS13_OVERHEAD, TLS13_OVERHEAD)
+    if version not in ("TLSv1.2", "TLSv1.1", "TLSv1.0") or not cipher:
+        return None
+    name = cipher.upper()
+    for marker in ("CCM_8", "GCM", "CCM", "CHACHA20_POLY1305"):
+        if f"_{marker}" in name:
+            return (AEAD_TLS12_OVERHEAD[marker],) * 2
+    if "_AES_" in name and "_CBC_" in name:
+        # Explicit IV from TLS 1.1 on, then MAC and 1..16 bytes of CBC padding (the same
+        # range whether the MAC is inside or after the encryption, RFC 7366).
+        mac = next((size for suffix, size in CBC_MAC_SIZES.items() if name.endswith(suffix)), 0)
+        if not mac:
+            return None
+        iv = 0 if version == "TLSv1.0" else AES_BLOCK
+        return (iv + mac + 1, iv + mac + AES_BLOCK)
+    return None
+
+
+def window_consistent(low: int, high: int, block: int) -> bool:
+    """Can some plaintext length in [low, high] be k padded messages with prefixes?
+
+    k messages padded to ``block`` have ``Σ(block·m_i + 2) = block·M + 2k`` bytes, M ≥ k.
+    """
+    for k in range(1, MAX_COALESCED + 1):
+        start = max(low, k * (block + LENGTH_PREFIX))
+        candidate = start + (-(start - LENGTH_PREFIX * k)) % block
+        if candidate <= high:
+            return True
+    return False
+
+
+def padded_fraction(records: list[TlsRecord], overhead: Window, block: int) -> float:
+    """Fraction of records consistent with ``block`` padding, joining split messages."""
+    if not records:
+        return 0.0
+    exact = overhead[0] == overhead[1]
+    windows = [(r.length - overhead[1], r.length - overhead[0]) for r in records]
+    alone = [window_consistent(low, high, block) for low, high in windows]
+    consistent = 0
+    i = 0
+    while i < len(records):
+        if alone[i]:
+            consistent += 1
+            i += 1
+            continue
+        joined = _split_run(records, windows, alone, i, block) if exact else 0
+        if joined:
+            consistent += joined
+            i += joined
+        else:
+            i += 1
+    return consistent / len(records)
+
+
+def _split_run(
+    records: list[TlsRecord], windows: list[Window], alone: list[bool], i: int, block: int
+) -> int:
+    """Length of a run of fragments from ``i`` that together are padded messages, or 0."""
+    low, high = windows[i]
+    for j in range(i + 1, min(i + MAX_SPLIT, len(records))):
+        # Only a lone length prefix or a full record can end in mid-message: a sender
+        # writes whole messages otherwise, so joining other fragments would only find
+        # coincidences.
+        if not _fragment_boundary(windows[j - 1]):
+            return 0
+        if alone[j] or records[j].ts - records[j - 1].ts > SPLIT_GAP_S:
+            return 0
+        low += windows[j][0]
+        high += windows[j][1]
+        if window_consistent(low, high, block):
+            return j - i + 1
+    return 0
+
+
+def _fragment_boundary(window: Window) -> bool:
+    low, high = window
+    return low <= LENGTH_PREFIX <= high or high >= MAX_PLAINTEXT
+
+
+def _direction_state(fractions: dict[int, float], rfc_block: int) -> tuple[str, int | None]:
+    # On a tie the RFC 8467 block for this direction wins.
+    block, best = max(fractions.items(), key=lambda item: (item[1], item[0] == rfc_block))
+    if best >= PADDED_MIN_FRACTION:
+        return "padded", block
+    if best < UNPADDED_MAX_FRACTION:
+        return "unpadded", None
+    return "mixed", None
+
+
+def infer_padding(session: DotSession) -> dict[str, Any]:
+    """Padding verdict of one DoT session from its application-data record sizes.
+
+    Keys: ``verdict`` (padded/unpadded/unknown), ``client_padded_fraction`` (128-octet
+    blocks), ``server_padded_fraction`` (468-octet blocks; both None without records),
+    ``distinct_sizes``, capped ``client_sizes``/``server_sizes``, record counts, the
+    blocks that fit each direction, ``overhead`` and ``confidence``.
+    """
+    client = session.app_records(from_client=True)
+    server = session.app_records(from_client=False)
+    version = session.version
+    cipher = session.server_hello.cipher if session.server_hello else None
+    overhead = record_overhead(version, cipher)
+    out: dict[str, Any] = {
+        "verdict": "unknown",
+        "client_padded_fraction": None,
+        "server_padded_fraction": None,
+        "distinct_sizes": len({r.length for r in client} | {r.length for r in server}),
+        "client_sizes": [r.length for r in client[:SIZES_SAMPLE]],
+        "server_sizes": [r.length for r in server[:SIZES_SAMPLE]],
+        "client_records": len(client),
+        "server_records": len(server),
+        "client_block": None,
+        "server_block": None,
+        "overhead": None if overhead is None else list(overhead),
+        "confidence": "low",
+        "reason": None,
+    }
+    if overhead is None:
+        out["reason"] = f"record overhead unknown for {version or 'unknown version'}/{cipher}"
+        return out
+    states: list[str] = []
+    for side, records, rfc_block in (
+        ("client", client, QUERY_BLOCK),
+        ("server", server, RESPONSE_BLOCK),
+    ):
+        if not records:
+            continue
+        fractions = {block: padded_fraction(records, overhead, block) for block in BLOCKS}
+        out[f"{side}_padded_fraction"] = round(fractions[rfc_block], 3)
+        state, block = _direction_state(fractions, rfc_block)
+        out[f"{side}_block"] = block
+        states.append(state)
+    if len(client) + len(server) < MIN_RECORDS or not client:
+        out["reason"] = "too few DNS-carrying records"
+        return out
+    if "unpadded" in states:
+        out["verdict"] = "unpadded"
+    elif all(state == "padded" for state in states):
+        out["verdict"] = "padded"
+    else:
+        out["reason"] = "sizes are partly consistent with padding"
+        return out
+    exact = overhead[0] == overhead[1]
+    out["confidence"] = "high" if exact and len(client) + len(server) >= 4 else "medium"
+    return out
+
+
+@dataclass
+class _PairAggregate:
+    file: str
+    client: str
+    server: str
+    sessions: int = 0
+    records: int = 0
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    frames: list[int] = field(default_factory=list)
+    sizes: set[int] = field(default_factory=set)
+    snis: set[str] = field(default_factory=set)
+    confidences: set[str] = field(default_factory=set)
+    client_fractions: list[float] = field(default_factory=list)
+    server_fractions: list[float] = field(default_factory=list)
+
+    def add(self, session: DotSession, padding: dict[str, Any]) -> None:
+        first = session.start
+        last = session.end or session.start
+        if self.sessions == 0 or first < self.first_ts:
+            self.first_ts = first
+        self.last_ts = max(self.last_ts, last)
+        self.sessions += 1
+        self.records += padding["client_records"] + padding["server_records"]
+        self.confidences.add(padding["confidence"])
+        for size in (*padding["client_sizes"], *padding["server_sizes"]):
+            if len(self.sizes) < SIZES_SAMPLE:
+                self.sizes.add(size)
+        if session.sni and len(self.snis) < 8:
+            self.snis.add(session.sni)
+        for key, values in (
+            ("client_padded_fraction", self.client_fractions),
+            ("server_padded_fraction", self.server_fractions),
+        ):
+            if padding[key] is not None and len(values) < 1000:
+                values.append(padding[key])
+        if len(self.frames) < MAX_FRAMES:
+            frames = session.frames()
+            for record in session.app_records(from_client=True)[:4]:
+                frames.append(record.frame)
+            for record in session.app_records(from_client=False)[:4]:
+                frames.append(record.frame)
+            self.frames.extend(frames[: MAX_FRAMES - len(self.frames)])
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+class PaddingDetector(Detector):
+    name: ClassVar[str] = "padding"
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._sessions = DotSessionAssembler()
+        self._pairs: dict[tuple[str, str, str, str], _PairAggregate] = {}
+        self._dropped = 0
+
+    def on_event(self, event: Event) -> None:
+        session = self._sessions.feed(event)
+        if session is None:
+            return
+        padding = infer_padding(session)
+        verdict = padding["verdict"]
+        if verdict == "unknown":
+            return
+        key = (session.file, session.client, session.server, verdict)
+        pair = self._pairs.get(key)
+        if pair is None:
+            if len(self._pairs) >= MAX_PAIRS:
+                self._dropped += 1
+                return
+            pair = self._pairs[key] = _PairAggregate(session.file, session.client, session.server)
+        pair.add(session, padding)
+
+    def finish(self) -> list[Finding]:
+        overrides = self.context.policy.severity_overrides
+        findings: list[Finding] = []
+        for (_, client, server, verdict), pair in self._pairs.items():
+            finding_id = "DA-PAD-001" if verdict == "unpadded" else "DA-PAD-002"
+            confidence = Confidence.HIGH if pair.confidences == {"high"} else Confidence.MEDIUM
+            evidence: dict[str, Any] = {
+                "verdict": verdict,
+                "sessions": pair.sessions,
+                "records": pair.records,
+                "sizes": sorted(pair.sizes),
+                "client_padded_fraction": _mean(pair.client_fractions),
+                "server_padded_fraction": _mean(pair.server_fractions),
+                "sni": sorted(pair.snis),
+            }
+            if self._dropped:
+                evidence["pairs_dropped"] = self._dropped
+            findings.append(
+                make_finding(
+                    finding_id,
+                    dedup_key=f"{client}|{server}",
+                    confidence=confidence,
+                    severity=overrides.get(finding_id),
+                    client=client,
+                    server=server,
+                    evidence=evidence,
+                    frames=pair.frames,
+                    first_ts=pair.first_ts,
+                    last_ts=pair.last_ts,
+                    file=pair.file,
+                )
+            )
+        return findings

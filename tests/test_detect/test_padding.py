@@ -1,0 +1,266 @@
+"""Padding inference from record sizes.
+
+Oracles: RFC 8467 §4.1 block sizes (128-octet queries, 468-octet responses), RFC 7858
+§3.3 length prefix, and the record overheads of RFC 8446 §5.2 (TLS 1.3: 16-byte tag +
+1 content-type byte), RFC 5288 (GCM: 8-byte explicit nonce + 16-byte tag) and RFC 7905
+(ChaCha20-Poly1305: 16-byte tag). So a padded TLS 1.3 query record is 128 + 2 + 17 = 147
+bytes and a response 468 + 2 + 17 = 487 (the lab's stubby capture, issue 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dotaudit.detect.base import Context
+from dotaudit.detect.padding import (
+    PaddingDetector,
+    infer_padding,
+    record_overhead,
+    window_consistent,
+)
+from dotaudit.detect.sessions import DotSession, DotSessionAssembler
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Severity
+from dotaudit.model.policy import Policy
+from tests.conftest import corpus_path
+from tests.factories import connection, dot_session_events, tls_records
+
+
+def _session(events: list[Event]) -> DotSession:
+    assembler = DotSessionAssembler()
+    done = [s for e in events if (s := assembler.feed(e)) is not None]
+    assert len(done) == 1
+    return done[0]
+
+
+def test_tls13_padded_stubby_sizes() -> None:
+    session = _session(
+        dot_session_events(client_lengths=[147, 147, 147], server_lengths=[487, 487, 487])
+    )
+    result = infer_padding(session)
+    assert result["verdict"] == "padded"
+    assert result["client_padded_fraction"] == 1.0
+    assert result["server_padded_fraction"] == 1.0
+    assert result["distinct_sizes"] == 2
+    assert result["client_sizes"] == [147, 147, 147]
+    assert result["server_sizes"] == [487, 487, 487]
+    assert result["client_block"] == 128 and result["server_block"] == 468
+
+
+def test_tls13_unpadded() -> None:
+    session = _session(
+        dot_session_events(client_lengths=[61, 70, 58], server_lengths=[93, 140, 77])
+    )
+    result = infer_padding(session)
+    assert result["verdict"] == "unpadded"
+    assert result["client_padded_fraction"] == 0.0
+    assert result["server_padded_fraction"] == 0.0
+    assert result["distinct_sizes"] == 6
+
+
+def test_padded_queries_but_unpadded_answers_is_unpadded() -> None:
+    # Responses carry the query name too, so their sizes still reveal it.
+    session = _session(dot_session_events(client_lengths=[147, 147], server_lengths=[93, 140]))
+    result = infer_padding(session)
+    assert result["verdict"] == "unpadded"
+    assert result["client_padded_fraction"] == 1.0
+    assert result["server_padded_fraction"] == 0.0
+
+
+def test_multi_block_messages_are_consistent() -> None:
+    # 256-octet query (2 blocks) and 936-octet answer (2 blocks).
+    session = _session(dot_session_events(client_lengths=[275], server_lengths=[955]))
+    assert infer_padding(session)["verdict"] == "padded"
+
+
+def test_coalesced_messages_in_one_record() -> None:
+    # Two padded queries in one record: 2 * (128 + 2) + 17 = 277; three: 3 * 130 + 17.
+    session = _session(
+        dot_session_events(client_lengths=[277, 407], server_lengths=[487, 487, 487, 487, 487])
+    )
+    result = infer_padding(session)
+    assert result["client_padded_fraction"] == 1.0
+    assert result["verdict"] == "padded"
+    # 278 fits no number of prefixed 128-blocks.
+    assert not window_consistent(278 - 17, 278 - 17, 128)
+
+
+def test_split_message_across_records() -> None:
+    # Length prefix alone (2 + 17 = 19) followed by the 128-octet body (128 + 17).
+    session = _session(
+        dot_session_events(client_lengths=[19, 145, 19, 145], server_lengths=[487, 487])
+    )
+    assert infer_padding(session)["client_padded_fraction"] == 1.0
+    # TLS 1.2 GCM (24 bytes): prefix alone is 26, the body 152; no TLS 1.3 trimming.
+    tls12 = _session(
+        dot_session_events(
+            version="TLSv1.2", client_lengths=[26, 152, 26, 152], server_lengths=[494, 494]
+        )
+    )
+    result = infer_padding(tls12)
+    assert result["client_padded_fraction"] == 1.0
+    assert result["verdict"] == "padded"
+
+
+def test_unpadded_records_are_not_joined_into_blocks() -> None:
+    # 487 alone fits no 128-block, and three of them (3 * 470 = 1410 = 11 * 128 + 2) only
+    # would if arbitrary records could be joined; only prefix-alone or full records can be.
+    session = _session(dot_session_events(client_lengths=[147] * 3, server_lengths=[487] * 3))
+    assert infer_padding(session)["server_block"] == 468
+    unpadded = _session(dot_session_events(client_lengths=[87, 88, 79], server_lengths=[99]))
+    assert infer_padding(unpadded)["client_padded_fraction"] == 0.0
+
+
+def test_split_fragments_far_apart_are_not_joined() -> None:
+    conn_events = dot_session_events(client_lengths=[19, 145], server_lengths=[487])
+    conn = conn_events[-1]
+    assert isinstance(conn, type(connection()))
+    fwd = list(conn.tls_records_fwd)
+    # Push the body fragment 5 s after the prefix: no longer one split message.
+    fwd[-1] = tls_records([145], start_ts=fwd[-2].ts + 5.0, first_frame=fwd[-1].frame)[0]
+    conn_events[-1] = connection(
+        **{k: getattr(conn, k) for k in ("file", "frame", "ts", "src", "sport", "dst", "dport")},
+        start=conn.start,
+        end=conn.end,
+        first_frame=conn.first_frame,
+        last_frame=conn.last_frame,
+        tls_records_fwd=tuple(fwd),
+        tls_records_rev=conn.tls_records_rev,
+    )
+    result = infer_padding(_session(conn_events))
+    assert result["client_padded_fraction"] == 0.0
+
+
+def test_tls12_gcm_and_chacha_overheads() -> None:
+    gcm = _session(
+        dot_session_events(
+            version="TLSv1.2",
+            cipher="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            client_lengths=[154, 154],
+            server_lengths=[494, 494],
+        )
+    )
+    assert infer_padding(gcm)["verdict"] == "padded"
+    # The same sizes under ChaCha20 (16 bytes overhead) are not padded.
+    chacha = _session(
+        dot_session_events(
+            version="TLSv1.2",
+            cipher="TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            client_lengths=[154, 154],
+            server_lengths=[494, 494],
+        )
+    )
+    assert infer_padding(chacha)["verdict"] == "unpadded"
+    chacha_padded = _session(
+        dot_session_events(
+            version="TLSv1.2",
+            cipher="TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            client_lengths=[146],
+            server_lengths=[486],
+        )
+    )
+    assert infer_padding(chacha_padded)["verdict"] == "padded"
+
+
+def test_overheads() -> None:
+    assert record_overhead("TLSv1.3", "TLS_AES_128_GCM_SHA256") == (17, 17)
+    assert record_overhead("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384") == (24, 24)
+    assert record_overhead("TLSv1.2", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256") == (16, 16)
+    # CBC: explicit IV 16, HMAC-SHA1 20, padding 1..16.
+    assert record_overhead("TLSv1.2", "TLS_RSA_WITH_AES_128_CBC_SHA") == (37, 52)
+    assert record_overhead("TLSv1.2", "0x1234") is None
+    assert record_overhead("TLSv1.2", "TLS_RSA_WITH_RC4_128_SHA") is None
+    assert record_overhead(None, None) is None
+
+
+def test_unknown_cipher_gives_unknown_verdict() -> None:
+    session = _session(
+        dot_session_events(
+            version="TLSv1.2", cipher="0xabcd", client_lengths=[154], server_lengths=[494]
+        )
+    )
+    result = infer_padding(session)
+    assert result["verdict"] == "unknown"
+    assert "overhead" in result["reason"]
+
+
+def test_too_few_records_is_unknown() -> None:
+    session = _session(dot_session_events(client_lengths=[], server_lengths=[]))
+    result = infer_padding(session)
+    assert result["verdict"] == "unknown"
+    assert result["client_padded_fraction"] is None
+
+
+def test_detector_aggregates_per_pair() -> None:
+    detector = PaddingDetector(Context())
+    events: list[Event] = []
+    for cport in (40001, 40002, 40003):
+        events += dot_session_events(
+            cport=cport, client_lengths=[61, 70], server_lengths=[93, 140], ts=1000.0 + cport
+        )
+    events += dot_session_events(
+        cport=40010, server="1.1.1.1", client_lengths=[147], server_lengths=[487], ts=2000.0
+    )
+    for event in events:
+        detector.on_event(event)
+    findings = {(f.id, f.server): f for f in detector.finish()}
+    assert set(findings) == {("DA-PAD-001", "9.9.9.9"), ("DA-PAD-002", "1.1.1.1")}
+    unpadded = findings[("DA-PAD-001", "9.9.9.9")]
+    assert unpadded.evidence["sessions"] == 3
+    assert unpadded.evidence["sizes"] == [61, 70, 93, 140]
+    assert unpadded.first_ts == 1000.0 + 40001
+    assert unpadded.last_ts == 1000.0 + 40003 + 1.0
+    assert unpadded.frames and unpadded.severity == Severity.MEDIUM
+    assert unpadded.dedup_key == "DA-PAD-001|10.0.0.2|9.9.9.9"
+    assert findings[("DA-PAD-002", "1.1.1.1")].severity == Severity.INFO
+
+
+def test_detector_applies_severity_override() -> None:
+    policy = Policy(severity_overrides={"DA-PAD-001": Severity.HIGH})
+    detector = PaddingDetector(Context(policy=policy))
+    for event in dot_session_events(client_lengths=[61], server_lengths=[93]):
+        detector.on_event(event)
+    (finding,) = detector.finish()
+    assert finding.severity == Severity.HIGH
+
+
+def _corpus_sessions(path: Path) -> list[DotSession]:
+    from dotaudit.pipeline import CaptureRun
+
+    assembler = DotSessionAssembler()
+    return [s for e in CaptureRun(path).events() if (s := assembler.feed(e)) is not None]
+
+
+def test_corpus_android_private_dns_is_padded() -> None:
+    # Oracle: the corpus manifest (TLS 1.2, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 per the
+    # ServerHello) and RFC 8467: 154 = 128 + 2 + 24 and 494 = 468 + 2 + 24.
+    path = corpus_path("ndpi/dot-android10-private-dns/googledns_android10.pcap")
+    sessions = _corpus_sessions(path)
+    results = [infer_padding(s) for s in sessions]
+    busy = [r for r in results if r["client_records"] >= 10]
+    assert len(busy) == 3
+    for result in busy:
+        assert result["verdict"] == "padded"
+        assert set(result["client_sizes"]) == {154}
+        assert result["server_block"] == 468
+        assert result["server_padded_fraction"] >= 0.75
+    # The two mid-stream flows (no handshake) carry no sizes that can be judged.
+    assert sum(1 for r in results if r["verdict"] == "unknown") == 2
+
+
+def test_corpus_dot_google_no_sni_is_unpadded() -> None:
+    # TLS 1.2 ChaCha20 (16 bytes overhead): the client sends the 2-byte prefix alone
+    # (18 = 2 + 16) and then 41- and 46-byte queries, which fit no 128-octet block.
+    path = corpus_path("ndpi/dot-google-no-sni/dns_dot.pcap")
+    (session,) = _corpus_sessions(path)
+    result = infer_padding(session)
+    assert result["verdict"] == "unpadded"
+    assert result["client_padded_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("length", [147, 275, 403])
+def test_window_consistent_exact_blocks(length: int) -> None:
+    assert window_consistent(length - 17, length - 17, 128)
+    assert not window_consistent(length - 16, length - 16, 128)
