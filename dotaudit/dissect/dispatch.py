@@ -404,7 +404,8 @@ class Dispatcher:
         try:
             facts = parse_dns(message)
         except MalformedError as exc:
-            self._flow_anomaly(app.ends, from_client, frame, ts, "dns_malformed", str(exc))
+            # Not even the header and question parse: no dns record, only the anomaly.
+            self._flow_anomaly(app.ends, from_client, frame, ts, "dns_unparseable", str(exc))
             return
         src, sport, dst, dport = _direction(app.ends, from_client)
         self.emit(_dns_event(self.file, frame, ts, src, sport, dst, dport, app, facts))
