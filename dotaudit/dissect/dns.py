@@ -95,6 +95,13 @@ def _shadow_class(frozen: type) -> type[Any]:
 
 
 _FACTS_SHADOW = _shadow_class(DnsFacts)
+NAME_CACHE_SIZE = 4096
+"""Uncompressed wire names remembered with their text; the same names recur constantly."""
+_NAME_CACHE: dict[bytes, str] = {}
+OPT_CACHE_SIZE = 1024
+MAX_CACHED_OPT = 600
+"""OPT records (fixed part and options) are shared by all queries of one client."""
+_OPT_CACHE: dict[bytes, tuple[Edns, int, str | None]] = {}
 _EDNS_SHADOW = _shadow_class(Edns)
 
 
@@ -150,6 +157,31 @@ def parse_dns(data: bytes) -> DnsFacts:
 
 
 def _read_name(data: bytes, pos: int, n: int) -> tuple[str | None, int, str | None]:
+    """Decode the name at ``pos``, from the cache when it is a plain uncompressed name."""
+    start = pos
+    while pos < n:
+        length = data[pos]
+        if length == 0:
+            end = pos + 1
+            if end - start > MAX_NAME_OCTETS:
+                break
+            wire = data[start:end]
+            text = _NAME_CACHE.get(wire)
+            if text is None:
+                text, _, reason = _decode_name(data, start, n)
+                if reason is not None:
+                    return text, end, reason
+                if len(_NAME_CACHE) >= NAME_CACHE_SIZE:
+                    _NAME_CACHE.clear()
+                _NAME_CACHE[wire] = cast(str, text)
+            return text, end, None
+        if length >= 0x40:
+            break
+        pos += length + 1
+    return _decode_name(data, start, n)
+
+
+def _decode_name(data: bytes, pos: int, n: int) -> tuple[str | None, int, str | None]:
     """Decode the name at ``pos``: (text, offset after it, problem).
 
     The offset is -1 when the name runs off the message (problem "truncated") or when
@@ -298,8 +330,17 @@ def _walk_records(
             if edns is not None:
                 reason = reason or "multiple_opt"
             else:
-                edns, ext_rcode, opt_reason = _parse_opt(data, rclass, ttl, start, min(pos, n))
-                reason = reason or opt_reason
+                key = data[after_name:pos]
+                cached = _OPT_CACHE.get(key) if pos <= n else None
+                if cached is None:
+                    cached = _parse_opt(data, rclass, ttl, start, min(pos, n))
+                    if pos <= n and len(key) <= MAX_CACHED_OPT:
+                        if len(_OPT_CACHE) >= OPT_CACHE_SIZE:
+                            _OPT_CACHE.clear()
+                        _OPT_CACHE[key] = cached
+                edns, ext_rcode, opt_reason = cached
+                if pos <= n:  # a cut option list is the truncation's fault, not the sender's
+                    reason = reason or opt_reason
         if pos > n:
             section = 0 if index < ancount else 1 if index < first_additional else 2
             return edns, ext_rcode, reason or _TRUNCATED_SECTION[section]
