@@ -6,6 +6,7 @@ every helper here insists on an explicit upstream.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -137,3 +138,92 @@ def kdig(
     server: str, *names: str | tuple[str, str], netns: str | None = None, **opts: object
 ) -> KdigResult:
     return run_kdig(kdig_argv(server, names, **opts), netns=netns)  # type: ignore[arg-type]
+
+
+STUBBY_LISTEN = "127.53.9.1"
+
+
+def stubby_config(
+    path: Path,
+    upstream: str,
+    ca: Path,
+    auth_name: str | None,
+    pin: str | None = None,
+    listen: str = STUBBY_LISTEN,
+    port: int = 853,
+    strict: bool = True,
+    padding: int = 128,
+    idle_ms: int = 10_000,
+) -> Path:
+    """A complete stubby config with exactly one upstream: its built-in defaults point
+    at public resolvers, so stubby never runs without this."""
+    lines = [
+        "resolution_type: GETDNS_RESOLUTION_STUB",
+        "dns_transport_list:",
+        "  - GETDNS_TRANSPORT_TLS",
+        "tls_authentication: "
+        + ("GETDNS_AUTHENTICATION_REQUIRED" if strict else "GETDNS_AUTHENTICATION_NONE"),
+        f"tls_query_padding_blocksize: {padding}",
+        "edns_client_subnet_private: 1",
+        "round_robin_upstreams: 0",
+        f"idle_timeout: {idle_ms}",
+        f'tls_ca_file: "{ca}"',
+        f'appdata_dir: "{path.parent}"',
+        "listen_addresses:",
+        f"  - {listen}@53",
+        "upstream_recursive_servers:",
+        f"  - address_data: {upstream}",
+        f"    tls_port: {port}",
+    ]
+    if auth_name:
+        lines.append(f'    tls_auth_name: "{auth_name}"')
+    if pin:
+        lines += ["    tls_pubkey_pinset:", '      - digest: "sha256"', f"        value: {pin}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def stubby_argv(conf: Path) -> list[str]:
+    return ["stubby", "-C", str(conf), "-v", "6"]
+
+
+def getdns_argv(
+    upstream: str,
+    name: str,
+    qtype: str = "A",
+    port: int = 853,
+    auth_name: str | None = None,
+    strict: bool = True,
+    tls: bool = True,
+    padding: int | None = 128,
+) -> list[str]:
+    """getdns_query in stub mode against one named upstream (its default mode recurses
+    from the root servers). It has no CA option: pass SSL_CERT_FILE in the environment."""
+    target = f"@{upstream}" + (f"#{port}" if tls else f"@{port}")
+    if tls and auth_name:
+        target += f"~{auth_name}"
+    argv = ["getdns_query", "-s", "-j", "-t", "3000"]
+    argv += ["-l", "L" if tls else "U"]
+    if tls:
+        argv.append("-m" if strict else "-n")
+        if padding is not None:
+            argv += ["-P", str(padding)]
+    return [*argv, target, name, qtype]
+
+
+def run_getdns(
+    argv: Sequence[str], ca: Path, netns: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"SSL_CERT_FILE": str(ca), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    return subprocess.run(
+        netns_prefix(netns) + list(argv), capture_output=True, text=True, env=env, timeout=30
+    )
+
+
+def getdns_ok(done: subprocess.CompletedProcess[str]) -> bool:
+    """True when getdns_query -j reported GETDNS_RESPSTATUS_GOOD (900) with answers."""
+    try:
+        reply = json.loads(done.stdout)
+    except ValueError:
+        return False
+    return bool(reply.get("status") == 900 and reply.get("just_address_answers"))
