@@ -1,0 +1,239 @@
+"""DNS over HTTPS (RFC 8484) and DNS over QUIC (RFC 9250) seen from handshakes.
+
+DoH looks like any HTTPS, so it is recognised by where it goes: a ClientHello (TCP) or
+QUIC Initial whose SNI is a known DoH host, or, without SNI, one to a known resolver
+address on port 443 (clients configured with an IP literal send no SNI). DoQ announces
+itself with ALPN "doq" (draft versions "doq-i00".."doq-i12"), or runs QUIC on its ports
+(853 in RFC 9250, 784 and 8853 in the drafts).
+
+Cleartext DoH over h2c (DA-DOH-002) needs HTTP/2 facts the event stream does not carry
+yet; it is not guessed here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.model.events import ConnectionSeen, Event, QuicInitialSeen, TlsClientHelloSeen
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
+from dotaudit.model.resolvers import KnownResolver
+
+HTTPS_PORT = 443
+DOQ_PORTS = frozenset({853, 784, 8853})
+MAX_ROWS = 10_000
+MAX_OPEN = 50_000
+
+FlowKey = tuple[str, str, int, str, int]
+RowKey = tuple[str, str, str, str, str | None]
+
+
+def is_doq_alpn(alpn: str) -> bool:
+    return alpn == "doq" or alpn.startswith("doq-i")
+
+
+def _is_ip_literal(name: str | None) -> bool:
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class _Row:
+    file: str
+    client: str
+    server: str
+    protocol: str
+    sni: str | None
+    provider: str | None
+    via: str
+    first_ts: float
+    last_ts: float
+    connections: int = 0
+    packets: int = 0
+    alpn: set[str] = field(default_factory=set)
+    frames: list[int] = field(default_factory=list)
+
+    def add_frame(self, frame: int) -> None:
+        if len(self.frames) < MAX_FRAMES and frame not in self.frames:
+            self.frames.append(frame)
+
+    def seen(self, first: float, last: float) -> None:
+        self.first_ts = min(self.first_ts, first)
+        self.last_ts = max(self.last_ts, last)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "server": self.server,
+            "protocol": self.protocol,
+            "sni": self.sni,
+            "provider": self.provider,
+            "via": self.via,
+            "alpn": sorted(self.alpn),
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "connections": self.connections,
+            "packets": self.packets,
+            "frames": sorted(self.frames),
+        }
+
+
+_CONFIDENCE = {
+    "sni": Confidence.HIGH,
+    "alpn": Confidence.HIGH,
+    "address": Confidence.MEDIUM,
+    "port": Confidence.MEDIUM,
+}
+
+
+class DohDoqDetector(Detector):
+    name: ClassVar[str] = "doh_doq"
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._rows: dict[RowKey, _Row] = {}
+        self._flows: dict[FlowKey, RowKey] = {}
+        self._dropped = 0
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, TlsClientHelloSeen):
+            if event.transport == "tcp":
+                self._hello(event, event.sni, event.alpn, quic=False)
+        elif isinstance(event, QuicInitialSeen):
+            self._hello(event, event.sni, event.alpn, quic=True)
+        elif isinstance(event, ConnectionSeen):
+            self._connection(event)
+
+    def _classify(
+        self, event: Event, sni: str | None, alpn: tuple[str, ...], quic: bool
+    ) -> tuple[str, str, KnownResolver | None] | None:
+        """(protocol, via, known resolver) for a hello that is DoH or DoQ, else None."""
+        resolvers = self.context.resolvers
+        if quic:
+            if any(is_doq_alpn(a) for a in alpn):
+                return "doq", "alpn", resolvers.by_address(event.dst)
+            if event.dport in DOQ_PORTS:
+                return "doq", "port", resolvers.by_address(event.dst)
+        elif event.dport == 853 or "dot" in alpn:
+            return None  # DoT: the dot_session detector's business
+        known = resolvers.by_doh_host(sni)
+        if known is not None:
+            return "doh", "sni", known
+        if (sni is None or _is_ip_literal(sni)) and event.dport == HTTPS_PORT:
+            known = resolvers.by_address(event.dst)
+            if known is not None:
+                return "doh", "address", known
+        return None
+
+    def _hello(self, event: Event, sni: str | None, alpn: tuple[str, ...], quic: bool) -> None:
+        verdict = self._classify(event, sni, alpn, quic)
+        if verdict is None:
+            return
+        protocol, via, known = verdict
+        key: RowKey = (event.file, event.src, event.dst, protocol, sni)
+        row = self._row(key, via, known, event.ts)
+        if row is None:
+            return
+        flow = (event.file, event.src, event.sport, event.dst, event.dport)
+        if flow not in self._flows:  # a retransmitted Initial is the same connection
+            row.connections += 1
+            if len(self._flows) < MAX_OPEN:
+                self._flows[flow] = key
+        for name in alpn[:8]:
+            if len(row.alpn) < 16:
+                row.alpn.add(name)
+        row.add_frame(event.frame)
+        row.seen(event.ts, event.ts)
+
+    def _row(self, key: RowKey, via: str, known: KnownResolver | None, ts: float) -> _Row | None:
+        row = self._rows.get(key)
+        if row is None:
+            if len(self._rows) >= MAX_ROWS:
+                self._dropped += 1
+                return None
+            file, client, server, protocol, sni = key
+            row = self._rows[key] = _Row(
+                file=file,
+                client=client,
+                server=server,
+                protocol=protocol,
+                sni=sni,
+                provider=known.provider if known else None,
+                via=via,
+                first_ts=ts,
+                last_ts=ts,
+            )
+        return row
+
+    def _connection(self, event: ConnectionSeen) -> None:
+        flow = (event.file, event.src, event.sport, event.dst, event.dport)
+        key = self._flows.pop(flow, None)
+        if key is None:
+            # QUIC on a DoQ port whose Initial was not seen (capture began mid-flow).
+            if event.transport != "udp" or event.app != "quic" or event.dport not in DOQ_PORTS:
+                return
+            key = (event.file, event.src, event.dst, "doq", None)
+            row = self._row(key, "port", self.context.resolvers.by_address(event.dst), event.start)
+            if row is None:
+                return
+            row.connections += 1
+            row.add_frame(event.first_frame)
+        else:
+            row = self._rows[key]
+        row.packets += event.packets_fwd + event.packets_rev
+        row.add_frame(event.last_frame)
+        row.seen(event.start, event.end)
+
+    def finish(self) -> list[Finding]:
+        overrides = self.context.policy.severity_overrides
+        approved = self.context.policy.approved_addresses()
+        groups: dict[tuple[str, str, str], list[_Row]] = {}
+        for row in self._rows.values():
+            target = row.provider or row.server
+            groups.setdefault((row.protocol, row.client, target), []).append(row)
+        findings: list[Finding] = []
+        for (protocol, client, target), rows in groups.items():
+            finding_id = "DA-DOH-001" if protocol == "doh" else "DA-DOQ-001"
+            servers = sorted({r.server for r in rows})
+            frames = sorted({f for r in rows for f in r.frames})
+            vias = sorted({r.via for r in rows})
+            confidence = max(_CONFIDENCE[v] for v in vias)
+            evidence: dict[str, Any] = {
+                "provider": rows[0].provider,
+                "servers": servers[:20],
+                "sni": sorted({r.sni for r in rows if r.sni})[:20],
+                "via": vias,
+                "alpn": sorted({a for r in rows for a in r.alpn})[:16],
+                "connections": sum(r.connections for r in rows),
+                "packets": sum(r.packets for r in rows),
+                "approved_by_policy": all(s in approved for s in servers),
+            }
+            if self._dropped:
+                evidence["rows_dropped"] = self._dropped
+            findings.append(
+                make_finding(
+                    finding_id,
+                    dedup_key=f"{client}|{target}",
+                    confidence=confidence,
+                    severity=overrides.get(finding_id),
+                    client=client,
+                    server=servers[0] if len(servers) == 1 else target,
+                    evidence=evidence,
+                    frames=frames,
+                    first_ts=min(r.first_ts for r in rows),
+                    last_ts=max(r.last_ts for r in rows),
+                    file=rows[0].file,
+                )
+            )
+        return findings
+
+    def sections(self) -> dict[str, Section]:
+        rows = sorted(self._rows.values(), key=lambda r: (r.first_ts, r.client, r.server))
+        return {"doh_doq": [row.to_dict() for row in rows]}
