@@ -408,6 +408,23 @@ class RecordItem:
     ts: float
 
 
+_new = object.__new__
+_set_ctype, _set_length, _set_frame, _set_ts = (
+    RecordItem.__dict__[name].__set__ for name in ("content_type", "length", "frame", "ts")
+)
+
+
+def _record_item(content_type: int, length: int, frame: int, ts: float) -> RecordItem:
+    """RecordItem(...) without the frozen ``__init__``, which pays an ``object.__setattr__``
+    call per field: this runs once per record on the hot path (about 2x faster)."""
+    item = _new(RecordItem)
+    _set_ctype(item, content_type)
+    _set_length(item, length)
+    _set_frame(item, frame)
+    _set_ts(item, ts)
+    return item
+
+
 TlsItem = ClientHelloItem | ServerHelloItem | CertificateItem | AlertItem | RecordItem
 
 HS_CLIENT_HELLO = 1
@@ -561,6 +578,23 @@ class TlsStream:
                 h = hdr
                 start = 0
             else:
+                ctype = data[pos]
+                length = (data[pos + 3] << 8) | data[pos + 4]
+                if (
+                    (ctype == CT_APPLICATION_DATA or (ctype == CT_HANDSHAKE and self.encrypted))
+                    and pos + 5 + length <= n
+                    and data[pos + 1] == 3
+                    and data[pos + 2] <= 4
+                    and length <= MAX_RECORD
+                ):
+                    # Fast path: a whole record we only count (DoT: one per segment).
+                    pos += 5 + length
+                    if self._n_records < self.max_records:
+                        self._n_records += 1
+                        out.append(_record_item(ctype, length, frame, ts))
+                    else:
+                        self.records_truncated = True
+                    continue
                 h = data
                 start = pos
                 pos += 5
@@ -610,7 +644,7 @@ class TlsStream:
         self._mode = _SKIP
         if self._n_records < self.max_records:
             self._n_records += 1
-            out.append(RecordItem(ctype, self._length, frame, ts))
+            out.append(_record_item(ctype, self._length, frame, ts))
         else:
             self.records_truncated = True
 

@@ -466,9 +466,9 @@ def test_bulk_skip_speed() -> None:
     stream._body_left = 1 << 62  # keep the hot path: a body that never ends
     seg = bytes(1400)
     feed = stream.feed
-    n = 200_000
+    n = 2000
     best = float("inf")
-    for _ in range(3):
+    for _ in range(100):  # the best of many short runs resists noisy neighbours
         t0 = time.perf_counter()
         for _ in range(n):
             feed(seg, 1, 0.0)
