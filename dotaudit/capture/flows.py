@@ -199,7 +199,7 @@ class FlowTable:
         sport = pkt.sport
         flow = self._tcp.get((src, sport, pkt.dst, pkt.dport))
         flags = pkt.flags
-        if flow is None or flags & (SYN | FIN | RST) or not flow._settled:
+        if flow is None or flags & 0x07 or not flow._settled:  # 0x07: SYN|FIN|RST, folded
             self._tcp_slow(pkt, flow, flags, ts)
             return
         # Fast path for established flows; mirrors _tcp_data, kept inline because it runs
@@ -232,7 +232,7 @@ class FlowTable:
                         stream = flow.s2c = Reassembler(self.streams, flow, False)
                     stream.segment(pkt.seq, payload, frame, ts)
             peer = flow.c2s
-        if peer is not None and peer.starts and flags & ACK:
+        if peer is not None and peer.starts and flags & 0x10:  # ACK
             peer.peer_ack(pkt.ack, frame, ts)
 
     def finish(self) -> None:
