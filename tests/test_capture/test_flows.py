@@ -488,3 +488,18 @@ def test_finish_ends_each_flow_once_in_first_seen_order() -> None:
     table.finish()
     assert [f.cport for f in rec.ended] == [40003, 40001, 40002]
     assert table.active_flows == 0
+
+
+def test_flow_churn_keeps_expiry_schedule_bounded() -> None:
+    """Thousands of short connections: the flow table and its deadline heap stay small."""
+    table, rec = make_table(close_linger=1.0)
+    frames = [0]
+    for i in range(5000):
+        conn = Conn(table, cport=20000 + i, frame=frames, t0=T0 + i * 0.5)
+        conn.handshake()
+        conn.s(RST | ACK)
+        assert table.active_flows <= 5
+        assert len(table._heap) <= 2 * table.active_flows + 1024 + 2
+    assert len(rec.ended) >= 4995
+    assert all(f.outcome == "closed_rst" and f.ended_by == "close" for f in rec.ended)
+    assert not hasattr(rec.ended[0], "__dict__")  # slotted: no per-flow dict
