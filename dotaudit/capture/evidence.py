@@ -51,6 +51,7 @@ def write_evidence(report: AuditReport, directory: Path) -> int:
         temporary = target.with_suffix(".pcap.tmp")
         writer = RawPcapWriter(str(temporary), linktype=linktype, sync=True)
         try:
+            writer.write_header(None)
             for ts, frame_linktype, data, orig_len in frames:
                 if frame_linktype != linktype:
                     continue  # pcap holds one link type; the finding's frames share one

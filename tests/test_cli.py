@@ -1,0 +1,205 @@
+"""The command line as a user drives it: subprocess runs, exit codes, stdout vs stderr."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests import pcapgen
+from tests.conftest import ROOT, corpus_path
+
+SCHEMA = json.loads((ROOT / "schema" / "report.schema.json").read_text())
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dotaudit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def jsonl(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def test_not_a_capture_exits_2_naming_the_file(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.pcap"
+    bogus.write_text("hello, this is not a capture\n")
+    result = run("events", str(bogus))
+    assert result.returncode == 2
+    assert f"{bogus}: not a pcap or pcapng file" in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("analyze", str(tmp_path / "absent.pcap"))
+    assert result.returncode == 2
+    assert "absent.pcap" in result.stderr
+
+
+def test_events_jsonl_carries_the_common_fields(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example", "b.example"])
+    result = run("events", str(capture))
+    assert result.returncode == 0, result.stderr
+    records = jsonl(result.stdout)
+    dns = [r for r in records if r["type"] == "dns"]
+    assert [r["qname"] for r in dns if r["qr"] == "query"] == ["a.example", "b.example"]
+    for record in records:
+        for key in ("schema", "type", "file", "frame", "ts", "src", "sport", "dst", "dport"):
+            assert key in record, (key, record)
+        assert record["schema"] == "dotaudit.events/1"
+    frames = [r["frame"] for r in dns]
+    assert frames == sorted(frames), "records must come in capture order"
+
+
+def test_events_type_filter_and_output_file(tmp_path: Path) -> None:
+    capture = pcapgen.fallback_capture(tmp_path / "f.pcap", "reset")
+    out = tmp_path / "out" / "events.jsonl"
+    result = run("events", str(capture), "--type", "connection", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    records = jsonl(out.read_text())
+    assert records and {r["type"] for r in records} == {"connection"}
+    outcomes = {r["dport"]: r["outcome"] for r in records}
+    assert outcomes[853] == "refused"
+    assert not list(out.parent.glob(".*tmp")), "no temporary file left behind"
+
+
+def test_unknown_type_is_a_usage_error(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    result = run("events", str(capture), "--type", "dns,bogus")
+    assert result.returncode == 2
+    assert "bogus" in result.stderr
+
+
+def test_truncated_capture_warns_with_offset_and_strict_fails(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example", "b.example"])
+    data = capture.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 10])
+    result = run("events", str(cut))
+    assert result.returncode == 0
+    assert "offset" in result.stderr and str(cut) in result.stderr
+    names = [r["qname"] for r in jsonl(result.stdout) if r["type"] == "dns"]
+    assert "a.example" in names  # facts before the cut survive
+    strict = run("events", "--strict", str(cut))
+    assert strict.returncode == 2
+
+
+def test_gzip_and_directory_inputs_are_found_by_magic(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["gz.example"])
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "capture.bin").write_bytes(gzip.compress(capture.read_bytes()))
+    (folder / "README.md").write_text("not a capture")
+    result = run("events", str(folder), "--type", "dns")
+    assert result.returncode == 0, result.stderr
+    assert {r["qname"] for r in jsonl(result.stdout)} == {"gz.example"}
+
+
+def test_analyze_exit_codes_follow_fail_on(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    high = run("analyze", str(capture), "-q")
+    assert high.returncode == 1  # a plaintext leak is high
+    relaxed = run("analyze", str(capture), "-q", "--fail-on", "none")
+    assert relaxed.returncode == 0
+    report = json.loads(relaxed.stdout)
+    assert report["findings"][0]["id"] == "DA-LEAK-001"
+
+
+def test_analyze_json_report_validates_against_schema(tmp_path: Path) -> None:
+    capture = pcapgen.fallback_capture(tmp_path / "f.pcap", "drop")
+    out = tmp_path / "report.json"
+    result = run("analyze", str(capture), "-o", str(out))
+    assert result.returncode == 1
+    report = json.loads(out.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert "findings:" in result.stderr, "the text summary goes to stderr"
+    fallback = report["fallback_events"]
+    assert len(fallback) == 1
+    assert fallback[0]["failure"] == "syn_unanswered"
+    assert fallback[0]["qnames"] == ["fallback.example"]
+    assert fallback[0]["delay_s"] == pytest.approx(2.0, abs=0.01)
+
+
+def test_corpus_report_validates_against_schema(tmp_path: Path) -> None:
+    """Oracle: the documented JSON Schema, on real public captures."""
+    paths = [
+        corpus_path("ndpi/dot-android10-private-dns/googledns_android10.pcap"),
+        corpus_path("ndpi/dns-fragmented-tcp-udp/dns_fragmented.pcap"),
+    ]
+    result = run("analyze", *map(str, paths), "-q", "--format", "json", "--workers", "2")
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert [i["path"] for i in report["inputs"]] == [str(p) for p in paths]
+
+
+def test_workers_give_the_same_report_as_serial(tmp_path: Path) -> None:
+    a = pcapgen.fallback_capture(tmp_path / "a.pcap", "icmp")
+    b = pcapgen.plaintext_capture(tmp_path / "b.pcap", ["x.example", "y.example"])
+    serial = json.loads(run("analyze", str(a), str(b), "-q", "--workers", "1").stdout)
+    parallel = json.loads(run("analyze", str(a), str(b), "-q", "--workers", "2").stdout)
+    for report in (serial, parallel):
+        report.pop("generated_at")
+    assert serial == parallel
+
+
+def test_jsonl_format_is_one_finding_per_line(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    out = tmp_path / "f.jsonl"
+    run("analyze", str(capture), "-q", "-o", str(out))
+    lines = jsonl(out.read_text())
+    assert lines and all("id" in line and "severity" in line for line in lines)
+
+
+def test_unknown_output_extension_needs_format(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    result = run("analyze", str(capture), "-o", str(tmp_path / "report.xyz"))
+    assert result.returncode == 2
+    assert "--format" in result.stderr
+
+
+def test_bad_policy_is_a_usage_error(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    policy = tmp_path / "policy.toml"
+    policy.write_text('internal_resolvers = ["not-an-ip"]\n')
+    result = run("analyze", str(capture), "--policy", str(policy))
+    assert result.returncode == 2
+    assert "not-an-ip" in result.stderr
+
+
+def test_policy_internal_resolver_is_not_a_leak(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'internal_resolvers = ["{pcapgen.RESOLVER}"]\n')
+    result = run("analyze", str(capture), "-q", "--policy", str(policy))
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert not [f for f in report["findings"] if f["id"].startswith("DA-LEAK")]
+    assert report["plaintext_dns"][0]["internal"] is True
+
+
+def test_evidence_pcaps_hold_the_findings_frames(tmp_path: Path) -> None:
+    capture = pcapgen.fallback_capture(tmp_path / "f.pcap", "reset")
+    evidence = tmp_path / "evidence"
+    out = tmp_path / "r.json"
+    result = run("analyze", str(capture), "--evidence", str(evidence), "-o", str(out), "-q")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(out.read_text())
+    files = sorted(evidence.glob("*.pcap"))
+    assert files
+    fallback_index = next(
+        i for i, f in enumerate(report["findings"], 1) if f["id"] == "DA-FALLBACK-001"
+    )
+    fallback_file = evidence / f"{fallback_index:03d}-DA-FALLBACK-001.pcap"
+    events = jsonl(run("events", str(fallback_file)).stdout)
+    assert {r["frame"] for r in events if r["type"] == "dns"}, "the fallback query is in it"
