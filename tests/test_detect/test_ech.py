@@ -1,0 +1,91 @@
+"""ECH/ESNI classification. Oracles: the corpus manifest (Zeek's tls13-ech trace is real
+ECH with outer SNI cloudflare-ech.com; nDPI's tls_ech is ECH next to the real site
+name; nDPI flags ESNI next to an SNI as "TLS Susp ESNI Usage")."""
+
+from __future__ import annotations
+
+from dotaudit.detect.base import Context
+from dotaudit.detect.ech import EchDetector, classify_ech
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Confidence, Finding, Severity
+from dotaudit.model.policy import Policy
+from tests.conftest import corpus_path
+from tests.factories import client_hello, quic_initial
+
+
+def _run(events: list[Event], context: Context | None = None) -> list[Finding]:
+    detector = EchDetector(context or Context())
+    for event in events:
+        detector.on_event(event)
+    return detector.finish()
+
+
+def test_classify() -> None:
+    assert classify_ech("cloudflare-ech.com", True, False) == "ech"
+    assert classify_ech("Cloudflare-ECH.com.", True, False) == "ech"
+    assert classify_ech("www.example.com", True, False) == "grease_likely"
+    assert classify_ech(None, True, False) == "ech_unverified"
+    assert classify_ech(None, False, True) == "esni"
+    assert classify_ech("a.example", False, True) == "esni_with_sni"
+    assert classify_ech("a.example", False, False) is None
+
+
+def test_aggregates_per_client_and_kind() -> None:
+    findings = _run(
+        [
+            client_hello(sni="cloudflare-ech.com", ech=True, ts=1.0, dport=443),
+            client_hello(sni="cloudflare-ech.com", ech=True, ts=3.0, dport=443),
+            client_hello(sni="www.example.com", ech=True, ts=2.0, dport=443),
+            quic_initial(sni="www.example.com", ech=True, ts=4.0, dport=443, alpn=("h3",)),
+            client_hello(sni="plain.example", ech=False, dport=443),
+        ]
+    )
+    by_kind = {f.evidence["kind"]: f for f in findings}
+    assert set(by_kind) == {"ech", "grease_likely"}
+    real = by_kind["ech"]
+    assert real.evidence["hellos"] == 2 and real.first_ts == 1.0 and real.last_ts == 3.0
+    assert real.confidence == Confidence.HIGH and len(real.frames) == 2
+    grease = by_kind["grease_likely"]
+    assert grease.evidence["transports"] == ["quic", "tls"]
+    assert grease.confidence == Confidence.MEDIUM
+    assert "GREASE" in grease.title
+    assert all(f.id == "DA-ECH-001" and f.severity == Severity.INFO for f in findings)
+    assert real.dedup_key != grease.dedup_key
+
+
+def test_no_ech_no_finding() -> None:
+    assert _run([client_hello(), quic_initial()]) == []
+
+
+def test_override() -> None:
+    policy = Policy(severity_overrides={"DA-ECH-001": Severity.LOW})
+    (finding,) = _run([client_hello(sni=None, esni=True)], Context(policy=policy))
+    assert finding.severity == Severity.LOW
+
+
+def _corpus(relative: str) -> list[Finding]:
+    from dotaudit.pipeline import CaptureRun
+
+    return _run(list(CaptureRun(corpus_path(relative)).events()))
+
+
+def test_corpus_real_ech() -> None:
+    # Zeek ssl.log: 2 connections 192.168.20.65 -> 162.159.138.85:443, SNI cloudflare-ech.com.
+    (finding,) = _corpus("zeek/tls13-ech/tls13-ech.pcap")
+    assert finding.evidence["kind"] == "ech" and finding.evidence["hellos"] == 2
+    assert finding.client == "192.168.20.65" and finding.server == "162.159.138.85"
+
+
+def test_corpus_grease_looking_ech() -> None:
+    # nDPI: ECH 0xfe0d with Hostname/SNI performance.radar.cloudflare.com.
+    (finding,) = _corpus("ndpi/tls-ech/tls_ech.pcapng")
+    assert finding.evidence["kind"] == "grease_likely"
+    assert finding.evidence["outer_sni"] == ["performance.radar.cloudflare.com"]
+
+
+def test_corpus_esni() -> None:
+    # nDPI: 3 ESNI hellos without SNI; 2 ESNI hellos with joke SNIs ("Susp ESNI Usage").
+    (finding,) = _corpus("ndpi/tls-esni/encrypted_sni.pcap")
+    assert finding.evidence["kind"] == "esni" and finding.evidence["hellos"] == 3
+    (both,) = _corpus("ndpi/tls-esni-and-sni/tls_esni_sni_both.pcap")
+    assert both.evidence["kind"] == "esni_with_sni" and both.evidence["hellos"] == 2
