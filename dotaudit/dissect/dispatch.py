@@ -24,6 +24,7 @@ from dotaudit.dissect.tls import (
     ServerHelloItem,
     TlsStream,
     cipher_name,
+    is_tls13,
     looks_like_tls,
     parse_client_hello,
     version_name,
@@ -46,7 +47,6 @@ from dotaudit.model.events import (
 Emit = Callable[[Event], None]
 
 DNS_SERVICES = {53: "dns", 5353: "mdns", 5355: "llmnr"}
-TLS13 = 0x0304
 MAX_RECORDS_KEPT = 2000
 """TLS record lengths kept per direction for the connection event (padding inference)."""
 
@@ -258,7 +258,10 @@ class Dispatcher:
 
     def _server_hello(self, app: _TlsApp, from_client: bool, item: ServerHelloItem) -> None:
         hello = item.hello
-        if hello.version == TLS13 and not hello.is_hello_retry:
+        if hello.is_hello_retry:
+            # The client's compatibility ChangeCipherSpec must not hide its second hello.
+            app.client_stream.hello_retry()
+        elif is_tls13(hello.version):
             app.client_stream.set_tls13()
             app.server_stream.set_tls13()
         src, sport, dst, dport = _direction(app.ends, from_client)

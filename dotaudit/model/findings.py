@@ -199,8 +199,9 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "DA-ECH-001",
         "Encrypted Client Hello offered",
         Severity.INFO,
-        "The ClientHello carries an ECH extension; when the outer SNI is a real site name this "
-        "is most likely GREASE ECH, which hides nothing.",
+        "The ClientHello carries an ECH extension (draft-ietf-tls-esni); when the outer SNI is a "
+        "real site name this is most likely GREASE ECH, which hides nothing. Real ECH needs the "
+        "server's ECHConfig, published in HTTPS records (RFC 9460).",
     ),
     CatalogueEntry(
         "DA-POLICY-001",
