@@ -1,0 +1,385 @@
+"""dotaudit vs tshark on the same capture, in the same run: packets/s ratio, peak RSS,
+memory flatness across capture sizes, and whether both report the same DNS names and SNIs.
+
+    .venv/bin/python bench/run.py                     # 100k and 1M generated packets
+    .venv/bin/python bench/run.py --packets 200000    # 20k and 200k
+    .venv/bin/python bench/run.py --capture some.pcap # one existing capture
+
+The headline is the RATIO of packets/s (dotaudit / tshark), never absolute times: the
+machine may be shared. Results also go to bench/out/result.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from facts import FactDiff, compare, dotaudit_facts, tshark_facts, tshark_sni_origins
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
+TARGET_RATIO = 5.0
+TARGET_RSS_MB = 150.0
+FLAT_GROWTH = 1.25  # peak RSS may grow by at most this factor from the small to the big run
+TSHARK_FILTER = "dns || tls.handshake.type==1"
+FACT_TYPES = "dns,tls_client_hello,quic_initial"
+GENERATOR_SOURCES = (
+    "gen_capture.py", "sessions.py", "wire.py", "tlsmsg.py", "quicinit.py", "dnsmsg.py",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Run:
+    name: str
+    cmd: list[str]
+    wall: float = 0.0
+    cpu: float = 0.0
+    rss_mb: float = 0.0
+    exit_code: int = 0
+    note: str = ""
+
+    def pps(self, packets: int) -> float:
+        return packets / self.wall if self.wall > 0 else 0.0
+
+
+def measure(name: str, cmd: list[str], stdout: Path | None, stderr: Path) -> Run:
+    """Run ``cmd`` once; wall time, CPU time and peak RSS of the child (and anything it
+    waited for) come from ``wait4``."""
+    with (
+        open(stdout or os.devnull, "wb") as out,
+        open(stderr, "wb") as err,
+    ):
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
+    # Linux reports ru_maxrss in KiB.
+    return Run(
+        name,
+        cmd,
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        rss_mb=usage.ru_maxrss / 1024,
+        exit_code=proc.returncode,
+    )
+
+
+def best_of(runs: list[Run]) -> Run:
+    """Median wall time; the worst peak RSS."""
+    chosen = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+    return dataclasses.replace(
+        chosen,
+        wall=statistics.median(r.wall for r in runs),
+        cpu=statistics.median(r.cpu for r in runs),
+        rss_mb=max(r.rss_mb for r in runs),
+    )
+
+
+def count_frames(path: Path) -> int:
+    """Frames in a classic pcap (any byte order and time resolution) or pcapng file."""
+    with path.open("rb") as f:
+        head = f.read(24)
+        magic = head[:4]
+        if magic in PCAP_MAGICS:
+            endian = "<" if magic[0] in (0xD4, 0x4D) else ">"
+            rec = struct.Struct(endian + "IIII")
+            n = 0
+            while True:
+                hdr = f.read(16)
+                if len(hdr) < 16:
+                    return n
+                f.seek(rec.unpack(hdr)[2], 1)
+                n += 1
+        if magic == b"\x0a\x0d\x0d\x0a":
+            f.seek(0)
+            n, endian = 0, "<"
+            while True:
+                hdr = f.read(8)
+                if len(hdr) < 8:
+                    return n
+                if hdr[:4] == b"\x0a\x0d\x0d\x0a":
+                    endian = "<" if f.read(4) == b"\x4d\x3c\x2b\x1a" else ">"
+                    f.seek(-4, 1)
+                btype, blen = struct.unpack(endian + "II", hdr)
+                if btype in (3, 6):  # simple and enhanced packet blocks
+                    n += 1
+                f.seek(blen - 8, 1)
+    raise SystemExit(f"{path}: not a pcap or pcapng file")
+
+
+def generator_digest() -> str:
+    h = hashlib.sha256()
+    for name in GENERATOR_SOURCES:
+        h.update((HERE / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def ensure_capture(packets: int, seed: int) -> Path:
+    """bench/out/bench-N.pcap, regenerated when the generator's sources changed."""
+    path = OUT / f"bench-{packets}.pcap"
+    meta = path.with_suffix(".json")
+    want = {"packets": packets, "seed": seed, "generator": generator_digest()}
+    if path.exists() and meta.exists() and json.loads(meta.read_text()) == want:
+        return path
+    import gen_capture
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.relative_to(HERE.parent)} ({packets:,} packets) ...", flush=True)
+    started = time.perf_counter()
+    gen_capture.generate(path, packets, seed)
+    print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
+    meta.write_text(json.dumps(want))
+    return path
+
+
+def warm(path: Path) -> None:
+    """Read the file once so neither tool pays for the first cold read."""
+    with path.open("rb") as f:
+        while f.read(1 << 22):
+            pass
+
+
+def dotaudit_cmd(args: argparse.Namespace) -> list[str]:
+    if args.dotaudit:
+        return args.dotaudit.split()
+    exe = Path(sys.executable).parent / "dotaudit"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "dotaudit"]
+
+
+def has_subcommand(base: list[str], sub: str) -> bool:
+    try:
+        done = subprocess.run([*base, sub, "--help"], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[str, Any]:
+    tag = path.stem
+    base = dotaudit_cmd(args)
+    warm(path)
+    runs: dict[str, list[Run]] = {"events": [], "tshark": [], "analyze": []}
+    analyze_ok = has_subcommand(base, "analyze")
+    tshark_out = OUT / f"{tag}.tshark.txt"
+    tshark_cmd = [
+        args.tshark, "-r", str(path), "-Y", TSHARK_FILTER, "-T", "fields",
+        "-e", "dns.qry.name", "-e", "tls.handshake.extensions_server_name",
+    ]  # fmt: skip
+    for _ in range(args.repeat):  # interleaved, so load changes hit both tools alike
+        runs["events"].append(
+            measure(
+                "dotaudit events",
+                [*base, "events", str(path), "-o", os.devnull],
+                None,
+                OUT / f"{tag}.events.stderr",
+            )
+        )
+        if args.tshark:
+            runs["tshark"].append(
+                measure("tshark", tshark_cmd, tshark_out, OUT / f"{tag}.tshark.stderr")
+            )
+        if analyze_ok:
+            runs["analyze"].append(
+                measure(
+                    "dotaudit analyze",
+                    [*base, "analyze", str(path), "-o", os.devnull, "--format", "json"],
+                    None,
+                    OUT / f"{tag}.analyze.stderr",
+                )
+            )
+    result: dict[str, Any] = {
+        "capture": str(path),
+        "packets": packets,
+        "bytes": path.stat().st_size,
+    }
+    events = best_of(runs["events"])
+    result["events"] = _run_json(events, packets, OUT / f"{tag}.events.stderr")
+    tshark = best_of(runs["tshark"]) if runs["tshark"] else None
+    if tshark:
+        result["tshark"] = _run_json(tshark, packets, OUT / f"{tag}.tshark.stderr")
+    if analyze_ok:
+        result["analyze"] = _run_json(
+            best_of(runs["analyze"]), packets, OUT / f"{tag}.analyze.stderr"
+        )
+    else:
+        result["analyze"] = {"skipped": "`dotaudit analyze --help` failed"}
+    if tshark and tshark.wall > 0 and events.wall > 0 and events.exit_code == 0:
+        result["ratio"] = events.pps(packets) / tshark.pps(packets)
+        result["cpu_ratio"] = tshark.cpu / events.cpu if events.cpu > 0 else None
+        if analyze_ok and result["analyze"].get("exit_code") in (0, 1):
+            result["analyze_ratio"] = result["analyze"]["packets_per_s"] / tshark.pps(packets)
+    if tshark and not args.no_facts and tshark.exit_code == 0:
+        facts_out = OUT / f"{tag}.facts.jsonl"
+        fact_run = measure(
+            "dotaudit events (facts)",
+            [*base, "events", str(path), "--type", FACT_TYPES, "-o", str(facts_out)],
+            None,
+            OUT / f"{tag}.facts.stderr",
+        )
+        if fact_run.exit_code == 0:
+            diff = compare(tshark_facts(tshark_out), dotaudit_facts(facts_out))
+            if not diff.sni.agree and args.explain:
+                origins = tshark_sni_origins(args.tshark, path, diff.sni.only_tshark[:50])
+                diff.sni_origins = origins
+            result["facts"] = diff.to_json()
+        else:
+            result["facts"] = {"error": f"dotaudit events --type exited {fact_run.exit_code}"}
+    return result
+
+
+def _run_json(run: Run, packets: int, stderr: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "cmd": " ".join(run.cmd),
+        "exit_code": run.exit_code,
+        "wall_s": round(run.wall, 3),
+        "cpu_s": round(run.cpu, 3),
+        "packets_per_s": round(run.pps(packets)),
+        "peak_rss_mb": round(run.rss_mb, 1),
+    }
+    if run.exit_code not in (0, 1):
+        out["stderr_tail"] = stderr.read_text(errors="replace")[-600:]
+    return out
+
+
+def report_capture(res: dict[str, Any]) -> None:
+    mb = res["bytes"] / 1e6
+    print(f"\n== {res['capture']}: {res['packets']:,} packets, {mb:,.0f} MB")
+    print(f"  {'tool':18} {'packets/s':>11} {'cpu s':>8} {'wall s':>8} {'peak RSS':>10}  exit")
+    for key in ("events", "tshark", "analyze"):
+        r = res.get(key)
+        if r is None:
+            continue
+        if "skipped" in r:
+            print(f"  {'dotaudit ' + key:18} skipped: {r['skipped']}")
+            continue
+        label = "tshark" if key == "tshark" else f"dotaudit {key}"
+        print(
+            f"  {label:18} {r['packets_per_s']:>11,} {r['cpu_s']:>8.1f} {r['wall_s']:>8.1f}"
+            f" {r['peak_rss_mb']:>7.1f} MB  {r['exit_code']}"
+        )
+        if "stderr_tail" in r:
+            print("    stderr: " + r["stderr_tail"].strip().replace("\n", "\n    stderr: "))
+    if "ratio" in res:
+        verdict = "meets" if res["ratio"] >= TARGET_RATIO else "BELOW"
+        cpu = f"{res['cpu_ratio']:.2f}x" if res.get("cpu_ratio") else "n/a"
+        print(
+            f"  RATIO dotaudit events / tshark packets/s: {res['ratio']:.2f}x "
+            f"({verdict} target >= {TARGET_RATIO:g}x; CPU-time ratio {cpu})"
+        )
+        if "analyze_ratio" in res:
+            print(f"  ratio dotaudit analyze / tshark packets/s: {res['analyze_ratio']:.2f}x")
+    else:
+        print("  RATIO dotaudit events / tshark packets/s: n/a (a tool failed or was skipped)")
+    facts = res.get("facts")
+    if facts:
+        FactDiff.print_json(facts)
+
+
+def report_memory(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if len(results) < 2:
+        return None
+    small, big = results[0], results[-1]
+    s_rss, b_rss = small["events"]["peak_rss_mb"], big["events"]["peak_rss_mb"]
+    growth = b_rss / s_rss if s_rss else 0.0
+    ok = b_rss <= TARGET_RSS_MB and growth <= FLAT_GROWTH
+    print(
+        f"\nmemory: dotaudit events peak RSS {s_rss:.1f} MB at {small['packets']:,} packets, "
+        f"{b_rss:.1f} MB at {big['packets']:,} (x{growth:.2f}; target <= {TARGET_RSS_MB:g} MB "
+        f"and flat): {'ok' if ok else 'NOT MET'}"
+    )
+    return {"small_mb": s_rss, "big_mb": b_rss, "growth": round(growth, 3), "ok": ok}
+
+
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_avg_at_start": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    if args.tshark:
+        done = subprocess.run(
+            [args.tshark, "--version"], capture_output=True, text=True, check=False
+        )
+        env["tshark"] = done.stdout.splitlines()[0] if done.stdout else "?"
+    done = subprocess.run(
+        ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    env["git"] = done.stdout.strip()
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packets", type=int, help="big capture size (the small is a tenth)")
+    parser.add_argument("--capture", type=Path, help="benchmark this capture instead")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool (median)")
+    parser.add_argument("--dotaudit", help="command to run instead of .venv/bin/dotaudit")
+    parser.add_argument("--tshark", default=shutil.which("tshark"), help="tshark binary")
+    parser.add_argument("--no-facts", action="store_true", help="skip the fact comparison")
+    parser.add_argument(
+        "--no-explain", dest="explain", action="store_false",
+        help="do not re-run tshark to locate SNIs that only tshark reported",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, default=OUT / "result.json")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.tshark:
+        print("tshark not found: timing dotaudit alone, no ratio", file=sys.stderr)
+    base = dotaudit_cmd(args)
+    if not has_subcommand(base, "events"):
+        print(f"`{' '.join(base)} events --help` failed: dotaudit CLI unavailable", file=sys.stderr)
+        return 2
+    env = environment(args)
+    print(
+        f"dotaudit benchmark: {env['cpus']} CPUs, load average {env['load_avg_at_start']:.1f} at "
+        "start. Compare RATIOS, not times: both tools run in the same conditions."
+    )
+    if args.capture:
+        captures = [(args.capture, count_frames(args.capture))]
+    else:
+        big = args.packets or 1_000_000
+        sizes = sorted({max(big // 10, 1), big})
+        captures = [(ensure_capture(n, args.seed), n) for n in sizes]
+    results = []
+    for path, packets in captures:
+        res = bench_capture(path, packets, args)
+        report_capture(res)
+        results.append(res)
+    memory = report_memory(results)
+    headline = results[-1]
+    if "ratio" in headline:
+        print(
+            f"\nHEADLINE at {headline['packets']:,} packets: dotaudit events runs at "
+            f"{headline['ratio']:.2f}x tshark's packets/s (target >= {TARGET_RATIO:g}x), "
+            f"peak RSS {headline['events']['peak_rss_mb']:.0f} MB vs tshark "
+            f"{headline['tshark']['peak_rss_mb']:.0f} MB"
+        )
+    summary = {"environment": env, "captures": results, "memory": memory}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    failed = any(r["events"]["exit_code"] not in (0,) for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
