@@ -9,6 +9,7 @@ unless a test pins them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable
 from typing import Any
@@ -140,15 +141,15 @@ def server_hello(**kw: Any) -> TlsServerHelloSeen:
 
 
 def certificate(**kw: Any) -> TlsCertificateSeen:
-    """A valid leaf for dns.quad9.net (valid 2020..2030), server to client."""
+    """A leaf for dns.quad9.net, valid at the default ts (1970..2038), server to client."""
     values = _base({"src": SERVER, "sport": 853, "dst": CLIENT}, dport=40000, transport="tcp")
     values.update(
         position=0,
         subject="CN=dns.quad9.net",
         issuer="CN=Test CA,O=Test",
         san=("DNS:dns.quad9.net", "IP:9.9.9.9"),
-        not_before="2020-01-01T00:00:00Z",
-        not_after="2030-01-01T00:00:00Z",
+        not_before="1970-01-01T00:00:00Z",
+        not_after="2038-01-01T00:00:00Z",
         spki_sha256="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         self_signed=False,
         signature_algorithm="sha256WithRSAEncryption",
@@ -268,7 +269,7 @@ def dot_session_events(
     certificates: Iterable[TlsCertificateSeen] = (),
 ) -> list[Event]:
     """The ordered events of one DoT flow: ClientHello, ServerHello, certificates
-    (pass them pre-built), then the connection.
+    (pass them pre-built; their endpoints are set to this flow's), then the connection.
 
     ``client_lengths``/``server_lengths`` are the DNS-carrying application-data records.
     For TLS 1.3 the wire also carries the client's Finished (an application-data record)
@@ -313,7 +314,10 @@ def dot_session_events(
             )
         )
     for cert in certificates:
-        events.append(cert)
+        # Certificates belong to this flow whatever endpoints they were built with.
+        events.append(
+            dataclasses.replace(cert, file=file, src=server, sport=sport, dst=client, dport=cport)
+        )
     fwd = list(client_lengths)
     rev = list(server_lengths)
     if version == "TLSv1.3" and server_hello_seen:
