@@ -1,0 +1,79 @@
+"""DoT session detector: per-connection rows and aggregated findings."""
+
+from __future__ import annotations
+
+from dotaudit.detect.base import Context
+from dotaudit.detect.dot_session import DotSessionDetector
+from dotaudit.model.events import Event
+from dotaudit.model.policy import ApprovedResolver, Policy
+from tests import factories as f
+
+
+def run(events: list[Event], policy: Policy | None = None) -> DotSessionDetector:
+    detector = DotSessionDetector(Context(policy=policy or Policy()))
+    for event in events:
+        detector.on_event(event)
+    return detector
+
+
+def test_padded_tls13_session_row() -> None:
+    """Oracle: the issue's stubby numbers, 147 = 128 + 19 and 487 = 468 + 19 (RFC 8467)."""
+    events = f.dot_session_events(client_lengths=[147, 147, 147], server_lengths=[487, 487, 487])
+    detector = run(events)
+    findings = detector.finish()
+    row = detector.sections()["dot_sessions"][0]
+    assert row["outcome"] == "established"
+    assert row["sni"] == "dns.quad9.net" and row["version"] == "TLSv1.3"
+    assert row["queries_est"] == 3
+    assert row["padding"]["verdict"] == "padded"
+    assert row["alpn"] == "dot"
+    assert [x.id for x in findings] == ["DA-DOT-006"]
+
+
+def test_tls12_is_low_and_tls11_is_a_finding() -> None:
+    tls12 = f.dot_session_events(version="TLSv1.2", client_lengths=[80], server_lengths=[90])
+    tls11 = f.dot_session_events(
+        version="TLSv1.1", client_lengths=[80], server_lengths=[90], server="198.51.100.9"
+    )
+    ids = sorted(x.id for x in run([*tls12, *tls11]).finish())
+    assert ids == ["DA-DOT-002", "DA-DOT-003", "DA-DOT-006", "DA-DOT-006"]
+
+
+def test_no_sni_is_noted() -> None:
+    events = f.dot_session_events(sni=None, client_lengths=[147], server_lengths=[487])
+    assert "DA-DOT-004" in {x.id for x in run(events).finish()}
+
+
+def test_failures_are_grouped_with_their_modes() -> None:
+    events: list[Event] = [
+        f.connection(outcome="syn_unanswered", syn_retransmits=2, handshake_seen=False),
+        f.connection(outcome="refused", handshake_seen=False),
+        f.connection(outcome="icmp_rejected", icmp="admin-prohibited", handshake_seen=False),
+    ]
+    detector = run(events)
+    findings = detector.finish()
+    assert [x.id for x in findings] == ["DA-DOT-001"]
+    evidence = findings[0].evidence
+    assert evidence["failures"] == {"syn_unanswered": 1, "reset": 1, "icmp_rejected": 1}
+    assert evidence["syn_retransmits"] == 2
+    assert evidence["icmp"] == ["admin-prohibited"]
+
+
+def test_strict_client_abort_after_tls13_server_flight() -> None:
+    events = f.dot_session_events(client_lengths=[], server_lengths=[], outcome="closed_rst")
+    row = run(events).sections()["dot_sessions"][0]
+    assert row["outcome"] == "aborted_after_server_hello"
+    assert row["queries_est"] == 0
+
+
+def test_unapproved_resolver_under_policy() -> None:
+    policy = Policy(approved_dot=(ApprovedResolver("203.0.113.53"),))
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    assert "DA-POLICY-001" in {x.id for x in run(events, policy).finish()}
+
+
+def test_mid_stream_sessions_are_rows_but_not_failures() -> None:
+    conn = f.connection(outcome="closed_rst", mid_stream=True, handshake_seen=False)
+    detector = run([conn])
+    assert detector.finish() == []
+    assert detector.sections()["dot_sessions"][0]["outcome"] == "mid_stream"
