@@ -1,0 +1,122 @@
+"""EDNS Client Subnet (RFC 7871) sent by a client.
+
+A stub that puts its own subnet into queries tells every server on the resolution path
+where it is. A source prefix of 0 is the opt-out the RFC asks privacy-minded clients to
+send (§7.1.2), so only non-zero prefixes count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dotaudit.detect.base import CappedSample, Context, Detector, Section
+from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
+
+MAX_PAIRS = 10_000
+SAMPLE = 20
+
+
+def ecs_prefix(ecs: str) -> int | None:
+    """Source prefix length of an ``address/prefix`` ECS text; None when unreadable."""
+    _, sep, prefix = ecs.rpartition("/")
+    if not sep or not prefix.isdigit() or len(prefix) > 3:
+        return None
+    return int(prefix)
+
+
+@dataclass
+class _Pair:
+    file: str
+    first_ts: float
+    last_ts: float
+    queries: int = 0
+    max_prefix: int = 0
+    subnets: CappedSample = field(default_factory=lambda: CappedSample(limit=SAMPLE, track=1000))
+    names: CappedSample = field(default_factory=lambda: CappedSample(limit=SAMPLE, track=10_000))
+    transports: set[str] = field(default_factory=set)
+    frames: list[int] = field(default_factory=list)
+
+
+class EcsDetector(Detector):
+    name: ClassVar[str] = "ecs"
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._pairs: dict[tuple[str, str], _Pair] = {}
+        self._dropped = 0
+
+    def on_event(self, event: Event) -> None:
+        if not isinstance(event, DnsMessageSeen) or event.qr != "query":
+            return
+        edns = event.edns
+        if edns is None or edns.ecs is None:
+            return
+        prefix = ecs_prefix(edns.ecs)
+        if not prefix:
+            return
+        key = (event.src, event.dst)
+        pair = self._pairs.get(key)
+        if pair is None:
+            if len(self._pairs) >= MAX_PAIRS:
+                self._dropped += 1
+                return
+            pair = self._pairs[key] = _Pair(event.file, event.ts, event.ts)
+        pair.queries += 1
+        pair.first_ts = min(pair.first_ts, event.ts)
+        pair.last_ts = max(pair.last_ts, event.ts)
+        pair.max_prefix = max(pair.max_prefix, prefix)
+        pair.subnets.add(edns.ecs)
+        if event.qname is not None:
+            pair.names.add(event.qname)
+        pair.transports.add(event.transport)
+        if len(pair.frames) < MAX_FRAMES:
+            pair.frames.append(event.frame)
+
+    def finish(self) -> list[Finding]:
+        overrides = self.context.policy.severity_overrides
+        findings: list[Finding] = []
+        for (client, server), pair in self._pairs.items():
+            evidence: dict[str, Any] = {
+                "queries": pair.queries,
+                "subnets": pair.subnets.values,
+                "subnet_count": pair.subnets.count,
+                "max_source_prefix": pair.max_prefix,
+                "qnames": pair.names.values,
+                "qname_count": pair.names.count,
+                "transports": sorted(pair.transports),
+            }
+            if self._dropped:
+                evidence["pairs_dropped"] = self._dropped
+            findings.append(
+                make_finding(
+                    "DA-LEAK-006",
+                    dedup_key=f"{client}|{server}",
+                    confidence=Confidence.HIGH,
+                    severity=overrides.get("DA-LEAK-006"),
+                    client=client,
+                    server=server,
+                    evidence=evidence,
+                    frames=pair.frames,
+                    first_ts=pair.first_ts,
+                    last_ts=pair.last_ts,
+                    file=pair.file,
+                )
+            )
+        return findings
+
+    def sections(self) -> dict[str, Section]:
+        return {
+            "ecs": [
+                {
+                    "client": client,
+                    "server": server,
+                    "queries": pair.queries,
+                    "subnets": pair.subnets.values,
+                    "first_ts": pair.first_ts,
+                    "last_ts": pair.last_ts,
+                }
+                for (client, server), pair in self._pairs.items()
+            ]
+        }

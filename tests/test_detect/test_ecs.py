@@ -1,0 +1,97 @@
+"""EDNS Client Subnet from clients. Oracles: RFC 7871 §6 (option layout) and §7.1.2
+(source prefix 0 opts out), with scapy-built queries run through the real pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dotaudit.detect.base import Context
+from dotaudit.detect.ecs import EcsDetector, ecs_prefix
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Severity
+from dotaudit.model.policy import Policy
+from tests.factories import dns_query, dns_response, edns
+
+
+def _run(events: list[Event], context: Context | None = None) -> EcsDetector:
+    detector = EcsDetector(context or Context())
+    for event in events:
+        detector.on_event(event)
+    return detector
+
+
+def test_ecs_prefix() -> None:
+    assert ecs_prefix("192.0.2.0/24") == 24
+    assert ecs_prefix("2001:db8::/56") == 56
+    assert ecs_prefix("0.0.0.0/0") == 0
+    assert ecs_prefix("junk") is None
+    assert ecs_prefix("1.2.3.4/x") is None
+
+
+def test_aggregates_per_client_and_server() -> None:
+    detector = _run(
+        [
+            dns_query(edns=edns(ecs="192.0.2.0/24"), qname="a.example", ts=1.0),
+            dns_query(edns=edns(ecs="192.0.2.0/24"), qname="b.example", ts=2.0),
+            dns_query(edns=edns(ecs="198.51.100.0/24"), qname="a.example", ts=3.0, dst="8.8.8.8"),
+            # Opt-out (prefix 0), no ECS, and answers: none count.
+            dns_query(edns=edns(ecs="0.0.0.0/0"), ts=4.0),
+            dns_query(edns=edns(), ts=5.0),
+            dns_response(edns=edns(ecs="192.0.2.0/24"), ts=6.0),
+        ]
+    )
+    findings = {f.server: f for f in detector.finish()}
+    assert set(findings) == {"9.9.9.9", "8.8.8.8"}
+    quad9 = findings["9.9.9.9"]
+    assert quad9.id == "DA-LEAK-006" and quad9.severity == Severity.MEDIUM
+    assert quad9.evidence["queries"] == 2
+    assert quad9.evidence["subnets"] == ["192.0.2.0/24"]
+    assert quad9.evidence["qnames"] == ["a.example", "b.example"]
+    assert quad9.evidence["max_source_prefix"] == 24
+    assert quad9.first_ts == 1.0 and quad9.last_ts == 2.0
+    assert len(quad9.frames) == 2
+    assert quad9.dedup_key == "DA-LEAK-006|10.0.0.2|9.9.9.9"
+    assert len(detector.sections()["ecs"]) == 2
+
+
+def test_no_ecs_no_finding() -> None:
+    assert _run([dns_query(), dns_query(edns=edns(ecs="::/0"))]).finish() == []
+
+
+def test_override() -> None:
+    policy = Policy(severity_overrides={"DA-LEAK-006": Severity.HIGH})
+    detector = _run([dns_query(edns=edns(ecs="10.1.0.0/16"))], Context(policy=policy))
+    (finding,) = detector.finish()
+    assert finding.severity == Severity.HIGH
+
+
+def test_pipeline_end_to_end(tmp_path: Path) -> None:
+    scapy = pytest.importorskip("scapy.all")
+    from scapy.layers.dns import EDNS0ClientSubnet
+
+    from dotaudit.pipeline import CaptureRun
+
+    def query(name: str, subnet: str, prefix: int) -> object:
+        opt = scapy.DNSRROPT(
+            rclass=1232,
+            rdata=[EDNS0ClientSubnet(source_plen=prefix, address=subnet)],
+        )
+        return (
+            scapy.Ether()
+            / scapy.IP(src="10.9.0.5", dst="9.9.9.9")
+            / scapy.UDP(sport=40001, dport=53)
+            / scapy.DNS(rd=1, qd=scapy.DNSQR(qname=name), ar=opt)
+        )
+
+    packets = [query("a.example", "203.0.113.0", 24), query("b.example", "0.0.0.0", 0)]
+    for i, packet in enumerate(packets):
+        packet.time = 1700000000 + i  # type: ignore[attr-defined]
+    path = tmp_path / "ecs.pcap"
+    scapy.wrpcap(str(path), packets)
+    (finding,) = _run(list(CaptureRun(path).events())).finish()
+    assert finding.client == "10.9.0.5" and finding.server == "9.9.9.9"
+    assert finding.evidence["subnets"] == ["203.0.113.0/24"]
+    assert finding.evidence["queries"] == 1
+    assert finding.frames == (1,)
