@@ -45,7 +45,18 @@ def start_capture(
     name: str | None = None,
 ) -> Capture:
     argv: list[str] = ["ip", "netns", "exec", netns] if netns else []
-    argv += ["tcpdump", "-i", interface, "-n", "-s", str(SNAPLEN), "--immediate-mode", "-U"]
+    argv += [
+        "tcpdump",
+        "-i",
+        interface,
+        "-n",
+        "-s",
+        str(SNAPLEN),
+        "--immediate-mode",
+        "-U",
+        "-Z",
+        "root",
+    ]
     argv += ["-w", str(path)]
     if bpf:
         argv.append(bpf)

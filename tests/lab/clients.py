@@ -7,6 +7,7 @@ every helper here insists on an explicit upstream.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -125,10 +126,19 @@ def parse_kdig(stdout: str) -> tuple[Answer, ...]:
     return tuple(answers)
 
 
-def run_kdig(argv: Sequence[str], netns: str | None = None, timeout: float = 30.0) -> KdigResult:
+def run_kdig(
+    argv: Sequence[str],
+    netns: str | None = None,
+    timeout: float = 30.0,
+    keylog: Path | None = None,
+) -> KdigResult:
+    """Run kdig; ``keylog`` makes GnuTLS write TLS secrets (SSLKEYLOGFILE) there."""
+    env = dict(os.environ)
+    if keylog is not None:
+        env["SSLKEYLOGFILE"] = str(keylog)
     start = time.monotonic()
     done = subprocess.run(
-        netns_prefix(netns) + list(argv), capture_output=True, text=True, timeout=timeout
+        netns_prefix(netns) + list(argv), capture_output=True, text=True, timeout=timeout, env=env
     )
     elapsed = time.monotonic() - start
     return KdigResult(done.returncode, done.stdout, done.stderr, elapsed, parse_kdig(done.stdout))

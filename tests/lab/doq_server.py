@@ -49,6 +49,10 @@ class Answerer:
         rrset = None
         if node is not None and question is not None:
             rrset = node.get_rdataset(question.rdclass, question.rdtype)
+        if question is not None:
+            # The query log the sample captures' truth files are checked against.
+            print(f"query {question.name} {dns.rdatatype.to_text(question.rdtype)}",
+                  file=sys.stderr, flush=True)  # fmt: skip
         if question is None:
             response.set_rcode(dns.rcode.FORMERR)
         elif node is None:
