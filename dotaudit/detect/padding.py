@@ -171,6 +171,9 @@ def infer_padding(session: DotSession) -> dict[str, Any]:
         "confidence": "low",
         "reason": None,
     }
+    if not client and not server:
+        out["reason"] = "no DNS-carrying records"
+        return out
     if overhead is None:
         out["reason"] = f"record overhead unknown for {version or 'unknown version'}/{cipher}"
         return out

@@ -9,7 +9,9 @@ bytes and a response 468 + 2 + 17 = 487 (the lab's stubby capture, issue 4).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,7 @@ from dotaudit.detect.sessions import DotSession, DotSessionAssembler
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
-from tests.conftest import corpus_path
+from tests.conftest import ROOT, corpus_path
 from tests.factories import connection, dot_session_events, tls_records
 
 
@@ -264,3 +266,50 @@ def test_corpus_dot_google_no_sni_is_unpadded() -> None:
 def test_window_consistent_exact_blocks(length: int) -> None:
     assert window_consistent(length - 17, length - 17, 128)
     assert not window_consistent(length - 16, length - 16, 128)
+
+
+# Lab sample captures. Oracle: each ``pcaps/*.truth.json`` records how the lab configured
+# the client and resolver (``query_padding``/``response_padding`` block sizes, or null)
+# for every exchange; an answered DoT exchange is padded exactly when both are set.
+PCAPS = ROOT / "pcaps"
+
+
+def _dot_exchanges() -> list[tuple[Path, dict[str, Any]]]:
+    out = []
+    for truth_path in sorted(PCAPS.glob("*.truth.json")):
+        truth = json.loads(truth_path.read_text(encoding="utf-8"))
+        for exchange in truth.get("exchanges", []):
+            if exchange.get("transport") == "dot" and exchange.get("expected") == "answered":
+                out.append((PCAPS / truth["capture"], exchange))
+    return out
+
+
+EXCHANGES = _dot_exchanges()
+
+
+def _sessions(path: Path) -> list[DotSession]:
+    from dotaudit.pipeline import CaptureRun
+
+    assembler = DotSessionAssembler()
+    return [s for e in CaptureRun(path).events() if (s := assembler.feed(e)) is not None]
+
+
+@pytest.mark.skipif(not EXCHANGES, reason="no lab sample captures in pcaps/")
+@pytest.mark.parametrize(
+    ("capture", "exchange"), EXCHANGES, ids=[f"{c.name}:{x['id']}" for c, x in EXCHANGES]
+)
+def test_padding_verdict_matches_lab_config(capture: Path, exchange: dict[str, Any]) -> None:
+    if not capture.exists():
+        pytest.skip(f"{capture} not present")
+    sessions = [
+        s
+        for s in _sessions(capture)
+        if s.server == exchange["server"]
+        and s.sport == exchange["port"]
+        and (exchange["client_addr"] is None or s.client == exchange["client_addr"])
+        and s.sni == exchange["sni"]
+    ]
+    assert sessions, "no DoT session for this exchange"
+    padded = bool(exchange["query_padding"]) and bool(exchange["response_padding"])
+    for session in sessions:
+        assert infer_padding(session)["verdict"] == ("padded" if padded else "unpadded")
