@@ -13,6 +13,7 @@ import dns.rrset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dotaudit.dissect import dns as dns_module
 from dotaudit.dissect.dns import DnsFacts, DnsTcpFramer, looks_like_dns, parse_dns
 from dotaudit.errors import MalformedError
 
@@ -100,6 +101,18 @@ def test_mutated_valid_messages(data: bytes) -> None:
     facts = parse_or_malformed(data)
     if facts is not None and facts.edns is not None:
         assert all(0 <= code <= 0xFFFF for code in facts.edns.options)
+
+
+@FUZZ
+@given(mutated())
+def test_caches_never_change_the_result(data: bytes) -> None:
+    # names and OPT records are cached by their wire bytes: a cold parse and a warm
+    # one (served from the caches) must give equal facts
+    dns_module._NAME_CACHE.clear()
+    dns_module._OPT_CACHE.clear()
+    cold = parse_or_malformed(data)
+    warm = parse_or_malformed(data)
+    assert cold == warm
 
 
 def test_seeds_parse_cleanly() -> None:
