@@ -95,18 +95,23 @@ def _shadow_class(frozen: type) -> type[Any]:
 
 
 _FACTS_SHADOW = _shadow_class(DnsFacts)
+_EDNS_SHADOW = _shadow_class(Edns)
+
+# The same names and OPT records recur constantly (a client sends the same OPT record
+# with every query), so their decoded forms are kept, keyed by their exact wire bytes.
+# Both caches are emptied when full: bounded memory, no eviction bookkeeping.
 NAME_CACHE_SIZE = 4096
-"""Uncompressed wire names remembered with their text; the same names recur constantly."""
 _NAME_CACHE: dict[bytes, str] = {}
 OPT_CACHE_SIZE = 1024
 MAX_CACHED_OPT = 600
-"""OPT records (fixed part and options) are shared by all queries of one client."""
+"""Longer OPT records (big padding) are decoded every time rather than kept."""
 _OPT_CACHE: dict[bytes, tuple[Edns, int, str | None]] = {}
-_EDNS_SHADOW = _shadow_class(Edns)
 
 
 def parse_dns(data: bytes) -> DnsFacts:
     """Facts of one DNS message (a UDP payload, or one TCP message without its prefix)."""
+    if type(data) is not bytes:
+        data = bytes(data)  # the caches need hashable keys (bytearray, memoryview)
     n = len(data)
     if n < 12:
         raise MalformedError(f"dns message of {n} bytes is shorter than the 12-byte header")

@@ -839,3 +839,10 @@ def test_tls_client_hellos_from_the_corpus_are_not_dns() -> None:
                 hellos.append(segments[0])
     assert hellos
     assert not any(looks_like_dns(hello) or looks_like_dns(hello[2:]) for hello in hellos)
+
+
+def test_bytearray_and_memoryview_input() -> None:
+    wire = dns.message.make_query("example.com", "A", use_edns=0).to_wire()
+    expected = parse_dns(wire)
+    assert parse_dns(bytearray(wire)) == expected
+    assert parse_dns(memoryview(wire)) == expected  # type: ignore[arg-type]
