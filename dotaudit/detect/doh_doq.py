@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector, Section
-from dotaudit.model.events import ConnectionSeen, Event, QuicInitialSeen, TlsClientHelloSeen
+from dotaudit.model.events import (
+    ConnectionSeen,
+    Event,
+    QuicInitialSeen,
+    TlsClientHelloSeen,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 from dotaudit.model.resolvers import KnownResolver
 
@@ -95,6 +100,10 @@ _CONFIDENCE = {
 
 class DohDoqDetector(Detector):
     name: ClassVar[str] = "doh_doq"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
+        {TlsClientHelloSeen, QuicInitialSeen, ConnectionSeen}
+    )
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -103,12 +112,13 @@ class DohDoqDetector(Detector):
         self._dropped = 0
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, TlsClientHelloSeen):
+        # Exact type tests: cheaper than isinstance on the stream's bulk of DNS events.
+        if type(event) is TlsClientHelloSeen:
             if event.transport == "tcp":
                 self._hello(event, event.sni, event.alpn, quic=False)
-        elif isinstance(event, QuicInitialSeen):
+        elif type(event) is QuicInitialSeen:
             self._hello(event, event.sni, event.alpn, quic=True)
-        elif isinstance(event, ConnectionSeen):
+        elif type(event) is ConnectionSeen and (self._flows or event.app == "quic"):
             self._connection(event)
 
     def _classify(

@@ -16,13 +16,25 @@ from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector
 from dotaudit.detect.sessions import DotSession, DotSessionAssembler
-from dotaudit.model.events import Event, TlsCertificateSeen
+from dotaudit.model.events import (
+    AnomalySeen,
+    ConnectionSeen,
+    DnsMessageSeen,
+    Event,
+    QuicInitialSeen,
+    TlsAlertSeen,
+    TlsCertificateSeen,
+    TlsClientHelloSeen,
+    TlsServerHelloSeen,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity, make_finding
 
 MAX_PAIRS = 10_000
 MAX_ISSUERS = 8
 MAX_SAN_SHOWN = 20
 ISSUER_REASON = "issuer_differs"
+_IGNORED = frozenset({DnsMessageSeen, QuicInitialSeen, AnomalySeen})
+"""The bulk of a capture's events, which never belong to a DoT session: skip them cheaply."""
 
 
 def parse_utc(text: str) -> float | None:
@@ -125,6 +137,10 @@ class _Pair:
 
 class DotCertDetector(Detector):
     name: ClassVar[str] = "dot_cert"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
+        {TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen, ConnectionSeen}
+    )
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -137,6 +153,8 @@ class DotCertDetector(Detector):
         }
 
     def on_event(self, event: Event) -> None:
+        if type(event) in _IGNORED:
+            return
         session = self._sessions.feed(event)
         if session is not None:
             self._check(session)

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dotaudit.detect.base import CappedSample, Context, Detector
-from dotaudit.model.events import Event, QuicInitialSeen, TlsClientHelloSeen
+from dotaudit.model.events import (
+    Event,
+    QuicInitialSeen,
+    TlsClientHelloSeen,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
 ECH_PUBLIC_NAMES = frozenset(
@@ -72,6 +76,8 @@ class _Group:
 
 class EchDetector(Detector):
     name: ClassVar[str] = "ech"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({TlsClientHelloSeen, QuicInitialSeen})
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -79,6 +85,9 @@ class EchDetector(Detector):
         self._dropped = 0
 
     def on_event(self, event: Event) -> None:
+        kind_of_event = type(event)
+        if kind_of_event is not TlsClientHelloSeen and kind_of_event is not QuicInitialSeen:
+            return
         if isinstance(event, TlsClientHelloSeen):
             kind = classify_ech(event.sni, event.ech, event.esni)
             transport = "tls"

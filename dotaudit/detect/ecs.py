@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import CappedSample, Context, Detector, Section
-from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.model.events import (
+    DnsMessageSeen,
+    Event,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
 MAX_PAIRS = 10_000
@@ -41,6 +44,8 @@ class _Pair:
 
 class EcsDetector(Detector):
     name: ClassVar[str] = "ecs"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DnsMessageSeen})
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -48,10 +53,10 @@ class EcsDetector(Detector):
         self._dropped = 0
 
     def on_event(self, event: Event) -> None:
-        if not isinstance(event, DnsMessageSeen) or event.qr != "query":
+        if type(event) is not DnsMessageSeen:
             return
         edns = event.edns
-        if edns is None or edns.ecs is None:
+        if edns is None or edns.ecs is None or event.qr != "query":
             return
         prefix = ecs_prefix(edns.ecs)
         if not prefix:

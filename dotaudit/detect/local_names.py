@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import CappedSample, Context, Detector, Section
-from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.model.events import (
+    DnsMessageSeen,
+    Event,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
 MAX_GROUPS = 10_000
@@ -64,6 +67,8 @@ class _Group:
 
 class LocalNamesDetector(Detector):
     name: ClassVar[str] = "local_names"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DnsMessageSeen})
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -71,7 +76,7 @@ class LocalNamesDetector(Detector):
         self._dropped = 0
 
     def on_event(self, event: Event) -> None:
-        if not isinstance(event, DnsMessageSeen):
+        if type(event) is not DnsMessageSeen:
             return
         if event.service == "dns" or event.qr != "query" or event.malformed:
             return

@@ -16,7 +16,18 @@ from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector
 from dotaudit.detect.sessions import TLS13_OVERHEAD, DotSession, DotSessionAssembler
-from dotaudit.model.events import Event, TlsRecord
+from dotaudit.model.events import (
+    AnomalySeen,
+    ConnectionSeen,
+    DnsMessageSeen,
+    Event,
+    QuicInitialSeen,
+    TlsAlertSeen,
+    TlsCertificateSeen,
+    TlsClientHelloSeen,
+    TlsRecord,
+    TlsServerHelloSeen,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
 QUERY_BLOCK = 128
@@ -36,6 +47,8 @@ UNPADDED_MAX_FRACTION = 0.5
 MIN_RECORDS = 2
 SIZES_SAMPLE = 20
 MAX_PAIRS = 10_000
+_IGNORED = frozenset({DnsMessageSeen, QuicInitialSeen, AnomalySeen})
+"""The bulk of a capture's events, which never belong to a DoT session: skip them cheaply."""
 
 AEAD_TLS12_OVERHEAD = {
     # explicit nonce + tag (RFC 5288, RFC 6655) / tag only (RFC 7905)
@@ -255,6 +268,10 @@ def _mean(values: list[float]) -> float | None:
 
 class PaddingDetector(Detector):
     name: ClassVar[str] = "padding"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
+        {TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen, ConnectionSeen}
+    )
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -263,6 +280,8 @@ class PaddingDetector(Detector):
         self._dropped = 0
 
     def on_event(self, event: Event) -> None:
+        if type(event) in _IGNORED:
+            return
         session = self._sessions.feed(event)
         if session is None:
             return

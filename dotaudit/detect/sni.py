@@ -8,15 +8,20 @@ client and overall; what the caps dropped is counted, never silently lost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from dotaudit.detect.base import Context, Detector, Section
-from dotaudit.model.events import Event, QuicInitialSeen, TlsClientHelloSeen
+from dotaudit.model.events import (
+    Event,
+    QuicInitialSeen,
+    TlsClientHelloSeen,
+)
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
 MAX_CLIENTS = 1_000
 MAX_SNIS_PER_CLIENT = 500
 MAX_SERVERS_PER_SNI = 8
+_TRANSPORTS: dict[type, str] = {TlsClientHelloSeen: "tls", QuicInitialSeen: "quic"}
 
 
 @dataclass
@@ -43,6 +48,8 @@ class _Client:
 
 class SniDetector(Detector):
     name: ClassVar[str] = "sni"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({TlsClientHelloSeen, QuicInitialSeen})
+    """The only event types ``on_event`` uses; a registry may route just these."""
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -51,13 +58,10 @@ class SniDetector(Detector):
         self._dropped_hellos = 0
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, TlsClientHelloSeen):
-            transport = "tls"
-        elif isinstance(event, QuicInitialSeen):
-            transport = "quic"
-        else:
+        transport = _TRANSPORTS.get(type(event))
+        if transport is None:
             return
-        sni = event.sni
+        sni = cast(TlsClientHelloSeen | QuicInitialSeen, event).sni
         if not sni:
             return
         client = self._clients.get(event.src)

@@ -102,3 +102,42 @@ def test_corpus_doh_cloudflare_sni() -> None:
     assert row["sni"] == "mozilla.cloudflare-dns.com" and row["count"] == 1
     assert row["roles"] == ["doh"] and row["client"] == "172.20.10.4"
     assert [f.id for f in detector.finish()] == ["DA-SNI-001"]
+
+
+ROUTED_CAPTURES = (
+    "ndpi/doh-cloudflare-sni/dns_doh.pcap",
+    "ndpi/dot-android10-private-dns/googledns_android10.pcap",
+    "ndpi/doq-adguard-784/doq_adguard.pcapng",
+    "zeek/tls13-ech/tls13-ech.pcap",
+)
+
+
+@pytest.mark.parametrize("relative", ROUTED_CAPTURES)
+def test_event_types_cover_what_detectors_use(relative: str) -> None:
+    # A registry may route only ``event_types`` to a detector; the findings and sections
+    # must be the same as when it sees every event.
+    from dotaudit.detect.doh_doq import DohDoqDetector
+    from dotaudit.detect.dot_cert import DotCertDetector
+    from dotaudit.detect.ech import EchDetector
+    from dotaudit.detect.ecs import EcsDetector
+    from dotaudit.detect.local_names import LocalNamesDetector
+    from dotaudit.detect.padding import PaddingDetector
+    from dotaudit.pipeline import CaptureRun
+
+    events = list(CaptureRun(corpus_path(relative)).events())
+    for cls in (
+        PaddingDetector,
+        DohDoqDetector,
+        SniDetector,
+        EchDetector,
+        DotCertDetector,
+        LocalNamesDetector,
+        EcsDetector,
+    ):
+        every, routed = cls(Context()), cls(Context())
+        for event in events:
+            every.on_event(event)
+            if type(event) in cls.event_types:
+                routed.on_event(event)
+        assert every.finish() == routed.finish(), cls.name
+        assert every.sections() == routed.sections(), cls.name
