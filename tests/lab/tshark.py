@@ -32,6 +32,9 @@ DNS_FIELDS = [
     "dns.opt.code",
     "dns.opt.len",
     "tls.record.length",
+    "quic.header_form",
+    "tcp.srcport",
+    "udp.srcport",
 ]
 HELLO_FIELDS = [
     "tcp.dstport",
@@ -64,7 +67,9 @@ def transcript(pcap: Path, keylog: Path | None = None) -> dict[str, Any]:
                     "response": responses[min(i, len(responses) - 1)] in ("1", "True"),
                     # Padding is attributed only when the frame holds a single message.
                     "padding": pads[0] if len(names) == 1 and pads else None,
-                    "encrypted": bool(r[12]),
+                    "sport": int(r[14] or r[15] or 0),
+                    # Decrypted from TLS records or QUIC packets with the key log.
+                    "encrypted": bool(r[12] or r[13]),
                 }
             )
     hellos = [
