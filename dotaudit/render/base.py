@@ -30,7 +30,14 @@ class RendererUnavailable(Exception):
     pass
 
 
-def render(report: AuditReport, fmt: OutputFormat) -> str:
+def render(
+    report: AuditReport,
+    fmt: OutputFormat,
+    *,
+    evidence_dir: str | None = None,
+    output: str | None = None,
+) -> str:
+    """``evidence_dir`` and ``output`` only matter to HTML: links to evidence pcaps."""
     if fmt is OutputFormat.JSON:
         from dotaudit.render.json import render_json
 
@@ -44,7 +51,7 @@ def render(report: AuditReport, fmt: OutputFormat) -> str:
 
         return render_text(report)
     if fmt is OutputFormat.HTML:
-        raise RendererUnavailable(
-            "the HTML report is not available yet; use --format json, jsonl or text"
-        )
+        from dotaudit.render.html import render_html
+
+        return render_html(report, evidence_dir=evidence_dir, output=output)
     assert_never(fmt)

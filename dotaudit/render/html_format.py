@@ -1,0 +1,154 @@
+"""Formatting for the HTML report: untrusted JSON values in, plain display strings out.
+
+A report may come from ``dotaudit report`` reading a hand-edited file, so nothing here
+assumes a type: every accessor coerces, and containers are capped when shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_ROWS = 50
+MAX_TOP = 20
+MAX_LIST_ITEMS = 20
+
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def num(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value == value and abs(value) != float("inf") else None
+
+
+def as_int(value: object) -> int:
+    number = num(value)
+    return int(number) if number is not None else 0
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def rows_of(value: object) -> list[dict[str, Any]]:
+    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
+
+
+def words(n: int) -> str:
+    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return one if n == 1 else (many or one + "s")
+
+
+def fmt_ts(value: object) -> str:
+    ts = num(value)
+    if ts is None:
+        return "—"
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6f}"
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def fmt_span(seconds: object) -> str:
+    value = num(seconds)
+    if value is None:
+        return "—"
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def fmt_fraction(value: object) -> str:
+    number = num(value)
+    return "—" if number is None else f"{number:.0%}"
+
+
+def text_of(value: object, depth: int = 0) -> str:
+    """Plain text for an evidence value: lists and dicts capped, nesting flattened."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int | str):
+        return str(value)
+    if depth > 2:
+        return "…"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "none"
+        shown = [text_of(v, depth + 1) for v in value[:MAX_LIST_ITEMS]]
+        more = len(value) - len(shown)
+        return ", ".join(shown) + (f" … ({more} more)" if more > 0 else "")
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        items = list(value.items())[:MAX_LIST_ITEMS]
+        shown = [f"{text_of(k, depth + 1)}: {text_of(v, depth + 1)}" for k, v in items]
+        more = len(value) - len(shown)
+        return "; ".join(shown) + (f" … ({more} more)" if more > 0 else "")
+    return str(type(value).__name__)
+
+
+def cell(key: str, value: object) -> str:
+    if key in ("first_ts", "last_ts", "ts", "start", "end", "attempt_start", "attempt_end"):
+        return fmt_ts(value)
+    if key.endswith("_s") and num(value) is not None:
+        return f"{num(value):.3f} s"
+    return text_of(value)
+
+
+_RDN_SPLIT = re.compile(r"(?<!\\),")
+
+
+def readable_dn(value: object) -> str:
+    """An RFC 4514 name with a space after each separating comma, so that it can wrap."""
+    text = as_str(value)
+    return ", ".join(_RDN_SPLIT.split(text)) if text else "—"
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.rows), 0)
+
+
+def generic_table(
+    rows: list[dict[str, Any]], preferred: Iterable[str], skip: Iterable[str] = ("file", "frames")
+) -> Table:
+    """A table for a section whose rows this renderer has no special layout for."""
+    preferred = list(preferred)
+    skipped = set(skip)
+    seen: list[str] = []
+    for row in rows[:200]:
+        for key in row:
+            if isinstance(key, str) and key not in seen and key not in skipped:
+                seen.append(key)
+    columns = [k for k in preferred if k in seen]
+    columns += [k for k in seen if k not in columns][: max(0, 9 - len(columns))]
+    shown = [[cell(k, row.get(k)) for k in columns] for row in rows[:MAX_ROWS]]
+    return Table([c.replace("_", " ") for c in columns], shown, len(rows))

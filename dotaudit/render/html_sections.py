@@ -1,0 +1,441 @@
+"""View models of the HTML report's data sections: tables, charts and the probe matrix."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from dotaudit.model.report import AuditReport
+from dotaudit.render import svg
+from dotaudit.render.html_format import (
+    MAX_LIST_ITEMS,
+    MAX_ROWS,
+    MAX_TOP,
+    Table,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    cell,
+    fmt_span,
+    fmt_ts,
+    num,
+    readable_dn,
+    rows_of,
+    text_of,
+)
+
+MAX_TARGET_DETAILS = 50
+MAX_MATRIX_TARGETS = 200
+MAX_MATRIX_CHECKS = 40
+MAX_LANES = 12
+MAX_HIST_SIZES = 50_000
+
+CHECK_ORDER = (
+    # prober part 1 (issue 6) then part 2 (issue 7): the matrix keeps this column order
+    "reach.853",
+    "reach.53",
+    "rst-injection",
+    "blocked-port",
+    "tls.versions",
+    "cert.chain",
+    "cert.name",
+    "cert.pin",
+    "cert.expiry",
+    "cert.quality",
+    "interception",
+    "cleartext-on-853",
+    "tls.resumption",
+    "dns.answer",
+    "padding.response",
+    "padding.unsolicited",
+    "keepalive",
+    "pipelining",
+    "reuse",
+    "latency",
+    "hijack.53",
+    "doh",
+    "doq",
+    "dnssec",
+    "qname-min",
+)
+
+STATUS = {
+    "pass": ("✓", "pass"),
+    "warn": ("!", "warn"),
+    "fail": ("✗", "fail"),
+    "error": ("⚠", "error"),
+    "skip": ("–", "skip"),
+}
+
+FAILURE_CODE = {
+    "syn_unanswered": "D",
+    "reset": "R",
+    "reset_in_handshake": "R",
+    "icmp_rejected": "I",
+    "tls_alert": "A",
+    "handshake_incomplete": "H",
+    "aborted_after_server_hello": "H",
+}
+
+
+def plaintext_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    network = [r for r in rows if not r.get("local_stub")]
+    names: Counter[str] = Counter()
+    name_clients: dict[str, set[str]] = {}
+    clients: dict[str, dict[str, Any]] = {}
+    resolvers: dict[str, dict[str, Any]] = {}
+    for row in network:
+        client, server = str(row.get("client")), str(row.get("server"))
+        queries = as_int(row.get("queries"))
+        qnames = as_list(row.get("qnames"))
+        for name in qnames[: MAX_TOP * 5]:
+            key = str(name)
+            names[key] += 1
+            holders = name_clients.setdefault(key, set())
+            if len(holders) < 1000:
+                holders.add(client)
+        c = clients.setdefault(client, {"queries": 0, "resolvers": set(), "padded": 0})
+        c["queries"] += queries
+        c["padded"] += as_int(row.get("padded_queries"))
+        if len(c["resolvers"]) < 1000:
+            c["resolvers"].add(server)
+        r = resolvers.setdefault(
+            server,
+            {"queries": 0, "clients": set(), "known": None, "internal": False, "transports": set()},
+        )
+        r["queries"] += queries
+        if len(r["clients"]) < 100_000:
+            r["clients"].add(client)
+        r["known"] = r["known"] or as_str(row.get("known_resolver"))
+        r["internal"] = r["internal"] or bool(row.get("internal"))
+        transport = as_str(row.get("transport"))
+        if transport and len(r["transports"]) < 4:
+            r["transports"].add(transport)
+    top_names = [
+        [name, str(count), str(len(name_clients.get(name, ())))]
+        for name, count in names.most_common(MAX_TOP)
+    ]
+    top_clients = sorted(clients.items(), key=lambda kv: (-kv[1]["queries"], kv[0]))
+    top_resolvers = sorted(resolvers.items(), key=lambda kv: (-kv[1]["queries"], kv[0]))
+    return {
+        "local_rows": len(rows) - len(network),
+        "local_queries": sum(as_int(r.get("queries")) for r in rows if r.get("local_stub")),
+        "names": Table(["name", "client/resolver pairs asking", "clients"], top_names, len(names)),
+        "clients": Table(
+            ["client", "queries", "resolvers", "padded queries"],
+            [
+                [k, f"{v['queries']:,}", str(len(v["resolvers"])), f"{v['padded']:,}"]
+                for k, v in top_clients[:MAX_TOP]
+            ],
+            len(clients),
+        ),
+        "resolvers": Table(
+            ["resolver", "queries", "clients", "known public resolver", "internal", "transport"],
+            [
+                [
+                    k,
+                    f"{v['queries']:,}",
+                    str(len(v["clients"])),
+                    v["known"] or "—",
+                    "yes" if v["internal"] else "no",
+                    ", ".join(sorted(v["transports"])) or "—",
+                ]
+                for k, v in top_resolvers[:MAX_TOP]
+            ],
+            len(resolvers),
+        ),
+    }
+
+
+def padding_of(row: dict[str, Any]) -> dict[str, Any]:
+    return as_dict(row.get("padding"))
+
+
+def dot_view(rows: list[dict[str, Any]]) -> Table:
+    ordered = sorted(
+        rows, key=lambda r: (r.get("outcome") == "established", num(r.get("start")) or 0.0)
+    )
+    shown = []
+    for row in ordered[:MAX_ROWS]:
+        padding = padding_of(row)
+        cert = as_dict(row.get("certificate"))
+        alpn = row.get("alpn") or text_of(row.get("alpn_offered") or []) or "—"
+        shown.append(
+            [
+                fmt_ts(row.get("start")),
+                text_of(row.get("client")),
+                f"{text_of(row.get('server'))}:{text_of(row.get('dport'))}",
+                text_of(row.get("sni")) if row.get("sni") else "(no SNI)",
+                text_of(row.get("version")),
+                text_of(alpn),
+                text_of(row.get("ja4")),
+                text_of(row.get("outcome")),
+                text_of(padding.get("verdict", "—")),
+                readable_dn(cert.get("subject")),
+            ]
+        )
+    return Table(
+        [
+            "start",
+            "client",
+            "server",
+            "SNI",
+            "TLS",
+            "ALPN",
+            "JA4",
+            "outcome",
+            "padding",
+            "certificate subject",
+        ],
+        shown,
+        len(rows),
+    )
+
+
+def histograms(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Estimated DNS message lengths (record − prefix − cipher overhead) per direction."""
+    queries = svg.SizeHistogram(block=128)
+    responses = svg.SizeHistogram(block=468)
+    verdicts: Counter[str] = Counter()
+    unknown_overhead = 0
+    for row in rows:
+        padding = padding_of(row)
+        if not padding:
+            continue
+        verdicts[str(padding.get("verdict", "unknown"))] += 1
+        overhead = padding.get("overhead")
+        if (
+            not isinstance(overhead, list)
+            or len(overhead) != 2
+            or overhead[0] != overhead[1]
+            or num(overhead[0]) is None
+        ):
+            unknown_overhead += 1
+            continue
+        cost = 2 + as_int(overhead[0])
+        for key, hist in (("client_sizes", queries), ("server_sizes", responses)):
+            sizes = padding.get(key)
+            if isinstance(sizes, list) and len(hist.sizes) < MAX_HIST_SIZES:
+                hist.sizes.extend(as_int(s) - cost for s in sizes if num(s) is not None)
+    if not verdicts:
+        return None
+    charts = []
+    for hist, direction in ((queries, "queries"), (responses, "responses")):
+        charts.append(
+            {
+                "direction": direction,
+                "block": hist.block,
+                "svg": svg.size_histogram(hist, direction),
+                "records": len(hist.sizes),
+                "on_grid": hist.on_grid(),
+                "common": svg.counts_line(hist.sizes) or "—",
+            }
+        )
+    return {
+        "charts": charts,
+        "verdicts": sorted(verdicts.items(), key=lambda kv: (-kv[1], kv[0])),
+        "unknown_overhead": unknown_overhead,
+    }
+
+
+def timeline(report: AuditReport) -> dict[str, Any] | None:
+    events = rows_of(report.sections.get("fallback_events"))
+    if not events:
+        return None
+    clients: list[str] = []
+    for row in events:
+        client = str(row.get("client"))
+        if client not in clients:
+            clients.append(client)
+    shown_clients = clients[:MAX_LANES]
+    starts = [num(r.get("attempt_start")) for r in events if str(r.get("client")) in shown_clients]
+    ends = [num(r.get("first_plaintext_ts")) for r in events]
+    begin = min((s for s in starts if s is not None), default=None)
+    if begin is None:
+        return None
+    finish = max((e for e in ends + starts if e is not None), default=begin)
+    window = num(report.policy.get("fallback_window_s")) or 10.0
+    origin = begin - 1.0
+    span = max(finish - origin + min(window, 10.0), 2.0)
+    stop = origin + span
+    lanes: list[svg.Lane] = []
+    for number, client in enumerate(shown_clients, 1):
+        lane = svg.Lane(number)
+        for row in rows_of(report.sections.get("dot_sessions")):
+            start, end = num(row.get("start")), num(row.get("end"))
+            if str(row.get("client")) != client or start is None or not origin <= start <= stop:
+                continue
+            outcome = str(row.get("outcome"))
+            lane.attempts.append(
+                svg.Attempt(
+                    start,
+                    end if end is not None else start,
+                    FAILURE_CODE.get(outcome, "?"),
+                    outcome in ("established", "mid_stream"),
+                )
+            )
+        for row in rows_of(report.sections.get("plaintext_dns")):
+            first, last = num(row.get("first_ts")), num(row.get("last_ts"))
+            if str(row.get("client")) != client or first is None:
+                continue
+            last = last if last is not None else first
+            if last >= origin and first <= stop:
+                lane.plaintext.append((max(first, origin), min(last, stop)))
+        for row in events:
+            ts = num(row.get("first_plaintext_ts"))
+            if str(row.get("client")) == client and ts is not None:
+                lane.fallbacks.append(ts)
+        lanes.append(lane)
+    table = []
+    for row in events[:MAX_ROWS]:
+        client = str(row.get("client"))
+        lane_no = shown_clients.index(client) + 1 if client in shown_clients else None
+        attempt = num(row.get("attempt_start"))
+        table.append(
+            [
+                f"client {lane_no}" if lane_no else "—",
+                client,
+                f"+{attempt - origin:.3f} s" if attempt is not None else "—",
+                text_of(row.get("dot_server")),
+                text_of(row.get("failure_text") or row.get("failure")),
+                cell("delay_s", row.get("delay_s")),
+                text_of(row.get("plaintext_server")),
+                text_of(row.get("queries")),
+                text_of(row.get("qnames")),
+            ]
+        )
+    return {
+        "svg": svg.fallback_timeline(lanes, origin, span),
+        "origin": fmt_ts(origin),
+        "lanes_hidden": len(clients) - len(shown_clients),
+        "table": Table(
+            [
+                "lane",
+                "client",
+                "DoT attempt",
+                "DoT server",
+                "failure",
+                "plaintext after",
+                "plaintext resolver",
+                "queries",
+                "names",
+            ],
+            table,
+            len(events),
+        ),
+    }
+
+
+def probe_view(targets: list[dict[str, Any]]) -> dict[str, Any]:
+    ids: list[str] = []
+    for target in targets[:MAX_MATRIX_TARGETS]:
+        for check in rows_of(target.get("checks")):
+            check_id = str(check.get("id"))
+            if check_id not in ids:
+                ids.append(check_id)
+    known = [c for c in CHECK_ORDER if c in ids]
+    columns = (known + [c for c in ids if c not in CHECK_ORDER])[:MAX_MATRIX_CHECKS]
+
+    def status(value: object) -> dict[str, str]:
+        text = str(value) if value is not None else "—"
+        symbol, css = STATUS.get(text, ("?", "unknown"))
+        return {"symbol": symbol, "css": css, "text": text}
+
+    matrix = []
+    details = []
+    for number, target in enumerate(targets, 1):
+        verdict = as_dict(target.get("verdict"))
+        checks = {str(c.get("id")): c for c in rows_of(target.get("checks"))}
+        anchor = f"target-{number}"
+        label = text_of(target.get("target") or target.get("address"))
+        if number <= MAX_MATRIX_TARGETS:
+            matrix.append(
+                {
+                    "anchor": anchor,
+                    "label": label,
+                    "strict": text_of(verdict.get("strict")),
+                    "strict_ok": verdict.get("strict") == "accept",
+                    "opportunistic": text_of(verdict.get("opportunistic")),
+                    "cells": [
+                        status(checks[c].get("status")) if c in checks else None for c in columns
+                    ],
+                    "detailed": number <= MAX_TARGET_DETAILS,
+                }
+            )
+        if number <= MAX_TARGET_DETAILS:
+            reasons = as_list(verdict.get("reasons"))
+            details.append(
+                {
+                    "anchor": anchor,
+                    "label": label,
+                    "address": text_of(target.get("address")),
+                    "port": text_of(target.get("port")),
+                    "name": text_of(target.get("name")) if target.get("name") else "—",
+                    "strict": text_of(verdict.get("strict")),
+                    "strict_ok": verdict.get("strict") == "accept",
+                    "opportunistic": text_of(verdict.get("opportunistic")),
+                    "reasons": [text_of(r) for r in reasons[:MAX_LIST_ITEMS]],
+                    "checks": [
+                        {
+                            "id": text_of(c.get("id")),
+                            "status": status(c.get("status")),
+                            "level": text_of(c.get("level")),
+                            "rfc": text_of(c.get("rfc")),
+                            "evidence": text_of(c.get("evidence")),
+                            "error": text_of(c.get("error_reason"))
+                            if c.get("error_reason")
+                            else "",
+                        }
+                        for c in rows_of(target.get("checks"))[:60]
+                    ],
+                }
+            )
+    return {
+        "columns": columns,
+        "matrix": matrix,
+        "details": details,
+        "total": len(targets),
+        "matrix_more": max(len(targets) - MAX_MATRIX_TARGETS, 0),
+        "details_more": max(len(targets) - MAX_TARGET_DETAILS, 0),
+        "legend": [(symbol, css, name) for name, (symbol, css) in STATUS.items()],
+    }
+
+
+def inputs_view(report: AuditReport) -> list[dict[str, Any]]:
+    out = []
+    for item in report.inputs[:MAX_ROWS]:
+        if not isinstance(item, dict):
+            continue
+        warnings = as_list(item.get("warnings"))
+        out.append(
+            {
+                "path": item.get("path"),
+                "sha256": item.get("sha256") or "—",
+                "format": item.get("format") or "—",
+                "packets": f"{as_int(item.get('packets')):,}",
+                "first": fmt_ts(item.get("first_ts")),
+                "last": fmt_ts(item.get("last_ts")),
+                "span": fmt_span(item.get("span_s")),
+                "truncated_at": item.get("truncated_at"),
+                "warnings": [text_of(w) for w in warnings[:MAX_LIST_ITEMS]],
+            }
+        )
+    return out
+
+
+LOCAL_COLUMNS = ("client", "service", "qname", "qnames", "queries", "first_ts", "last_ts")
+SNI_COLUMNS = ("client", "sni", "server", "port", "connections", "known_resolver", "provider")
+DOH_COLUMNS = (
+    "client",
+    "server",
+    "protocol",
+    "provider",
+    "sni",
+    "via",
+    "alpn",
+    "connections",
+    "packets",
+    "first_ts",
+    "last_ts",
+)
