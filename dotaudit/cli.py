@@ -150,7 +150,7 @@ def write_report(report: AuditReport, args: argparse.Namespace) -> int:
     """Write the report where asked, the summary to stderr; return the exit code."""
     fmt = _choose_format(args)
     try:
-        body = render(report, fmt)
+        body = render(report, fmt, evidence_dir=getattr(args, "evidence", None), output=args.output)
     except RendererUnavailable as exc:
         raise UsageError(str(exc)) from None
     if args.output and args.output != "-":
@@ -217,6 +217,71 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return write_report(report, args)
 
 
+ANOMALY_SAMPLES = 50
+MAX_REPORT_BYTES = 512 * 1024 * 1024
+"""A saved JSON report larger than this is refused rather than read into memory."""
+
+
+def load_report(path: str) -> AuditReport:
+    """A saved ``--format json`` report; anything else is an input error naming the file."""
+    from pathlib import Path
+
+    source = Path(path)
+    try:
+        if source.stat().st_size > MAX_REPORT_BYTES:
+            raise InputError(f"{path}: larger than {MAX_REPORT_BYTES >> 20} MiB")
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a JSON report ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a dotaudit report (not a JSON object)")
+    try:
+        return AuditReport.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: not a usable dotaudit report ({exc})") from None
+
+
+def merge_reports(reports: Sequence[AuditReport], generated_at: str) -> AuditReport:
+    """One report from several: inputs, findings, sections and anomalies concatenated.
+
+    ``kind`` stays "analyze" or "probe" when every input has it, else "combined".
+    """
+    if len(reports) == 1:
+        return reports[0]
+    kinds = {r.kind for r in reports}
+    versions = sorted({r.tool_version for r in reports if r.tool_version})
+    policies = [r.policy for r in reports if r.policy]
+    stamps = [r.generated_at for r in reports if r.generated_at]
+    merged = AuditReport(
+        kind=kinds.pop() if len(kinds) == 1 else "combined",
+        generated_at=max(stamps) if stamps else generated_at,
+        tool_version=", ".join(versions) or __version__,
+    )
+    if policies:
+        same = all(p == policies[0] for p in policies)
+        merged.policy = policies[0] if same else {"merged": policies}
+    for report in reports:
+        merged.inputs.extend(report.inputs)
+        merged.findings.extend(report.findings)
+        for name, rows in report.sections.items():
+            merged.sections.setdefault(name, []).extend(rows)
+        for what, count in report.anomalies.items():
+            merged.anomalies[what] = merged.anomalies.get(what, 0) + int(count)
+        room = max(ANOMALY_SAMPLES - len(merged.anomaly_samples), 0)
+        merged.anomaly_samples.extend(report.anomaly_samples[:room])
+    return merged
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _choose_format(args)
+    if args.evidence and len(args.inputs) > 1:
+        raise UsageError("--evidence links need a single input report (finding numbers change)")
+    reports = [load_report(path) for path in args.inputs]
+    return write_report(merge_reports(reports, _generated_at()), args)
+
+
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     parser.add_argument(
@@ -276,6 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
     )
     analyze.set_defaults(handler=cmd_analyze)
+
+    report = sub.add_parser(
+        "report",
+        help="re-render saved JSON reports (several analyze and probe results merge into one)",
+        description="Load reports written with --format json and write them in any format, "
+        "e.g. one HTML file: dotaudit report a.json b.json -o reports/audit.html",
+    )
+    report.add_argument("inputs", nargs="+", metavar="REPORT.json")
+    _add_report_options(report)
+    report.add_argument(
+        "--evidence",
+        metavar="DIR",
+        help="link findings to the evidence pcaps that 'analyze --evidence DIR' wrote",
+    )
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
