@@ -104,8 +104,8 @@ def expand_inputs(arguments: Iterable[str]) -> list[Path]:
 class CaptureRun:
     """One pass over one capture file. Iterate ``events()``; read ``summary`` afterwards."""
 
-    def __init__(self, path: Path, *, progress: Progress | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, *, progress: Progress | None = None) -> None:
+        self.path = Path(path)
         self.summary = InputSummary(path=str(path))
         self._progress = progress
 
@@ -202,7 +202,11 @@ class FileAnalysis:
 
 def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
     detectors = [cls(context) for cls in DETECTORS]
-    handlers = [d.on_event for d in detectors]
+    # Each event type goes only to the detectors that use it.
+    routes: dict[type[Event], list[Callable[[Event], None]]] = {}
+    for detector in detectors:
+        for event_type in detector.event_types:
+            routes.setdefault(event_type, []).append(detector.on_event)
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
     run = CaptureRun(path, progress=progress)
@@ -211,7 +215,7 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
             anomalies[event.what] = anomalies.get(event.what, 0) + 1
             if len(samples) < ANOMALY_SAMPLES:
                 samples.append(event.to_dict())
-        for handle in handlers:
+        for handle in routes.get(type(event), ()):
             handle(event)
     findings: list[Finding] = []
     sections: dict[str, list[dict[str, Any]]] = {}

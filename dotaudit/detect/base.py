@@ -26,6 +26,8 @@ class Context:
 
 class Detector(ABC):
     name: ClassVar[str]
+    event_types: ClassVar[frozenset[type[Event]]]
+    """The event types ``on_event`` uses; the pipeline routes only these to it."""
 
     def __init__(self, context: Context) -> None:
         self.context = context

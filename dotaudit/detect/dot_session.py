@@ -12,7 +12,14 @@ from typing import Any, ClassVar
 from dotaudit.detect.base import Context, Detector, Section
 from dotaudit.detect.padding import infer_padding
 from dotaudit.detect.sessions import DotSession, DotSessionAssembler
-from dotaudit.model.events import Event
+from dotaudit.model.events import (
+    ConnectionSeen,
+    Event,
+    TlsAlertSeen,
+    TlsCertificateSeen,
+    TlsClientHelloSeen,
+    TlsServerHelloSeen,
+)
 from dotaudit.model.findings import Confidence, Finding, make_finding
 
 MAX_SESSIONS = 20_000
@@ -92,6 +99,9 @@ def _leaf(session: DotSession) -> dict[str, Any] | None:
 
 class DotSessionDetector(Detector):
     name: ClassVar[str] = "dot_session"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
+        {ConnectionSeen, TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen}
+    )
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

@@ -69,6 +69,7 @@ class PlaintextPair:
 
 class PlaintextLeakDetector(Detector):
     name: ClassVar[str] = "leak"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DnsMessageSeen})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

@@ -13,7 +13,15 @@ from typing import ClassVar
 from dotaudit.detect.base import CappedSample, Context, Detector
 from dotaudit.detect.recent import RecentQueries
 from dotaudit.detect.sessions import DotSessionAssembler
-from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.model.events import (
+    ConnectionSeen,
+    DnsMessageSeen,
+    Event,
+    TlsAlertSeen,
+    TlsCertificateSeen,
+    TlsClientHelloSeen,
+    TlsServerHelloSeen,
+)
 from dotaudit.model.findings import Finding, make_finding
 
 
@@ -30,6 +38,16 @@ class _Split:
 
 class SplitLeakDetector(Detector):
     name: ClassVar[str] = "split_leak"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
+        {
+            DnsMessageSeen,
+            ConnectionSeen,
+            TlsClientHelloSeen,
+            TlsServerHelloSeen,
+            TlsAlertSeen,
+            TlsCertificateSeen,
+        }
+    )
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
