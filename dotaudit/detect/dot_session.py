@@ -32,7 +32,7 @@ def estimate_queries(session: DotSession) -> int:
     One query per record is the common case; a record holding several coalesced queries
     counts once, so this is a lower bound.
     """
-    return len(session.app_records(from_client=True))
+    return session.client_messages()
 
 
 def close_reason(session: DotSession) -> str | None:

@@ -92,8 +92,19 @@ class DotSession:
             [r for r in conn.tls_records_rev if r.content_type == APPLICATION_DATA]
         )
         if self.tls13:
-            server = server[len(server) - len(client) :] if client else []
+            answers = self.client_messages()
+            server = server[len(server) - answers :] if answers else []
         return server
+
+    def client_messages(self) -> int:
+        """DNS messages the client sent: its data records longer than a bare length prefix.
+
+        Some clients send the 2-byte length prefix in a record of its own; such a record
+        (2 + 17 bytes in TLS 1.3) carries no message of its own.
+        """
+        records = self.app_records(from_client=True)
+        overhead = TLS13_OVERHEAD if self.tls13 else 0
+        return sum(1 for r in records if r.length > 2 + overhead)
 
     @property
     def outcome(self) -> str:
