@@ -282,6 +282,106 @@ def cmd_report(args: argparse.Namespace) -> int:
     return write_report(merge_reports(reports, _generated_at()), args)
 
 
+def _probe_config(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from dotaudit.probe.base import ProbeConfig
+    from dotaudit.probe.pins import normalise_pin
+    from dotaudit.probe.registry import UnknownCheckError, with_dependencies
+    from dotaudit.probe.target import TargetError, parse_target, valid_hostname
+
+    if args.timeout <= 0 or args.budget <= 0:
+        raise UsageError("--timeout and --budget must be positive")
+    if args.name is not None and not valid_hostname(args.name):
+        raise UsageError(f"--name: {args.name!r} is not a valid host name")
+    try:
+        pins = tuple(normalise_pin(p) for p in args.pin or ())
+    except ValueError as exc:
+        raise UsageError(f"--pin: {exc}") from None
+    if args.ca and not Path(args.ca).is_file():
+        raise InputError(f"--ca: {args.ca} is not a readable file")
+    checks = None
+    if args.checks:
+        checks = frozenset(c.strip() for c in args.checks.split(",") if c.strip())
+        try:
+            with_dependencies(checks)
+        except UnknownCheckError as exc:
+            raise UsageError(f"--checks: {exc}") from None
+    try:
+        targets = [parse_target(t) for t in args.targets]
+    except TargetError as exc:
+        raise UsageError(f"target {exc}") from None
+    config = ProbeConfig(
+        name=args.name.rstrip(".").lower() if args.name else None,
+        pins=pins,
+        ca_file=args.ca,
+        timeout=args.timeout,
+        target_budget=args.budget,
+        mode=args.mode,
+        qname=args.qname,
+        checks=checks,
+    )
+    return config, targets
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from dotaudit.probe.runner import probe_report, result_severity, run_targets, summary_lines
+
+    _choose_format(args)
+    config, targets = _probe_config(args)
+    bar = ProgressBar("probing", sys.stderr) if sys.stderr.isatty() and len(targets) > 1 else None
+    results = run_targets(targets, config, progress=bar)
+    if bar is not None:
+        bar.close()
+    report = probe_report(results, config, _generated_at())
+    code = write_report(report, args)
+    if not args.quiet:
+        for result in results:
+            sys.stderr.write("".join(line + "\n" for line in summary_lines(result)))
+    if args.fail_on == "none":
+        return code
+    threshold = Severity.parse(args.fail_on)
+    for result in results:
+        severity = result_severity(result, config.mode)
+        if severity is not None and severity >= threshold:
+            return EXIT_FINDINGS
+    return code
+
+
+def _add_probe_parser(sub: Any) -> None:
+    probe = sub.add_parser(
+        "probe",
+        help="probe DoT resolvers: reachability, TLS, strict-mode authentication",
+        description="Probe DNS-over-TLS resolvers and say what strict and opportunistic "
+        "clients (RFC 8310) would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, "
+        "NAME@IP or a host name (resolved and reported).",
+    )
+    probe.add_argument("targets", nargs="+", metavar="TARGET")
+    probe.add_argument("--name", metavar="ADN", help="authentication domain name (RFC 8310)")
+    probe.add_argument(
+        "--pin", action="append", metavar="SPKI", help="base64 SHA-256 SPKI pin (repeatable)"
+    )
+    probe.add_argument("--ca", metavar="FILE", help="CA bundle (default: the system store)")
+    probe.add_argument(
+        "--timeout", type=float, default=3.0, metavar="S", help="per network step (default 3)"
+    )
+    probe.add_argument(
+        "--budget", type=float, default=90.0, metavar="S", help="per target (default 90)"
+    )
+    probe.add_argument("--checks", metavar="LIST", help="comma-separated check IDs")
+    probe.add_argument(
+        "--mode",
+        choices=["strict", "opportunistic"],
+        default="strict",
+        help="which client's verdict sets the exit code (default strict)",
+    )
+    probe.add_argument(
+        "--qname", default="example.com", metavar="NAME", help="name to query (default example.com)"
+    )
+    _add_report_options(probe)
+    probe.set_defaults(handler=cmd_probe)
+
+
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     parser.add_argument(
@@ -356,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="link findings to the evidence pcaps that 'analyze --evidence DIR' wrote",
     )
     report.set_defaults(handler=cmd_report)
+    _add_probe_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""One module per check; ``probe/registry.py`` lists them in run order."""

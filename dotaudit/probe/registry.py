@@ -1,0 +1,53 @@
+"""The checks, in run order: a check comes after every check it depends on or reads.
+
+Adding a check is one file under ``probe/checks/`` plus one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dotaudit.probe.base import Check
+from dotaudit.probe.checks.reach_853 import Reach853
+
+CHECKS: tuple[Check, ...] = (Reach853(),)
+
+BY_ID: dict[str, Check] = {check.id: check for check in CHECKS}
+
+
+class UnknownCheckError(ValueError):
+    pass
+
+
+def with_dependencies(ids: Iterable[str] | None) -> list[Check]:
+    """The checks named in ``ids`` and everything they depend on, in registry order."""
+    if ids is None:
+        return list(CHECKS)
+    wanted: set[str] = set()
+    pending = list(ids)
+    while pending:
+        check_id = pending.pop()
+        if check_id in wanted:
+            continue
+        check = BY_ID.get(check_id)
+        if check is None:
+            known = ", ".join(BY_ID)
+            raise UnknownCheckError(f"unknown check {check_id!r} (known: {known})")
+        wanted.add(check_id)
+        pending.extend(check.depends_on)
+        pending.extend(check.after)
+    return [check for check in CHECKS if check.id in wanted]
+
+
+def order_problems() -> list[str]:
+    """Registry mistakes: duplicate IDs, or a check listed before what it needs."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for check in CHECKS:
+        if check.id in seen:
+            problems.append(f"duplicate check id {check.id}")
+        for dep in (*check.depends_on, *check.after):
+            if dep not in seen:
+                problems.append(f"{check.id} is listed before {dep}, which it needs")
+        seen.add(check.id)
+    return problems
