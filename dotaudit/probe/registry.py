@@ -8,9 +8,36 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dotaudit.probe.base import Check
+from dotaudit.probe.checks.blocked_port import BlockedPort
+from dotaudit.probe.checks.cert_chain import CertChain
+from dotaudit.probe.checks.cert_expiry import CertExpiry
+from dotaudit.probe.checks.cert_name import CertName
+from dotaudit.probe.checks.cert_pin import CertPin
+from dotaudit.probe.checks.cert_quality import CertQuality
+from dotaudit.probe.checks.cleartext_on_853 import CleartextOn853
+from dotaudit.probe.checks.interception import Interception
+from dotaudit.probe.checks.reach_53 import Reach53
 from dotaudit.probe.checks.reach_853 import Reach853
+from dotaudit.probe.checks.rst_injection import RstInjection
+from dotaudit.probe.checks.tls_resumption import TlsResumption
+from dotaudit.probe.checks.tls_versions import TlsVersions
 
-CHECKS: tuple[Check, ...] = (Reach853(),)
+CHECKS: tuple[Check, ...] = (
+    Reach853(),
+    Reach53(),
+    RstInjection(),
+    BlockedPort(),
+    TlsVersions(),
+    CertChain(),
+    CertName(),
+    CertPin(),
+    CertExpiry(),
+    CertQuality(),
+    Interception(),
+    CleartextOn853(),
+    TlsResumption(),
+    # part 2 (DNS-level checks) goes here, one line per check
+)
 
 BY_ID: dict[str, Check] = {check.id: check for check in CHECKS}
 

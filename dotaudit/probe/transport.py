@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import secrets
 import select
@@ -147,7 +148,7 @@ def _sendall(sock: socket.socket, data: bytes, deadline: Deadline, what: str) ->
     while view:
         chunk = view
         try:
-            sent = _retry(sock, deadline, what, lambda: sock.send(chunk))
+            sent = _retry(sock, deadline, what, functools.partial(sock.send, chunk))
         except ssl.SSLError as exc:
             raise ProbeError("alert", f"{what}: TLS error ({_ssl_reason(exc)})") from None
         except OSError as exc:

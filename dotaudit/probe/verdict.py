@@ -94,6 +94,9 @@ def judge(
         else:
             opportunistic = "encrypted"
             reasons.append("an opportunistic client gets an encrypted (if unauthenticated) session")
+    elif tls.ok is None and "reach.853" in results and results["reach.853"].status in GOOD:
+        opportunistic = "encrypted"
+        reasons.append("port 853 is open; TLS itself was not tried (not among --checks)")
     elif _reaches_53(results):
         opportunistic = "plaintext-fallback"
         reasons.append(

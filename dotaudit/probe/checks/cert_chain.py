@@ -1,0 +1,43 @@
+"""cert.chain: the certificate chain validates to a trusted root (RFC 5280 path
+validation by OpenSSL, against --ca or the system store), as a strict client requires."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dotaudit.probe import certs
+from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed
+from dotaudit.probe.checks._shared import presented
+
+
+class CertChain(Check):
+    id = "cert.chain"
+    title = "Certificate chain validates to a trusted CA"
+    rfc = "RFC 8310 §8.1; RFC 5280 §6"
+    level = Level.MUST
+    depends_on = ("reach.853",)
+    budget = 8.0
+    strict_only = True
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        info, chain = presented(ctx)
+        leaf = chain[0]
+        evidence: dict[str, Any] = {
+            "trust_store": ctx.config.ca_file or "system",
+            "sent": [certs.describe(c) for c in chain],
+            "verified_length": len(info.verified_chain),
+        }
+        if info.verified:
+            return passed(evidence)
+        evidence["openssl"] = info.verify_error
+        if certs.is_self_signed(leaf):
+            why = "the certificate is self-signed"
+        elif "expired" in (info.verify_error or ""):
+            why = "the certificate has expired"
+        elif "issuer" in (info.verify_error or ""):
+            why = f"its issuer {certs.issuer_text(chain[-1])!r} is not a trusted CA" + (
+                " and the server sent no intermediate" if len(chain) == 1 else ""
+            )
+        else:
+            why = "OpenSSL rejected the chain"
+        return failed(f"{why} ({info.verify_error})", evidence)

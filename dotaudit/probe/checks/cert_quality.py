@@ -1,0 +1,59 @@
+"""cert.quality: key type and size, signature hash (SHA-1 fails) and intermediates the
+server should send but does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dotaudit.probe import certs
+from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
+from dotaudit.probe.checks._shared import presented
+
+
+class CertQuality(Check):
+    id = "cert.quality"
+    title = "Strong key and signature; intermediates sent"
+    rfc = "RFC 9325 §4.2-4.3 (BCP 195); RFC 8446 §4.4.2"
+    level = Level.SHOULD
+    depends_on = ("reach.853",)
+    after = ("cert.chain",)
+    budget = 8.0
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        info, chain = presented(ctx)
+        leaf = chain[0]
+        key = certs.key_info(leaf)
+        hashes = [certs.signature_hash(c) for c in chain if not certs.is_self_signed(c)]
+        evidence: dict[str, Any] = {
+            "key_type": key.kind,
+            "key_bits": key.bits,
+            "signature_hashes": hashes,
+            "sent_length": len(chain),
+            "verified_length": len(info.verified_chain),
+        }
+        problems: list[str] = []
+        if key.problem:
+            problems.append(key.problem)
+        weak = sorted({h for h in hashes if h in certs.WEAK_HASHES})
+        if weak:
+            problems.append(f"signed with {', '.join(weak).upper()}")
+        if problems:
+            return failed("; ".join(problems), evidence)
+        sent = set(info.chain)
+        missing = [der for der in info.verified_chain[1:-1] if der not in sent]
+        if missing:
+            evidence["missing_intermediates"] = len(missing)
+            return warned(
+                f"the server omits {len(missing)} intermediate certificate(s); only clients "
+                "that already hold them can validate",
+                evidence,
+            )
+        urls = certs.aia_issuer_urls(chain[-1])
+        if not info.verified and len(chain) == 1 and urls and not certs.is_self_signed(leaf):
+            evidence["aia_ca_issuers"] = urls
+            return warned(
+                "the chain does not validate and the server sent only its leaf, whose AIA "
+                "points to an issuer certificate: a missing intermediate",
+                evidence,
+            )
+        return passed(evidence)
