@@ -237,8 +237,10 @@ def load_report(path: str) -> AuditReport:
         raise InputError(f"{path}: not a JSON report ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a dotaudit report (not a JSON object)")
+    from dotaudit.render.html_format import coerce_report
+
     try:
-        return AuditReport.from_dict(data)
+        return coerce_report(AuditReport.from_dict(data))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{path}: not a usable dotaudit report ({exc})") from None
 

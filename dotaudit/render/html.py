@@ -28,6 +28,7 @@ from dotaudit.render.html_format import (
     as_dict,
     as_int,
     as_str,
+    coerce_report,
     fmt_ts,
     generic_table,
     plural,
@@ -326,7 +327,7 @@ def render_html(
 ) -> str:
     """The whole report as one HTML document (UTF-8 text, no external references)."""
     links = EvidenceLinks(evidence_dir, output) if evidence_dir else None
-    view = build_view(report, links)
+    view = build_view(coerce_report(report), links)
     body = environment().get_template("report.html.j2").render(v=view)
     # Defence in depth: nothing unencodable (a lone surrogate) may reach the writer.
     return body.encode("utf-8", "replace").decode("utf-8")

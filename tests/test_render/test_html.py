@@ -1,0 +1,412 @@
+"""The HTML report without a browser: escaping, self-containment, caps, charts, probe matrix.
+
+Oracles: the HTML5 parser of the standard library (``html.parser``) for what elements and
+attributes the document contains; the report model itself for the numbers shown.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dotaudit.model.findings import Confidence, Finding, Severity, make_finding
+from dotaudit.model.report import AuditReport
+from dotaudit.render import html as html_module
+from dotaudit.render.base import OutputFormat, render
+from dotaudit.render.html import environment, render_html
+from dotaudit.render.safe_text import neutral
+from dotaudit.render.svg import SizeHistogram, bin_width_for, size_histogram
+from tests import pcapgen
+
+RENDER_DIR = Path(html_module.__file__).parent
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+ALLOWED_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "header", "main", "nav", "section",
+    "footer", "div", "span", "h1", "h2", "h3", "h4", "p", "a", "b", "code", "table", "thead",
+    "tbody", "tr", "th", "td", "dl", "dt", "dd", "ul", "li", "figure", "figcaption", "article",
+    "br", "bdi", "svg", "desc", "rect", "line", "text", "path",
+}  # fmt: skip
+HOSTILE = "<script>document.title='x'</script>\"><img src=x onerror=alert(1)>"
+
+
+class Doc(HTMLParser):
+    """Every start tag with its attributes, and the visible text."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self._skip = 0
+        self.feed(markup)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "style":
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.text.append(data)
+
+    @property
+    def visible(self) -> str:
+        return "".join(self.text)
+
+
+def hostile_report() -> AuditReport:
+    """Attacker text in every field the renderer shows, as a hand-edited JSON could hold."""
+    bad = HOSTILE + "\u202e\x00\x1b[31m\ud800\u200b" + "Z" * 1000
+    report = AuditReport(kind="analyze", generated_at=bad)
+    report.inputs = [{"path": bad, "sha256": bad, "packets": 3, "warnings": [bad]}]
+    report.policy = {bad: bad}
+    report.anomalies = {bad: 2}
+    report.findings = [
+        Finding(
+            id=bad,
+            severity=Severity.HIGH,
+            confidence=Confidence.HIGH,
+            title=bad,
+            dedup_key=bad,
+            client=bad,
+            server=bad,
+            evidence={bad: [bad, {bad: bad}]},
+            frames=(1, 2),
+            remediation=bad,
+            file=bad,
+        )
+    ]
+    row = {"client": bad, "server": bad, "sni": bad, "qnames": [bad], "queries": 1}
+    report.sections = {
+        "plaintext_dns": [dict(row, transport=bad, known_resolver=bad)],
+        "dot_sessions": [
+            dict(
+                row,
+                version=bad,
+                ja4=bad,
+                outcome=bad,
+                start=1.0,
+                end=2.0,
+                padding={"verdict": bad, "overhead": [17, 17], "client_sizes": [bad, 147]},
+                certificate={"subject": bad},
+            )
+        ],
+        "fallback_events": [
+            dict(row, failure=bad, failure_text=bad, attempt_start=1.0, first_plaintext_ts=2.0)
+        ],
+        "sni_inventory": [row, {bad: bad}],
+        "doh_doq": [dict(row, protocol=bad)],
+        "local_names": [row],
+        "targets": [
+            {
+                "target": bad,
+                "address": bad,
+                "verdict": {"strict": bad, "opportunistic": bad, "reasons": [bad]},
+                "checks": [{"id": bad, "status": bad, "evidence": {bad: bad}, "rfc": bad}],
+            }
+        ],
+    }
+    return report
+
+
+def test_templates_never_mark_report_data_safe() -> None:
+    templates = sorted((RENDER_DIR / "templates").glob("*.j2"))
+    assert templates, "templates missing"
+    for path in templates:
+        text = path.read_text(encoding="utf-8")
+        assert "|safe" not in text.replace(" ", ""), path
+        assert "Markup(" not in text, path
+        assert "autoescape" not in text, path  # no {% autoescape false %} block
+    # In Python, Markup is built only by the SVG writer and the neutraliser.
+    makers: set[str] = set()
+    for name in ("html.py", "html_format.py", "html_sections.py", "svg.py", "safe_text.py"):
+        tree = ast.parse((RENDER_DIR / name).read_text(encoding="utf-8"))
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef):
+                continue
+            for node in ast.walk(func):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "Markup"
+                ):
+                    makers.add(f"{name}:{func.name}")
+    assert makers == {"svg.py:markup", "safe_text.py:neutral"}
+
+
+def test_every_template_autoescapes() -> None:
+    env = environment()
+    assert env.autoescape("report.html.j2") is True  # type: ignore[operator]
+    assert env.autoescape(None) is True  # type: ignore[operator]
+    assert env.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+
+
+def test_neutral_shows_invisible_characters_and_clips() -> None:
+    out = str(neutral("a\u202eb\x00c\ud800"))
+    assert "\u202e" not in out and "\x00" not in out and "\ud800" not in out
+    assert "[U+202E RLO]" in out and "[U+0000 NUL]" in out and "[U+D800]" in out
+    assert out.startswith("<bdi>")
+    clipped = str(neutral("y" * 1000))
+    assert "y" * 300 in clipped and "y" * 301 not in clipped
+    assert "[700 more characters]" in clipped
+    assert str(neutral("<a href=x>")) == "&lt;a href=x&gt;"
+
+
+def test_hostile_report_renders_inert() -> None:
+    body = render_html(hostile_report())
+    body.encode("utf-8")  # strict: no lone surrogate survived
+    doc = Doc(body)
+    tags = {tag for tag, _ in doc.tags}
+    assert tags <= ALLOWED_TAGS, tags - ALLOWED_TAGS
+    for tag, attrs in doc.tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name)
+            if name in ("href", "src"):
+                assert value is not None and value.startswith("#"), (tag, value)
+    assert "\u202e" not in body and "\x00" not in body and "\x1b" not in body
+    visible = doc.visible
+    assert "<script>document.title='x'</script>" in visible
+    assert '"><img src=x onerror=alert(1)>' in visible
+    assert "[U+202E RLO]" in visible and "[U+001B ESC]" in visible
+    assert "more characters]" in visible
+
+
+def test_document_is_self_contained_with_a_script_forbidding_csp() -> None:
+    body = render_html(AuditReport(kind="analyze", generated_at="2024-01-01T00:00:00Z"))
+    metas = [a for t, a in Doc(body).tags if t == "meta"]
+    assert {"http-equiv": "Content-Security-Policy", "content": CSP} in metas
+    assert "<script" not in body.lower()
+    assert "@media print" in body and "max-width: 760px" in body
+    urls = re.findall(r"(?:https?:)?//[^\s\"'<>)]+", body)
+    assert set(urls) == {"http://www.w3.org/2000/svg"}  # the SVG namespace, never fetched
+
+
+def test_html_format_is_wired_into_render() -> None:
+    body = render(AuditReport(kind="analyze", generated_at="t"), OutputFormat.HTML)
+    assert body.startswith("<!DOCTYPE html>")
+
+
+def _big_report(plain: int, sessions: int, findings: int) -> AuditReport:
+    report = AuditReport(kind="analyze", generated_at="2024-01-01T00:00:00Z")
+    report.inputs = [{"path": "bench.pcap", "sha256": "0" * 64, "packets": 1_000_000}]
+    report.sections["plaintext_dns"] = [
+        {
+            "client": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+            "server": f"192.0.2.{i % 200}",
+            "transport": "udp",
+            "queries": 3,
+            "qnames": [f"name{i % 5000}.example.com", f"host{i}.corp.example"],
+            "first_ts": 1000.0 + i,
+            "last_ts": 1001.0 + i,
+        }
+        for i in range(plain)
+    ]
+    report.sections["dot_sessions"] = [
+        {
+            "client": f"10.0.{i >> 8 & 255}.{i & 255}",
+            "server": "9.9.9.9",
+            "dport": 853,
+            "sni": "dns.quad9.net",
+            "version": "TLSv1.3",
+            "ja4": "t13d1517h2_8daaf6152771_b1ff8ab2d16f",
+            "outcome": "established",
+            "start": 2000.0 + i,
+            "end": 2010.0 + i,
+            "padding": {
+                "verdict": "padded",
+                "overhead": [17, 17],
+                "client_sizes": [147] * 20,
+                "server_sizes": [487] * 20,
+            },
+        }
+        for i in range(sessions)
+    ]
+    report.findings = [
+        make_finding(
+            "DA-LEAK-001",
+            dedup_key=str(i),
+            client=f"10.0.0.{i % 250}",
+            server="192.0.2.1",
+            evidence={"qnames": [f"n{j}.example" for j in range(20)], "queries": 10},
+            frames=list(range(50)),
+        )
+        for i in range(findings)
+    ]
+    return report
+
+
+def test_benchmark_sized_report_stays_under_5_mb() -> None:
+    report = _big_report(plain=50_000, sessions=20_000, findings=5_000)
+    started = time.perf_counter()
+    body = render_html(report)
+    elapsed = time.perf_counter() - started
+    size = len(body.encode("utf-8"))
+    print(f"50k plaintext rows, 20k sessions, 5k findings: {size / 1e6:.2f} MB in {elapsed:.2f} s")
+    assert size < 5_000_000
+    assert elapsed < 30
+    visible = Doc(body).visible
+    assert "19,950 more rows of 20,000 not shown" in visible
+    assert "more findings not shown" in visible
+    assert "150,000 DNS queries in plaintext" in visible
+
+
+def test_plaintext_tables_aggregate_clients_resolvers_and_names() -> None:
+    report = _big_report(plain=30, sessions=0, findings=0)
+    report.sections["plaintext_dns"].append(
+        {"client": "127.0.0.1", "server": "127.0.0.53", "queries": 99, "local_stub": True}
+    )
+    view = html_module.build_view(report)
+    resolvers = view["plaintext"]["resolvers"]
+    assert resolvers.total == 30 and resolvers.rows[0][1] == "3"
+    assert view["plaintext"]["local_queries"] == 99
+    names = {row[0]: row for row in view["plaintext"]["names"].rows}
+    assert names["name0.example.com"][1] == "1"
+    assert "127.0.0.1" not in {row[0] for row in view["plaintext"]["clients"].rows}
+
+
+def test_size_histogram_puts_padded_records_on_the_grid() -> None:
+    assert bin_width_for(128) == 8 and bin_width_for(468) == 39
+    padded = SizeHistogram(block=128, sizes=[128] * 10 + [256] * 2)
+    assert padded.on_grid() == 12
+    svg = str(size_histogram(padded, "queries"))
+    assert svg.count('class="hbar on-grid"') == 2 and "off-grid" not in svg
+    unpadded = SizeHistogram(block=128, sizes=[33, 47, 61, 90])
+    assert unpadded.on_grid() == 0
+    assert str(size_histogram(unpadded, "queries")).count("off-grid") == 4
+
+
+def test_findings_have_stable_anchors_and_rfc_references() -> None:
+    report = _big_report(plain=0, sessions=0, findings=3)
+    first = html_module.build_view(report)
+    report.findings.reverse()
+    report.findings.append(make_finding("DA-DOT-003", dedup_key="x"))
+    second = html_module.build_view(report)
+
+    def anchors(view: dict[str, Any]) -> dict[str, str]:
+        return {
+            f["anchor"]: f["id"] for group in view["findings"]["groups"] for f in group["cards"]
+        }
+
+    assert set(anchors(first)) < set(anchors(second))
+    card = first["findings"]["groups"][0]["cards"][0]
+    assert card["refs"] == ["RFC 7858", "RFC 8484", "RFC 8310 §5"]
+    body = render_html(report)
+    for anchor in anchors(second):
+        assert f'id="{anchor}"' in body and f'href="#{anchor}"' in body
+
+
+def probe_report() -> AuditReport:
+    def check(cid: str, status: str, **extra: Any) -> dict[str, Any]:
+        return {"id": cid, "status": status, "level": "MUST", "rfc": "RFC 7858 §3.1", **extra}
+
+    report = AuditReport(kind="probe", generated_at="2024-01-01T00:00:00Z")
+    report.sections["targets"] = [
+        {
+            "target": "dns.quad9.net@9.9.9.9",
+            "address": "9.9.9.9",
+            "port": 853,
+            "name": "dns.quad9.net",
+            "verdict": {"strict": "accept", "opportunistic": "encrypted", "reasons": []},
+            "checks": [
+                check("cert.name", "pass"),
+                check("reach.853", "pass", evidence={"class": "open"}),
+                check("custom.extra", "skip"),
+            ],
+        },
+        {
+            "target": "192.0.2.1",
+            "address": "192.0.2.1",
+            "port": 853,
+            "name": None,
+            "verdict": {
+                "strict": "refuse",
+                "opportunistic": "plaintext-fallback",
+                "reasons": ["853 filtered while 53 answers"],
+            },
+            "checks": [
+                check("reach.853", "fail", evidence={"class": "filtered"}),
+                check("cert.name", "error", error_reason="timeout after 5 s"),
+            ],
+        },
+    ]
+    return report
+
+
+def test_probe_matrix_orders_checks_and_labels_every_status() -> None:
+    view = html_module.build_view(probe_report())
+    probe = view["probe"]
+    assert probe["columns"] == ["reach.853", "cert.name", "custom.extra"]
+    second = probe["matrix"][1]
+    assert [c["text"] if c else None for c in second["cells"]] == ["fail", "error", None]
+    assert [c["symbol"] for c in second["cells"] if c] == ["✗", "⚠"]
+    assert view["summary"] == [
+        "1 of 2 resolvers would be accepted by a strict-mode client (RFC 8310); at one an "
+        "opportunistic client would fall back to plaintext."
+    ]
+    visible = Doc(render_html(probe_report())).visible
+    assert "timeout after 5 s" in visible and "853 filtered while 53 answers" in visible
+    assert "✗ fail" in visible and "✓ pass" in visible and "– skip" in visible
+
+
+def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> None:
+    capture = pcapgen.fallback_capture(tmp_path / "fb.pcap", "drop")
+    out = tmp_path / "out" / "report.html"
+    evidence = tmp_path / "evidence"
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "dotaudit", "analyze", str(capture), "-o", str(out)),
+            *("--evidence", str(evidence), "-q", "--fail-on", "none"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    body = out.read_text(encoding="utf-8")
+    doc = Doc(body)
+    assert (
+        "1 of 1 client sent 1 DNS query in plaintext; one fell back from DoT to plaintext "
+        "after port 853 was dropped." in doc.visible
+    )
+    assert "chart-timeline" in body and "✗D" in doc.visible
+    links = [a["href"] for t, a in doc.tags if t == "a" and not str(a["href"]).startswith("#")]
+    assert links, "no evidence link"
+    for href in links:
+        assert href is not None and href.startswith("../evidence/") and "//" not in href
+        assert (out.parent / href).resolve().is_file()
+
+
+def test_evidence_links_only_for_files_that_exist(tmp_path: Path) -> None:
+    report = _big_report(plain=0, sessions=0, findings=2)
+    (tmp_path / "ev").mkdir()
+    from dotaudit.capture.evidence import evidence_name
+
+    first = report.sorted_findings()[0]
+    (tmp_path / "ev" / evidence_name(1, first.id)).write_bytes(b"")
+    body = render_html(report, evidence_dir=str(tmp_path / "ev"), output=str(tmp_path / "r.html"))
+    hrefs = [a["href"] for t, a in Doc(body).tags if t == "a" and "download" in a]
+    assert hrefs == [f"ev/{evidence_name(1, first.id)}"]
+
+
+@pytest.mark.parametrize("section", ["plaintext_dns", "dot_sessions", "targets", "doh_doq"])
+def test_malformed_section_rows_do_not_crash(section: str) -> None:
+    report = AuditReport(kind="analyze", generated_at="t")
+    report.sections[section] = [
+        None,
+        "text",
+        {"padding": "x", "qnames": "y", "verdict": 3, "checks": [None, {"id": None}]},
+        {"start": float("nan"), "end": 1e300, "first_ts": "soon", "queries": "many"},
+    ]  # type: ignore[list-item]
+    report.sections["fallback_events"] = [{"attempt_start": "x"}, {"attempt_start": 1e300}]
+    assert "<!DOCTYPE html>" in render_html(report)
