@@ -21,6 +21,9 @@ KNOWN_DIFFERENCES = (
     "tshark prints every question of a message, dotaudit records the first (qdcount>1 is "
     "rare outside mDNS).",
     "tshark writes the root name as <Root>; both sides are normalised to '.'.",
+    "tshark picks UDP dissectors by port before heuristics: a QUIC client whose ephemeral "
+    "port is registered to another protocol (e.g. 44818 EtherNet/IP, 41170 Manolito) is "
+    "not seen as QUIC, so dotaudit may count an SNI more often than tshark.",
 )
 
 
@@ -98,6 +101,8 @@ class SetDiff:
     only_tshark: list[str]
     only_dotaudit: list[str]
     agree_ignoring_case: bool
+    count_differences: list[tuple[str, int, int]]
+    """(name, tshark count, dotaudit count) for names both report, different times."""
 
     @property
     def agree(self) -> bool:
@@ -115,6 +120,7 @@ def _diff(what: str, ours: Counter[str], theirs: Counter[str]) -> SetDiff:
         sorted(a - b),
         sorted(b - a),
         {n.casefold() for n in a} == {n.casefold() for n in b},
+        [(n, theirs[n], ours[n]) for n in sorted(a & b) if theirs[n] != ours[n]],
     )
 
 
@@ -146,6 +152,16 @@ class FactDiff:
                     for n in d.only_dotaudit[:200]
                 ],
                 "only_dotaudit_total": len(d.only_dotaudit),
+                "count_differences": [
+                    {
+                        "name": n,
+                        "tshark": t,
+                        "dotaudit": o,
+                        "dotaudit_first_frame": self.first_frame.get(f"{kind}:{n}"),
+                    }
+                    for n, t, o in d.count_differences[:200]
+                ],
+                "count_differences_total": len(d.count_differences),
             }
         out["sni"]["tshark_only_origins"] = self.sni_origins
         out["mdns_names_dotaudit"] = self.mdns_names
@@ -184,6 +200,15 @@ class FactDiff:
                     f"{x['name']} (frame {x['frame']})" for x in d["only_dotaudit"][:SHOW]
                 )
                 print(f"    only dotaudit ({d['only_dotaudit_total']}): {names}")
+            if d["count_differences_total"]:
+                names = ", ".join(
+                    f"{x['name']} tshark {x['tshark']} / dotaudit {x['dotaudit']}"
+                    for x in d["count_differences"][:SHOW]
+                )
+                print(
+                    f"    seen a different number of times ({d['count_differences_total']}): "
+                    + names
+                )
         q = facts["quic"]
         print(
             f"  facts: dotaudit saw {q['dotaudit_quic_initials']:,} QUIC Initials "

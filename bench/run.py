@@ -128,17 +128,16 @@ def generator_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def ensure_capture(packets: int, seed: int) -> Path:
-    """bench/out/bench-N.pcap, regenerated when the generator's sources changed."""
-    path = OUT / f"bench-{packets}.pcap"
+def ensure_capture(out: Path, packets: int, seed: int) -> Path:
+    """``out``/bench-N.pcap, regenerated when the generator's sources changed."""
+    path = out / f"bench-{packets}.pcap"
     meta = path.with_suffix(".json")
     want = {"packets": packets, "seed": seed, "generator": generator_digest()}
     if path.exists() and meta.exists() and json.loads(meta.read_text()) == want:
         return path
     import gen_capture
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    print(f"generating {path.relative_to(HERE.parent)} ({packets:,} packets) ...", flush=True)
+    print(f"generating {path} ({packets:,} packets) ...", flush=True)
     started = time.perf_counter()
     gen_capture.generate(path, packets, seed)
     print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
@@ -170,11 +169,12 @@ def has_subcommand(base: list[str], sub: str) -> bool:
 
 def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[str, Any]:
     tag = path.stem
+    out = args.out
     base = dotaudit_cmd(args)
     warm(path)
     runs: dict[str, list[Run]] = {"events": [], "tshark": [], "analyze": []}
     analyze_ok = has_subcommand(base, "analyze")
-    tshark_out = OUT / f"{tag}.tshark.txt"
+    tshark_out = out / f"{tag}.tshark.txt"
     tshark_cmd = [
         args.tshark, "-r", str(path), "-Y", TSHARK_FILTER, "-T", "fields",
         "-e", "dns.qry.name", "-e", "tls.handshake.extensions_server_name",
@@ -185,12 +185,12 @@ def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[st
                 "dotaudit events",
                 [*base, "events", str(path), "-o", os.devnull],
                 None,
-                OUT / f"{tag}.events.stderr",
+                out / f"{tag}.events.stderr",
             )
         )
         if args.tshark:
             runs["tshark"].append(
-                measure("tshark", tshark_cmd, tshark_out, OUT / f"{tag}.tshark.stderr")
+                measure("tshark", tshark_cmd, tshark_out, out / f"{tag}.tshark.stderr")
             )
         if analyze_ok:
             runs["analyze"].append(
@@ -198,7 +198,7 @@ def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[st
                     "dotaudit analyze",
                     [*base, "analyze", str(path), "-o", os.devnull, "--format", "json"],
                     None,
-                    OUT / f"{tag}.analyze.stderr",
+                    out / f"{tag}.analyze.stderr",
                 )
             )
     result: dict[str, Any] = {
@@ -207,13 +207,13 @@ def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[st
         "bytes": path.stat().st_size,
     }
     events = best_of(runs["events"])
-    result["events"] = _run_json(events, packets, OUT / f"{tag}.events.stderr")
+    result["events"] = _run_json(events, packets, out / f"{tag}.events.stderr")
     tshark = best_of(runs["tshark"]) if runs["tshark"] else None
     if tshark:
-        result["tshark"] = _run_json(tshark, packets, OUT / f"{tag}.tshark.stderr")
+        result["tshark"] = _run_json(tshark, packets, out / f"{tag}.tshark.stderr")
     if analyze_ok:
         result["analyze"] = _run_json(
-            best_of(runs["analyze"]), packets, OUT / f"{tag}.analyze.stderr"
+            best_of(runs["analyze"]), packets, out / f"{tag}.analyze.stderr"
         )
     else:
         result["analyze"] = {"skipped": "`dotaudit analyze --help` failed"}
@@ -223,12 +223,12 @@ def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[st
         if analyze_ok and result["analyze"].get("exit_code") in (0, 1):
             result["analyze_ratio"] = result["analyze"]["packets_per_s"] / tshark.pps(packets)
     if tshark and not args.no_facts and tshark.exit_code == 0:
-        facts_out = OUT / f"{tag}.facts.jsonl"
+        facts_out = out / f"{tag}.facts.jsonl"
         fact_run = measure(
             "dotaudit events (facts)",
             [*base, "events", str(path), "--type", FACT_TYPES, "-o", str(facts_out)],
             None,
-            OUT / f"{tag}.facts.stderr",
+            out / f"{tag}.facts.stderr",
         )
         if fact_run.exit_code == 0:
             diff = compare(tshark_facts(tshark_out), dotaudit_facts(facts_out))
@@ -337,11 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-explain", dest="explain", action="store_false",
         help="do not re-run tshark to locate SNIs that only tshark reported",
     )  # fmt: skip
-    parser.add_argument("--json", type=Path, default=OUT / "result.json")
+    parser.add_argument("--out", type=Path, default=OUT, help="captures and tool outputs")
+    parser.add_argument("--json", type=Path, help="summary (default: OUT/result.json)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.json = args.json or args.out / "result.json"
     if not args.tshark:
         print("tshark not found: timing dotaudit alone, no ratio", file=sys.stderr)
     base = dotaudit_cmd(args)
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         big = args.packets or 1_000_000
         sizes = sorted({max(big // 10, 1), big})
-        captures = [(ensure_capture(n, args.seed), n) for n in sizes]
+        captures = [(ensure_capture(args.out, n, args.seed), n) for n in sizes]
     results = []
     for path, packets in captures:
         res = bench_capture(path, packets, args)
