@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 
-VERSIONS = {
-    "TLSv1": ssl.TLSVersion.TLSv1,
-    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    VERSIONS = {
+        "TLSv1": ssl.TLSVersion.TLSv1,
+        "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+        "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+        "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+    }
 DOT_ALPN = "dot"
 """RFC 7858 has no ALPN; "dot" is registered by RFC 9103 §7.1 and sent by most clients."""
 
@@ -39,10 +42,14 @@ def client_context(
         # OpenSSL 3 refuses TLS < 1.2 at security level 1 and above; the probe must be
         # able to offer them to learn whether the server would accept them.
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-    if min_version:
-        ctx.minimum_version = VERSIONS[min_version]
-    if max_version:
-        ctx.maximum_version = VERSIONS[max_version]
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0/1.1; offering them is how the probe finds servers
+        # that still accept them.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if min_version:
+            ctx.minimum_version = VERSIONS[min_version]
+        if max_version:
+            ctx.maximum_version = VERSIONS[max_version]
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx

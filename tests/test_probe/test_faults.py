@@ -1,0 +1,73 @@
+"""Misbehaving servers (tests/test_probe/faults.py): every check ends within its budget
+with a clear error attempt, and the probe as a whole never hangs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from dotaudit.probe.base import CheckStatus, ProbeConfig
+from dotaudit.probe.registry import BY_ID
+from dotaudit.probe.runner import TargetResult, check_budget, run_target
+from dotaudit.probe.target import parse_target
+from tests.test_probe.faults import FaultServer
+
+TIMEOUT = 1.0
+CHECK_IDS = ("reach.853", "tls.versions", "cert.chain", "interception", "tls.resumption")
+
+
+def probe(port: int) -> tuple[TargetResult, float]:
+    config = ProbeConfig(name="fault.test", timeout=TIMEOUT, target_budget=20.0)
+    start = time.monotonic()
+    result = run_target(
+        parse_target(f"127.0.0.1:{port}"), config, checks=[BY_ID[c] for c in CHECK_IDS]
+    )
+    return result, time.monotonic() - start
+
+
+def status(result: TargetResult, check_id: str) -> CheckStatus:
+    attempt = result.attempt(check_id)
+    assert attempt is not None
+    return attempt.status
+
+
+def test_tarpit_times_out_within_budget(tmp_path: Path) -> None:
+    with FaultServer("tarpit", tmp_path) as server:
+        result, elapsed = probe(server.port)
+    assert status(result, "reach.853") is CheckStatus.PASS  # TCP is accepted
+    versions = result.attempt("tls.versions")
+    assert versions is not None and versions.status is CheckStatus.ERROR
+    assert versions.error_reason is not None and "timeout after 1.0 s" in versions.error_reason
+    assert versions.elapsed_s <= check_budget(BY_ID["tls.versions"], ProbeConfig()) + 0.5
+    assert versions.elapsed_s < TIMEOUT + 0.5  # one handshake attempt, not one per check
+    # the failed handshake is shared: later checks report it at once instead of waiting
+    assert status(result, "cert.chain") is CheckStatus.ERROR
+    assert elapsed < 3 * TIMEOUT + 1.0
+    assert result.verdict.strict == "refuse"
+    assert any("timeout" in r for r in result.verdict.reasons)
+
+
+def test_garbage_after_handshake_is_a_clear_error(tmp_path: Path) -> None:
+    with FaultServer("garbage", tmp_path) as server:
+        result, elapsed = probe(server.port)
+    assert status(result, "tls.versions") is not CheckStatus.ERROR  # the handshake works
+    resumption = result.attempt("tls.resumption")
+    assert resumption is not None and resumption.status is CheckStatus.ERROR
+    assert resumption.error_reason is not None
+    assert "not a DNS message" in resumption.error_reason
+    assert resumption.evidence["error_kind"] == "malformed"
+    assert elapsed < 10 * TIMEOUT
+    assert result.verdict.opportunistic == "encrypted"  # TLS itself works
+
+
+def test_close_mid_handshake_is_a_clear_error(tmp_path: Path) -> None:
+    with FaultServer("close-mid-handshake", tmp_path) as server:
+        result, elapsed = probe(server.port)
+    versions = result.attempt("tls.versions")
+    assert versions is not None and versions.status is CheckStatus.ERROR
+    assert versions.error_reason is not None
+    assert "closed the connection during the TLS handshake" in versions.error_reason
+    interception = result.attempt("interception")
+    assert interception is not None and interception.status is CheckStatus.WARN
+    assert "cut short" in (interception.error_reason or "")
+    assert elapsed < 3 * TIMEOUT
