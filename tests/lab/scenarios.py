@@ -596,6 +596,12 @@ def s08_interception(ctx: Ctx) -> None:
         )
 
 
+def s09_office(ctx: Ctx) -> None:
+    from tests.lab.office import record_office  # office imports Ctx from here
+
+    record_office(ctx)
+
+
 SCENARIOS: tuple[Callable[[Ctx], None], ...] = (
     s01_kdig_strict,
     s02_stubby,
@@ -605,4 +611,5 @@ SCENARIOS: tuple[Callable[[Ctx], None], ...] = (
     s06_doq,
     s07_port_states,
     s08_interception,
+    s09_office,
 )
