@@ -1,0 +1,80 @@
+"""Runner behaviour on loopback without the lab: hostname targets are resolved and
+reported, dependencies skip with their reason, exceptions become error attempts, and
+the raw-SYN probe falls back to connect() without root."""
+
+from __future__ import annotations
+
+import socket
+from typing import ClassVar
+
+import pytest
+
+from dotaudit.probe.base import Check, CheckContext, CheckStatus, Level, Outcome, ProbeConfig
+from dotaudit.probe.checks import rst_injection
+from dotaudit.probe.registry import BY_ID
+from dotaudit.probe.runner import run_target
+from dotaudit.probe.target import parse_target
+
+
+def closed_port() -> int:
+    # Bind then close: nothing listens there for the next moment.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_hostname_target_is_resolved_and_reported() -> None:
+    port = closed_port()
+    result = run_target(parse_target(f"localhost:{port}"), ProbeConfig(timeout=1.0),
+                        checks=[BY_ID["reach.853"]])  # fmt: skip
+    assert result.target.address in ("127.0.0.1", "::1")
+    assert result.target.address in result.target.resolved
+    assert result.name == "localhost"  # the host name is the authentication name
+    reach = result.attempt("reach.853")
+    assert reach is not None and reach.evidence["class"] == "refused"
+
+
+class Boom(Check):
+    id = "test.boom"
+    title = "raises"
+    rfc = "RFC 0"
+    level = Level.MAY
+    depends_on: ClassVar[tuple[str, ...]] = ()
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        raise KeyError("hostile")
+
+
+class NeedsBoom(Boom):
+    id = "test.needs-boom"
+    depends_on = ("test.boom",)
+
+
+def test_exception_is_an_error_attempt_and_dependants_skip() -> None:
+    result = run_target(parse_target(f"127.0.0.1:{closed_port()}"), ProbeConfig(),
+                        checks=[Boom(), NeedsBoom()])  # fmt: skip
+    boom, needs = result.attempt("test.boom"), result.attempt("test.needs-boom")
+    assert boom is not None and boom.status is CheckStatus.ERROR
+    assert "internal error: KeyError" in (boom.error_reason or "")
+    assert needs is not None and needs.status is CheckStatus.SKIP
+    assert "needs test.boom, which is error" in (needs.error_reason or "")
+
+
+def test_target_budget_exhausted_skips_the_rest() -> None:
+    config = ProbeConfig(target_budget=0.0)
+    result = run_target(parse_target("127.0.0.1:1"), config, checks=[BY_ID["reach.853"]])
+    reach = result.attempt("reach.853")
+    assert reach is not None and reach.status is CheckStatus.SKIP
+    assert "budget" in (reach.error_reason or "")
+
+
+def test_rst_probe_without_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rst_injection, "can_send_raw", lambda: False)
+    checks = [BY_ID["reach.853"], BY_ID["rst-injection"]]
+    result = run_target(parse_target(f"127.0.0.1:{closed_port()}"), ProbeConfig(timeout=1.0),
+                        checks=checks)  # fmt: skip
+    rst = result.attempt("rst-injection")
+    assert rst is not None and rst.status is CheckStatus.WARN
+    assert rst.evidence["method"] == "connect"
+    assert "needs root" in (rst.error_reason or "")
