@@ -204,6 +204,28 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "server's ECHConfig, published in HTTPS records (RFC 9460).",
     ),
     CatalogueEntry(
+        "DA-PROBE-001",
+        "A strict-mode client would refuse this DoT resolver",
+        Severity.HIGH,
+        "Fix the certificate chain, name or pin (RFC 8310 §8, RFC 6125, RFC 7858 §4.2) so that "
+        "strict clients can authenticate the resolver.",
+    ),
+    CatalogueEntry(
+        "DA-PROBE-002",
+        "DoT unusable here while port 53 answers: opportunistic clients fall back to plaintext",
+        Severity.HIGH,
+        "Open TCP 853 on the path (RFC 7858 §3.1), or configure clients in strict mode "
+        "(RFC 8310 §5) so that they fail closed instead of leaking names on port 53.",
+    ),
+    CatalogueEntry(
+        "DA-PROBE-003",
+        "TLS interception of DoT",
+        Severity.HIGH,
+        "The certificate on port 853 does not match the pin or the expected CA: opportunistic "
+        "clients leak every query to the interceptor. Pin the resolver (RFC 7858 §4.2) and use "
+        "strict mode (RFC 8310 §5).",
+    ),
+    CatalogueEntry(
         "DA-POLICY-001",
         "DoT to a resolver that policy does not approve",
         Severity.MEDIUM,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dotaudit.model.findings import Severity
+from dotaudit.model.findings import Finding, Severity, make_finding
 from dotaudit.model.report import AuditReport
 from dotaudit.probe.base import (
     DEFAULT_TIMEOUT,
@@ -202,6 +202,7 @@ def probe_report(
     for result in results:
         for attempt in result.attempts:
             report.findings.extend(attempt.findings)
+        report.findings.extend(verdict_findings(result))
     report.policy = {
         "mode": config.mode,
         "timeout_s": config.timeout,
@@ -211,6 +212,25 @@ def probe_report(
         "checks": sorted(config.checks) if config.checks else [c.id for c in CHECKS],
     }
     return report
+
+
+def verdict_findings(result: TargetResult) -> list[Finding]:
+    """The target's verdicts as catalogue findings, so reports rank probes like captures."""
+    verdict = result.verdict
+    target = result.target
+    server = f"{target.address or target.target}:{target.port}"
+    evidence = {"target": target.target, "name": result.name, "reasons": list(verdict.reasons)}
+    wanted = []
+    if verdict.strict == "refuse":
+        wanted.append("DA-PROBE-001")
+    if verdict.opportunistic == "plaintext-fallback":
+        wanted.append("DA-PROBE-002")
+    if verdict.opportunistic == "intercepted":
+        wanted.append("DA-PROBE-003")
+    return [
+        make_finding(finding_id, dedup_key=server, server=server, evidence=dict(evidence))
+        for finding_id in wanted
+    ]
 
 
 def summary_lines(result: TargetResult) -> list[str]:
