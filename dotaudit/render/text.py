@@ -41,14 +41,15 @@ def render_text(report: AuditReport) -> str:
     for target in report.sections.get("targets", []):
         verdict = target.get("verdict") or {}
         checks = target.get("checks") or []
-        counts: dict[str, int] = {}
+        statuses: dict[str, int] = {}
         for check in checks:
-            counts[str(check.get("status"))] = counts.get(str(check.get("status")), 0) + 1
+            status = str(check.get("status"))
+            statuses[status] = statuses.get(status, 0) + 1
         lines.append(
             f"target {_printable(target.get('target'))} ({_printable(target.get('address'))} "
             f"port {target.get('port')}): strict {verdict.get('strict')}, opportunistic "
             f"{verdict.get('opportunistic')}; checks "
-            + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
         )
     findings = report.sorted_findings()
     for finding in findings[:MAX_FINDINGS]:
