@@ -149,10 +149,10 @@ def start_services(pm: ProcessManager, pki: Pki, base: Path, net: OfficeNet) -> 
     for variant in variants:
         conf, env = write_instance(variant, pki, base)
         _office_unbound(conf)
-        services.unbound[variant.name] = inet.start(
-            variant.name, ["unbound", "-d", "-c", str(conf)], env
-        )
-    doq = pm.start(f"{inet.name}-doq", inet.argv(doq_argv(DOQ, 853, pki)), stdout_pipe=True)
+        # Named without the namespace's PID, so the truth file's server_log is stable.
+        argv = inet.argv(["unbound", "-d", "-c", str(conf)])
+        services.unbound[variant.name] = pm.start(f"unbound-{variant.name}", argv, env)
+    doq = pm.start("doq-office", inet.argv(doq_argv(DOQ, 853, pki)), stdout_pipe=True)
     services.doq = doq
     cert, key = web_certificate(base / "office-web")
     services.web_cert = cert
