@@ -62,7 +62,8 @@ class _Row:
     last_ts: float
     connections: int = 0
     packets: int = 0
-    alpn: set[str] = field(default_factory=set)
+    alpn: list[str] = field(default_factory=list)
+    """As offered, first-seen order (the order is part of the client's fingerprint)."""
     frames: list[int] = field(default_factory=list)
 
     def add_frame(self, frame: int) -> None:
@@ -81,7 +82,7 @@ class _Row:
             "sni": self.sni,
             "provider": self.provider,
             "via": self.via,
-            "alpn": sorted(self.alpn),
+            "alpn": list(self.alpn),
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "connections": self.connections,
@@ -157,8 +158,8 @@ class DohDoqDetector(Detector):
             if len(self._flows) < MAX_OPEN:
                 self._flows[flow] = key
         for name in alpn[:8]:
-            if len(row.alpn) < 16:
-                row.alpn.add(name)
+            if len(row.alpn) < 16 and name not in row.alpn:
+                row.alpn.append(name)
         row.add_frame(event.frame)
         row.seen(event.ts, event.ts)
 
@@ -220,7 +221,7 @@ class DohDoqDetector(Detector):
                 "servers": servers[:20],
                 "sni": sorted({r.sni for r in rows if r.sni})[:20],
                 "via": vias,
-                "alpn": sorted({a for r in rows for a in r.alpn})[:16],
+                "alpn": list(dict.fromkeys(a for r in rows for a in r.alpn))[:16],
                 "connections": sum(r.connections for r in rows),
                 "packets": sum(r.packets for r in rows),
                 "approved_by_policy": all(s in approved for s in servers),

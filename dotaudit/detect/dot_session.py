@@ -39,6 +39,12 @@ def close_reason(session: DotSession) -> str | None:
     conn = session.connection
     if conn is None:
         return None
+    if conn.outcome == "syn_unanswered":
+        return f"never connected: SYN unanswered ({conn.syn_retransmits} retransmits)"
+    if conn.outcome == "refused":
+        return "never connected: SYN answered by RST"
+    if conn.outcome == "icmp_rejected":
+        return f"never connected: ICMP {conn.icmp or 'error'}"
     if conn.outcome in ("closed_fin", "closed_rst"):
         by = conn.closed_by or "unknown side"
         return f"{'FIN' if conn.outcome == 'closed_fin' else 'RST'} by {by}"
@@ -79,6 +85,8 @@ def session_row(session: DotSession) -> dict[str, Any]:
         "duration_s": round(session.end - session.start, 6),
         "queries_est": estimate_queries(session),
         "close_reason": close_reason(session),
+        "rst_ttl": conn.rst_ttl if conn else None,
+        "server_ttl": conn.server_ttl if conn else None,
         "padding": infer_padding(session),
         "certificate": _leaf(session),
         "frames": sorted(set(session.frames())),
@@ -108,8 +116,17 @@ class DotSessionDetector(Detector):
         self.assembler = DotSessionAssembler()
         self.rows: list[dict[str, Any]] = []
         self.dropped = 0
+        self.server_ttls: dict[str, set[int]] = {}
+        """TTLs of packets each server sent on any flow: a reset with another TTL was
+        most likely injected by a middlebox on the path."""
 
     def on_event(self, event: Event) -> None:
+        if (
+            isinstance(event, ConnectionSeen)
+            and event.server_ttl is not None
+            and len(self.server_ttls) < MAX_SESSIONS
+        ):
+            self.server_ttls.setdefault(event.dst, set()).add(event.server_ttl)
         session = self.assembler.feed(event)
         if session is None:
             return
@@ -118,7 +135,20 @@ class DotSessionDetector(Detector):
             return
         self.rows.append(session_row(session))
 
+    def _mark_injected_resets(self) -> None:
+        for row in self.rows:
+            rst_ttl = row.get("rst_ttl")
+            seen = self.server_ttls.get(row["server"], set())
+            row["reset_injected"] = (
+                rst_ttl is not None and bool(seen) and rst_ttl not in seen
+                if row["outcome"] in ("reset", "reset_in_handshake")
+                else None
+            )
+            if row["reset_injected"]:
+                row["server_ttls"] = sorted(seen)
+
     def sections(self) -> dict[str, Section]:
+        self._mark_injected_resets()
         return {"dot_sessions": list(self.rows)}
 
     def finish(self) -> list[Finding]:
@@ -146,6 +176,7 @@ class DotSessionDetector(Detector):
             if row["sni"] is None and row["ja4"] is not None:
                 group("DA-DOT-004", row)
         findings: list[Finding] = []
+        self._mark_injected_resets()
         for (finding_id, file, client, server), rows in groups.items():
             evidence: dict[str, Any] = {
                 "sessions": len(rows),
@@ -160,6 +191,15 @@ class DotSessionDetector(Detector):
                 evidence["alerts"] = sorted({r["alert"] for r in rows if r["alert"]})
                 evidence["syn_retransmits"] = max(int(r["syn_retransmits"]) for r in rows)
                 evidence["icmp"] = sorted({r["icmp"] for r in rows if r["icmp"]})
+                injected = [r for r in rows if r.get("reset_injected")]
+                if injected:
+                    evidence["reset_injected"] = True
+                    evidence["reset_ttl"] = sorted({r["rst_ttl"] for r in injected})
+                    evidence["server_ttls"] = injected[0]["server_ttls"]
+                    evidence["note"] = (
+                        "the RST's TTL differs from every packet this server sent on other "
+                        "flows: a middlebox on the path most likely injected it"
+                    )
             confidence = Confidence.HIGH
             if finding_id == "DA-DOT-001" and all(
                 r["outcome"] == "aborted_after_server_hello" for r in rows

@@ -77,3 +77,26 @@ def test_mid_stream_sessions_are_rows_but_not_failures() -> None:
     detector = run([conn])
     assert detector.finish() == []
     assert detector.sections()["dot_sessions"][0]["outcome"] == "mid_stream"
+
+
+def test_reset_with_a_foreign_ttl_is_marked_injected() -> None:
+    """Oracle: the lab's two-hop path, where the router's RST has TTL 64 and the server's
+    own packets arrive with TTL 63 (tests/lab/netns.py, pcaps/09-office)."""
+    plain = f.connection(dport=53, outcome="closed_fin", server_ttl=63, sport=40100)
+    refused = f.connection(outcome="refused", handshake_seen=False, rst_ttl=64, sport=40101)
+    detector = run([plain, refused])
+    findings = detector.finish()
+    evidence = findings[0].evidence
+    assert evidence["reset_injected"] is True
+    assert evidence["reset_ttl"] == [64] and evidence["server_ttls"] == [63]
+    row = detector.sections()["dot_sessions"][0]
+    assert row["reset_injected"] is True
+    assert row["close_reason"] == "never connected: SYN answered by RST"
+
+
+def test_reset_with_the_servers_own_ttl_is_not_marked() -> None:
+    plain = f.connection(dport=53, outcome="closed_fin", server_ttl=64, sport=40100)
+    refused = f.connection(outcome="refused", handshake_seen=False, rst_ttl=64, sport=40101)
+    detector = run([plain, refused])
+    assert "reset_injected" not in detector.finish()[0].evidence
+    assert detector.sections()["dot_sessions"][0]["reset_injected"] is False
