@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import importlib
 import os
 import secrets
 import select
@@ -85,6 +86,8 @@ class TransportStats:
     tls_handshakes: int = 0
     udp_exchanges: int = 0
     raw_probes: int = 0
+    quic_handshakes: int = 0
+    https_requests: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -92,6 +95,8 @@ class TransportStats:
             "tls_handshakes": self.tls_handshakes,
             "udp_exchanges": self.udp_exchanges,
             "raw_probes": self.raw_probes,
+            "quic_handshakes": self.quic_handshakes,
+            "https_requests": self.https_requests,
         }
 
 
@@ -405,6 +410,135 @@ class Transport:
             {"connect_ms": connect_ms, "handshake_ms": _ms(time.monotonic() - start)},
         )
 
+    # --- DoQ and DoH ------------------------------------------------------------------
+
+    def doq_exchange(
+        self,
+        address: str,
+        port: int,
+        wire: bytes,
+        deadline: Deadline,
+        server_name: str | None,
+        verify: bool | str,
+    ) -> SecureExchange:
+        """One query on its own QUIC stream (RFC 9250 §4.2) over a new DoQ connection.
+
+        ``verify`` is False, True (system store) or a CA file; a certificate the client
+        refuses surfaces as a ProbeError of kind "verify" or "alert".
+        """
+        try:
+            import dns.quic as quic
+        except ImportError:  # pragma: no cover - aioquic missing
+            raise ProbeError("unsupported", "DoQ needs aioquic, which is not installed") from None
+        if not quic.have_quic:
+            raise ProbeError("unsupported", "DoQ needs aioquic, which is not installed")
+        self._count("quic_handshakes")
+        what = f"DoQ to {_hostport(address, port)}"
+        factory: Any = quic.SyncQuicManager
+        manager: Any = factory(verify_mode=verify, server_name=server_name)
+        try:
+            with manager:
+                start = time.monotonic()
+                connection: Any = manager.connect(address, port)
+                try:
+                    stream: Any = connection.make_stream(max(deadline.remaining(), 0.001))
+                except dns.exception.Timeout:
+                    raise ProbeError("timeout", f"{what}: no QUIC handshake within "
+                                     f"{deadline.elapsed():.1f} s") from None  # fmt: skip
+                except dns.exception.DNSException as exc:
+                    raise ProbeError(
+                        "alert", f"{what}: the QUIC handshake failed ({exc})"
+                    ) from None
+                handshake_ms = _ms(time.monotonic() - start)
+                tls = getattr(getattr(connection, "_connection", None), "tls", None)
+                chain = _quic_chain(tls)
+                alpn = getattr(tls, "alpn_negotiated", None)
+                sent = time.monotonic()
+                with stream:
+                    stream.send(wire, True)
+                    try:
+                        reply: bytes = stream.receive(max(deadline.remaining(), 0.001))
+                    except dns.exception.Timeout:
+                        raise ProbeError("timeout", f"{what}: no answer on the stream") from None
+                    except dns.exception.DNSException as exc:
+                        raise ProbeError("closed", f"{what}: the stream ended ({exc})") from None
+                return SecureExchange(reply[: 0xFFFF], _ms(time.monotonic() - sent), handshake_ms,
+                                      alpn, chain, "TLSv1.3")  # fmt: skip
+        except ProbeError:
+            raise
+        except OSError as exc:
+            raise classify_oserror(exc, what) from None
+        except Exception as exc:  # aioquic raises its own types on hostile peers
+            raise ProbeError("protocol", f"{what}: {type(exc).__name__}: {exc}") from None
+
+    def doh_exchange(
+        self,
+        address: str,
+        port: int,
+        wire: bytes,
+        deadline: Deadline,
+        server_name: str | None,
+        context: ssl.SSLContext,
+        path: str = "/dns-query",
+    ) -> SecureExchange:
+        """One RFC 8484 POST over HTTP/2 (httpx), to the address, with SNI and Host set
+        to ``server_name``. Each httpx phase is bounded by the time left."""
+        try:
+            httpx: Any = importlib.import_module("httpx")
+            importlib.import_module("h2")
+        except ImportError:
+            raise ProbeError(
+                "unsupported", "DoH needs httpx with HTTP/2 (httpx[http2]), which is not installed"
+            ) from None
+        self._count("tcp_connects")
+        self._count("tls_handshakes")
+        self._count("https_requests")
+        host = f"[{address}]" if ":" in address else address
+        url = f"https://{host}:{port}{path}"
+        headers = {"content-type": "application/dns-message", "accept": "application/dns-message"}
+        if server_name:
+            headers["host"] = server_name
+        extensions = {"sni_hostname": server_name} if server_name else {}
+        what = f"DoH to {_hostport(address, port)}"
+        start = time.monotonic()
+        try:
+            timeout = httpx.Timeout(max(deadline.remaining(), 0.001))
+            with (
+                httpx.Client(
+                    http2=True, verify=context, timeout=timeout, trust_env=False
+                ) as client,
+                client.stream(
+                    "POST", url, content=wire, headers=headers, extensions=extensions
+                ) as response,  # fmt: skip
+            ):
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > 0xFFFF or deadline.expired():
+                        raise ProbeError("protocol", f"{what}: body too large or too slow")
+                network = response.extensions.get("network_stream")
+                sslobj = network.get_extra_info("ssl_object") if network is not None else None
+                chain = _chain(sslobj, "get_unverified_chain") if sslobj is not None else []
+                return SecureExchange(
+                    bytes(body), _ms(time.monotonic() - start), None,
+                    sslobj.selected_alpn_protocol() if sslobj is not None else None,
+                    chain, sslobj.version() if sslobj is not None else None,
+                    response.status_code, str(response.http_version),
+                    str(response.headers.get("content-type", "")),
+                )  # fmt: skip
+        except ProbeError:
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            raise ProbeError("verify", f"{what}: {exc.verify_message}") from None
+        except Exception as exc:  # httpx wraps network failures in its own exceptions
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else None
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                raise ProbeError("verify", f"{what}: {cause.verify_message}") from None
+            if isinstance(cause, OSError):
+                raise classify_oserror(cause, what) from None
+            kind = "timeout" if "Timeout" in type(exc).__name__ else "protocol"
+            raise ProbeError(kind, f"{what}: {type(exc).__name__}: {exc}") from None
+
     # --- raw -----------------------------------------------------------------------
 
     def raw_syn(self, address: str, port: int, timeout: float) -> RawReply:
@@ -530,9 +664,69 @@ class TlsConnection:
     def read_message(self, deadline: Deadline) -> bytes:
         return read_framed(self.sock, deadline)
 
+    def send_framed(self, wires: list[bytes], deadline: Deadline) -> None:
+        """Several DNS messages, each with its length prefix, in one write (pipelining)."""
+        _sendall(self.sock, b"".join(frame(w) for w in wires), deadline, "sending DNS queries")
+
+    def exchange_wire(self, wire: bytes, query_id: int, deadline: Deadline) -> tuple[bytes, float]:
+        """Send one DNS message as given (its exact octets matter: padding) and return the
+        raw response with ``query_id``, unparsed, and the time in ms."""
+        start = time.monotonic()
+        self.send_framed([wire], deadline)
+        for _ in range(MAX_MESSAGES_PER_EXCHANGE):
+            data = read_framed(self.sock, deadline)
+            if len(data) >= 12 and struct.unpack_from("!H", data)[0] == query_id and data[2] & 0x80:
+                return data, _ms(time.monotonic() - start)
+        raise ProbeError("protocol", "no response with the query's ID came back")
+
+    def is_open(self) -> bool:
+        """False once the server has closed or reset the connection (checked without
+        waiting); stray bytes on an idle connection are dropped."""
+        try:
+            ready = select.select([self.sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
+        if not ready and not self.sock.pending():
+            return True
+        try:
+            return bool(self.sock.recv(MAX_READ))
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return True
+        except (ssl.SSLError, OSError, ValueError):
+            return False
+
+    def wait_closed(self, deadline: Deadline) -> tuple[str, float]:
+        """Stay idle until the server ends the connection or ``deadline`` passes.
+
+        Returns (how it ended: "closed", "reset" or "open", seconds waited). Anything the
+        server sends meanwhile is read and dropped, at most ``MAX_READ`` octets.
+        """
+        start = time.monotonic()
+        dropped = 0
+        while dropped <= MAX_READ:
+            try:
+                chunk = _recv_some(self.sock, MAX_READ, deadline, "waiting for the idle close")
+            except ProbeError as exc:
+                if exc.kind == "timeout":
+                    return "open", time.monotonic() - start
+                if exc.kind in ("reset", "closed", "alert"):
+                    return "reset", time.monotonic() - start
+                raise
+            if not chunk:
+                return "closed", time.monotonic() - start
+            dropped += len(chunk)
+        raise ProbeError("protocol", "the server kept sending on an idle connection")
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def frame(wire: bytes) -> bytes:
+    """The 2-octet length prefix of DNS over TCP and TLS (RFC 7766 §8, RFC 7858 §3.3)."""
+    if len(wire) > 0xFFFF:
+        raise ProbeError("protocol", "a DNS message is limited to 65535 octets")
+    return struct.pack("!H", len(wire)) + wire
 
 
 def _chain(sock: ssl.SSLSocket, method: str) -> list[bytes]:
@@ -624,3 +818,30 @@ def _raw_syn(address: str, port: int, timeout: float) -> RawReply:
     if ICMP in answer:
         return RawReply("icmp", ttl, ip_id, f"type {answer[ICMP].type} code {answer[ICMP].code}")
     return RawReply("other", ttl, ip_id, answer.summary())
+
+
+@dataclass(frozen=True, slots=True)
+class SecureExchange:
+    """One DNS exchange over DoQ or DoH and what its TLS session showed."""
+
+    wire: bytes
+    """The DNS response as received, without DoQ's length prefix."""
+    query_ms: float
+    handshake_ms: float | None
+    alpn: str | None
+    chain: list[bytes]
+    """DER certificates as the server sent them (leaf first)."""
+    tls_version: str | None = None
+    http_status: int | None = None
+    http_version: str | None = None
+    content_type: str | None = None
+
+
+def _quic_chain(tls: Any) -> list[bytes]:
+    # aioquic keeps the peer's certificates on its TLS context (no public accessor).
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    leaf = getattr(tls, "_peer_certificate", None)
+    rest = getattr(tls, "_peer_certificate_chain", None) or []
+    certs = ([leaf] if leaf is not None else []) + list(rest)[:9]
+    return [c.public_bytes(Encoding.DER) for c in certs]
