@@ -89,20 +89,26 @@ def best_of(runs: list[Run]) -> Run:
     )
 
 
-def count_frames(path: Path) -> int:
-    """Frames in a classic pcap (any byte order and time resolution) or pcapng file."""
+def scan(path: Path) -> tuple[int, float | None]:
+    """(frames, seconds from first to last frame) of a classic pcap (any byte order and
+    time resolution) or pcapng file; pcapng spans are not computed (None)."""
     with path.open("rb") as f:
         head = f.read(24)
         magic = head[:4]
         if magic in PCAP_MAGICS:
             endian = "<" if magic[0] in (0xD4, 0x4D) else ">"
+            scale = 1e-6 if magic in PCAP_MAGICS[:1] + PCAP_MAGICS[2:3] else 1e-9
             rec = struct.Struct(endian + "IIII")
-            n = 0
+            n, first, last = 0, 0.0, 0.0
             while True:
                 hdr = f.read(16)
                 if len(hdr) < 16:
-                    return n
-                f.seek(rec.unpack(hdr)[2], 1)
+                    return n, last - first
+                sec, frac, caplen, _ = rec.unpack(hdr)
+                last = sec + frac * scale
+                if n == 0:
+                    first = last
+                f.seek(caplen, 1)
                 n += 1
         if magic == b"\x0a\x0d\x0d\x0a":
             f.seek(0)
@@ -110,7 +116,7 @@ def count_frames(path: Path) -> int:
             while True:
                 hdr = f.read(8)
                 if len(hdr) < 8:
-                    return n
+                    return n, None
                 if hdr[:4] == b"\x0a\x0d\x0d\x0a":
                     endian = "<" if f.read(4) == b"\x4d\x3c\x2b\x1a" else ">"
                     f.seek(-4, 1)
@@ -167,11 +173,12 @@ def has_subcommand(base: list[str], sub: str) -> bool:
     return done.returncode == 0
 
 
-def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[str, Any]:
+def bench_capture(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     tag = path.stem
     out = args.out
     base = dotaudit_cmd(args)
     warm(path)
+    packets, span = scan(path)
     runs: dict[str, list[Run]] = {"events": [], "tshark": [], "analyze": []}
     analyze_ok = has_subcommand(base, "analyze")
     tshark_out = out / f"{tag}.tshark.txt"
@@ -205,6 +212,7 @@ def bench_capture(path: Path, packets: int, args: argparse.Namespace) -> dict[st
         "capture": str(path),
         "packets": packets,
         "bytes": path.stat().st_size,
+        "span_s": span,
     }
     events = best_of(runs["events"])
     result["events"] = _run_json(events, packets, out / f"{tag}.events.stderr")
@@ -257,7 +265,8 @@ def _run_json(run: Run, packets: int, stderr: Path) -> dict[str, Any]:
 
 def report_capture(res: dict[str, Any]) -> None:
     mb = res["bytes"] / 1e6
-    print(f"\n== {res['capture']}: {res['packets']:,} packets, {mb:,.0f} MB")
+    span = f", {res['span_s']:,.1f} s of traffic" if res.get("span_s") is not None else ""
+    print(f"\n== {res['capture']}: {res['packets']:,} packets, {mb:,.0f} MB{span}")
     print(f"  {'tool':18} {'packets/s':>11} {'cpu s':>8} {'wall s':>8} {'peak RSS':>10}  exit")
     for key in ("events", "tshark", "analyze"):
         r = res.get(key)
@@ -290,18 +299,28 @@ def report_capture(res: dict[str, Any]) -> None:
 
 
 def report_memory(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Peak RSS of the smallest and the biggest capture, per dotaudit subcommand."""
     if len(results) < 2:
         return None
     small, big = results[0], results[-1]
-    s_rss, b_rss = small["events"]["peak_rss_mb"], big["events"]["peak_rss_mb"]
-    growth = b_rss / s_rss if s_rss else 0.0
-    ok = b_rss <= TARGET_RSS_MB and growth <= FLAT_GROWTH
-    print(
-        f"\nmemory: dotaudit events peak RSS {s_rss:.1f} MB at {small['packets']:,} packets, "
-        f"{b_rss:.1f} MB at {big['packets']:,} (x{growth:.2f}; target <= {TARGET_RSS_MB:g} MB "
-        f"and flat): {'ok' if ok else 'NOT MET'}"
-    )
-    return {"small_mb": s_rss, "big_mb": b_rss, "growth": round(growth, 3), "ok": ok}
+    spans = ""
+    if small.get("span_s") is not None and big.get("span_s") is not None:
+        spans = f" (captures span {small['span_s']:,.1f} s and {big['span_s']:,.1f} s)"
+    print(f"\nmemory{spans}:")
+    summary: dict[str, Any] = {}
+    for key in ("events", "analyze"):
+        if "peak_rss_mb" not in small.get(key, {}) or "peak_rss_mb" not in big.get(key, {}):
+            continue
+        s_rss, b_rss = small[key]["peak_rss_mb"], big[key]["peak_rss_mb"]
+        growth = b_rss / s_rss if s_rss else 0.0
+        ok = b_rss <= TARGET_RSS_MB and growth <= FLAT_GROWTH
+        print(
+            f"  dotaudit {key} peak RSS {s_rss:.1f} MB at {small['packets']:,} packets, "
+            f"{b_rss:.1f} MB at {big['packets']:,} (x{growth:.2f}; target <= {TARGET_RSS_MB:g} "
+            f"MB and flat): {'ok' if ok else 'NOT MET'}"
+        )
+        summary[key] = {"small_mb": s_rss, "big_mb": b_rss, "growth": round(growth, 3), "ok": ok}
+    return summary
 
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:
@@ -356,14 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         "start. Compare RATIOS, not times: both tools run in the same conditions."
     )
     if args.capture:
-        captures = [(args.capture, count_frames(args.capture))]
+        captures = [args.capture]
     else:
         big = args.packets or 1_000_000
         sizes = sorted({max(big // 10, 1), big})
-        captures = [(ensure_capture(args.out, n, args.seed), n) for n in sizes]
+        captures = [ensure_capture(args.out, n, args.seed) for n in sizes]
     results = []
-    for path, packets in captures:
-        res = bench_capture(path, packets, args)
+    for path in captures:
+        res = bench_capture(path, args)
         report_capture(res)
         results.append(res)
     memory = report_memory(results)

@@ -167,7 +167,7 @@ def test_run_end_to_end_prints_ratio(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     ratios = re.findall(r"RATIO dotaudit events / tshark packets/s: ([0-9.]+)x", done.stdout)
     assert len(ratios) == 2 and all(float(r) > 0 for r in ratios), done.stdout
-    assert re.search(r"memory: dotaudit events peak RSS [0-9.]+ MB at 200 packets", done.stdout)
+    assert re.search(r"dotaudit events peak RSS [0-9.]+ MB at 200 packets", done.stdout)
     assert "facts: DNS names" in done.stdout and "facts: SNIs" in done.stdout
     result = json.loads((tmp_path / "result.json").read_text())
     big = result["captures"][-1]
