@@ -40,6 +40,7 @@ from dotaudit.render.html_sections import (
     DOH_COLUMNS,
     LOCAL_COLUMNS,
     SNI_COLUMNS,
+    certificates_view,
     dot_view,
     histograms,
     inputs_view,
@@ -210,10 +211,17 @@ def analyze_summary(report: AuditReport) -> list[str]:
         for row in fallbacks:
             by_client.setdefault(str(row.get("client")), str(row.get("failure")))
         modes = Counter(by_client.values())
-        mode, _ = modes.most_common(1)[0]
-        phrase = FAILURE_PHRASE.get(mode, "after a failed DoT attempt")
-        extra = " (and other failure modes)" if len(modes) > 1 else ""
-        sentence += f"; {words(len(by_client))} fell back from DoT to plaintext {phrase}{extra}"
+        n = len(by_client)
+        if len(modes) == 1:
+            mode = next(iter(modes))
+            phrase = FAILURE_PHRASE.get(mode, "after a failed DoT attempt")
+            sentence += f"; {words(n)} fell back from DoT to plaintext {phrase}"
+        else:
+            parts = [
+                f"{words(count)} {FAILURE_PHRASE.get(mode, 'after a failed DoT attempt')}"
+                for mode, count in sorted(modes.items(), key=lambda kv: (-kv[1], kv[0]))
+            ]
+            sentence += f"; {words(n)} fell back from DoT to plaintext: " + ", ".join(parts)
     sentences.append(sentence + ".")
     sessions = rows_of(report.sections.get("dot_sessions"))
     if sessions:
@@ -293,6 +301,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
         "plaintext": plaintext_view(sections.get("plaintext_dns", [])),
         "plaintext_rows": len(sections.get("plaintext_dns", [])),
         "dot": dot_view(sections.get("dot_sessions", [])),
+        "certificates": certificates_view(sections.get("dot_sessions", [])),
         "histograms": histograms(sections.get("dot_sessions", [])),
         "timeline": timeline(report),
         "sni": generic_table(sections.get("sni_inventory", []), SNI_COLUMNS),

@@ -159,37 +159,66 @@ def dot_view(rows: list[dict[str, Any]]) -> Table:
     shown = []
     for row in ordered[:MAX_ROWS]:
         padding = padding_of(row)
-        cert = as_dict(row.get("certificate"))
         alpn = row.get("alpn") or text_of(row.get("alpn_offered") or []) or "—"
+        port = row.get("dport")
+        version = text_of(row.get("version"))
         shown.append(
             [
-                fmt_ts(row.get("start")),
+                fmt_ts(row.get("start"))[:19],
                 text_of(row.get("client")),
-                f"{text_of(row.get('server'))}:{text_of(row.get('dport'))}",
+                text_of(row.get("server")) + ("" if port in (853, None) else f" port {port}"),
                 text_of(row.get("sni")) if row.get("sni") else "(no SNI)",
-                text_of(row.get("version")),
+                version.removeprefix("TLSv"),
                 text_of(alpn),
                 text_of(row.get("ja4")),
-                text_of(row.get("outcome")),
+                text_of(row.get("outcome")).replace("_", " "),
                 text_of(padding.get("verdict", "—")),
-                readable_dn(cert.get("subject")),
             ]
         )
     return Table(
         [
-            "start",
+            "start (UTC)",
             "client",
-            "server",
+            "server (port 853)",
             "SNI",
             "TLS",
             "ALPN",
             "JA4",
             "outcome",
             "padding",
-            "certificate subject",
         ],
         shown,
         len(rows),
+    )
+
+
+def certificates_view(rows: list[dict[str, Any]]) -> Table:
+    """Leaf certificates seen in cleartext (TLS 1.2 and older), one row per distinct one."""
+    seen: dict[tuple[str, str, str, str], list[Any]] = {}
+    for row in rows:
+        cert = as_dict(row.get("certificate"))
+        if not cert:
+            continue
+        key = tuple(text_of(cert.get(k)) for k in ("subject", "issuer", "not_after", "spki_sha256"))
+        entry = seen.setdefault(key, [set(), 0])  # type: ignore[arg-type]
+        entry[1] += 1
+        if len(entry[0]) < 10:
+            entry[0].add(text_of(row.get("server")))
+    shown = [
+        [
+            readable_dn(subject),
+            readable_dn(issuer),
+            not_after,
+            pin,
+            ", ".join(sorted(servers)),
+            str(count),
+        ]
+        for (subject, issuer, not_after, pin), (servers, count) in list(seen.items())[:MAX_ROWS]
+    ]
+    return Table(
+        ["subject", "issuer", "not after", "SPKI pin (sha256)", "servers", "sessions"],
+        shown,
+        len(seen),
     )
 
 

@@ -203,7 +203,7 @@ def test_hostile_json_report_is_inert_in_chromium(
 
 def demo_captures(tmp_path: Path) -> list[Path]:
     """The bundled office capture when the lab has made it; else corpus and synthetic ones."""
-    office = sorted((ROOT / "pcaps").glob("office.pcap*"))
+    office = sorted((ROOT / "pcaps").glob("*office*.pcap*"))
     if office:
         return office
     from tests import pcapgen
