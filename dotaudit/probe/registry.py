@@ -15,9 +15,21 @@ from dotaudit.probe.checks.cert_name import CertName
 from dotaudit.probe.checks.cert_pin import CertPin
 from dotaudit.probe.checks.cert_quality import CertQuality
 from dotaudit.probe.checks.cleartext_on_853 import CleartextOn853
+from dotaudit.probe.checks.dns_answer import DnsAnswer
+from dotaudit.probe.checks.dnssec import Dnssec
+from dotaudit.probe.checks.doh import Doh
+from dotaudit.probe.checks.doq import Doq
+from dotaudit.probe.checks.hijack_53 import Hijack53
 from dotaudit.probe.checks.interception import Interception
+from dotaudit.probe.checks.keepalive import Keepalive
+from dotaudit.probe.checks.latency import Latency
+from dotaudit.probe.checks.padding_response import PaddingResponse
+from dotaudit.probe.checks.padding_unsolicited import PaddingUnsolicited
+from dotaudit.probe.checks.pipelining import Pipelining
+from dotaudit.probe.checks.qname_min import QnameMin
 from dotaudit.probe.checks.reach_53 import Reach53
 from dotaudit.probe.checks.reach_853 import Reach853
+from dotaudit.probe.checks.reuse import Reuse
 from dotaudit.probe.checks.rst_injection import RstInjection
 from dotaudit.probe.checks.tls_resumption import TlsResumption
 from dotaudit.probe.checks.tls_versions import TlsVersions
@@ -37,6 +49,18 @@ CHECKS: tuple[Check, ...] = (
     CleartextOn853(),
     TlsResumption(),
     # part 2 (DNS-level checks) goes here, one line per check
+    DnsAnswer(),
+    PaddingResponse(),
+    PaddingUnsolicited(),
+    Pipelining(),
+    Reuse(),
+    Latency(),
+    Hijack53(),
+    Doh(),
+    Doq(),
+    Dnssec(),
+    QnameMin(),
+    Keepalive(),
 )
 
 BY_ID: dict[str, Check] = {check.id: check for check in CHECKS}

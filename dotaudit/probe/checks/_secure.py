@@ -1,0 +1,78 @@
+"""What the DoH and DoQ checks share: one exchange made strictly first (chain verified
+against ``--ca`` or the system store), again without verification if that fails, and
+the part-1 certificate checks (name, expiry, SHA-1) applied to what was presented."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dotaudit.probe import certs
+from dotaudit.probe.base import CheckContext
+from dotaudit.probe.checks._dns import PADDING, RESPONSE_BLOCK, options, parse, rcode
+from dotaudit.probe.checks.cert_expiry import judge_days
+from dotaudit.probe.pins import spki_pin
+from dotaudit.probe.transport import ProbeError, SecureExchange
+
+REFUSED_KINDS = ("verify", "alert", "closed", "protocol")
+
+
+def strict_then_loose(
+    run: Callable[[bool], SecureExchange],
+) -> tuple[SecureExchange, str | None]:
+    """(the exchange, why strict verification failed or None)."""
+    try:
+        return run(True), None
+    except ProbeError as exc:
+        if exc.kind not in REFUSED_KINDS:
+            raise
+        why = str(exc)
+    return run(False), why
+
+
+def certificate(ctx: CheckContext, chain: list[bytes], verify_error: str | None,
+                evidence: dict[str, Any]) -> list[str]:  # fmt: skip
+    """Fill ``evidence["certificate"]``; return the problems a strict client would have."""
+    problems: list[str] = []
+    if verify_error:
+        problems.append(f"chain: {verify_error}")
+    if not chain:
+        evidence["certificate"] = {"present": False}
+        return [*problems, "no certificate seen"]
+    try:
+        leaf = certs.load(chain[0])
+    except certs.BadCertificate as exc:
+        evidence["certificate"] = {"present": True, "error": str(exc)}
+        return [*problems, f"unreadable certificate ({exc})"]
+    sans = certs.san_names(leaf)
+    name_ok = (certs.matches_name(sans, ctx.name) if ctx.name
+               else certs.matches_ip(sans, ctx.address))  # fmt: skip
+    days = certs.days_left(leaf, ctx.now())
+    expiry, expiry_reason = judge_days(days)
+    evidence["certificate"] = {
+        "present": True,
+        "chain_verified": verify_error is None,
+        "name_matches": name_ok,
+        "days_left": round(days, 1),
+        "expiry": expiry,
+        "spki_pin": spki_pin(leaf),
+        "signature_hash": certs.signature_hash(leaf),
+    }
+    if not name_ok:
+        problems.append(f"the certificate is not for {ctx.name or ctx.address}")
+    if expiry == "fail":
+        problems.append(f"certificate {expiry_reason}")
+    if certs.signature_hash(leaf) == "sha1":
+        problems.append("the certificate is signed with SHA-1")
+    return problems
+
+
+def padding_evidence(wire: bytes) -> dict[str, Any]:
+    reply = parse(wire)
+    return {
+        "rcode": rcode(reply),
+        "message_id": reply.id,
+        "response_len": len(wire),
+        "padded": PADDING in options(reply),
+        "multiple_of_468": len(wire) % RESPONSE_BLOCK == 0,
+    }
