@@ -54,16 +54,16 @@ class AuditReport:
         return max((f.severity for f in self.findings), default=None)
 
     def summary(self) -> dict[str, Any]:
-        plaintext = self.sections.get("plaintext_dns", [])
-        sessions = self.sections.get("dot_sessions", [])
-        clients = {row.get("client") for row in plaintext if not row.get("local_stub")}
+        # Reports may be re-read from JSON written by anyone: count defensively.
+        plaintext = [r for r in self.sections.get("plaintext_dns", []) if isinstance(r, dict)]
+        sessions = [r for r in self.sections.get("dot_sessions", []) if isinstance(r, dict)]
+        network = [r for r in plaintext if not r.get("local_stub")]
+        clients = {str(row.get("client")) for row in network}
         return {
             "findings": len(self.findings),
             "by_severity": self.counts_by_severity(),
-            "packets": sum(int(i.get("packets") or 0) for i in self.inputs),
-            "plaintext_queries": sum(
-                int(row.get("queries") or 0) for row in plaintext if not row.get("local_stub")
-            ),
+            "packets": sum(_count(i.get("packets")) for i in self.inputs if isinstance(i, dict)),
+            "plaintext_queries": sum(_count(row.get("queries")) for row in network),
             "plaintext_clients": len(clients),
             "dot_sessions": len(sessions),
             "dot_established": sum(1 for s in sessions if s.get("outcome") == "established"),
@@ -110,3 +110,7 @@ class AuditReport:
             if name in data:
                 report.sections[name] = list(data[name])
         return report
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
