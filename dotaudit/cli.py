@@ -287,6 +287,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _probe_config(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
+    from dotaudit.probe import cli_part2
     from dotaudit.probe.base import ProbeConfig
     from dotaudit.probe.pins import normalise_pin
     from dotaudit.probe.registry import UnknownCheckError, with_dependencies
@@ -323,14 +324,39 @@ def _probe_config(args: argparse.Namespace) -> Any:
         qname=args.qname,
         checks=checks,
     )
+    try:
+        config = cli_part2.with_options(config, args)
+    except cli_part2.Part2UsageError as exc:
+        raise UsageError(str(exc)) from None
     return config, targets
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from dotaudit.probe import cli_part2
     from dotaudit.probe.runner import probe_report, result_severity, run_targets, summary_lines
 
+    if args.nagios:
+        try:
+            config, targets = _probe_config(args)
+            return cli_part2.run_nagios(args, cli_part2.bulk_targets(args, config, targets))
+        except (UsageError, InputError, cli_part2.Part2UsageError) as exc:
+            print(f"DOT UNKNOWN - {exc}")
+            return 3
     _choose_format(args)
     config, targets = _probe_config(args)
+    if args.targets_file or args.stream or not targets:
+        try:
+            many = cli_part2.bulk_targets(args, config, targets)
+        except cli_part2.Part2UsageError as exc:
+            raise UsageError(str(exc)) from None
+        tty = sys.stderr.isatty()
+        bar = ProgressBar("probing", sys.stderr) if tty and len(many) > 1 else None
+        code, results = cli_part2.run_many(args, config, many, write_report, bar)
+        if bar is not None:
+            bar.close()
+        if code == cli_part2.EXIT_INTERRUPTED:
+            return code
+        return cli_part2.exit_code(results, config.mode, args.fail_on, code)
     bar = ProgressBar("probing", sys.stderr) if sys.stderr.isatty() and len(targets) > 1 else None
     results = run_targets(targets, config, progress=bar)
     if bar is not None:
@@ -351,6 +377,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _add_probe_parser(sub: Any) -> None:
+    from dotaudit.probe import cli_part2
+
     probe = sub.add_parser(
         "probe",
         help="probe DoT resolvers: reachability, TLS, strict-mode authentication",
@@ -358,7 +386,7 @@ def _add_probe_parser(sub: Any) -> None:
         "clients (RFC 8310) would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, "
         "NAME@IP or a host name (resolved and reported).",
     )
-    probe.add_argument("targets", nargs="+", metavar="TARGET")
+    probe.add_argument("targets", nargs="*", metavar="TARGET")
     probe.add_argument("--name", metavar="ADN", help="authentication domain name (RFC 8310)")
     probe.add_argument(
         "--pin", action="append", metavar="SPKI", help="base64 SHA-256 SPKI pin (repeatable)"
@@ -380,6 +408,7 @@ def _add_probe_parser(sub: Any) -> None:
     probe.add_argument(
         "--qname", default="example.com", metavar="NAME", help="name to query (default example.com)"
     )
+    cli_part2.add_arguments(probe)
     _add_report_options(probe)
     probe.set_defaults(handler=cmd_probe)
 
