@@ -214,3 +214,20 @@ class AnomalySeen(Event):
     what: str
     """Stable short name, e.g. "tcp_gap", "dns_malformed", "snaplen_truncated"."""
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpRequestSeen(Event):
+    """A request head in cleartext HTTP/2 (h2c), where DNS over HTTPS can travel unencrypted."""
+
+    type: ClassVar[str] = "http_request"
+    method: str
+    authority: str | None
+    """``:authority`` (or ``Host``), escaped; None when absent."""
+    path: str
+    """``:path``, escaped, cut at 1024 bytes."""
+    content_type: str | None
+    stream: int
+    """HTTP/2 stream id (1 for the HTTP/1.1 request that asked for the upgrade)."""
+    h2c: bool = True
+    """Cleartext HTTP/2: prior-knowledge preface or ``Upgrade: h2c``."""
