@@ -14,6 +14,7 @@ from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
 from dotaudit.dissect.dns import DnsFacts, DnsTcpFramer, looks_like_dns, parse_dns
 from dotaudit.dissect.fingerprint import ja3, ja3_string, ja4
+from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
 from dotaudit.dissect.quic import QuicInitialTracker, looks_like_quic_long_header
 from dotaudit.dissect.tls import (
     ALERT_DESCRIPTIONS,
@@ -36,6 +37,7 @@ from dotaudit.model.events import (
     ConnectionSeen,
     DnsMessageSeen,
     Event,
+    HttpRequestSeen,
     QuicInitialSeen,
     TlsAlertSeen,
     TlsCertificateSeen,
@@ -99,8 +101,19 @@ class _OtherApp:
         self.ends = ends
 
 
-App = _DnsApp | _TlsApp | _QuicApp | _OtherApp
-_App = (_DnsApp, _TlsApp, _QuicApp, _OtherApp)
+class _H2cApp:
+    """Cleartext HTTP/2: its DNS messages go the DNS way, marked as service "doh"."""
+
+    __slots__ = ("conn", "dns", "ends")
+
+    def __init__(self, ends: _Ends, upgrade: bool) -> None:
+        self.ends = ends
+        self.conn = H2cConnection(upgrade=upgrade)
+        self.dns = _DnsApp(ends, "doh", tcp=False)
+
+
+App = _DnsApp | _TlsApp | _QuicApp | _OtherApp | _H2cApp
+_App = (_DnsApp, _TlsApp, _QuicApp, _OtherApp, _H2cApp)
 
 
 class Dispatcher:
@@ -160,6 +173,8 @@ class Dispatcher:
             self._tls_data(flow, app, from_client, data, frame, ts)
         elif isinstance(app, _DnsApp):
             self._dns_tcp_data(flow, app, from_client, data, frame, ts)
+        elif isinstance(app, _H2cApp):
+            self._h2c_data(flow, app, from_client, data, frame, ts)
 
     def _classify_tcp(self, flow: Flow, data: bytes) -> App:
         ends = _Ends(flow)
@@ -168,6 +183,8 @@ class Dispatcher:
             return _DnsApp(ends, service, tcp=True)
         if looks_like_tls(data):
             return _TlsApp(ends)
+        if data[:1] in b"PGHOD" and looks_like_h2c(data):  # PRI preface or Upgrade: h2c
+            return _H2cApp(ends, upgrade=data[:4] != b"PRI ")
         if len(data) > 2 and (data[0] << 8 | data[1]) >= 12 and looks_like_dns(data[2:]):
             return _DnsApp(ends, "dns", tcp=True)
         flow.ignore_payload = True
@@ -181,6 +198,8 @@ class Dispatcher:
             (app.client_stream if from_client else app.server_stream).gap()
         elif isinstance(app, _DnsApp) and app.framers is not None:
             app.framers[0 if from_client else 1].reset()
+        elif isinstance(app, _H2cApp):
+            app.conn.gap(from_client)
 
     def _dns_tcp_data(
         self, flow: Flow, app: _DnsApp, from_client: bool, data: bytes, frame: int, ts: float
@@ -195,6 +214,49 @@ class Dispatcher:
             return
         for message in messages:
             self._dns_message(app, from_client, message, frame, ts)
+
+    def _h2c_data(
+        self, flow: Flow, app: _H2cApp, from_client: bool, data: bytes, frame: int, ts: float
+    ) -> None:
+        items: list[H2Item] = []
+        error: str | None = None
+        try:
+            app.conn.feed(from_client, data, frame, ts, items)
+        except MalformedError as exc:
+            error = str(exc)
+        ends = app.ends
+        for item in items:
+            if isinstance(item, H2Request):
+                self.emit(
+                    HttpRequestSeen(
+                        file=self.file,
+                        frame=item.frame,
+                        ts=item.ts,
+                        src=ends.client,
+                        sport=ends.cport,
+                        dst=ends.server,
+                        dport=ends.sport,
+                        transport="tcp",
+                        method=item.method,
+                        authority=item.authority,
+                        path=item.path,
+                        content_type=item.content_type,
+                        stream=item.stream,
+                    )
+                )
+                if item.dns_query is not None:
+                    self._dns_message(app.dns, True, item.dns_query, item.frame, item.ts)
+                elif item.dns_error is not None:
+                    self._flow_anomaly(ends, True, frame, ts, "doh_bad_dns_param", item.dns_error)
+            elif item.truncated:
+                detail = f"stream {item.stream}: body over the DNS message or buffer cap"
+                self._flow_anomaly(ends, item.from_client, frame, ts, "doh_body_too_large", detail)
+            else:
+                self._dns_message(app.dns, item.from_client, item.body, item.frame, item.ts)
+        if error is not None:
+            self._flow_anomaly(ends, from_client, frame, ts, "http2_malformed", error)
+        if error is not None or app.conn.done:
+            flow.ignore_payload = True
 
     def _tls_data(
         self, flow: Flow, app: _TlsApp, from_client: bool, data: bytes, frame: int, ts: float
