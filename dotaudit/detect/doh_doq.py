@@ -6,8 +6,9 @@ address on port 443 (clients configured with an IP literal send no SNI). DoQ ann
 itself with ALPN "doq" (draft versions "doq-i00".."doq-i12"), or runs QUIC on its ports
 (853 in RFC 9250, 784 and 8853 in the drafts).
 
-Cleartext DoH over h2c (DA-DOH-002) needs HTTP/2 facts the event stream does not carry
-yet; it is not guessed here.
+Cleartext DoH over h2c (DA-DOH-002) is seen directly: the dissector decodes HTTP/2 in
+the clear and emits its requests (``http_request``) and the DNS messages they carry
+(``dns`` with service "doh"), which the plaintext-leak detector leaves to this one.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.detect.base import CappedSample, Context, Detector, Section
 from dotaudit.model.events import (
     ConnectionSeen,
+    DnsMessageSeen,
     Event,
+    HttpRequestSeen,
     QuicInitialSeen,
     TlsClientHelloSeen,
 )
@@ -91,6 +94,41 @@ class _Row:
         }
 
 
+def _is_doh_request(event: HttpRequestSeen) -> bool:
+    """RFC 8484 request shapes: a dns-message body, or a GET with the ``dns`` parameter."""
+    content_type = (event.content_type or "").split(";", 1)[0].strip().lower()
+    return content_type == "application/dns-message" or (
+        "?dns=" in event.path or "&dns=" in event.path
+    )
+
+
+@dataclass
+class _Cleartext:
+    """DoH over cleartext HTTP/2 between one client and one server."""
+
+    file: str
+    client: str
+    server: str
+    first_ts: float
+    last_ts: float
+    ports: set[int] = field(default_factory=set)
+    requests: int = 0
+    doh_requests: int = 0
+    queries: int = 0
+    responses: int = 0
+    padded_queries: int = 0
+    padded_responses: int = 0
+    authorities: CappedSample = field(default_factory=lambda: CappedSample(limit=10))
+    names: CappedSample = field(default_factory=CappedSample)
+    frames: list[int] = field(default_factory=list)
+
+    def seen(self, frame: int, ts: float) -> None:
+        self.first_ts = min(self.first_ts, ts)
+        self.last_ts = max(self.last_ts, ts)
+        if len(self.frames) < MAX_FRAMES and frame not in self.frames:
+            self.frames.append(frame)
+
+
 _CONFIDENCE = {
     "sni": Confidence.HIGH,
     "alpn": Confidence.HIGH,
@@ -102,7 +140,7 @@ _CONFIDENCE = {
 class DohDoqDetector(Detector):
     name: ClassVar[str] = "doh_doq"
     event_types: ClassVar[frozenset[type[Event]]] = frozenset(
-        {TlsClientHelloSeen, QuicInitialSeen, ConnectionSeen}
+        {TlsClientHelloSeen, QuicInitialSeen, ConnectionSeen, DnsMessageSeen, HttpRequestSeen}
     )
     """The only event types ``on_event`` uses; a registry may route just these."""
 
@@ -111,16 +149,63 @@ class DohDoqDetector(Detector):
         self._rows: dict[RowKey, _Row] = {}
         self._flows: dict[FlowKey, RowKey] = {}
         self._dropped = 0
+        self._cleartext: dict[tuple[str, str, str], _Cleartext] = {}
 
     def on_event(self, event: Event) -> None:
         # Exact type tests: cheaper than isinstance on the stream's bulk of DNS events.
-        if type(event) is TlsClientHelloSeen:
+        if type(event) is DnsMessageSeen:
+            if event.service == "doh":
+                self._doh_message(event)
+        elif type(event) is TlsClientHelloSeen:
             if event.transport == "tcp":
                 self._hello(event, event.sni, event.alpn, quic=False)
         elif type(event) is QuicInitialSeen:
             self._hello(event, event.sni, event.alpn, quic=True)
         elif type(event) is ConnectionSeen and (self._flows or event.app == "quic"):
             self._connection(event)
+        elif type(event) is HttpRequestSeen and event.h2c:
+            self._h2c_request(event)
+
+    def _cleartext_row(self, file: str, client: str, server: str, ts: float) -> _Cleartext | None:
+        key = (file, client, server)
+        row = self._cleartext.get(key)
+        if row is None:
+            if len(self._cleartext) >= MAX_ROWS:
+                self._dropped += 1
+                return None
+            row = self._cleartext[key] = _Cleartext(file, client, server, ts, ts)
+        return row
+
+    def _h2c_request(self, event: HttpRequestSeen) -> None:
+        row = self._cleartext_row(event.file, event.src, event.dst, event.ts)
+        if row is None:
+            return
+        row.requests += 1
+        row.ports.add(event.dport)
+        if _is_doh_request(event):
+            row.doh_requests += 1
+            if event.authority:
+                row.authorities.add(event.authority)
+            row.seen(event.frame, event.ts)
+
+    def _doh_message(self, event: DnsMessageSeen) -> None:
+        query = event.qr == "query"
+        client, server = (event.src, event.dst) if query else (event.dst, event.src)
+        row = self._cleartext_row(event.file, client, server, event.ts)
+        if row is None:
+            return
+        padded = event.edns is not None and event.edns.padding is not None
+        if query:
+            row.queries += 1
+            row.padded_queries += padded
+            row.ports.add(event.dport)
+        else:
+            row.responses += 1
+            row.padded_responses += padded
+            row.ports.add(event.sport)
+        if event.qname is not None:
+            row.names.add(event.qname)
+        row.seen(event.frame, event.ts)
 
     def _classify(
         self, event: Event, sni: str | None, alpn: tuple[str, ...], quic: bool
@@ -203,6 +288,50 @@ class DohDoqDetector(Detector):
         row.seen(event.start, event.end)
 
     def finish(self) -> list[Finding]:
+        return self._encrypted_findings() + self._cleartext_findings()
+
+    def _cleartext_findings(self) -> list[Finding]:
+        overrides = self.context.policy.severity_overrides
+        findings: list[Finding] = []
+        for row in self._cleartext.values():
+            messages = row.queries + row.responses
+            if not messages and not row.doh_requests:
+                continue  # h2c that is not DoH (gRPC, plain web)
+            known = self.context.resolvers.by_address(row.server)
+            for authority in row.authorities.values:
+                known = known or self.context.resolvers.by_doh_host(authority.split(":")[0])
+            evidence: dict[str, Any] = {
+                "authorities": list(row.authorities.values),
+                "provider": known.provider if known else None,
+                "ports": sorted(row.ports)[:10],
+                "requests": row.requests,
+                "doh_requests": row.doh_requests,
+                "queries": row.queries,
+                "responses": row.responses,
+                "padded_queries": row.padded_queries,
+                "padded_responses": row.padded_responses,
+                "names": list(row.names.values),
+                "name_count": row.names.count,
+            }
+            findings.append(
+                make_finding(
+                    "DA-DOH-002",
+                    dedup_key=f"{row.client}|{row.server}",
+                    # Decoded DNS messages are proof; a DoH-shaped request alone is not.
+                    confidence=Confidence.HIGH if messages else Confidence.MEDIUM,
+                    severity=overrides.get("DA-DOH-002"),
+                    client=row.client,
+                    server=row.server,
+                    evidence=evidence,
+                    frames=row.frames,
+                    first_ts=row.first_ts,
+                    last_ts=row.last_ts,
+                    file=row.file,
+                )
+            )
+        return findings
+
+    def _encrypted_findings(self) -> list[Finding]:
         overrides = self.context.policy.severity_overrides
         approved = self.context.policy.approved_addresses()
         groups: dict[tuple[str, str, str], list[_Row]] = {}
