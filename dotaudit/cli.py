@@ -30,6 +30,7 @@ EVENT_TYPES = (
     "tls_certificate",
     "tls_alert",
     "quic_initial",
+    "http_request",
     "connection",
     "anomaly",
 )
