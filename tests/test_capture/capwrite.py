@@ -105,3 +105,7 @@ def dsb(secrets: bytes, *, big_endian: bool = False) -> bytes:
     e = ">" if big_endian else "<"
     body = struct.pack(e + "II", 0x544C534B, len(secrets)) + secrets
     return block(10, body, big_endian=big_endian)
+
+
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+"""Explicit MACs for scapy's Ether(): without them scapy ARPs for the gateway."""

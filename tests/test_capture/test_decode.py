@@ -36,6 +36,12 @@ from scapy.all import (
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.packet import SYN, Anomaly, Packet
+from tests.test_capture.capwrite import MACS
+
+
+def eth(**fields: int) -> Ether:
+    return Ether(**MACS, **fields)
+
 
 C4, S4 = "192.0.2.10", "198.51.100.53"
 C6, S6 = "2001:db8::10", "2001:db8:1::53"
@@ -97,13 +103,17 @@ def null_le(family: int, ip: bytes) -> bytes:
 
 
 LINKS: list[tuple[str, int, Callable[[bytes, int], bytes]]] = [
-    ("ethernet", 1, lambda ip, v: raw(Ether(type=et(v)) / ip)),
-    ("vlan", 1, lambda ip, v: raw(Ether() / Dot1Q(vlan=5, type=et(v)) / ip)),
-    ("qinq-88a8", 1, lambda ip, v: raw(Ether() / Dot1AD(vlan=7) / Dot1Q(vlan=5, type=et(v)) / ip)),
+    ("ethernet", 1, lambda ip, v: raw(eth(type=et(v)) / ip)),
+    ("vlan", 1, lambda ip, v: raw(eth() / Dot1Q(vlan=5, type=et(v)) / ip)),
+    (
+        "qinq-88a8",
+        1,
+        lambda ip, v: raw(eth() / Dot1AD(vlan=7) / Dot1Q(vlan=5, type=et(v)) / ip),
+    ),
     (
         "qinq-9100",
         1,
-        lambda ip, v: raw(Ether(type=0x9100) / Dot1Q(vlan=7) / Dot1Q(vlan=5, type=et(v)) / ip),
+        lambda ip, v: raw(eth(type=0x9100) / Dot1Q(vlan=7) / Dot1Q(vlan=5, type=et(v)) / ip),
     ),
     ("sll", 113, lambda ip, v: raw(CookedLinux(proto=et(v)) / ip)),
     ("sll2", 276, lambda ip, v: sll2(et(v), ip)),
@@ -147,12 +157,12 @@ def test_unknown_linktype_reported_once():
 @pytest.mark.parametrize(
     "frame",
     [
-        raw(Ether() / ARP()),
-        raw(Ether() / IP() / ICMP(type=8)),
-        raw(Ether() / IPv6() / ICMPv6EchoRequest()),
-        raw(Ether(type=0x88CC) / (b"\0" * 46)),
-        raw(Ether() / IP() / ESP(spi=1)),
-        raw(Ether() / IPv6() / ESP(spi=1)),
+        raw(eth() / ARP()),
+        raw(eth() / IP() / ICMP(type=8)),
+        raw(eth() / IPv6() / ICMPv6EchoRequest()),
+        raw(eth(type=0x88CC) / (b"\0" * 46)),
+        raw(eth() / IP() / ESP(spi=1)),
+        raw(eth() / IPv6() / ESP(spi=1)),
     ],
     ids=["arp", "echo", "echo6", "lldp", "esp", "esp6"],
 )
@@ -161,7 +171,7 @@ def test_uninteresting_frames_are_none_without_anomaly(frame: bytes):
 
 
 def test_ethernet_padding_trimmed():
-    small = Ether() / IP(src=C4, dst=S4) / UDP(sport=1, dport=53) / b"ab"
+    small = eth() / IP(src=C4, dst=S4) / UDP(sport=1, dport=53) / b"ab"
     data = raw(small) + b"\0" * (60 - len(small))
     pkt, sink = decode(1, data)
     assert pkt is not None and pkt.payload == b"ab" and sink == []
@@ -189,7 +199,7 @@ def test_ipv6_extension_headers_walked():
 
 
 def test_vlan_too_deep():
-    tags = Ether()
+    tags = eth()
     for _ in range(9):
         tags = tags / Dot1Q(vlan=1)
     pkt, sink = decode(1, raw(tags / TCP4))
@@ -197,7 +207,7 @@ def test_vlan_too_deep():
 
 
 def test_snaplen_truncated_tcp_keeps_what_was_captured():
-    frame = raw(Ether() / TCP4)
+    frame = raw(eth() / TCP4)
     pkt, sink = decode(1, frame[:60], orig=len(frame))
     assert pkt is not None and pkt.truncated
     assert pkt.payload == b"hello "  # 60 - 14 - 20 - 20 captured payload bytes
@@ -206,20 +216,20 @@ def test_snaplen_truncated_tcp_keeps_what_was_captured():
 
 
 def test_snaplen_truncated_udp6():
-    frame = raw(Ether() / UDP6)
+    frame = raw(eth() / UDP6)
     pkt, sink = decode(1, frame[:-3], orig=len(frame))
     assert pkt is not None and pkt.truncated and pkt.payload == b"dns qu"
     assert sink.whats() == ["snaplen_truncated"]
 
 
 def test_snaplen_cut_inside_tcp_header():
-    frame = raw(Ether() / TCP4)
+    frame = raw(eth() / TCP4)
     pkt, sink = decode(1, frame[:40], orig=len(frame))
     assert pkt is None and sink.whats() == ["snaplen_truncated"]
 
 
 def test_padding_cut_is_not_truncation():
-    small = raw(Ether() / IP(src=C4, dst=S4) / UDP(sport=1, dport=53) / b"ab")
+    small = raw(eth() / IP(src=C4, dst=S4) / UDP(sport=1, dport=53) / b"ab")
     pkt, sink = decode(1, small, orig=64)  # only the Ethernet padding/FCS was not captured
     assert pkt is not None and not pkt.truncated and sink == []
 
@@ -240,7 +250,7 @@ def set_byte(data: bytes, at: int, value: int) -> bytes:
         (229, set_byte(raw(UDP6), 45, 200), "udp_header_malformed"),  # beyond the payload
         (229, raw(IPv6(src=C6, dst=S6, nh=0, plen=8) / (b"\x06\x05" + b"\0" * 6)),
          "ipv6_ext_header_malformed"),
-        (1, raw(Ether())[:10], "link_header_malformed"),
+        (1, raw(eth())[:10], "link_header_malformed"),
         (101, raw(TCP4)[1:], "ip_header_malformed"),  # version nibble 5
     ],
 )  # fmt: skip
@@ -275,7 +285,7 @@ SYN6 = IPv6(src=C6, dst=S6) / TCP(sport=40003, dport=853, flags="S")
 def test_icmp4_dest_unreachable(code: int, kind: str, quoted: IP):
     router = "203.0.113.1"
     err = IP(src=router, dst=C4, ttl=250) / ICMP(type=3, code=code) / raw(quoted)
-    pkt, sink = decode(1, raw(Ether() / err))
+    pkt, sink = decode(1, raw(eth() / err))
     assert pkt is not None and sink == []
     assert (pkt.proto, pkt.src, pkt.dst, pkt.ttl) == (1, a4(router), a4(C4), 250)
     q = pkt.icmp
@@ -305,7 +315,7 @@ def test_icmp4_time_exceeded_with_short_quote():
 @pytest.mark.parametrize("quoted", [SYN6, UDP6], ids=["tcp-syn", "udp"])
 def test_icmp6_errors(layer, kind: str, quoted: IPv6):  # type: ignore[no-untyped-def]
     err = IPv6(src="2001:db8:ffff::1", dst=C6) / layer / raw(quoted)
-    pkt, sink = decode(1, raw(Ether() / err))
+    pkt, sink = decode(1, raw(eth() / err))
     assert pkt is not None and sink == []
     assert pkt.proto == 58 and pkt.icmp is not None
     q = pkt.icmp
@@ -322,7 +332,11 @@ def test_icmp_error_with_garbage_quote_is_anomaly():
 # -- hostile input -----------------------------------------------------------------
 
 LINKTYPES = [1, 113, 276, 101, 12, 14, 228, 229, 0, 108, 9999]
-SEEDS = [raw(Ether() / TCP4), raw(Ether() / UDP6), raw(Ether() / IP() / ICMP(type=3) / raw(SYN4))]
+SEEDS = [
+    raw(eth() / TCP4),
+    raw(eth() / UDP6),
+    raw(eth() / IP() / ICMP(type=3) / raw(SYN4)),
+]
 
 
 @settings(max_examples=400, deadline=None)

@@ -15,9 +15,15 @@ from dotaudit.capture.reader import MAX_CAPLEN, CaptureReader
 from dotaudit.errors import InputError
 from tests.conftest import corpus_path
 from tests.test_capture import capwrite
+from tests.test_capture.capwrite import MACS
 
-P1 = raw(Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / TCP(sport=1000, dport=853) / b"one")
-P2 = raw(Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=53) / b"2")
+
+def eth(**fields: int) -> Ether:
+    return Ether(**MACS, **fields)
+
+
+P1 = raw(eth() / IP(src="192.0.2.1", dst="192.0.2.2") / TCP(sport=1000, dport=853) / b"one")
+P2 = raw(eth() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=53) / b"2")
 P3 = raw(IP(src="192.0.2.3", dst="192.0.2.4") / UDP(sport=1, dport=2) / b"three")
 RECORDS = [(1700000000.25, P1), (1700000001.5, P2), (1700000002.75, P3)]
 
