@@ -30,6 +30,9 @@ from dotaudit.probe.nagios import UNKNOWN, Thresholds, nagios_line
 from dotaudit.probe.runner import TargetResult, probe_report, result_severity
 from dotaudit.probe.target import TargetError, valid_hostname
 
+BULK_MAX_IDLE_WAIT = 5.0
+"""Bulk default: the idle wait holds a concurrency slot for its whole length."""
+
 MAX_TARGETS_FILE = 64 * 1024 * 1024
 EXIT_INTERRUPTED = 130
 
@@ -48,9 +51,10 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-idle-wait",
         type=float,
-        default=DEFAULT_MAX_IDLE_WAIT,
+        default=None,
         metavar="S",
-        help="longest wait for the idle close (default 20)",
+        help=f"longest wait for the idle close (default {DEFAULT_MAX_IDLE_WAIT:g}; "
+        f"{BULK_MAX_IDLE_WAIT:g} with --targets, where the wait would hold a concurrency slot)",
     )
     group.add_argument(
         "--online",
@@ -95,6 +99,8 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
     """ProbeConfig.options from the command line."""
+    if args.max_idle_wait is None:
+        args.max_idle_wait = BULK_MAX_IDLE_WAIT if args.targets_file else DEFAULT_MAX_IDLE_WAIT
     if args.max_idle_wait < 0:
         raise Part2UsageError("--max-idle-wait must not be negative")
     if args.slow_qname is not None and not valid_hostname(args.slow_qname):

@@ -23,7 +23,11 @@ def probe_lab(lab: Lab) -> Callable[..., TargetResult]:
         key = (variant, pins)
         if key not in cache:
             resolver = lab[variant]
-            config = ProbeConfig(ca_file=str(lab.ca), pins=pins, qname=QNAME, timeout=2.0)
+            # A short idle wait: the keepalive check's own tests measure idle closes.
+            config = ProbeConfig(
+                ca_file=str(lab.ca), pins=pins, qname=QNAME, timeout=2.0,
+                options={"max_idle_wait": 3.0},
+            )  # fmt: skip
             target = parse_target(f"{resolver.hostname}@{resolver.address}")
             cache[key] = run_target(target, config)
         return cache[key]
