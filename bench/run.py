@@ -160,7 +160,7 @@ def warm(path: Path) -> None:
 
 def dotaudit_cmd(args: argparse.Namespace) -> list[str]:
     if args.dotaudit:
-        return args.dotaudit.split()
+        return str(args.dotaudit).split()
     exe = Path(sys.executable).parent / "dotaudit"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "dotaudit"]
 

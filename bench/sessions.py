@@ -330,6 +330,7 @@ _QTYPES = (
 
 def _dns_pairs(world: World) -> list[tuple[bytes, bytes]]:
     rng = world.rng
+    qtypes: tuple[int, ...]
     if rng.random() < 0.05:
         ip = f"{rng.randrange(1, 255)}.{rng.randrange(256)}.168.192.in-addr.arpa"
         name, qtypes = ip, (dnsmsg.PTR,)
