@@ -53,16 +53,37 @@ class _Source:
     damaged or cut point are still delivered, and multi-member files keep going.
     """
 
-    def __init__(self, raw: BinaryIO, compressed: bool) -> None:
+    def __init__(self, raw: BinaryIO, compressed: bool, raw_prefix: bytes = b"") -> None:
         self._raw = raw
+        self._raw_prefix = raw_prefix  # bytes already taken from ``raw`` to sniff the format
         self._compressed = compressed
         self._inflate = zlib.decompressobj(31)
         self._done = False
+        self._pushback = b""
         self.error: str | None = None
 
+    def unread(self, data: bytes) -> None:
+        self._pushback = data + self._pushback
+
     def read(self, n: int) -> bytes:
+        if self._pushback:
+            data = self._pushback[:n]
+            self._pushback = self._pushback[n:]
+            if len(data) < n:
+                data += self._read(n - len(data))
+            return data
+        return self._read(n)
+
+    def _read_raw(self, n: int) -> bytes:
+        if self._raw_prefix:
+            data = self._raw_prefix
+            self._raw_prefix = b""
+            return data + self._raw.read(max(0, n - len(data)))
+        return self._raw.read(n)
+
+    def _read(self, n: int) -> bytes:
         if not self._compressed:
-            return self._raw.read(n)
+            return self._read_raw(n)
         out: list[bytes] = []
         got = 0
         while got < n and not self._done:
@@ -85,7 +106,7 @@ class _Source:
         if inflate.eof:
             rest = inflate.unused_data
             if len(rest) < 2:
-                rest += self._raw.read(_GZIP_READ)
+                rest += self._read_raw(_GZIP_READ)
             if not rest.strip(b"\0"):
                 self._done = True  # clean end (zero padding after the last member is common)
                 return b""
@@ -95,7 +116,7 @@ class _Source:
                 return b""
             self._inflate = inflate = zlib.decompressobj(31)
             return inflate.decompress(rest, limit)
-        packed = self._raw.read(_GZIP_READ)
+        packed = self._read_raw(_GZIP_READ)
         if not packed:
             self.error = "gzip stream cut short"
             self._done = True
@@ -121,20 +142,34 @@ class CaptureReader:
         self.warnings: list[str] = []
         self.bytes_read = 0
         self._warned: set[str] = set()
-        self._compressed = False
+        # The file stays open from here to the end of iteration and is read once, front to
+        # back, so a pipe (/dev/stdin, process substitution) works like a regular file.
         try:
-            with open(self.path, "rb") as raw:
-                self._compressed = raw.read(2) == _GZIP_MAGIC
-                raw.seek(0)
-                src = _Source(raw, self._compressed)
-                head = src.read(24)
-                while len(head) < 24 and src.error is None:
-                    more = src.read(24 - len(head))
-                    if not more:
-                        break
-                    head += more
+            raw = open(self.path, "rb")  # noqa: SIM115 (closed by __iter__ or close())
         except OSError as exc:
             raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        try:
+            sniff = raw.read(2)
+            self._compressed = sniff == _GZIP_MAGIC
+            src = _Source(raw, self._compressed, sniff)
+            head = src.read(24)
+            while len(head) < 24 and src.error is None:
+                more = src.read(24 - len(head))
+                if not more:
+                    break
+                head += more
+        except OSError as exc:
+            raw.close()
+            raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        src.unread(head)
+        self._src: _Source | None = src
+        try:
+            self.format = self._detect(head)
+        except InputError:
+            self.close()
+            raise
+
+    def _detect(self, head: bytes) -> str:
         magic = head[:4]
         if magic in _PCAP_MAGICS:
             kind = "pcap"
@@ -144,7 +179,18 @@ class CaptureReader:
             kind = "pcapng"
         else:
             raise InputError(f"{self.path}: not a pcap or pcapng file")
-        self.format = kind + ".gz" if self._compressed else kind
+        return kind + ".gz" if self._compressed else kind
+
+    def close(self) -> None:
+        if self._src is not None:
+            self._src.close()
+            self._src = None
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -167,15 +213,17 @@ class CaptureReader:
     # -- iteration -------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Frame]:
-        with open(self.path, "rb") as raw:
-            src = _Source(raw, self._compressed)
-            try:
-                if self.format.startswith("pcapng"):
-                    yield from self._pcapng(src)
-                else:
-                    yield from self._pcap(src)
-            finally:
-                src.close()
+        """Frames in file order; the capture can be iterated once."""
+        src, self._src = self._src, None
+        if src is None:
+            return
+        try:
+            if self.format.startswith("pcapng"):
+                yield from self._pcapng(src)
+            else:
+                yield from self._pcap(src)
+        finally:
+            src.close()
 
     def _pcap(self, src: _Source) -> Iterator[Frame]:
         chunk = self.chunk_size

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -196,10 +198,34 @@ def test_truncated_gzip_is_a_warning(tmp_path: Path):
     assert f"byte offset {reader.truncated_at}" in reader.warnings[0]
 
 
-def test_format_from_magic_not_extension(tmp_path: Path):
-    assert CaptureReader(write(tmp_path, "a.pcap", ng_two_interfaces())).format == "pcapng"
-    assert CaptureReader(write(tmp_path, "b.pcapng", capwrite.pcap(RECORDS))).format == "pcap"
-    assert CaptureReader(write(tmp_path, "c.txt", capwrite.pcap(RECORDS))).format == "pcap"
+@pytest.mark.parametrize(
+    ("name", "content", "fmt"),
+    [
+        ("a.pcap", ng_two_interfaces(), "pcapng"),
+        ("b.pcapng", capwrite.pcap(RECORDS), "pcap"),
+        ("c.txt", capwrite.pcap(RECORDS), "pcap"),
+        ("d.pcapng", gzip.compress(capwrite.pcap(RECORDS)), "pcap.gz"),
+    ],
+)
+def test_format_from_magic_not_extension(tmp_path: Path, name: str, content: bytes, fmt: str):
+    with CaptureReader(write(tmp_path, name, content)) as reader:
+        assert reader.format == fmt
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_reads_from_a_pipe(tmp_path: Path, compress: bool):
+    data = capwrite.pcap(RECORDS * 100)
+    if compress:
+        data = gzip.compress(data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    try:
+        got = frames(fifo, chunk_size=512)
+    finally:
+        writer.join(timeout=10)
+    assert [f[3] for f in got] == [P1, P2, P3] * 100
 
 
 @pytest.mark.parametrize(
