@@ -22,6 +22,8 @@ _IPV4 = struct.Struct("!BxHHHBB2x4s4s").unpack_from
 _IPV6 = struct.Struct("!4xHBB16s16s").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
+_ETH_IPV4_TCP = struct.Struct("!16xHHHB3x4s4sHHIIBB").unpack_from
+_ETH_IPV4_UDP = struct.Struct("!16xHHHB3x4s4sHHH").unpack_from
 _U16 = struct.Struct("!H").unpack_from
 _PORTS = struct.Struct("!HH").unpack_from
 _FRAG6 = struct.Struct("!BxHI").unpack_from
@@ -94,6 +96,33 @@ class Decoder:
     # -- link layer ----------------------------------------------------------------
 
     def decode(
+        self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
+    ) -> Packet | None:
+        # Fast path: Ethernet + option-less IPv4 + TCP/UDP, unfragmented and complete.
+        if linktype == 1 and len(data) >= 54 and data[14] == 0x45 and data[12:14] == b"\x08\x00":
+            proto = data[23]
+            if proto == TCP:
+                total, ident, frag, ttl, src, dst, sport, dport, seq, ack, doff, flags = (
+                    _ETH_IPV4_TCP(data)
+                )
+                end = 14 + total
+                start = 34 + ((doff >> 4) << 2)
+                if not frag & 0x3FFF and end <= len(data) and doff >= 0x50 and start <= end:
+                    return Packet(
+                        frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
+                        data[start:end], flags, seq, ack, False, None, orig_len,
+                    )  # fmt: skip
+            elif proto == UDP:
+                total, ident, frag, ttl, src, dst, sport, dport, ulen = _ETH_IPV4_UDP(data)
+                end = 34 + ulen
+                if not frag & 0x3FFF and end <= 14 + total <= len(data) and ulen >= 8:
+                    return Packet(
+                        frame, ts, 4, src, dst, UDP, ttl, ident, sport, dport,
+                        data[42:end], 0, 0, 0, False, None, orig_len,
+                    )  # fmt: skip
+        return self._decode(frame, ts, linktype, data, orig_len)
+
+    def _decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
     ) -> Packet | None:
         if linktype == 1:
