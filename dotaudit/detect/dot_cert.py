@@ -15,17 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector
-from dotaudit.detect.sessions import DotSession, DotSessionAssembler
+from dotaudit.detect.sessions import SESSION_EVENTS, DotSession, DotSessionAssembler
 from dotaudit.model.events import (
     AnomalySeen,
-    ConnectionSeen,
     DnsMessageSeen,
     Event,
     QuicInitialSeen,
-    TlsAlertSeen,
     TlsCertificateSeen,
-    TlsClientHelloSeen,
-    TlsServerHelloSeen,
 )
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity, make_finding
 
@@ -137,10 +133,7 @@ class _Pair:
 
 class DotCertDetector(Detector):
     name: ClassVar[str] = "dot_cert"
-    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
-        {TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen, ConnectionSeen}
-    )
-    """The only event types ``on_event`` uses; a registry may route just these."""
+    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

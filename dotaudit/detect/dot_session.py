@@ -11,15 +11,8 @@ from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector, Section
 from dotaudit.detect.padding import infer_padding
-from dotaudit.detect.sessions import DotSession, DotSessionAssembler
-from dotaudit.model.events import (
-    ConnectionSeen,
-    Event,
-    TlsAlertSeen,
-    TlsCertificateSeen,
-    TlsClientHelloSeen,
-    TlsServerHelloSeen,
-)
+from dotaudit.detect.sessions import SESSION_EVENTS, DotSession, DotSessionAssembler
+from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.findings import Confidence, Finding, make_finding
 
 MAX_SESSIONS = 20_000
@@ -107,9 +100,7 @@ def _leaf(session: DotSession) -> dict[str, Any] | None:
 
 class DotSessionDetector(Detector):
     name: ClassVar[str] = "dot_session"
-    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
-        {ConnectionSeen, TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen}
-    )
+    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

@@ -13,16 +13,8 @@ from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector, Section
 from dotaudit.detect.recent import PlainQuery, RecentQueries
-from dotaudit.detect.sessions import DotSession, DotSessionAssembler
-from dotaudit.model.events import (
-    ConnectionSeen,
-    DnsMessageSeen,
-    Event,
-    TlsAlertSeen,
-    TlsCertificateSeen,
-    TlsClientHelloSeen,
-    TlsServerHelloSeen,
-)
+from dotaudit.detect.sessions import SESSION_EVENTS, DotSession, DotSessionAssembler
+from dotaudit.model.events import DnsMessageSeen, Event
 from dotaudit.model.findings import Finding, make_finding
 
 MAX_PENDING_PER_CLIENT = 64
@@ -53,16 +45,7 @@ class FallbackEvent:
 
 class FallbackDetector(Detector):
     name: ClassVar[str] = "fallback"
-    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
-        {
-            DnsMessageSeen,
-            ConnectionSeen,
-            TlsClientHelloSeen,
-            TlsServerHelloSeen,
-            TlsAlertSeen,
-            TlsCertificateSeen,
-        }
-    )
+    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS | {DnsMessageSeen}
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

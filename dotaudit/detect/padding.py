@@ -15,18 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector
-from dotaudit.detect.sessions import TLS13_OVERHEAD, DotSession, DotSessionAssembler
+from dotaudit.detect.sessions import SESSION_EVENTS, TLS13_OVERHEAD, DotSession, DotSessionAssembler
 from dotaudit.model.events import (
     AnomalySeen,
-    ConnectionSeen,
     DnsMessageSeen,
     Event,
     QuicInitialSeen,
-    TlsAlertSeen,
-    TlsCertificateSeen,
-    TlsClientHelloSeen,
     TlsRecord,
-    TlsServerHelloSeen,
 )
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
@@ -268,10 +263,7 @@ def _mean(values: list[float]) -> float | None:
 
 class PaddingDetector(Detector):
     name: ClassVar[str] = "padding"
-    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
-        {TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen, ConnectionSeen}
-    )
-    """The only event types ``on_event`` uses; a registry may route just these."""
+    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

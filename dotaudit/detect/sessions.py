@@ -29,6 +29,11 @@ MAX_OPEN = 50_000
 
 FlowKey = tuple[str, str, int, str, int]
 
+SESSION_EVENTS: frozenset[type[Event]] = frozenset(
+    {ConnectionSeen, TlsClientHelloSeen, TlsServerHelloSeen, TlsAlertSeen, TlsCertificateSeen}
+)
+"""The event types a DotSessionAssembler consumes (a detector's ``event_types``)."""
+
 
 @dataclass
 class DotSession:

@@ -12,16 +12,8 @@ from typing import ClassVar
 
 from dotaudit.detect.base import CappedSample, Context, Detector
 from dotaudit.detect.recent import RecentQueries
-from dotaudit.detect.sessions import DotSessionAssembler
-from dotaudit.model.events import (
-    ConnectionSeen,
-    DnsMessageSeen,
-    Event,
-    TlsAlertSeen,
-    TlsCertificateSeen,
-    TlsClientHelloSeen,
-    TlsServerHelloSeen,
-)
+from dotaudit.detect.sessions import SESSION_EVENTS, DotSessionAssembler
+from dotaudit.model.events import DnsMessageSeen, Event
 from dotaudit.model.findings import Finding, make_finding
 
 
@@ -38,16 +30,7 @@ class _Split:
 
 class SplitLeakDetector(Detector):
     name: ClassVar[str] = "split_leak"
-    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
-        {
-            DnsMessageSeen,
-            ConnectionSeen,
-            TlsClientHelloSeen,
-            TlsServerHelloSeen,
-            TlsAlertSeen,
-            TlsCertificateSeen,
-        }
-    )
+    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS | {DnsMessageSeen}
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
