@@ -23,6 +23,21 @@ def corpus_path(relative: str) -> Path:
     return path
 
 
+def _never_resolve_link_addresses() -> None:
+    """Network rule: building a scapy Ether() without a destination MAC would make scapy
+    ARP (or neighbour-solicit) for it on the host's real network. Tests build packets
+    for files, never to send, so every unresolved destination becomes broadcast."""
+    try:
+        from scapy.config import conf
+        import scapy.layers.l2  # noqa: F401  (registers conf.neighbor)
+    except ImportError:
+        return
+    conf.neighbor.resolve = lambda *args, **kwargs: "ff:ff:ff:ff:ff:ff"
+
+
+_never_resolve_link_addresses()
+
+
 @pytest.fixture
 def corpus() -> Path:
     corpus_path("MANIFEST.md")

@@ -79,7 +79,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
             rdata=[EDNS0ClientSubnet(source_plen=prefix, address=subnet)],
         )
         return (
-            scapy.Ether()
+            scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
             / scapy.IP(src="10.9.0.5", dst="9.9.9.9")
             / scapy.UDP(sport=40001, dport=53)
             / scapy.DNS(rd=1, qd=scapy.DNSQR(qname=name), ar=opt)

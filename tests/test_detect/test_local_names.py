@@ -101,15 +101,15 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     from dotaudit.pipeline import CaptureRun
 
     packets = [
-        scapy.Ether()
+        scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
         / scapy.IP(src="192.168.1.20", dst="224.0.0.251")
         / scapy.UDP(sport=5353, dport=5353)
         / scapy.DNS(rd=0, qd=scapy.DNSQR(qname="www.example.com")),
-        scapy.Ether()
+        scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
         / scapy.IP(src="192.168.1.20", dst="224.0.0.251")
         / scapy.UDP(sport=5353, dport=5353)
         / scapy.DNS(rd=0, qd=scapy.DNSQR(qname="tv.local")),
-        scapy.Ether()
+        scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
         / scapy.IP(src="192.168.1.21", dst="224.0.0.252")
         / scapy.UDP(sport=51000, dport=5355)
         / scapy.DNS(rd=0, qd=scapy.DNSQR(qname="nas.corp.example")),
