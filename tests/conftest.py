@@ -28,8 +28,8 @@ def _never_resolve_link_addresses() -> None:
     ARP (or neighbour-solicit) for it on the host's real network. Tests build packets
     for files, never to send, so every unresolved destination becomes broadcast."""
     try:
-        from scapy.config import conf
         import scapy.layers.l2  # noqa: F401  (registers conf.neighbor)
+        from scapy.config import conf
     except ImportError:
         return
     conf.neighbor.resolve = lambda *args, **kwargs: "ff:ff:ff:ff:ff:ff"
