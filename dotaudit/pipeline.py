@@ -144,6 +144,7 @@ class CaptureRun:
                     pending.clear()
                 if progress is not None and not packets & 0xFFFF:
                     progress(reader.bytes_read, size)
+            decoder.finish()
             table.finish()
             yield from pending
             pending.clear()
