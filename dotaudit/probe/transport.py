@@ -482,7 +482,9 @@ class Transport:
         path: str = "/dns-query",
     ) -> SecureExchange:
         """One RFC 8484 POST over HTTP/2 (httpx), to the address, with SNI and Host set
-        to ``server_name``. Each httpx phase is bounded by the time left."""
+        to ``server_name``. httpx's timeouts bound each read, not the exchange, so a
+        watchdog shuts the socket down at the deadline; connections are counted as
+        httpcore really makes them."""
         try:
             httpx: Any = importlib.import_module("httpx")
             importlib.import_module("h2")
@@ -490,17 +492,21 @@ class Transport:
             raise ProbeError(
                 "unsupported", "DoH needs httpx with HTTP/2 (httpx[http2]), which is not installed"
             ) from None
-        self._count("tcp_connects")
-        self._count("tls_handshakes")
         self._count("https_requests")
         host = f"[{address}]" if ":" in address else address
         url = f"https://{host}:{port}{path}"
-        headers = {"content-type": "application/dns-message", "accept": "application/dns-message"}
+        headers = {
+            "content-type": "application/dns-message",
+            "accept": "application/dns-message",
+            "accept-encoding": "identity",  # the body cap must hold on the octets received
+        }
         if server_name:
             headers["host"] = server_name
-        extensions = {"sni_hostname": server_name} if server_name else {}
         what = f"DoH to {_hostport(address, port)}"
-        start = time.monotonic()
+        watch = _DohWatch(self._count, deadline)
+        extensions: dict[str, Any] = {"trace": watch.trace}
+        if server_name:
+            extensions["sni_hostname"] = server_name
         try:
             timeout = httpx.Timeout(max(deadline.remaining(), 0.001))
             with (
@@ -512,32 +518,29 @@ class Transport:
                 ) as response,  # fmt: skip
             ):
                 body = bytearray()
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     body += chunk
-                    if len(body) > 0xFFFF or deadline.expired():
-                        raise ProbeError("protocol", f"{what}: body too large or too slow")
-                network = response.extensions.get("network_stream")
-                sslobj = network.get_extra_info("ssl_object") if network is not None else None
-                chain = _chain(sslobj, "get_unverified_chain") if sslobj is not None else []
+                    if len(body) > 0xFFFF:
+                        raise ProbeError("protocol", f"{what}: the body exceeds 65535 octets")
+                done = time.monotonic()
+                tls = watch.tls
                 return SecureExchange(
-                    bytes(body), _ms(time.monotonic() - start), None,
-                    sslobj.selected_alpn_protocol() if sslobj is not None else None,
-                    chain, sslobj.version() if sslobj is not None else None,
+                    bytes(body), _ms(done - (watch.ready_at or done)), watch.handshake_ms,
+                    watch.alpn,
+                    _chain(tls, "get_unverified_chain") if tls is not None else [],
+                    tls.version() if tls is not None else None,
                     response.status_code, str(response.http_version),
                     str(response.headers.get("content-type", "")),
                 )  # fmt: skip
         except ProbeError:
             raise
-        except ssl.SSLCertVerificationError as exc:
-            raise ProbeError("verify", f"{what}: {exc.verify_message}") from None
         except Exception as exc:  # httpx wraps network failures in its own exceptions
-            cause = exc.__context__ if isinstance(exc.__context__, OSError) else None
-            if isinstance(cause, ssl.SSLCertVerificationError):
-                raise ProbeError("verify", f"{what}: {cause.verify_message}") from None
-            if isinstance(cause, OSError):
-                raise classify_oserror(cause, what) from None
-            kind = "timeout" if "Timeout" in type(exc).__name__ else "protocol"
-            raise ProbeError(kind, f"{what}: {type(exc).__name__}: {exc}") from None
+            if watch.fired:
+                raise ProbeError("timeout", f"{what}: {watch.progress()}, no complete HTTP "
+                                 f"answer within {deadline.seconds:.1f} s") from None  # fmt: skip
+            raise _doh_error(exc, what, watch.in_handshake()) from None
+        finally:
+            watch.cancel()
 
     # --- raw -----------------------------------------------------------------------
 
@@ -845,3 +848,104 @@ def _quic_chain(tls: Any) -> list[bytes]:
     rest = getattr(tls, "_peer_certificate_chain", None) or []
     certs = ([leaf] if leaf is not None else []) + list(rest)[:9]
     return [c.public_bytes(Encoding.DER) for c in certs]
+
+
+class _DohWatch:
+    """httpcore's trace hook for one DoH request: counts the TCP connects and TLS
+    handshakes it makes, times the handshake, keeps the TLS socket for its certificates
+    and ALPN, and shuts the socket down when the deadline passes."""
+
+    def __init__(self, count: Any, deadline: Deadline) -> None:
+        self._count = count
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.tls: ssl.SSLSocket | None = None
+        self.alpn: str | None = None
+        self.fired = False
+        self.tls_started: float | None = None
+        self.handshake_ms: float | None = None
+        self.ready_at: float | None = None
+        self._timer = threading.Timer(deadline.remaining(), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            self._count("tcp_connects")
+        elif event == "connection.start_tls.started":
+            self._count("tls_handshakes")
+            self.tls_started = time.monotonic()
+        elif event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, ssl.SSLSocket):
+                self.tls = sock
+                self.alpn = sock.selected_alpn_protocol()
+                self.ready_at = time.monotonic()
+                self.handshake_ms = _ms(self.ready_at - (self.tls_started or self.ready_at))
+            elif isinstance(sock, socket.socket):
+                self._adopt(sock)
+
+    def in_handshake(self) -> bool:
+        return self.tls_started is not None and self.ready_at is None
+
+    def progress(self) -> str:
+        """How far the exchange got, for a timeout's reason."""
+        if self.ready_at is not None:
+            return f"TLS up (ALPN {self.alpn or 'none'})"
+        if self.tls_started is not None:
+            return "TCP connected, TLS handshake unfinished"
+        return "no TCP connection"
+
+    def _adopt(self, sock: socket.socket) -> None:
+        # A duplicate descriptor of our own: it survives the TLS wrap (which detaches the
+        # plain socket object) and can never name another connection's socket later.
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+            self._sock = sock.dup()
+            if self.fired:
+                self._shutdown()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        # Shutting the connection down wakes the read blocked in the requesting thread.
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+
+def _doh_error(exc: BaseException, what: str, in_handshake: bool) -> ProbeError:
+    """Classify what httpx raised by the OS or TLS error at the bottom of its chain
+    (httpx wraps httpcore's exception, which wraps the socket's)."""
+    root: BaseException | None = exc
+    for _ in range(8):
+        if root is None or isinstance(root, OSError):
+            break
+        root = root.__cause__ or root.__context__
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return ProbeError("verify", f"{what}: certificate verification failed: "
+                          f"{root.verify_message}")  # fmt: skip
+    phase = "during the TLS handshake" if in_handshake else "after the TLS handshake"
+    if isinstance(root, (ssl.SSLZeroReturnError, ssl.SSLEOFError)):
+        return ProbeError("closed", f"{what}: the server closed the connection {phase}")
+    if isinstance(root, ssl.SSLError):
+        kind = "alert" if in_handshake else "protocol"
+        return ProbeError(kind, f"{what}: TLS failed {phase}: {_ssl_reason(root)}")
+    if isinstance(root, OSError):
+        return classify_oserror(root, what)
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return ProbeError("timeout", f"{what}: {name} ({exc})")
+    return ProbeError("protocol", f"{what}: {name}: {exc}")

@@ -1,4 +1,5 @@
-"""The loopback lab: Unbound variants, the dnsdist interceptor and the DoQ server.
+"""The loopback lab: Unbound variants, the dnsdist interceptor (which also serves DoH)
+and the DoQ server.
 
 Each service has its own 127.53.x.y address so captures look like a real network.
 Port 853 (and 53) below 1024 means the lab needs root, as CI has.
@@ -38,11 +39,17 @@ VARIANTS: tuple[UnboundVariant, ...] = (
 INTERCEPT_ADDRESS = "127.53.2.1"
 INTERCEPT_BACKEND = "padded"
 DOQ_ADDRESS = "127.53.3.1"
+# dnsdist's DoH listener: the probe's defaults (TCP 443, /dns-query) find it unaided. It
+# presents the valid dns.test leaf and relays to the padded Unbound over plain DNS 53.
+DOH_ADDRESS = "127.53.4.1"
+DOH_PORT = 443
+DOH_PATH = "/dns-query"
 # Every address any lab (loopback, namespaces, office) puts in a certificate's IP SANs.
 CERT_IPS = (
     *(a for v in VARIANTS for a in v.addresses),
     INTERCEPT_ADDRESS,
     DOQ_ADDRESS,
+    DOH_ADDRESS,
     "203.0.113.53",
     "203.0.113.54",
     "203.0.113.55",
@@ -63,7 +70,7 @@ class Resolver:
     leaf: str
     pin: str
     transport: str = "dot"
-    """"dot" or "doq"."""
+    """"dot", "doq" or "doh"."""
     pad: bool = True
     keepalive: bool = True
     keepalive_ms: int = 120_000
@@ -118,6 +125,7 @@ def start_lab(base: Path | None = None, timeout: float = 10.0) -> Lab:
     wanted = [(h, p, False) for v in VARIANTS for h, p in v.tcp_ports()]
     wanted += [(h, p, True) for v in VARIANTS for h, p in v.tcp_ports()]
     wanted += [(INTERCEPT_ADDRESS, 853, False), (DOQ_ADDRESS, 853, True)]
+    wanted.append((DOH_ADDRESS, DOH_PORT, False))
     require_free(wanted)
     pm = ProcessManager(log_dir=base / "logs")
     lab = Lab(base, pki, pm, _own_base=own)
@@ -142,12 +150,19 @@ def start_lab(base: Path | None = None, timeout: float = 10.0) -> Lab:
                 tls12_only=variant.tls12_only,
             )
         backend = next(v for v in VARIANTS if v.name == INTERCEPT_BACKEND)
-        dd_conf = write_dnsdist(base, pki, INTERCEPT_ADDRESS, f"{backend.address}:53")
+        dd_conf = write_dnsdist(
+            base, pki, INTERCEPT_ADDRESS, f"{backend.address}:53", doh_address=DOH_ADDRESS
+        )
         proc = pm.start("dnsdist", dnsdist_argv(dd_conf))
-        waits.append((proc, INTERCEPT_ADDRESS, 853))
+        waits += [(proc, INTERCEPT_ADDRESS, 853), (proc, DOH_ADDRESS, DOH_PORT)]
         lab.resolvers["intercept"] = Resolver(
             "intercept", INTERCEPT_ADDRESS, 853, None, HOSTNAME, "intercept",
             pki.leaf("intercept").pin, pad=backend.pad,
+        )  # fmt: skip
+        # dnsdist relays in cleartext and Unbound pads only over TLS: DoH answers unpadded.
+        lab.resolvers["doh"] = Resolver(
+            "doh", DOH_ADDRESS, DOH_PORT, None, HOSTNAME, "valid", pki.leaf("valid").pin,
+            transport="doh", pad=False, keepalive=False,
         )  # fmt: skip
         doq = start_doq(pm, pki, DOQ_ADDRESS, 853)
         lab.resolvers["doq"] = Resolver(
@@ -169,22 +184,48 @@ def start_lab(base: Path | None = None, timeout: float = 10.0) -> Lab:
     return lab
 
 
-def dnsdist_config(listen: str, cert: Path, key: Path, backend: str, source: str) -> str:
-    return "\n".join(
-        [
-            'setSecurityPollSuffix("")',  # its default asks public DNS for advisories
-            'setACL({"0.0.0.0/0", "::/0"})',
-            f'addTLSLocal("{listen}:853", "{cert}", "{key}", {{provider="openssl"}})',
-            f'newServer({{address="{backend}", source="{source}", checkInterval=3600}})',
-            "",
-        ]
-    )
+@dataclass(frozen=True, slots=True)
+class DohListener:
+    """A dnsdist DoH frontend: ``address:port`` serving ``path`` with its own leaf."""
+
+    address: str
+    cert: Path
+    key: Path
+    port: int = DOH_PORT
+    path: str = DOH_PATH
 
 
-def write_dnsdist(base: Path, pki: Pki, listen: str, backend: str, name: str = "dnsdist") -> Path:
+def dnsdist_config(
+    listen: str, cert: Path, key: Path, backend: str, source: str, doh: DohListener | None = None
+) -> str:
+    lines = [
+        'setSecurityPollSuffix("")',  # its default asks public DNS for advisories
+        'setACL({"0.0.0.0/0", "::/0"})',
+        f'addTLSLocal("{listen}:853", "{cert}", "{key}", {{provider="openssl"}})',
+        f'newServer({{address="{backend}", source="{source}", checkInterval=3600}})',
+    ]
+    if doh is not None:
+        # h2o negotiates ALPN h2 (and http/1.1); only POST/GET on the path reach DNS.
+        lines.append(f'addDOHLocal("{doh.address}:{doh.port}", "{doh.cert}", "{doh.key}", '
+                     f'{{"{doh.path}"}})')  # fmt: skip
+    return "\n".join([*lines, ""])
+
+
+def write_dnsdist(
+    base: Path,
+    pki: Pki,
+    listen: str,
+    backend: str,
+    name: str = "dnsdist",
+    doh_address: str | None = None,
+) -> Path:
+    """The interceptor's config; with ``doh_address`` also a DoH listener there that
+    presents the valid leaf."""
     leaf = pki.leaf("intercept")
+    valid = pki.leaf("valid")
+    doh = DohListener(doh_address, valid.cert, valid.key) if doh_address else None
     conf = base / f"{name}.conf"
-    conf.write_text(dnsdist_config(listen, leaf.cert, leaf.key, backend, listen))
+    conf.write_text(dnsdist_config(listen, leaf.cert, leaf.key, backend, listen, doh))
     return conf
 
 

@@ -18,13 +18,15 @@ REFUSED_KINDS = ("verify", "alert", "closed", "protocol")
 
 
 def strict_then_loose(
-    run: Callable[[bool], SecureExchange],
+    run: Callable[[bool], SecureExchange], retry_on: tuple[str, ...] = REFUSED_KINDS
 ) -> tuple[SecureExchange, str | None]:
-    """(the exchange, why strict verification failed or None)."""
+    """(the exchange, why strict verification failed or None). Only failures of a kind
+    in ``retry_on`` earn the unverified second try: aioquic reports a refused chain as a
+    handshake alert, while a DoH client sees the verification error itself."""
     try:
         return run(True), None
     except ProbeError as exc:
-        if exc.kind not in REFUSED_KINDS:
+        if exc.kind not in retry_on:
             raise
         why = str(exc)
     return run(False), why
