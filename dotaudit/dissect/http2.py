@@ -184,6 +184,10 @@ class H2cConnection:
         """Nothing more will be parsed in either direction."""
         return self._dirs[0].mode == _DEAD and self._dirs[1].mode == _DEAD
 
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
     def buffered(self) -> int:
         """Bytes held for this connection (buffers, header blocks, bodies, HPACK tables)."""
         total = self._body_bytes
