@@ -150,27 +150,70 @@ def huffman_code(symbol: int) -> tuple[int, int]:
     raise ValueError(symbol)
 
 
+def _decoding_machine() -> tuple[list[int], list[bool]]:
+    """A state machine that decodes 4 bits per step (states: internal tree nodes).
+
+    Entry ``state << 4 | nibble`` is ``next | (symbol + 1) << 8 | eos << 17``; a nibble
+    completes at most one symbol since no code is shorter than 5 bits. ``accepting[s]``
+    says a string may end in state ``s``: the root, or up to 7 one-bits of padding.
+    """
+    kids: list[list[int]] = [[0, 0]]  # >= 0: internal node; < 0: leaf -(symbol + 1)
+    for symbol in _SYMBOLS:
+        code, length = huffman_code(symbol)
+        node = 0
+        for i in range(length - 1, -1, -1):
+            bit = (code >> i) & 1
+            if i == 0:
+                kids[node][bit] = -(symbol + 1)
+            else:
+                if kids[node][bit] == 0:
+                    kids.append([0, 0])
+                    kids[node][bit] = len(kids) - 1
+                node = kids[node][bit]
+    table = [0] * (len(kids) * 16)
+    for state in range(len(kids)):
+        for nibble in range(16):
+            node, emitted, eos = state, 0, 0
+            for shift in (3, 2, 1, 0):
+                child = kids[node][(nibble >> shift) & 1]
+                if child < 0:
+                    emitted, node = -child, 0
+                    eos |= int(emitted - 1 == EOS)
+                else:
+                    node = child
+            table[state << 4 | nibble] = node | emitted << 8 | eos << 17
+    accepting = [False] * len(kids)
+    node = 0
+    for _ in range(8):
+        accepting[node] = True
+        node = kids[node][1]
+        if node <= 0:
+            break
+    return table, accepting
+
+
+_MACHINE, _ACCEPTING = _decoding_machine()
+
+
 def huffman_decode(data: bytes) -> bytes:
     """RFC 7541 §5.2: EOS inside the string, or padding that is not a short run of 1s, is bad."""
     out = bytearray()
-    first, count, offset, symbols = _FIRST, _COUNT, _OFFSET, _SYMBOLS
-    code = 0
-    length = 0
+    append = out.append
+    machine = _MACHINE
+    state = 0
     for byte in data:
-        for shift in (7, 6, 5, 4, 3, 2, 1, 0):
-            code = (code << 1) | ((byte >> shift) & 1)
-            length += 1
-            index = code - first[length]
-            if 0 <= index < count[length]:
-                symbol = symbols[offset[length] + index]
-                if symbol == EOS:
-                    raise MalformedError("hpack: EOS inside a Huffman string")
-                out.append(symbol)
-                code = 0
-                length = 0
-            elif length == MAX_CODE_BITS:
-                raise MalformedError("hpack: invalid Huffman code")
-    if length > 7 or code != (1 << length) - 1:
+        entry = machine[state << 4 | byte >> 4]
+        if entry > 0xFF:
+            if entry >> 17:
+                raise MalformedError("hpack: EOS inside a Huffman string")
+            append((entry >> 8) - 1)
+        entry = machine[(entry & 0xFF) << 4 | byte & 15]
+        if entry > 0xFF:
+            if entry >> 17:
+                raise MalformedError("hpack: EOS inside a Huffman string")
+            append((entry >> 8) - 1)
+        state = entry & 0xFF
+    if not _ACCEPTING[state]:
         raise MalformedError("hpack: bad Huffman padding")
     return bytes(out)
 
