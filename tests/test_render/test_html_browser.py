@@ -13,8 +13,6 @@ the DOM checks (no ``img``, ``script``, ``on*`` attribute) cover them.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,24 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, IN_CI, ROOT
+from tests.conftest import CORPUS, ROOT
 from tests.test_render import hostile
 from tests.test_render.test_html import Doc, hostile_report
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_HOSTS = ("google.com", "googleapis.com", "gvt1.com", "gvt2.com", "gstatic.com")
 """Where Chromium's background services go; never a host the report could name."""
 FORBIDDEN_TAGS = {"script", "img", "iframe", "object", "embed", "link", "base", "form", "input"}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        reason = "chromium not installed (Debian package 'chromium'; `make test` installs it)"
-        if IN_CI:
-            pytest.fail(reason + " (CI=true: the browser test must not skip)")
-        pytest.skip(reason)
-    return CHROMIUM
 
 
 class Trap:

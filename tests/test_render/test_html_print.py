@@ -13,7 +13,6 @@ from dotaudit.detect.base import Context
 from dotaudit.pipeline import analyze
 from dotaudit.render.html import render_html
 from tests.conftest import IN_CI, ROOT
-from tests.test_render.test_html_browser import chromium  # noqa: F401  (fixture)
 
 CHROMIUM_FLAGS = (
     "--headless",
