@@ -46,6 +46,8 @@ from tests.conftest import corpus_path
 
 DATA, HEADERS, SETTINGS, PUSH_PROMISE, PING, WINDOW_UPDATE, CONTINUATION = 0, 1, 4, 5, 6, 8, 9
 RST_STREAM = 3
+# Explicit MACs: scapy must never resolve link addresses on the host network.
+MAC_C, MAC_S = "02:00:00:00:00:01", "02:00:00:00:00:02"
 END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
 
 # -- builders ---------------------------------------------------------------------------
@@ -288,7 +290,7 @@ def test_every_huffman_code_matches_tshark(tmp_path: Path) -> None:
         )
         chunks.append(frame(HEADERS, END_HEADERS | END_STREAM, 2 * stream + 1, headers))
     payload = PREFACE + SETTINGS_EMPTY + b"".join(chunks)
-    packet = Ether() / IP(src="192.0.2.1", dst="192.0.2.2")
+    packet = Ether(src=MAC_C, dst=MAC_S) / IP(src="192.0.2.1", dst="192.0.2.2")
     packet = packet / TCP(sport=40000, dport=80, flags="PA", seq=1) / payload
     pcap = tmp_path / "huffman.pcap"
     wrpcap(str(pcap), [packet])
@@ -628,7 +630,7 @@ def _tcp_capture(path: Path, turns: list[tuple[bool, bytes]], dport: int = 80) -
             (client, server, sport, dport) if from_client else (server, client, dport, sport)
         )
         pkt = (
-            Ether()
+            Ether(src=MAC_C if from_client else MAC_S, dst=MAC_S if from_client else MAC_C)
             / IP(src=src, dst=dst)
             / TCP(sport=sp, dport=dp, flags=flags, seq=seq[from_client], ack=seq[not from_client])
         )
