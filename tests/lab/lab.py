@@ -205,10 +205,26 @@ def dnsdist_config(
         f'newServer({{address="{backend}", source="{source}", checkInterval=3600}})',
     ]
     if doh is not None:
-        # h2o negotiates ALPN h2 (and http/1.1); only POST/GET on the path reach DNS.
-        lines.append(f'addDOHLocal("{doh.address}:{doh.port}", "{doh.cert}", "{doh.key}", '
-                     f'{{"{doh.path}"}})')  # fmt: skip
+        lines.append(doh_local(doh))
     return "\n".join([*lines, ""])
+
+
+def doh_local(doh: DohListener) -> str:
+    # h2o negotiates ALPN h2 (or http/1.1); only POST/GET on the path reach DNS.
+    return f'addDOHLocal("{doh.address}:{doh.port}", "{doh.cert}", "{doh.key}", {{"{doh.path}"}})'
+
+
+def doh_only_config(listeners: list[DohListener], backend: str, source: str) -> str:
+    """A dnsdist that serves only DoH, one listener per leaf (tests with bad leaves)."""
+    return "\n".join(
+        [
+            'setSecurityPollSuffix("")',
+            'setACL({"0.0.0.0/0", "::/0"})',
+            f'newServer({{address="{backend}", source="{source}", checkInterval=3600}})',
+            *(doh_local(d) for d in listeners),
+            "",
+        ]
+    )
 
 
 def write_dnsdist(
