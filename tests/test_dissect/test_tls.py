@@ -14,6 +14,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -491,8 +492,19 @@ class Flow:
     error: str | None = None
 
 
+def _tcp_payload(ip: Any, tcp: Any) -> bytes:
+    """The TCP payload bytes, from the IP length (not scapy's layers: once any test has
+    imported scapy.layers.tls, scapy dissects port-443 payloads as TLS, not Raw)."""
+    data = bytes(tcp)[int(tcp.dataofs) * 4 :]
+    if ip.version == 4:
+        length = int(ip.len) - int(ip.ihl) * 4 - int(tcp.dataofs) * 4
+    else:
+        length = int(ip.plen) - (len(bytes(ip.payload)) - len(bytes(tcp))) - int(tcp.dataofs) * 4
+    return data[: max(length, 0)]  # drops Ethernet padding
+
+
 def _tcp_segments(path: Path) -> tuple[dict[tuple[str, int, str, int], list], set]:
-    from scapy.all import IP, TCP, IPv6, Raw, rdpcap  # type: ignore[attr-defined]
+    from scapy.all import IP, TCP, IPv6, rdpcap  # type: ignore[attr-defined]
 
     flows: dict[tuple[str, int, str, int], list] = {}
     syn_senders: set[tuple[str, int, str, int]] = set()
@@ -504,7 +516,7 @@ def _tcp_segments(path: Path) -> tuple[dict[tuple[str, int, str, int], list], se
         key = (str(ip.src), int(tcp.sport), str(ip.dst), int(tcp.dport))
         if tcp.flags & 0x02 and not tcp.flags & 0x10:
             syn_senders.add(key)
-        payload = bytes(pkt[Raw].load) if Raw in pkt else b""  # Raw excludes link padding
+        payload = _tcp_payload(ip, tcp)
         if payload:
             flows.setdefault(key, []).append((int(tcp.seq), frame, float(pkt.time), payload))
     return flows, syn_senders
