@@ -9,8 +9,14 @@ JSON schema (``EVENTS_SCHEMA``), documented in ``docs/events.md``.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from json.encoder import encode_basestring_ascii
+from typing import Any, ClassVar, TypeVar
 
 EVENTS_SCHEMA = "dotaudit.events/1"
 
@@ -29,12 +35,15 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
-        for name in _field_names(type(self)):
-            out[name] = _plain(getattr(self, name))
+        for name, plain in _dict_fields(type(self)):
+            value = getattr(self, name)
+            out[name] = value if plain else _plain(value)
         return out
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_DICT_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+_SCALARS = (str, int, float, bool)
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -43,6 +52,25 @@ def _field_names(cls: type) -> tuple[str, ...]:
         names = tuple(f.name for f in dataclasses.fields(cls))
         _FIELD_NAMES[cls] = names
     return names
+
+
+def _dict_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """(name, value needs no conversion) per field: scalars and their Optionals pass as is."""
+    fields = _DICT_FIELDS.get(cls)
+    if fields is None:
+        hints = typing.get_type_hints(cls)
+        fields = tuple(
+            (name, all(t in _SCALARS or t is type(None) for t in _union_members(hints[name])))
+            for name in _field_names(cls)
+        )
+        _DICT_FIELDS[cls] = fields
+    return fields
+
+
+def _union_members(hint: Any) -> tuple[Any, ...]:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
 
 
 def _plain(value: Any) -> Any:
@@ -231,3 +259,175 @@ class HttpRequestSeen(Event):
     """HTTP/2 stream id (1 for the HTTP/1.1 request that asked for the upgrade)."""
     h2c: bool = True
     """Cleartext HTTP/2: prior-knowledge preface or ``Upgrade: h2c``."""
+
+
+# -- fast construction and JSON lines ---------------------------------------------------
+#
+# An event is made for every DNS message and every flow, so the generic machinery of
+# frozen dataclasses shows on the hot path: their ``__init__`` sets each field through
+# ``object.__setattr__`` (about 0.25 µs a field) and ``json.dumps(to_dict())`` walks every
+# value twice. Both are replaced by code generated once per class from its dataclass
+# fields, the way ``dataclasses`` itself generates ``__init__``. The public classes,
+# their signatures, equality, hashing and immutability are unchanged.
+
+_T = TypeVar("_T")
+
+
+def _builder_class(cls: type) -> type:
+    """A mutable class with exactly ``cls``'s slot layout (same base, same own slots).
+
+    ``__init__`` switches the new instance to it, fills the slots with plain stores and
+    switches it back; CPython allows ``__class__`` assignment between identical layouts.
+    Both hooks must be object's own: one Python-level hook (the frozen ``__delattr__``)
+    and every store goes through a Python call again.
+    """
+    return type(
+        f"_{cls.__name__}Builder",
+        (cls.__base__ or object,),
+        {
+            "__slots__": vars(cls)["__slots__"],
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+        },
+    )
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted, keyword-only dataclass an ``__init__`` without setattr calls."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    simple = all(f.kw_only and f.init for f in fields) and "__slots__" in vars(cls)
+    if hasattr(cls, "__post_init__") or not simple:
+        return cls  # not the shape generated below: keep the dataclass __init__
+    ns: dict[str, Any] = {
+        "_cls": cls,
+        "_builder": _builder_class(cls),
+        "_setattr": object.__setattr__,
+        "_slow": cls.__init__,
+        "_MISSING": dataclasses.MISSING,
+    }
+    params: list[str] = []
+    body: list[str] = []
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            ns[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            ns[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            body.append(f"    if {f.name} is _MISSING:\n        {f.name} = _f_{f.name}()")
+        else:
+            params.append(f.name)
+    names = [f.name for f in fields]
+    source = "\n".join(
+        [
+            f"def __init__(self, *, {', '.join(params)}):",
+            "    if type(self) is not _cls:",  # a subclass: the dataclass way
+            f"        return _slow(self, {', '.join(f'{n}={n}' for n in names)})",
+            *body,
+            '    _setattr(self, "__class__", _builder)',
+            *(f"    self.{n} = {n}" for n in names),
+            "    self.__class__ = _cls",
+        ]
+    )
+    exec(source, ns)  # generated from the dataclass's own field names
+    init = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+for _cls in [Event, *Event.__subclasses__(), Edns, TlsRecord]:
+    _fast_init(_cls)
+
+
+def event_json_line(event: Event) -> str:
+    """One line of ``dotaudit events`` output: the event's ``to_dict()`` plus ``schema``.
+
+    Exactly ``json.dumps({**event.to_dict(), "schema": EVENTS_SCHEMA},
+    separators=(",", ":")) + "\\n"``, from an encoder generated per class; a value that
+    does not match its field's annotation takes that generic way instead.
+    """
+    encode = _LINE_ENCODERS.get(type(event))
+    if encode is None:
+        encode = _LINE_ENCODERS[type(event)] = _line_encoder(type(event))
+    try:
+        return encode(event)
+    except (TypeError, ValueError, AttributeError):
+        return _generic_line(event)
+
+
+_LINE_ENCODERS: dict[type, Callable[[Any], str]] = {}
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _generic_line(event: Event) -> str:
+    record = event.to_dict()
+    record["schema"] = EVENTS_SCHEMA
+    return _DUMPS(record) + "\n"
+
+
+def _json_float(value: float) -> str:
+    if value.__class__ is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _DUMPS(value)
+
+
+def _line_encoder(cls: type) -> Callable[[Any], str]:
+    ns: dict[str, Any] = {
+        "_s": encode_basestring_ascii,
+        "_i": int.__repr__,
+        "_int": int,
+        "_f": _json_float,
+        "_d": _DUMPS,
+    }
+    head = encode_basestring_ascii(cls.type)  # type: ignore[attr-defined]
+    tail = f',"schema":{encode_basestring_ascii(EVENTS_SCHEMA)}}}\n'
+    parts = _object_parts(cls, "o", ns, 1, '{"type":' + head + ",")
+    source = f"def encode(o):\n    return ''.join(({', '.join(parts)}, {tail!r}))"
+    exec(source, ns)  # generated from the dataclass's own field names
+    encoder: Callable[[Any], str] = ns["encode"]
+    return encoder
+
+
+def _object_parts(cls: type, ref: str, ns: dict[str, Any], depth: int, lead: str) -> list[str]:
+    """Expressions whose concatenation is the JSON object of ``ref``, without the final '}'."""
+    hints = typing.get_type_hints(cls)
+    parts: list[str] = []
+    literal = lead
+    for i, name in enumerate(_field_names(cls)):
+        literal += ("," if i else "") + f'"{name}":'
+        parts.append(repr(literal))
+        parts.append(_value_expr(hints[name], f"{ref}.{name}", ns, depth))
+        literal = ""
+    return parts
+
+
+def _value_expr(hint: Any, ref: str, ns: dict[str, Any], depth: int) -> str:
+    """A Python expression giving the JSON text of ``ref``, a value of type ``hint``."""
+    members = [m for m in _union_members(hint) if m is not type(None)]
+    if len(members) < len(_union_members(hint)) and len(members) == 1:
+        return f'("null" if {ref} is None else {_value_expr(members[0], ref, ns, depth)})'
+    if hint is str:
+        return f"_s({ref})"
+    if hint is bool:
+        return f'("true" if {ref} is True else "false" if {ref} is False else _d({ref}))'
+    if hint is int:  # a bool is an int too, but JSON spells it differently
+        return f"(_i({ref}) if {ref}.__class__ is _int else _d({ref}))"
+    if hint is float:
+        return f"_f({ref})"
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = f"_v{depth}"
+            inner = _value_expr(args[0], item, ns, depth + 1)
+            return f'("[" + ",".join([{inner} for {item} in {ref}]) + "]")'
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        name = f"_o_{hint.__name__}"
+        if name not in ns:
+            parts = _object_parts(hint, "o", ns, 1, "{")
+            body = f"def {name}(o):\n    return ''.join(({', '.join(parts)}, '}}'))"
+            exec(body, ns)  # generated from the dataclass's own field names
+        return f"{name}({ref})"
+    ns["_generic"] = lambda value: _DUMPS(_plain(value))
+    return f"_generic({ref})"
