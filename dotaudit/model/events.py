@@ -337,7 +337,8 @@ def _fast_init(cls: type[_T]) -> type[_T]:
     return cls
 
 
-for _cls in [Event, *Event.__subclasses__(), Edns, TlsRecord]:
+_FAST_INIT_CLASSES: list[type] = [Event, *Event.__subclasses__(), Edns, TlsRecord]
+for _cls in _FAST_INIT_CLASSES:
     _fast_init(_cls)
 
 
