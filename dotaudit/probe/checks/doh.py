@@ -102,7 +102,10 @@ class Doh(Check):
                           "not HTTP/2 (RFC 8484 §5.2 recommends it)", evidence)  # fmt: skip
         if evidence["rcode"] not in GOOD_RCODES:
             return warned(f"answered with {evidence['rcode']}", evidence)
-        return passed(evidence, None if evidence["padded"] else unpadded_note(evidence))
+        if not evidence["padded"]:
+            # RFC 7830 §4: a server MUST pad its response when the query was padded.
+            return warned(unpadded_note(evidence), evidence)
+        return passed(evidence)
 
 
 def answer_problems(query: dns.message.Message, reply: dns.message.Message) -> list[str]:
