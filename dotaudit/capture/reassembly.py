@@ -33,7 +33,10 @@ def seq_diff(a: int, b: int) -> int:
 class StreamConsumer(Protocol):
     def on_stream_data(
         self, flow: Flow, from_client: bool, data: bytes, frame: int, ts: float
-    ) -> None: ...
+    ) -> int | None:
+        """Take in-order bytes; may return how many of the next in-order bytes it does not
+        need (they are then dropped unseen, e.g. the rest of a TLS record body)."""
+        ...
 
     def on_stream_gap(
         self, flow: Flow, from_client: bool, missing: int, frame: int, ts: float
@@ -72,6 +75,7 @@ class Reassembler:
         "pos",
         "reported",
         "segs",
+        "skip",
         "starts",
     )
 
@@ -92,6 +96,8 @@ class Reassembler:
         self.cost = 0
         self.reported = False
         """An overlap mismatch was already reported (once per stream is enough)."""
+        self.skip = 0
+        """In-order bytes the consumer said it does not need: counted, never delivered."""
 
     def start(self, seq: int) -> None:
         """Expect data at ``seq`` (ISN + 1 after a SYN) unless the stream already started."""
@@ -103,7 +109,16 @@ class Reassembler:
             n = len(data)
             self.nxt = (seq + n) & SEQ_MASK
             self.pos += n
-            self.consumer.on_stream_data(self.flow, self.from_client, data, frame, ts)
+            skip = self.skip
+            if skip:
+                if n <= skip:
+                    self.skip = skip - n
+                    return
+                self.skip = 0
+                data = data[skip:]
+            self.skip = (
+                self.consumer.on_stream_data(self.flow, self.from_client, data, frame, ts) or 0
+            )
             return
         self._segment_slow(seq, data, frame, ts)
 
@@ -160,7 +175,14 @@ class Reassembler:
         n = len(data)
         self.nxt = (self.nxt + n) & SEQ_MASK
         self.pos += n
-        self.consumer.on_stream_data(self.flow, self.from_client, data, frame, ts)
+        skip = self.skip
+        if skip:
+            if n <= skip:
+                self.skip = skip - n
+                return
+            self.skip = 0
+            data = data[skip:]
+        self.skip = self.consumer.on_stream_data(self.flow, self.from_client, data, frame, ts) or 0
 
     def _skip_to(self, target: int, frame: int, ts: float, why: str) -> None:
         missing = target - self.pos
@@ -168,6 +190,7 @@ class Reassembler:
             return
         self.pos = target
         self.nxt = (self.nxt + missing) & SEQ_MASK
+        self.skip = 0  # the consumer starts afresh after a gap
         self.consumer.on_stream_gap(self.flow, self.from_client, missing, frame, ts)
         side = "client->server" if self.from_client else "server->client"
         self.ctx.report(self.flow, "tcp_gap", frame, ts, f"{missing} bytes {side} missing: {why}")

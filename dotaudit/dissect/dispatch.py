@@ -164,17 +164,21 @@ class Dispatcher:
 
     def on_stream_data(
         self, flow: Flow, from_client: bool, data: bytes, frame: int, ts: float
-    ) -> None:
+    ) -> int:
+        """Route stream bytes; returns how many next bytes need not be delivered."""
         app = flow.app
         if app is None:
             app = self._classify_tcp(flow, data)
             flow.app = app
         if isinstance(app, _TlsApp):
             self._tls_data(flow, app, from_client, data, frame, ts)
-        elif isinstance(app, _DnsApp):
+            # Bulk application data: the rest of the record is only counted, not read.
+            return (app.client_stream if from_client else app.server_stream).take_skip()
+        if isinstance(app, _DnsApp):
             self._dns_tcp_data(flow, app, from_client, data, frame, ts)
         elif isinstance(app, _H2cApp):
             self._h2c_data(flow, app, from_client, data, frame, ts)
+        return 0
 
     def _classify_tcp(self, flow: Flow, data: bytes) -> App:
         ends = _Ends(flow)
@@ -408,8 +412,13 @@ class Dispatcher:
             flow.app = app
         if isinstance(app, _DnsApp):
             self._dns_message(app, from_client, pkt.payload, pkt.frame, pkt.ts)
-        elif isinstance(app, _QuicApp) and from_client and not app.tracker.done:
-            self._quic_datagram(app, pkt)
+        elif isinstance(app, _QuicApp):
+            if from_client:
+                self._quic_datagram(app, pkt)
+            if app.tracker.done:
+                flow.ignore_payload = True  # short-header bulk: counted, never delivered
+        else:
+            flow.ignore_payload = True
 
     def _classify_udp(self, flow: Flow, payload: bytes) -> App:
         ends = _Ends(flow)

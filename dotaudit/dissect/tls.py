@@ -526,6 +526,19 @@ class TlsStream:
         self._body_left = 0
         self._mode = _SKIP
 
+    def take_skip(self) -> int:
+        """How many of the next bytes the caller may drop instead of feeding them.
+
+        That is the rest of a record body that is only counted, less its last byte: that
+        one is still fed, so the record ends on the frame that completes it. The dropped
+        bytes count as fed.
+        """
+        left = self._body_left
+        if left > 1 and self._mode == _SKIP and not self._dead:
+            self._body_left = 1
+            return left - 1
+        return 0
+
     def feed(self, data: bytes, frame: int, ts: float) -> list[TlsItem]:
         left = self._body_left
         n = len(data)
