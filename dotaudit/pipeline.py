@@ -120,8 +120,9 @@ class CaptureRun:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
-        decoder = Decoder(on_anomaly_counted)
         table = FlowTable(dispatcher, on_anomaly_counted)
+        # Common TCP/UDP packets go from the decoder straight into the flow table.
+        decoder = Decoder(on_anomaly_counted, tcp_fast=table.tcp_fast, udp_fast=table.udp_fast)
         decode = decoder.decode
         process = table.process
         progress = self._progress

@@ -10,7 +10,18 @@ from __future__ import annotations
 import struct
 
 from dotaudit.capture.ipfrag import FragmentReassembler
-from dotaudit.capture.packet import ICMP, ICMPV6, TCP, UDP, Anomaly, AnomalySink, IcmpQuote, Packet
+from dotaudit.capture.packet import (
+    ICMP,
+    ICMPV6,
+    TCP,
+    UDP,
+    Anomaly,
+    AnomalySink,
+    IcmpQuote,
+    Packet,
+    TcpFast,
+    UdpFast,
+)
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -22,8 +33,11 @@ _IPV4 = struct.Struct("!BxHHHBB2x4s4s").unpack_from
 _IPV6 = struct.Struct("!4xHBB16s16s").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
-_ETH_IPV4_TCP = struct.Struct("!16xHHHB3x4s4sHHIIBB").unpack_from
-_ETH_IPV4_UDP = struct.Struct("!16xHHHB3x4s4sHHH").unpack_from
+# Fast path: IPv4 without options or IPv6 without extension headers, then TCP or UDP.
+_V4_TCP = struct.Struct("!2xHHHB3x4s4sHHIIBB").unpack_from
+_V4_UDP = struct.Struct("!2xHHHB3x4s4sHHH").unpack_from
+_V6_TCP = struct.Struct("!4xHxB16s16sHHIIBB").unpack_from
+_V6_UDP = struct.Struct("!4xHxB16s16sHHH").unpack_from
 _U16 = struct.Struct("!H").unpack_from
 _PORTS = struct.Struct("!HH").unpack_from
 _FRAG6 = struct.Struct("!BxHI").unpack_from
@@ -80,14 +94,28 @@ def icmp_kind(version: int, icmp_type: int, code: int) -> str:
 
 
 class Decoder:
-    """Decode captured frames; anomalies go to ``sink``. Keeps fragment state between calls."""
+    """Decode captured frames; anomalies go to ``sink``. Keeps fragment state between calls.
+
+    With ``tcp_fast``/``udp_fast`` (a flow table's), complete TCP/UDP packets over
+    Ethernet (one optional 802.1Q tag) and option-less IPv4 or extension-less IPv6 go to
+    them as plain values, without a :class:`Packet`; ``decode`` then returns None for
+    them, or a Packet when ``tcp_fast`` declines the segment.
+    """
 
     def __init__(
-        self, sink: AnomalySink, *, max_frag_bytes: int = 4 << 20, frag_timeout: float = 30.0
+        self,
+        sink: AnomalySink,
+        *,
+        max_frag_bytes: int = 4 << 20,
+        frag_timeout: float = 30.0,
+        tcp_fast: TcpFast | None = None,
+        udp_fast: UdpFast | None = None,
     ) -> None:
         self._sink = sink
         self.frags = FragmentReassembler(sink, max_frag_bytes, frag_timeout)
         self._unknown_links: set[int] = set()
+        self._tcp_fast = tcp_fast
+        self._udp_fast = udp_fast
 
     def finish(self) -> None:
         """Capture ended: report fragments that never completed."""
@@ -98,28 +126,82 @@ class Decoder:
     def decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
     ) -> Packet | None:
-        # Fast path: Ethernet + option-less IPv4 + TCP/UDP, unfragmented and complete.
-        if linktype == 1 and len(data) >= 54 and data[14] == 0x45 and data[12:14] == b"\x08\x00":
-            proto = data[23]
-            if proto == TCP:
-                total, ident, frag, ttl, src, dst, sport, dport, seq, ack, doff, flags = (
-                    _ETH_IPV4_TCP(data)
-                )
-                end = 14 + total
-                start = 34 + ((doff >> 4) << 2)
-                if not frag & 0x3FFF and end <= len(data) and doff >= 0x50 and start <= end:
-                    return Packet(
-                        frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
-                        data[start:end], flags, seq, ack, False, None, orig_len,
-                    )  # fmt: skip
-            elif proto == UDP:
-                total, ident, frag, ttl, src, dst, sport, dport, ulen = _ETH_IPV4_UDP(data)
-                end = 34 + ulen
-                if not frag & 0x3FFF and end <= 14 + total <= len(data) and ulen >= 8:
-                    return Packet(
-                        frame, ts, 4, src, dst, UDP, ttl, ident, sport, dport,
-                        data[42:end], 0, 0, 0, False, None, orig_len,
-                    )  # fmt: skip
+        # Fast path for the common case; anything unusual (or cut) takes the general
+        # path below, which decides the same way for these packets.
+        n = len(data)
+        if linktype == 1 and n >= 54:
+            off = 14
+            etype = data[12] << 8 | data[13]
+            if etype == 0x8100:
+                etype = data[16] << 8 | data[17]
+                off = 18
+            if etype == ETH_IPV4:
+                if data[off] == 0x45:
+                    proto = data[off + 9]
+                    if proto == TCP and n >= off + 40:
+                        total, ident, frag, ttl, src, dst, sport, dport, seq, ack, doff, flags = (
+                            _V4_TCP(data, off)
+                        )
+                        end = off + total
+                        start = off + 20 + ((doff >> 4) << 2)
+                        if not frag & 0x3FFF and end <= n and doff >= 0x50 and start <= end:
+                            tcp_fast = self._tcp_fast
+                            if tcp_fast is not None and tcp_fast(
+                                frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
+                                data, start, end,
+                            ):  # fmt: skip
+                                return None
+                            return Packet(
+                                frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
+                                data[start:end], flags, seq, ack, False, None, orig_len,
+                            )  # fmt: skip
+                    elif proto == UDP and n >= off + 28:
+                        total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(data, off)
+                        end = off + 20 + ulen
+                        if not frag & 0x3FFF and ulen >= 8 and end <= off + total <= n:
+                            udp_fast = self._udp_fast
+                            if udp_fast is not None:
+                                udp_fast(
+                                    frame, ts, 4, src, sport, dst, dport, ttl, ident,
+                                    data, off + 28, end, orig_len,
+                                )  # fmt: skip
+                                return None
+                            return Packet(
+                                frame, ts, 4, src, dst, UDP, ttl, ident, sport, dport,
+                                data[off + 28 : end], 0, 0, 0, False, None, orig_len,
+                            )  # fmt: skip
+            elif etype == ETH_IPV6 and data[off] >> 4 == 6:
+                proto = data[off + 6]
+                if proto == TCP and n >= off + 60:
+                    plen, hops, src, dst, sport, dport, seq, ack, doff, flags = _V6_TCP(data, off)
+                    end = off + 40 + plen
+                    start = off + 40 + ((doff >> 4) << 2)
+                    if plen and end <= n and doff >= 0x50 and start <= end:
+                        tcp_fast = self._tcp_fast
+                        if tcp_fast is not None and tcp_fast(
+                            frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
+                            data, start, end,
+                        ):  # fmt: skip
+                            return None
+                        return Packet(
+                            frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
+                            data[start:end], flags, seq, ack, False, None, orig_len,
+                        )  # fmt: skip
+                elif proto == UDP and n >= off + 48:
+                    plen, hops, src, dst, sport, dport, ulen = _V6_UDP(data, off)
+                    end = off + 40 + ulen
+                    if ulen >= 8 and end <= off + 40 + plen <= n:
+                        udp_fast = self._udp_fast
+                        if udp_fast is not None:
+                            udp_fast(
+                                frame, ts, 6, src, sport, dst, dport, hops, 0,
+                                data, off + 48, end, orig_len,
+                            )  # fmt: skip
+                            return None
+                        return Packet(
+                            frame, ts, 6, src, dst, UDP, hops, 0, sport, dport,
+                            data[off + 48 : end], 0, 0, 0, False, None, orig_len,
+                        )  # fmt: skip
         return self._decode(frame, ts, linktype, data, orig_len)
 
     def _decode(

@@ -191,49 +191,126 @@ class FlowTable:
         if pkt.icmp is not None:
             self._icmp(pkt)
             return
-        if pkt.proto != TCP:
-            if pkt.proto == UDP:
-                self._udp_packet(pkt, ts)
-            return
-        src = pkt.src
-        sport = pkt.sport
-        flow = self._tcp.get((src, sport, pkt.dst, pkt.dport))
-        flags = pkt.flags
-        if flow is None or flags & 0x07 or not flow._settled:  # 0x07: SYN|FIN|RST, folded
-            self._tcp_slow(pkt, flow, flags, ts)
-            return
-        # Fast path for established flows; mirrors _tcp_data, kept inline because it runs
-        # for every bulk packet.
-        frame = flow.last_frame = pkt.frame
-        if ts >= flow.end:
-            flow.end = ts
-        else:
-            self._ts_backwards(flow, pkt)
-        payload = pkt.payload
+        proto = pkt.proto
+        if proto == TCP:
+            payload = pkt.payload
+            if not self.tcp_fast(
+                pkt.frame, ts, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.seq, pkt.ack,
+                pkt.flags, pkt.ttl, payload, 0, len(payload),
+            ):  # fmt: skip
+                flow = self._tcp.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+                self._tcp_slow(pkt, flow, pkt.flags, ts)
+        elif proto == UDP:
+            self._udp_packet(pkt, ts)
+
+    def tcp_fast(
+        self,
+        frame: int,
+        ts: float,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        ttl: int,
+        data: bytes,
+        start: int,
+        end: int,
+    ) -> bool:
+        """Take a TCP segment of an established flow from plain values (no :class:`Packet`).
+
+        The payload is ``data[start:end]``; it is sliced only when a consumer reads it.
+        Returns False, having changed nothing, when the segment needs the full state
+        machine (SYN/FIN/RST, unknown or unsettled flow, time going backwards): the caller
+        then hands a Packet to :meth:`process`. Mirrors ``_tcp_slow`` + ``_tcp_data``.
+        """
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        flow = self._tcp.get((src, sport, dst, dport))
+        if flow is None or flags & 0x07 or not flow._settled or ts < flow.end:  # SYN|FIN|RST
+            return False
+        flow.last_frame = frame
+        flow.end = ts
+        n = end - start
         if sport == flow.cport and src == flow.client:
             flow.packets_fwd += 1
-            if payload:
-                flow.bytes_fwd += len(payload)
-                if not flow.ignore_payload:
-                    stream = flow.c2s
-                    if stream is None:
-                        stream = flow.c2s = Reassembler(self.streams, flow, True)
-                    stream.segment(pkt.seq, payload, frame, ts)
+            if not n:
+                peer = flow.s2c
+                if peer is not None and peer.starts and flags & 0x10:  # ACK
+                    peer.peer_ack(ack, frame, ts)
+                return True
+            flow.bytes_fwd += n
+            stream = flow.c2s
             peer = flow.s2c
+            from_client = True
         else:
             flow.packets_rev += 1
             if flow.server_ttl is None:
-                flow.server_ttl = pkt.ttl
-            if payload:
-                flow.bytes_rev += len(payload)
-                if not flow.ignore_payload:
-                    stream = flow.s2c
-                    if stream is None:
-                        stream = flow.s2c = Reassembler(self.streams, flow, False)
-                    stream.segment(pkt.seq, payload, frame, ts)
+                flow.server_ttl = ttl
+            if not n:
+                peer = flow.c2s
+                if peer is not None and peer.starts and flags & 0x10:
+                    peer.peer_ack(ack, frame, ts)
+                return True
+            flow.bytes_rev += n
+            stream = flow.s2c
             peer = flow.c2s
-        if peer is not None and peer.starts and flags & 0x10:  # ACK
-            peer.peer_ack(pkt.ack, frame, ts)
+            from_client = False
+        if not flow.ignore_payload:
+            if stream is None:
+                stream = self._stream(flow, from_client)
+            skip = stream.skip
+            if skip >= n and seq == stream.nxt and not stream.starts:
+                # Bytes the consumer does not need (bulk TLS record bodies): count them only.
+                stream.skip = skip - n
+                stream.nxt = (seq + n) & 0xFFFFFFFF
+                stream.pos += n
+            else:
+                stream.segment(seq, data[start:end], frame, ts)
+        if peer is not None and peer.starts and flags & 0x10:
+            peer.peer_ack(ack, frame, ts)
+        return True
+
+    def udp_fast(
+        self,
+        frame: int,
+        ts: float,
+        version: int,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        ttl: int,
+        ident: int,
+        data: bytes,
+        start: int,
+        end: int,
+        wire_len: int,
+    ) -> None:
+        """Take a complete UDP datagram from plain values; a :class:`Packet` is made only
+        for a flow whose consumer still reads datagrams."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        flow = self._udp.get((src, sport, dst, dport))
+        if flow is None or ts < flow.end or not flow.ignore_payload:
+            pkt = Packet(
+                frame, ts, version, src, dst, UDP, ttl, ident, sport, dport,
+                data[start:end], 0, 0, 0, False, None, wire_len,
+            )  # fmt: skip
+            self._udp_packet(pkt, ts)
+            return
+        flow.last_frame = frame
+        flow.end = ts
+        if sport == flow.cport and src == flow.client:
+            flow.packets_fwd += 1
+            flow.bytes_fwd += end - start
+        else:
+            flow.packets_rev += 1
+            flow.bytes_rev += end - start
+            if flow.server_ttl is None:
+                flow.server_ttl = ttl
 
     def finish(self) -> None:
         """End every remaining flow (capture end), oldest first."""

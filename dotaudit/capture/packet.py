@@ -127,3 +127,13 @@ class Anomaly:
 
 
 AnomalySink = Callable[[Anomaly], None]
+
+TcpFast = Callable[[int, float, bytes, int, bytes, int, int, int, int, int, bytes, int, int], bool]
+"""(frame, ts, src, sport, dst, dport, seq, ack, flags, ttl, data, start, end) -> taken?
+
+A TCP segment as plain values, payload ``data[start:end]``; see ``FlowTable.tcp_fast``."""
+
+UdpFast = Callable[[int, float, int, bytes, int, bytes, int, int, int, bytes, int, int, int], None]
+"""(frame, ts, ip_version, src, sport, dst, dport, ttl, ip_id, data, start, end, wire_len).
+
+A complete UDP datagram as plain values; see ``FlowTable.udp_fast``."""
