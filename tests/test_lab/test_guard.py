@@ -92,7 +92,7 @@ def test_no_lab_packet_leaves_loopback(
 ) -> None:
     interfaces = _outside_interfaces()
     if not interfaces:
-        pytest.skip("no non-loopback interface is up: nothing could leak")
+        pytest.skip("not applicable: no non-loopback interface is up, so nothing could leak")
     guards = [lab_capture(f"guard-{i}", bpf=leak_filter(), interface=i) for i in interfaces]
     lo = lab_capture("guard-lo", bpf="port 853 or port 53")
 
