@@ -121,38 +121,28 @@ class CaptureRun:
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
         table = FlowTable(dispatcher, on_anomaly_counted)
-        # Common TCP/UDP packets go from the decoder straight into the flow table.
-        decoder = Decoder(on_anomaly_counted, tcp_fast=table.tcp_fast, udp_fast=table.udp_fast)
-        decode = decoder.decode
-        process = table.process
+        decoder = Decoder(on_anomaly_counted, flows=table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         # The hash runs on the other core while this thread parses.
         with ThreadPoolExecutor(max_workers=1) as pool:
             digest: Future[str] = pool.submit(sha256_file, self.path)
-            packets = 0
-            first_ts: float | None = None
-            ts = 0.0
-            for frame, ts, linktype, data, orig_len in reader:
-                packets += 1
-                if first_ts is None:
-                    first_ts = ts
-                packet = decode(frame, ts, linktype, data, orig_len)
-                if packet is not None:
-                    process(packet)
+            # Frames go reader -> decoder -> flow table -> dispatcher by plain calls; the
+            # events they made are passed on whenever the reader pauses (every chunk).
+            for _ in reader.scan(decoder.take):
                 if pending:
                     yield from pending
                     pending.clear()
-                if progress is not None and not packets & 0xFFFF:
+                if progress is not None:
                     progress(reader.bytes_read, size)
             decoder.finish()
             table.finish()
             yield from pending
             pending.clear()
             summary.sha256 = digest.result()
-        summary.packets = packets
-        summary.first_ts = first_ts
-        summary.last_ts = ts if packets else None
+        summary.packets = reader.frames
+        summary.first_ts = reader.first_ts
+        summary.last_ts = reader.last_ts
         summary.truncated_at = reader.truncated_at
         summary.warnings.extend(reader.warnings)
 

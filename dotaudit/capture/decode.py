@@ -17,10 +17,9 @@ from dotaudit.capture.packet import (
     UDP,
     Anomaly,
     AnomalySink,
+    FlowSink,
     IcmpQuote,
     Packet,
-    TcpFast,
-    UdpFast,
 )
 
 ETH_IPV4 = 0x0800
@@ -93,13 +92,38 @@ def icmp_kind(version: int, icmp_type: int, code: int) -> str:
     return _ICMP6_OTHER.get(icmp_type, f"icmp6-type-{icmp_type}")
 
 
+class _Collector:
+    """The flow sink :meth:`Decoder.decode` uses: keeps the one packet instead of tracking."""
+
+    __slots__ = ("packet",)
+
+    def __init__(self) -> None:
+        self.packet: Packet | None = None
+
+    def process(self, pkt: Packet) -> None:
+        self.packet = pkt
+
+    def tcp_fast(self, *segment: object) -> bool:
+        return False
+
+    def udp_fast(
+        self, frame: int, ts: float, version: int, src: bytes, sport: int, dst: bytes,
+        dport: int, ttl: int, ident: int, data: bytes, start: int, end: int, wire_len: int,
+    ) -> None:  # fmt: skip
+        self.packet = Packet(
+            frame, ts, version, src, dst, UDP, ttl, ident, sport, dport,
+            data[start:end], 0, 0, 0, False, None, wire_len,
+        )  # fmt: skip
+
+
 class Decoder:
     """Decode captured frames; anomalies go to ``sink``. Keeps fragment state between calls.
 
-    With ``tcp_fast``/``udp_fast`` (a flow table's), complete TCP/UDP packets over
-    Ethernet (one optional 802.1Q tag) and option-less IPv4 or extension-less IPv6 go to
-    them as plain values, without a :class:`Packet`; ``decode`` then returns None for
-    them, or a Packet when ``tcp_fast`` declines the segment.
+    :meth:`take` feeds a flow table (``flows``): complete TCP/UDP packets over Ethernet
+    (one optional 802.1Q tag) and option-less IPv4 or extension-less IPv6 go to its
+    ``tcp_fast``/``udp_fast`` as plain values, without a :class:`Packet`; everything else
+    is decoded in full and handed to its ``process``. :meth:`decode` returns the Packet
+    instead, through the very same code.
     """
 
     def __init__(
@@ -108,14 +132,19 @@ class Decoder:
         *,
         max_frag_bytes: int = 4 << 20,
         frag_timeout: float = 30.0,
-        tcp_fast: TcpFast | None = None,
-        udp_fast: UdpFast | None = None,
+        flows: FlowSink | None = None,
     ) -> None:
         self._sink = sink
         self.frags = FragmentReassembler(sink, max_frag_bytes, frag_timeout)
         self._unknown_links: set[int] = set()
-        self._tcp_fast = tcp_fast
-        self._udp_fast = udp_fast
+        self._collector = _Collector()
+        self._use(flows if flows is not None else self._collector)
+
+    def _use(self, flows: FlowSink) -> None:
+        self._flows = flows
+        self._process = flows.process
+        self._tcp_fast = flows.tcp_fast
+        self._udp_fast = flows.udp_fast
 
     def finish(self) -> None:
         """Capture ended: report fragments that never completed."""
@@ -126,83 +155,87 @@ class Decoder:
     def decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
     ) -> Packet | None:
+        """The packet in one frame, or None (nothing to analyse, or an anomaly)."""
+        flows = self._flows
+        collector = self._collector
+        collector.packet = None
+        self._use(collector)
+        try:
+            self.take(frame, ts, linktype, data, 0, len(data), orig_len)
+        finally:
+            self._use(flows)
+        return collector.packet
+
+    def take(
+        self, frame: int, ts: float, linktype: int, buf: bytes, start: int, end: int, orig_len: int
+    ) -> None:
+        """Decode the frame ``buf[start:end]`` into the flow table (a reader's FrameSink)."""
         # Fast path for the common case; anything unusual (or cut) takes the general
         # path below, which decides the same way for these packets.
-        n = len(data)
-        if linktype == 1 and n >= 54:
-            off = 14
-            etype = data[12] << 8 | data[13]
+        if linktype == 1 and end - start >= 54:
+            off = start + 14
+            etype = buf[off - 2] << 8 | buf[off - 1]
             if etype == 0x8100:
-                etype = data[16] << 8 | data[17]
-                off = 18
+                etype = buf[off + 2] << 8 | buf[off + 3]
+                off += 4
             if etype == ETH_IPV4:
-                if data[off] == 0x45:
-                    proto = data[off + 9]
-                    if proto == TCP and n >= off + 40:
+                if buf[off] == 0x45:
+                    proto = buf[off + 9]
+                    if proto == TCP and end >= off + 40:
                         total, ident, frag, ttl, src, dst, sport, dport, seq, ack, doff, flags = (
-                            _V4_TCP(data, off)
+                            _V4_TCP(buf, off)
                         )
-                        end = off + total
-                        start = off + 20 + ((doff >> 4) << 2)
-                        if not frag & 0x3FFF and end <= n and doff >= 0x50 and start <= end:
-                            tcp_fast = self._tcp_fast
-                            if tcp_fast is not None and tcp_fast(
+                        stop = off + total
+                        at = off + 20 + ((doff >> 4) << 2)
+                        if not frag & 0x3FFF and stop <= end and doff >= 0x50 and at <= stop:
+                            if not self._tcp_fast(
                                 frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
-                                data, start, end,
+                                buf, at, stop,
                             ):  # fmt: skip
-                                return None
-                            return Packet(
-                                frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
-                                data[start:end], flags, seq, ack, False, None, orig_len,
-                            )  # fmt: skip
-                    elif proto == UDP and n >= off + 28:
-                        total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(data, off)
-                        end = off + 20 + ulen
-                        if not frag & 0x3FFF and ulen >= 8 and end <= off + total <= n:
-                            udp_fast = self._udp_fast
-                            if udp_fast is not None:
-                                udp_fast(
-                                    frame, ts, 4, src, sport, dst, dport, ttl, ident,
-                                    data, off + 28, end, orig_len,
+                                packet = Packet(
+                                    frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
+                                    buf[at:stop], flags, seq, ack, False, None, orig_len,
                                 )  # fmt: skip
-                                return None
-                            return Packet(
-                                frame, ts, 4, src, dst, UDP, ttl, ident, sport, dport,
-                                data[off + 28 : end], 0, 0, 0, False, None, orig_len,
+                                self._process(packet)
+                            return
+                    elif proto == UDP and end >= off + 28:
+                        total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(buf, off)
+                        stop = off + 20 + ulen
+                        if not frag & 0x3FFF and ulen >= 8 and stop <= off + total <= end:
+                            self._udp_fast(
+                                frame, ts, 4, src, sport, dst, dport, ttl, ident,
+                                buf, off + 28, stop, orig_len,
                             )  # fmt: skip
-            elif etype == ETH_IPV6 and data[off] >> 4 == 6:
-                proto = data[off + 6]
-                if proto == TCP and n >= off + 60:
-                    plen, hops, src, dst, sport, dport, seq, ack, doff, flags = _V6_TCP(data, off)
-                    end = off + 40 + plen
-                    start = off + 40 + ((doff >> 4) << 2)
-                    if plen and end <= n and doff >= 0x50 and start <= end:
-                        tcp_fast = self._tcp_fast
-                        if tcp_fast is not None and tcp_fast(
+                            return
+            elif etype == ETH_IPV6 and buf[off] >> 4 == 6:
+                proto = buf[off + 6]
+                if proto == TCP and end >= off + 60:
+                    plen, hops, src, dst, sport, dport, seq, ack, doff, flags = _V6_TCP(buf, off)
+                    stop = off + 40 + plen
+                    at = off + 40 + ((doff >> 4) << 2)
+                    if plen and stop <= end and doff >= 0x50 and at <= stop:
+                        if not self._tcp_fast(
                             frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
-                            data, start, end,
+                            buf, at, stop,
                         ):  # fmt: skip
-                            return None
-                        return Packet(
-                            frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
-                            data[start:end], flags, seq, ack, False, None, orig_len,
-                        )  # fmt: skip
-                elif proto == UDP and n >= off + 48:
-                    plen, hops, src, dst, sport, dport, ulen = _V6_UDP(data, off)
-                    end = off + 40 + ulen
-                    if ulen >= 8 and end <= off + 40 + plen <= n:
-                        udp_fast = self._udp_fast
-                        if udp_fast is not None:
-                            udp_fast(
-                                frame, ts, 6, src, sport, dst, dport, hops, 0,
-                                data, off + 48, end, orig_len,
+                            packet = Packet(
+                                frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
+                                buf[at:stop], flags, seq, ack, False, None, orig_len,
                             )  # fmt: skip
-                            return None
-                        return Packet(
-                            frame, ts, 6, src, dst, UDP, hops, 0, sport, dport,
-                            data[off + 48 : end], 0, 0, 0, False, None, orig_len,
+                            self._process(packet)
+                        return
+                elif proto == UDP and end >= off + 48:
+                    plen, hops, src, dst, sport, dport, ulen = _V6_UDP(buf, off)
+                    stop = off + 40 + ulen
+                    if ulen >= 8 and stop <= off + 40 + plen <= end:
+                        self._udp_fast(
+                            frame, ts, 6, src, sport, dst, dport, hops, 0,
+                            buf, off + 48, stop, orig_len,
                         )  # fmt: skip
-        return self._decode(frame, ts, linktype, data, orig_len)
+                        return
+        decoded = self._decode(frame, ts, linktype, buf[start:end], orig_len)
+        if decoded is not None:
+            self._process(decoded)
 
     def _decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 TCP = 6
 UDP = 17
@@ -128,12 +129,23 @@ class Anomaly:
 
 AnomalySink = Callable[[Anomaly], None]
 
-TcpFast = Callable[[int, float, bytes, int, bytes, int, int, int, int, int, bytes, int, int], bool]
-"""(frame, ts, src, sport, dst, dport, seq, ack, flags, ttl, data, start, end) -> taken?
 
-A TCP segment as plain values, payload ``data[start:end]``; see ``FlowTable.tcp_fast``."""
+class FlowSink(Protocol):
+    """Where a decoder puts packets: a flow table (``capture.flows.FlowTable``)."""
 
-UdpFast = Callable[[int, float, int, bytes, int, bytes, int, int, int, bytes, int, int, int], None]
-"""(frame, ts, ip_version, src, sport, dst, dport, ttl, ip_id, data, start, end, wire_len).
+    def process(self, pkt: Packet) -> None: ...
 
-A complete UDP datagram as plain values; see ``FlowTable.udp_fast``."""
+    def tcp_fast(
+        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
+        seq: int, ack: int, flags: int, ttl: int, data: bytes, start: int, end: int,
+    ) -> bool:  # fmt: skip
+        """A TCP segment as plain values, payload ``data[start:end]``; False: not taken,
+        hand it to ``process`` as a Packet."""
+        ...
+
+    def udp_fast(
+        self, frame: int, ts: float, version: int, src: bytes, sport: int, dst: bytes,
+        dport: int, ttl: int, ident: int, data: bytes, start: int, end: int, wire_len: int,
+    ) -> None:  # fmt: skip
+        """A complete UDP datagram as plain values, payload ``data[start:end]``."""
+        ...

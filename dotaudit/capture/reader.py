@@ -12,13 +12,17 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from dotaudit.errors import InputError
 
 Frame = tuple[int, float, int, bytes, int]
 """(frame number from 1, epoch seconds, link type, captured bytes, original length)."""
+
+FrameSink = Callable[[int, float, int, bytes, int, int, int], object]
+"""``take(frame, ts, linktype, buf, start, end, orig_len)``: the captured bytes are
+``buf[start:end]`` (``buf`` is the reader's buffer: slice it, never keep it)."""
 
 MAX_CAPLEN = 256 * 1024
 """A record claiming more captured bytes than this is corrupt (libpcap's own cap)."""
@@ -27,6 +31,9 @@ MAX_BLOCK = 64 << 20
 MAX_BUFFERED_BLOCK = 1 << 20
 """Blocks we must parse stay below this; longer skippable blocks are streamed past."""
 MAX_WARNINGS = 100
+SCAN_STEP = 256 * 1024
+""":meth:`CaptureReader.scan` yields at least every this many bytes of pcap records, so
+whatever a caller collects between two yields stays small."""
 MAX_INTERFACES = 4096
 
 _PCAP_MAGICS = {
@@ -139,6 +146,10 @@ class CaptureReader:
         self.path = os.fspath(path)
         self.chunk_size = max(64, chunk_size)
         self.truncated_at: int | None = None
+        self.frames = 0
+        """Frames read so far."""
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
         self.warnings: list[str] = []
         self.bytes_read = 0
         self._warned: set[str] = set()
@@ -214,18 +225,47 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[Frame]:
         """Frames in file order; the capture can be iterated once."""
+        batch: list[Frame] = []
+
+        def take(frame: int, ts: float, linktype: int, buf: bytes, a: int, b: int, o: int) -> None:
+            batch.append((frame, ts, linktype, buf[a:b], o))
+
+        for _ in self.scan(take):
+            yield from batch
+            batch.clear()
+        yield from batch  # frames before damage that ended the scan between two yields
+
+    def scan(self, take: FrameSink) -> Iterator[int]:
+        """Hand every frame to ``take`` without copying it; yields the frame count after
+        each chunk read (about ``chunk_size`` bytes), so a caller can interleave work.
+
+        The fast way through a capture (no tuple and no slice per frame). Afterwards
+        ``frames``, ``first_ts`` and ``last_ts`` describe what was read.
+        """
         src, self._src = self._src, None
         if src is None:
             return
         try:
             if self.format.startswith("pcapng"):
-                yield from self._pcapng(src)
+                yield from self._pcapng_scan(src, take)
             else:
-                yield from self._pcap(src)
+                yield from self._pcap(src, take)
         finally:
             src.close()
 
-    def _pcap(self, src: _Source) -> Iterator[Frame]:
+    def _pcapng_scan(self, src: _Source, take: FrameSink) -> Iterator[int]:
+        frame = 0
+        for frame, ts, linktype, data, orig_len in self._pcapng(src):
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+            self.frames = frame
+            take(frame, ts, linktype, data, 0, len(data), orig_len)
+            if not frame & 0x3FF:
+                yield frame
+        yield frame
+
+    def _pcap(self, src: _Source, take: FrameSink) -> Iterator[int]:
         chunk = self.chunk_size
         buf = src.read(max(chunk, 24))
         if len(buf) < 24 or buf[:4] not in _PCAP_MAGICS:  # the file changed since we opened it
@@ -238,24 +278,40 @@ class CaptureReader:
         cap = MAX_CAPLEN
         unpack = struct.Struct(order + "IIII").unpack_from
         base = 0  # stream offset of buf[0]
-        pos = 24
-        data = pos + 16  # start of the record's packet bytes
+        pos = 24  # start of the next record
         end = len(buf)
         frame = 0
+        ts = 0.0
         self.bytes_read = end
         while True:
-            if data <= end:
+            data = pos + 16  # start of the record's packet bytes
+            incl = 0
+            first = pos  # where frame 1 starts, while it has not been seen
+            lim = min(end, pos + SCAN_STEP)
+            while data <= lim:
                 sec, frac, incl, orig = unpack(buf, pos)
-                pos = data + incl
-                if pos <= end and incl <= cap:
-                    frame += 1
-                    yield frame, sec + frac * scale, linktype, buf[data:pos], orig
-                    data = pos + 16
-                    continue
-                pos = data - 16
-                if incl > cap:
-                    self._stop(base + pos, f"captured length {incl} exceeds {cap}")
-                    return
+                stop = data + incl
+                if stop > end or incl > cap:
+                    break
+                frame += 1
+                ts = sec + frac * scale
+                take(frame, ts, linktype, buf, data, stop, orig)
+                pos = stop
+                data = stop + 16
+            if frame:
+                if self.first_ts is None:
+                    sec, frac, _, _ = unpack(buf, first)
+                    self.first_ts = sec + frac * scale
+                self.frames = frame
+                self.last_ts = ts
+            if incl > cap:
+                self._stop(base + pos, f"captured length {incl} exceeds {cap}")
+                return
+            yield frame
+            if data <= end:
+                incl = unpack(buf, pos)[2]
+                if incl > cap or data + incl <= end:
+                    continue  # stopped at SCAN_STEP with the next record buffered (or corrupt)
             more = src.read(chunk)
             if not more:
                 if pos < end:
@@ -267,7 +323,6 @@ class CaptureReader:
             buf = buf[pos:] + more
             base += pos
             pos = 0
-            data = 16
             end = len(buf)
             self.bytes_read = base + end
 
