@@ -107,9 +107,21 @@ class Packet:
 
 def addr_text(raw: bytes) -> str:
     """Text form of a 4- or 16-byte address (IPv6 compressed, as RFC 5952)."""
-    if len(raw) == 4:
-        return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
-    return str(ipaddress.IPv6Address(raw))
+    text = _ADDR_TEXT.get(raw)
+    if text is None:
+        if len(raw) == 4:
+            text = f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+        else:
+            text = str(ipaddress.IPv6Address(raw))
+        if len(_ADDR_TEXT) >= ADDR_CACHE_SIZE:
+            _ADDR_TEXT.clear()  # bounded; the hosts of a capture come back quickly
+        _ADDR_TEXT[raw] = text
+    return text
+
+
+ADDR_CACHE_SIZE = 4096
+"""Address texts kept: every flow needs two, mostly of the same few hosts."""
+_ADDR_TEXT: dict[bytes, str] = {}
 
 
 @dataclass(frozen=True, slots=True)

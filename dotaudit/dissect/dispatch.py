@@ -9,6 +9,7 @@ neither DNS, TLS nor QUIC is marked ``ignore_payload`` so reassembly stops for i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
@@ -44,6 +45,7 @@ from dotaudit.model.events import (
     TlsClientHelloSeen,
     TlsRecord,
     TlsServerHelloSeen,
+    builder,
 )
 
 Emit = Callable[[Event], None]
@@ -278,14 +280,13 @@ class Dispatcher:
         for item in items:
             if isinstance(item, RecordItem):
                 if len(records) < MAX_RECORDS_KEPT:
-                    records.append(
-                        TlsRecord(
-                            ts=item.ts,
-                            frame=item.frame,
-                            length=item.length,
-                            content_type=item.content_type,
-                        )
-                    )
+                    record = _TLS_RECORD()
+                    record.ts = item.ts
+                    record.frame = item.frame
+                    record.length = item.length
+                    record.content_type = item.content_type
+                    record.__class__ = TlsRecord
+                    records.append(record)
                 else:
                     app.records_truncated = True
             elif isinstance(item, ClientHelloItem):
@@ -500,40 +501,40 @@ class Dispatcher:
             kind = "dns"
         elif isinstance(app, _QuicApp):
             kind = "quic"
-        self.emit(
-            ConnectionSeen(
-                file=self.file,
-                frame=flow.first_frame,
-                ts=flow.start,
-                src=ends.client,
-                sport=ends.cport,
-                dst=ends.server,
-                dport=ends.sport,
-                transport=ends.transport,
-                outcome=flow.outcome,
-                start=flow.start,
-                end=flow.end,
-                first_frame=flow.first_frame,
-                last_frame=flow.last_frame,
-                packets_fwd=flow.packets_fwd,
-                packets_rev=flow.packets_rev,
-                bytes_fwd=flow.bytes_fwd,
-                bytes_rev=flow.bytes_rev,
-                syn_retransmits=flow.syn_retransmits,
-                handshake_seen=flow.handshake_seen,
-                mid_stream=flow.mid_stream,
-                ended_by=flow.ended_by,
-                closed_by=flow.closed_by,
-                icmp=flow.icmp,
-                icmp_frame=flow.icmp_frame,
-                rst_ttl=flow.rst_ttl,
-                server_ttl=flow.server_ttl,
-                tls_records_fwd=tuple(records[0]),
-                tls_records_rev=tuple(records[1]),
-                tls_records_truncated=truncated,
-                app=kind,
-            )
-        )
+        # Built field by field (see events.builder): one of these per flow.
+        event = _CONNECTION()
+        event.file = self.file
+        event.frame = flow.first_frame
+        event.ts = flow.start
+        event.src = ends.client
+        event.sport = ends.cport
+        event.dst = ends.server
+        event.dport = ends.sport
+        event.transport = ends.transport
+        event.outcome = flow.outcome
+        event.start = flow.start
+        event.end = flow.end
+        event.first_frame = flow.first_frame
+        event.last_frame = flow.last_frame
+        event.packets_fwd = flow.packets_fwd
+        event.packets_rev = flow.packets_rev
+        event.bytes_fwd = flow.bytes_fwd
+        event.bytes_rev = flow.bytes_rev
+        event.syn_retransmits = flow.syn_retransmits
+        event.handshake_seen = flow.handshake_seen
+        event.mid_stream = flow.mid_stream
+        event.ended_by = flow.ended_by
+        event.closed_by = flow.closed_by
+        event.icmp = flow.icmp
+        event.icmp_frame = flow.icmp_frame
+        event.rst_ttl = flow.rst_ttl
+        event.server_ttl = flow.server_ttl
+        event.tls_records_fwd = tuple(records[0])
+        event.tls_records_rev = tuple(records[1])
+        event.tls_records_truncated = truncated
+        event.app = kind
+        event.__class__ = ConnectionSeen
+        self.emit(event)
 
 
 def _direction(ends: _Ends, from_client: bool) -> tuple[str, int, str, int]:
@@ -562,26 +563,33 @@ def _dns_event(
     app: _DnsApp,
     facts: DnsFacts,
 ) -> DnsMessageSeen:
-    return DnsMessageSeen(
-        file=file,
-        frame=frame,
-        ts=ts,
-        src=src,
-        sport=sport,
-        dst=dst,
-        dport=dport,
-        transport=app.ends.transport,
-        id=facts.id,
-        qr="response" if facts.qr else "query",
-        opcode=facts.opcode,
-        rcode=facts.rcode,
-        flags=facts.flags,
-        qname=facts.qname,
-        qtype=facts.qtype,
-        qdcount=facts.qdcount,
-        ancount=facts.ancount,
-        edns=facts.edns,
-        service=app.service,
-        size=facts.size,
-        malformed=facts.malformed is not None,
-    )
+    # Built field by field (see events.builder): one of these per DNS message.
+    event = _DNS_MESSAGE()
+    event.file = file
+    event.frame = frame
+    event.ts = ts
+    event.src = src
+    event.sport = sport
+    event.dst = dst
+    event.dport = dport
+    event.transport = app.ends.transport
+    event.id = facts.id
+    event.qr = "response" if facts.qr else "query"
+    event.opcode = facts.opcode
+    event.rcode = facts.rcode
+    event.flags = facts.flags
+    event.qname = facts.qname
+    event.qtype = facts.qtype
+    event.qdcount = facts.qdcount
+    event.ancount = facts.ancount
+    event.edns = facts.edns
+    event.service = app.service
+    event.size = facts.size
+    event.malformed = facts.malformed is not None
+    event.__class__ = DnsMessageSeen
+    return cast(DnsMessageSeen, event)
+
+
+_DNS_MESSAGE = builder(DnsMessageSeen)
+_CONNECTION = builder(ConnectionSeen)
+_TLS_RECORD = builder(TlsRecord)
