@@ -8,21 +8,22 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
-from dotaudit.detect.base import Context
-from dotaudit.detect.registry import DETECTORS
 from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
 from dotaudit.model.events import AnomalySeen, Event
 from dotaudit.model.findings import Finding
 from dotaudit.model.report import AuditReport
+
+if TYPE_CHECKING:  # the detectors are imported by analyze only: `events` starts faster
+    from dotaudit.detect.base import Context
 
 CAPTURE_MAGICS = (
     b"\xd4\xc3\xb2\xa1",
@@ -193,6 +194,8 @@ class FileAnalysis:
 
 
 def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
+    from dotaudit.detect.registry import DETECTORS
+
     detectors = [cls(context) for cls in DETECTORS]
     # Each event type goes only to the detectors that use it.
     routes: dict[type[Event], list[Callable[[Event], None]]] = {}
@@ -236,6 +239,8 @@ def analyze(
     """
     results: list[FileAnalysis]
     if workers > 1 and len(paths) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
             results = list(pool.map(_analyze_in_worker, paths, [context] * len(paths)))
     else:
