@@ -535,6 +535,8 @@ class Dispatcher:
         event.app = kind
         event.__class__ = ConnectionSeen
         self.emit(event)
+        # The flow may linger (a stale expiry entry); its parser state and records may not.
+        flow.app = None
 
 
 def _direction(ends: _Ends, from_client: bool) -> tuple[str, int, str, int]:
