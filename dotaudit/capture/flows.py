@@ -22,6 +22,9 @@ _NEVER = float("inf")
 _FULL_REPORT_EVERY = 1000
 
 
+_DNS_PORTS = frozenset({53, 5353, 5355})
+
+
 class FlowConsumer(StreamConsumer, Protocol):
     def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None: ...
 
@@ -153,6 +156,7 @@ class FlowTable:
         *,
         tcp_idle: float = 300.0,
         udp_idle: float = 60.0,
+        dns_udp_idle: float = 10.0,
         close_linger: float = 2.0,
         max_stream_buffer: int = 256 * 1024,
         max_total_buffer: int = 64 * 1024 * 1024,
@@ -162,6 +166,9 @@ class FlowTable:
         self.sink = sink
         self.tcp_idle = tcp_idle
         self.udp_idle = udp_idle
+        # A UDP DNS "flow" is one transaction on a fresh client port: keeping each for the
+        # generic 60 s would make memory grow with the query rate, not with real state.
+        self.dns_udp_idle = dns_udp_idle
         self.close_linger = close_linger
         self.max_flows = max_flows
         self.streams = StreamContext(
@@ -427,7 +434,9 @@ class FlowTable:
         flow = self._udp.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
         if flow is None:
             to_server = server_is_destination(pkt.sport, pkt.dport)
-            flow = self._new_flow(UDP, pkt, to_server, ts, self.udp_idle)
+            flow = self._new_flow(
+                UDP, pkt, to_server, ts, self._udp_idle_for(flow_ports=(pkt.sport, pkt.dport))
+            )
         flow.last_frame = pkt.frame
         if ts >= flow.end:
             flow.end = ts
@@ -477,6 +486,11 @@ class FlowTable:
         self._schedule(flow, ts + idle)
         return flow
 
+    def _udp_idle_for(self, flow_ports: tuple[int, int]) -> float:
+        if flow_ports[0] in _DNS_PORTS or flow_ports[1] in _DNS_PORTS:
+            return self.dns_udp_idle
+        return self.udp_idle
+
     def _schedule(self, flow: Flow, due: float) -> None:
         flow._due = due
         self._counter += 1
@@ -489,7 +503,11 @@ class FlowTable:
             due, _, flow = heapq.heappop(heap)
             if flow._ended or due != flow._due:
                 continue  # superseded by a later schedule entry
-            idle = self.tcp_idle if flow.proto == TCP else self.udp_idle
+            idle = (
+                self.tcp_idle
+                if flow.proto == TCP
+                else self._udp_idle_for(flow_ports=(flow.cport, flow.sport))
+            )
             idle_due = flow.end + idle
             closed_at = flow._closed_at
             close_due = closed_at + self.close_linger if closed_at is not None else _NEVER

@@ -378,12 +378,27 @@ def test_udp_first_sender_is_client_without_known_port() -> None:
 
 def test_udp_idle_expiry() -> None:
     table, rec = make_table(udp_idle=60.0)
-    table.process(udp(1, T0, CLIENT, 50000, SERVER, 53, b"q"))
-    table.process(udp(2, T0 + 59, CLIENT, 50001, SERVER, 53, b"q"))
+    table.process(udp(1, T0, CLIENT, 50000, SERVER, 443, b"q"))
+    table.process(udp(2, T0 + 59, CLIENT, 50001, SERVER, 443, b"q"))
     assert rec.ended == []
-    table.process(udp(3, T0 + 61.5, CLIENT, 50002, SERVER, 53, b"q"))
+    table.process(udp(3, T0 + 61.5, CLIENT, 50002, SERVER, 443, b"q"))
     assert [f.cport for f in rec.ended] == [50000]
     assert rec.ended[0].ended_by == "idle_timeout"
+
+
+def test_udp_dns_transactions_expire_sooner() -> None:
+    """Each UDP DNS query uses a fresh client port: a flow per transaction, kept only
+    dns_udp_idle seconds, so the table tracks live state, not the query rate."""
+    table, rec = make_table(udp_idle=60.0, dns_udp_idle=10.0)
+    table.process(udp(1, T0, CLIENT, 50000, SERVER, 53, b"q"))
+    table.process(udp(2, T0 + 1, CLIENT, 50001, SERVER, 5353, b"q"))
+    table.process(udp(3, T0 + 9, CLIENT, 50002, SERVER, 443, b"q"))
+    assert rec.ended == []
+    table.process(udp(4, T0 + 10.5, CLIENT, 50003, SERVER, 443, b"q"))
+    assert [f.cport for f in rec.ended] == [50000]
+    table.process(udp(5, T0 + 11.6, CLIENT, 50004, SERVER, 443, b"q"))
+    assert [f.cport for f in rec.ended] == [50000, 50001]
+    assert table.active_flows == 3
 
 
 def test_max_flows_evicts_oldest() -> None:
