@@ -11,8 +11,11 @@ our JA4 for such hellos differs from nDPI's in that one letter.
 from __future__ import annotations
 
 import hashlib
+from typing import TypeVar
 
 from dotaudit.dissect.tls import EXT_ALPN, EXT_SNI, ClientHello
+
+_V = TypeVar("_V")
 
 
 def is_grease(value: int) -> bool:
@@ -24,7 +27,41 @@ def _no_grease(values: tuple[int, ...]) -> list[int]:
     return [v for v in values if not is_grease(v)]
 
 
+MAX_CACHED = 4096
+"""Distinct fingerprint inputs remembered per cache; the oldest is dropped beyond this."""
+
+_JA3_CACHE: dict[tuple[object, ...], tuple[str, str]] = {}
+_JA4_CACHE: dict[tuple[object, ...], str] = {}
+
+
+def _remember(cache: dict[tuple[object, ...], _V], key: tuple[object, ...], value: _V) -> _V:
+    # Clients repeat the same hello (bar random, session id and key shares) on every
+    # connection, so few distinct keys exist; FIFO eviction keeps hostile input bounded.
+    if len(cache) >= MAX_CACHED:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
+
+
+def _ja3_pair(ch: ClientHello) -> tuple[str, str]:
+    key = (ch.legacy_version, ch.ciphers, ch.extensions, ch.groups, ch.ec_point_formats)
+    hit = _JA3_CACHE.get(key)
+    if hit is not None:
+        return hit
+    text = _ja3_text(ch)
+    digest = hashlib.md5(text.encode("ascii"), usedforsecurity=False).hexdigest()
+    return _remember(_JA3_CACHE, key, (text, digest))
+
+
 def ja3_string(ch: ClientHello) -> str:
+    return _ja3_pair(ch)[0]
+
+
+def ja3(ch: ClientHello) -> str:
+    return _ja3_pair(ch)[1]
+
+
+def _ja3_text(ch: ClientHello) -> str:
     return ",".join(
         (
             str(ch.legacy_version),
@@ -34,10 +71,6 @@ def ja3_string(ch: ClientHello) -> str:
             "-".join(map(str, ch.ec_point_formats)),
         )
     )
-
-
-def ja3(ch: ClientHello) -> str:
-    return hashlib.md5(ja3_string(ch).encode("ascii"), usedforsecurity=False).hexdigest()
 
 
 _JA4_VERSIONS = {
@@ -102,6 +135,22 @@ def _hash12(text: str) -> str:
 
 
 def ja4(ch: ClientHello, *, quic: bool = False) -> str:
+    key = (
+        quic,
+        ch.legacy_version,
+        ch.supported_versions,
+        ch.ciphers,
+        ch.extensions,
+        ch.alpn[:1],
+        ch.signature_algorithms,
+    )
+    hit = _JA4_CACHE.get(key)
+    if hit is not None:
+        return hit
+    return _remember(_JA4_CACHE, key, _ja4(ch, quic))
+
+
+def _ja4(ch: ClientHello, quic: bool) -> str:
     ciphers = _no_grease(ch.ciphers)
     exts = _no_grease(ch.extensions)
     part_a = (

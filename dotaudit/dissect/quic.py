@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from dotaudit.errors import MalformedError
 
@@ -154,9 +152,13 @@ def initial_client_keys(version: int, dcid: bytes) -> tuple[bytes, bytes, bytes]
 
 def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     """TLS 1.3 HKDF-Expand-Label (RFC 8446 §7.1) with SHA-256 and an empty context."""
+    # RFC 5869 HKDF-Expand needs only its first block T(1) = HMAC(PRK, info || 0x01) for
+    # up to one hash length of output: one HMAC call instead of a KDF object per label.
+    if not 0 < length <= 32:
+        raise ValueError("HKDF-Expand-Label here yields 1 to 32 bytes")
     full = b"tls13 " + label
-    info = struct.pack("!HB", length, len(full)) + full + b"\x00"
-    return HKDFExpand(SHA256(), length, info).derive(secret)
+    info = struct.pack("!HB", length, len(full)) + full + b"\x00\x01"
+    return hmac.digest(secret, info, "sha256")[:length]
 
 
 def decode_packet_number(largest: int, truncated: int, bits: int) -> int:

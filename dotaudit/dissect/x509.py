@@ -157,7 +157,33 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
+MAX_CACHED = 1024
+"""Distinct certificates remembered; the oldest is dropped beyond this."""
+
+_CACHE: dict[bytes, CertInfo | str] = {}
+"""sha256(DER) -> facts, or the MalformedError message the DER produced."""
+
+
 def parse_certificate(der: bytes) -> CertInfo:
+    """Facts of one DER certificate; MalformedError when ``cryptography`` refuses it."""
+    # Servers send the same chain on every connection, and x509 loading plus the
+    # self-signature check dominate the cost: remember results by the DER's digest.
+    key = hashlib.sha256(der).digest()
+    hit = _CACHE.get(key)
+    if hit is None:
+        try:
+            hit = _parse_certificate(der)
+        except MalformedError as exc:
+            hit = str(exc)
+        if len(_CACHE) >= MAX_CACHED:
+            del _CACHE[next(iter(_CACHE))]
+        _CACHE[key] = hit
+    if isinstance(hit, str):
+        raise MalformedError(hit)
+    return hit
+
+
+def _parse_certificate(der: bytes) -> CertInfo:
     try:
         cert = x509.load_der_x509_certificate(der)
         subject = safe_text(cert.subject.rfc4514_string())
