@@ -387,9 +387,8 @@ def _generic_line(event: Event) -> str:
 def _line_encoder(cls: type) -> Callable[[Any], str]:
     ns: dict[str, Any] = {
         "_s": encode_basestring_ascii,
-        "_i": int.__repr__,
         "_int": int,
-        "_fr": float.__repr__,
+        "_str": str,
         "_float": float,
         "_inf": math.inf,
         "_d": _DUMPS,
@@ -438,11 +437,13 @@ def _value_expr(hint: Any, ref: str, ns: dict[str, Any], depth: int) -> str:
         return f"_s({ref})"
     if hint is bool:
         return f'("true" if {ref} is True else "false" if {ref} is False else _d({ref}))'
-    if hint is int:  # a bool is an int too, but JSON spells it differently
-        return f"(_i({ref}) if {ref}.__class__ is _int else _d({ref}))"
+    # An exact int or float is left for the f-string to format, with no call: its
+    # str() is the repr json writes. A bool is an int too, but JSON spells it
+    # differently; NaN/inf go the json way.
+    if hint is int:
+        return f"({ref} if {ref}.__class__ is _int else _d({ref}))"
     if hint is float:
-        # float.__repr__ is what json writes for finite floats; NaN/inf go the json way.
-        return f"(_fr({ref}) if {ref}.__class__ is _float and -_inf < {ref} < _inf else _d({ref}))"
+        return f"({ref} if {ref}.__class__ is _float and -_inf < {ref} < _inf else _d({ref}))"
     if typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
@@ -450,11 +451,52 @@ def _value_expr(hint: Any, ref: str, ns: dict[str, Any], depth: int) -> str:
                 return f'("[" + ",".join(map(_s, {ref})) + "]")'
             item = f"_v{depth}"
             inner = _value_expr(args[0], item, ns, depth + 1)
+            if args[0] is int or args[0] is float:
+                inner = f"_str{inner}"  # join() takes only texts
             return f'("[" + ",".join([{inner} for {item} in {ref}]) + "]" if {ref} else "[]")'
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if depth == 1:
+            return f"{_memo_encoder(hint, ns)}({ref})"
         # A %-template, not a nested f-string: f-strings cannot nest the same quotes.
         literals, exprs = _object_parts(hint, ref, ns, depth, "{", "}")
         template = f"_T{len(ns)}"
         ns[template] = "%s".join(literal.replace("%", "%%") for literal in literals)
         return f"({template} % ({', '.join(exprs)},))"
     return f"_generic({ref})"
+
+
+MEMO_SIZE = 1024
+"""Nested values whose JSON text is kept per encoder (emptied when full)."""
+
+
+def _memo_encoder(cls: type, ns: dict[str, Any]) -> str:
+    """Name (in ``ns``) of a function giving the JSON text of a ``cls`` value, remembered
+    per object.
+
+    A nested record such as Edns is shared: the DNS dissector hands out one object per
+    distinct OPT record, so the same few objects recur in most messages and their text
+    (a third of a DNS line's cost) is made once. The memo is keyed by identity and holds
+    the object, so an id is never reused while its entry lives; the objects are frozen,
+    so a text never goes stale.
+    """
+    name = f"_M{len(ns)}"
+    literals, exprs = _object_parts(cls, "v", ns, 2, "{", "}")
+    template = "%s".join(literal.replace("%", "%%") for literal in literals)
+    local: dict[str, Any] = dict(ns)
+    local["_template"] = template
+    exec(f"def encode(v):\n    return _template % ({', '.join(exprs)},)", local)
+    encode: Callable[[Any], str] = local["encode"]
+    memo: dict[int, tuple[Any, str]] = {}
+
+    def remembered(value: Any) -> str:
+        hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = encode(value)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[id(value)] = (value, text)
+        return text
+
+    ns[name] = remembered
+    return name
