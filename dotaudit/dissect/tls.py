@@ -8,6 +8,8 @@ printable ASCII (see :func:`escape_text`).
 from __future__ import annotations
 
 import ipaddress
+import re
+import struct
 from dataclasses import dataclass
 
 from dotaudit.errors import MalformedError
@@ -25,9 +27,13 @@ EXT_ESNI = 0xFFCE
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 
+_PLAIN = re.compile(rb"[\x20-\x5b\x5d-\x7e]*")
+"""Printable ASCII except the backslash: text that needs no escaping."""
+
+
 def escape_text(raw: bytes) -> str:
     r"""Printable-ASCII text of wire bytes: other bytes and the backslash become ``\xNN``."""
-    if all(0x20 <= b < 0x7F and b != 0x5C for b in raw):
+    if _PLAIN.fullmatch(raw):
         return raw.decode("ascii")
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
 
@@ -112,23 +118,52 @@ def _is_ip_literal(name: str) -> bool:
     return True
 
 
+_TRUNCATED = "truncated TLS field"
+_PAST = "TLS length runs past its container"
+
+
+def _u16s(buf: bytes, pos: int, nbytes: int, end: int) -> tuple[int, ...]:
+    if nbytes % 2:
+        raise MalformedError("odd length for a list of 16-bit values")
+    if pos + nbytes > end:
+        raise MalformedError(_PAST)
+    return struct.unpack_from(f"!{nbytes >> 1}H", buf, pos)
+
+
 def parse_client_hello(body: bytes, *, record_version: int | None = None) -> ClientHello:
     """Parse a ClientHello handshake body (the bytes after the 4-byte handshake header)."""
-    r = _Reader(body)
-    legacy_version = r.u16()
-    r.take(32)  # random
-    sid_len = r.u8()
+    # One hello per flow, on the hot path: plain offsets rather than a _Reader per field.
+    # The checks and their messages follow _Reader's, in the same order.
+    end = len(body)
+    if end < 2:
+        raise MalformedError(_TRUNCATED)
+    legacy_version = (body[0] << 8) | body[1]
+    pos = 34  # after the random
+    if pos > end:
+        raise MalformedError(_PAST)
+    if pos >= end:
+        raise MalformedError(_TRUNCATED)
+    sid_len = body[pos]
     if sid_len > 32:
         raise MalformedError("ClientHello session_id longer than 32 bytes")
-    r.take(sid_len)
-    cs_len = r.u16()
+    pos += 1 + sid_len
+    if pos > end:
+        raise MalformedError(_PAST)
+    if pos + 2 > end:
+        raise MalformedError(_TRUNCATED)
+    cs_len = (body[pos] << 8) | body[pos + 1]
     if cs_len == 0:
         raise MalformedError("ClientHello offers no cipher suites")
-    ciphers = r.u16_list(cs_len)
-    comp_len = r.u8()
+    ciphers = _u16s(body, pos + 2, cs_len, end)
+    pos += 2 + cs_len
+    if pos >= end:
+        raise MalformedError(_TRUNCATED)
+    comp_len = body[pos]
     if comp_len == 0:
         raise MalformedError("ClientHello offers no compression method")
-    r.take(comp_len)
+    pos += 1 + comp_len
+    if pos > end:
+        raise MalformedError(_PAST)
     types: list[int] = []
     sni: str | None = None
     alpn: tuple[str, ...] = ()
@@ -136,24 +171,44 @@ def parse_client_hello(body: bytes, *, record_version: int | None = None) -> Cli
     sigalgs: tuple[int, ...] = ()
     groups: tuple[int, ...] = ()
     point_formats: tuple[int, ...] = ()
-    if r.remaining():
-        exts = r.sub(r.u16())
-        while exts.remaining():
-            etype = exts.u16()
-            data = exts.sub(exts.u16())
+    if pos < end:
+        if pos + 2 > end:
+            raise MalformedError(_TRUNCATED)
+        exts_end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
+        pos += 2
+        if exts_end > end:
+            raise MalformedError(_PAST)
+        while pos < exts_end:
+            if pos + 4 > exts_end:
+                raise MalformedError(_TRUNCATED)
+            etype = (body[pos] << 8) | body[pos + 1]
+            start = pos + 4
+            pos = start + ((body[pos + 2] << 8) | body[pos + 3])
+            if pos > exts_end:
+                raise MalformedError(_PAST)
             types.append(etype)
             if etype == EXT_SNI:
-                sni = _parse_sni(data)
+                sni = _parse_sni(_Reader(body, start, pos))
             elif etype == EXT_ALPN:
-                alpn = _parse_alpn(data)
+                alpn = _parse_alpn(_Reader(body, start, pos))
             elif etype == EXT_SUPPORTED_VERSIONS:
-                versions = data.u16_list(data.u8())
-            elif etype == EXT_SIGNATURE_ALGORITHMS:
-                sigalgs = data.u16_list(data.u16())
-            elif etype == EXT_GROUPS:
-                groups = data.u16_list(data.u16())
+                if start >= pos:
+                    raise MalformedError(_TRUNCATED)
+                versions = _u16s(body, start + 1, body[start], pos)
+            elif etype in (EXT_SIGNATURE_ALGORITHMS, EXT_GROUPS):
+                if start + 2 > pos:
+                    raise MalformedError(_TRUNCATED)
+                values = _u16s(body, start + 2, (body[start] << 8) | body[start + 1], pos)
+                if etype == EXT_GROUPS:
+                    groups = values
+                else:
+                    sigalgs = values
             elif etype == EXT_EC_POINT_FORMATS:
-                point_formats = tuple(data.take(data.u8()))
+                if start >= pos:
+                    raise MalformedError(_TRUNCATED)
+                if start + 1 + body[start] > pos:
+                    raise MalformedError(_PAST)
+                point_formats = tuple(body[start + 1 : start + 1 + body[start]])
     return ClientHello(
         legacy_version=legacy_version,
         record_version=record_version,
