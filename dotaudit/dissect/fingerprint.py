@@ -23,8 +23,13 @@ def is_grease(value: int) -> bool:
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
 
 
-def _no_grease(values: tuple[int, ...]) -> list[int]:
-    return [v for v in values if not is_grease(v)]
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+
+
+def _no_grease(values: tuple[int, ...]) -> tuple[int, ...]:
+    if _GREASE.isdisjoint(values):
+        return values
+    return tuple([v for v in values if v not in _GREASE])
 
 
 MAX_CACHED = 4096
@@ -44,7 +49,14 @@ def _remember(cache: dict[tuple[object, ...], _V], key: tuple[object, ...], valu
 
 
 def _ja3_pair(ch: ClientHello) -> tuple[str, str]:
-    key = (ch.legacy_version, ch.ciphers, ch.extensions, ch.groups, ch.ec_point_formats)
+    # Keyed on the GREASE-free lists: clients draw fresh GREASE values per connection.
+    key = (
+        ch.legacy_version,
+        _no_grease(ch.ciphers),
+        _no_grease(ch.extensions),
+        _no_grease(ch.groups),
+        ch.ec_point_formats,
+    )
     hit = _JA3_CACHE.get(key)
     if hit is not None:
         return hit
@@ -135,14 +147,15 @@ def _hash12(text: str) -> str:
 
 
 def ja4(ch: ClientHello, *, quic: bool = False) -> str:
+    # JA4 sorts ciphers and extensions, so the key uses them sorted, GREASE-free: Chrome
+    # permutes its extension order and draws fresh GREASE on every connection.
     key = (
         quic,
-        ch.legacy_version,
-        ch.supported_versions,
-        ch.ciphers,
-        ch.extensions,
+        ja4_version(ch),
+        tuple(sorted(_no_grease(ch.ciphers))),
+        tuple(sorted(_no_grease(ch.extensions))),
         ch.alpn[:1],
-        ch.signature_algorithms,
+        _no_grease(ch.signature_algorithms),
     )
     hit = _JA4_CACHE.get(key)
     if hit is not None:

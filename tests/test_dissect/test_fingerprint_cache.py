@@ -74,3 +74,22 @@ def test_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert ja3_string(hello) == fingerprint._ja3_text(hello)
     assert len(fingerprint._JA3_CACHE) == 5
     assert len(fingerprint._JA4_CACHE) == 5
+
+
+def test_grease_and_extension_order_share_one_entry() -> None:
+    # Chrome draws fresh GREASE values and permutes its extensions on every connection.
+    base = spec_hello()
+    variant = spec_hello(
+        ciphers=(0x3A3A, *reversed(base.ciphers)),
+        extensions=(0xDADA, *reversed(base.extensions), 0x1A1A),
+        signature_algorithms=(*base.signature_algorithms, 0x7A7A),
+        supported_versions=(0x4A4A, *base.supported_versions),
+    )
+    assert ja4(base) == ja4(variant) == fingerprint._ja4(variant, False)
+    assert len(fingerprint._JA4_CACHE) == 1
+    # JA3 keeps the wire order of extensions, so only GREASE is ignored in its key.
+    greased = spec_hello(ciphers=(0x3A3A, *base.ciphers), groups=(0x5A5A, *base.groups))
+    assert ja3(base) == ja3(greased) == ja3(spec_hello())
+    assert ja3_string(greased) == fingerprint._ja3_text(greased)
+    assert len(fingerprint._JA3_CACHE) == 1
+    assert ja3(variant) != ja3(base)
