@@ -9,11 +9,10 @@ neither DNS, TLS nor QUIC is marked ``ignore_payload`` so reassembly stops for i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
-from dotaudit.dissect.dns import DnsFacts, DnsTcpFramer, looks_like_dns, parse_dns
+from dotaudit.dissect.dns import DnsTcpFramer, looks_like_dns, parse_dns
 from dotaudit.dissect.fingerprint import ja3, ja3_string, ja4
 from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
 from dotaudit.dissect.quic import QuicInitialTracker, looks_like_quic_long_header
@@ -482,10 +481,42 @@ class Dispatcher:
             # Not even the header and question parse: no dns record, only the anomaly.
             self._flow_anomaly(app.ends, from_client, frame, ts, "dns_unparseable", str(exc))
             return
-        src, sport, dst, dport = _direction(app.ends, from_client)
-        self.emit(_dns_event(self.file, frame, ts, src, sport, dst, dport, app, facts))
-        if facts.malformed is not None:
-            self._flow_anomaly(app.ends, from_client, frame, ts, "dns_malformed", facts.malformed)
+        # One of these per DNS message: built field by field (see events.builder), in
+        # line rather than through helpers, whose calls cost as much as the stores.
+        ends = app.ends
+        event = _DNS_MESSAGE()
+        event.file = self.file
+        event.frame = frame
+        event.ts = ts
+        if from_client:
+            event.src = ends.client
+            event.sport = ends.cport
+            event.dst = ends.server
+            event.dport = ends.sport
+        else:
+            event.src = ends.server
+            event.sport = ends.sport
+            event.dst = ends.client
+            event.dport = ends.cport
+        event.transport = ends.transport
+        event.id = facts.id
+        event.qr = "response" if facts.qr else "query"
+        event.opcode = facts.opcode
+        event.rcode = facts.rcode
+        event.flags = facts.flags
+        event.qname = facts.qname
+        event.qtype = facts.qtype
+        event.qdcount = facts.qdcount
+        event.ancount = facts.ancount
+        event.edns = facts.edns
+        event.service = app.service
+        event.size = facts.size
+        malformed = facts.malformed
+        event.malformed = malformed is not None
+        event.__class__ = DnsMessageSeen
+        self.emit(event)
+        if malformed is not None:
+            self._flow_anomaly(ends, from_client, frame, ts, "dns_malformed", malformed)
 
     # -- end of flow ---------------------------------------------------------------
 
@@ -552,44 +583,6 @@ def _transport_name(proto: int) -> str:
 def _offered_versions(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
     offered = [v for v in supported if (v & 0x0F0F) != 0x0A0A] or [legacy]
     return tuple(version_name(v) for v in offered)
-
-
-def _dns_event(
-    file: str,
-    frame: int,
-    ts: float,
-    src: str,
-    sport: int,
-    dst: str,
-    dport: int,
-    app: _DnsApp,
-    facts: DnsFacts,
-) -> DnsMessageSeen:
-    # Built field by field (see events.builder): one of these per DNS message.
-    event = _DNS_MESSAGE()
-    event.file = file
-    event.frame = frame
-    event.ts = ts
-    event.src = src
-    event.sport = sport
-    event.dst = dst
-    event.dport = dport
-    event.transport = app.ends.transport
-    event.id = facts.id
-    event.qr = "response" if facts.qr else "query"
-    event.opcode = facts.opcode
-    event.rcode = facts.rcode
-    event.flags = facts.flags
-    event.qname = facts.qname
-    event.qtype = facts.qtype
-    event.qdcount = facts.qdcount
-    event.ancount = facts.ancount
-    event.edns = facts.edns
-    event.service = app.service
-    event.size = facts.size
-    event.malformed = facts.malformed is not None
-    event.__class__ = DnsMessageSeen
-    return cast(DnsMessageSeen, event)
 
 
 _DNS_MESSAGE = builder(DnsMessageSeen)

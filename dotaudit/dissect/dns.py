@@ -17,7 +17,7 @@ import ipaddress
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from dotaudit.errors import MalformedError
 from dotaudit.model.events import Edns
@@ -171,7 +171,8 @@ def parse_dns(data: bytes) -> DnsFacts:
     facts.malformed = reason
     facts.size = n
     facts.__class__ = DnsFacts
-    return cast(DnsFacts, facts)
+    result: DnsFacts = facts
+    return result
 
 
 def _read_name(data: bytes, pos: int, n: int) -> tuple[str | None, int, str | None]:
@@ -352,7 +353,11 @@ def _walk_records(
     total = first_additional + arcount
     index = 0
     while index < total:
-        after_name = _skip_name(data, pos, n)
+        # Most record owners are one compression pointer (to the question): no call.
+        if pos < n and data[pos] >= 0xC0:
+            after_name = pos + 2 if pos + 2 <= n else -1
+        else:
+            after_name = _skip_name(data, pos, n)
         if after_name < 0:
             after_name, problem = _skip_bad_name(data, pos, n)
             if problem != "truncated":
@@ -433,7 +438,8 @@ def _parse_opt(
     edns.nsid = nsid
     edns.options = tuple(options)
     edns.__class__ = Edns
-    return cast(Edns, edns), ttl >> 24, reason
+    made: Edns = edns
+    return made, ttl >> 24, reason
 
 
 def _ecs_text(value: bytes) -> str | None:
