@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
-from dotaudit.dissect.dns import DnsTcpFramer, looks_like_dns, parse_dns
+from dotaudit.dissect.dns import DnsTcpFramer, dns_fields, looks_like_dns
 from dotaudit.dissect.fingerprint import ja3, ja3_string, ja4
 from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
 from dotaudit.dissect.quic import QuicInitialTracker, looks_like_quic_long_header
@@ -476,7 +476,10 @@ class Dispatcher:
         self, app: _DnsApp, from_client: bool, message: bytes, frame: int, ts: float
     ) -> None:
         try:
-            facts = parse_dns(message)
+            (
+                ident, response, opcode, rcode, flags, qdcount, ancount, _nscount,
+                _arcount, qname, qtype, _qclass, edns, malformed, size,
+            ) = dns_fields(message)  # fmt: skip
         except MalformedError as exc:
             # Not even the header and question parse: no dns record, only the anomaly.
             self._flow_anomaly(app.ends, from_client, frame, ts, "dns_unparseable", str(exc))
@@ -499,19 +502,18 @@ class Dispatcher:
             event.dst = ends.client
             event.dport = ends.cport
         event.transport = ends.transport
-        event.id = facts.id
-        event.qr = "response" if facts.qr else "query"
-        event.opcode = facts.opcode
-        event.rcode = facts.rcode
-        event.flags = facts.flags
-        event.qname = facts.qname
-        event.qtype = facts.qtype
-        event.qdcount = facts.qdcount
-        event.ancount = facts.ancount
-        event.edns = facts.edns
+        event.id = ident
+        event.qr = "response" if response else "query"
+        event.opcode = opcode
+        event.rcode = rcode
+        event.flags = flags
+        event.qname = qname
+        event.qtype = qtype
+        event.qdcount = qdcount
+        event.ancount = ancount
+        event.edns = edns
         event.service = app.service
-        event.size = facts.size
-        malformed = facts.malformed
+        event.size = size
         event.malformed = malformed is not None
         event.__class__ = DnsMessageSeen
         self.emit(event)
