@@ -258,27 +258,50 @@ class ServerHello:
 
 def parse_server_hello(body: bytes) -> ServerHello:
     """Parse a ServerHello handshake body (after the 4-byte handshake header)."""
-    r = _Reader(body)
-    version = r.u16()
-    is_hrr = r.take(32) == HRR_RANDOM
-    sid_len = r.u8()
+    # Plain offsets like parse_client_hello; same checks and messages as _Reader's.
+    end = len(body)
+    if end < 2:
+        raise MalformedError(_TRUNCATED)
+    version = (body[0] << 8) | body[1]
+    if end < 34:
+        raise MalformedError(_PAST)
+    is_hrr = body[2:34] == HRR_RANDOM
+    if end < 35:
+        raise MalformedError(_TRUNCATED)
+    sid_len = body[34]
     if sid_len > 32:
         raise MalformedError("ServerHello session_id longer than 32 bytes")
-    r.take(sid_len)
-    cipher = r.u16()
-    r.u8()  # compression method
+    pos = 35 + sid_len
+    if pos > end:
+        raise MalformedError(_PAST)
+    if pos + 3 > end:  # cipher suite and compression method
+        raise MalformedError(_TRUNCATED)
+    cipher = (body[pos] << 8) | body[pos + 1]
+    pos += 3
     types: list[int] = []
     alpn: str | None = None
-    if r.remaining():
-        exts = r.sub(r.u16())
-        while exts.remaining():
-            etype = exts.u16()
-            data = exts.sub(exts.u16())
+    if pos < end:
+        if pos + 2 > end:
+            raise MalformedError(_TRUNCATED)
+        exts_end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
+        pos += 2
+        if exts_end > end:
+            raise MalformedError(_PAST)
+        while pos < exts_end:
+            if pos + 4 > exts_end:
+                raise MalformedError(_TRUNCATED)
+            etype = (body[pos] << 8) | body[pos + 1]
+            start = pos + 4
+            pos = start + ((body[pos + 2] << 8) | body[pos + 3])
+            if pos > exts_end:
+                raise MalformedError(_PAST)
             types.append(etype)
             if etype == EXT_SUPPORTED_VERSIONS:
-                version = data.u16()
+                if start + 2 > pos:
+                    raise MalformedError(_TRUNCATED)
+                version = (body[start] << 8) | body[start + 1]
             elif etype == EXT_ALPN:
-                names = _parse_alpn(data)
+                names = _parse_alpn(_Reader(body, start, pos))
                 if len(names) != 1:
                     raise MalformedError("server ALPN must name exactly one protocol")
                 alpn = names[0]

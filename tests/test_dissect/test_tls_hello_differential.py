@@ -1,11 +1,14 @@
-"""The offset-based ClientHello parser against the earlier _Reader-based one.
+"""The offset-based ClientHello/ServerHello parsers against the earlier _Reader-based ones.
 
-Oracle: ``reference_parse`` below, the straightforward field-by-field parser that the fast
-one replaced (itself checked against tshark and nDPI in test_tls.py). On any input, both
-must return equal hellos or raise MalformedError with the same message.
+Oracle: ``reference_parse`` and ``reference_server_parse`` below, the straightforward
+field-by-field parsers that the fast ones replaced (themselves checked against tshark and
+nDPI in test_tls.py). On any input, old and new must return equal hellos or raise
+MalformedError with the same message.
 """
 
 from __future__ import annotations
+
+import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,10 +24,21 @@ from dotaudit.dissect.tls import (
     EXT_SNI,
     EXT_SUPPORTED_VERSIONS,
     ClientHello,
+    ServerHello,
     parse_client_hello,
+    parse_server_hello,
 )
 from dotaudit.errors import MalformedError
-from tests.test_dissect.test_tls import alpn_ext, client_hello_body, ext, sni_ext, u16s, vec8, vec16
+from tests.test_dissect.test_tls import (
+    alpn_ext,
+    client_hello_body,
+    ext,
+    server_hello_body,
+    sni_ext,
+    u16s,
+    vec8,
+    vec16,
+)
 
 
 def reference_parse(body: bytes) -> ClientHello:
@@ -142,3 +156,70 @@ def test_single_byte_mutations_agree(index: int, value: int) -> None:
     body = bytearray(FULL)
     body[index] = value
     assert outcome(parse_client_hello, bytes(body)) == outcome(reference_parse, bytes(body))
+
+
+def reference_server_parse(body: bytes) -> ServerHello:
+    r = tls._Reader(body)
+    version = r.u16()
+    is_hrr = r.take(32) == tls.HRR_RANDOM
+    sid_len = r.u8()
+    if sid_len > 32:
+        raise MalformedError("ServerHello session_id longer than 32 bytes")
+    r.take(sid_len)
+    cipher = r.u16()
+    r.u8()
+    types: list[int] = []
+    alpn: str | None = None
+    if r.remaining():
+        exts = r.sub(r.u16())
+        while exts.remaining():
+            etype = exts.u16()
+            data = exts.sub(exts.u16())
+            types.append(etype)
+            if etype == EXT_SUPPORTED_VERSIONS:
+                version = data.u16()
+            elif etype == EXT_ALPN:
+                names = tls._parse_alpn(data)
+                if len(names) != 1:
+                    raise MalformedError("server ALPN must name exactly one protocol")
+                alpn = names[0]
+    return ServerHello(
+        version=version, cipher=cipher, alpn=alpn, extensions=tuple(types), is_hello_retry=is_hrr
+    )
+
+
+FULL_SERVER = (
+    struct.pack("!H", 0x0303)
+    + tls.HRR_RANDOM
+    + vec8(bytes(32))
+    + struct.pack("!HB", 0x1301, 0)
+    + vec16(
+        ext(EXT_SUPPORTED_VERSIONS, u16s([0x0304])) + alpn_ext([b"dot"]) + ext(0x0033, b"\x00\x1d")
+    )
+)
+SERVER_EXT_TYPES = [EXT_SUPPORTED_VERSIONS, EXT_ALPN, 0x0033]
+
+
+def test_server_hello_and_every_truncation_agree() -> None:
+    hello = parse_server_hello(FULL_SERVER)
+    assert hello == reference_server_parse(FULL_SERVER)
+    assert (hello.version, hello.alpn, hello.is_hello_retry) == (0x0304, "dot", True)
+    for cut in range(len(FULL_SERVER)):
+        cut_body = FULL_SERVER[:cut]
+        assert outcome(parse_server_hello, cut_body) == outcome(reference_server_parse, cut_body)
+
+
+@FUZZ
+@given(st.binary(max_size=120))
+def test_server_random_bytes_agree(body: bytes) -> None:
+    assert outcome(parse_server_hello, body) == outcome(reference_server_parse, body)
+
+
+@FUZZ
+@given(
+    st.lists(st.tuples(st.sampled_from(SERVER_EXT_TYPES), st.binary(max_size=8)), max_size=5),
+    st.binary(max_size=3),
+)
+def test_server_hostile_extensions_agree(exts: list[tuple[int, bytes]], tail: bytes) -> None:
+    body = server_hello_body(extensions=[ext(t, d) for t, d in exts]) + tail
+    assert outcome(parse_server_hello, body) == outcome(reference_server_parse, body)
