@@ -144,7 +144,15 @@ def dns_fields(data: bytes) -> DnsFields:
     edns: Edns | None = None
     rcode = word & 0x000F
     if qdcount:
-        qname, pos, reason = _read_name(data, 12, n)
+        # A name seen before is found with one search and one lookup, no label walk: a
+        # cached wire name has no zero octet but its last, so if the bytes up to the
+        # first zero are one, walking the labels would read exactly those bytes.
+        end = data.find(0, 12, 12 + MAX_NAME_OCTETS)
+        cached_name = _NAME_CACHE.get(data[12 : end + 1]) if end > 0 else None
+        if cached_name is not None:
+            qname, pos = cached_name, end + 1
+        else:
+            qname, pos, reason = _read_name(data, 12, n)
         if pos < 0:
             if reason == "truncated":
                 reason = "truncated_question"
