@@ -12,6 +12,7 @@ no-op once the ClientHello is complete or after ``max_packets`` datagrams.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import struct
@@ -137,17 +138,58 @@ class InitialKeys:
 
 def initial_client_keys(version: int, dcid: bytes) -> tuple[bytes, bytes, bytes]:
     """AEAD key, IV and header-protection key of the client's Initial packets."""
-    salt = _salt(version)
-    if salt is None:
-        raise MalformedError(f"no Initial salt for QUIC version {version:#010x}")
-    prefix = b"quicv2 " if version == V2 else b"quic "
-    initial_secret = hmac.digest(salt, dcid, "sha256")  # HKDF-Extract
-    client_secret = hkdf_expand_label(initial_secret, b"client in", 32)
-    return (
-        hkdf_expand_label(client_secret, prefix + b"key", 16),
-        hkdf_expand_label(client_secret, prefix + b"iv", 12),
-        hkdf_expand_label(client_secret, prefix + b"hp", 16),
-    )
+    salt_pads = _SALT_PADS.get(version)
+    if salt_pads is None:
+        salt = _salt(version)
+        if salt is None:
+            raise MalformedError(f"no Initial salt for QUIC version {version:#010x}")
+        salt_pads = _SALT_PADS[version] = _hmac_pads(salt)
+    initial_secret = _hmac(salt_pads, dcid)  # HKDF-Extract
+    client_secret = hmac.digest(initial_secret, _INFO_CLIENT_IN, "sha256")[:32]
+    key_info, iv_info, hp_info = _INFO_V2 if version == V2 else _INFO_V1
+    pads = _hmac_pads(client_secret)
+    return _hmac(pads, key_info)[:16], _hmac(pads, iv_info)[:12], _hmac(pads, hp_info)[:16]
+
+
+# One Initial key derivation per QUIC flow is seven HMAC-SHA256 computations. The salt is
+# fixed per version and three labels share the client secret as key, so the keyed
+# inner/outer hash states are computed once and copied (RFC 2104).
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    block = key.ljust(64, b"\x00")  # keys here are at most 32 bytes, below the block size
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
+
+
+def _hmac(pads: tuple[hashlib._Hash, hashlib._Hash], msg: bytes) -> bytes:
+    inner = pads[0].copy()
+    inner.update(msg)
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def _expand_info(label: bytes, length: int) -> bytes:
+    """HKDF-Expand-Label's info for an empty context, with RFC 5869's first counter byte."""
+    full = b"tls13 " + label
+    return struct.pack("!HB", length, len(full)) + full + b"\x00\x01"
+
+
+_SALT_PADS: dict[int, tuple[hashlib._Hash, hashlib._Hash]] = {}
+"""Keyed hash states per QUIC version we met (a handful: v1, v2, drafts)."""
+_INFO_CLIENT_IN = _expand_info(b"client in", 32)
+_INFO_V1 = (
+    _expand_info(b"quic key", 16),
+    _expand_info(b"quic iv", 12),
+    _expand_info(b"quic hp", 16),
+)
+_INFO_V2 = (
+    _expand_info(b"quicv2 key", 16),
+    _expand_info(b"quicv2 iv", 12),
+    _expand_info(b"quicv2 hp", 16),
+)
 
 
 def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
@@ -156,9 +198,7 @@ def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     # up to one hash length of output: one HMAC call instead of a KDF object per label.
     if not 0 < length <= 32:
         raise ValueError("HKDF-Expand-Label here yields 1 to 32 bytes")
-    full = b"tls13 " + label
-    info = struct.pack("!HB", length, len(full)) + full + b"\x00\x01"
-    return hmac.digest(secret, info, "sha256")[:length]
+    return hmac.digest(secret, _expand_info(label, length), "sha256")[:length]
 
 
 def decode_packet_number(largest: int, truncated: int, bits: int) -> int:
