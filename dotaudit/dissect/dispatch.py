@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
 from dotaudit.dissect.dns import DnsTcpFramer, dns_fields, looks_like_dns
-from dotaudit.dissect.fingerprint import ja3, ja3_string, ja4
+from dotaudit.dissect.fingerprint import ja3_pair, ja4
 from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
 from dotaudit.dissect.quic import QuicInitialTracker, looks_like_quic_long_header
 from dotaudit.dissect.tls import (
@@ -300,6 +300,7 @@ class Dispatcher:
     def _client_hello(self, app: _TlsApp, from_client: bool, item: ClientHelloItem) -> None:
         hello = item.hello
         src, sport, dst, dport = _direction(app.ends, from_client)
+        ja3_text, ja3_md5 = ja3_pair(hello)
         self.emit(
             TlsClientHelloSeen(
                 file=self.file,
@@ -315,8 +316,8 @@ class Dispatcher:
                 versions=_offered_versions(hello.supported_versions, hello.legacy_version),
                 ciphers=len(hello.ciphers),
                 ja4=ja4(hello),
-                ja3=ja3(hello),
-                ja3_string=ja3_string(hello),
+                ja3=ja3_md5,
+                ja3_string=ja3_text,
                 ech=hello.ech,
                 esni=hello.esni,
             )

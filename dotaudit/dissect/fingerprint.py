@@ -48,7 +48,8 @@ def _remember(cache: dict[tuple[object, ...], _V], key: tuple[object, ...], valu
     return value
 
 
-def _ja3_pair(ch: ClientHello) -> tuple[str, str]:
+def ja3_pair(ch: ClientHello) -> tuple[str, str]:
+    """The JA3 string and its md5, from one cache look-up."""
     # Keyed on the GREASE-free lists: clients draw fresh GREASE values per connection.
     key = (
         ch.legacy_version,
@@ -66,11 +67,11 @@ def _ja3_pair(ch: ClientHello) -> tuple[str, str]:
 
 
 def ja3_string(ch: ClientHello) -> str:
-    return _ja3_pair(ch)[0]
+    return ja3_pair(ch)[0]
 
 
 def ja3(ch: ClientHello) -> str:
-    return _ja3_pair(ch)[1]
+    return ja3_pair(ch)[1]
 
 
 def _ja3_text(ch: ClientHello) -> str:
