@@ -130,6 +130,18 @@ def _u16s(buf: bytes, pos: int, nbytes: int, end: int) -> tuple[int, ...]:
     return struct.unpack_from(f"!{nbytes >> 1}H", buf, pos)
 
 
+_CLIENT_EXTS_READ = frozenset(
+    (
+        EXT_SNI,
+        EXT_ALPN,
+        EXT_SUPPORTED_VERSIONS,
+        EXT_SIGNATURE_ALGORITHMS,
+        EXT_GROUPS,
+        EXT_EC_POINT_FORMATS,
+    )
+)
+
+
 def parse_client_hello(body: bytes, *, record_version: int | None = None) -> ClientHello:
     """Parse a ClientHello handshake body (the bytes after the 4-byte handshake header)."""
     # One hello per flow, on the hot path: plain offsets rather than a _Reader per field.
@@ -187,6 +199,8 @@ def parse_client_hello(body: bytes, *, record_version: int | None = None) -> Cli
             if pos > exts_end:
                 raise MalformedError(_PAST)
             types.append(etype)
+            if etype not in _CLIENT_EXTS_READ:
+                continue
             if etype == EXT_SNI:
                 sni = _parse_sni(_Reader(body, start, pos))
             elif etype == EXT_ALPN:
