@@ -243,40 +243,42 @@ class FlowTable:
         n = end - start
         if sport == flow.cport and src == flow.client:
             flow.packets_fwd += 1
-            if not n:
-                peer = flow.s2c
-                if peer is not None and peer.starts and flags & 0x10:  # ACK
-                    peer.peer_ack(ack, frame, ts)
-                return True
-            flow.bytes_fwd += n
-            stream = flow.c2s
             peer = flow.s2c
-            from_client = True
+            if n:
+                flow.bytes_fwd += n
+                if not flow.ignore_payload:
+                    stream = flow.c2s
+                    if stream is None:
+                        stream = self._stream(flow, True)
+                    skip = stream.skip
+                    if skip >= n and seq == stream.nxt and not stream.starts:
+                        # Bytes the consumer does not need (bulk TLS record bodies): count.
+                        stream.skip = skip - n
+                        stream.nxt = (seq + n) & 0xFFFFFFFF
+                        stream.pos += n
+                    else:
+                        stream.segment(seq, data[start:end], frame, ts)
         else:
             flow.packets_rev += 1
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
-            if not n:
-                peer = flow.c2s
-                if peer is not None and peer.starts and flags & 0x10:
-                    peer.peer_ack(ack, frame, ts)
-                return True
-            flow.bytes_rev += n
-            stream = flow.s2c
             peer = flow.c2s
-            from_client = False
-        if not flow.ignore_payload:
-            if stream is None:
-                stream = self._stream(flow, from_client)
-            skip = stream.skip
-            if skip >= n and seq == stream.nxt and not stream.starts:
-                # Bytes the consumer does not need (bulk TLS record bodies): count them only.
-                stream.skip = skip - n
-                stream.nxt = (seq + n) & 0xFFFFFFFF
-                stream.pos += n
-            else:
-                stream.segment(seq, data[start:end], frame, ts)
-        if peer is not None and peer.starts and flags & 0x10:
+            if n:
+                flow.bytes_rev += n
+                if not flow.ignore_payload:
+                    stream = flow.s2c
+                    if stream is None:
+                        stream = self._stream(flow, False)
+                    skip = stream.skip
+                    if skip >= n and seq == stream.nxt and not stream.starts:
+                        # Bytes the consumer does not need (bulk TLS record bodies): count.
+                        stream.skip = skip - n
+                        stream.nxt = (seq + n) & 0xFFFFFFFF
+                        stream.pos += n
+                    else:
+                        stream.segment(seq, data[start:end], frame, ts)
+        # Only a stream holding out-of-order bytes cares about the peer's ACK (gap finding).
+        if flags & 0x10 and peer is not None and peer.starts:
             peer.peer_ack(ack, frame, ts)
         return True
 

@@ -168,13 +168,18 @@ class Dispatcher:
     ) -> int:
         """Route stream bytes; returns how many next bytes need not be delivered."""
         app = flow.app
+        if type(app) is _TlsApp:  # the bulk case first, before any classification work
+            stream = app.client_stream if from_client else app.server_stream
+            self._tls_data(flow, app, stream, from_client, data, frame, ts)
+            # Bulk application data: the rest of the record is only counted, not read.
+            return stream.take_skip()
         if app is None:
             app = self._classify_tcp(flow, data)
             flow.app = app
         if isinstance(app, _TlsApp):
-            self._tls_data(flow, app, from_client, data, frame, ts)
-            # Bulk application data: the rest of the record is only counted, not read.
-            return (app.client_stream if from_client else app.server_stream).take_skip()
+            stream = app.client_stream if from_client else app.server_stream
+            self._tls_data(flow, app, stream, from_client, data, frame, ts)
+            return stream.take_skip()
         if isinstance(app, _DnsApp):
             self._dns_tcp_data(flow, app, from_client, data, frame, ts)
         elif isinstance(app, _H2cApp):
@@ -264,9 +269,15 @@ class Dispatcher:
             flow.ignore_payload = True
 
     def _tls_data(
-        self, flow: Flow, app: _TlsApp, from_client: bool, data: bytes, frame: int, ts: float
+        self,
+        flow: Flow,
+        app: _TlsApp,
+        stream: TlsStream,
+        from_client: bool,
+        data: bytes,
+        frame: int,
+        ts: float,
     ) -> None:
-        stream = app.client_stream if from_client else app.server_stream
         try:
             items = stream.feed(data, frame, ts)
         except MalformedError as exc:
@@ -277,7 +288,7 @@ class Dispatcher:
             return
         records = app.records[0 if from_client else 1]
         for item in items:
-            if isinstance(item, RecordItem):
+            if type(item) is RecordItem:  # nearly every item: skip the isinstance chain
                 if len(records) < MAX_RECORDS_KEPT:
                     record = _TLS_RECORD()
                     record.ts = item.ts

@@ -659,8 +659,19 @@ class TlsStream:
         while pos < n:
             left = self._body_left
             if left:
-                take = min(left, n - pos)
                 mode = self._mode
+                if mode == _SKIP and left <= n - pos:
+                    # The end of a body we only count (bulk data, never an alert or CCS,
+                    # those are _SMALL): what _end_record does for it, without the call.
+                    pos += left
+                    self._body_left = 0
+                    if self._n_records < self.max_records:
+                        self._n_records += 1
+                        out.append(_record_item(self._ctype, self._length, frame, ts))
+                    else:
+                        self.records_truncated = True
+                    continue
+                take = min(left, n - pos)
                 if mode == _HANDSHAKE:
                     self._handshake_bytes(data[pos : pos + take], frame, ts, out)
                 elif mode == _SMALL and len(self._alert) < 2:
@@ -686,19 +697,30 @@ class TlsStream:
                 ctype = data[pos]
                 length = (data[pos + 3] << 8) | data[pos + 4]
                 if (
-                    (ctype == CT_APPLICATION_DATA or (ctype == CT_HANDSHAKE and self.encrypted))
-                    and pos + 5 + length <= n
-                    and data[pos + 1] == 3
+                    data[pos + 1] == 3
                     and data[pos + 2] <= 4
                     and length <= MAX_RECORD
+                    and (ctype == CT_APPLICATION_DATA or (ctype == CT_HANDSHAKE and self.encrypted))
                 ):
-                    # Fast path: a whole record we only count (DoT: one per segment).
-                    pos += 5 + length
-                    if self._n_records < self.max_records:
-                        self._n_records += 1
-                        out.append(_record_item(ctype, length, frame, ts))
-                    else:
-                        self.records_truncated = True
+                    # A record we only count (bulk data, encrypted handshake).
+                    if pos + 5 + length <= n:
+                        # Whole in this segment (DoT: one per segment): no state kept.
+                        pos += 5 + length
+                        if self._n_records < self.max_records:
+                            self._n_records += 1
+                            out.append(_record_item(ctype, length, frame, ts))
+                        else:
+                            self.records_truncated = True
+                        continue
+                    # Its body runs past this segment (the bulk case): what the general
+                    # header path below does for it, without the checks already made.
+                    self._ctype = ctype
+                    self._rec_version = (data[pos + 1] << 8) | data[pos + 2]
+                    self._length = length
+                    self._body_left = length
+                    self._alert = b""
+                    self._mode = _SKIP
+                    pos += 5
                     continue
                 h = data
                 start = pos
