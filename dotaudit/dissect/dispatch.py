@@ -23,6 +23,7 @@ from dotaudit.dissect.tls import (
     ClientHelloItem,
     RecordItem,
     ServerHelloItem,
+    TlsItem,
     TlsStream,
     cipher_name,
     is_tls13,
@@ -168,17 +169,35 @@ class Dispatcher:
     ) -> int:
         """Route stream bytes; returns how many next bytes need not be delivered."""
         app = flow.app
-        if type(app) is _TlsApp:  # the bulk case first, before any classification work
-            stream = app.client_stream if from_client else app.server_stream
-            self._tls_data(flow, app, stream, from_client, data, frame, ts)
-            # Bulk application data: the rest of the record is only counted, not read.
-            return stream.take_skip()
         if app is None:
             app = self._classify_tcp(flow, data)
             flow.app = app
-        if isinstance(app, _TlsApp):
+        if type(app) is _TlsApp:
+            # The bulk path (about one call per TLS record): kept inline, no helper calls.
             stream = app.client_stream if from_client else app.server_stream
-            self._tls_data(flow, app, stream, from_client, data, frame, ts)
+            try:
+                items = stream.feed(data, frame, ts)
+            except MalformedError as exc:
+                self._flow_anomaly(app.ends, from_client, frame, ts, "tls_malformed", str(exc))
+                flow.ignore_payload = True
+                return 0
+            if items:
+                records = app.records[0 if from_client else 1]
+                for item in items:
+                    if type(item) is RecordItem:
+                        if len(records) < MAX_RECORDS_KEPT:
+                            record = _TLS_RECORD()
+                            record.ts = item.ts
+                            record.frame = item.frame
+                            record.length = item.length
+                            record.content_type = item.content_type
+                            record.__class__ = TlsRecord
+                            records.append(record)
+                        else:
+                            app.records_truncated = True
+                    else:
+                        self._tls_item(app, from_client, item)
+            # Bulk application data: the rest of the record is only counted, not read.
             return stream.take_skip()
         if isinstance(app, _DnsApp):
             self._dns_tcp_data(flow, app, from_client, data, frame, ts)
@@ -268,45 +287,15 @@ class Dispatcher:
         if error is not None or app.conn.done:
             flow.ignore_payload = True
 
-    def _tls_data(
-        self,
-        flow: Flow,
-        app: _TlsApp,
-        stream: TlsStream,
-        from_client: bool,
-        data: bytes,
-        frame: int,
-        ts: float,
-    ) -> None:
-        try:
-            items = stream.feed(data, frame, ts)
-        except MalformedError as exc:
-            self._flow_anomaly(app.ends, from_client, frame, ts, "tls_malformed", str(exc))
-            flow.ignore_payload = True
-            return
-        if not items:
-            return
-        records = app.records[0 if from_client else 1]
-        for item in items:
-            if type(item) is RecordItem:  # nearly every item: skip the isinstance chain
-                if len(records) < MAX_RECORDS_KEPT:
-                    record = _TLS_RECORD()
-                    record.ts = item.ts
-                    record.frame = item.frame
-                    record.length = item.length
-                    record.content_type = item.content_type
-                    record.__class__ = TlsRecord
-                    records.append(record)
-                else:
-                    app.records_truncated = True
-            elif isinstance(item, ClientHelloItem):
-                self._client_hello(app, from_client, item)
-            elif isinstance(item, ServerHelloItem):
-                self._server_hello(app, from_client, item)
-            elif isinstance(item, CertificateItem):
-                self._certificates(app, from_client, item)
-            elif isinstance(item, AlertItem):
-                self._alert(app, from_client, item)
+    def _tls_item(self, app: _TlsApp, from_client: bool, item: TlsItem) -> None:
+        if isinstance(item, ClientHelloItem):
+            self._client_hello(app, from_client, item)
+        elif isinstance(item, ServerHelloItem):
+            self._server_hello(app, from_client, item)
+        elif isinstance(item, CertificateItem):
+            self._certificates(app, from_client, item)
+        elif isinstance(item, AlertItem):
+            self._alert(app, from_client, item)
 
     def _client_hello(self, app: _TlsApp, from_client: bool, item: ClientHelloItem) -> None:
         hello = item.hello

@@ -641,109 +641,113 @@ class TlsStream:
         if self._dead:
             return []
         out: list[TlsItem] = []
+        # One function with the record loop: this runs once per record on bulk flows.
         try:
-            self._feed(data, frame, ts, out)
+            pos = 0
+            if self._resync:
+                if n < 5 or not _plausible_header(
+                    data[0], data[1], data[2], (data[3] << 8) | data[4]
+                ):
+                    return out
+                self._resync = False
+            while pos < n:
+                left = self._body_left
+                if left:
+                    mode = self._mode
+                    if mode == _SKIP and left <= n - pos:
+                        # The end of a body we only count (bulk data, never an alert or CCS,
+                        # those are _SMALL): what _end_record does for it, without the call.
+                        pos += left
+                        self._body_left = 0
+                        if self._n_records < self.max_records:
+                            self._n_records += 1
+                            out.append(_record_item(self._ctype, self._length, frame, ts))
+                        else:
+                            self.records_truncated = True
+                        continue
+                    take = min(left, n - pos)
+                    if mode == _HANDSHAKE:
+                        self._handshake_bytes(data[pos : pos + take], frame, ts, out)
+                    elif mode == _SMALL and len(self._alert) < 2:
+                        self._alert += data[pos : pos + min(take, 2 - len(self._alert))]
+                    pos += take
+                    left -= take
+                    self._body_left = left
+                    if not left:
+                        self._end_record(frame, ts, out)
+                    continue
+                hdr = self._hdr
+                if hdr or n - pos < 5:
+                    need = 5 - len(hdr)
+                    hdr += data[pos : pos + need]
+                    pos += min(need, n - pos)
+                    if len(hdr) < 5:
+                        self._hdr = hdr
+                        return out
+                    self._hdr = b""
+                    h = hdr
+                    start = 0
+                else:
+                    ctype = data[pos]
+                    length = (data[pos + 3] << 8) | data[pos + 4]
+                    if (
+                        data[pos + 1] == 3
+                        and data[pos + 2] <= 4
+                        and length <= MAX_RECORD
+                        and (
+                            ctype == CT_APPLICATION_DATA
+                            or (ctype == CT_HANDSHAKE and self.encrypted)
+                        )
+                    ):
+                        # A record we only count (bulk data, encrypted handshake).
+                        if pos + 5 + length <= n:
+                            # Whole in this segment (DoT: one per segment): no state kept.
+                            pos += 5 + length
+                            if self._n_records < self.max_records:
+                                self._n_records += 1
+                                out.append(_record_item(ctype, length, frame, ts))
+                            else:
+                                self.records_truncated = True
+                            continue
+                        # Its body runs past this segment (the bulk case): what the general
+                        # header path below does for it, without the checks already made.
+                        self._ctype = ctype
+                        self._rec_version = (data[pos + 1] << 8) | data[pos + 2]
+                        self._length = length
+                        self._body_left = length
+                        self._alert = b""
+                        self._mode = _SKIP
+                        pos += 5
+                        continue
+                    h = data
+                    start = pos
+                    pos += 5
+                ctype = h[start]
+                length = (h[start + 3] << 8) | h[start + 4]
+                if not _plausible_header(ctype, h[start + 1], h[start + 2], length):
+                    if self._resync_allowed():
+                        return out
+                    raise MalformedError(
+                        f"not a TLS record header: {bytes(h[start : start + 5])!r}"
+                    )
+                self._ctype = ctype
+                self._rec_version = (h[start + 1] << 8) | h[start + 2]
+                self._length = length
+                self._body_left = length
+                self._alert = b""
+                if ctype == CT_HANDSHAKE and not self.encrypted and not self._hs_off:
+                    self._mode = _HANDSHAKE
+                elif ctype in (CT_ALERT, CT_CHANGE_CIPHER_SPEC):
+                    self._mode = _SMALL
+                else:
+                    self._mode = _SKIP
+                if not length:
+                    self._end_record(frame, ts, out)
         except MalformedError:
             self._dead = True
             self._hs.clear()
             raise
         return out
-
-    def _feed(self, data: bytes, frame: int, ts: float, out: list[TlsItem]) -> None:
-        pos = 0
-        n = len(data)
-        if self._resync:
-            if n < 5 or not _plausible_header(data[0], data[1], data[2], (data[3] << 8) | data[4]):
-                return
-            self._resync = False
-        while pos < n:
-            left = self._body_left
-            if left:
-                mode = self._mode
-                if mode == _SKIP and left <= n - pos:
-                    # The end of a body we only count (bulk data, never an alert or CCS,
-                    # those are _SMALL): what _end_record does for it, without the call.
-                    pos += left
-                    self._body_left = 0
-                    if self._n_records < self.max_records:
-                        self._n_records += 1
-                        out.append(_record_item(self._ctype, self._length, frame, ts))
-                    else:
-                        self.records_truncated = True
-                    continue
-                take = min(left, n - pos)
-                if mode == _HANDSHAKE:
-                    self._handshake_bytes(data[pos : pos + take], frame, ts, out)
-                elif mode == _SMALL and len(self._alert) < 2:
-                    self._alert += data[pos : pos + min(take, 2 - len(self._alert))]
-                pos += take
-                left -= take
-                self._body_left = left
-                if not left:
-                    self._end_record(frame, ts, out)
-                continue
-            hdr = self._hdr
-            if hdr or n - pos < 5:
-                need = 5 - len(hdr)
-                hdr += data[pos : pos + need]
-                pos += min(need, n - pos)
-                if len(hdr) < 5:
-                    self._hdr = hdr
-                    return
-                self._hdr = b""
-                h = hdr
-                start = 0
-            else:
-                ctype = data[pos]
-                length = (data[pos + 3] << 8) | data[pos + 4]
-                if (
-                    data[pos + 1] == 3
-                    and data[pos + 2] <= 4
-                    and length <= MAX_RECORD
-                    and (ctype == CT_APPLICATION_DATA or (ctype == CT_HANDSHAKE and self.encrypted))
-                ):
-                    # A record we only count (bulk data, encrypted handshake).
-                    if pos + 5 + length <= n:
-                        # Whole in this segment (DoT: one per segment): no state kept.
-                        pos += 5 + length
-                        if self._n_records < self.max_records:
-                            self._n_records += 1
-                            out.append(_record_item(ctype, length, frame, ts))
-                        else:
-                            self.records_truncated = True
-                        continue
-                    # Its body runs past this segment (the bulk case): what the general
-                    # header path below does for it, without the checks already made.
-                    self._ctype = ctype
-                    self._rec_version = (data[pos + 1] << 8) | data[pos + 2]
-                    self._length = length
-                    self._body_left = length
-                    self._alert = b""
-                    self._mode = _SKIP
-                    pos += 5
-                    continue
-                h = data
-                start = pos
-                pos += 5
-            ctype = h[start]
-            length = (h[start + 3] << 8) | h[start + 4]
-            if not _plausible_header(ctype, h[start + 1], h[start + 2], length):
-                if self._resync_allowed():
-                    return
-                raise MalformedError(f"not a TLS record header: {bytes(h[start : start + 5])!r}")
-            self._ctype = ctype
-            self._rec_version = (h[start + 1] << 8) | h[start + 2]
-            self._length = length
-            self._body_left = length
-            self._alert = b""
-            if ctype == CT_HANDSHAKE and not self.encrypted and not self._hs_off:
-                self._mode = _HANDSHAKE
-            elif ctype in (CT_ALERT, CT_CHANGE_CIPHER_SPEC):
-                self._mode = _SMALL
-            else:
-                self._mode = _SKIP
-            if not length:
-                self._end_record(frame, ts, out)
 
     def _resync_allowed(self) -> bool:
         """After a gap a bad header means we synchronised on noise: drop and resync."""
