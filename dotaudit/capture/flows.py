@@ -250,12 +250,22 @@ class FlowTable:
                     stream = flow.c2s
                     if stream is None:
                         stream = self._stream(flow, True)
-                    skip = stream.skip
-                    if skip >= n and seq == stream.nxt and not stream.starts:
-                        # Bytes the consumer does not need (bulk TLS record bodies): count.
-                        stream.skip = skip - n
+                    if seq == stream.nxt and not stream.starts:
+                        # In order: Reassembler.segment's fast path, inline.
                         stream.nxt = (seq + n) & 0xFFFFFFFF
                         stream.pos += n
+                        skip = stream.skip
+                        if skip >= n:
+                            # Bytes the consumer does not need (bulk TLS record bodies).
+                            stream.skip = skip - n
+                        else:
+                            stream.skip = 0
+                            stream.skip = (
+                                stream.consumer.on_stream_data(
+                                    flow, True, data[start + skip : end], frame, ts
+                                )
+                                or 0
+                            )
                     else:
                         stream.segment(seq, data[start:end], frame, ts)
         else:
@@ -269,12 +279,22 @@ class FlowTable:
                     stream = flow.s2c
                     if stream is None:
                         stream = self._stream(flow, False)
-                    skip = stream.skip
-                    if skip >= n and seq == stream.nxt and not stream.starts:
-                        # Bytes the consumer does not need (bulk TLS record bodies): count.
-                        stream.skip = skip - n
+                    if seq == stream.nxt and not stream.starts:
+                        # In order: Reassembler.segment's fast path, inline.
                         stream.nxt = (seq + n) & 0xFFFFFFFF
                         stream.pos += n
+                        skip = stream.skip
+                        if skip >= n:
+                            # Bytes the consumer does not need (bulk TLS record bodies).
+                            stream.skip = skip - n
+                        else:
+                            stream.skip = 0
+                            stream.skip = (
+                                stream.consumer.on_stream_data(
+                                    flow, False, data[start + skip : end], frame, ts
+                                )
+                                or 0
+                            )
                     else:
                         stream.segment(seq, data[start:end], frame, ts)
         # Only a stream holding out-of-order bytes cares about the peer's ACK (gap finding).
