@@ -9,6 +9,7 @@ neither DNS, TLS nor QUIC is marked ``ignore_payload`` so reassembly stops for i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
@@ -143,20 +144,29 @@ class Dispatcher:
             )
         )
 
+    def _where(self, ends: _Ends, from_client: bool, frame: int, ts: float) -> dict[str, Any]:
+        """The fields every event shares, for a fact sent in one direction of a flow.
+
+        Used for per-handshake events; the per-message DNS path builds its events inline.
+        """
+        src, sport, dst, dport = _direction(ends, from_client)
+        return {
+            "file": self.file,
+            "frame": frame,
+            "ts": ts,
+            "src": src,
+            "sport": sport,
+            "dst": dst,
+            "dport": dport,
+            "transport": ends.transport,
+        }
+
     def _flow_anomaly(
         self, ends: _Ends, from_client: bool, frame: int, ts: float, what: str, detail: str
     ) -> None:
-        src, sport, dst, dport = _direction(ends, from_client)
         self.emit(
             AnomalySeen(
-                file=self.file,
-                frame=frame,
-                ts=ts,
-                src=src,
-                sport=sport,
-                dst=dst,
-                dport=dport,
-                transport=ends.transport,
+                **self._where(ends, from_client, frame, ts),
                 what=what,
                 detail=detail,
             )
@@ -258,14 +268,7 @@ class Dispatcher:
             if isinstance(item, H2Request):
                 self.emit(
                     HttpRequestSeen(
-                        file=self.file,
-                        frame=item.frame,
-                        ts=item.ts,
-                        src=ends.client,
-                        sport=ends.cport,
-                        dst=ends.server,
-                        dport=ends.sport,
-                        transport="tcp",
+                        **self._where(ends, True, item.frame, item.ts),
                         method=item.method,
                         authority=item.authority,
                         path=item.path,
@@ -299,18 +302,10 @@ class Dispatcher:
 
     def _client_hello(self, app: _TlsApp, from_client: bool, item: ClientHelloItem) -> None:
         hello = item.hello
-        src, sport, dst, dport = _direction(app.ends, from_client)
         ja3_text, ja3_md5 = ja3_pair(hello)
         self.emit(
             TlsClientHelloSeen(
-                file=self.file,
-                frame=item.frame,
-                ts=item.ts,
-                src=src,
-                sport=sport,
-                dst=dst,
-                dport=dport,
-                transport="tcp",
+                **self._where(app.ends, from_client, item.frame, item.ts),
                 sni=hello.sni,
                 alpn=hello.alpn,
                 versions=_offered_versions(hello.supported_versions, hello.legacy_version),
@@ -331,17 +326,9 @@ class Dispatcher:
         elif is_tls13(hello.version):
             app.client_stream.set_tls13()
             app.server_stream.set_tls13()
-        src, sport, dst, dport = _direction(app.ends, from_client)
         self.emit(
             TlsServerHelloSeen(
-                file=self.file,
-                frame=item.frame,
-                ts=item.ts,
-                src=src,
-                sport=sport,
-                dst=dst,
-                dport=dport,
-                transport="tcp",
+                **self._where(app.ends, from_client, item.frame, item.ts),
                 version=version_name(hello.version),
                 cipher=cipher_name(hello.cipher),
                 alpn=hello.alpn,
@@ -349,7 +336,7 @@ class Dispatcher:
         )
 
     def _certificates(self, app: _TlsApp, from_client: bool, item: CertificateItem) -> None:
-        src, sport, dst, dport = _direction(app.ends, from_client)
+        where = self._where(app.ends, from_client, item.frame, item.ts)
         for position, der in enumerate(item.certs):
             try:
                 cert = parse_certificate(der)
@@ -360,14 +347,7 @@ class Dispatcher:
                 continue
             self.emit(
                 TlsCertificateSeen(
-                    file=self.file,
-                    frame=item.frame,
-                    ts=item.ts,
-                    src=src,
-                    sport=sport,
-                    dst=dst,
-                    dport=dport,
-                    transport="tcp",
+                    **where,
                     position=position,
                     subject=cert.subject,
                     issuer=cert.issuer,
@@ -381,7 +361,6 @@ class Dispatcher:
             )
 
     def _alert(self, app: _TlsApp, from_client: bool, item: AlertItem) -> None:
-        src, sport, dst, dport = _direction(app.ends, from_client)
         name = (
             "encrypted"
             if item.encrypted
@@ -389,14 +368,7 @@ class Dispatcher:
         )
         self.emit(
             TlsAlertSeen(
-                file=self.file,
-                frame=item.frame,
-                ts=item.ts,
-                src=src,
-                sport=sport,
-                dst=dst,
-                dport=dport,
-                transport="tcp",
+                **self._where(app.ends, from_client, item.frame, item.ts),
                 level=item.level,
                 description=item.description,
                 description_name=name,
@@ -451,17 +423,9 @@ class Dispatcher:
             self._flow_anomaly(app.ends, True, pkt.frame, pkt.ts, "quic_tls_malformed", str(exc))
         else:
             alpn, sni, ech, fingerprint = ch.alpn, ch.sni, ch.ech, ja4(ch, quic=True)
-        ends = app.ends
         self.emit(
             QuicInitialSeen(
-                file=self.file,
-                frame=pkt.frame,
-                ts=pkt.ts,
-                src=ends.client,
-                sport=ends.cport,
-                dst=ends.server,
-                dport=ends.sport,
-                transport="udp",
+                **self._where(app.ends, True, pkt.frame, pkt.ts),
                 version=hello.version_name,
                 dcid=hello.dcid.hex(),
                 sni=sni,
