@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dotaudit.errors import MalformedError
@@ -183,46 +184,32 @@ def parse_client_hello(body: bytes, *, record_version: int | None = None) -> Cli
     sigalgs: tuple[int, ...] = ()
     groups: tuple[int, ...] = ()
     point_formats: tuple[int, ...] = ()
-    if pos < end:
-        if pos + 2 > end:
-            raise MalformedError(_TRUNCATED)
-        exts_end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
-        pos += 2
-        if exts_end > end:
-            raise MalformedError(_PAST)
-        while pos < exts_end:
-            if pos + 4 > exts_end:
+    for etype, start, stop in _extensions(body, pos, end):
+        types.append(etype)
+        if etype not in _CLIENT_EXTS_READ:
+            continue
+        if etype == EXT_SNI:
+            sni = _parse_sni(_Reader(body, start, stop))
+        elif etype == EXT_ALPN:
+            alpn = _parse_alpn(_Reader(body, start, stop))
+        elif etype == EXT_SUPPORTED_VERSIONS:
+            if start >= stop:
                 raise MalformedError(_TRUNCATED)
-            etype = (body[pos] << 8) | body[pos + 1]
-            start = pos + 4
-            pos = start + ((body[pos + 2] << 8) | body[pos + 3])
-            if pos > exts_end:
+            versions = _u16s(body, start + 1, body[start], stop)
+        elif etype in (EXT_SIGNATURE_ALGORITHMS, EXT_GROUPS):
+            if start + 2 > stop:
+                raise MalformedError(_TRUNCATED)
+            values = _u16s(body, start + 2, (body[start] << 8) | body[start + 1], stop)
+            if etype == EXT_GROUPS:
+                groups = values
+            else:
+                sigalgs = values
+        elif etype == EXT_EC_POINT_FORMATS:
+            if start >= stop:
+                raise MalformedError(_TRUNCATED)
+            if start + 1 + body[start] > stop:
                 raise MalformedError(_PAST)
-            types.append(etype)
-            if etype not in _CLIENT_EXTS_READ:
-                continue
-            if etype == EXT_SNI:
-                sni = _parse_sni(_Reader(body, start, pos))
-            elif etype == EXT_ALPN:
-                alpn = _parse_alpn(_Reader(body, start, pos))
-            elif etype == EXT_SUPPORTED_VERSIONS:
-                if start >= pos:
-                    raise MalformedError(_TRUNCATED)
-                versions = _u16s(body, start + 1, body[start], pos)
-            elif etype in (EXT_SIGNATURE_ALGORITHMS, EXT_GROUPS):
-                if start + 2 > pos:
-                    raise MalformedError(_TRUNCATED)
-                values = _u16s(body, start + 2, (body[start] << 8) | body[start + 1], pos)
-                if etype == EXT_GROUPS:
-                    groups = values
-                else:
-                    sigalgs = values
-            elif etype == EXT_EC_POINT_FORMATS:
-                if start >= pos:
-                    raise MalformedError(_TRUNCATED)
-                if start + 1 + body[start] > pos:
-                    raise MalformedError(_PAST)
-                point_formats = tuple(body[start + 1 : start + 1 + body[start]])
+            point_formats = tuple(body[start + 1 : start + 1 + body[start]])
     return ClientHello(
         legacy_version=legacy_version,
         record_version=record_version,
@@ -294,34 +281,45 @@ def parse_server_hello(body: bytes) -> ServerHello:
     pos += 3
     types: list[int] = []
     alpn: str | None = None
-    if pos < end:
-        if pos + 2 > end:
-            raise MalformedError(_TRUNCATED)
-        exts_end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
-        pos += 2
-        if exts_end > end:
-            raise MalformedError(_PAST)
-        while pos < exts_end:
-            if pos + 4 > exts_end:
+    for etype, start, stop in _extensions(body, pos, end):
+        types.append(etype)
+        if etype == EXT_SUPPORTED_VERSIONS:
+            if start + 2 > stop:
                 raise MalformedError(_TRUNCATED)
-            etype = (body[pos] << 8) | body[pos + 1]
-            start = pos + 4
-            pos = start + ((body[pos + 2] << 8) | body[pos + 3])
-            if pos > exts_end:
-                raise MalformedError(_PAST)
-            types.append(etype)
-            if etype == EXT_SUPPORTED_VERSIONS:
-                if start + 2 > pos:
-                    raise MalformedError(_TRUNCATED)
-                version = (body[start] << 8) | body[start + 1]
-            elif etype == EXT_ALPN:
-                names = _parse_alpn(_Reader(body, start, pos))
-                if len(names) != 1:
-                    raise MalformedError("server ALPN must name exactly one protocol")
-                alpn = names[0]
+            version = (body[start] << 8) | body[start + 1]
+        elif etype == EXT_ALPN:
+            names = _parse_alpn(_Reader(body, start, stop))
+            if len(names) != 1:
+                raise MalformedError("server ALPN must name exactly one protocol")
+            alpn = names[0]
     return ServerHello(
         version=version, cipher=cipher, alpn=alpn, extensions=tuple(types), is_hello_retry=is_hrr
     )
+
+
+def _extensions(body: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(type, data start, data end) of each extension in a hello's extension block.
+
+    A hello may end without an extension block (pos == end); errors are raised as the
+    walk reaches them, after the extensions before them were read.
+    """
+    if pos >= end:
+        return
+    if pos + 2 > end:
+        raise MalformedError(_TRUNCATED)
+    exts_end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
+    pos += 2
+    if exts_end > end:
+        raise MalformedError(_PAST)
+    while pos < exts_end:
+        if pos + 4 > exts_end:
+            raise MalformedError(_TRUNCATED)
+        etype = (body[pos] << 8) | body[pos + 1]
+        start = pos + 4
+        pos = start + ((body[pos + 2] << 8) | body[pos + 3])
+        if pos > exts_end:
+            raise MalformedError(_PAST)
+        yield etype, start, pos
 
 
 def is_tls13(version: int) -> bool:
