@@ -241,62 +241,39 @@ class FlowTable:
         flow.last_frame = frame
         flow.end = ts
         n = end - start
-        if sport == flow.cport and src == flow.client:
+        from_client = sport == flow.cport and src == flow.client
+        if from_client:
             flow.packets_fwd += 1
+            flow.bytes_fwd += n
             peer = flow.s2c
-            if n:
-                flow.bytes_fwd += n
-                if not flow.ignore_payload:
-                    stream = flow.c2s
-                    if stream is None:
-                        stream = self._stream(flow, True)
-                    if seq == stream.nxt and not stream.starts:
-                        # In order: Reassembler.segment's fast path, inline.
-                        stream.nxt = (seq + n) & 0xFFFFFFFF
-                        stream.pos += n
-                        skip = stream.skip
-                        if skip >= n:
-                            # Bytes the consumer does not need (bulk TLS record bodies).
-                            stream.skip = skip - n
-                        else:
-                            stream.skip = 0
-                            stream.skip = (
-                                stream.consumer.on_stream_data(
-                                    flow, True, data[start + skip : end], frame, ts
-                                )
-                                or 0
-                            )
-                    else:
-                        stream.segment(seq, data[start:end], frame, ts)
         else:
             flow.packets_rev += 1
+            flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
             peer = flow.c2s
-            if n:
-                flow.bytes_rev += n
-                if not flow.ignore_payload:
-                    stream = flow.s2c
-                    if stream is None:
-                        stream = self._stream(flow, False)
-                    if seq == stream.nxt and not stream.starts:
-                        # In order: Reassembler.segment's fast path, inline.
-                        stream.nxt = (seq + n) & 0xFFFFFFFF
-                        stream.pos += n
-                        skip = stream.skip
-                        if skip >= n:
-                            # Bytes the consumer does not need (bulk TLS record bodies).
-                            stream.skip = skip - n
-                        else:
-                            stream.skip = 0
-                            stream.skip = (
-                                stream.consumer.on_stream_data(
-                                    flow, False, data[start + skip : end], frame, ts
-                                )
-                                or 0
-                            )
-                    else:
-                        stream.segment(seq, data[start:end], frame, ts)
+        if n and not flow.ignore_payload:
+            stream = flow.c2s if from_client else flow.s2c
+            if stream is None:
+                stream = self._stream(flow, from_client)
+            if seq == stream.nxt and not stream.starts:
+                # In order: Reassembler.segment's fast path, inline (the bulk-packet path).
+                stream.nxt = (seq + n) & 0xFFFFFFFF
+                stream.pos += n
+                skip = stream.skip
+                if skip >= n:
+                    # Bytes the consumer does not need (bulk TLS record bodies).
+                    stream.skip = skip - n
+                else:
+                    stream.skip = 0
+                    stream.skip = (
+                        stream.consumer.on_stream_data(
+                            flow, from_client, data[start + skip : end], frame, ts
+                        )
+                        or 0
+                    )
+            else:
+                stream.segment(seq, data[start:end], frame, ts)
         # Only a stream holding out-of-order bytes cares about the peer's ACK (gap finding).
         if flags & 0x10 and peer is not None and peer.starts:
             peer.peer_ack(ack, frame, ts)
