@@ -176,7 +176,9 @@ class FlowTable:
         )
         self._tcp: dict[tuple[bytes, int, bytes, int], Flow] = {}
         self._udp: dict[tuple[bytes, int, bytes, int], Flow] = {}
-        self._heap: list[tuple[float, int, Flow]] = []
+        # Entries are (due, first_frame, counter, flow): flows due at the same moment end in
+        # capture order, an order that a shard of the table (capture/shard.py) reproduces.
+        self._heap: list[tuple[float, int, int, Flow]] = []
         self._counter = 0
         self._active = 0
         self._evicted = 0
@@ -493,13 +495,13 @@ class FlowTable:
     def _schedule(self, flow: Flow, due: float) -> None:
         flow._due = due
         self._counter += 1
-        heapq.heappush(self._heap, (due, self._counter, flow))
+        heapq.heappush(self._heap, (due, flow.first_frame, self._counter, flow))
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_INTERVAL
         heap = self._heap
         while heap and heap[0][0] <= now:
-            due, _, flow = heapq.heappop(heap)
+            due, _, _, flow = heapq.heappop(heap)
             if flow._ended or due != flow._due:
                 continue  # superseded by a later schedule entry
             idle = (
@@ -517,13 +519,13 @@ class FlowTable:
             else:
                 self._schedule(flow, min(idle_due, close_due))
         if len(heap) > 2 * self._active + 1024:
-            self._heap = [e for e in heap if not e[2]._ended and e[0] == e[2]._due]
+            self._heap = [e for e in heap if not e[3]._ended and e[0] == e[3]._due]
             heapq.heapify(self._heap)
 
     def _evict_one(self, pkt: Packet) -> None:
         heap = self._heap
         while heap:
-            due, _, flow = heapq.heappop(heap)
+            due, _, _, flow = heapq.heappop(heap)
             if flow._ended or due != flow._due:
                 continue
             self._end(flow, "idle_timeout")
