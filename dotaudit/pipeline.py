@@ -105,10 +105,13 @@ def expand_inputs(arguments: Iterable[str]) -> list[Path]:
 class CaptureRun:
     """One pass over one capture file. Iterate ``events()``; read ``summary`` afterwards."""
 
-    def __init__(self, path: Path | str, *, progress: Progress | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, progress: Progress | None = None, hash_input: bool = True
+    ) -> None:
         self.path = Path(path)
         self.summary = InputSummary(path=str(path))
         self._progress = progress
+        self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
 
     def events(self) -> Iterator[Event]:
         reader = CaptureReader(self.path)
@@ -127,7 +130,9 @@ class CaptureRun:
         size = self.path.stat().st_size if progress is not None else 0
         # The hash runs on the other core while this thread parses.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest: Future[str] = pool.submit(sha256_file, self.path)
+            digest: Future[str] | None = (
+                pool.submit(sha256_file, self.path) if self._hash_input else None
+            )
             # Frames go reader -> decoder -> flow table -> dispatcher by plain calls; the
             # events they made are passed on whenever the reader pauses (every chunk).
             for _ in reader.scan(decoder.take):
@@ -140,7 +145,8 @@ class CaptureRun:
             table.finish()
             yield from pending
             pending.clear()
-            summary.sha256 = digest.result()
+            if digest is not None:
+                summary.sha256 = digest.result()
         summary.packets = reader.frames
         summary.first_ts = reader.first_ts
         summary.last_ts = reader.last_ts
