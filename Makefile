@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	@# As a regular install would: bytecode for every start, even under PYTHONDONTWRITEBYTECODE.
+	$(BIN)/python -m compileall -q dotaudit
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -173,4 +173,25 @@ def test_run_end_to_end_prints_ratio(tmp_path: Path) -> None:
     big = result["captures"][-1]
     assert big["packets"] == 2000
     assert big["events"]["peak_rss_mb"] > 0 and big["tshark"]["peak_rss_mb"] > 0
+    assert big["events_serial"]["processes"] == 1 and big["serial_ratio"] > 0
+    assert "one process: " in done.stdout
     assert big["facts"]["dns"]["tshark_count"] > 0
+
+
+def test_measure_charges_every_process_of_the_tree(tmp_path: Path) -> None:
+    """A tool that forks workers must be charged for all of them (summed RSS)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run as bench_run
+    finally:
+        sys.path.remove(str(BENCH))
+    hold = "x = bytearray(80 << 20); import time; time.sleep(0.6)"
+    parent = (
+        "import subprocess, sys; "
+        f"child = subprocess.Popen([sys.executable, '-c', {hold!r}]); "
+        f"exec({hold!r}); child.wait()"
+    )
+    run = bench_run.measure("tree", [sys.executable, "-c", parent], None, tmp_path / "err")
+    assert run.exit_code == 0
+    assert run.processes >= 2
+    assert run.rss_mb >= 150  # two processes holding 80 MiB each, not the bigger one alone
