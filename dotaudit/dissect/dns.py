@@ -164,19 +164,36 @@ def dns_fields(data: bytes) -> DnsFields:
             pos += 4
     else:
         pos = 12
-    if qdcount == 1 and pos == n and not (ancount or nscount or arcount):
-        pass  # the common plain query: nothing left to walk
-    elif (
-        qdcount == 1
-        and arcount == 1
-        and 0 <= pos < n
-        and not (ancount or nscount)
-        and data[pos] == 0
-        and (cached := _OPT_CACHE.get(data[pos + 1 :])) is not None
-    ):
-        # the common EDNS query: a root-owned record ending the message, seen before
-        edns, ext_rcode, reason = cached[0], cached[1], reason or cached[2]
-        rcode |= ext_rcode << 4
+    if qdcount == 1 and pos >= 0:
+        # Nearly every message. Its answer and authority records mostly have a one-pointer
+        # owner: for those only the length is read. Whatever else follows, or a record
+        # that runs past the message, is left to _walk_records.
+        index = 0
+        first_additional = ancount + nscount
+        while index < first_additional and pos + 12 <= n and data[pos] >= 0xC0:
+            end = pos + 12 + ((data[pos + 10] << 8) | data[pos + 11])
+            if end > n:
+                break
+            pos = end
+            index += 1
+        if index == first_additional and pos == n and not arcount:
+            pass  # nothing left: a plain query, or a response without EDNS
+        elif (
+            index == first_additional
+            and arcount == 1
+            and pos < n
+            and data[pos] == 0
+            and (cached := _OPT_CACHE.get(data[pos + 1 :])) is not None
+        ):
+            # the EDNS case: a root-owned record ending the message, seen before
+            edns, ext_rcode, reason = cached[0], cached[1], reason or cached[2]
+            rcode |= ext_rcode << 4
+        else:
+            edns, ext_rcode, rest_reason = _walk_records(
+                data, pos, n, 0, ancount, nscount, arcount, index
+            )
+            rcode |= ext_rcode << 4
+            reason = reason or rest_reason
     elif pos >= 0:
         edns, ext_rcode, rest_reason = _walk_records(
             data, pos, n, qdcount - 1 if qdcount else 0, ancount, nscount, arcount
@@ -345,9 +362,17 @@ _TRUNCATED_SECTION = ("truncated_answer", "truncated_authority", "truncated_addi
 
 
 def _walk_records(
-    data: bytes, pos: int, n: int, questions: int, ancount: int, nscount: int, arcount: int
+    data: bytes,
+    pos: int,
+    n: int,
+    questions: int,
+    ancount: int,
+    nscount: int,
+    arcount: int,
+    index: int = 0,
 ) -> tuple[Edns | None, int, str | None]:
-    """Skip the remaining questions and all records; decode the OPT record on the way.
+    """Skip the remaining questions and the records from number ``index`` on (counted
+    across the three sections); decode the OPT record on the way.
 
     Each step consumes at least one byte of the message or stops, so the work is
     bounded by the message size whatever the counts claim.
@@ -361,11 +386,10 @@ def _walk_records(
         pos += 4
         if pos > n:
             return None, 0, reason or "truncated_question"
+    first_additional = ancount + nscount
     edns: Edns | None = None
     ext_rcode = 0
-    first_additional = ancount + nscount
     total = first_additional + arcount
-    index = 0
     while index < total:
         # Most record owners are one compression pointer (to the question): no call.
         if pos < n and data[pos] >= 0xC0:
