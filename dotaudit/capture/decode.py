@@ -32,10 +32,12 @@ _IPV4 = struct.Struct("!BxHHHBB2x4s4s").unpack_from
 _IPV6 = struct.Struct("!4xHBB16s16s").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
-# Fast path: IPv4 without options or IPv6 without extension headers, then TCP or UDP.
-_V4_TCP = struct.Struct("!2xHHHB3x4s4sHHIIBB").unpack_from
+# Fast path: from the ethertype on, IPv4 without options or IPv6 without extension
+# headers, then the first 14 bytes of a TCP header (which cover a UDP header too).
+_ETH_V4 = struct.Struct("!12xHBxHHHBB2x4s4sHHIIBB").unpack_from
+_ETH_V6 = struct.Struct("!12xHB3xHBB16s16sHHIIBB").unpack_from
+# ... and for frames too short for those: UDP with a tiny payload.
 _V4_UDP = struct.Struct("!2xHHHB3x4s4sHHH").unpack_from
-_V6_TCP = struct.Struct("!4xHxB16s16sHHIIBB").unpack_from
 _V6_UDP = struct.Struct("!4xHxB16s16sHHH").unpack_from
 _U16 = struct.Struct("!H").unpack_from
 _PORTS = struct.Struct("!HH").unpack_from
@@ -170,72 +172,109 @@ class Decoder:
         self, frame: int, ts: float, linktype: int, buf: bytes, start: int, end: int, orig_len: int
     ) -> None:
         """Decode the frame ``buf[start:end]`` into the flow table (a reader's FrameSink)."""
-        # Fast path for the common case; anything unusual (or cut) takes the general
-        # path below, which decides the same way for these packets.
+        # Fast path for the common case: Ethernet (one optional 802.1Q tag), IPv4 without
+        # options or IPv6 without extension headers, TCP or UDP, all read by one unpack
+        # that includes the ethertype. Anything unusual (or cut) takes the general path
+        # below, which decides the same way for these packets.
         if linktype == 1 and end - start >= 54:
-            off = start + 14
-            etype = buf[off - 2] << 8 | buf[off - 1]
-            if etype == 0x8100:
-                etype = buf[off + 2] << 8 | buf[off + 3]
-                off += 4
-            if etype == ETH_IPV4:
-                if buf[off] == 0x45:
-                    proto = buf[off + 9]
-                    if proto == TCP and end >= off + 40:
-                        total, ident, frag, ttl, src, dst, sport, dport, seq, ack, doff, flags = (
-                            _V4_TCP(buf, off)
-                        )
-                        stop = off + total
-                        at = off + 20 + ((doff >> 4) << 2)
-                        if not frag & 0x3FFF and stop <= end and doff >= 0x50 and at <= stop:
-                            if not self._tcp_fast(
-                                frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
-                                buf, at, stop,
-                            ):  # fmt: skip
-                                packet = Packet(
-                                    frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
-                                    buf[at:stop], flags, seq, ack, False, None, orig_len,
+            base = start  # the frame as if untagged: an 802.1Q tag shifts it by 4 bytes
+            kind = buf[start + 12]  # the ethertype's high byte tells the layouts apart
+            if kind == 0x81 and buf[start + 13] == 0:
+                base += 4
+                kind = buf[base + 12]
+            if kind == 0x08:
+                if end - base >= 54:
+                    (
+                        etype, vihl, total, ident, frag, ttl, proto, src, dst,
+                        sport, dport, seq, ack, doff, flags,
+                    ) = _ETH_V4(buf, base)  # fmt: skip
+                    if etype == ETH_IPV4 and vihl == 0x45 and not frag & 0x3FFF:
+                        off = base + 14
+                        if proto == TCP:
+                            stop = off + total
+                            at = off + 20 + ((doff >> 4) << 2)
+                            if stop <= end and doff >= 0x50 and at <= stop:
+                                if not self._tcp_fast(
+                                    frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
+                                    buf, at, stop,
+                                ):  # fmt: skip
+                                    self._process(Packet(
+                                        frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
+                                        buf[at:stop], flags, seq, ack, False, None, orig_len,
+                                    ))  # fmt: skip
+                                return
+                        elif proto == UDP:
+                            ulen = seq >> 16  # UDP's length field sits where TCP's seq starts
+                            stop = off + 20 + ulen
+                            if ulen >= 8 and stop <= off + total <= end:
+                                self._udp_fast(
+                                    frame, ts, 4, src, sport, dst, dport, ttl, ident,
+                                    buf, off + 28, stop, orig_len,
                                 )  # fmt: skip
-                                self._process(packet)
-                            return
-                    elif proto == UDP and end >= off + 28:
-                        total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(buf, off)
-                        stop = off + 20 + ulen
-                        if not frag & 0x3FFF and ulen >= 8 and stop <= off + total <= end:
-                            self._udp_fast(
-                                frame, ts, 4, src, sport, dst, dport, ttl, ident,
-                                buf, off + 28, stop, orig_len,
-                            )  # fmt: skip
-                            return
-            elif etype == ETH_IPV6 and buf[off] >> 4 == 6:
-                proto = buf[off + 6]
-                if proto == TCP and end >= off + 60:
-                    plen, hops, src, dst, sport, dport, seq, ack, doff, flags = _V6_TCP(buf, off)
-                    stop = off + 40 + plen
-                    at = off + 40 + ((doff >> 4) << 2)
-                    if plen and stop <= end and doff >= 0x50 and at <= stop:
-                        if not self._tcp_fast(
-                            frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
-                            buf, at, stop,
-                        ):  # fmt: skip
-                            packet = Packet(
-                                frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
-                                buf[at:stop], flags, seq, ack, False, None, orig_len,
-                            )  # fmt: skip
-                            self._process(packet)
-                        return
-                elif proto == UDP and end >= off + 48:
-                    plen, hops, src, dst, sport, dport, ulen = _V6_UDP(buf, off)
-                    stop = off + 40 + ulen
-                    if ulen >= 8 and stop <= off + 40 + plen <= end:
-                        self._udp_fast(
-                            frame, ts, 6, src, sport, dst, dport, hops, 0,
-                            buf, off + 48, stop, orig_len,
-                        )  # fmt: skip
-                        return
+                                return
+                elif self._short_udp(frame, ts, 4, buf, base + 14, end, orig_len):
+                    return
+            elif kind == 0x86:
+                if end - base >= 68:
+                    (
+                        etype, vtc, plen, proto, hops, src, dst,
+                        sport, dport, seq, ack, doff, flags,
+                    ) = _ETH_V6(buf, base)  # fmt: skip
+                    if etype == ETH_IPV6 and vtc >> 4 == 6:
+                        off = base + 54  # the transport header
+                        if proto == TCP:
+                            stop = off + plen
+                            at = off + ((doff >> 4) << 2)
+                            if plen and stop <= end and doff >= 0x50 and at <= stop:
+                                if not self._tcp_fast(
+                                    frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
+                                    buf, at, stop,
+                                ):  # fmt: skip
+                                    self._process(Packet(
+                                        frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
+                                        buf[at:stop], flags, seq, ack, False, None, orig_len,
+                                    ))  # fmt: skip
+                                return
+                        elif proto == UDP:
+                            ulen = seq >> 16
+                            stop = off + ulen
+                            if ulen >= 8 and stop <= off + plen <= end:
+                                self._udp_fast(
+                                    frame, ts, 6, src, sport, dst, dport, hops, 0,
+                                    buf, off + 8, stop, orig_len,
+                                )  # fmt: skip
+                                return
+                elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len):
+                    return
         decoded = self._decode(frame, ts, linktype, buf[start:end], orig_len)
         if decoded is not None:
             self._process(decoded)
+
+    def _short_udp(
+        self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int, orig_len: int
+    ) -> bool:
+        """The fast path for a frame too short for the joint unpack: a UDP datagram with
+        under 12 payload bytes, or the general path (False). ``off`` is the IP header; the
+        caller checked the ethertype's high byte only."""
+        if version == 4:
+            if end < off + 28 or buf[off - 1] or buf[off] != 0x45 or buf[off + 9] != UDP:
+                return False
+            total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(buf, off)
+            stop = off + 20 + ulen
+            if frag & 0x3FFF or ulen < 8 or not stop <= off + total <= end:
+                return False
+            self._udp_fast(
+                frame, ts, 4, src, sport, dst, dport, ttl, ident, buf, off + 28, stop, orig_len
+            )
+            return True
+        if end < off + 48 or buf[off - 1] != 0xDD or buf[off] >> 4 != 6 or buf[off + 6] != UDP:
+            return False
+        plen, hops, src, dst, sport, dport, ulen = _V6_UDP(buf, off)
+        stop = off + 40 + ulen
+        if ulen < 8 or not stop <= off + 40 + plen <= end:
+            return False
+        self._udp_fast(frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len)
+        return True
 
     def _decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
