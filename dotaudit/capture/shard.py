@@ -1,7 +1,7 @@
 """A flow table that owns one shard of a capture's flows, for parallel passes.
 
-Every shard process reads and decodes the whole capture, but only the flows whose port
-pair hashes to its shard reach its dissectors. Each event a shard emits gets a sort key
+Every shard process reads and decodes the whole capture, but only the flows whose ports
+and addresses hash to its shard reach its dissectors. Each event a shard emits gets a sort key
 (:meth:`ShardFlowTable.key`) that places it where a single, unsharded pass would have
 emitted it, so merging the shards' outputs by key gives the serial output exactly:
 
@@ -28,9 +28,11 @@ SWEEP, PACKET, DECODER, FINISH = 0, 1, 2, 3
 _MIX = 0x9E3779B1  # Fibonacci hashing: spreads neighbouring ephemeral ports over shards
 
 
-def shard_of(port_a: int, port_b: int, shards: int) -> int:
-    """The shard of a flow, the same for both directions of it."""
-    return ((((port_a ^ port_b) * _MIX) & 0xFFFFFFFF) >> 16) % shards
+def shard_of(addr_a: bytes, port_a: int, addr_b: bytes, port_b: int, shards: int) -> int:
+    """The shard of a flow, the same for both directions of it. The addresses' last bytes
+    count too: mDNS and LLMNR flows have the same port at both ends."""
+    mixed = port_a ^ port_b ^ (addr_a[-1] if addr_a else 0) ^ (addr_b[-1] if addr_b else 0)
+    return (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % shards
 
 
 class ShardFlowTable(FlowTable):
@@ -72,7 +74,8 @@ class ShardFlowTable(FlowTable):
         end: int,
     ) -> bool:
         self.at_frame = frame
-        if ((((sport ^ dport) * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
+        mixed = sport ^ dport ^ src[-1] ^ dst[-1]
+        if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
             if ts >= self._next_sweep:
                 self._sweep(ts)
             return True
@@ -97,7 +100,8 @@ class ShardFlowTable(FlowTable):
         wire_len: int,
     ) -> None:
         self.at_frame = frame
-        if ((((sport ^ dport) * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
+        mixed = sport ^ dport ^ src[-1] ^ dst[-1]
+        if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
             if ts >= self._next_sweep:
                 self._sweep(ts)
             return
@@ -110,9 +114,9 @@ class ShardFlowTable(FlowTable):
         self.at_frame = pkt.frame
         quote = pkt.icmp
         if quote is not None:  # an ICMP error belongs with the flow it quotes
-            owner = shard_of(quote.sport, quote.dport, self.shards)
+            owner = shard_of(quote.src, quote.sport, quote.dst, quote.dport, self.shards)
         elif pkt.proto == TCP or pkt.proto == UDP:
-            owner = shard_of(pkt.sport, pkt.dport, self.shards)
+            owner = shard_of(pkt.src, pkt.sport, pkt.dst, pkt.dport, self.shards)
         else:
             owner = 0
         if owner != self.shard:
