@@ -22,7 +22,6 @@ from dotaudit.dissect.tls import (
     AlertItem,
     CertificateItem,
     ClientHelloItem,
-    RecordItem,
     ServerHelloItem,
     TlsItem,
     TlsStream,
@@ -79,14 +78,22 @@ class _DnsApp:
 
 
 class _TlsApp:
-    __slots__ = ("client_stream", "ends", "records", "records_truncated", "server_stream")
+    __slots__ = ("client_stream", "ends", "records", "server_stream")
 
     def __init__(self, ends: _Ends) -> None:
         self.ends = ends
-        self.client_stream = TlsStream(from_client=True)
-        self.server_stream = TlsStream(from_client=False)
+        # The streams put each record straight into these lists, as TlsRecords.
         self.records: tuple[list[TlsRecord], list[TlsRecord]] = ([], [])
-        self.records_truncated = False
+        self.client_stream = TlsStream(
+            from_client=True, record_sink=self.records[0], sink_cap=MAX_RECORDS_KEPT
+        )
+        self.server_stream = TlsStream(
+            from_client=False, record_sink=self.records[1], sink_cap=MAX_RECORDS_KEPT
+        )
+
+    @property
+    def records_truncated(self) -> bool:
+        return self.client_stream.records_dropped or self.server_stream.records_dropped
 
 
 class _QuicApp:
@@ -191,22 +198,8 @@ class Dispatcher:
                 self._flow_anomaly(app.ends, from_client, frame, ts, "tls_malformed", str(exc))
                 flow.ignore_payload = True
                 return 0
-            if items:
-                records = app.records[0 if from_client else 1]
-                for item in items:
-                    if type(item) is RecordItem:
-                        if len(records) < MAX_RECORDS_KEPT:
-                            record = _TLS_RECORD()
-                            record.ts = item.ts
-                            record.frame = item.frame
-                            record.length = item.length
-                            record.content_type = item.content_type
-                            record.__class__ = TlsRecord
-                            records.append(record)
-                        else:
-                            app.records_truncated = True
-                    else:
-                        self._tls_item(app, from_client, item)
+            for item in items:  # handshake facts and alerts: the records went to app.records
+                self._tls_item(app, from_client, item)
             # Bulk application data: the rest of the record is only counted, not read.
             return stream.take_skip()
         if isinstance(app, _DnsApp):
@@ -533,16 +526,20 @@ class Dispatcher:
 
     def on_flow_end(self, flow: Flow) -> None:
         app = flow.app
-        ends = app.ends if isinstance(app, _App) else _Ends(flow)
-        records: tuple[list[TlsRecord], list[TlsRecord]] = ([], [])
+        # One of these per flow, most of them short DNS flows: exact type tests, and the
+        # record tuples are only built for TLS.
+        fwd: tuple[TlsRecord, ...] = ()
+        rev: tuple[TlsRecord, ...] = ()
         truncated = False
         kind: str | None = None
-        if isinstance(app, _TlsApp):
-            records, truncated, kind = app.records, app.records_truncated, "tls"
-        elif isinstance(app, _DnsApp):
+        if type(app) is _DnsApp:
             kind = "dns"
-        elif isinstance(app, _QuicApp):
+        elif type(app) is _TlsApp:
+            fwd, rev = tuple(app.records[0]), tuple(app.records[1])
+            truncated, kind = app.records_truncated, "tls"
+        elif type(app) is _QuicApp:
             kind = "quic"
+        ends = app.ends if isinstance(app, _App) else _Ends(flow)
         # Built field by field (see events.builder): one of these per flow.
         event = _CONNECTION()
         event.file = self.file
@@ -571,8 +568,8 @@ class Dispatcher:
         event.icmp_frame = flow.icmp_frame
         event.rst_ttl = flow.rst_ttl
         event.server_ttl = flow.server_ttl
-        event.tls_records_fwd = tuple(records[0])
-        event.tls_records_rev = tuple(records[1])
+        event.tls_records_fwd = fwd
+        event.tls_records_rev = rev
         event.tls_records_truncated = truncated
         event.app = kind
         event.__class__ = ConnectionSeen
@@ -598,4 +595,3 @@ def _offered_versions(supported: tuple[int, ...], legacy: int) -> tuple[str, ...
 
 _DNS_MESSAGE = builder(DnsMessageSeen)
 _CONNECTION = builder(ConnectionSeen)
-_TLS_RECORD = builder(TlsRecord)
