@@ -145,7 +145,7 @@ def initial_client_keys(version: int, dcid: bytes) -> tuple[bytes, bytes, bytes]
             raise MalformedError(f"no Initial salt for QUIC version {version:#010x}")
         salt_pads = _SALT_PADS[version] = _hmac_pads(salt)
     initial_secret = _hmac(salt_pads, dcid)  # HKDF-Extract
-    client_secret = hmac.digest(initial_secret, _INFO_CLIENT_IN, "sha256")[:32]
+    client_secret = _hmac_once(initial_secret, _INFO_CLIENT_IN)
     key_info, iv_info, hp_info = _INFO_V2 if version == V2 else _INFO_V1
     pads = _hmac_pads(client_secret)
     return _hmac(pads, key_info)[:16], _hmac(pads, iv_info)[:12], _hmac(pads, hp_info)[:16]
@@ -161,6 +161,14 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     block = key.ljust(64, b"\x00")  # keys here are at most 32 bytes, below the block size
     return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
+
+
+def _hmac_once(key: bytes, msg: bytes) -> bytes:
+    # A key used once: the pads are hashed together with the message, no state copies.
+    # hmac.digest would look the digest up by name on every call, which costs more.
+    block = key.ljust(64, b"\x00")
+    inner = hashlib.sha256(block.translate(_IPAD) + msg).digest()
+    return hashlib.sha256(block.translate(_OPAD) + inner).digest()
 
 
 def _hmac(pads: tuple[hashlib._Hash, hashlib._Hash], msg: bytes) -> bytes:
@@ -407,8 +415,10 @@ class QuicInitialTracker:
     def _frames(self, payload: bytes) -> None:
         pos = 0
         end = len(payload)
-        # Clients pad Initials to 1200 bytes, mostly at the end: find that run once.
-        padded_from = len(payload.rstrip(b"\x00"))
+        # Clients pad Initials to 1200 bytes, mostly at the end: find that run once. The
+        # highest set bit of the payload read as a little-endian integer marks its last
+        # non-zero byte; int.from_bytes scans a third as long as bytes.rstrip.
+        padded_from = (int.from_bytes(payload, "little").bit_length() + 7) // 8
         crypto = self._crypto
         while pos < end:
             ftype, pos = _varint(payload, pos, end)
