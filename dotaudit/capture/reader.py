@@ -252,23 +252,12 @@ class CaptureReader:
             return
         try:
             if self.format.startswith("pcapng"):
-                yield from self._pcapng_scan(src, take)
+                yield from self._pcapng(src, take)
+                yield self.frames  # frames after the last chunk read
             else:
                 yield from self._pcap(src, take)
         finally:
             src.close()
-
-    def _pcapng_scan(self, src: _Source, take: FrameSink) -> Iterator[int]:
-        frame = 0
-        for frame, ts, linktype, data, orig_len in self._pcapng(src):
-            if self.first_ts is None:
-                self.first_ts = ts
-            self.last_ts = ts
-            self.frames = frame
-            take(frame, ts, linktype, data, 0, len(data), orig_len)
-            if not frame & 0x3FF:
-                yield frame
-        yield frame
 
     def _pcap(self, src: _Source, take: FrameSink) -> Iterator[int]:
         chunk = self.chunk_size
@@ -331,99 +320,134 @@ class CaptureReader:
             end = len(buf)
             self.bytes_read = base + end
 
-    def _pcapng(self, src: _Source) -> Iterator[Frame]:
+    def _pcapng(self, src: _Source, take: FrameSink) -> Iterator[int]:
         chunk = self.chunk_size
         buf = b""
         base = 0  # stream offset of buf[0]
         pos = 0
         end = 0
-        frame = 0
+        frame = 0  # number of the last packet block, delivered or not
+        # Bookkeeping kept in locals (published at each yield) to spare the per-frame path:
+        first: float | None = None  # timestamp of the first frame delivered
+        ts = 0.0  # ... and of the last one
+        skipped = 0  # number of the last packet block that delivered nothing
+        before = 0  # number of the last frame delivered before that one
         sec = _Section("<")
         fast = sec.epb_head
         u32 = sec.u32
         ifaces = sec.ifaces
-        while True:
-            # Fast path: a well-formed EPB for a known interface, entirely in the buffer.
-            if end - pos >= 28:
-                btype, blen, ifid, hi, lo, caplen, orig = fast(buf, pos)
-                nxt = pos + blen
-                if (
-                    btype == _EPB
-                    and nxt <= end
-                    and caplen <= blen - 32
-                    and caplen <= MAX_CAPLEN
-                    and not blen & 3
-                    and ifid < len(ifaces)
-                    and u32(buf, nxt - 4)[0] == blen
-                ):
-                    frame += 1
-                    linktype, hi_scale, lo_scale, offset = ifaces[ifid]
-                    sec.last_ts = ts = offset + hi * hi_scale + lo * lo_scale
-                    yield frame, ts, linktype, buf[pos + 28 : pos + 28 + caplen], orig
-                    pos = nxt
-                    continue
-            if end - pos >= 12:
-                btype = sec.u32(buf, pos)[0]
-                if btype == _SHB:
-                    bom = buf[pos + 8 : pos + 12]
-                    if bom not in _BOM:
-                        self._stop(base + pos, "section header with an unknown byte-order mark")
-                        return
-                    sec = _Section(_BOM[bom])
-                    fast, u32, ifaces = sec.epb_head, sec.u32, sec.ifaces
-                blen = u32(buf, pos + 4)[0]
-                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                    self._stop(base + pos, f"block type {btype:#x} has bad length {blen}")
-                    return
-                if pos + blen <= end:
-                    if u32(buf, pos + blen - 4)[0] != blen:
-                        self._stop(base + pos, f"block type {btype:#x} trailing length mismatch")
-                        return
-                    if btype in _PACKET_BLOCKS:
+        try:
+            while True:
+                # Fast path: a well-formed EPB for a known interface, entirely in the buffer.
+                if end - pos >= 28:
+                    btype, blen, ifid, hi, lo, caplen, orig = fast(buf, pos)
+                    nxt = pos + blen
+                    if (
+                        btype == _EPB
+                        and nxt <= end
+                        and caplen <= blen - 32
+                        and caplen <= MAX_CAPLEN
+                        and not blen & 3
+                        and ifid < len(ifaces)
+                        and u32(buf, nxt - 4)[0] == blen
+                    ):
                         frame += 1
-                        if not self._packet_block(sec, buf, pos, blen, btype, base):
+                        linktype, hi_scale, lo_scale, offset = ifaces[ifid]
+                        sec.last_ts = ts = offset + hi * hi_scale + lo * lo_scale
+                        if first is None:
+                            first = ts
+                        take(frame, ts, linktype, buf, pos + 28, pos + 28 + caplen, orig)
+                        pos = nxt
+                        continue
+                if end - pos >= 12:
+                    btype = sec.u32(buf, pos)[0]
+                    if btype == _SHB:
+                        bom = buf[pos + 8 : pos + 12]
+                        if bom not in _BOM:
+                            self._stop(base + pos, "section header with an unknown byte-order mark")
                             return
-                        if sec.frame is not None:
-                            yield (frame, *sec.frame)
-                    elif btype == _IDB:
-                        if len(ifaces) >= MAX_INTERFACES:
-                            self._warn("too many interfaces; later ones ignored", once="ifmax")
-                        elif not sec.add_interface(buf, pos, blen):
-                            self._warn(f"bad interface block at byte offset {base + pos}")
-                    elif btype != _SHB and btype not in _QUIET_SKIP:
-                        self._unknown_block(btype, base + pos)
-                    pos += blen
-                    continue
-                if blen > MAX_BUFFERED_BLOCK:
-                    if btype in _PACKET_BLOCKS or btype in (_SHB, _IDB):
-                        self._stop(base + pos, f"block type {btype:#x} too long ({blen})")
+                        sec = _Section(_BOM[bom])
+                        fast, u32, ifaces = sec.epb_head, sec.u32, sec.ifaces
+                    blen = u32(buf, pos + 4)[0]
+                    if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                        self._stop(base + pos, f"block type {btype:#x} has bad length {blen}")
                         return
-                    if btype not in _QUIET_SKIP:
-                        self._unknown_block(btype, base + pos)
-                    trailer = self._skip(src, buf[pos:end], blen, sec.order)
-                    if trailer is None:
-                        self._cut(base + pos, "block data cut", src)
-                        return
-                    if trailer != blen:
-                        self._stop(base + pos, f"block type {btype:#x} trailing length mismatch")
-                        return
-                    base += pos + blen
-                    buf = b""
-                    pos = end = 0
-                    continue
-            more = src.read(chunk)
-            if not more:
-                if pos < end:
-                    what = "block header cut" if end - pos < 12 else "block data cut"
-                    self._cut(base + pos, what, src)
-                elif src.error:
-                    self._cut(base + pos, "at a block boundary", src)
-                return
-            buf = buf[pos:] + more
-            base += pos
-            pos = 0
-            end = len(buf)
-            self.bytes_read = base + end
+                    if pos + blen <= end:
+                        if u32(buf, pos + blen - 4)[0] != blen:
+                            self._stop(
+                                base + pos, f"block type {btype:#x} trailing length mismatch"
+                            )
+                            return
+                        if btype in _PACKET_BLOCKS:
+                            frame += 1
+                            if not self._packet_block(sec, buf, pos, blen, btype, base):
+                                if skipped != frame - 1:
+                                    before = frame - 1
+                                skipped = frame
+                                return
+                            if sec.frame is not None:
+                                ts, linktype, data, orig = sec.frame
+                                if first is None:
+                                    first = ts
+                                take(frame, ts, linktype, data, 0, len(data), orig)
+                            else:
+                                if skipped != frame - 1:
+                                    before = frame - 1
+                                skipped = frame
+                        elif btype == _IDB:
+                            if len(ifaces) >= MAX_INTERFACES:
+                                self._warn("too many interfaces; later ones ignored", once="ifmax")
+                            elif not sec.add_interface(buf, pos, blen):
+                                self._warn(f"bad interface block at byte offset {base + pos}")
+                        elif btype != _SHB and btype not in _QUIET_SKIP:
+                            self._unknown_block(btype, base + pos)
+                        pos += blen
+                        continue
+                    if blen > MAX_BUFFERED_BLOCK:
+                        if btype in _PACKET_BLOCKS or btype in (_SHB, _IDB):
+                            self._stop(base + pos, f"block type {btype:#x} too long ({blen})")
+                            return
+                        if btype not in _QUIET_SKIP:
+                            self._unknown_block(btype, base + pos)
+                        trailer = self._skip(src, buf[pos:end], blen, sec.order)
+                        if trailer is None:
+                            self._cut(base + pos, "block data cut", src)
+                            return
+                        if trailer != blen:
+                            self._stop(
+                                base + pos, f"block type {btype:#x} trailing length mismatch"
+                            )
+                            return
+                        base += pos + blen
+                        buf = b""
+                        pos = end = 0
+                        continue
+                got = before if skipped == frame else frame
+                self._publish(first, ts, got)
+                yield got
+                more = src.read(chunk)
+                if not more:
+                    if pos < end:
+                        what = "block header cut" if end - pos < 12 else "block data cut"
+                        self._cut(base + pos, what, src)
+                    elif src.error:
+                        self._cut(base + pos, "at a block boundary", src)
+                    return
+                buf = buf[pos:] + more
+                base += pos
+                pos = 0
+                end = len(buf)
+                self.bytes_read = base + end
+        finally:
+            self._publish(first, ts, before if skipped == frame else frame)
+
+    def _publish(self, first: float | None, last: float, frames: int) -> None:
+        """Record what has been delivered: the first and last timestamps and the number
+        of the last frame."""
+        if first is not None:
+            self.first_ts = first
+            self.last_ts = last
+        self.frames = frames
 
     def _packet_block(
         self, sec: _Section, buf: bytes, pos: int, blen: int, btype: int, base: int
