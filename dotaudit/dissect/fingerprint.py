@@ -34,6 +34,10 @@ def _no_grease(values: tuple[int, ...]) -> tuple[int, ...]:
 
 MAX_CACHED = 4096
 """Distinct fingerprint inputs remembered per cache; the oldest is dropped beyond this."""
+MAX_KEYED_VALUES = 512
+"""Hellos listing more values than this in total are fingerprinted but not remembered: a
+key holds its lists, so without this a hostile capture of huge hellos could pin
+MAX_CACHED x 64 KiB of integers. Real hellos list well under 200."""
 
 _JA3_CACHE: dict[tuple[object, ...], tuple[str, str]] = {}
 _JA4_CACHE: dict[tuple[object, ...], str] = {}
@@ -62,8 +66,10 @@ def ja3_pair(ch: ClientHello) -> tuple[str, str]:
     if hit is not None:
         return hit
     text = _ja3_text(ch)
-    digest = hashlib.md5(text.encode("ascii"), usedforsecurity=False).hexdigest()
-    return _remember(_JA3_CACHE, key, (text, digest))
+    pair = text, hashlib.md5(text.encode("ascii"), usedforsecurity=False).hexdigest()
+    if len(key[1]) + len(key[2]) + len(key[3]) + len(key[4]) > MAX_KEYED_VALUES:
+        return pair
+    return _remember(_JA3_CACHE, key, pair)
 
 
 def ja3_string(ch: ClientHello) -> str:
@@ -161,7 +167,15 @@ def ja4(ch: ClientHello, *, quic: bool = False) -> str:
     hit = _JA4_CACHE.get(key)
     if hit is not None:
         return hit
+    if len(key[2]) + len(key[3]) + len(key[5]) > MAX_KEYED_VALUES:
+        return _ja4(ch, quic)
     return _remember(_JA4_CACHE, key, _ja4(ch, quic))
+
+
+def _hex_list(values: tuple[int, ...] | list[int]) -> str:
+    # One %-format for the whole list: a third of the cost of a join over per-value
+    # f-strings, and a JA4 is computed for every hello the cache has not seen.
+    return ("%04x," * len(values) % tuple(values))[:-1]
 
 
 def _ja4(ch: ClientHello, quic: bool) -> str:
@@ -175,13 +189,13 @@ def _ja4(ch: ClientHello, quic: bool) -> str:
         + f"{min(len(exts), 99):02d}"
         + ja4_alpn(ch)
     )
-    part_b = _hash12(",".join(f"{c:04x}" for c in sorted(ciphers))) if ciphers else "0" * 12
+    part_b = _hash12(_hex_list(sorted(ciphers))) if ciphers else "0" * 12
     hashed_exts = sorted(e for e in exts if e not in (EXT_SNI, EXT_ALPN))
     if hashed_exts:
-        text = ",".join(f"{e:04x}" for e in hashed_exts)
+        text = _hex_list(hashed_exts)
         sigalgs = _no_grease(ch.signature_algorithms)
         if sigalgs:
-            text += "_" + ",".join(f"{s:04x}" for s in sigalgs)
+            text += "_" + _hex_list(sigalgs)
         part_c = _hash12(text)
     else:
         part_c = "0" * 12
