@@ -276,6 +276,11 @@ class CaptureReader:
         end = len(buf)
         frame = 0
         ts = 0.0
+        # The seconds field as a float, converted once per new second: adding two floats
+        # is far cheaper than adding a two-digit int to a float (the same exact result,
+        # as any 32-bit integer is exact in a double).
+        second = -1
+        whole = 0.0
         self.bytes_read = end
         while True:
             data = pos + 16  # start of the record's packet bytes
@@ -288,7 +293,10 @@ class CaptureReader:
                 if stop > end or incl > cap:
                     break
                 frame += 1
-                ts = sec + frac * scale
+                if sec != second:
+                    second = sec
+                    whole = float(sec)
+                ts = whole + frac * scale
                 take(frame, ts, linktype, buf, data, stop, orig)
                 pos = stop
                 data = stop + 16
