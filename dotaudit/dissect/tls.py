@@ -756,15 +756,15 @@ class TlsStream:
                                 self.records_truncated = True
                             continue
                         # Its body runs past this segment (the bulk case): what the general
-                        # header path below does for it, without the checks already made.
+                        # header path below and the body step above do for it, without the
+                        # checks already made. The rest of the segment is body.
                         self._ctype = ctype
                         self._rec_version = (data[pos + 1] << 8) | data[pos + 2]
                         self._length = length
-                        self._body_left = length
+                        self._body_left = length - (n - pos - 5)
                         self._alert = b""
                         self._mode = _SKIP
-                        pos += 5
-                        continue
+                        return out
                     h = data
                     start = pos
                     pos += 5
