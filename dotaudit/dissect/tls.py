@@ -12,6 +12,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from dotaudit.errors import MalformedError
 from dotaudit.model.events import TlsRecord, builder
@@ -211,20 +212,23 @@ def parse_client_hello(body: bytes, *, record_version: int | None = None) -> Cli
             if start + 1 + body[start] > stop:
                 raise MalformedError(_PAST)
             point_formats = tuple(body[start + 1 : start + 1 + body[start]])
-    return ClientHello(
-        legacy_version=legacy_version,
-        record_version=record_version,
-        ciphers=ciphers,
-        extensions=tuple(types),
-        sni=sni,
-        alpn=alpn,
-        supported_versions=versions,
-        signature_algorithms=sigalgs,
-        groups=groups,
-        ec_point_formats=point_formats,
-        ech=EXT_ECH in types,
-        esni=EXT_ESNI in types,
-    )
+    # Filled by plain stores (see _shadow): the frozen __init__ costs a setattr call a field.
+    hello = _CLIENT_HELLO_SHADOW()
+    hello.legacy_version = legacy_version
+    hello.record_version = record_version
+    hello.ciphers = ciphers
+    hello.extensions = tuple(types)
+    hello.sni = sni
+    hello.alpn = alpn
+    hello.supported_versions = versions
+    hello.signature_algorithms = sigalgs
+    hello.groups = groups
+    hello.ec_point_formats = point_formats
+    hello.ech = EXT_ECH in types
+    hello.esni = EXT_ESNI in types
+    hello.__class__ = ClientHello
+    made: ClientHello = hello
+    return made
 
 
 def _parse_sni(r: _Reader) -> str | None:
@@ -256,6 +260,18 @@ class ServerHello:
     alpn: str | None
     extensions: tuple[int, ...]
     is_hello_retry: bool
+
+
+def _shadow(frozen: type) -> type[Any]:
+    """A plain class with exactly ``frozen``'s slot layout: an instance is filled with plain
+    attribute stores, then turned into ``frozen`` by ``__class__`` assignment (CPython
+    allows it between identical layouts), and is an ordinary frozen instance from then on.
+    """
+    return type(f"_{frozen.__name__}Shadow", (), {"__slots__": vars(frozen)["__slots__"]})
+
+
+_CLIENT_HELLO_SHADOW = _shadow(ClientHello)
+_SERVER_HELLO_SHADOW = _shadow(ServerHello)
 
 
 def parse_server_hello(body: bytes) -> ServerHello:
@@ -293,9 +309,15 @@ def parse_server_hello(body: bytes) -> ServerHello:
             if len(names) != 1:
                 raise MalformedError("server ALPN must name exactly one protocol")
             alpn = names[0]
-    return ServerHello(
-        version=version, cipher=cipher, alpn=alpn, extensions=tuple(types), is_hello_retry=is_hrr
-    )
+    hello = _SERVER_HELLO_SHADOW()
+    hello.version = version
+    hello.cipher = cipher
+    hello.alpn = alpn
+    hello.extensions = tuple(types)
+    hello.is_hello_retry = is_hrr
+    hello.__class__ = ServerHello
+    made: ServerHello = hello
+    return made
 
 
 def _extensions(body: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
