@@ -314,7 +314,9 @@ class CaptureReader:
                 incl = unpack(buf, pos)[2]
                 if incl > cap or data + incl <= end:
                     continue  # stopped at SCAN_STEP with the next record buffered (or corrupt)
-            more = src.read(chunk)
+            # A record longer than a chunk is completed by one read, not chunk by chunk
+            # (each step would copy everything buffered so far again).
+            more = src.read(max(chunk, data + incl - end) if data <= end else chunk)
             if not more:
                 if pos < end:
                     what = "record header cut" if data > end else "record data cut"
@@ -433,7 +435,8 @@ class CaptureReader:
                 got = before if skipped == frame else frame
                 self._publish(first, ts, got)
                 yield got
-                more = src.read(chunk)
+                # A block longer than a chunk is completed by one read (see _pcap).
+                more = src.read(max(chunk, pos + blen - end) if end - pos >= 12 else chunk)
                 if not more:
                     if pos < end:
                         what = "block header cut" if end - pos < 12 else "block data cut"

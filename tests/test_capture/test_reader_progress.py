@@ -106,3 +106,23 @@ def test_pcapng_cut_short(tmp_path: Path, cut: int) -> None:
     path = _pcapng(tmp_path, blocks)
     path.write_bytes(path.read_bytes()[:-cut])
     _check(path, [(i + 1, float(i + 1)) for i in range(4)])
+
+
+def test_records_longer_than_a_chunk(tmp_path: Path) -> None:
+    """Records and blocks many chunks long arrive whole, with any chunk size."""
+    big = [bytes([i]) * size for i, size in enumerate((MAX_CAPLEN, 70_000, 60, MAX_CAPLEN - 1))]
+    times = [float(t) for t in range(1, len(big) + 1)]
+    pcap = tmp_path / "big.pcap"
+    pcap.write_bytes(capwrite.pcap(list(zip(times, big, strict=True))))
+    # A long block the reader must buffer to parse (an IDB with a long option) and one
+    # it may skip (a 900 kB custom block), between packets.
+    long_idb = capwrite.block(1, (1).to_bytes(2, "little") + b"\0" * 6 + b"\xff\xff" * 200_000)
+    ng = _pcapng(
+        tmp_path,
+        [capwrite.epb(0, 1_000_000, big[0]), capwrite.block(0xBAD, b"c" * 900_000), long_idb]
+        + [capwrite.epb(0, round(t * 1e6), d) for t, d in zip(times[1:], big[1:], strict=True)],
+    )
+    for chunk in (64, 5000, 1 << 16):
+        for path in (pcap, ng):
+            got = [(f, bytes(d)) for f, _, _, d, _ in CaptureReader(path, chunk_size=chunk)]
+            assert got == list(enumerate(big, start=1)), (path.name, chunk)
