@@ -391,9 +391,7 @@ class CaptureReader:
                         if btype in _PACKET_BLOCKS:
                             frame += 1
                             if not self._packet_block(sec, buf, pos, blen, btype, base):
-                                if skipped != frame - 1:
-                                    before = frame - 1
-                                skipped = frame
+                                frame -= 1  # not delivered, and the last one looked at
                                 return
                             if sec.frame is not None:
                                 ts, linktype, data, orig = sec.frame
