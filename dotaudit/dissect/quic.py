@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -86,8 +86,9 @@ def looks_like_quic_long_header(data: bytes) -> bool:
     return scid_len <= MAX_CID and len(data) >= 7 + dcid_len + scid_len
 
 
-@dataclass(frozen=True, slots=True)
-class QuicClientHello:
+class QuicClientHello(NamedTuple):
+    # A named tuple, not a frozen dataclass: made once per QUIC flow, and a frozen
+    # dataclass's __init__ (one object.__setattr__ per field) costs six times more.
     version: int
     version_name: str
     dcid: bytes
@@ -106,8 +107,8 @@ class InitialKeys:
         self.version = version
         self.dcid = dcid
         self.aead = AESGCM(key)
-        self.iv = iv
-        self.hp: CipherContext = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
+        self.iv = int.from_bytes(iv, "big")
+        self.hp: CipherContext = Cipher(algorithms.AES(hp_key), _ECB).encryptor()
         self.largest_pn = -1
 
     def unprotect(self, packet: bytes, pn_offset: int) -> tuple[int, bytes] | None:
@@ -120,20 +121,26 @@ class InitialKeys:
         mask = self.hp.update(packet[pn_offset + 4 : pn_offset + 20])
         first = packet[0] ^ (mask[0] & 0x0F)
         pn_len = (first & 0x03) + 1
-        truncated = 0
-        for i in range(pn_len):
-            truncated = (truncated << 8) | (packet[pn_offset + i] ^ mask[1 + i])
-        header = bytearray(packet[: pn_offset + pn_len])
-        header[0] = first
-        header[pn_offset:] = truncated.to_bytes(pn_len, "big")
-        pn = decode_packet_number(self.largest_pn, truncated, pn_len * 8)
-        nonce = (int.from_bytes(self.iv, "big") ^ pn).to_bytes(12, "big")
+        pn_end = pn_offset + pn_len
+        truncated = int.from_bytes(packet[pn_offset:pn_end], "big") ^ int.from_bytes(
+            mask[1 : 1 + pn_len], "big"
+        )
+        header = bytes((first,)) + packet[1:pn_offset] + truncated.to_bytes(pn_len, "big")
+        largest = self.largest_pn
+        # With no packet yet the expected number is 0 and decoding returns the truncated
+        # value as is: skip the call for the first Initial, the one most flows send.
+        pn = truncated if largest < 0 else decode_packet_number(largest, truncated, pn_len * 8)
+        nonce = (self.iv ^ pn).to_bytes(12, "big")
         try:
-            plain = self.aead.decrypt(nonce, packet[pn_offset + pn_len :], bytes(header))
+            plain = self.aead.decrypt(nonce, packet[pn_end:], header)
         except InvalidTag:
             return None
-        self.largest_pn = max(self.largest_pn, pn)
+        if pn > largest:
+            self.largest_pn = pn
         return pn, plain
+
+
+_ECB = modes.ECB()
 
 
 def initial_client_keys(version: int, dcid: bytes) -> tuple[bytes, bytes, bytes]:
@@ -252,9 +259,13 @@ class CryptoStream:
             raise MalformedError(f"QUIC CRYPTO data beyond {self.limit} bytes")
         if not data:
             return
-        if end > len(self.buf):
-            self.buf.extend(bytes(end - len(self.buf)))
-        self.buf[offset:end] = data
+        buf = self.buf
+        if offset == len(buf):  # the usual in-order case: append, no zero fill first
+            buf += data
+        else:
+            if end > len(buf):
+                buf.extend(bytes(end - len(buf)))
+            buf[offset:end] = data
         self._merge(offset, end)
 
     def _merge(self, start: int, end: int) -> None:
@@ -282,6 +293,10 @@ class CryptoStream:
         if self.ranges and self.ranges[0][0] == 0:
             return self.ranges[0][1]
         return 0
+
+
+_SPENT = CryptoStream(0)
+"""The stream of every finished tracker: its limit of 0 refuses any data, so sharing is safe."""
 
 
 class QuicInitialTracker:
@@ -341,7 +356,7 @@ class QuicInitialTracker:
     def _finish(self) -> None:
         self._done = True
         self._keys = None
-        self._crypto = CryptoStream(0)  # drop the buffered bytes
+        self._crypto = _SPENT  # drop the buffered bytes
 
     def _datagram(self, data: bytes) -> QuicClientHello | None:
         pos = 0
