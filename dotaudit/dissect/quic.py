@@ -430,14 +430,13 @@ class QuicInitialTracker:
     def _frames(self, payload: bytes) -> None:
         pos = 0
         end = len(payload)
-        # Clients pad Initials to 1200 bytes, mostly at the end: find that run once. The
-        # highest set bit of the payload read as a little-endian integer marks its last
-        # non-zero byte; int.from_bytes scans a third as long as bytes.rstrip.
-        padded_from = (int.from_bytes(payload, "little").bit_length() + 7) // 8
+        padded_from = -1  # where the trailing zeros start, found at the first PADDING
         crypto = self._crypto
         while pos < end:
             ftype, pos = _varint(payload, pos, end)
             if ftype == 0x00:  # PADDING: jump over the whole run
+                if padded_from < 0:
+                    padded_from = _trailing_zeros_start(payload, pos)
                 if pos >= padded_from:
                     break
                 m = _NOT_ZERO.search(payload, pos)
@@ -491,6 +490,16 @@ class QuicInitialTracker:
         )
         self._finish()
         return hello
+
+
+def _trailing_zeros_start(payload: bytes, pos: int) -> int:
+    """Index after the last non-zero byte of ``payload``; just ``pos`` when only zeros follow it."""
+    # Clients pad Initials to 1200 bytes, mostly at the end: one memcmp against zeros
+    # settles the usual case. Otherwise the highest set bit of the payload read as a
+    # little-endian integer marks its last non-zero byte (a third of bytes.rstrip's cost).
+    if payload.endswith(bytes(len(payload) - pos)):
+        return pos
+    return (int.from_bytes(payload, "little").bit_length() + 7) // 8
 
 
 def _skip_ack(payload: bytes, pos: int, end: int, ecn: bool) -> int:
