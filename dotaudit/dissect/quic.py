@@ -60,6 +60,8 @@ def _salt(version: int) -> bytes | None:
     return None
 
 
+_DECRYPTABLE = frozenset(v for v in QUIC_VERSIONS if _salt(v) is not None)
+
 MAX_CID = 20
 _INITIAL_V1 = 0
 _INITIAL_V2 = 1
@@ -370,7 +372,7 @@ class QuicInitialTracker:
             (version,) = struct.unpack_from("!I", data, pos + 1)
             if version == NEGOTIATION:
                 return None  # a server's packet; nothing of the client's here
-            if _salt(version) is None:
+            if version not in _DECRYPTABLE:
                 if pos == 0:
                     return None  # a QUIC version we cannot read, not malformed
                 raise MalformedError(f"coalesced QUIC packet of another version {version:#x}")
