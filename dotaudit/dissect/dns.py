@@ -102,6 +102,10 @@ _EDNS_SHADOW = _shadow_class(Edns)
 # Both caches are emptied when full: bounded memory, no eviction bookkeeping.
 NAME_CACHE_SIZE = 4096
 _NAME_CACHE: dict[bytes, str] = {}
+QUESTION_CACHE_SIZE = 4096
+_QUESTION_CACHE: dict[bytes, tuple[str, int, int]] = {}
+"""First questions (cached name, type, class) by their wire bytes."""
+_NAME_SEARCH_END = 12 + MAX_NAME_OCTETS
 OPT_CACHE_SIZE = 1024
 MAX_CACHED_OPT = 600
 """Longer OPT records (big padding) are decoded every time rather than kept."""
@@ -146,22 +150,32 @@ def dns_fields(data: bytes) -> DnsFields:
     if qdcount:
         # A name seen before is found with one search and one lookup, no label walk: a
         # cached wire name has no zero octet but its last, so if the bytes up to the
-        # first zero are one, walking the labels would read exactly those bytes.
-        end = data.find(0, 12, 12 + MAX_NAME_OCTETS)
-        cached_name = _NAME_CACHE.get(data[12 : end + 1]) if end > 0 else None
-        if cached_name is not None:
-            qname, pos = cached_name, end + 1
+        # first zero are one, walking the labels would read exactly those bytes. A
+        # question seen before (that name, then type and class) likewise.
+        end = data.find(0, 12, _NAME_SEARCH_END)
+        question = _QUESTION_CACHE.get(data[12 : end + 5]) if end > 0 else None
+        if question is not None:
+            qname, qtype, qclass = question
+            pos = end + 5
         else:
-            qname, pos, reason = _read_name(data, 12, n)
-        if pos < 0:
-            if reason == "truncated":
-                reason = "truncated_question"
-        elif pos + 4 > n:
-            reason = reason or "truncated_question"
-            pos = -1
-        else:
-            qtype, qclass = _TWO_U16.unpack_from(data, pos)
-            pos += 4
+            cached_name = _NAME_CACHE.get(data[12 : end + 1]) if end > 0 else None
+            if cached_name is not None:
+                qname, pos = cached_name, end + 1
+            else:
+                qname, pos, reason = _read_name(data, 12, n)
+            if pos < 0:
+                if reason == "truncated":
+                    reason = "truncated_question"
+            elif pos + 4 > n:
+                reason = reason or "truncated_question"
+                pos = -1
+            else:
+                qtype, qclass = _TWO_U16.unpack_from(data, pos)
+                pos += 4
+                if cached_name is not None:
+                    if len(_QUESTION_CACHE) >= QUESTION_CACHE_SIZE:
+                        _QUESTION_CACHE.clear()
+                    _QUESTION_CACHE[data[12:pos]] = (cached_name, qtype, qclass)
     else:
         pos = 12
     if qdcount == 1 and pos >= 0:

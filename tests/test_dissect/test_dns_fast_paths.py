@@ -124,3 +124,49 @@ def test_record_after_the_opt_is_not_taken_by_the_cache() -> None:
     assert fields[13] is None
     assert fields[12] is not None
     assert fields[8] == 2
+
+
+def clear_caches() -> None:
+    dns_module._NAME_CACHE.clear()
+    dns_module._QUESTION_CACHE.clear()
+    dns_module._OPT_CACHE.clear()
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(["www.example.com", "a.b", ".", "x" * 63 + ".test"]),
+    rdtype=st.sampled_from(["A", "AAAA", "HTTPS", "TYPE65280"]),
+    answers=st.integers(0, 2),
+    edns=st.booleans(),
+)
+def test_cached_questions_parse_like_a_cold_cache(
+    name: str, rdtype: str, answers: int, edns: bool
+) -> None:
+    """Oracle: the same parse with every cache empty (the label walk itself)."""
+    query = dns.message.make_query(name, rdtype, use_edns=0 if edns else None)
+    reply = dns.message.make_response(query)
+    for index in range(answers):
+        owner = name if name.endswith(".") else name + "."
+        reply.answer.append(dns.rrset.from_text(owner, 60, "IN", "A", f"192.0.2.{index + 1}"))
+    for wire in (query.to_wire(), reply.to_wire()):
+        for end in range(12, len(wire) + 1):
+            clear_caches()
+            cold = fast_or_error(wire[:end])
+            fast_or_error(wire)  # the name, then the question, enter the caches
+            fast_or_error(wire)
+            assert fast_or_error(wire[:end]) == cold
+
+
+def fast_or_error(data: bytes) -> object:
+    try:
+        return dns_fields(data)
+    except MalformedError as exc:
+        return str(exc)
+
+
+def test_question_cache_is_bounded() -> None:
+    for i in range(dns_module.QUESTION_CACHE_SIZE + 10):
+        wire = dns.message.make_query(f"q{i}.example", "A").to_wire()
+        dns_fields(wire)
+        dns_fields(wire)
+    assert 0 < len(dns_module._QUESTION_CACHE) <= dns_module.QUESTION_CACHE_SIZE
