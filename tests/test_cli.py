@@ -203,3 +203,28 @@ def test_evidence_pcaps_hold_the_findings_frames(tmp_path: Path) -> None:
     fallback_file = evidence / f"{fallback_index:03d}-DA-FALLBACK-001.pcap"
     events = jsonl(run("events", str(fallback_file)).stdout)
     assert {r["frame"] for r in events if r["type"] == "dns"}, "the fallback query is in it"
+
+
+def test_quiet_gc_still_bounds_garbage_cycles() -> None:
+    """events/analyze raise the GC threshold; cyclic garbage must still be collected."""
+    import gc
+
+    from dotaudit.cli import _quiet_gc
+
+    saved = gc.get_threshold()
+    try:
+        _quiet_gc()
+        assert gc.get_threshold()[0] > saved[0]
+        gc.collect()
+        baseline = len(gc.get_objects())
+        peak = 0
+        for _ in range(300_000):
+            cycle: list[object] = []
+            cycle.append(cycle)
+            del cycle
+            peak = max(peak, gc.get_count()[0])
+        assert len(gc.get_objects()) < baseline + 60_000
+        assert peak <= 50_001
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
