@@ -240,7 +240,7 @@ def bench_capture(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     base = dotaudit_cmd(args)
     warm(path)
     packets, span = scan(path)
-    runs: dict[str, list[Run]] = {"events": [], "events_serial": [], "tshark": [], "analyze": []}
+    runs: dict[str, list[Run]] = {"events": [], "events_parallel": [], "tshark": [], "analyze": []}
     analyze_ok = has_subcommand(base, "analyze")
     tshark_out = out / f"{tag}.tshark.txt"
     tshark_cmd = [
@@ -256,12 +256,12 @@ def bench_capture(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                 out / f"{tag}.events.stderr",
             )
         )
-        runs["events_serial"].append(
+        runs["events_parallel"].append(
             measure(
-                "dotaudit events --workers 1",
-                [*base, "events", "--workers", "1", str(path), "-o", os.devnull],
+                "dotaudit events --workers auto",
+                [*base, "events", "--workers", "auto", str(path), "-o", os.devnull],
                 None,
-                out / f"{tag}.events-serial.stderr",
+                out / f"{tag}.events-parallel.stderr",
             )
         )
         if args.tshark:
@@ -285,8 +285,8 @@ def bench_capture(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
     events = best_of(runs["events"])
     result["events"] = _run_json(events, packets, out / f"{tag}.events.stderr")
-    serial = best_of(runs["events_serial"])
-    result["events_serial"] = _run_json(serial, packets, out / f"{tag}.events-serial.stderr")
+    parallel = best_of(runs["events_parallel"])
+    result["events_parallel"] = _run_json(parallel, packets, out / f"{tag}.events-parallel.stderr")
     tshark = best_of(runs["tshark"]) if runs["tshark"] else None
     if tshark:
         result["tshark"] = _run_json(tshark, packets, out / f"{tag}.tshark.stderr")
@@ -299,8 +299,8 @@ def bench_capture(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     if tshark and tshark.wall > 0 and events.wall > 0 and events.exit_code == 0:
         result["ratio"] = events.pps(packets) / tshark.pps(packets)
         result["cpu_ratio"] = tshark.cpu / events.cpu if events.cpu > 0 else None
-        if serial.wall > 0 and serial.exit_code == 0:
-            result["serial_ratio"] = serial.pps(packets) / tshark.pps(packets)
+        if parallel.wall > 0 and parallel.exit_code == 0:
+            result["parallel_ratio"] = parallel.pps(packets) / tshark.pps(packets)
         if analyze_ok and result["analyze"].get("exit_code") in (0, 1):
             result["analyze_ratio"] = result["analyze"]["packets_per_s"] / tshark.pps(packets)
     if tshark and not args.no_facts and tshark.exit_code == 0:
@@ -342,14 +342,14 @@ def report_capture(res: dict[str, Any]) -> None:
     span = f", {res['span_s']:,.1f} s of traffic" if res.get("span_s") is not None else ""
     print(f"\n== {res['capture']}: {res['packets']:,} packets, {mb:,.0f} MB{span}")
     print(f"  {'tool':18} {'packets/s':>11} {'cpu s':>8} {'wall s':>8} {'peak RSS':>10}  exit")
-    for key in ("events", "events_serial", "tshark", "analyze"):
+    for key in ("events", "events_parallel", "tshark", "analyze"):
         r = res.get(key)
         if r is None:
             continue
         if "skipped" in r:
             print(f"  {'dotaudit ' + key:18} skipped: {r['skipped']}")
             continue
-        label = {"tshark": "tshark", "events_serial": "dotaudit events -w1"}.get(
+        label = {"tshark": "tshark", "events_parallel": "dotaudit events -w auto"}.get(
             key, f"dotaudit {key}"
         )
         print(
@@ -361,11 +361,11 @@ def report_capture(res: dict[str, Any]) -> None:
     if "ratio" in res:
         verdict = "meets" if res["ratio"] >= TARGET_RATIO else "BELOW"
         cpu = f"{res['cpu_ratio']:.2f}x" if res.get("cpu_ratio") else "n/a"
-        serial = f"{res['serial_ratio']:.2f}x" if res.get("serial_ratio") else "n/a"
+        parallel = f"{res['parallel_ratio']:.2f}x" if res.get("parallel_ratio") else "n/a"
         print(
             f"  RATIO dotaudit events / tshark packets/s: {res['ratio']:.2f}x "
             f"({verdict} target >= {TARGET_RATIO:g}x; CPU-time ratio {cpu}; "
-            f"one process: {serial})"
+            f"with --workers auto: {parallel})"
         )
         if "analyze_ratio" in res:
             print(f"  ratio dotaudit analyze / tshark packets/s: {res['analyze_ratio']:.2f}x")

@@ -539,10 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument(
         "--workers",
         type=_workers,
-        default=0,
+        default=1,
         metavar="N|auto",
         help="processes per capture, each dissecting a share of its flows; the output is "
-        "the same (default: auto = cores, up to 4, for captures of 8 MiB or more)",
+        "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more)",
     )
     events.set_defaults(handler=cmd_events)
 

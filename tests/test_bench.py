@@ -173,8 +173,9 @@ def test_run_end_to_end_prints_ratio(tmp_path: Path) -> None:
     big = result["captures"][-1]
     assert big["packets"] == 2000
     assert big["events"]["peak_rss_mb"] > 0 and big["tshark"]["peak_rss_mb"] > 0
-    assert big["events_serial"]["processes"] == 1 and big["serial_ratio"] > 0
-    assert "one process: " in done.stdout
+    # Default: one process. --workers auto forks only for captures of 8 MiB or more.
+    assert big["events"]["processes"] == 1 and big["events_parallel"]["processes"] == 1
+    assert big["parallel_ratio"] > 0 and "with --workers auto: " in done.stdout
     assert big["facts"]["dns"]["tshark_count"] > 0
 
 
