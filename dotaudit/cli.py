@@ -14,7 +14,6 @@ from typing import IO, Any
 
 from dotaudit import __version__
 from dotaudit.errors import InputError
-from dotaudit.model.events import event_json_line
 from dotaudit.model.findings import Severity
 from dotaudit.model.report import AuditReport
 from dotaudit.render.base import OutputFormat, RendererUnavailable, render
@@ -140,14 +139,8 @@ def cmd_events(args: argparse.Namespace) -> int:
                 summary = sharded.summary
             else:
                 run = CaptureRun(path, progress=bar, hash_input=False)
-                lines: list[str] = []
-                for event in run.events():
-                    if types is None or event.type in types:
-                        lines.append(event_json_line(event))
-                        if len(lines) >= _LINES_PER_WRITE:
-                            write("".join(lines))
-                            lines.clear()
-                write("".join(lines))
+                for text in run.lines(types):
+                    write(text)
                 summary = run.summary
             if bar is not None:
                 bar.close()
@@ -163,10 +156,6 @@ def cmd_events(args: argparse.Namespace) -> int:
     finally:
         finish(ok)
     return status
-
-
-_LINES_PER_WRITE = 256
-"""Event lines joined into one write: fewer calls, still a small bounded buffer."""
 
 
 def _generated_at() -> str:

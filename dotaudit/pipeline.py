@@ -18,7 +18,7 @@ from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
 from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
-from dotaudit.model.events import AnomalySeen, Event
+from dotaudit.model.events import AnomalySeen, Event, event_json_line
 from dotaudit.model.findings import Finding
 from dotaudit.model.report import AuditReport
 
@@ -114,11 +114,35 @@ class CaptureRun:
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
 
     def events(self) -> Iterator[Event]:
+        """Every event of the capture, in capture order."""
+        for batch in self._batches(lambda out: out.append):
+            yield from batch
+
+    def lines(self, types: frozenset[str] | None = None) -> Iterator[str]:
+        """The ``dotaudit events`` output, a joined batch of JSON lines at every reader
+        pause. Events are encoded as the dissectors make them, with no generator hop per
+        event; ``types`` keeps only those record types."""
+
+        def encoder(out: list[str]) -> Callable[[Event], None]:
+            append = out.append
+            if types is None:
+                return lambda event: append(event_json_line(event))
+            return lambda event: append(event_json_line(event)) if event.type in types else None
+
+        for batch in self._batches(encoder):
+            yield "".join(batch)
+
+    def _batches(
+        self, emitter: Callable[[list[Any]], Callable[[Event], None]]
+    ) -> Iterator[list[Any]]:
+        """Run the capture through every layer; ``emitter(out)`` makes the function the
+        dissectors call with each event, which is to fill ``out``. ``out`` is yielded (and
+        then emptied) whenever the reader pauses, and once at the end."""
         reader = CaptureReader(self.path)
         summary = self.summary
         summary.format = reader.format
-        pending: list[Event] = []
-        dispatcher = Dispatcher(str(self.path), pending.append)
+        out: list[Any] = []
+        dispatcher = Dispatcher(str(self.path), emitter(out))
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
@@ -133,18 +157,19 @@ class CaptureRun:
             digest: Future[str] | None = (
                 pool.submit(sha256_file, self.path) if self._hash_input else None
             )
-            # Frames go reader -> decoder -> flow table -> dispatcher by plain calls; the
-            # events they made are passed on whenever the reader pauses (every chunk).
+            # Frames go reader -> decoder -> flow table -> dispatcher by plain calls; what
+            # they made is passed on whenever the reader pauses (every chunk).
             for _ in reader.scan(decoder.take):
-                if pending:
-                    yield from pending
-                    pending.clear()
+                if out:
+                    yield out
+                    out.clear()
                 if progress is not None:
                     progress(reader.bytes_read, size)
             decoder.finish()
             table.finish()
-            yield from pending
-            pending.clear()
+            if out:
+                yield out
+                out.clear()
             if digest is not None:
                 summary.sha256 = digest.result()
         summary.packets = reader.frames

@@ -232,3 +232,11 @@ def test_cli_sharded_output_to_stdout_is_written_once(mixed_capture: Path) -> No
     )  # fmt: skip
     assert one.returncode == two.returncode == 0
     assert two.stdout == one.stdout * 2
+
+
+@pytest.mark.parametrize("types", [None, frozenset({"dns", "connection"})])
+def test_one_pass_lines_equal_encoded_events(mixed_capture: Path, types: frozenset[str]) -> None:
+    # CaptureRun.lines encodes inside the dissectors' callback; events() + encode is the oracle.
+    run = CaptureRun(mixed_capture, hash_input=False)
+    assert "".join(run.lines(types)) == serial_text(mixed_capture, types)
+    assert run.summary.packets == 30000
