@@ -189,6 +189,8 @@ def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:
         message: tuple[int, Batch] | tuple[str, str] = receive.recv()
     except EOFError:
         raise RuntimeError(f"{path}: a shard process died") from None
+    if message[0] == "input-error":  # e.g. the file changed under the children
+        raise InputError(str(message[1]))
     if message[0] == "error":
         raise RuntimeError(f"{path}: shard failed: {message[1]}")
     return message  # type: ignore[return-value]
@@ -203,8 +205,10 @@ def _child(
             send.send((frame, batch))
         send.send((_DONE, run.summary.anomalies))
     except InputError as exc:
-        send.send(("error", str(exc)))
+        send.send(("input-error", str(exc)))
     except Exception as exc:  # reported by the parent, which owns the exit status
         send.send(("error", f"{type(exc).__name__}: {exc}"))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C reached the whole process group; the parent reports it once
     finally:
         send.close()

@@ -3,6 +3,7 @@ exactly what one process writes. Oracle: the serial pass (CaptureRun + event_jso
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -240,3 +241,42 @@ def test_one_pass_lines_equal_encoded_events(mixed_capture: Path, types: frozens
     run = CaptureRun(mixed_capture, hash_input=False)
     assert "".join(run.lines(types)) == serial_text(mixed_capture, types)
     assert run.summary.packets == 30000
+
+
+def test_ctrl_c_stops_every_shard_quietly(mixed_capture: Path, tmp_path: Path) -> None:
+    """SIGINT reaches the whole process group: one 'interrupted' line, exit 130, no
+    traceback from a child, no process left behind."""
+    import signal
+    import time
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: writes block
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dotaudit", "events", "--workers", "2",
+             str(mixed_capture), "-o", str(fifo)],
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_children(proc.pid)) < 1:
+            time.sleep(0.05)
+        assert _children(proc.pid), "no shard process was started"
+        time.sleep(0.5)  # let the pipe to the reader fill up
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(reader)
+    assert proc.returncode == 130
+    assert stderr == "dotaudit: interrupted\n"
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(child) for child in f.read().split())
+    except OSError:
+        pass
+    return found
