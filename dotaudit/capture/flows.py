@@ -9,6 +9,7 @@ and a flow's deadline is only re-checked when it comes due, so busy flows cost n
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Protocol
 
 from dotaudit.capture.packet import ACK, FIN, RST, SYN, TCP, UDP, Anomaly, AnomalySink, Packet
@@ -24,9 +25,16 @@ _FULL_REPORT_EVERY = 1000
 
 _DNS_PORTS = frozenset({53, 5353, 5355})
 
+UdpPayloadSink = Callable[["Flow", bool, bytes, int, float], None]
+"""``(flow, from_client, payload, frame, ts)``: a datagram's payload as plain values."""
+
 
 class FlowConsumer(StreamConsumer, Protocol):
     def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None: ...
+
+    """A datagram with a payload. A consumer may also offer ``on_udp_payload(flow,
+    from_client, payload, frame, ts)``: the table then calls that instead, sparing a
+    :class:`Packet` per datagram (see :data:`UdpPayloadSink`)."""
 
     def on_flow_end(self, flow: Flow) -> None: ...
 
@@ -183,6 +191,9 @@ class FlowTable:
         self._active = 0
         self._evicted = 0
         self._next_sweep = float("-inf")
+        # Most datagrams are DNS, each its own short flow: a consumer that takes plain
+        # values spares building a Packet for every one of them.
+        self._on_udp_payload: UdpPayloadSink | None = getattr(consumer, "on_udp_payload", None)
 
     @property
     def active_flows(self) -> int:
@@ -298,11 +309,23 @@ class FlowTable:
         wire_len: int,
     ) -> None:
         """Take a complete UDP datagram from plain values; a :class:`Packet` is made only
-        for a flow whose consumer still reads datagrams."""
+        for a consumer without ``on_udp_payload`` that still reads this flow's datagrams."""
         if ts >= self._next_sweep:
             self._sweep(ts)
         flow = self._udp.get((src, sport, dst, dport))
-        if flow is None or ts < flow.end or not flow.ignore_payload:
+        on_payload = self._on_udp_payload
+        if flow is None:
+            if on_payload is not None:
+                flow = self._new_flow(
+                    UDP, src, sport, dst, dport, frame, ts,
+                    server_is_destination(sport, dport),
+                    self.dns_udp_idle
+                    if sport in _DNS_PORTS or dport in _DNS_PORTS
+                    else self.udp_idle,
+                )  # fmt: skip
+        elif ts < flow.end or (on_payload is None and not flow.ignore_payload):
+            flow = None
+        if flow is None:
             pkt = Packet(
                 frame, ts, version, src, dst, UDP, ttl, ident, sport, dport,
                 data[start:end], 0, 0, 0, False, None, wire_len,
@@ -311,14 +334,19 @@ class FlowTable:
             return
         flow.last_frame = frame
         flow.end = ts
+        n = end - start
         if sport == flow.cport and src == flow.client:
+            from_client = True
             flow.packets_fwd += 1
-            flow.bytes_fwd += end - start
+            flow.bytes_fwd += n
         else:
+            from_client = False
             flow.packets_rev += 1
-            flow.bytes_rev += end - start
+            flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
+        if n and not flow.ignore_payload and on_payload is not None:
+            on_payload(flow, from_client, data[start:end], frame, ts)
 
     def finish(self) -> None:
         """End every remaining flow (capture end), oldest first."""
@@ -419,7 +447,9 @@ class FlowTable:
         else:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             mid_stream = True
-        flow = self._new_flow(TCP, pkt, to_server, ts, self.tcp_idle)
+        flow = self._new_flow(
+            TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server, self.tcp_idle
+        )
         flow.mid_stream = mid_stream
         return flow
 
@@ -436,8 +466,9 @@ class FlowTable:
         if flow is None:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             flow = self._new_flow(
-                UDP, pkt, to_server, ts, self._udp_idle_for(flow_ports=(pkt.sport, pkt.dport))
-            )
+                UDP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
+                self._udp_idle_for(pkt.sport, pkt.dport),
+            )  # fmt: skip
         flow.last_frame = pkt.frame
         if ts >= flow.end:
             flow.end = ts
@@ -454,7 +485,11 @@ class FlowTable:
             if flow.server_ttl is None:
                 flow.server_ttl = pkt.ttl
         if n and not flow.ignore_payload:
-            self.consumer.on_datagram(flow, from_client, pkt)
+            on_payload = self._on_udp_payload
+            if on_payload is not None:
+                on_payload(flow, from_client, pkt.payload, pkt.frame, ts)
+            else:
+                self.consumer.on_datagram(flow, from_client, pkt)
 
     def _icmp(self, pkt: Packet) -> None:
         quote = pkt.icmp
@@ -473,22 +508,28 @@ class FlowTable:
 
     # --- lifecycle -------------------------------------------------------------------
 
-    def _new_flow(self, proto: int, pkt: Packet, to_server: bool, ts: float, idle: float) -> Flow:
+    def _new_flow(
+        self, proto: int, src: bytes, sport: int, dst: bytes, dport: int, frame: int,
+        ts: float, to_server: bool, idle: float,
+    ) -> Flow:  # fmt: skip
+        """A flow for a packet ``src:sport -> dst:dport``, stored under both keys."""
         if self._active >= self.max_flows:
-            self._evict_one(pkt)
-        if to_server:
-            flow = Flow(proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts)
-        else:
-            flow = Flow(proto, pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.frame, ts)
+            self._evict_one(frame, ts)
+        if not to_server:
+            src, sport, dst, dport = dst, dport, src, sport
+        flow = Flow(proto, src, sport, dst, dport, frame, ts)
         table = self._tcp if proto == TCP else self._udp
-        table[(flow.client, flow.cport, flow.server, flow.sport)] = flow
-        table[(flow.server, flow.sport, flow.client, flow.cport)] = flow
+        table[(src, sport, dst, dport)] = flow
+        table[(dst, dport, src, sport)] = flow
         self._active += 1
-        self._schedule(flow, ts + idle)
+        # _schedule, inline: one of these per flow, most of them one-transaction DNS flows.
+        due = flow._due = ts + idle
+        self._counter += 1
+        heapq.heappush(self._heap, (due, frame, self._counter, flow))
         return flow
 
-    def _udp_idle_for(self, flow_ports: tuple[int, int]) -> float:
-        if flow_ports[0] in _DNS_PORTS or flow_ports[1] in _DNS_PORTS:
+    def _udp_idle_for(self, port_a: int, port_b: int) -> float:
+        if port_a in _DNS_PORTS or port_b in _DNS_PORTS:
             return self.dns_udp_idle
         return self.udp_idle
 
@@ -505,9 +546,7 @@ class FlowTable:
             if flow._ended or due != flow._due:
                 continue  # superseded by a later schedule entry
             idle = (
-                self.tcp_idle
-                if flow.proto == TCP
-                else self._udp_idle_for(flow_ports=(flow.cport, flow.sport))
+                self.tcp_idle if flow.proto == TCP else self._udp_idle_for(flow.cport, flow.sport)
             )
             idle_due = flow.end + idle
             closed_at = flow._closed_at
@@ -522,7 +561,7 @@ class FlowTable:
             self._heap = [e for e in heap if not e[3]._ended and e[0] == e[3]._due]
             heapq.heapify(self._heap)
 
-    def _evict_one(self, pkt: Packet) -> None:
+    def _evict_one(self, frame: int, ts: float) -> None:
         heap = self._heap
         while heap:
             due, _, _, flow = heapq.heappop(heap)
@@ -532,7 +571,7 @@ class FlowTable:
             self._evicted += 1
             if self._evicted % _FULL_REPORT_EVERY == 1:
                 detail = f"{self._evicted} flows evicted so far (max_flows={self.max_flows})"
-                self.sink(Anomaly("flow_table_full", pkt.frame, pkt.ts, detail))
+                self.sink(Anomaly("flow_table_full", frame, ts, detail))
             return
 
     def _end(self, flow: Flow, ended_by: str) -> None:

@@ -375,9 +375,15 @@ class Dispatcher:
     # -- UDP ---------------------------------------------------------------------
 
     def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None:
+        self.on_udp_payload(flow, from_client, pkt.payload, pkt.frame, pkt.ts)
+
+    def on_udp_payload(
+        self, flow: Flow, from_client: bool, payload: bytes, frame: int, ts: float
+    ) -> None:
+        """A datagram as plain values (the flow table's no-Packet path)."""
         app = flow.app
         if app is None:
-            app = self._classify_udp(flow, pkt.payload)
+            app = self._classify_udp(flow, payload)
             flow.app = app
         if type(app) is _DnsApp:
             # One DNS message per datagram, the commonest event: what _dns_message does,
@@ -386,17 +392,15 @@ class Dispatcher:
                 (
                     ident, response, opcode, rcode, flags, qdcount, ancount, _nscount,
                     _arcount, qname, qtype, _qclass, edns, malformed, size,
-                ) = dns_fields(pkt.payload)  # fmt: skip
+                ) = dns_fields(payload)  # fmt: skip
             except MalformedError as exc:
-                self._flow_anomaly(
-                    app.ends, from_client, pkt.frame, pkt.ts, "dns_unparseable", str(exc)
-                )
+                self._flow_anomaly(app.ends, from_client, frame, ts, "dns_unparseable", str(exc))
                 return
             ends = app.ends
             event = _DNS_MESSAGE()
             event.file = self.file
-            event.frame = pkt.frame
-            event.ts = pkt.ts
+            event.frame = frame
+            event.ts = ts
             if from_client:
                 event.src = ends.client
                 event.sport = ends.cport
@@ -424,10 +428,10 @@ class Dispatcher:
             event.__class__ = DnsMessageSeen
             self.emit(event)
             if malformed is not None:
-                self._flow_anomaly(ends, from_client, pkt.frame, pkt.ts, "dns_malformed", malformed)
+                self._flow_anomaly(ends, from_client, frame, ts, "dns_malformed", malformed)
         elif type(app) is _QuicApp:
             if from_client:
-                self._quic_datagram(app, pkt)
+                self._quic_datagram(app, payload, frame, ts)
             if app.tracker.done:
                 flow.ignore_payload = True  # short-header bulk: counted, never delivered
         else:
@@ -444,11 +448,11 @@ class Dispatcher:
             return _DnsApp(ends, "dns", tcp=False)
         return _OtherApp(ends)
 
-    def _quic_datagram(self, app: _QuicApp, pkt: Packet) -> None:
+    def _quic_datagram(self, app: _QuicApp, payload: bytes, frame: int, ts: float) -> None:
         try:
-            hello = app.tracker.feed(pkt.payload)
+            hello = app.tracker.feed(payload)
         except MalformedError as exc:
-            self._flow_anomaly(app.ends, True, pkt.frame, pkt.ts, "quic_malformed", str(exc))
+            self._flow_anomaly(app.ends, True, frame, ts, "quic_malformed", str(exc))
             app.tracker.done = True
             return
         if hello is None:
@@ -460,12 +464,12 @@ class Dispatcher:
         try:
             ch = parse_client_hello(hello.hello_body)
         except MalformedError as exc:
-            self._flow_anomaly(app.ends, True, pkt.frame, pkt.ts, "quic_tls_malformed", str(exc))
+            self._flow_anomaly(app.ends, True, frame, ts, "quic_tls_malformed", str(exc))
         else:
             alpn, sni, ech, fingerprint = ch.alpn, ch.sni, ch.ech, ja4(ch, quic=True)
         self.emit(
             QuicInitialSeen(
-                **self._where(app.ends, True, pkt.frame, pkt.ts),
+                **self._where(app.ends, True, frame, ts),
                 version=hello.version_name,
                 dcid=hello.dcid.hex(),
                 sni=sni,
