@@ -545,18 +545,22 @@ class FlowTable:
             due, _, _, flow = heapq.heappop(heap)
             if flow._ended or due != flow._due:
                 continue  # superseded by a later schedule entry
-            idle = (
-                self.tcp_idle if flow.proto == TCP else self._udp_idle_for(flow.cport, flow.sport)
-            )
-            idle_due = flow.end + idle
             closed_at = flow._closed_at
-            close_due = closed_at + self.close_linger if closed_at is not None else _NEVER
-            if close_due <= now:
+            if closed_at is not None and closed_at + self.close_linger <= now:
                 self._end(flow, "close")
-            elif idle_due <= now:
-                self._end(flow, "idle_timeout")
+                continue
+            if flow.proto == TCP:
+                idle_due = flow.end + self.tcp_idle
+            elif flow.cport in _DNS_PORTS or flow.sport in _DNS_PORTS:
+                idle_due = flow.end + self.dns_udp_idle
             else:
-                self._schedule(flow, min(idle_due, close_due))
+                idle_due = flow.end + self.udp_idle
+            if idle_due <= now:
+                self._end(flow, "idle_timeout")
+            elif closed_at is None:
+                self._schedule(flow, idle_due)
+            else:
+                self._schedule(flow, min(idle_due, closed_at + self.close_linger))
         if len(heap) > 2 * self._active + 1024:
             self._heap = [e for e in heap if not e[3]._ended and e[0] == e[3]._due]
             heapq.heapify(self._heap)
@@ -578,19 +582,28 @@ class FlowTable:
         if flow._ended:
             return
         flow._ended = True
-        for stream in (flow.c2s, flow.s2c):
-            if stream is not None:
-                stream.close(flow.last_frame, flow.end)
-        flow.c2s = flow.s2c = None
+        # One of these per flow, most of them one-transaction UDP DNS flows: no loops
+        # over tuples built for the purpose, no call for a UDP flow's outcome.
+        if flow.c2s is not None:
+            flow.c2s.close(flow.last_frame, flow.end)
+            flow.c2s = None
+        if flow.s2c is not None:
+            flow.s2c.close(flow.last_frame, flow.end)
+            flow.s2c = None
         flow.ended_by = ended_by
-        _settle_outcome(flow)
-        table = self._tcp if flow.proto == TCP else self._udp
-        for key in (
-            (flow.client, flow.cport, flow.server, flow.sport),
-            (flow.server, flow.sport, flow.client, flow.cport),
-        ):
-            if table.get(key) is flow:
-                del table[key]
+        if flow.proto == UDP:
+            flow.outcome = "icmp_rejected" if flow.icmp is not None else "udp"
+            table = self._udp
+        else:
+            _settle_outcome(flow)
+            table = self._tcp
+        client, cport, server, sport = flow.client, flow.cport, flow.server, flow.sport
+        key = (client, cport, server, sport)
+        if table.get(key) is flow:
+            del table[key]
+        key = (server, sport, client, cport)
+        if table.get(key) is flow:
+            del table[key]
         self._active -= 1
         self.consumer.on_flow_end(flow)
 

@@ -122,6 +122,9 @@ def addr_text(raw: bytes) -> str:
 ADDR_CACHE_SIZE = 4096
 """Address texts kept: every flow needs two, mostly of the same few hosts."""
 _ADDR_TEXT: dict[bytes, str] = {}
+cached_addr_text = _ADDR_TEXT.get
+"""The text of an address :func:`addr_text` has made lately, else None: a dict lookup,
+no Python call (the cache is only ever cleared, never replaced)."""
 
 
 @dataclass(frozen=True, slots=True)

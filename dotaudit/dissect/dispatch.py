@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dotaudit.capture.flows import Flow
-from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text
+from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text, cached_addr_text
 from dotaudit.dissect.dns import DnsTcpFramer, dns_fields, looks_like_dns
 from dotaudit.dissect.fingerprint import ja3_pair, ja4
 from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
@@ -60,9 +60,12 @@ class _Ends:
     __slots__ = ("client", "cport", "server", "sport", "transport")
 
     def __init__(self, flow: Flow) -> None:
-        self.client = addr_text(flow.client)
+        # Once per flow: the few hosts of a capture are nearly always in the text cache.
+        client = flow.client
+        server = flow.server
+        self.client = cached_addr_text(client) or addr_text(client)
         self.cport = flow.cport
-        self.server = addr_text(flow.server)
+        self.server = cached_addr_text(server) or addr_text(server)
         self.sport = flow.sport
         self.transport = "tcp" if flow.proto == TCP else "udp"
 
@@ -441,7 +444,7 @@ class Dispatcher:
         ends = _Ends(flow)
         service = DNS_SERVICES.get(flow.sport) or DNS_SERVICES.get(flow.cport)
         if service is not None:
-            return _DnsApp(ends, service, tcp=False)
+            return _DnsApp(ends, service, False)
         if looks_like_quic_long_header(payload):
             return _QuicApp(ends)
         if looks_like_dns(payload):
@@ -539,14 +542,16 @@ class Dispatcher:
         rev: tuple[TlsRecord, ...] = ()
         truncated = False
         kind: str | None = None
+        ends: _Ends
         if type(app) is _DnsApp:
-            kind = "dns"
+            kind, ends = "dns", app.ends
         elif type(app) is _TlsApp:
             fwd, rev = tuple(app.records[0]), tuple(app.records[1])
-            truncated, kind = app.records_truncated, "tls"
+            truncated, kind, ends = app.records_truncated, "tls", app.ends
         elif type(app) is _QuicApp:
-            kind = "quic"
-        ends = app.ends if isinstance(app, _App) else _Ends(flow)
+            kind, ends = "quic", app.ends
+        else:
+            ends = app.ends if isinstance(app, _App) else _Ends(flow)
         # Built field by field (see events.builder): one of these per flow.
         event = _CONNECTION()
         event.file = self.file
