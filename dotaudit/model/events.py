@@ -393,6 +393,10 @@ def _line_encoder(cls: type) -> Callable[[Any], str]:
         "_inf": math.inf,
         "_d": _DUMPS,
         "_generic": lambda value: _DUMPS(_plain(value)),
+        "_file": _FILE_TEXT,
+        "_file_text": _file_text,
+        "_r": _REPEATED_TEXTS,
+        "_r_text": _repeated_text,
     }
     head = '{"type":' + encode_basestring_ascii(cls.type) + ","  # type: ignore[attr-defined]
     tail = f',"schema":{encode_basestring_ascii(EVENTS_SCHEMA)}}}\n'
@@ -422,10 +426,59 @@ def _object_parts(
     literal = head
     for i, name in enumerate(_field_names(cls)):
         literals.append(literal + ("," if i else "") + f'"{name}":')
-        exprs.append(_value_expr(hints[name], f"{ref}.{name}", ns, depth))
+        exprs.append(_field_expr(name, hints[name], f"{ref}.{name}", ns, depth))
         literal = ""
     literals.append(tail)
     return literals, exprs
+
+
+def _field_expr(name: str, hint: Any, ref: str, ns: dict[str, Any], depth: int) -> str:
+    if depth == 1 and name == "file" and hint is str:
+        # Held with its text, so identity is safe: one capture file per run.
+        return f"(_file[1] if {ref} is _file[0] else _file_text({ref}))"
+    if name in _REPEATED_FIELDS and hint in (str, str | None):
+        value = f"(_r.get({ref}) or _r_text({ref}))"
+        return value if hint is str else f'("null" if {ref} is None else {value})'
+    if name in _REPEATED_LISTS and hint == tuple[str, ...]:
+        return f"(_r.get({ref}) or _r_text({ref}))"
+    return _value_expr(hint, ref, ns, depth)
+
+
+_FILE_TEXT: list[Any] = [None, "null"]
+"""The last ``file`` value and its text (None's text is "null" too)."""
+
+
+def _file_text(file: str) -> str:
+    text = encode_basestring_ascii(file)
+    _FILE_TEXT[:] = [file, text]
+    return text
+
+
+_REPEATED_FIELDS = frozenset(
+    {"src", "dst", "transport", "qr", "service", "outcome", "ended_by", "closed_by", "app"}
+    | {"what", "version", "cipher"}
+)
+"""Text fields whose values recur (addresses, names from a small set): their JSON texts
+are looked up rather than encoded each time."""
+_REPEATED_LISTS = frozenset({"flags", "alpn", "versions"})
+"""Lists of texts drawn from a small set (DNS flags, ALPN ids), looked up likewise."""
+TEXT_CACHE_SIZE = 4096
+"""JSON texts of repeated field values kept (emptied when full)."""
+_REPEATED_TEXTS: dict[str | tuple[str, ...], str] = {}
+
+
+def _repeated_text(value: str | tuple[str, ...]) -> str:
+    if isinstance(value, tuple):
+        text = "[" + ",".join(map(encode_basestring_ascii, value)) + "]"
+        exact = value.__class__ is tuple and all(item.__class__ is str for item in value)
+    else:
+        text = encode_basestring_ascii(value)
+        exact = value.__class__ is str
+    if exact:
+        if len(_REPEATED_TEXTS) >= TEXT_CACHE_SIZE:
+            _REPEATED_TEXTS.clear()
+        _REPEATED_TEXTS[value] = text
+    return text
 
 
 def _value_expr(hint: Any, ref: str, ns: dict[str, Any], depth: int) -> str:
