@@ -9,6 +9,7 @@ direction, since the compression context is lost.
 from __future__ import annotations
 
 from collections import deque
+from functools import cache
 
 from dotaudit.errors import MalformedError
 
@@ -150,6 +151,7 @@ def huffman_code(symbol: int) -> tuple[int, int]:
     raise ValueError(symbol)
 
 
+@cache  # built on the first Huffman string, not at import: most runs never see h2c
 def _decoding_machine() -> tuple[list[int], list[bool]]:
     """A state machine that decodes 4 bits per step (states: internal tree nodes).
 
@@ -192,14 +194,11 @@ def _decoding_machine() -> tuple[list[int], list[bool]]:
     return table, accepting
 
 
-_MACHINE, _ACCEPTING = _decoding_machine()
-
-
 def huffman_decode(data: bytes) -> bytes:
     """RFC 7541 §5.2: EOS inside the string, or padding that is not a short run of 1s, is bad."""
     out = bytearray()
     append = out.append
-    machine = _MACHINE
+    machine, accepting = _decoding_machine()
     state = 0
     for byte in data:
         entry = machine[state << 4 | byte >> 4]
@@ -213,7 +212,7 @@ def huffman_decode(data: bytes) -> bytes:
                 raise MalformedError("hpack: EOS inside a Huffman string")
             append((entry >> 8) - 1)
         state = entry & 0xFF
-    if not _ACCEPTING[state]:
+    if not accepting[state]:
         raise MalformedError("hpack: bad Huffman padding")
     return bytes(out)
 

@@ -16,13 +16,104 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 EVENTS_SCHEMA = "dotaudit.events/1"
 
+_T = TypeVar("_T")
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+# -- fast construction -----------------------------------------------------------------
+#
+# An event is made for every DNS message and every flow, so the generic machinery of
+# frozen dataclasses shows on the hot path: their ``__init__`` sets each field through
+# ``object.__setattr__`` (about 0.25 µs a field) and ``json.dumps(to_dict())`` walks every
+# value twice. Both are replaced by code generated once per class from its dataclass
+# fields, the way ``dataclasses`` itself generates ``__init__``. The public classes,
+# their signatures, equality, hashing and immutability are unchanged.
+
+
+def _builder_class(cls: type) -> type:
+    """A mutable class with exactly ``cls``'s slot layout (same base, same own slots).
+
+    ``__init__`` switches the new instance to it, fills the slots with plain stores and
+    switches it back; CPython allows ``__class__`` assignment between identical layouts.
+    Both hooks must be object's own: one Python-level hook (the frozen ``__delattr__``)
+    and every store goes through a Python call again.
+    """
+    return type(
+        f"_{cls.__name__}Builder",
+        (cls.__base__ or object,),
+        {
+            "__slots__": vars(cls)["__slots__"],
+            "__init__": object.__init__,
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+        },
+    )
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted, keyword-only dataclass an ``__init__`` without setattr calls
+    (for its own instances; a subclass's go through ``object.__setattr__``, as with
+    ``dataclasses``)."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    if not all(f.kw_only and f.init for f in fields) or "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__}: not the record shape _fast_init generates")
+    ns: dict[str, Any] = {
+        "_cls": cls,
+        "_builder": _builder_class(cls),
+        "_setattr": object.__setattr__,
+        "_MISSING": dataclasses.MISSING,
+    }
+    params: list[str] = []
+    body: list[str] = []
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            ns[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            ns[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            body.append(f"    if {f.name} is _MISSING:\n        {f.name} = _f_{f.name}()")
+        else:
+            params.append(f.name)
+    names = [f.name for f in fields]
+    source = "\n".join(
+        [
+            f"def __init__(self, *, {', '.join(params)}):",
+            *body,
+            "    if type(self) is not _cls:",  # a subclass: the dataclass way
+            *(f"        _setattr(self, {n!r}, {n})" for n in names),
+            "        return",
+            '    _setattr(self, "__class__", _builder)',
+            *(f"    self.{n} = {n}" for n in names),
+            "    self.__class__ = _cls",
+        ]
+    )
+    exec(source, ns)  # generated from the dataclass's own field names
+    _BUILDERS[cls] = ns["_builder"]
+    init = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+_BUILDERS: dict[type, type] = {}
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
+def _record(cls: type[_T]) -> type[_T]:
+    """A frozen, slotted, keyword-only dataclass whose ``__init__`` is made by
+    ``_fast_init`` (not by ``dataclasses``: that one would be compiled, at every
+    start-up, only to be replaced)."""
+    return _fast_init(dataclass(frozen=True, slots=True, kw_only=True, init=False)(cls))
+
+
+@_record
 class Event:
+    """Common fields of every record: where (file, frame, endpoints) and when (ts)."""
+
     type: ClassVar[str] = "event"
     file: str
     frame: int
@@ -83,8 +174,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class Edns:
+    """The OPT pseudo-record of a DNS message (RFC 6891)."""
+
     udp_size: int
     do: bool
     version: int = 0
@@ -99,8 +192,10 @@ class Edns:
     options: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class DnsMessageSeen(Event):
+    """One DNS message (query or response), in the clear or decrypted."""
+
     type: ClassVar[str] = "dns"
     id: int
     qr: str
@@ -120,8 +215,10 @@ class DnsMessageSeen(Event):
     malformed: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class TlsClientHelloSeen(Event):
+    """A TLS ClientHello with its fingerprints."""
+
     type: ClassVar[str] = "tls_client_hello"
     sni: str | None
     alpn: tuple[str, ...]
@@ -135,16 +232,20 @@ class TlsClientHelloSeen(Event):
     esni: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class TlsServerHelloSeen(Event):
+    """A TLS ServerHello: the negotiated version, cipher and ALPN."""
+
     type: ClassVar[str] = "tls_server_hello"
     version: str
     cipher: str
     alpn: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class TlsCertificateSeen(Event):
+    """One certificate of a chain sent in the clear (TLS 1.2 and older)."""
+
     type: ClassVar[str] = "tls_certificate"
     position: int
     """0 is the leaf."""
@@ -158,8 +259,10 @@ class TlsCertificateSeen(Event):
     signature_algorithm: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class TlsAlertSeen(Event):
+    """A cleartext TLS alert."""
+
     type: ClassVar[str] = "tls_alert"
     level: int
     description: int
@@ -167,8 +270,10 @@ class TlsAlertSeen(Event):
     from_server: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class QuicInitialSeen(Event):
+    """A decrypted QUIC Initial carrying a ClientHello."""
+
     type: ClassVar[str] = "quic_initial"
     version: str
     dcid: str
@@ -178,15 +283,17 @@ class QuicInitialSeen(Event):
     ech: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class TlsRecord:
+    """Time, frame, length and content type of one TLS record of a connection."""
+
     ts: float
     frame: int
     length: int
     content_type: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class ConnectionSeen(Event):
     """A TCP or UDP flow that ended (closed, expired, or still open at capture end).
 
@@ -236,15 +343,17 @@ OUTCOMES = (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class AnomalySeen(Event):
+    """Something malformed or odd on the wire, named by ``what``."""
+
     type: ClassVar[str] = "anomaly"
     what: str
     """Stable short name, e.g. "tcp_gap", "dns_malformed", "snaplen_truncated"."""
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_record
 class HttpRequestSeen(Event):
     """A request head in cleartext HTTP/2 (h2c), where DNS over HTTPS can travel unencrypted."""
 
@@ -261,85 +370,7 @@ class HttpRequestSeen(Event):
     """Cleartext HTTP/2: prior-knowledge preface or ``Upgrade: h2c``."""
 
 
-# -- fast construction and JSON lines ---------------------------------------------------
-#
-# An event is made for every DNS message and every flow, so the generic machinery of
-# frozen dataclasses shows on the hot path: their ``__init__`` sets each field through
-# ``object.__setattr__`` (about 0.25 µs a field) and ``json.dumps(to_dict())`` walks every
-# value twice. Both are replaced by code generated once per class from its dataclass
-# fields, the way ``dataclasses`` itself generates ``__init__``. The public classes,
-# their signatures, equality, hashing and immutability are unchanged.
-
-_T = TypeVar("_T")
-
-
-def _builder_class(cls: type) -> type:
-    """A mutable class with exactly ``cls``'s slot layout (same base, same own slots).
-
-    ``__init__`` switches the new instance to it, fills the slots with plain stores and
-    switches it back; CPython allows ``__class__`` assignment between identical layouts.
-    Both hooks must be object's own: one Python-level hook (the frozen ``__delattr__``)
-    and every store goes through a Python call again.
-    """
-    return type(
-        f"_{cls.__name__}Builder",
-        (cls.__base__ or object,),
-        {
-            "__slots__": vars(cls)["__slots__"],
-            "__init__": object.__init__,
-            "__setattr__": object.__setattr__,
-            "__delattr__": object.__delattr__,
-        },
-    )
-
-
-def _fast_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen, slotted, keyword-only dataclass an ``__init__`` without setattr calls."""
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    simple = all(f.kw_only and f.init for f in fields) and "__slots__" in vars(cls)
-    if hasattr(cls, "__post_init__") or not simple:
-        return cls  # not the shape generated below: keep the dataclass __init__
-    ns: dict[str, Any] = {
-        "_cls": cls,
-        "_builder": _builder_class(cls),
-        "_setattr": object.__setattr__,
-        "_slow": cls.__init__,
-        "_MISSING": dataclasses.MISSING,
-    }
-    params: list[str] = []
-    body: list[str] = []
-    for f in fields:
-        if f.default is not dataclasses.MISSING:
-            ns[f"_d_{f.name}"] = f.default
-            params.append(f"{f.name}=_d_{f.name}")
-        elif f.default_factory is not dataclasses.MISSING:
-            ns[f"_f_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_MISSING")
-            body.append(f"    if {f.name} is _MISSING:\n        {f.name} = _f_{f.name}()")
-        else:
-            params.append(f.name)
-    names = [f.name for f in fields]
-    source = "\n".join(
-        [
-            f"def __init__(self, *, {', '.join(params)}):",
-            "    if type(self) is not _cls:",  # a subclass: the dataclass way
-            f"        return _slow(self, {', '.join(f'{n}={n}' for n in names)})",
-            *body,
-            '    _setattr(self, "__class__", _builder)',
-            *(f"    self.{n} = {n}" for n in names),
-            "    self.__class__ = _cls",
-        ]
-    )
-    exec(source, ns)  # generated from the dataclass's own field names
-    _BUILDERS[cls] = ns["_builder"]
-    init = ns["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    cls.__init__ = init  # type: ignore[method-assign]
-    return cls
-
-
-_BUILDERS: dict[type, type] = {}
+# -- JSON lines -----------------------------------------------------------------------
 
 
 def builder(cls: type) -> Callable[[], Any]:
@@ -351,11 +382,6 @@ def builder(cls: type) -> Callable[[], Any]:
     """
     made: Callable[[], Any] = _BUILDERS[cls]
     return made
-
-
-_FAST_INIT_CLASSES: list[type] = [Event, *Event.__subclasses__(), Edns, TlsRecord]
-for _cls in _FAST_INIT_CLASSES:
-    _fast_init(_cls)
 
 
 def event_json_line(event: Event) -> str:
