@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -149,13 +150,33 @@ def _dict_fields(cls: type) -> tuple[tuple[str, bool], ...]:
     """(name, value needs no conversion) per field: scalars and their Optionals pass as is."""
     fields = _DICT_FIELDS.get(cls)
     if fields is None:
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         fields = tuple(
             (name, all(t in _SCALARS or t is type(None) for t in _union_members(hints[name])))
             for name in _field_names(cls)
         )
         _DICT_FIELDS[cls] = fields
     return fields
+
+
+_HINTS: dict[tuple[str, str], Any] = {}
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)`` for the fields, evaluating each distinct annotation
+    text once: the same dozen texts recur in every class, and each evaluation compiles."""
+    hints: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hint = f.type
+        if isinstance(hint, str):
+            key = (cls.__module__, hint)
+            if key not in _HINTS:
+                _HINTS[key] = eval(
+                    hint, vars(sys.modules[cls.__module__])
+                )  # as get_type_hints does
+            hint = _HINTS[key]
+        hints[f.name] = hint
+    return hints
 
 
 def _union_members(hint: Any) -> tuple[Any, ...]:
@@ -416,6 +437,7 @@ def _line_encoder(cls: type) -> Callable[[Any], str]:
         "_int": int,
         "_str": str,
         "_float": float,
+        "_repr": float.__repr__,
         "_inf": math.inf,
         "_d": _DUMPS,
         "_generic": lambda value: _DUMPS(_plain(value)),
@@ -446,7 +468,7 @@ def _object_parts(
 ) -> tuple[list[str], list[str]]:
     """The JSON object of ``ref`` as literal texts interleaved with value expressions
     (one more literal than expressions)."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     literals: list[str] = []
     exprs: list[str] = []
     literal = head
@@ -459,6 +481,13 @@ def _object_parts(
 
 
 def _field_expr(name: str, hint: Any, ref: str, ns: dict[str, Any], depth: int) -> str:
+    if depth == 1 and name in ("ts", "start") and hint is float:
+        # A connection's start is its first packet's ts, the same float object: its
+        # text (a float's repr is costly) is made once, kept in a local of the encoder.
+        ts = ref.rsplit(".", 1)[0] + ".ts"
+        exact = f"{ref}.__class__ is _float and -_inf < {ref} < _inf"
+        text = f"(_repr({ref}) if {exact} else _d({ref}))"
+        return f"(_ts := {text})" if name == "ts" else f"(_ts if {ref} is {ts} else {text})"
     if depth == 1 and name == "file" and hint is str:
         # Held with its text, so identity is safe: one capture file per run.
         return f"(_file[1] if {ref} is _file[0] else _file_text({ref}))"

@@ -49,3 +49,25 @@ def test_odd_values_in_looked_up_fields_match_json() -> None:
     ]
     for event in odd:
         assert event_json_line(event) == _reference(event), event
+
+
+def test_connection_start_shares_the_ts_text_only_when_it_is_the_same_value() -> None:
+    ts = 1714564800.001574
+    made: list[Event] = [
+        f.connection(ts=ts, start=ts),
+        f.connection(ts=ts, start=ts + 1e-6),
+        f.connection(ts=float("nan"), start=float("nan")),
+        f.connection(ts=True, start=True),  # type: ignore[arg-type]
+    ]
+    nan = float("nan")
+    made.append(f.connection(ts=nan, start=nan))
+    for event in made:
+        assert event_json_line(event) == _reference(event), event
+
+
+def test_annotation_evaluation_matches_typing() -> None:
+    import typing
+
+    for cls in (events.Edns, events.TlsRecord, *events.Event.__subclasses__()):
+        hints = typing.get_type_hints(cls)
+        assert events._type_hints(cls) == {name: hints[name] for name in events._field_names(cls)}
