@@ -110,7 +110,6 @@ def _quiet_gc() -> None:
 
 def cmd_events(args: argparse.Namespace) -> int:
     from dotaudit.pipeline import CaptureRun, atomic_writer, expand_inputs
-    from dotaudit.shards import ShardedRun, auto_shards
 
     _quiet_gc()
 
@@ -129,7 +128,11 @@ def cmd_events(args: argparse.Namespace) -> int:
         write = handle.write
         for path in paths:
             bar = ProgressBar(str(path), sys.stderr) if sys.stderr.isatty() else None
-            shards = args.workers or auto_shards(path)
+            shards = args.workers
+            if shards != 1:  # multiprocessing is imported only when asked for
+                from dotaudit.shards import ShardedRun, auto_shards
+
+                shards = shards or auto_shards(path)
             if shards > 1:
                 handle.flush()  # the shards are forked: nothing may be left to flush twice
                 sys.stderr.flush()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from dotaudit.model.findings import Finding
 from dotaudit.model.report import AuditReport
 
 if TYPE_CHECKING:  # the detectors are imported by analyze only: `events` starts faster
+    from concurrent.futures import Future
+
     from dotaudit.detect.base import Context
 
 CAPTURE_MAGICS = (
@@ -69,6 +70,16 @@ class InputSummary:
             "warnings": list(self.warnings),
             "anomalies": self.anomalies,
         }
+
+
+def _hash_in_background(path: Path) -> Future[str]:
+    # Imported here: `events` does not hash, and concurrent.futures costs start-up time.
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    digest = pool.submit(sha256_file, path)
+    pool.shutdown(wait=False)  # the thread ends with the hash; nothing else is queued
+    return digest
 
 
 def sha256_file(path: Path) -> str:
@@ -153,10 +164,8 @@ class CaptureRun:
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         # The hash runs on the other core while this thread parses.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest: Future[str] | None = (
-                pool.submit(sha256_file, self.path) if self._hash_input else None
-            )
+        digest = _hash_in_background(self.path) if self._hash_input else None
+        try:
             # Frames go reader -> decoder -> flow table -> dispatcher by plain calls; what
             # they made is passed on whenever the reader pauses (every chunk).
             for _ in reader.scan(decoder.take):
@@ -172,6 +181,9 @@ class CaptureRun:
                 out.clear()
             if digest is not None:
                 summary.sha256 = digest.result()
+        finally:
+            if digest is not None:
+                digest.cancel()
         summary.packets = reader.frames
         summary.first_ts = reader.first_ts
         summary.last_ts = reader.last_ts
