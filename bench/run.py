@@ -341,19 +341,19 @@ def report_capture(res: dict[str, Any]) -> None:
     mb = res["bytes"] / 1e6
     span = f", {res['span_s']:,.1f} s of traffic" if res.get("span_s") is not None else ""
     print(f"\n== {res['capture']}: {res['packets']:,} packets, {mb:,.0f} MB{span}")
-    print(f"  {'tool':18} {'packets/s':>11} {'cpu s':>8} {'wall s':>8} {'peak RSS':>10}  exit")
+    print(f"  {'tool':23} {'packets/s':>11} {'cpu s':>8} {'wall s':>8} {'peak RSS':>10}  exit")
     for key in ("events", "events_parallel", "tshark", "analyze"):
         r = res.get(key)
         if r is None:
             continue
         if "skipped" in r:
-            print(f"  {'dotaudit ' + key:18} skipped: {r['skipped']}")
+            print(f"  {'dotaudit ' + key:23} skipped: {r['skipped']}")
             continue
         label = {"tshark": "tshark", "events_parallel": "dotaudit events -w auto"}.get(
             key, f"dotaudit {key}"
         )
         print(
-            f"  {label:18} {r['packets_per_s']:>11,} {r['cpu_s']:>8.1f} {r['wall_s']:>8.1f}"
+            f"  {label:23} {r['packets_per_s']:>11,} {r['cpu_s']:>8.1f} {r['wall_s']:>8.1f}"
             f" {r['peak_rss_mb']:>7.1f} MB  {r['exit_code']}  ({r.get('processes', 1)} proc)"
         )
         if "stderr_tail" in r:
