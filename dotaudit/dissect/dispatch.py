@@ -389,49 +389,7 @@ class Dispatcher:
             app = self._classify_udp(flow, payload)
             flow.app = app
         if type(app) is _DnsApp:
-            # One DNS message per datagram, the commonest event: what _dns_message does,
-            # in line (one call fewer per message; keep the two in step).
-            try:
-                (
-                    ident, response, opcode, rcode, flags, qdcount, ancount, _nscount,
-                    _arcount, qname, qtype, _qclass, edns, malformed, size,
-                ) = dns_fields(payload)  # fmt: skip
-            except MalformedError as exc:
-                self._flow_anomaly(app.ends, from_client, frame, ts, "dns_unparseable", str(exc))
-                return
-            ends = app.ends
-            event = _DNS_MESSAGE()
-            event.file = self.file
-            event.frame = frame
-            event.ts = ts
-            if from_client:
-                event.src = ends.client
-                event.sport = ends.cport
-                event.dst = ends.server
-                event.dport = ends.sport
-            else:
-                event.src = ends.server
-                event.sport = ends.sport
-                event.dst = ends.client
-                event.dport = ends.cport
-            event.transport = ends.transport
-            event.id = ident
-            event.qr = "response" if response else "query"
-            event.opcode = opcode
-            event.rcode = rcode
-            event.flags = flags
-            event.qname = qname
-            event.qtype = qtype
-            event.qdcount = qdcount
-            event.ancount = ancount
-            event.edns = edns
-            event.service = app.service
-            event.size = size
-            event.malformed = malformed is not None
-            event.__class__ = DnsMessageSeen
-            self.emit(event)
-            if malformed is not None:
-                self._flow_anomaly(ends, from_client, frame, ts, "dns_malformed", malformed)
+            self._dns_message(app, from_client, payload, frame, ts)
         elif type(app) is _QuicApp:
             if from_client:
                 self._quic_datagram(app, payload, frame, ts)
