@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator
+from itertools import chain
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from operator import itemgetter
@@ -150,7 +151,7 @@ class ShardedRun:
                 send.close()
                 children.append((child, receive))
             by_key = itemgetter(0)
-            for frame, batch in _chain(first, batches):
+            for frame, batch in chain([first], batches):
                 for _, receive in children:
                     their_frame, theirs = _receive(receive, path)
                     if their_frame != frame:
@@ -175,13 +176,6 @@ class ShardedRun:
 
 
 _DONE = -1
-
-
-def _chain(
-    first: tuple[int, Batch], rest: Iterator[tuple[int, Batch]]
-) -> Iterator[tuple[int, Batch]]:
-    yield first
-    yield from rest
 
 
 def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:

@@ -316,15 +316,12 @@ class CaptureReader:
                     continue  # stopped at SCAN_STEP with the next record buffered (or corrupt)
             # A record longer than a chunk is completed by one read, not chunk by chunk
             # (each step would copy everything buffered so far again).
-            more = src.read(max(chunk, data + incl - end) if data <= end else chunk)
-            if not more:
-                if pos < end:
-                    what = "record header cut" if data > end else "record data cut"
-                    self._cut(base + pos, what, src)
-                elif src.error:
-                    self._cut(base + pos, "at a record boundary", src)
+            need = max(chunk, data + incl - end) if data <= end else chunk
+            cut = "record header cut" if data > end else "record data cut"
+            rest = self._refill(src, buf, pos, base, need, cut, "at a record boundary")
+            if rest is None:
                 return
-            buf = buf[pos:] + more
+            buf = rest
             base += pos
             pos = 0
             end = len(buf)
@@ -434,21 +431,33 @@ class CaptureReader:
                 self._publish(first, ts, got)
                 yield got
                 # A block longer than a chunk is completed by one read (see _pcap).
-                more = src.read(max(chunk, pos + blen - end) if end - pos >= 12 else chunk)
-                if not more:
-                    if pos < end:
-                        what = "block header cut" if end - pos < 12 else "block data cut"
-                        self._cut(base + pos, what, src)
-                    elif src.error:
-                        self._cut(base + pos, "at a block boundary", src)
+                need = max(chunk, pos + blen - end) if end - pos >= 12 else chunk
+                cut = "block header cut" if end - pos < 12 else "block data cut"
+                rest = self._refill(src, buf, pos, base, need, cut, "at a block boundary")
+                if rest is None:
                     return
-                buf = buf[pos:] + more
+                buf = rest
                 base += pos
                 pos = 0
                 end = len(buf)
                 self.bytes_read = base + end
         finally:
             self._publish(first, ts, before if skipped == frame else frame)
+
+    def _refill(
+        self, src: _Source, buf: bytes, pos: int, base: int, need: int, cut: str, boundary: str
+    ) -> bytes | None:
+        """``buf[pos:]`` followed by the next read of up to ``need`` bytes, or None at the
+        end of the stream, having reported a cut (``cut`` inside a record or block,
+        ``boundary`` when a read error stopped it between two)."""
+        more = src.read(need)
+        if more:
+            return buf[pos:] + more
+        if pos < len(buf):
+            self._cut(base + pos, cut, src)
+        elif src.error:
+            self._cut(base + pos, boundary, src)
+        return None
 
     def _publish(self, first: float | None, last: float, frames: int) -> None:
         """Record what has been delivered: the first and last timestamps and the number
