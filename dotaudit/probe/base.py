@@ -70,6 +70,9 @@ def failed(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
     return Outcome(CheckStatus.FAIL, evidence or {}, reason)
 
 
+NEEDS_INTERNET = "needs internet (an online-only check; run with --online)"
+
+
 def skipped(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
     return Outcome(CheckStatus.SKIP, evidence or {}, reason)
 
@@ -290,6 +293,8 @@ class Check(ABC):
     """Seconds at the default ``--timeout``; scaled when ``--timeout`` is larger."""
     strict_only: ClassVar[bool] = False
     """Failing it stops a strict client only: counted low in opportunistic mode."""
+    online_only: ClassVar[bool] = False
+    """It needs the resolver to reach the internet: run only with ``--online``."""
 
     @abstractmethod
     def run(self, ctx: CheckContext) -> Outcome:

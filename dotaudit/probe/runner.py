@@ -18,6 +18,7 @@ from dotaudit.model.findings import Finding, Severity, make_finding
 from dotaudit.model.report import AuditReport
 from dotaudit.probe.base import (
     DEFAULT_TIMEOUT,
+    NEEDS_INTERNET,
     Check,
     CheckAttempt,
     CheckContext,
@@ -25,6 +26,7 @@ from dotaudit.probe.base import (
     Handshake,
     Outcome,
     ProbeConfig,
+    skipped,
 )
 from dotaudit.probe.registry import BY_ID, CHECKS, with_dependencies
 from dotaudit.probe.target import ProbeTarget
@@ -100,6 +102,8 @@ def run_check(check: Check, ctx: CheckContext) -> CheckAttempt:
     blocked = _blocked_by(check, ctx)
     if blocked:
         return _attempt(check, Outcome(CheckStatus.SKIP, {}, blocked), 0.0)
+    if check.online_only and not ctx.config.options.get("online"):
+        return _attempt(check, skipped(NEEDS_INTERNET, {"online_only": True}), 0.0)
     left = ctx.target_deadline.remaining()
     if left <= 0:
         reason = f"target budget of {ctx.config.target_budget:.0f} s used up"

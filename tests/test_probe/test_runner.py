@@ -78,3 +78,31 @@ def test_rst_probe_without_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None
     assert rst is not None and rst.status is CheckStatus.WARN
     assert rst.evidence["method"] == "connect"
     assert "needs root" in (rst.error_reason or "")
+
+
+class _OnlineOnly(Check):
+    id = "test.online-only"
+    title = "needs the internet"
+    rfc = "none"
+    level = Level.MAY
+    online_only = True
+    ran: ClassVar[int] = 0
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        _OnlineOnly.ran += 1
+        return Outcome(CheckStatus.PASS, {}, "")
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_online_only_checks_run_only_with_online(online: bool) -> None:
+    from dotaudit.probe.runner import run_check
+
+    _OnlineOnly.ran = 0
+    config = ProbeConfig(options={"online": online})
+    attempt = run_check(_OnlineOnly(), CheckContext(parse_target("127.0.0.1"), config))
+    if online:
+        assert attempt.status is CheckStatus.PASS and _OnlineOnly.ran == 1
+    else:
+        assert attempt.status is CheckStatus.SKIP and _OnlineOnly.ran == 0
+        assert "needs internet" in (attempt.error_reason or "")
+        assert attempt.evidence == {"online_only": True}

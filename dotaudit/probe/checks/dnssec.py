@@ -11,12 +11,11 @@ from typing import Any
 import dns.flags
 import dns.rcode
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped
+from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed
 from dotaudit.probe.checks import _dns
 
 BROKEN = "dnssec-failed.org"
 SIGNED = "isc.org"
-NEEDS_INTERNET = "needs internet (an online-only check; run with --online)"
 
 
 class Dnssec(Check):
@@ -27,10 +26,9 @@ class Dnssec(Check):
     depends_on = ("reach.853",)
     after = ("dns.answer",)
     budget = 15.0
+    online_only = True
 
     def run(self, ctx: CheckContext) -> Outcome:
-        if not _dns.option(ctx, "online", False):
-            return skipped(NEEDS_INTERNET, {"online_only": True})
         conn = _dns.live(ctx)
         broken = ctx.make_query(BROKEN)
         broken.flags |= dns.flags.AD

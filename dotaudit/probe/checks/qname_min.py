@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped, warned
+from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
 from dotaudit.probe.checks import _dns
-from dotaudit.probe.checks.dnssec import NEEDS_INTERNET
 
 TEST_NAME = "qnamemintest.internet.nl"
 
@@ -22,10 +21,9 @@ class QnameMin(Check):
     depends_on = ("reach.853",)
     after = ("dns.answer",)
     budget = 15.0
+    online_only = True
 
     def run(self, ctx: CheckContext) -> Outcome:
-        if not _dns.option(ctx, "online", False):
-            return skipped(NEEDS_INTERNET, {"online_only": True})
         _, reply, _ = _dns.exchange(ctx, _dns.live(ctx), ctx.make_query(TEST_NAME, "TXT"))
         texts = [a.split(" ", 1)[1] for a in _dns.answers(reply) if a.startswith("TXT ")]
         evidence: dict[str, Any] = {"online_only": True, "name": TEST_NAME,
