@@ -11,6 +11,7 @@ cannot start fails loudly instead.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,18 +32,25 @@ def lab_unavailable(reason: str) -> None:
     pytest.skip(f"lab unavailable: {reason}")
 
 
+LAB_LOCK = Path("/tmp/dotaudit-lab.lock")
+"""The lab binds fixed 127.53.x.y addresses and captures on lo: two test runs on one
+machine (two checkouts, say) would collide, so a run holds this lock while its lab lives."""
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     reason = missing_prerequisite()
     if reason:
         lab_unavailable(reason)
-    try:
-        started = start_lab()
-    except LabError as exc:
-        lab_unavailable(str(exc))
-        raise  # unreachable: lab_unavailable always raises
-    with started:
-        yield started
+    with LAB_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits for another run's lab to close
+        try:
+            started = start_lab()
+        except LabError as exc:
+            lab_unavailable(str(exc))
+            raise  # unreachable: lab_unavailable always raises
+        with started:
+            yield started
 
 
 @pytest.fixture(scope="session")
