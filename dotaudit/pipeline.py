@@ -237,14 +237,11 @@ class FileAnalysis:
 
 
 def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
-    from dotaudit.detect.registry import DETECTORS
+    from dotaudit.detect.runner import DetectorRunner
 
-    detectors = [cls(context) for cls in DETECTORS]
-    # Each event type goes only to the detectors that use it.
-    routes: dict[type[Event], list[Callable[[Event], None]]] = {}
-    for detector in detectors:
-        for event_type in detector.event_types:
-            routes.setdefault(event_type, []).append(detector.on_event)
+    # The session stage, every detector, and the policy's severity overrides, once.
+    detection = DetectorRunner(context)
+    feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
     run = CaptureRun(path, progress=progress)
@@ -253,15 +250,11 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
             anomalies[event.what] = anomalies.get(event.what, 0) + 1
             if len(samples) < ANOMALY_SAMPLES:
                 samples.append(event.to_dict())
-        for handle in routes.get(type(event), ()):
-            handle(event)
-    findings: list[Finding] = []
-    sections: dict[str, list[dict[str, Any]]] = {}
-    for detector in detectors:
-        findings.extend(detector.finish())
-        for name, rows in detector.sections().items():
-            sections.setdefault(name, []).extend(rows)
-    return FileAnalysis(run.summary, findings, sections, anomalies, samples)
+        feed(event)
+    result = detection.finish()
+    for what, count in result.caps.items():  # caps that bit are counted like anomalies
+        anomalies[what] = anomalies.get(what, 0) + count
+    return FileAnalysis(run.summary, result.findings, result.sections, anomalies, samples)
 
 
 def _analyze_in_worker(path: Path, context: Context) -> FileAnalysis:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dotaudit.errors import InputError
-from dotaudit.model.findings import CATALOGUE, Severity
+from dotaudit.model.findings import CATALOGUE, Finding, Severity
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,22 @@ class Policy:
             "severity_overrides": {k: v.label for k, v in sorted(self.severity_overrides.items())},
             "treat_loopback_as_network": self.treat_loopback_as_network,
         }
+
+
+def apply_severity_overrides(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
+    """The findings with the policy's ``[severity]`` overrides applied.
+
+    Detectors report every finding at its natural severity; the analysis applies the
+    overrides here, once, after the last detector finished, so that an override means
+    the same for every finding ID and no detector has to remember it.
+    """
+    overrides = policy.severity_overrides
+    if not overrides:
+        return list(findings)
+    return [
+        replace(finding, severity=overrides[finding.id]) if finding.id in overrides else finding
+        for finding in findings
+    ]
 
 
 def _canonical_address(text: str, where: str) -> str:

@@ -21,16 +21,13 @@ from dotaudit.model.events import Event, TlsCertificateSeen
 from dotaudit.model.findings import Confidence, Finding, Severity
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests.conftest import corpus_path
-from tests.factories import certificate, dot_session_events
+from tests.factories import certificate, dot_session_events, fed_detector, run_detectors
 
 Y2020 = 1577836800.0  # 2020-01-01T00:00:00Z
 
 
 def _run(events: list[Event], context: Context | None = None) -> list[Finding]:
-    detector = DotCertDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector.finish()
+    return fed_detector(DotCertDetector, events, context).finish()
 
 
 def _tls12(**kw: Any) -> list[Event]:
@@ -130,7 +127,8 @@ def test_issuer_change_is_interception_hint() -> None:
 
 def test_override_wins() -> None:
     policy = Policy(severity_overrides={"DA-DOT-005": Severity.LOW})
-    (finding,) = _run(_tls12(certificates=[certificate(self_signed=True)]), Context(policy=policy))
+    events = _tls12(certificates=[certificate(self_signed=True)])
+    (finding,) = run_detectors(events, policy, only=DotCertDetector).findings
     assert finding.severity == Severity.LOW
 
 

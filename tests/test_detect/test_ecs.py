@@ -12,14 +12,11 @@ from dotaudit.detect.ecs import EcsDetector, ecs_prefix
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
-from tests.factories import dns_query, dns_response, edns
+from tests.factories import dns_query, dns_response, edns, fed_detector, run_detectors
 
 
 def _run(events: list[Event], context: Context | None = None) -> EcsDetector:
-    detector = EcsDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return fed_detector(EcsDetector, events, context)
 
 
 def test_ecs_prefix() -> None:
@@ -62,8 +59,8 @@ def test_no_ecs_no_finding() -> None:
 
 def test_override() -> None:
     policy = Policy(severity_overrides={"DA-LEAK-006": Severity.HIGH})
-    detector = _run([dns_query(edns=edns(ecs="10.1.0.0/16"))], Context(policy=policy))
-    (finding,) = detector.finish()
+    events = [dns_query(edns=edns(ecs="10.1.0.0/16"))]
+    (finding,) = run_detectors(events, policy, only=EcsDetector).findings
     assert finding.severity == Severity.HIGH
 
 

@@ -13,10 +13,8 @@ LOOPBACK_AS_NETWORK = Context(policy=Policy(treat_loopback_as_network=True))
 
 
 def run(events: list[Event], context: Context | None = None) -> FallbackDetector:
-    detector = FallbackDetector(context or Context())
-    for event in events:  # in emission order: a connection event comes last
-        detector.on_event(event)
-    return detector
+    # In emission order: a connection event comes last and completes its session.
+    return f.fed_detector(FallbackDetector, events, context)
 
 
 def failed_attempt(outcome: str, *, start: float, end: float, **kw: object) -> Event:

@@ -15,19 +15,24 @@ from typing import Any
 
 import pytest
 
-from dotaudit.detect.base import Context
 from dotaudit.detect.padding import (
     PaddingDetector,
     infer_padding,
     record_overhead,
     window_consistent,
 )
-from dotaudit.detect.sessions import DotSession, DotSessionAssembler
+from dotaudit.detect.session_assembly import DotSession, DotSessionAssembler
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import ROOT, corpus_path
-from tests.factories import connection, dot_session_events, tls_records
+from tests.factories import (
+    connection,
+    dot_session_events,
+    fed_detector,
+    run_detectors,
+    tls_records,
+)
 
 
 def _session(events: list[Event]) -> DotSession:
@@ -196,7 +201,6 @@ def test_too_few_records_is_unknown() -> None:
 
 
 def test_detector_aggregates_per_pair() -> None:
-    detector = PaddingDetector(Context())
     events: list[Event] = []
     for cport in (40001, 40002, 40003):
         events += dot_session_events(
@@ -205,9 +209,7 @@ def test_detector_aggregates_per_pair() -> None:
     events += dot_session_events(
         cport=40010, server="1.1.1.1", client_lengths=[147], server_lengths=[487], ts=2000.0
     )
-    for event in events:
-        detector.on_event(event)
-    findings = {(f.id, f.server): f for f in detector.finish()}
+    findings = {(f.id, f.server): f for f in fed_detector(PaddingDetector, events).finish()}
     assert set(findings) == {("DA-PAD-001", "9.9.9.9"), ("DA-PAD-002", "1.1.1.1")}
     unpadded = findings[("DA-PAD-001", "9.9.9.9")]
     assert unpadded.evidence["sessions"] == 3
@@ -219,12 +221,10 @@ def test_detector_aggregates_per_pair() -> None:
     assert findings[("DA-PAD-002", "1.1.1.1")].severity == Severity.INFO
 
 
-def test_detector_applies_severity_override() -> None:
+def test_severity_override_applies_to_padding_findings() -> None:
     policy = Policy(severity_overrides={"DA-PAD-001": Severity.HIGH})
-    detector = PaddingDetector(Context(policy=policy))
-    for event in dot_session_events(client_lengths=[61], server_lengths=[93]):
-        detector.on_event(event)
-    (finding,) = detector.finish()
+    events = dot_session_events(client_lengths=[61], server_lengths=[93])
+    (finding,) = run_detectors(events, policy, only=PaddingDetector).findings
     assert finding.severity == Severity.HIGH
 
 

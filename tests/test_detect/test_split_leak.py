@@ -9,10 +9,7 @@ from tests import factories as f
 
 
 def run(events: list[Event]) -> SplitLeakDetector:
-    detector = SplitLeakDetector(Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return f.fed_detector(SplitLeakDetector, events, Context())
 
 
 def test_plaintext_during_established_session_is_a_split_leak() -> None:

@@ -1,19 +1,16 @@
-"""DoT session detector: per-connection rows and aggregated findings."""
+"""DoT session outcomes detector: per-connection rows and aggregated findings."""
 
 from __future__ import annotations
 
 from dotaudit.detect.base import Context
-from dotaudit.detect.dot_session import DotSessionDetector
+from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
 from dotaudit.model.events import Event
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests import factories as f
 
 
-def run(events: list[Event], policy: Policy | None = None) -> DotSessionDetector:
-    detector = DotSessionDetector(Context(policy=policy or Policy()))
-    for event in events:
-        detector.on_event(event)
-    return detector
+def run(events: list[Event], policy: Policy | None = None) -> DotSessionOutcomesDetector:
+    return f.fed_detector(DotSessionOutcomesDetector, events, Context(policy=policy or Policy()))
 
 
 def test_padded_tls13_session_row() -> None:

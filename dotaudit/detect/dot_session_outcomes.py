@@ -1,6 +1,7 @@
-"""DoT sessions: how each connection to port 853 went, and what its handshake says.
+"""DoT session outcomes: how each DoT connection went, and what its handshake says.
 
-Fills the ``dot_sessions`` section (one row per connection) and aggregates findings per
+Reads the sessions the session stage assembled (``detect/session_assembly.py``). Fills
+the ``dot_sessions`` section (one row per connection) and aggregates findings per
 (client, server): failed connections by failure mode, obsolete or old TLS versions,
 missing SNI, and sessions to resolvers that policy does not approve.
 """
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector, Section
 from dotaudit.detect.padding import infer_padding
-from dotaudit.detect.sessions import SESSION_EVENTS, DotSession, DotSessionAssembler
+from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
 from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.findings import Confidence, Finding, make_finding
 
@@ -30,8 +31,6 @@ def estimate_queries(session: DotSession) -> int:
 
 def close_reason(session: DotSession) -> str | None:
     conn = session.connection
-    if conn is None:
-        return None
     if conn.outcome == "syn_unanswered":
         return f"never connected: SYN unanswered ({conn.syn_retransmits} retransmits)"
     if conn.outcome == "refused":
@@ -70,16 +69,16 @@ def session_row(session: DotSession) -> dict[str, Any]:
         "ech": hello.ech if hello else False,
         "outcome": session.outcome,
         "alert": fatal[0].description_name if fatal else None,
-        "tcp_outcome": conn.outcome if conn else None,
-        "syn_retransmits": conn.syn_retransmits if conn else 0,
-        "icmp": conn.icmp if conn else None,
+        "tcp_outcome": conn.outcome,
+        "syn_retransmits": conn.syn_retransmits,
+        "icmp": conn.icmp,
         "start": session.start,
         "end": session.end,
         "duration_s": round(session.end - session.start, 6),
         "queries_est": estimate_queries(session),
         "close_reason": close_reason(session),
-        "rst_ttl": conn.rst_ttl if conn else None,
-        "server_ttl": conn.server_ttl if conn else None,
+        "rst_ttl": conn.rst_ttl,
+        "server_ttl": conn.server_ttl,
         "padding": infer_padding(session),
         "certificate": _leaf(session),
         "frames": sorted(set(session.frames())),
@@ -98,13 +97,12 @@ def _leaf(session: DotSession) -> dict[str, Any] | None:
     return None
 
 
-class DotSessionDetector(Detector):
-    name: ClassVar[str] = "dot_session"
-    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS
+class DotSessionOutcomesDetector(Detector):
+    name: ClassVar[str] = "dot_session_outcomes"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DotSessionAssembled, ConnectionSeen})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self.assembler = DotSessionAssembler()
         self.rows: list[dict[str, Any]] = []
         self.dropped = 0
         self.server_ttls: dict[str, set[int]] = {}
@@ -112,19 +110,17 @@ class DotSessionDetector(Detector):
         most likely injected by a middlebox on the path."""
 
     def on_event(self, event: Event) -> None:
-        if (
+        if isinstance(event, DotSessionAssembled):
+            if len(self.rows) >= MAX_SESSIONS:
+                self.dropped += 1
+                return
+            self.rows.append(session_row(event.session))
+        elif (
             isinstance(event, ConnectionSeen)
             and event.server_ttl is not None
             and len(self.server_ttls) < MAX_SESSIONS
         ):
             self.server_ttls.setdefault(event.dst, set()).add(event.server_ttl)
-        session = self.assembler.feed(event)
-        if session is None:
-            return
-        if len(self.rows) >= MAX_SESSIONS:
-            self.dropped += 1
-            return
-        self.rows.append(session_row(session))
 
     def _mark_injected_resets(self) -> None:
         for row in self.rows:
@@ -143,7 +139,6 @@ class DotSessionDetector(Detector):
         return {"dot_sessions": list(self.rows)}
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
 
         def group(kind: str, row: dict[str, Any]) -> None:
@@ -201,7 +196,6 @@ class DotSessionDetector(Detector):
                     finding_id,
                     dedup_key=f"{file}|{client}|{server}",
                     confidence=confidence,
-                    severity=overrides.get(finding_id),
                     client=client,
                     server=server,
                     evidence=evidence,
