@@ -20,7 +20,7 @@ MAX_SESSIONS = 20_000
 OBSOLETE_VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1")
 
 
-def estimate_queries(session: DotSession) -> int:
+def _estimate_queries(session: DotSession) -> int:
     """DNS queries carried, from the client's application-data records.
 
     One query per record is the common case; a record holding several coalesced queries
@@ -29,7 +29,7 @@ def estimate_queries(session: DotSession) -> int:
     return session.client_messages()
 
 
-def close_reason(session: DotSession) -> str | None:
+def _close_reason(session: DotSession) -> str | None:
     conn = session.connection
     if conn.outcome == "syn_unanswered":
         return f"never connected: SYN unanswered ({conn.syn_retransmits} retransmits)"
@@ -47,7 +47,7 @@ def close_reason(session: DotSession) -> str | None:
     return conn.outcome
 
 
-def session_row(session: DotSession) -> dict[str, Any]:
+def _session_row(session: DotSession) -> dict[str, Any]:
     hello = session.client_hello
     server_hello = session.server_hello
     conn = session.connection
@@ -75,8 +75,8 @@ def session_row(session: DotSession) -> dict[str, Any]:
         "start": session.start,
         "end": session.end,
         "duration_s": round(session.end - session.start, 6),
-        "queries_est": estimate_queries(session),
-        "close_reason": close_reason(session),
+        "queries_est": _estimate_queries(session),
+        "close_reason": _close_reason(session),
         "rst_ttl": conn.rst_ttl,
         "server_ttl": conn.server_ttl,
         "padding": infer_padding(session),
@@ -114,7 +114,7 @@ class DotSessionOutcomesDetector(Detector):
             if len(self.rows) >= MAX_SESSIONS:
                 self.dropped += 1
                 return
-            self.rows.append(session_row(event.session))
+            self.rows.append(_session_row(event.session))
         elif (
             isinstance(event, ConnectionSeen)
             and event.server_ttl is not None

@@ -21,7 +21,7 @@ MAX_PAIRS = 100_000
 FRAME_SAMPLE = 50
 
 
-def qtype_name(qtype: int | None) -> str:
+def _qtype_name(qtype: int | None) -> str:
     if qtype is None:
         return "none"
     try:
@@ -31,7 +31,7 @@ def qtype_name(qtype: int | None) -> str:
 
 
 @dataclass
-class PlaintextPair:
+class _PlaintextPair:
     file: str
     client: str
     server: str
@@ -62,7 +62,7 @@ class PlaintextPair:
         if event.qname is not None:
             self.names.add(event.qname)
         if is_query:
-            self.qtypes[qtype_name(event.qtype)] += 1
+            self.qtypes[_qtype_name(event.qtype)] += 1
         if len(self.frames) < FRAME_SAMPLE:
             self.frames.append(event.frame)
 
@@ -73,7 +73,7 @@ class PlaintextLeakDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self.pairs: CappedGroups[tuple[str, str, str, str, int], PlaintextPair] = CappedGroups(
+        self.pairs: CappedGroups[tuple[str, str, str, str, int], _PlaintextPair] = CappedGroups(
             MAX_PAIRS
         )
 
@@ -89,13 +89,13 @@ class PlaintextLeakDetector(Detector):
         pair = self.pairs.get(key)
         if pair is None:
             pair = self.pairs.add(
-                key, PlaintextPair(event.file, client, server, event.transport, port)
+                key, _PlaintextPair(event.file, client, server, event.transport, port)
             )
             if pair is None:
                 return
         pair.add(event, is_query)
 
-    def _row(self, pair: PlaintextPair) -> dict[str, Any]:
+    def _row(self, pair: _PlaintextPair) -> dict[str, Any]:
         policy = self.context.policy
         known = self.context.resolvers.by_address(pair.server)
         return {

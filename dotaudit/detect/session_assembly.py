@@ -133,7 +133,7 @@ class DotSession:
 
     @property
     def outcome(self) -> str:
-        return classify_outcome(self)
+        return _classify_outcome(self)
 
     @property
     def failure(self) -> str | None:
@@ -148,7 +148,7 @@ def _drop_close_notify(records: list[TlsRecord]) -> list[TlsRecord]:
     return records
 
 
-def classify_outcome(session: DotSession) -> str:
+def _classify_outcome(session: DotSession) -> str:
     conn = session.connection
     if conn.outcome == "syn_unanswered":
         return "syn_unanswered"
