@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.ci_guard import (  # noqa: F401  (hooks: the CI skip guard)
+    IN_CI,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "public"
-IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _shared_dir() -> Path:
+    """``../shared`` beside this checkout; in a linked git worktree (whose ``.git`` file
+    reads ``gitdir: MAIN/.git/worktrees/NAME``), beside the main checkout if not here."""
+    beside = ROOT.parent / "shared"
+    git = ROOT / ".git"
+    if beside.exists() or not git.is_file():
+        return beside
+    text = git.read_text(encoding="utf-8", errors="replace").strip()
+    if not text.startswith("gitdir:"):
+        return beside
+    main = Path(text.removeprefix("gitdir:").strip()).parent.parent.parent
+    candidate = main.parent / "shared"
+    return candidate if candidate.exists() else beside
+
+
+CORPUS = _shared_dir() / "corpus" / "public"
+
+# Hypothesis profiles (docs/development.md): "ci" replays the same examples on every run,
+# so a CI result is repeatable; "dev" (a local run) and "fuzz" (`make fuzz`, with budgets
+# scaled by tests/fuzzing.py) draw fresh random examples each time, and keep failures
+# in .hypothesis/ to replay them. `--hypothesis-profile NAME` overrides the choice.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
+settings.register_profile("dev", print_blob=True, deadline=None)
+settings.register_profile(
+    "fuzz", print_blob=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if IN_CI else "dev")
 
 
 def corpus_path(relative: str) -> Path:
@@ -45,17 +78,3 @@ def corpus() -> Path:
 
 
 from tests.lab.fixtures import lab, lab_capture, lab_firewall, lab_twohop  # noqa: E402, F401
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """Under CI=true nothing may skip for a missing tool, lab or corpus: a skip there means
-    a missing install step that a green run would hide. Only skips whose reason starts
-    with "not applicable:" (the situation a test guards against cannot arise) stay."""
-    outcome = yield
-    report = outcome.get_result()
-    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
-        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
-        if "not applicable:" not in reason:
-            report.outcome = "failed"
-            report.longrepr = f"skipped under CI=true: {reason}"

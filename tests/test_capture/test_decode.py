@@ -36,6 +36,7 @@ from scapy.all import (
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.packet import SYN, Anomaly, Packet
+from tests.fuzzing import examples
 from tests.test_capture.capwrite import MACS
 
 
@@ -339,14 +340,14 @@ SEEDS = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.sampled_from(LINKTYPES), st.binary(max_size=200), st.integers(0, 400))
 def test_random_bytes_never_raise(linktype: int, data: bytes, orig: int):
     sink = Sink()
     Decoder(sink.append).decode(1, 0.0, linktype, data, orig)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     st.sampled_from(LINKTYPES),
     st.sampled_from(SEEDS),

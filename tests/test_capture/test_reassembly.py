@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from dotaudit.capture.flows import Flow, FlowTable
 from dotaudit.capture.packet import ACK, FIN, PSH, RST, SYN, TCP, Packet
 from dotaudit.capture.reassembly import MAX_AHEAD, SEGMENT_COST, Reassembler, seq_diff
+from tests.fuzzing import examples
 from tests.test_capture.test_flows import CLIENT, SERVER, Conn, Recorder, make_table, only_flow
 
 DATA = ACK | PSH
@@ -289,7 +290,7 @@ _segment = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_segment, max_size=60), st.integers(0, 0xFFFFFFFF))
 def test_random_segments_never_raise_and_never_invent_bytes(
     segments: list[tuple[bool, int, int, int, bytes]], base: int
@@ -332,7 +333,7 @@ def test_random_segments_never_raise_and_never_invent_bytes(
     assert len({id(f) for f in rec.ended}) == len(rec.ended)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.binary(min_size=1, max_size=300),
     st.lists(st.tuples(st.integers(0, 299), st.integers(1, 80)), max_size=40),

@@ -29,6 +29,7 @@ from dotaudit.dissect.tls import (
     parse_server_hello,
 )
 from dotaudit.errors import MalformedError
+from tests.fuzzing import examples
 from tests.test_dissect.test_tls import (
     alpn_ext,
     client_hello_body,
@@ -124,7 +125,9 @@ EXT_TYPES = [
     EXT_ECH,
     0x0017,
 ]
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def test_full_hello_and_every_truncation_agree() -> None:
