@@ -1,0 +1,55 @@
+"""Detectors as ``analyze`` runs them, on events a test builds (tests/factories.py).
+
+``detect`` gives every registered detector the event types it declares, in order, then
+collects findings and report sections, as ``dotaudit.pipeline.analyze_file`` does for
+the events of a capture. Tests that judge a verdict go through here rather than through
+one detector class, so they keep judging the same thing when detectors are reorganised;
+tests/test_detect/test_detection_route.py checks that this route gives what
+``analyze`` gives on a real capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dotaudit.detect.base import Context
+from dotaudit.detect.registry import DETECTORS
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Finding
+from dotaudit.model.policy import Policy
+
+
+@dataclass
+class Detected:
+    findings: list[Finding]
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def ids(self) -> list[str]:
+        return sorted(f.id for f in self.findings)
+
+    def only(self, finding_id: str) -> Finding:
+        (found,) = [f for f in self.findings if f.id == finding_id]
+        return found
+
+    def of(self, finding_id: str) -> list[Finding]:
+        return [f for f in self.findings if f.id == finding_id]
+
+
+def detect(events: Iterable[Event], policy: Policy | None = None) -> Detected:
+    context = Context(policy=policy or Policy())
+    detectors = [cls(context) for cls in DETECTORS]
+    routes: dict[type[Event], list[Callable[[Event], None]]] = {}
+    for detector in detectors:
+        for event_type in detector.event_types:
+            routes.setdefault(event_type, []).append(detector.on_event)
+    for event in events:
+        for handle in routes.get(type(event), ()):
+            handle(event)
+    detected = Detected([])
+    for detector in detectors:
+        detected.findings.extend(detector.finish())
+        for name, rows in detector.sections().items():
+            detected.sections.setdefault(name, []).extend(rows)
+    return detected
