@@ -138,9 +138,15 @@ def test_corpus_report_validates_against_schema(tmp_path: Path) -> None:
         corpus_path("ndpi/dns-fragmented-tcp-udp/dns_fragmented.pcap"),
     ]
     result = run("analyze", *map(str, paths), "-q", "--format", "json", "--workers", "2")
+    # MANIFEST: dns_fragmented.pcap holds plaintext DNS over UDP and TCP 53, which is
+    # high (docs/findings.md, DA-LEAK-001/002): at the default --fail-on high, exit 1.
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""  # -q: no summary, and no error
     report = json.loads(result.stdout)
     jsonschema.validate(report, SCHEMA)
     assert [i["path"] for i in report["inputs"]] == [str(p) for p in paths]
+    leaks = {f["id"] for f in report["findings"] if f["severity"] == "high"}
+    assert leaks == {"DA-LEAK-001", "DA-LEAK-002"}
 
 
 def test_workers_give_the_same_report_as_serial(tmp_path: Path) -> None:
@@ -156,7 +162,7 @@ def test_workers_give_the_same_report_as_serial(tmp_path: Path) -> None:
 def test_jsonl_format_is_one_finding_per_line(tmp_path: Path) -> None:
     capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
     out = tmp_path / "f.jsonl"
-    run("analyze", str(capture), "-q", "-o", str(out))
+    assert run("analyze", str(capture), "-q", "-o", str(out)).returncode == 1  # a high leak
     lines = jsonl(out.read_text())
     assert lines and all("id" in line and "severity" in line for line in lines)
 
