@@ -6,6 +6,7 @@ each variant is: an expired leaf, one for another name, a TLS 1.2-only server ..
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from cryptography import x509
 
 from dotaudit.probe.base import CheckAttempt, CheckStatus
 from dotaudit.probe.runner import TargetResult
@@ -240,3 +242,63 @@ def test_probe_fail_on_counts_a_warning_as_low(
     assert only["verdict"]["strict"] == "accept"
     assert {c["id"]: c["status"] for c in only["checks"]}["tls.versions"] == "warn"
     assert done.returncode == status, done.stderr
+
+
+# -- cert.expiry on a real leaf, the probe's clock set at each threshold ------------------
+
+DAY = dt.timedelta(days=1)
+SECOND = dt.timedelta(seconds=1)
+
+
+def probe_expiry_at(lab: Lab, now: dt.datetime) -> CheckAttempt:
+    from dotaudit.probe.base import ProbeConfig
+    from dotaudit.probe.registry import with_dependencies
+    from dotaudit.probe.runner import run_target
+    from dotaudit.probe.target import parse_target
+
+    resolver = lab["padded"]
+    config = ProbeConfig(ca_file=str(lab.ca), timeout=2.0, now=lambda: now)
+    result = run_target(parse_target(f"dns.test@{resolver.address}"), config,
+                        checks=with_dependencies({"cert.expiry"}))  # fmt: skip
+    return attempt(result, "cert.expiry")
+
+
+def valid_leaf(lab: Lab) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(lab.pki.leaf("valid").cert.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("before_end", "status"),
+    [
+        (14 * DAY + SECOND, "pass"),
+        (14 * DAY, "warn"),  # warn at or below 14 days (the check's title, getdns' default)
+        (7 * DAY + SECOND, "warn"),
+        (7 * DAY, "fail"),  # fail at or below 7
+        (SECOND, "fail"),
+        (-SECOND, "fail"),  # expired
+    ],
+    ids=["14d+1s", "14d", "7d+1s", "7d", "1s", "expired"],
+)
+def test_expiry_of_a_real_leaf_at_each_threshold(
+    lab: Lab, before_end: dt.timedelta, status: str
+) -> None:
+    leaf = valid_leaf(lab)
+    found = probe_expiry_at(lab, leaf.not_valid_after_utc - before_end)
+    assert found.status.value == status, found
+    assert found.evidence["days_left"] == round(before_end / DAY, 2)
+    assert (found.evidence["warn_days"], found.evidence["fail_days"]) == (14, 7)
+
+
+@pytest.mark.parametrize(
+    ("after_start", "status"),
+    [(-SECOND, "fail"), (dt.timedelta(0), "pass")],
+    ids=["before-not-before", "at-not-before"],
+)
+def test_expiry_check_refuses_a_leaf_not_yet_valid(
+    lab: Lab, after_start: dt.timedelta, status: str
+) -> None:
+    leaf = valid_leaf(lab)
+    found = probe_expiry_at(lab, leaf.not_valid_before_utc + after_start)
+    assert found.status.value == status, found
+    if status == "fail":
+        assert found.error_reason == "the certificate is not valid yet"
