@@ -37,7 +37,10 @@ class Detected:
         return [f for f in self.findings if f.id == finding_id]
 
 
-def detect(events: Iterable[Event], policy: Policy | None = None) -> Detected:
+def detect(
+    events: Iterable[Event], policy: Policy | None = None, *, sections: bool = True
+) -> Detected:
+    """Findings (and, unless ``sections`` is false, report sections) of ``events``."""
     context = Context(policy=policy or Policy())
     detectors = [cls(context) for cls in DETECTORS]
     routes: dict[type[Event], list[Callable[[Event], None]]] = {}
@@ -50,6 +53,8 @@ def detect(events: Iterable[Event], policy: Policy | None = None) -> Detected:
     detected = Detected([])
     for detector in detectors:
         detected.findings.extend(detector.finish())
+        if not sections:
+            continue
         for name, rows in detector.sections().items():
             detected.sections.setdefault(name, []).extend(rows)
     return detected
