@@ -33,16 +33,23 @@ def _shared_dir() -> Path:
 
 CORPUS = _shared_dir() / "corpus" / "public"
 
-# Hypothesis profiles (docs/development.md): "ci" replays the same examples on every run,
-# so a CI result is repeatable; "dev" (a local run) and "fuzz" (`make fuzz`, with budgets
-# scaled by tests/fuzzing.py) draw fresh random examples each time, and keep failures
-# in .hypothesis/ to replay them. `--hypothesis-profile NAME` overrides the choice.
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
-settings.register_profile("dev", print_blob=True, deadline=None)
-settings.register_profile(
-    "fuzz", print_blob=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("ci" if IN_CI else "dev")
+# Hypothesis profiles (docs/development.md). "ci" (chosen under CI=true) replays the same
+# examples on every run, so a CI result is repeatable; "dev" (any other run) and "fuzz"
+# (`make fuzz`, budgets scaled by tests/fuzzing.py) draw fresh random examples each time
+# and keep failures in .hypothesis/ to replay them. `--hypothesis-profile NAME` wins.
+# Each starts from Hypothesis' own defaults, whatever it chose on import (it picks a
+# profile of its own when it sees a CI variable). A loaded machine must not fail a test
+# by slowness: deadlines and the too_slow health check are off everywhere.
+_BASE = settings.get_profile("default")
+_CALM = {"deadline": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", parent=_BASE, derandomize=True, database=None, **_CALM)
+settings.register_profile("dev", parent=_BASE, derandomize=False, **_CALM)
+settings.register_profile("fuzz", parent=_BASE, derandomize=False, **_CALM)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("hypothesis_profile", None)
+    settings.load_profile(chosen or ("ci" if IN_CI else "dev"))
 
 
 def corpus_path(relative: str) -> Path:

@@ -314,6 +314,35 @@ def test_per_stream_cap_holds_under_out_of_order_flood() -> None:
     assert table.streams.buffered_total == 0
 
 
+@pytest.mark.parametrize(
+    ("cap_kind", "over"),
+    [("max_stream_buffer", 0), ("max_stream_buffer", 1),
+     ("max_total_buffer", 0), ("max_total_buffer", 1)],
+)  # fmt: skip
+def test_buffer_cap_bites_one_byte_past_its_value(cap_kind: str, over: int) -> None:
+    # Two out-of-order segments of 100 bytes behind a hole: they cost 2 * (100 + 64). A
+    # cap of exactly that holds them; one byte less skips to the first of them, reporting
+    # the hole as a gap with its reason.
+    held = 2 * (100 + SEGMENT_COST)
+    caps = {"max_stream_buffer": 1 << 20, "max_total_buffer": 1 << 20}
+    caps[cap_kind] = held - over
+    table, rec = make_table(**caps)
+    conn = Conn(table)
+    conn.handshake()
+    send_at(conn, 10, b"b" * 100)
+    send_at(conn, 110, b"c" * 100)
+    stream = client_stream(table)
+    if over:
+        assert rec.gaps and rec.gaps[0][2] == 10  # the 10-byte hole at the start
+        assert [a.detail for a in rec.anomalies] == [
+            "10 bytes client->server missing: buffer cap reached"
+        ]
+        assert stream.buffered == 0 and table.streams.buffered_total == 0
+    else:
+        assert rec.gaps == [] and rec.anomalies == []
+        assert stream.buffered == 200 and table.streams.buffered_total == held
+
+
 def test_tiny_segment_flood_is_bounded_by_segment_cost() -> None:
     cap = 4096
     table, _rec = make_table(max_stream_buffer=cap)
