@@ -138,9 +138,15 @@ def test_corpus_report_validates_against_schema(tmp_path: Path) -> None:
         corpus_path("ndpi/dns-fragmented-tcp-udp/dns_fragmented.pcap"),
     ]
     result = run("analyze", *map(str, paths), "-q", "--format", "json", "--workers", "2")
+    # MANIFEST: dns_fragmented.pcap holds plaintext DNS over UDP and TCP 53, which is
+    # high (docs/findings.md, DA-LEAK-001/002): at the default --fail-on high, exit 1.
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""  # -q: no summary, and no error
     report = json.loads(result.stdout)
     jsonschema.validate(report, SCHEMA)
     assert [i["path"] for i in report["inputs"]] == [str(p) for p in paths]
+    leaks = {f["id"] for f in report["findings"] if f["severity"] == "high"}
+    assert leaks == {"DA-LEAK-001", "DA-LEAK-002"}
 
 
 def test_workers_give_the_same_report_as_serial(tmp_path: Path) -> None:
@@ -156,7 +162,7 @@ def test_workers_give_the_same_report_as_serial(tmp_path: Path) -> None:
 def test_jsonl_format_is_one_finding_per_line(tmp_path: Path) -> None:
     capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
     out = tmp_path / "f.jsonl"
-    run("analyze", str(capture), "-q", "-o", str(out))
+    assert run("analyze", str(capture), "-q", "-o", str(out)).returncode == 1  # a high leak
     lines = jsonl(out.read_text())
     assert lines and all("id" in line and "severity" in line for line in lines)
 
@@ -212,9 +218,11 @@ def test_quiet_gc_still_bounds_garbage_cycles() -> None:
     from dotaudit.cli import _quiet_gc
 
     saved = gc.get_threshold()
+    # An in-process run of `dotaudit.cli.main` earlier in the session may have raised it.
+    gc.set_threshold(700, 10, 10)
     try:
         _quiet_gc()
-        assert gc.get_threshold()[0] > saved[0]
+        assert gc.get_threshold()[0] > 700
         gc.collect()
         baseline = len(gc.get_objects())
         peak = 0
@@ -228,3 +236,95 @@ def test_quiet_gc_still_bounds_garbage_cycles() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*saved)
+
+
+# -- --fail-on: exit 1 at or above the threshold, 0 below it -----------------------------
+
+SEVERITY_ORDER = ["info", "low", "medium", "high"]
+"""docs/findings.md: severities from least to most severe; README: "1 findings at or above
+--fail-on"."""
+FAIL_ON = [*SEVERITY_ORDER, "none"]
+
+
+def exit_status(*argv: str) -> int:
+    """``dotaudit ARGV`` in-process (the console script's own entry point)."""
+    from dotaudit.cli import main
+
+    try:
+        return main(list(argv))
+    except SystemExit as exc:  # argparse rejects the arguments
+        return int(exc.code or 0)
+
+
+def expected_status(highest: str, fail_on: str) -> int:
+    if fail_on == "none":
+        return 0
+    return 1 if SEVERITY_ORDER.index(highest) >= SEVERITY_ORDER.index(fail_on) else 0
+
+
+def leak_report(tmp_path: Path, severity: str) -> tuple[Path, Path]:
+    """A capture whose only finding is one plaintext leak, raised or lowered to
+    ``severity`` by policy; returns the capture and the policy file."""
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[severity]\n"DA-LEAK-001" = "{severity}"\n')
+    return capture, policy
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "status"),
+    [("info", 1), ("low", 1), ("medium", 1), ("high", 1), ("none", 0)],
+)
+def test_high_leak_fails_every_threshold_at_or_below_high(
+    tmp_path: Path, fail_on: str, status: int
+) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    out = tmp_path / "r.json"
+    assert exit_status("analyze", str(capture), "-q", "-o", str(out), "--fail-on", fail_on) == (
+        status
+    )
+    severities = [f["severity"] for f in json.loads(out.read_text())["findings"]]
+    assert severities == ["high"]
+
+
+@pytest.mark.parametrize("fail_on", FAIL_ON)
+@pytest.mark.parametrize("highest", SEVERITY_ORDER)
+def test_analyze_and_report_fail_on_is_at_or_above(
+    tmp_path: Path, highest: str, fail_on: str
+) -> None:
+    capture, policy = leak_report(tmp_path, highest)
+    saved = tmp_path / "analyze.json"
+    status = exit_status("analyze", str(capture), "--policy", str(policy), "-q",
+                         "-o", str(saved), "--fail-on", fail_on)  # fmt: skip
+    assert [f["severity"] for f in json.loads(saved.read_text())["findings"]] == [highest]
+    assert status == expected_status(highest, fail_on)
+    # `report` re-judges the saved findings with its own --fail-on.
+    rendered = tmp_path / "report.txt"
+    again = exit_status("report", str(saved), "-q", "-o", str(rendered), "--fail-on", fail_on)
+    assert again == expected_status(highest, fail_on)
+
+
+def test_fail_on_unknown_severity_is_a_usage_error(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    result = run("analyze", str(capture), "-q", "--fail-on", "critical")
+    assert result.returncode == 2
+    assert "--fail-on" in result.stderr and "critical" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("fail_on", FAIL_ON)
+@pytest.mark.parametrize("bulk", [False, True], ids=["targets", "targets-file"])
+def test_probe_fail_on_is_at_or_above(tmp_path: Path, fail_on: str, bulk: bool) -> None:
+    """A refused port 853 on loopback (nothing listens on 127.0.0.1:9): reach.853, a MUST,
+    fails, so the result weighs high. The bulk path (--targets FILE) judges separately."""
+    out = tmp_path / "probe.json"
+    common = ["--checks", "reach.853", "--timeout", "2", "-q", "-o", str(out), "--fail-on", fail_on]
+    if bulk:
+        targets = tmp_path / "targets.txt"
+        targets.write_text("127.0.0.1:9\n")
+        status = exit_status("probe", "--targets", str(targets), *common)
+    else:
+        status = exit_status("probe", "127.0.0.1:9", *common)
+    report = json.loads(out.read_text())
+    assert [t["verdict"]["strict"] for t in report["targets"]] == ["refuse"]
+    assert status == expected_status("high", fail_on)

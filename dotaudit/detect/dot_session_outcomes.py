@@ -172,6 +172,8 @@ class DotSessionOutcomesDetector(Detector):
                 "ja4": sorted({r["ja4"] for r in rows if r["ja4"]}),
                 "queries_est": sum(int(r["queries_est"]) for r in rows),
             }
+            if self.dropped:
+                evidence["sessions_dropped"] = self.dropped
             if finding_id == "DA-DOT-001":
                 evidence["failures"] = _counts(r["outcome"] for r in rows)
                 evidence["alerts"] = sorted({r["alert"] for r in rows if r["alert"]})

@@ -145,6 +145,8 @@ class PlaintextLeakDetector(Detector):
             }
             if pair.queries == 0:
                 evidence["note"] = "only responses were captured; the names still crossed the path"
+            if self.pairs.dropped:
+                evidence["pairs_dropped"] = self.pairs.dropped
             if row["local_stub"]:
                 finding_id = "DA-LEAK-003"
             else:

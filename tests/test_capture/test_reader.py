@@ -16,6 +16,7 @@ from scapy.all import IP, TCP, UDP, Ether, IPv6, raw
 from dotaudit.capture.reader import MAX_CAPLEN, CaptureReader
 from dotaudit.errors import InputError
 from tests.conftest import corpus_path
+from tests.fuzzing import examples
 from tests.test_capture import capwrite
 from tests.test_capture.capwrite import MACS
 
@@ -331,7 +332,9 @@ def read_all_or_input_error(path: Path) -> None:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.binary(max_size=400))
 def test_random_bytes_never_crash(tmp_path: Path, data: bytes):
@@ -339,7 +342,9 @@ def test_random_bytes_never_crash(tmp_path: Path, data: bytes):
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     st.sampled_from(SEEDS),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from dotaudit.detect.base import Context
 from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
-from dotaudit.model.events import Event
+from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests import factories as f
+from tests.detection import detect
 
 
 def run(events: list[Event], policy: Policy | None = None) -> DotSessionOutcomesDetector:
@@ -97,3 +102,23 @@ def test_reset_with_the_servers_own_ttl_is_not_marked() -> None:
     detector = run([plain, refused])
     assert "reset_injected" not in detector.finish()[0].evidence
     assert detector.sections()["dot_sessions"][0]["reset_injected"] is False
+
+
+@pytest.mark.parametrize(
+    ("duration", "outcome", "finding"),
+    [
+        (4.999999, "aborted_after_server_hello", "DA-DOT-001"),
+        (5.0, "established", "DA-DOT-006"),
+    ],
+)
+def test_abort_after_the_server_flight_means_within_five_seconds(
+    duration: float, outcome: str, finding: str
+) -> None:
+    # A TLS 1.3 client that sends nothing after the server's flight and closes at once is
+    # refusing the certificate; one that stays 5 s or more was idle, not refusing.
+    *head, conn = f.dot_session_events(client_lengths=[], server_lengths=[], outcome="closed_rst")
+    assert isinstance(conn, ConnectionSeen)
+    events = [*head, dataclasses.replace(conn, end=conn.start + duration)]
+    detected = detect(events)
+    assert [row["outcome"] for row in detected.sections["dot_sessions"]] == [outcome]
+    assert {x.id for x in detected.findings} & {"DA-DOT-001", "DA-DOT-006"} == {finding}

@@ -12,6 +12,7 @@ from dotaudit.detect.ecs import EcsDetector, ecs_prefix
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
+from tests.detection import detect
 from tests.factories import dns_query, dns_response, edns, fed_detector, run_detectors
 
 
@@ -92,3 +93,12 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert finding.evidence["subnets"] == ["203.0.113.0/24"]
     assert finding.evidence["queries"] == 1
     assert finding.frames == (1,)
+
+
+@pytest.mark.parametrize(("ecs", "leaks"), [("0.0.0.0/0", False), ("128.0.0.0/1", True)])
+def test_the_smallest_non_zero_prefix_already_leaks(ecs: str, leaks: bool) -> None:
+    # RFC 7871 §7.1.2: only source prefix 0 opts out; a single bit already says something.
+    detected = detect([dns_query(edns=edns(ecs=ecs))])
+    assert [x.id for x in detected.findings if x.id == "DA-LEAK-006"] == (
+        ["DA-LEAK-006"] if leaks else []
+    )

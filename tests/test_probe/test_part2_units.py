@@ -68,6 +68,19 @@ def test_nagios_ok_line_has_numeric_perfdata_only() -> None:
         (200.0, Thresholds(handshake_warn_ms=10), WARNING),
         (200.0, Thresholds(handshake_warn_ms=5, handshake_crit_ms=12), CRITICAL),
         (200.0, Thresholds(query_crit_ms=3), CRITICAL),
+        # "a metric at or beyond one raises the state" (nagios.Thresholds), both sides:
+        (14.0, Thresholds(), WARNING),
+        (14.001, Thresholds(), OK),
+        (7.0, Thresholds(), CRITICAL),
+        (7.001, Thresholds(), WARNING),
+        (200.0, Thresholds(handshake_warn_ms=12.5), WARNING),  # the median is 12.5
+        (200.0, Thresholds(handshake_warn_ms=12.51), OK),
+        (200.0, Thresholds(handshake_warn_ms=5, handshake_crit_ms=12.5), CRITICAL),
+        (200.0, Thresholds(handshake_warn_ms=5, handshake_crit_ms=12.51), WARNING),
+        (200.0, Thresholds(query_warn_ms=3.25), WARNING),  # the first query took 3.25
+        (200.0, Thresholds(query_warn_ms=3.26), OK),
+        (200.0, Thresholds(query_crit_ms=3.25), CRITICAL),
+        (200.0, Thresholds(query_crit_ms=3.26), OK),
     ],
 )
 def test_nagios_thresholds(days: float, thresholds: Thresholds, state: int) -> None:
@@ -115,6 +128,17 @@ def test_targets_file() -> None:
         (120.0, "open", 20.0, 20.0, "pass"),  # the wait cannot reach 120 s
         (2.0, "open", 3.5, 3.5, "warn"),  # still open well past the advertised 2 s
         (0.0, "open", 1.0, 1.0, "warn"),
+        # Tolerance: a tenth of the advertised timeout, at least half a second.
+        (2.0, "closed", 1.5, 3.5, "pass"),  # closed 0.5 s early: at the tolerance
+        (2.0, "closed", 1.49, 3.5, "warn"),  # just beyond it
+        (2.0, "open", 2.49, 2.49, "pass"),  # waited just short of 2 + 0.5 s
+        (2.0, "open", 2.5, 2.5, "warn"),  # still open at 2 + 0.5 s
+        (10.0, "closed", 9.0, 11.5, "pass"),  # 10 s: the tolerance is 1 s
+        (10.0, "closed", 8.99, 11.5, "warn"),
+        (10.0, "open", 10.99, 10.99, "pass"),
+        (10.0, "open", 11.0, 11.0, "warn"),
+        (0.1, "open", 0.1, 0.1, "pass"),  # the smallest advertisable value, 1 x 100 ms
+        (None, "open", 20.0, 20.0, "warn"),
     ],
 )
 def test_keepalive_judge(advertised: float | None, end: str, waited: float, wait: float,
@@ -137,3 +161,8 @@ def test_bulk_streams_every_result_on_closed_addresses() -> None:
     assert ticks == list(range(1, 31))
     summary = aggregate(results)
     assert summary["reach_853"] == {"refused": 30} and summary["strict_accept"] == 0
+
+
+def test_nagios_default_thresholds_are_the_documented_ones() -> None:
+    # docs: getdns_server_mon's defaults (14, 7); the probe's --cert-warn-days/--cert-crit-days.
+    assert (Thresholds().cert_warn_days, Thresholds().cert_crit_days) == (14.0, 7.0)

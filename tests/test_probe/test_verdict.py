@@ -94,12 +94,23 @@ def test_attempt_severity_by_level_and_mode() -> None:
 
 @pytest.mark.parametrize(
     ("days", "status"),
-    [(-0.1, "fail"), (3.0, "fail"), (7.0, "fail"), (7.5, "warn"), (14.0, "warn"), (14.1, "pass")],
-)
+    [(-0.1, "fail"), (-0.001, "fail"), (0.0, "fail"), (3.0, "fail"), (7.0, "fail"),
+     (7.001, "warn"), (7.5, "warn"), (14.0, "warn"), (14.001, "pass"), (14.1, "pass")],
+)  # fmt: skip
 def test_expiry_thresholds_match_getdns_defaults(days: float, status: str) -> None:
     # Oracle: getdns_server_mon tls-cert-valid "warning or critical if days to expiry at or
     # below thresholds (default 14,7)".
     assert judge_days(days)[0] == status
+
+
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [(-0.001, "expired 0.0 days ago"), (0.0, "expires in 0.0 days (at or below 7)"),
+     (7.0, "expires in 7.0 days (at or below 7)"), (14.0, "expires in 14.0 days (at or below 14)")],
+)  # fmt: skip
+def test_expiry_reason_says_which_side_of_zero(days: float, said: str) -> None:
+    assert judge_days(days)[1] == said
+    assert judge_days(14.001)[1] is None
 
 
 @pytest.mark.parametrize(
