@@ -1,9 +1,10 @@
 """Command line: ``dotaudit events | analyze | probe | report``.
 
 One module per subcommand (``events.py``, ``analyze.py``, ``report.py``, ``probe.py``),
-each with ``add_parser`` (its options and ``--help`` examples) and ``run`` (parsed
-arguments in, exit status out); ``output.py`` holds what they share. Nothing below this
-package sees ``argparse``: each ``run`` turns its arguments into typed settings first.
+each with its ``DESCRIPTION``, ``EXAMPLES`` (the end of its ``--help``), ``add_arguments``
+and ``run`` (parsed arguments in, exit status out); ``output.py`` holds what they share.
+Nothing below this package sees ``argparse``: each ``run`` turns its arguments into typed
+settings first.
 
 Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, input or output
 error (one line, ``dotaudit: PATH: reason``), 130 interrupted.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
+from importlib import import_module
 from typing import Any
 
 from dotaudit import __version__
@@ -29,14 +32,27 @@ class UsageError(Exception):
     """A command line that cannot be run as given; exit status 2."""
 
 
+COMMANDS = {
+    "events": "write the fact stream (JSONL) that the detectors consume",
+    "analyze": "judge what captures leak about DNS: findings with frame-level evidence",
+    "report": "re-render saved JSON reports (several analyze and probe results merge into one)",
+    "probe": "probe DoT resolvers: reachability, TLS, strict-mode authentication",
+}
+"""The subcommands, each a module of this package, with the line ``dotaudit --help`` shows.
+Adding one is a module with ``DESCRIPTION``, ``EXAMPLES``, ``add_arguments`` and ``run``,
+plus its line here."""
+
+
+EXAMPLES_HEADING = "examples:\n"
+
+
 class LazyArgumentParser(argparse.ArgumentParser):
     """A subcommand parser that adds its arguments only when it is used.
 
-    The probe options name check IDs and defaults from ``dotaudit.probe``, whose import
-    pulls in dnspython and ssl (about 0.15 s); ``events`` and ``analyze`` never need them.
-    ``complete`` runs before this parser parses, prints usage or prints help, so
-    ``probe --help`` and probe's parsing are what they would be with everything
-    registered up front.
+    Each subcommand's module is imported by ``complete``, which runs before this parser
+    parses, prints usage or prints help: ``events`` never imports ``dotaudit.probe``
+    (dnspython, ssl: about 0.15 s) or the report renderers, and ``probe --help`` is what
+    it would be with everything registered up front.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -63,10 +79,22 @@ class LazyArgumentParser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # The subcommand modules import this one (UsageError, the exit codes): imported here.
-    from dotaudit.cli import analyze, events, probe, report
+class _HelpFormatter(argparse.HelpFormatter):
+    """The examples at the end of ``--help`` kept line by line as written; other text
+    wrapped at spaces only, so that a check ID such as ``rst-injection`` stays whole."""
 
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES_HEADING):
+            return "".join(indent + line + "\n" for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dotaudit",
         description="Audit what encrypted-DNS traffic leaks, and whether DoT resolvers can be "
@@ -75,34 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dotaudit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LazyArgumentParser)
     sub.required = True
-    for command in (events, analyze, report, probe):
-        command.add_parser(sub)
+    for name, summary in COMMANDS.items():
+        command = sub.add_parser(name, help=summary, formatter_class=_HelpFormatter)
+        command.set_defaults(command_parser=command)
+        command.complete = partial(_complete, name)
     return parser
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Examples kept as written; option help wrapped at spaces only, so that a check ID
-    such as ``rst-injection`` is never split over two lines."""
-
-    def _split_lines(self, text: str, width: int) -> list[str]:
-        import textwrap
-
-        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
-
-
-def subcommand_parser(
-    sub: Any, name: str, *, help: str, description: str, examples: str
-) -> argparse.ArgumentParser:
-    """A subcommand's parser, its ``--help`` ending with ``examples`` as written."""
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name,
-        help=help,
-        description=description,
-        epilog="examples:\n" + examples.strip("\n"),
-        formatter_class=_HelpFormatter,
-    )
-    parser.set_defaults(command_parser=parser)
-    return parser
+def _complete(name: str, parser: argparse.ArgumentParser) -> None:
+    """Give the ``name`` subcommand's parser its description, options, examples (the end
+    of its ``--help``) and handler, from ``dotaudit.cli.<name>``."""
+    module = import_module(f"dotaudit.cli.{name}")
+    parser.description = module.DESCRIPTION
+    parser.epilog = EXAMPLES_HEADING + module.EXAMPLES.strip("\n")
+    module.add_arguments(parser)
+    parser.set_defaults(handler=module.run)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from dotaudit.cli import UsageError, subcommand_parser
+from dotaudit.cli import UsageError
 from dotaudit.cli.events import quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
@@ -20,6 +19,10 @@ from dotaudit.cli.output import (
 )
 from dotaudit.errors import InputError
 
+DESCRIPTION = (
+    "Analyze captures: plaintext DNS leaks, DoT sessions, fallbacks, SNI, DoH/DoQ and padding "
+    "compliance."
+)
 EXAMPLES = """
   dotaudit analyze pcaps/09-office.pcap -o reports/office.html
   dotaudit analyze pcaps/04-fallback.pcap --policy pcaps/loopback-policy.toml --format text
@@ -27,15 +30,7 @@ EXAMPLES = """
 """
 
 
-def add_parser(sub: Any) -> None:
-    analyze = subcommand_parser(
-        sub,
-        "analyze",
-        help="judge what captures leak about DNS: findings with frame-level evidence",
-        description="Analyze captures: plaintext DNS leaks, DoT sessions, fallbacks, SNI, "
-        "DoH/DoQ and padding compliance.",
-        examples=EXAMPLES,
-    )
+def add_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     add_report_options(analyze)
     analyze.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
@@ -45,7 +40,6 @@ def add_parser(sub: Any) -> None:
     analyze.add_argument(
         "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
     )
-    analyze.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError, subcommand_parser
+from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.cli.output import atomic_writer, output_path, progress_bar
 from dotaudit.errors import InputError
 
@@ -27,6 +27,7 @@ TYPE_GROUPS = {
     "quic": ("quic_initial",),
 }
 
+DESCRIPTION = "Dissect captures (pcap, pcapng, gzip) and write one JSON record per fact."
 EXAMPLES = """
   dotaudit events pcaps/01-kdig-strict-dot.pcap
   dotaudit events pcaps/ --type dns,tls -o reports/events.jsonl
@@ -34,14 +35,7 @@ EXAMPLES = """
 """
 
 
-def add_parser(sub: Any) -> None:
-    events = subcommand_parser(
-        sub,
-        "events",
-        help="write the fact stream (JSONL) that the detectors consume",
-        description="Dissect captures (pcap, pcapng, gzip) and write one JSON record per fact.",
-        examples=EXAMPLES,
-    )
+def add_arguments(events: argparse.ArgumentParser) -> None:
     events.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     events.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     events.add_argument(
@@ -60,7 +54,6 @@ def add_parser(sub: Any) -> None:
         help="processes per capture, each dissecting a share of its flows; the output is "
         "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more)",
     )
-    events.set_defaults(handler=run)
 
 
 def parse_types(spec: str | None) -> frozenset[str] | None:

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, UsageError
-from dotaudit.model.findings import Severity
-from dotaudit.model.report import AuditReport
-from dotaudit.render.base import OutputFormat, RendererUnavailable, render
+
+if TYPE_CHECKING:  # imported where used: `events` writes no report and starts faster
+    from dotaudit.model.findings import Severity
+    from dotaudit.model.report import AuditReport
+    from dotaudit.render.base import OutputFormat
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 """``generated_at`` of every report (UTC, whole seconds)."""
@@ -48,6 +50,9 @@ class ReportOptions:
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
+    from dotaudit.model.findings import Severity
+    from dotaudit.render.base import OutputFormat
+
     parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     parser.add_argument(
         "--format",
@@ -66,6 +71,8 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
 def report_options(args: argparse.Namespace) -> ReportOptions:
     """The report options of a parsed command line; a bad ``-o`` is a usage error now,
     before any work."""
+    from dotaudit.model.findings import Severity
+
     output = output_path(args.output)
     return ReportOptions(
         output=output,
@@ -89,6 +96,8 @@ def output_path(output: str | None) -> str | None:
 
 def choose_format(output: str | None, name: str | None) -> OutputFormat:
     """``--format``, else the extension of ``-o``, else JSON."""
+    from dotaudit.render.base import OutputFormat
+
     if name:
         return OutputFormat(name)
     if output is None:
@@ -141,6 +150,8 @@ def atomic_writer(target: str) -> Iterator[IO[str]]:
 def write_report(report: AuditReport, options: ReportOptions) -> None:
     """The report where asked (``-o`` or stdout), and the text summary on stderr unless
     ``-q`` or the report itself is text on the terminal."""
+    from dotaudit.render.base import OutputFormat, RendererUnavailable, render
+
     try:
         body = render(
             report, options.format, evidence_dir=options.evidence_dir, output=options.output

@@ -1,9 +1,9 @@
 """``dotaudit probe``: every probe option, one target or many (``--targets``,
 ``--stream``), and the monitoring-plugin line (``--nagios``).
 
-The options are registered lazily (:class:`dotaudit.cli.LazyArgumentParser`): their help
-names check IDs and defaults from ``dotaudit.probe``, which ``events`` and ``analyze``
-never import. :func:`probe_request` turns the parsed arguments into typed settings
+This module is imported only when ``probe`` runs (:class:`dotaudit.cli.LazyArgumentParser`):
+its options name check IDs and defaults from ``dotaudit.probe``, which ``events`` and
+``analyze`` never import. :func:`probe_request` turns the parsed arguments into typed settings
 (:class:`~dotaudit.probe.base.ProbeConfig`, :class:`BulkSettings`,
 :class:`~dotaudit.probe.nagios.Thresholds`); nothing in ``dotaudit.probe`` sees argparse.
 """
@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dotaudit.cli import EXIT_INTERRUPTED, LazyArgumentParser, UsageError, subcommand_parser
+from dotaudit.cli import EXIT_INTERRUPTED, UsageError
 from dotaudit.cli.output import (
     add_report_options,
     exit_status,
@@ -40,6 +40,11 @@ MAX_TARGETS_FILE = 64 * 1024 * 1024
 NAGIOS_UNKNOWN = 3
 """The monitoring-plugin exit status when the probe itself cannot run."""
 
+DESCRIPTION = (
+    "Probe DNS-over-TLS resolvers and say what strict and opportunistic clients (RFC 8310) "
+    "would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, NAME@IP or a host name "
+    "(resolved and reported)."
+)
 EXAMPLES = """
   dotaudit probe dns.quad9.net@9.9.9.9 -o reports/quad9.html
   dotaudit probe 1.1.1.1 --name cloudflare-dns.com --mode opportunistic --format text
@@ -48,22 +53,7 @@ EXAMPLES = """
 """
 
 
-def add_parser(sub: Any) -> None:
-    probe = subcommand_parser(
-        sub,
-        "probe",
-        help="probe DoT resolvers: reachability, TLS, strict-mode authentication",
-        description="Probe DNS-over-TLS resolvers and say what strict and opportunistic "
-        "clients (RFC 8310) would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, "
-        "NAME@IP or a host name (resolved and reported).",
-        examples=EXAMPLES,
-    )
-    if isinstance(probe, LazyArgumentParser):
-        probe.complete = _complete_parser
-    probe.set_defaults(handler=run)
-
-
-def _complete_parser(probe: argparse.ArgumentParser) -> None:
+def add_arguments(probe: argparse.ArgumentParser) -> None:
     from dotaudit.probe.bulk import DEFAULT_CONCURRENCY, DEFAULT_PER_ADDRESS
     from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
     from dotaudit.probe.nagios import Thresholds

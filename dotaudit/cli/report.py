@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from dotaudit.cli import UsageError, subcommand_parser
+from dotaudit.cli import UsageError
 from dotaudit.cli.output import (
     add_report_options,
     exit_status,
@@ -15,6 +14,10 @@ from dotaudit.cli.output import (
 )
 from dotaudit.model.report import load_report, merge_reports
 
+DESCRIPTION = (
+    "Load reports written with --format json and write them in any format; several merge "
+    "into one report."
+)
 EXAMPLES = """
   dotaudit report reports/demo.json -o reports/demo.html
   dotaudit report reports/office.json reports/probe.json -o reports/audit.html
@@ -22,15 +25,7 @@ EXAMPLES = """
 """
 
 
-def add_parser(sub: Any) -> None:
-    report = subcommand_parser(
-        sub,
-        "report",
-        help="re-render saved JSON reports (several analyze and probe results merge into one)",
-        description="Load reports written with --format json and write them in any format; "
-        "several merge into one report.",
-        examples=EXAMPLES,
-    )
+def add_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("inputs", nargs="+", metavar="REPORT.json")
     add_report_options(report)
     report.add_argument(
@@ -38,7 +33,6 @@ def add_parser(sub: Any) -> None:
         metavar="DIR",
         help="link findings to the evidence pcaps that 'analyze --evidence DIR' wrote",
     )
-    report.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
