@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from tests import pcapgen
-from tests.conftest import corpus_path
+from tests.conftest import ROOT, corpus_path
 from tests.test_cli.command import SCHEMA, dotaudit, jsonl
 
 
@@ -117,3 +117,45 @@ def test_evidence_pcaps_hold_the_findings_frames(tmp_path: Path) -> None:
     fallback_file = evidence / f"{fallback_index:03d}-DA-FALLBACK-001.pcap"
     events = jsonl(dotaudit("events", str(fallback_file)).stdout)
     assert {r["frame"] for r in events if r["type"] == "dns"}, "the fallback query is in it"
+
+
+LOOPBACK_POLICY = ROOT / "pcaps" / "loopback-policy.toml"
+
+
+def fallbacks(*argv: str) -> list[object]:
+    result = dotaudit("analyze", str(ROOT / "pcaps" / "04-fallback.pcap"), "-q",
+                      "--fail-on", "none", *argv)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [f["id"] for f in json.loads(result.stdout)["findings"] if f["id"] == "DA-FALLBACK-001"]
+
+
+def test_loopback_samples_need_the_shipped_policy() -> None:
+    """Oracle: pcaps/README.md, 04-fallback: three DoT attempts, each followed by UDP 53."""
+    assert fallbacks() == []  # loopback DNS is a local stub by default
+    assert fallbacks("--policy", str(LOOPBACK_POLICY)) == ["DA-FALLBACK-001"] * 3
+
+
+def test_demo_and_docs_use_the_loopback_policy() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    demo = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "pcaps/0[1-8]-*.pcap --policy pcaps/loopback-policy.toml" in demo
+    for doc in ("README.md", "pcaps/README.md"):
+        assert "--policy pcaps/loopback-policy.toml" in (ROOT / doc).read_text(), doc
+
+
+def test_readme_says_how_to_run_the_installed_command() -> None:
+    """`make demo` leaves dotaudit in .venv, not on PATH: the README must say so, and its
+    `.venv/bin/dotaudit` lines must be commands that parse, on files that exist."""
+    from dotaudit.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    assert ". .venv/bin/activate" in readme
+    commands = [line.split("#")[0].split() for line in readme.splitlines()
+                if line.startswith(".venv/bin/dotaudit ")]  # fmt: skip
+    assert len(commands) >= 2
+    for words in commands:
+        _, unknown = build_parser().parse_known_args(words[1:])
+        assert not unknown, words
+        for word in words:
+            if word.startswith("pcaps/"):
+                assert (ROOT / word).is_file(), word

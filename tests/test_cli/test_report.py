@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from dotaudit.model.report import AuditReport
 from tests import pcapgen
-from tests.test_cli.command import dotaudit
+from tests.test_cli.command import SCHEMA, dotaudit
 from tests.test_render.test_html import probe_report
 
 
@@ -92,3 +94,20 @@ def test_evidence_links_need_a_single_input(tmp_path: Path) -> None:
     a = analyzed(tmp_path, "a", ["one.example"])
     result = dotaudit("report", str(a), str(a), "--evidence", str(tmp_path), "-o", "x.html")
     assert result.returncode == 2 and "--evidence" in result.stderr
+
+
+VERSION_1 = Path(__file__).parent.parent / "test_model" / "data"
+
+
+def test_a_version_1_report_is_rewritten_as_version_2(tmp_path: Path) -> None:
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    source = str(VERSION_1 / "report-v1-probe-bulk.json")
+    result = dotaudit("report", source, "-o", str(out), "-q", "--fail-on", "none")
+    assert result.returncode == 0, result.stderr
+    data = load(out)
+    jsonschema.validate(data, SCHEMA)
+    assert data["schema"] == "dotaudit.report/2"
+    assert data["policy"] == {} and data["bulk"]["targets_given"] == 2
+    assert dotaudit("report", source, "-o", str(html), "-q", "--fail-on", "none").returncode == 0
+    body = html.read_text(encoding="utf-8")
+    assert "Probe settings" in body and "Default policy." not in body
