@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from dotaudit.cli import EXIT_INTERRUPTED, UsageError
 from dotaudit.cli.output import (
@@ -26,13 +29,23 @@ from dotaudit.cli.output import (
     write_report,
 )
 from dotaudit.errors import InputError
-
-if TYPE_CHECKING:  # dotaudit.probe is imported when probe runs, never for events/analyze
-    from dotaudit.model.report import AuditReport
-    from dotaudit.probe.base import ProbeConfig
-    from dotaudit.probe.bulk import BulkTarget
-    from dotaudit.probe.nagios import Thresholds
-    from dotaudit.probe.target import ProbeTarget
+from dotaudit.model.report import AuditReport
+from dotaudit.probe.base import CheckOptions, ProbeConfig
+from dotaudit.probe.bulk import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PER_ADDRESS,
+    BulkTarget,
+    JsonlStream,
+    bulk_summary,
+    parse_targets_file,
+    run_bulk,
+)
+from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
+from dotaudit.probe.nagios import Thresholds, nagios_line
+from dotaudit.probe.pins import normalise_pin
+from dotaudit.probe.registry import CHECKS, UnknownCheckError, with_dependencies
+from dotaudit.probe.runner import probe_report, run_target, run_targets, summary_lines
+from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
 
 BULK_MAX_IDLE_WAIT = 5.0
 """Bulk default: the idle wait holds a concurrency slot for its whole length."""
@@ -54,11 +67,6 @@ EXAMPLES = """
 
 
 def add_arguments(probe: argparse.ArgumentParser) -> None:
-    from dotaudit.probe.bulk import DEFAULT_CONCURRENCY, DEFAULT_PER_ADDRESS
-    from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
-    from dotaudit.probe.nagios import Thresholds
-    from dotaudit.probe.registry import CHECKS
-
     probe.add_argument("targets", nargs="*", metavar="TARGET")
     probe.add_argument("--name", metavar="ADN", help="authentication domain name (RFC 8310)")
     probe.add_argument(
@@ -202,15 +210,6 @@ class ProbeRequest:
 def probe_request(args: argparse.Namespace) -> ProbeRequest:
     """The probe settings of a parsed command line; a bad value is a UsageError (or an
     InputError naming the file)."""
-    from pathlib import Path
-
-    from dotaudit.probe.base import CheckOptions, ProbeConfig
-    from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
-    from dotaudit.probe.nagios import Thresholds
-    from dotaudit.probe.pins import normalise_pin
-    from dotaudit.probe.registry import UnknownCheckError, with_dependencies
-    from dotaudit.probe.target import TargetError, parse_target, valid_hostname
-
     if args.timeout <= 0 or args.budget <= 0:
         raise UsageError("--timeout and --budget must be positive")
     if args.name is not None and not valid_hostname(args.name):
@@ -286,8 +285,6 @@ def run(args: argparse.Namespace) -> int:
         write_report(report, options)
         return EXIT_INTERRUPTED if interrupted else exit_status(report, options.fail_on)
 
-    from dotaudit.probe.runner import probe_report, run_targets, summary_lines
-
     bar = progress_bar("probing") if len(request.targets) > 1 else None
     results = run_targets(request.targets, request.config, progress=bar)
     if bar is not None:
@@ -302,9 +299,6 @@ def run(args: argparse.Namespace) -> int:
 
 def bulk_targets(request: ProbeRequest) -> list[BulkTarget]:
     """The TARGET arguments and the lines of ``--targets FILE``, each with its settings."""
-    from dotaudit.probe.bulk import BulkTarget, parse_targets_file
-    from dotaudit.probe.target import TargetError
-
     targets = [BulkTarget(t, request.config) for t in request.targets]
     path = request.bulk.targets_file
     if path:
@@ -327,9 +321,6 @@ def bulk_targets(request: ProbeRequest) -> list[BulkTarget]:
 
 def run_nagios(targets: list[BulkTarget], thresholds: Thresholds) -> int:
     """Print the one monitoring-plugin line; return its state (0-3)."""
-    from dotaudit.probe.nagios import nagios_line
-    from dotaudit.probe.runner import run_target
-
     if len(targets) != 1:
         print("DOT UNKNOWN - --nagios takes exactly one target")
         return NAGIOS_UNKNOWN
@@ -349,12 +340,6 @@ def run_many(request: ProbeRequest, targets: list[BulkTarget]) -> tuple[AuditRep
 
     Returns the report and whether the run was interrupted.
     """
-    import signal
-    import threading
-
-    from dotaudit.probe.bulk import JsonlStream, bulk_summary, run_bulk
-    from dotaudit.probe.runner import probe_report
-
     stream_handle = None
     if request.bulk.stream:
         try:
