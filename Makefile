@@ -35,13 +35,19 @@ debs:
 	-@systemctl disable --now unbound dnsdist stubby >/dev/null 2>&1 || true
 
 # The main job on the bundled office capture: the HTML audit report, its JSON, and the
-# fact stream of every sample capture. --fail-on none: findings are the point here.
+# fact stream of every sample capture; then the loopback samples (01-08) judged with
+# pcaps/loopback-policy.toml, without which loopback DNS counts as a local stub and shows
+# no leak or fallback. --fail-on none: findings are the point here.
 demo: $(STAMP)
 	@mkdir -p reports
 	$(BIN)/dotaudit analyze pcaps/09-office.pcap --fail-on none -q -o reports/demo.json
 	$(BIN)/dotaudit report reports/demo.json --fail-on none -o reports/demo.html
 	$(BIN)/dotaudit events pcaps/ -o reports/demo-events.jsonl
-	@echo "wrote reports/demo.html, reports/demo.json and reports/demo-events.jsonl"
+	$(BIN)/dotaudit analyze pcaps/0[1-8]-*.pcap --policy pcaps/loopback-policy.toml \
+	  --fail-on none -q -o reports/demo-samples.json
+	$(BIN)/dotaudit report reports/demo-samples.json --fail-on none -q -o reports/demo-samples.html
+	@echo "wrote reports/demo.html, reports/demo.json, reports/demo-events.jsonl and"
+	@echo "reports/demo-samples.html (.json); run more with .venv/bin/dotaudit --help"
 
 lint: $(STAMP)
 	$(BIN)/ruff check dotaudit tests bench

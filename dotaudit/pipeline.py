@@ -6,9 +6,8 @@ This is the only module that knows every layer; the CLI calls it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
 from dotaudit.model.findings import Finding
-from dotaudit.model.report import AuditReport
+from dotaudit.model.report import ANOMALY_SAMPLES, AuditReport, InputSummary, merge_reports
 
 if TYPE_CHECKING:  # the detectors are imported by analyze only: `events` starts faster
     from concurrent.futures import Future
@@ -37,39 +36,6 @@ CAPTURE_MAGICS = (
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, file size)."""
-
-
-@dataclass
-class InputSummary:
-    """What one capture file was: the `inputs[]` entry of a report."""
-
-    path: str
-    sha256: str = ""
-    format: str = ""
-    packets: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    truncated_at: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    anomalies: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "format": self.format,
-            "packets": self.packets,
-            "first_ts": self.first_ts,
-            "last_ts": self.last_ts,
-            "span_s": (
-                round(self.last_ts - self.first_ts, 6)
-                if self.first_ts is not None and self.last_ts is not None
-                else None
-            ),
-            "truncated_at": self.truncated_at,
-            "warnings": list(self.warnings),
-            "anomalies": self.anomalies,
-        }
 
 
 def _hash_in_background(path: Path) -> Future[str]:
@@ -191,38 +157,7 @@ class CaptureRun:
         summary.warnings.extend(reader.warnings)
 
 
-def atomic_writer(target: str) -> tuple[object, Callable[[bool], None]]:
-    """Open ``target`` for text writing so that it appears whole or not at all.
-
-    Returns the handle and a ``finish(ok)`` callable that renames into place on
-    success and removes the temporary file on failure. Non-regular targets
-    (``/dev/null``, a FIFO) are written directly.
-    """
-    path = Path(target)
-    if path.exists() and not path.is_file():
-        handle = path.open("w", encoding="utf-8")
-
-        def finish_direct(ok: bool) -> None:
-            handle.close()
-
-        return handle, finish_direct
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    handle = temporary.open("w", encoding="utf-8")
-
-    def finish(ok: bool) -> None:
-        handle.close()
-        if ok:
-            os.replace(temporary, path)
-        else:
-            temporary.unlink(missing_ok=True)
-
-    return handle, finish
-
-
 # -- analyze -------------------------------------------------------------------------
-
-ANOMALY_SAMPLES = 50
 
 
 @dataclass
@@ -283,15 +218,20 @@ def analyze(
         results = [
             analyze_file(p, context, progress_for(p) if progress_for else None) for p in paths
         ]
-    report = AuditReport(kind="analyze", generated_at=generated_at)
-    report.policy = context.policy.to_dict()
-    for result in results:
-        report.inputs.append(result.summary.to_dict())
-        report.findings.extend(result.findings)
-        for name, rows in result.sections.items():
-            report.sections.setdefault(name, []).extend(rows)
-        for what, count in result.anomalies.items():
-            report.anomalies[what] = report.anomalies.get(what, 0) + count
-        room = ANOMALY_SAMPLES - len(report.anomaly_samples)
-        report.anomaly_samples.extend(result.anomaly_samples[: max(room, 0)])
-    return report
+    policy = context.policy.to_dict()
+    if not results:
+        return AuditReport(kind="analyze", generated_at=generated_at, policy=policy)
+    per_file = [
+        AuditReport(
+            kind="analyze",
+            generated_at=generated_at,
+            inputs=[result.summary.to_dict()],
+            findings=result.findings,
+            anomalies=result.anomalies,
+            anomaly_samples=result.anomaly_samples,
+            sections=result.sections,
+            policy=policy,
+        )
+        for result in results
+    ]
+    return merge_reports(per_file, generated_at)

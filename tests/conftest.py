@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,19 @@ def _never_resolve_link_addresses() -> None:
 
 
 _never_resolve_link_addresses()
+
+
+@pytest.fixture(scope="session")
+def mixed_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The benchmark's mix (bulk TLS, QUIC, DNS over UDP/TCP, DoT, mDNS, IPv6, VLAN),
+    long enough for flows to expire in sweeps while others run."""
+    out = tmp_path_factory.mktemp("mixed") / "mixed.pcap"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "30000",
+         "-o", str(out)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return out
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ class FlowTable:
         self._tcp: dict[tuple[bytes, int, bytes, int], Flow] = {}
         self._udp: dict[tuple[bytes, int, bytes, int], Flow] = {}
         # Entries are (due, first_frame, counter, flow): flows due at the same moment end in
-        # capture order, an order that a shard of the table (capture/shard.py) reproduces.
+        # capture order, an order that a shard of the table (capture/flow_shard.py) reproduces.
         self._heap: list[tuple[float, int, int, Flow]] = []
         self._counter = 0
         self._active = 0

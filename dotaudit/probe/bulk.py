@@ -181,3 +181,15 @@ def aggregate(results: Sequence[TargetResult]) -> dict[str, Any]:
         "checks": per_check,
         "errors": sum(1 for r in results if r.error),
     }
+
+
+def bulk_summary(
+    results: Sequence[TargetResult], *, targets_given: int, interrupted: bool
+) -> dict[str, Any]:
+    """The ``bulk`` field of a bulk run's report: the aggregate over the targets that
+    finished, how many were given, and whether Ctrl-C stopped the run early."""
+    return {
+        "aggregate": aggregate(results),
+        "interrupted": interrupted,
+        "targets_given": targets_given,
+    }

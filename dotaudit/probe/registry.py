@@ -48,7 +48,7 @@ CHECKS: tuple[Check, ...] = (
     Interception(),
     CleartextOn853(),
     TlsResumption(),
-    # part 2 (DNS-level checks) goes here, one line per check
+    # DNS-level checks over the authenticated connection
     DnsAnswer(),
     PaddingResponse(),
     PaddingUnsolicited(),

@@ -41,6 +41,7 @@ def render_text(report: AuditReport) -> str:
     for target in report.sections.get("targets", []):
         verdict = target.get("verdict") or {}
         checks = target.get("checks") or []
+        severity = target.get("severity")
         statuses: dict[str, int] = {}
         for check in checks:
             status = str(check.get("status"))
@@ -50,6 +51,7 @@ def render_text(report: AuditReport) -> str:
             f"port {target.get('port')}): strict {verdict.get('strict')}, opportunistic "
             f"{verdict.get('opportunistic')}; checks "
             + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            + (f"; counts as {_printable(severity)}" if isinstance(severity, str) else "")
         )
     findings = report.sorted_findings()
     for finding in findings[:MAX_FINDINGS]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dotaudit.probe.base import ProbeConfig
+from dotaudit.probe.base import CheckOptions, ProbeConfig
 from dotaudit.probe.runner import TargetResult, run_target
 from dotaudit.probe.target import parse_target
 from tests.lab.lab import Lab
@@ -26,7 +26,7 @@ def probe_lab(lab: Lab) -> Callable[..., TargetResult]:
             # A short idle wait: the keepalive check's own tests measure idle closes.
             config = ProbeConfig(
                 ca_file=str(lab.ca), pins=pins, qname=QNAME, timeout=2.0,
-                options={"max_idle_wait": 3.0},
+                options=CheckOptions(max_idle_wait=3.0),
             )  # fmt: skip
             target = parse_target(f"{resolver.hostname}@{resolver.address}")
             cache[key] = run_target(target, config)

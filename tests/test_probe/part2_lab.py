@@ -10,11 +10,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.rrset
 
-from dotaudit.probe.base import ProbeConfig
+from dotaudit.probe.base import CheckOptions, ProbeConfig
 from dotaudit.probe.runner import TargetResult, run_target
 from dotaudit.probe.target import parse_target
 from tests.lab.lab import Lab
@@ -35,11 +36,9 @@ SLOW_DELAY = 0.4
 OOOR_ADDRESS = "127.53.9.1"
 
 
-def probe(
-    lab: Lab, variant: str, checks: set[str] | None = None, **options: object
-) -> TargetResult:
+def probe(lab: Lab, variant: str, checks: set[str] | None = None, **options: Any) -> TargetResult:
     resolver = lab[variant]
-    opts: dict[str, object] = {"max_idle_wait": IDLE_WAIT, **options}
+    opts = CheckOptions(**{"max_idle_wait": IDLE_WAIT, **options})
     config = ProbeConfig(ca_file=str(lab.ca), qname=QNAME, timeout=2.0, options=opts,
                          checks=frozenset(checks) if checks else None)  # fmt: skip
     return run_target(parse_target(f"{resolver.hostname}@{resolver.address}"), config)

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.edns
 import dns.message
@@ -31,7 +32,7 @@ import h2.events
 import jsonschema
 import pytest
 
-from dotaudit.probe.base import CheckAttempt, CheckContext, ProbeConfig
+from dotaudit.probe.base import CheckAttempt, CheckContext, CheckOptions, ProbeConfig
 from dotaudit.probe.checks.doh import Doh
 from dotaudit.probe.runner import TargetResult, run_check, run_target
 from dotaudit.probe.target import parse_target
@@ -58,9 +59,9 @@ def doh_attempt(result: TargetResult) -> CheckAttempt:
     return found
 
 
-def probe_address(lab: Lab, address: str, **options: object) -> TargetResult:
+def probe_address(lab: Lab, address: str, **options: Any) -> TargetResult:
     config = ProbeConfig(ca_file=str(lab.ca), qname=QNAME, timeout=TIMEOUT,
-                         options=dict(options), checks=frozenset({"doh"}))  # fmt: skip
+                         options=CheckOptions(**options), checks=frozenset({"doh"}))  # fmt: skip
     return run_target(parse_target(f"{HOSTNAME}@{address}"), config)
 
 
@@ -339,7 +340,7 @@ def hostile(test_pki: Pki) -> Iterator[Callable[..., HostileDoh]]:
 def run_doh(pki: Pki, port: int, timeout: float = TIMEOUT) -> CheckAttempt:
     """The doh check alone (no reach.53, whose 443 says nothing about ``port``)."""
     config = ProbeConfig(ca_file=str(pki.ca_cert), qname=QNAME, timeout=timeout,
-                         options={"doh_port": port})  # fmt: skip
+                         options=CheckOptions(doh_port=port))  # fmt: skip
     return run_check(Doh(), CheckContext(parse_target(f"{HOSTNAME}@127.0.0.1"), config))
 
 
@@ -375,7 +376,9 @@ def test_oversized_body_is_cut_off(test_pki: Pki, hostile: Callable[..., Hostile
     found = run_doh(test_pki, server.port)
     assert found.status.value == "error"
     assert (found.error_reason or "").endswith("the body exceeds 65535 octets")
-    assert found.elapsed_s < TIMEOUT / 2
+    # Judged by the cap, not by the per-step timeout (a wall-clock bound would only
+    # measure how loaded the machine is).
+    assert found.evidence.get("error_kind") != "timeout", found.evidence
 
 
 @pytest.mark.parametrize(

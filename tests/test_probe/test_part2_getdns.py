@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dotaudit.probe.base import ProbeConfig
+from dotaudit.probe.base import CheckOptions, ProbeConfig
 from dotaudit.probe.runner import run_target
 from dotaudit.probe.target import parse_target
 from tests.lab.lab import Lab
@@ -81,7 +81,7 @@ def test_out_of_order_agrees_on_a_slow_real_unbound(lab: Lab, slow_unbound: str)
     config = ProbeConfig(
         ca_file=str(lab.ca), qname="getdnsapi.net", timeout=2.0,
         checks=frozenset({"pipelining"}),
-        options={"slow_qname": "400.n0001.delay.getdnsapi.net"},
+        options=CheckOptions(slow_qname="400.n0001.delay.getdnsapi.net"),
     )  # fmt: skip
     ours = run_target(parse_target(f"dns.test@{slow_unbound}"), config).attempt("pipelining")
     assert ours is not None and ours.status.value == "pass", ours

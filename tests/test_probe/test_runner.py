@@ -9,7 +9,15 @@ from typing import ClassVar
 
 import pytest
 
-from dotaudit.probe.base import Check, CheckContext, CheckStatus, Level, Outcome, ProbeConfig
+from dotaudit.probe.base import (
+    Check,
+    CheckContext,
+    CheckOptions,
+    CheckStatus,
+    Level,
+    Outcome,
+    ProbeConfig,
+)
 from dotaudit.probe.checks import rst_injection
 from dotaudit.probe.registry import BY_ID
 from dotaudit.probe.runner import run_target
@@ -98,7 +106,7 @@ def test_online_only_checks_run_only_with_online(online: bool) -> None:
     from dotaudit.probe.runner import run_check
 
     _OnlineOnly.ran = 0
-    config = ProbeConfig(options={"online": online})
+    config = ProbeConfig(options=CheckOptions(online=online))
     attempt = run_check(_OnlineOnly(), CheckContext(parse_target("127.0.0.1"), config))
     if online:
         assert attempt.status is CheckStatus.PASS and _OnlineOnly.ran == 1

@@ -3,7 +3,7 @@
 Each process (this one is shard 0, the others are forked children) reads the whole file
 but dissects only its share of the flows, turns its events into JSON lines, and tags each
 line with the key that says where a single pass would have written it
-(:mod:`dotaudit.capture.shard`). The readers of all shards pause at the same frames, so
+(:mod:`dotaudit.capture.flow_shard`). The readers of all shards pause at the same frames, so
 each pause gives one batch per shard; merging a batch's lines by key writes exactly what
 the serial pass writes, and memory stays bounded by one batch per shard.
 """
@@ -20,13 +20,14 @@ from operator import itemgetter
 from pathlib import Path
 
 from dotaudit.capture.decode import Decoder
+from dotaudit.capture.flow_shard import DECODER, END_FRAME, EventKey, ShardFlowTable
 from dotaudit.capture.packet import Anomaly
 from dotaudit.capture.reader import CaptureReader
-from dotaudit.capture.shard import DECODER, END_FRAME, EventKey, ShardFlowTable
 from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
 from dotaudit.model.events import Event, event_json_line
-from dotaudit.pipeline import InputSummary, Progress
+from dotaudit.model.report import InputSummary
+from dotaudit.pipeline import Progress
 
 Batch = list[tuple[EventKey, str]]
 

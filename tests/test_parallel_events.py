@@ -1,21 +1,18 @@
-"""Sharded ``dotaudit events``: N processes, each dissecting a share of the flows, must write
-exactly what one process writes. Oracle: the serial pass (CaptureRun + event_json_line)."""
+"""Parallel ``dotaudit events`` (:mod:`dotaudit.parallel_events`): N processes, each
+dissecting a share of the flows, must write exactly what one process writes. Oracle: the
+serial pass (CaptureRun + event_json_line)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dotaudit.capture.shard import shard_of
 from dotaudit.errors import InputError
 from dotaudit.model.events import event_json_line
+from dotaudit.parallel_events import ShardedRun, ShardPass
 from dotaudit.pipeline import CaptureRun
-from dotaudit.shards import ShardedRun, ShardPass
 from tests.conftest import CORPUS, ROOT, corpus_path
 
 PCAPS = sorted((ROOT / "pcaps").glob("*.pcap*"))
@@ -48,19 +45,6 @@ def captures_in(relative: str) -> Iterator[Path]:
     for candidate in sorted(path.rglob("*")):
         if candidate.suffix in (".pcap", ".pcapng", ".gz"):
             yield candidate
-
-
-@pytest.fixture(scope="module")
-def mixed_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The benchmark's mix (bulk TLS, QUIC, DNS over UDP/TCP, DoT, mDNS, IPv6, VLAN),
-    long enough for flows to expire in sweeps while others run."""
-    out = tmp_path_factory.mktemp("mixed") / "mixed.pcap"
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "30000",
-         "-o", str(out)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    return out
 
 
 @pytest.mark.parametrize("shards", [2, 3])
@@ -181,102 +165,9 @@ def test_a_failing_shard_is_an_error_not_a_short_output(
         list(ShardedRun(mixed_capture, 2, None).lines())
 
 
-@pytest.mark.parametrize("shards", [2, 3, 4])
-def test_shard_of_is_symmetric_and_in_range(shards: int) -> None:
-    seen = set()
-    client, server = bytes([192, 0, 2, 10]), bytes([198, 51, 100, 53])
-    for a in range(0, 65536, 97):
-        for b in (53, 443, 853, 5353, a ^ 0x55):
-            owner = shard_of(client, a, server, b, shards)
-            assert owner == shard_of(server, b, client, a, shards)
-            assert 0 <= owner < shards
-            seen.add(owner)
-    assert seen == set(range(shards))
-
-
-def test_same_port_flows_spread_by_address() -> None:
-    # mDNS: 5353 at both ends, to 224.0.0.251 from many hosts.
-    group = bytes([224, 0, 0, 251])
-    owners = {shard_of(bytes([10, 0, 0, host]), 5353, group, 5353, 2) for host in range(1, 40)}
-    assert owners == {0, 1}
-
-
-def test_cli_workers_option(mixed_capture: Path, tmp_path: Path) -> None:
-    outputs = []
-    for workers in ("1", "2", "auto"):
-        out = tmp_path / f"w{workers}.jsonl"
-        done = subprocess.run(
-            [sys.executable, "-m", "dotaudit", "events", "--workers", workers,
-             str(mixed_capture), "-o", str(out)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1] == outputs[2]
-    bad = subprocess.run(
-        [sys.executable, "-m", "dotaudit", "events", "--workers", "0", str(mixed_capture)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert bad.returncode == 2 and "--workers" in bad.stderr
-
-
-def test_cli_sharded_output_to_stdout_is_written_once(mixed_capture: Path) -> None:
-    # Forked children must not flush the parent's buffered stdout a second time.
-    one = subprocess.run(
-        [sys.executable, "-m", "dotaudit", "events", "--workers", "1", str(mixed_capture)],
-        capture_output=True, timeout=300,
-    )  # fmt: skip
-    two = subprocess.run(
-        [sys.executable, "-m", "dotaudit", "events", "--workers", "2",
-         str(mixed_capture), str(mixed_capture)],
-        capture_output=True, timeout=300,
-    )  # fmt: skip
-    assert one.returncode == two.returncode == 0
-    assert two.stdout == one.stdout * 2
-
-
 @pytest.mark.parametrize("types", [None, frozenset({"dns", "connection"})])
 def test_one_pass_lines_equal_encoded_events(mixed_capture: Path, types: frozenset[str]) -> None:
     # CaptureRun.lines encodes inside the dissectors' callback; events() + encode is the oracle.
     run = CaptureRun(mixed_capture, hash_input=False)
     assert "".join(run.lines(types)) == serial_text(mixed_capture, types)
     assert run.summary.packets == 30000
-
-
-def test_ctrl_c_stops_every_shard_quietly(mixed_capture: Path, tmp_path: Path) -> None:
-    """SIGINT reaches the whole process group: one 'interrupted' line, exit 130, no
-    traceback from a child, no process left behind."""
-    import signal
-    import time
-
-    fifo = tmp_path / "out.fifo"
-    os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: writes block
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dotaudit", "events", "--workers", "2",
-             str(mixed_capture), "-o", str(fifo)],
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_children(proc.pid)) < 1:
-            time.sleep(0.05)
-        assert _children(proc.pid), "no shard process was started"
-        time.sleep(0.5)  # let the pipe to the reader fill up
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        os.close(reader)
-    assert proc.returncode == 130
-    assert stderr == "dotaudit: interrupted\n"
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(child) for child in f.read().split())
-    except OSError:
-        pass
-    return found
