@@ -52,8 +52,29 @@ class InputSummary:
     truncated_at: int | None = None
     warnings: list[str] = field(default_factory=list)
     anomalies: int = 0
+    encapsulations: dict[str, int] = field(default_factory=dict)
+    """Packets per encapsulation layer decoded (``vxlan``, ``gre``, ``pppoe``, ...)."""
+    not_ip: dict[str, int] = field(default_factory=dict)
+    """Frames of ordinary non-IP traffic per kind (``arp``, ``lldp``, ``llc``, ...)."""
+    other_ip: dict[str, int] = field(default_factory=dict)
+    """IP packets of protocols not read, per protocol (``igmp``, ``esp``, ...)."""
+
+    def count_traffic(self, decoder: Decoder) -> None:
+        """Take the decoder's tallies (every shard's decoder sees every packet)."""
+        self.encapsulations = dict(sorted(decoder.encapsulations.items()))
+        self.not_ip = dict(sorted(decoder.not_ip.items()))
+        self.other_ip = dict(sorted(decoder.other_ip.items()))
 
     def to_dict(self) -> dict[str, object]:
+        tallies = {
+            name: counts
+            for name, counts in (
+                ("encapsulations", self.encapsulations),
+                ("not_ip", self.not_ip),
+                ("other_ip", self.other_ip),
+            )
+            if counts  # absent when empty: reports of plain captures keep their shape
+        }
         return {
             "path": self.path,
             "sha256": self.sha256,
@@ -69,6 +90,7 @@ class InputSummary:
             "truncated_at": self.truncated_at,
             "warnings": list(self.warnings),
             "anomalies": self.anomalies,
+            **tallies,
         }
 
 
@@ -185,6 +207,7 @@ class CaptureRun:
             if digest is not None:
                 digest.cancel()
         summary.packets = reader.frames
+        summary.count_traffic(decoder)
         summary.first_ts = reader.first_ts
         summary.last_ts = reader.last_ts
         summary.truncated_at = reader.truncated_at

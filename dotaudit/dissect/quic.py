@@ -62,6 +62,25 @@ def _salt(version: int) -> bytes | None:
 
 _DECRYPTABLE = frozenset(v for v in QUIC_VERSIONS if _salt(v) is not None)
 
+
+def quic_version_name(version: int) -> str:
+    """A known version's name, else the version as seen on the wire: ``0x1a2a3a4a``
+    (the reserved ``0x?a?a?a?a`` versions, RFC 9000 §15, force version negotiation)."""
+    return QUIC_VERSIONS.get(version) or f"0x{version:08x}"
+
+
+def is_reserved_version(version: int) -> bool:
+    return version & 0x0F0F0F0F == 0x0A0A0A0A
+
+
+def _keys_version(version: int) -> int:
+    """The version whose Initial keys protect ``version``'s Initials: its own, or v1 for
+    a version we do not know. A client that opens with a reserved or unknown version
+    still sends a ClientHello, and clients protect it with the v1 keys and header layout
+    (tshark reads such Initials the same way); authentication tells whether that held."""
+    return version if version in _DECRYPTABLE else V1
+
+
 MAX_CID = 20
 _INITIAL_V1 = 0
 _INITIAL_V2 = 1
@@ -72,6 +91,22 @@ _MAX_RANGES = 256
 _MAX_DERIVATIONS = 4
 """Key derivations per flow: the first DCID plus a few Retry / version changes."""
 _NOT_ZERO = re.compile(rb"[^\x00]")
+
+
+def opens_as_unknown_version_initial(data: bytes) -> bool:
+    """Does ``data`` start with a client Initial of a version we do not know (a reserved
+    one, say) that authenticates under the v1 keys? Used to classify a flow whose first
+    datagram :func:`looks_like_quic_long_header` turned down: only an authenticated
+    packet makes it QUIC, so no other traffic is taken for QUIC by this."""
+    if len(data) < 7 or data[0] & 0xF0 != 0xC0:  # long header, fixed bit, v1 Initial type
+        return False
+    (version,) = struct.unpack_from("!I", data, 1)
+    if version in QUIC_VERSIONS:
+        return False
+    try:
+        return QuicInitialTracker(max_packets=1).opens(data)
+    except MalformedError:
+        return False
 
 
 def looks_like_quic_long_header(data: bytes) -> bool:
@@ -105,7 +140,7 @@ class InitialKeys:
     __slots__ = ("aead", "dcid", "hp", "iv", "largest_pn", "version")
 
     def __init__(self, version: int, dcid: bytes) -> None:
-        key, iv, hp_key = initial_client_keys(version, dcid)
+        key, iv, hp_key = initial_client_keys(_keys_version(version), dcid)
         self.version = version
         self.dcid = dcid
         self.aead = AESGCM(key)
@@ -351,6 +386,11 @@ class QuicInitialTracker:
         self._give_up_if_exhausted()
         return None
 
+    def opens(self, datagram: bytes) -> bool:
+        """Does the first packet of ``datagram`` authenticate as a client Initial?"""
+        hello = self._datagram(datagram, first_only=True)
+        return hello is not None or self._keys is not None
+
     def _give_up_if_exhausted(self) -> None:
         if self._seen >= self.max_packets:
             self._finish()
@@ -360,9 +400,22 @@ class QuicInitialTracker:
         self._keys = None
         self._crypto = _SPENT  # drop the buffered bytes
 
-    def _datagram(self, data: bytes) -> QuicClientHello | None:
+    def _datagram(self, data: bytes, first_only: bool = False) -> QuicClientHello | None:
+        if len(data) >= 5:
+            (version,) = struct.unpack_from("!I", data, 1)
+            if version not in _DECRYPTABLE and version != NEGOTIATION:
+                # A version we do not know: read as v1 where it authenticates as such, but
+                # its packets are not ours to call malformed.
+                try:
+                    return self._packets(data, first_only)
+                except MalformedError:
+                    return None
+        return self._packets(data, first_only)
+
+    def _packets(self, data: bytes, first_only: bool) -> QuicClientHello | None:
         pos = 0
         size = len(data)
+        first_version = -1
         # Coalesced packets: each long header carries its own length; a short-header
         # packet or zero padding ends the datagram.
         while pos < size and data[pos] & 0x80:
@@ -372,9 +425,9 @@ class QuicInitialTracker:
             (version,) = struct.unpack_from("!I", data, pos + 1)
             if version == NEGOTIATION:
                 return None  # a server's packet; nothing of the client's here
-            if version not in _DECRYPTABLE:
-                if pos == 0:
-                    return None  # a QUIC version we cannot read, not malformed
+            if pos == 0:
+                first_version = version
+            elif version not in _DECRYPTABLE and version != first_version:
                 raise MalformedError(f"coalesced QUIC packet of another version {version:#x}")
             ptype = (first & 0x30) >> 4
             if ptype == (_RETRY_V2 if version == V2 else _RETRY_V1):
@@ -401,7 +454,7 @@ class QuicInitialTracker:
                 raise MalformedError("QUIC packet length beyond the datagram")
             if is_initial:
                 hello = self._initial(data[pos:end], p - pos, version, bytes(dcid))
-                if hello is not None:
+                if hello is not None or first_only:
                     return hello
             pos = end
         return None
@@ -486,7 +539,7 @@ class QuicInitialTracker:
             return None
         hello = QuicClientHello(
             version=keys.version,
-            version_name=QUIC_VERSIONS[keys.version],
+            version_name=quic_version_name(keys.version),
             dcid=keys.dcid,
             hello_body=bytes(buf[4:need]),
         )
