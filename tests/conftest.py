@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Shared checks outside test modules still get pytest's assertion messages.
+pytest.register_assert_rewrite("tests.conformance.tunnel_oracle")
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "public"
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -1187,8 +1187,9 @@ def _layer_text(layer: Layer) -> str:
 
 def _pw_ethernet(data: bytes, orig_len: int) -> bool:
     """Is ``data`` a pseudowire control word (RFC 4385: first nibble 0) followed by an
-    Ethernet frame (RFC 4448) whose IP packet checks out? An IPv4 header's checksum, or
-    an IPv6 header whose payload length fits the frame (allowing Ethernet's padding)."""
+    Ethernet frame (RFC 4448) whose payload checks out? An IPv4 header's checksum, an
+    IPv6 header whose payload length fits the frame (allowing Ethernet's padding), or
+    ARP's fixed fields."""
     if len(data) < 4 + 14 + 20:
         return False
     at = 16
@@ -1209,7 +1210,8 @@ def _pw_ethernet(data: bytes, orig_len: int) -> bool:
         stop = ip + 40 + _U16(data, ip + 4)[0]
         frame_end = orig_len  # the pseudowire's Ethernet frame ends with the packet
         return stop == frame_end or (stop < frame_end and frame_end - 4 <= 60)
-    return False
+    # ARP for IPv4 over Ethernet: hardware type 1, protocol 0x0800, sizes 6 and 4.
+    return etype == 0x0806 and data[ip : ip + 6] == b"\x00\x01\x08\x00\x06\x04"
 
 
 def _quoted_flow(data: bytes, pos: int, end: int) -> tuple[int, bytes, int, bytes, int] | None:
