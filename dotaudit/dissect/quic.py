@@ -73,12 +73,17 @@ def is_reserved_version(version: int) -> bool:
     return version & 0x0F0F0F0F == 0x0A0A0A0A
 
 
-def _keys_version(version: int) -> int:
-    """The version whose Initial keys protect ``version``'s Initials: its own, or v1 for
-    a version we do not know. A client that opens with a reserved or unknown version
-    still sends a ClientHello, and clients protect it with the v1 keys and header layout
-    (tshark reads such Initials the same way); authentication tells whether that held."""
-    return version if version in _DECRYPTABLE else V1
+_DRAFT_29 = _DRAFT_BASE + 29
+_GUESSES = (V1, _DRAFT_29)
+
+
+def _key_versions(version: int) -> tuple[int, ...]:
+    """The versions whose Initial keys may protect ``version``'s Initials: its own, or
+    for a version we do not know, v1's and then draft-29's. A client that opens with a
+    reserved or unknown version still sends a ClientHello in the v1 header layout, with
+    keys it picks: aioquic takes v1's, tshark assumes draft-29's for the reserved
+    versions. Authentication tells which, if any, held."""
+    return (version,) if version in _DECRYPTABLE else _GUESSES
 
 
 MAX_CID = 20
@@ -139,8 +144,10 @@ class InitialKeys:
 
     __slots__ = ("aead", "dcid", "hp", "iv", "largest_pn", "version")
 
-    def __init__(self, version: int, dcid: bytes) -> None:
-        key, iv, hp_key = initial_client_keys(_keys_version(version), dcid)
+    def __init__(self, version: int, dcid: bytes, keys_version: int | None = None) -> None:
+        """Keys for ``version``'s Initials to ``dcid``, derived as ``keys_version``'s
+        (by default the version's own)."""
+        key, iv, hp_key = initial_client_keys(keys_version or version, dcid)
         self.version = version
         self.dcid = dcid
         self.aead = AESGCM(key)
@@ -468,15 +475,17 @@ class QuicInitialTracker:
             opened = keys.unprotect(packet, pn_offset)
         if opened is None and (keys is None or keys.dcid != dcid or keys.version != version):
             # First Initial, or a new DCID after a Retry / version change.
-            if self._derivations >= _MAX_DERIVATIONS:
-                return None
-            self._derivations += 1
-            fresh = InitialKeys(version, dcid)
-            opened = fresh.unprotect(packet, pn_offset)
-            if opened is not None:
-                if keys is not None:
-                    self._crypto = CryptoStream(self._max_crypto)  # the client restarted
-                self._keys = keys = fresh
+            for keys_version in _key_versions(version):
+                if self._derivations >= _MAX_DERIVATIONS:
+                    return None
+                self._derivations += 1
+                fresh = InitialKeys(version, dcid, keys_version)
+                opened = fresh.unprotect(packet, pn_offset)
+                if opened is not None:
+                    if keys is not None:
+                        self._crypto = CryptoStream(self._max_crypto)  # the client restarted
+                    self._keys = keys = fresh
+                    break
         if opened is None or keys is None:
             return None
         self._frames(opened[1])
