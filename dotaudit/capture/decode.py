@@ -1105,11 +1105,14 @@ class Decoder:
             return self._ipv6(frame, ts, data, 0, orig_len)
         if nibble == 1:  # associated channel (RFC 4385/5586): OAM, BFD
             return self._not_ip("mpls-ach")
-        if nibble == 0 and _pw_ethernet(data, orig_len):
-            return self._layer(
-                frame, ts, ("pw", (), b"", b""), orig_len,
-                self._inner_ether, frame, ts, data[4:], orig_len - 4,
-            )  # fmt: skip
+        if nibble == 0:
+            if _pw_ethernet(data, orig_len):
+                return self._layer(
+                    frame, ts, ("pw", (), b"", b""), orig_len,
+                    self._inner_ether, frame, ts, data[4:], orig_len - 4,
+                )  # fmt: skip
+            if len(data) < orig_len:  # too little captured to tell
+                return self._snaplen(frame, ts, "MPLS pseudowire cut")
         return self._not_decoded(
             frame, ts, f"MPLS payload starting 0x{data[0]:02x} (pseudowire, not IP)"
         )

@@ -102,16 +102,15 @@ class ShardFlowTable(FlowTable):
         self.at_frame = frame
         mixed = sport ^ dport ^ src[-1] ^ dst[-1]
         if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
+            if ts >= self._next_sweep:
+                self._sweep(ts)
             if dport in UDP_TUNNEL_PORTS and self.decapsulate is not None:
                 # The inner flow decides the shard: every shard decapsulates (in its own
-                # shard the table's new-flow check does the same).
+                # shard the table's new-flow check does the same, after the same sweep).
                 self.decapsulate(
                     frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
                     wire_len,
                 )  # fmt: skip
-                return
-            if ts >= self._next_sweep:
-                self._sweep(ts)
             return
         FlowTable.udp_fast(
             self, frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,

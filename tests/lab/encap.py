@@ -115,12 +115,17 @@ def erspan2(frame: bytes, session: int, index: int = 0, vlan: int = 0) -> bytes:
 
 
 def erspan3(
-    frame: bytes, session: int, timestamp: int, hardware: int = 0, platform: bytes = b""
+    frame: bytes,
+    session: int,
+    timestamp: int,
+    hardware: int = 0,
+    platform: bytes = b"",
+    frame_type: int = 0,
 ) -> bytes:
     """ERSPAN type III header (draft §4.2): version 2, VLAN, COS, BSO, T, session id,
-    timestamp, SGT, then P, FT (0: Ethernet), hardware id, D, Gra, O; ``platform`` (8
-    bytes) is the optional platform-specific subheader (O set). GRE 0x22EB."""
-    word = (hardware & 0x3F) << 4 | (1 if platform else 0)
+    timestamp, SGT, then P, FT (0: Ethernet, 2: IP), hardware id, D, Gra, O; ``platform``
+    (8 bytes) is the optional platform-specific subheader (O set). GRE 0x22EB."""
+    word = (frame_type & 0x1F) << 10 | (hardware & 0x3F) << 4 | (1 if platform else 0)
     header = struct.pack("!HHIHH", 2 << 12, session & 0x3FF, timestamp, 0, word)
     return header + platform + frame
 
