@@ -351,20 +351,24 @@ class FlowTable:
         flow = self._udp.get((src, sport, dst, dport))
         on_payload = self._on_udp_payload
         if flow is None:
+            # Two calls written out rather than an idle time in a variable: one of these
+            # per DNS transaction.
             if sport in _DNS_PORTS or dport in _DNS_PORTS:
-                idle = self.dns_udp_idle
+                if on_payload is not None:
+                    flow = self._new_flow(
+                        UDP, src, sport, dst, dport, frame, ts,
+                        server_is_destination(sport, dport), self.dns_udp_idle,
+                    )  # fmt: skip
             elif dport in UDP_TUNNEL_PORTS and self.decapsulate is not None:
                 self.decapsulate(
                     frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
                     wire_len,
                 )  # fmt: skip
                 return
-            else:
-                idle = self.udp_idle
-            if on_payload is not None:
+            elif on_payload is not None:
                 flow = self._new_flow(
                     UDP, src, sport, dst, dport, frame, ts, server_is_destination(sport, dport),
-                    idle,
+                    self.udp_idle,
                 )  # fmt: skip
         elif ts < flow.end or (on_payload is None and not flow.ignore_payload):
             flow = None
@@ -412,10 +416,10 @@ class FlowTable:
             key = (pkt.src, pkt.sport, pkt.dst, pkt.dport, tkey)
             flow = self._udp.get(key)
             if flow is None:
-                flow = self._new_flow(
-                    UDP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts,
+                flow = self._new_tunnelled_flow(
+                    tunnel, UDP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts,
                     server_is_destination(pkt.sport, pkt.dport),
-                    self._udp_idle_for(pkt.sport, pkt.dport), tunnel,
+                    self._udp_idle_for(pkt.sport, pkt.dport),
                 )  # fmt: skip
             self._udp_datagram(flow, pkt, ts)
 
@@ -518,10 +522,17 @@ class FlowTable:
         else:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             mid_stream = True
-        flow = self._new_flow(
-            TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
-            self.tcp_idle, pkt.tunnel,
-        )  # fmt: skip
+        tunnel = pkt.tunnel
+        if tunnel is None:
+            flow = self._new_flow(
+                TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
+                self.tcp_idle,
+            )  # fmt: skip
+        else:
+            flow = self._new_tunnelled_flow(
+                tunnel, TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
+                self.tcp_idle,
+            )  # fmt: skip
         flow.mid_stream = mid_stream
         return flow
 
@@ -587,28 +598,40 @@ class FlowTable:
 
     def _new_flow(
         self, proto: int, src: bytes, sport: int, dst: bytes, dport: int, frame: int,
-        ts: float, to_server: bool, idle: float, tunnel: Tunnel | None = None,
+        ts: float, to_server: bool, idle: float,
     ) -> Flow:  # fmt: skip
         """A flow for a packet ``src:sport -> dst:dport``, stored under both keys."""
         if self._active >= self.max_flows:
             self._evict_one(frame, ts)
         if not to_server:
             src, sport, dst, dport = dst, dport, src, sport
+        flow = Flow(proto, src, sport, dst, dport, frame, ts)
         table = self._tcp if proto == TCP else self._udp
-        if tunnel is None:
-            flow = Flow(proto, src, sport, dst, dport, frame, ts)
-            table[(src, sport, dst, dport)] = flow
-            table[(dst, dport, src, sport)] = flow
-        else:
-            flow = Flow(proto, src, sport, dst, dport, frame, ts)
-            flow.tunnel = tunnel
-            table[(src, sport, dst, dport, tunnel.key)] = flow
-            table[(dst, dport, src, sport, tunnel.key)] = flow
+        table[(src, sport, dst, dport)] = flow
+        table[(dst, dport, src, sport)] = flow
         self._active += 1
         # _schedule, inline: one of these per flow, most of them one-transaction DNS flows.
         due = flow._due = ts + idle
         self._counter += 1
         heapq.heappush(self._heap, (due, frame, self._counter, flow))
+        return flow
+
+    def _new_tunnelled_flow(
+        self, tunnel: Tunnel, proto: int, src: bytes, sport: int, dst: bytes, dport: int,
+        frame: int, ts: float, to_server: bool, idle: float,
+    ) -> Flow:  # fmt: skip
+        """:meth:`_new_flow` for a packet inside ``tunnel``: keys end in its identity."""
+        if self._active >= self.max_flows:
+            self._evict_one(frame, ts)
+        if not to_server:
+            src, sport, dst, dport = dst, dport, src, sport
+        flow = Flow(proto, src, sport, dst, dport, frame, ts)
+        flow.tunnel = tunnel
+        table = self._tcp if proto == TCP else self._udp
+        table[(src, sport, dst, dport, tunnel.key)] = flow
+        table[(dst, dport, src, sport, tunnel.key)] = flow
+        self._active += 1
+        self._schedule(flow, ts + idle)
         return flow
 
     def _udp_idle_for(self, port_a: int, port_b: int) -> float:
