@@ -69,10 +69,6 @@ def quic_version_name(version: int) -> str:
     return QUIC_VERSIONS.get(version) or f"0x{version:08x}"
 
 
-def is_reserved_version(version: int) -> bool:
-    return version & 0x0F0F0F0F == 0x0A0A0A0A
-
-
 _DRAFT_29 = _DRAFT_BASE + 29
 _GUESSES = (V1, _DRAFT_29)
 

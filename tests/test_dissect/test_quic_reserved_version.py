@@ -19,7 +19,6 @@ import pytest
 
 from dotaudit.dissect.quic import (
     QuicInitialTracker,
-    is_reserved_version,
     opens_as_unknown_version_initial,
     quic_version_name,
 )
@@ -54,8 +53,6 @@ def test_version_names() -> None:
     assert quic_version_name(1) == "v1"
     assert quic_version_name(RESERVED) == "0x1a2a3a4a"
     assert quic_version_name(0x12345678) == "0x12345678"
-    assert is_reserved_version(RESERVED) and is_reserved_version(0xFAFAFAFA)
-    assert not is_reserved_version(1) and not is_reserved_version(0x1A2A3A4B)
 
 
 @pytest.mark.parametrize("version", [RESERVED, 0xFAFAFAFA, 0x12345678])
