@@ -112,6 +112,7 @@ class ShardPass:
         table.finish()
         yield END_FRAME, out
         summary.packets = reader.frames
+        summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
         summary.first_ts = reader.first_ts
         summary.last_ts = reader.last_ts
         summary.truncated_at = reader.truncated_at

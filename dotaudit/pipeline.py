@@ -151,6 +151,7 @@ class CaptureRun:
             if digest is not None:
                 digest.cancel()
         summary.packets = reader.frames
+        summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
         summary.first_ts = reader.first_ts
         summary.last_ts = reader.last_ts
         summary.truncated_at = reader.truncated_at

@@ -15,6 +15,9 @@ from tests.ci_guard import (  # noqa: F401  (hooks: the CI skip guard)
     pytest_runtest_makereport,
 )
 
+# Shared checks outside test modules still get pytest's assertion messages.
+pytest.register_assert_rewrite("tests.conformance.tunnel_oracle")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

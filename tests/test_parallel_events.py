@@ -103,6 +103,47 @@ def test_decoder_anomalies_and_icmp_keep_their_place(tmp_path: Path) -> None:
         assert sharded_text(path, shards) == serial
 
 
+TUNNEL_CAPTURES = sorted((ROOT / "tests" / "data" / "tunnels").glob("*.pcap"))
+
+
+@pytest.mark.parametrize("path", TUNNEL_CAPTURES, ids=lambda p: p.name)
+def test_tunnel_captures_are_identical_to_one_pass(path: Path) -> None:
+    assert sharded_text(path, 2) == serial_text(path)
+
+
+def test_tunnelled_flows_are_sharded_by_their_inner_flow(tmp_path: Path) -> None:
+    """DNS exchanges in VXLAN whose outer source ports vary (so outer and inner 5-tuples
+    hash to different shards), broken inner headers (decoder anomalies inside a tunnel)
+    and an ICMP error inside the tunnel, over many flows."""
+    from tests.lab import encap
+    from tests.test_capture.capwrite import pcap
+    from tests.test_capture.test_decode_tunnels import A, B, C, S, inner_eth, inner_ip, over_udp
+
+    records: list[tuple[float, bytes]] = []
+    for i in range(60):
+        ts = 1000.0 + i * 0.7
+        query = inner_eth(C, S, 40000 + i * 37)
+        answer = inner_eth(S, C, 53, 40000 + i * 37)
+        records.append((ts, over_udp(encap.vxlan(query, 5), 4789, A, B, 1000 + i)))
+        records.append((ts + 0.01, over_udp(encap.vxlan(answer, 5), 4789, B, A, 3000 + i * 7)))
+        if i % 7 == 3:
+            broken = encap.ethernet(b"\x4f" + bytes(30), 0x0800)
+            records.append((ts + 0.3, over_udp(encap.vxlan(broken, 5), 4789, A, B, 2000 + i)))
+        if i % 13 == 6:
+            quoted = inner_ip(C, S, 40000 + i * 37)[:28]
+            icmp = encap.ipv4(b"\x03\x03\x00\x00\x00\x00\x00\x00" + quoted, S, C, 1)
+            frame = encap.ethernet(icmp, 0x0800)
+            records.append((ts + 0.02, over_udp(encap.vxlan(frame, 5), 4789, B, A, 4000 + i)))
+    path = tmp_path / "tunnelled.pcap"
+    path.write_bytes(pcap(records))
+    serial = serial_text(path)
+    assert serial.count('"tunnel":"vxlan:vni=5@192.0.2.1-192.0.2.2"') > 180
+    assert serial.count('"what":"ip_header_malformed"') == 9
+    assert serial.count('"icmp":"port-unreachable"') == 5
+    for shards in (2, 3):
+        assert sharded_text(path, shards) == serial
+
+
 def test_type_filter_applies_in_every_shard(mixed_capture: Path) -> None:
     types = frozenset({"dns", "quic_initial"})
     sharded = sharded_text(mixed_capture, 2, types)
@@ -120,15 +161,19 @@ def test_every_shard_dissects_a_real_share(mixed_capture: Path) -> None:
     assert min(counts) > total // 4, counts  # the port hash spreads flows, it does not pile them
 
 
-def test_summary_matches_one_pass(mixed_capture: Path) -> None:
-    serial = CaptureRun(mixed_capture, hash_input=False)
+@pytest.mark.parametrize("which", ["mixed", "tunnels"])
+def test_summary_matches_one_pass(mixed_capture: Path, which: str) -> None:
+    path = mixed_capture if which == "mixed" else ROOT / "tests/data/tunnels/pppoe-qinq.pcap"
+    serial = CaptureRun(path, hash_input=False)
     for _ in serial.events():
         pass
-    sharded = ShardedRun(mixed_capture, 2, None)
+    sharded = ShardedRun(path, 2, None)
     for _ in sharded.lines():
         pass
     one, many = serial.summary.to_dict(), sharded.summary.to_dict()
     assert many == one
+    if which == "tunnels":  # the tallies are there to compare
+        assert one["encapsulations"] and one["not_ip"]
 
 
 def test_truncated_capture_keeps_its_warning(tmp_path: Path) -> None:

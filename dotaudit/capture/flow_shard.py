@@ -17,7 +17,7 @@ emitted it, so merging the shards' outputs by key gives the serial output exactl
 from __future__ import annotations
 
 from dotaudit.capture.flows import Flow, FlowConsumer, FlowTable
-from dotaudit.capture.packet import TCP, UDP, AnomalySink, Packet
+from dotaudit.capture.packet import TCP, UDP, UDP_TUNNEL_PORTS, AnomalySink, Packet
 
 EventKey = tuple[int, int, float, int]
 END_FRAME = 1 << 62
@@ -104,6 +104,13 @@ class ShardFlowTable(FlowTable):
         if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
             if ts >= self._next_sweep:
                 self._sweep(ts)
+            if dport in UDP_TUNNEL_PORTS and self.decapsulate is not None:
+                # The inner flow decides the shard: every shard decapsulates (in its own
+                # shard the table's new-flow check does the same, after the same sweep).
+                self.decapsulate(
+                    frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
+                    wire_len,
+                )  # fmt: skip
             return
         FlowTable.udp_fast(
             self, frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
@@ -112,18 +119,27 @@ class ShardFlowTable(FlowTable):
 
     def process(self, pkt: Packet) -> None:
         self.at_frame = pkt.frame
-        quote = pkt.icmp
-        if quote is not None:  # an ICMP error belongs with the flow it quotes
-            owner = shard_of(quote.src, quote.sport, quote.dst, quote.dport, self.shards)
-        elif pkt.proto == TCP or pkt.proto == UDP:
-            owner = shard_of(pkt.src, pkt.sport, pkt.dst, pkt.dport, self.shards)
-        else:
-            owner = 0
-        if owner != self.shard:
+        if self._owner(pkt) != self.shard:
             if pkt.ts >= self._next_sweep:
                 self._sweep(pkt.ts)
             return
         FlowTable.process(self, pkt)
+
+    def tunnelled(self, pkt: Packet) -> None:
+        self.at_frame = pkt.frame
+        if self._owner(pkt) != self.shard:
+            if pkt.ts >= self._next_sweep:
+                self._sweep(pkt.ts)
+            return
+        FlowTable.tunnelled(self, pkt)
+
+    def _owner(self, pkt: Packet) -> int:
+        quote = pkt.icmp
+        if quote is not None:  # an ICMP error belongs with the flow it quotes
+            return shard_of(quote.src, quote.sport, quote.dst, quote.dport, self.shards)
+        if pkt.proto == TCP or pkt.proto == UDP:
+            return shard_of(pkt.src, pkt.sport, pkt.dst, pkt.dport, self.shards)
+        return 0
 
     def finish(self) -> None:
         self.at_frame = END_FRAME

@@ -124,13 +124,23 @@ class Event:
     dst: str
     dport: int
     transport: str
+    tunnel: str | None = None
+    """The encapsulation the fact was seen in, outermost layer first (docs/events.md).
+    None, and absent from the JSON, when it was not tunnelled."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         for name, plain in _dict_fields(type(self)):
             value = getattr(self, name)
+            if value is None and name in OMITTED_WHEN_NONE:
+                continue
             out[name] = value if plain else _plain(value)
         return out
+
+
+OMITTED_WHEN_NONE = frozenset({"tunnel"})
+"""Fields left out of the JSON when None: records of traffic that was not tunnelled keep
+exactly the shape they had before tunnels were decoded."""
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -453,8 +463,9 @@ def _line_encoder(cls: type) -> Callable[[Any], str]:
     # BUILD_STRING. The value expressions only ever use double-quoted literals.
     pieces: list[str] = []
     for i, literal in enumerate(literals):
-        ns[f"_L{i}"] = literal
-        pieces.append(f"{{_L{i}}}")
+        if literal:  # an optional field's key travels with its value: no empty piece
+            ns[f"_L{i}"] = literal
+            pieces.append(f"{{_L{i}}}")
         if i < len(exprs):
             pieces.append(f"{{{exprs[i]}}}")
     source = f"def encode(o):\n    return f'{''.join(pieces)}'"
@@ -473,8 +484,17 @@ def _object_parts(
     exprs: list[str] = []
     literal = head
     for i, name in enumerate(_field_names(cls)):
-        literals.append(literal + ("," if i else "") + f'"{name}":')
-        exprs.append(_field_expr(name, hints[name], f"{ref}.{name}", ns, depth))
+        value = f"{ref}.{name}"
+        if name in OMITTED_WHEN_NONE and i:
+            # The key travels with the value: nothing at all when None.
+            literals.append(literal)
+            ns[f"_K_{name}"] = f",{encode_basestring_ascii(name)}:"
+            kinds = [t for t in _union_members(hints[name]) if t is not type(None)]
+            text = _value_expr(kinds[0] if len(kinds) == 1 else hints[name], value, ns, depth)
+            exprs.append(f'("" if {value} is None else _K_{name} + {text})')
+        else:
+            literals.append(literal + ("," if i else "") + f'"{name}":')
+            exprs.append(_field_expr(name, hints[name], value, ns, depth))
         literal = ""
     literals.append(tail)
     return literals, exprs

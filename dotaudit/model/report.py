@@ -10,7 +10,7 @@ reading a saved JSON report back (:func:`load_report`), including the previous s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,34 @@ class InputSummary:
     truncated_at: int | None = None
     warnings: list[str] = field(default_factory=list)
     anomalies: int = 0
+    encapsulations: dict[str, int] = field(default_factory=dict)
+    """Packets per encapsulation layer decoded (``vxlan``, ``gre``, ``pppoe``, ...)."""
+    not_ip: dict[str, int] = field(default_factory=dict)
+    """Frames of ordinary non-IP traffic per kind (``arp``, ``lldp``, ``llc``, ...)."""
+    other_ip: dict[str, int] = field(default_factory=dict)
+    """IP packets of protocols not read, per protocol (``igmp``, ``esp``, ...)."""
+
+    def count_traffic(
+        self,
+        encapsulations: Mapping[str, int],
+        not_ip: Mapping[str, int],
+        other_ip: Mapping[str, int],
+    ) -> None:
+        """Take the decoder's tallies (every shard's decoder sees every packet)."""
+        self.encapsulations = dict(sorted(encapsulations.items()))
+        self.not_ip = dict(sorted(not_ip.items()))
+        self.other_ip = dict(sorted(other_ip.items()))
 
     def to_dict(self) -> dict[str, object]:
+        tallies = {
+            name: counts
+            for name, counts in (
+                ("encapsulations", self.encapsulations),
+                ("not_ip", self.not_ip),
+                ("other_ip", self.other_ip),
+            )
+            if counts  # absent when empty: reports of plain captures keep their shape
+        }
         return {
             "path": self.path,
             "sha256": self.sha256,
@@ -75,6 +101,7 @@ class InputSummary:
             "truncated_at": self.truncated_at,
             "warnings": list(self.warnings),
             "anomalies": self.anomalies,
+            **tallies,
         }
 
 

@@ -172,3 +172,22 @@ def _different(value: Any) -> Any:
     if isinstance(value, int | float):
         return value + 1
     return None
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_tunnel_field_follows_transport_when_set(text: str) -> None:
+    for plain in _one_of_each():
+        event = dataclasses.replace(plain, tunnel=text)
+        line = event_json_line(event)
+        assert line == _reference(event), type(event).__name__
+        keys = list(json.loads(line))
+        assert keys[keys.index("transport") + 1] == "tunnel"
+        assert json.loads(line)["tunnel"] == text
+
+
+def test_tunnel_field_absent_when_not_tunnelled() -> None:
+    """Facts of traffic that was not tunnelled keep exactly their former shape."""
+    for event in _one_of_each():
+        assert event.tunnel is None
+        assert '"tunnel"' not in event_json_line(event)
+        assert "tunnel" not in event.to_dict()
