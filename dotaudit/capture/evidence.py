@@ -7,6 +7,7 @@ verdict. Frames are copied byte for byte from the original capture (one pass per
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from dotaudit.capture.reader import CaptureReader
@@ -19,8 +20,20 @@ def evidence_name(index: int, finding_id: str) -> str:
     return f"{index:03d}-{_UNSAFE.sub('_', finding_id)}.pcap"
 
 
-def write_evidence(report: AuditReport, directory: Path) -> int:
-    """Write one pcap per finding with frames; returns how many files were written."""
+FrameRewrite = Callable[[int, bytes], bytes]
+"""(link type, frame bytes) -> the bytes to write, same length (a redaction)."""
+
+
+def write_evidence(
+    report: AuditReport, directory: Path, rewrite: FrameRewrite | None = None
+) -> int:
+    """Write one pcap per finding with frames; returns how many files were written.
+
+    With ``rewrite`` every frame is passed through it first (redacted evidence: see
+    ``dotaudit.capture.redact_frames.FrameRewriter.rewrite``). Files are named after the
+    finding's position in ``report.sorted_findings()``, so pass the report that is
+    rendered (the redacted one) for the HTML links to match.
+    """
     from scapy.utils import RawPcapWriter  # scapy is slow to import: only when asked
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -37,6 +50,8 @@ def write_evidence(report: AuditReport, directory: Path) -> int:
         for frame, ts, linktype, data, orig_len in CaptureReader(file):
             owners = by_frame.get(frame)
             if owners:
+                if rewrite is not None:
+                    data = rewrite(linktype, data)
                 for owner in owners:
                     packets.setdefault(owner, []).append((ts, linktype, data, orig_len))
             if frame >= last:

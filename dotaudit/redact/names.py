@@ -203,43 +203,54 @@ class NameMasker:
             return f"[{text}]" if stripped.startswith("[") else text
         labels = split_labels(stripped)
         lower = [label.lower() for label in labels]
-        reverse = self._reverse(lower)
-        if reverse is not None:
-            return reverse
         if self.level is NameLevel.NONE:
-            return name
-        if self.level is NameLevel.ALL or "" in lower:
+            return self._reverse_pseudonym(lower) or name
+        kept = self.kept_labels(lower)
+        if kept == 0:
             return self.token(stripped)
+        if kept >= len(lower) and (
+            self.level is NameLevel.ALL
+            or (lower[-2:] and tuple(lower[-2:]) in _REVERSE_ZONES)
+            or public_label_count(lower) >= len(lower)
+        ):
+            return ".".join(lower)  # a public suffix (or reverse zone): public knowledge
+        return "*." + ".".join(lower[-kept:])
+
+    def kept_labels(self, lower: list[str]) -> int:
+        """How many trailing labels of a name (lower-case, split) stay visible."""
+        if self.level is NameLevel.ALL or not lower or "" in lower:
+            return 0
+        if len(lower) >= 2 and (lower[-2], lower[-1]) in _REVERSE_ZONES:
+            if len(lower) == 2:
+                return 2  # the reverse zone itself
+            if self.level is NameLevel.NONE and self._reverse_network(lower) is not None:
+                return 2  # the address it spells is rewritten: hidden where it cannot be
+            return 2 if self.level is NameLevel.REGISTRABLE else len(lower)
+        if self.level is NameLevel.NONE:
+            return len(lower)
         public = public_label_count(lower)
         if public == 0:
-            top = lower[-1]
-            if len(lower) == 1 or not _LDH.fullmatch(top):
-                return self.token(stripped)
-            return "*." + top
-        if len(lower) <= public:
-            return ".".join(lower)
-        return "*." + ".".join(lower[-(public + 1) :])
+            return 1 if len(lower) > 1 and _LDH.fullmatch(lower[-1]) else 0
+        return min(public + 1, len(lower))
 
-    def _reverse(self, lower: list[str]) -> str | None:
-        if len(lower) < 2:
+    @staticmethod
+    def _reverse_network(lower: list[str]) -> IPNetwork | None:
+        version = _REVERSE_ZONES.get((lower[-2], lower[-1]))
+        if version is None or len(lower) < 3:
             return None
-        zone = (lower[-2], lower[-1])
-        version = _REVERSE_ZONES.get(zone)
-        if version is None:
+        return _reverse_network(lower[:-2], version)
+
+    def _reverse_pseudonym(self, lower: list[str]) -> str | None:
+        """Under ``none``: a reverse name with its spelled address pseudonymised."""
+        if len(lower) < 3:
             return None
-        zone_text = ".".join(zone)
-        spelled = lower[:-2]
-        if not spelled:
-            return zone_text  # the zone itself
-        if self.level is NameLevel.REGISTRABLE:
-            return "*." + zone_text
-        if self.level is NameLevel.ALL:
-            return self.token(".".join(lower))
-        network = _reverse_network(spelled, version)
+        network = self._reverse_network(lower)
         if network is None:
-            return None  # spells no address: an ordinary name, kept at this level
+            return None
+        version = _REVERSE_ZONES[(lower[-2], lower[-1])]
         rewritten = self._addresses.network(network)
-        return _reverse_text(rewritten, len(spelled), version) + "." + zone_text
+        zone_text = ".".join(lower[-2:])
+        return _reverse_text(rewritten, len(lower) - 2, version) + "." + zone_text
 
 
 def _reverse_network(spelled: list[str], version: int) -> IPNetwork | None:
