@@ -246,7 +246,7 @@ class Redactor:
         try:
             address = ipaddress.ip_address(body)
         except ValueError:
-            return self._address_with_port(token)
+            return self._address_with_port(token) or token
         if (
             kind == "v6"
             and _canonical(address) not in self.known
@@ -254,22 +254,22 @@ class Redactor:
             and not zone
         ):
             with_port = self._address_with_port(token)
-            if with_port != token:
+            if with_port is not None:
                 return with_port
         return str(self.address(address)) + zone
 
-    def _address_with_port(self, token: str) -> str:
+    def _address_with_port(self, token: str) -> str | None:
         """``2001:db8::1:853`` is ambiguous; it is read as address and port when the
-        address part is one the report knows."""
+        address part is one the report knows (None otherwise)."""
         inner, _, port = token.rpartition(":")
         if not port.isdigit() or not inner:
-            return token
+            return None
         try:
             address = ipaddress.ip_address(inner)
         except ValueError:
-            return token
+            return None
         if _canonical(address) not in self.known:
-            return token
+            return None
         return f"{self.address(address)}:{port}"
 
     def _text_name(self, match: re.Match[str]) -> str:
