@@ -32,9 +32,12 @@ CLIENT_NAME_KEYS = frozenset({"qname", "qnames", "sni", "outer_sni", "names", "s
 """Fields that hold names a client asked for or sent: masked at the configured level."""
 AUTHORITY_KEYS = frozenset({"authority", "authorities"})
 """``host[:port]`` as a DoH client sent it."""
-RESOLVER_NAME_KEYS = frozenset({"name", "san", "adn"})
-"""Resolver names (probe targets, approved resolvers, certificates): masked only when
-resolvers are hidden too."""
+RESOLVER_NAME_KEYS = frozenset({"san"})
+"""Certificate names of resolvers: masked only when resolvers are hidden too. Other
+resolver names (probe targets and their ADNs, approved resolvers) are learned and masked
+by the free-text pass wherever they appear."""
+ENVELOPE_KEYS = frozenset({"schema", "tool", "kind", "generated_at", "summary"})
+"""Top-level fields that hold no audit data (the summary is recomputed)."""
 
 RESOLVER_SECTION_FIELDS = {
     "plaintext_dns": ("server",),
@@ -173,7 +176,14 @@ def collect(
     if config.resolvers:
         for item in _walk_keys(data, RESOLVER_NAME_KEYS):
             names.update(_strings(item))
-        for row in _rows(data.get("targets")):
+        entries = _rows(data.get("targets"))
+        if isinstance(policy, dict):
+            entries += _rows(policy.get("approved_dot"))
+        for finding in _rows(data.get("findings")):
+            if str(finding.get("id", "")).startswith("DA-PROBE-"):
+                entries += _rows([finding.get("evidence")])
+        for row in entries:
+            names.update(_strings(row.get("name")))
             target = row.get("target")
             if isinstance(target, str):
                 host = target.partition("@")[0] if "@" in target else target
@@ -271,7 +281,8 @@ def redact_report(
     if redactor is None:
         redactor = redactor_for(report, config)
     data = report.to_dict()
-    rewritten = _Rewriter(redactor).mapping(data)
+    envelope = {key: data.pop(key) for key in ENVELOPE_KEYS if key in data}
+    rewritten = {**envelope, **_Rewriter(redactor).mapping(data)}
     redacted = AuditReport.from_dict(rewritten)
     block: dict[str, Any] = {"scheme": REDACTION_SCHEME}
     block.update(redactor.summary())
