@@ -209,11 +209,9 @@ class NameMasker:
         if kept == 0:
             return self.token(stripped)
         if kept >= len(lower) and (
-            self.level is NameLevel.ALL
-            or (lower[-2:] and tuple(lower[-2:]) in _REVERSE_ZONES)
-            or public_label_count(lower) >= len(lower)
+            tuple(lower[-2:]) in _REVERSE_ZONES or public_label_count(lower) >= len(lower)
         ):
-            return ".".join(lower)  # a public suffix (or reverse zone): public knowledge
+            return ".".join(lower)  # a public suffix (or a reverse zone): public knowledge
         return "*." + ".".join(lower[-kept:])
 
     def kept_labels(self, lower: list[str]) -> int:
