@@ -25,7 +25,9 @@ LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "model": frozenset({"errors"}),
     "x509": frozenset({"errors", "model"}),  # certificates: shared by dissect and probe
-    "capture": frozenset({"errors", "model"}),
+    # redaction: pseudonyms and name masks, shared by the report pass and evidence rewriting
+    "redact": frozenset({"errors", "model"}),
+    "capture": frozenset({"errors", "model", "redact"}),
     "dissect": frozenset({"errors", "model", "x509", "capture"}),
     "detect": frozenset({"errors", "model", "x509", "capture", "dissect"}),
     "probe": frozenset({"errors", "model", "x509"}),

@@ -7,6 +7,7 @@ which frames go where is the model's :class:`~dotaudit.model.evidence.EvidencePl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from dotaudit.capture.reader import CaptureReader
@@ -15,15 +16,24 @@ from dotaudit.model.evidence import EvidencePlan
 Frame = tuple[float, int, bytes, int]
 """(timestamp, link type, bytes, original length) of one copied frame."""
 
+FrameRewrite = Callable[[int, bytes], bytes]
+"""(link type, frame bytes) -> the bytes to write, same length (a redaction)."""
 
-def collect_frames(plan: EvidencePlan) -> dict[str, list[Frame]]:
-    """The frames of every planned file, in capture order, read in one pass per capture."""
+
+def collect_frames(
+    plan: EvidencePlan, rewrite: FrameRewrite | None = None
+) -> dict[str, list[Frame]]:
+    """The frames of every planned file, in capture order, read in one pass per capture;
+    with ``rewrite`` each frame is passed through it first (redacted evidence: see
+    ``dotaudit.capture.redact_frames.FrameRewriter.rewrite``)."""
     collected: dict[str, list[Frame]] = {}
     for capture, by_frame in plan.frames.items():
         last = max(by_frame)
         for frame, ts, linktype, data, orig_len in CaptureReader(capture):
             owners = by_frame.get(frame)
             if owners:
+                if rewrite is not None:
+                    data = rewrite(linktype, data)
                 for name in owners:
                     collected.setdefault(name, []).append((ts, linktype, data, orig_len))
             if frame >= last:
@@ -57,10 +67,12 @@ def write_pcap(target: Path, frames: list[Frame]) -> None:
     temporary.replace(target)
 
 
-def write_evidence(plan: EvidencePlan, directory: Path) -> int:
-    """Write the planned pcaps that found frames; returns how many files were written."""
+def write_evidence(plan: EvidencePlan, directory: Path, rewrite: FrameRewrite | None = None) -> int:
+    """Write the planned pcaps that found frames; returns how many files were written.
+    Plan from the report that is rendered (the redacted one, when redacting) so that the
+    HTML links match the file names."""
     directory.mkdir(parents=True, exist_ok=True)
-    collected = collect_frames(plan)
+    collected = collect_frames(plan, rewrite)
     written = 0
     for name in plan.names:
         frames = collected.get(name)

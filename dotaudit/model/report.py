@@ -122,6 +122,8 @@ class AuditReport:
     bulk: dict[str, Any] = field(default_factory=dict)
     """A bulk probe run (``--targets``): the aggregate, whether it was interrupted."""
     tool_version: str = __version__
+    redaction: dict[str, Any] | None = None
+    """Set on a redacted report: levels, key fingerprint, what was rewritten and kept."""
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(
@@ -195,6 +197,8 @@ class AuditReport:
         for name in SECTION_NAMES:
             if name in self.sections or name != "targets":
                 out[name] = self.sections.get(name, [])
+        if self.redaction is not None:
+            out["redaction"] = self.redaction
         return out
 
     @classmethod
@@ -219,6 +223,11 @@ class AuditReport:
             bulk=dict(data.get("bulk") or {}),
             tool_version=str((data.get("tool") or {}).get("version", "")),
         )
+        redaction = data.get("redaction")
+        if redaction is not None:
+            if not isinstance(redaction, dict):
+                raise ValueError("redaction is not an object")
+            report.redaction = dict(redaction)
         for name in SECTION_NAMES:
             if name in data:
                 report.sections[name] = list(data[name])

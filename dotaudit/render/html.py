@@ -29,6 +29,7 @@ from dotaudit.render.html_format import (
     fmt_ts,
     generic_table,
     plural,
+    redaction_view,
     text_of,
     words,
 )
@@ -285,6 +286,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
             "probe": "DNS privacy audit: DoT resolver probe",
         }.get(report.kind, "DNS privacy audit"),
         "generated_at": report.generated_at or "—",
+        "redaction": redaction_view(report.redaction),
         "version": report.tool_version or "unknown",
         "inputs": inputs_view(report),
         "inputs_more": max(len(report.inputs) - MAX_ROWS, 0),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dotaudit.model.coerce import as_str, num
+from dotaudit.model.coerce import as_dict, as_int, as_list, as_str, num
 
 MAX_ROWS = 50
 MAX_TOP = 20
@@ -127,3 +127,27 @@ def generic_table(
     columns += [k for k in seen if k not in columns][: max(0, 9 - len(columns))]
     shown = [[cell(k, row.get(k)) for k in columns] for row in rows[:MAX_ROWS]]
     return Table([c.replace("_", " ") for c in columns], shown, len(rows))
+
+
+def redaction_view(block: object) -> dict[str, Any] | None:
+    """The banner of a redacted report, from its ``redaction`` block (which may be anything)."""
+    if block is None:
+        return None
+    data = as_dict(block)
+    addresses = as_dict(data.get("addresses"))
+    names = as_dict(data.get("names"))
+    psl = as_dict(names.get("public_suffix_list"))
+    evidence = as_dict(data.get("evidence"))
+    resolvers = as_str(addresses.get("resolvers")) or "unknown"
+    return {
+        "fingerprint": as_str(data.get("key_fingerprint")) or "unknown",
+        "names": as_str(names.get("level")) or "unknown",
+        "psl": as_str(psl.get("snapshot")),
+        "resolvers": resolvers,
+        "pseudonymised": as_int(addresses.get("pseudonymised")),
+        "masked": as_int(names.get("masked")),
+        "kept": [text_of(item) for item in as_list(data.get("kept"))[:MAX_LIST_ITEMS]],
+        "evidence": [
+            (str(k).replace("_", " "), text_of(v)) for k, v in list(evidence.items())[:MAX_TOP]
+        ],
+    }
