@@ -21,7 +21,7 @@ from dotaudit.cli.output import (
     timestamp,
     write_report,
 )
-from dotaudit.errors import InputError
+from dotaudit.errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from dotaudit.model.policy import Policy
@@ -88,13 +88,19 @@ def run(args: argparse.Namespace) -> int:
     for item in report.inputs:
         for warning in item.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
-    write_report(report, options)
-    if evidence is not None:
+    failed: OutputError | None = None
+    if evidence is not None:  # first: the HTML report links the files that exist
         from dotaudit.capture.evidence import write_evidence
         from dotaudit.model.evidence import plan_evidence
 
-        written = write_evidence(plan_evidence(report.sorted_findings()), evidence)
-        print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+        try:
+            written = write_evidence(plan_evidence(report.sorted_findings()), evidence)
+            print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+        except OutputError as exc:
+            failed = exc  # the report is still written, then the error is the exit status
+    write_report(report, options)
+    if failed is not None:
+        raise failed
     report_incomplete_inputs(report, strict=args.strict)
     return exit_status(report, options.fail_on, strict=args.strict)
 

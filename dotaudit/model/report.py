@@ -103,7 +103,7 @@ def judge_input(
 def input_completeness(item: Mapping[str, Any]) -> Completeness:
     """The completeness an ``inputs[]`` entry records (from any JSON: checked). Entries
     written before statuses were recorded are judged from what they hold: a truncation
-    offset is partial, no packets unreadable."""
+    offset is partial, a packet count of 0 unreadable."""
     status = item.get("status")
     stopped = item.get("stopped_at")
     stopped_at = stopped if isinstance(stopped, int) and not isinstance(stopped, bool) else None
@@ -113,7 +113,8 @@ def input_completeness(item: Mapping[str, Any]) -> Completeness:
     truncated = item.get("truncated_at")
     if isinstance(truncated, int) and not isinstance(truncated, bool):
         return Completeness(PARTIAL, f"truncated at byte offset {truncated}", truncated)
-    if _count(item.get("packets")) == 0:
+    packets = item.get("packets")
+    if packets == 0 and not isinstance(packets, bool):
         return Completeness(UNREADABLE, "no packets read")
     return Completeness(COMPLETE)
 
@@ -486,7 +487,10 @@ def coerce_report(report: AuditReport) -> AuditReport:
                 row["queries"] = as_int(row["queries"])
             clean.append(row)
         sections[str(name)] = clean
-    inputs = [dict(item, packets=as_int(item.get("packets"))) for item in rows_of(report.inputs)]
+    inputs = [
+        dict(item, packets=as_int(item.get("packets")), **_judged_fields(item))
+        for item in rows_of(report.inputs)
+    ]
     return replace(
         report,
         inputs=inputs,
@@ -500,6 +504,17 @@ def coerce_report(report: AuditReport) -> AuditReport:
         tool_version=str(report.tool_version),
         kind=str(report.kind),
     )
+
+
+def _judged_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An input's completeness as the fields that record it, judged from the entry as
+    it was read (before its counts are coerced)."""
+    judged = input_completeness(item)
+    return {
+        "status": judged.status,
+        "status_reason": judged.reason,
+        "stopped_at": judged.stopped_at,
+    }
 
 
 def load_report(path: str) -> AuditReport:

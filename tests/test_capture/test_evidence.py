@@ -32,11 +32,16 @@ def test_planned_frames_are_copied_exactly(tmp_path: Path) -> None:
     assert write_evidence(plan, out) == 2
     assert frames_of(out / "001-A.pcap") == [original[0], original[1]]
     assert frames_of(out / "002-B.pcap") == [original[1], original[3]]
-    assert sorted(p.name for p in out.iterdir()) == ["001-A.pcap", "002-B.pcap"]  # no temp file
+    # No temporary file; the marker that keeps directory scans out.
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".dotaudit-evidence",
+        "001-A.pcap",
+        "002-B.pcap",
+    ]
 
 
 def test_a_plan_whose_frames_are_absent_writes_nothing(tmp_path: Path) -> None:
     capture = pcapgen.plaintext_capture(tmp_path / "c.pcap", ["a.example"])
     plan = EvidencePlan(names=["001-A.pcap"], frames={str(capture): {99: ["001-A.pcap"]}})
     assert write_evidence(plan, tmp_path / "evidence") == 0
-    assert list((tmp_path / "evidence").iterdir()) == []
+    assert [p.name for p in (tmp_path / "evidence").iterdir()] == [".dotaudit-evidence"]

@@ -40,6 +40,7 @@ def test_events_jsonl_carries_the_common_fields(tmp_path: Path) -> None:
 def test_events_type_filter_and_output_file(tmp_path: Path) -> None:
     capture = pcapgen.fallback_capture(tmp_path / "f.pcap", "reset")
     out = tmp_path / "out" / "events.jsonl"
+    out.parent.mkdir()
     result = dotaudit("events", str(capture), "--type", "connection", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
@@ -128,19 +129,25 @@ def test_cli_workers_option(mixed_capture: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--workers" in bad.stderr
 
 
-def test_cli_sharded_output_to_stdout_is_written_once(mixed_capture: Path) -> None:
-    # Forked children must not flush the parent's buffered stdout a second time.
-    one = subprocess.run(
-        [sys.executable, "-m", "dotaudit", "events", "--workers", "1", str(mixed_capture)],
-        capture_output=True, timeout=300,
-    )  # fmt: skip
+def test_cli_sharded_output_to_stdout_is_written_once(mixed_capture: Path, tmp_path: Path) -> None:
+    # Forked children must not flush the parent's buffered stdout a second time: the
+    # first capture's lines are still buffered when the second one's shards are forked.
+    small = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["second.example"])
+    singles = [
+        subprocess.run(
+            [sys.executable, "-m", "dotaudit", "events", "--workers", "1", str(capture)],
+            capture_output=True,
+            timeout=300,
+        )
+        for capture in (mixed_capture, small)
+    ]
     two = subprocess.run(
         [sys.executable, "-m", "dotaudit", "events", "--workers", "2",
-         str(mixed_capture), str(mixed_capture)],
+         str(mixed_capture), str(small)],
         capture_output=True, timeout=300,
     )  # fmt: skip
-    assert one.returncode == two.returncode == 0
-    assert two.stdout == one.stdout * 2
+    assert [r.returncode for r in singles] == [0, 0] and two.returncode == 0
+    assert two.stdout == singles[0].stdout + singles[1].stdout
 
 
 def test_ctrl_c_stops_every_shard_quietly(mixed_capture: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from dotaudit.cli.output import (
     output_path,
     timestamp,
 )
+from dotaudit.errors import OutputError
 from dotaudit.model.findings import Severity, make_finding
 from dotaudit.model.report import AuditReport
 from dotaudit.render.base import OutputFormat
@@ -58,6 +59,7 @@ def test_o_directory_says_is_a_directory(tmp_path: Path, command: str) -> None:
 
 def test_atomic_writer_replaces_only_on_success(tmp_path: Path) -> None:
     target = tmp_path / "out" / "r.txt"
+    target.parent.mkdir()
     with atomic_writer(str(target)) as handle:
         handle.write("first")
     assert target.read_text() == "first"
@@ -72,7 +74,7 @@ def test_atomic_writer_names_the_file_it_cannot_write(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     where = re.escape(str(blocker / "r.txt"))
-    with pytest.raises(UsageError, match=rf"^{where}: "), atomic_writer(str(blocker / "r.txt")):
+    with pytest.raises(OutputError, match=rf"^{where}: "), atomic_writer(str(blocker / "r.txt")):
         pass
 
 

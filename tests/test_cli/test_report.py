@@ -56,6 +56,7 @@ def test_analyze_and_probe_merge_into_one_combined_html(tmp_path: Path) -> None:
     probe = tmp_path / "probe.json"
     probe.write_text(json.dumps(probe_report().to_dict()), encoding="utf-8")
     html = tmp_path / "reports" / "all.html"
+    html.parent.mkdir()
     result = dotaudit("report", str(a), str(probe), "-o", str(html), "-q", "--fail-on", "high")
     assert result.returncode == 1  # the analyze half has a high finding
     body = html.read_text(encoding="utf-8")
@@ -92,7 +93,8 @@ def test_malformed_rows_in_a_saved_report_still_render(tmp_path: Path) -> None:
 
 def test_evidence_links_need_a_single_input(tmp_path: Path) -> None:
     a = analyzed(tmp_path, "a", ["one.example"])
-    result = dotaudit("report", str(a), str(a), "--evidence", str(tmp_path), "-o", "x.html")
+    b = analyzed(tmp_path, "b", ["two.example"])
+    result = dotaudit("report", str(a), str(b), "--evidence", str(tmp_path), "-o", "x.html")
     assert result.returncode == 2 and "--evidence" in result.stderr
 
 

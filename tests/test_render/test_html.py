@@ -362,6 +362,7 @@ def test_probe_matrix_orders_checks_and_labels_every_status() -> None:
 def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> None:
     capture = pcapgen.fallback_capture(tmp_path / "fb.pcap", "drop")
     out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
     evidence = tmp_path / "evidence"
     run = subprocess.run(
         [
