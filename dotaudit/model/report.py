@@ -487,10 +487,7 @@ def coerce_report(report: AuditReport) -> AuditReport:
                 row["queries"] = as_int(row["queries"])
             clean.append(row)
         sections[str(name)] = clean
-    inputs = [
-        dict(item, packets=as_int(item.get("packets")), **_judged_fields(item))
-        for item in rows_of(report.inputs)
-    ]
+    inputs = [_coerced_input(item) for item in rows_of(report.inputs)]
     return replace(
         report,
         inputs=inputs,
@@ -506,15 +503,19 @@ def coerce_report(report: AuditReport) -> AuditReport:
     )
 
 
-def _judged_fields(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An input's completeness as the fields that record it, judged from the entry as
-    it was read (before its counts are coerced)."""
+def _coerced_input(item: dict[str, Any]) -> dict[str, Any]:
+    """An ``inputs[]`` entry with a numeric packet count, judged as it was read: when
+    coercing would change its completeness (a count of "lots" is no count of 0), the
+    judgement is recorded in it."""
+    coerced = dict(item, packets=as_int(item.get("packets")))
     judged = input_completeness(item)
-    return {
-        "status": judged.status,
-        "status_reason": judged.reason,
-        "stopped_at": judged.stopped_at,
-    }
+    if input_completeness(coerced) != judged:
+        coerced |= {
+            "status": judged.status,
+            "status_reason": judged.reason,
+            "stopped_at": judged.stopped_at,
+        }
+    return coerced
 
 
 def load_report(path: str) -> AuditReport:

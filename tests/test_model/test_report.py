@@ -191,5 +191,8 @@ def test_hostile_rows_are_coerced_not_trusted(tmp_path: Path) -> None:
     data["inputs"] = ["x", {"packets": "lots"}]
     report = load_report(saved(tmp_path, data))
     assert report.sections["plaintext_dns"] == [{"client": "['a']", "queries": 0}]
-    assert report.inputs == [{"packets": 0}]
+    # "lots" is no count of 0 (which would judge the input unreadable): the judgement of
+    # the entry as written is kept beside the coerced count.
+    judged = {"status": "complete", "status_reason": None, "stopped_at": None}
+    assert report.inputs == [{"packets": 0, **judged}]
     assert report.summary()["plaintext_queries"] == 0
