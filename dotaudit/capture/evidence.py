@@ -6,8 +6,9 @@ which frames go where is the model's :class:`~dotaudit.model.evidence.EvidencePl
 
 A file is a classic pcap (microsecond timestamps) when every timestamp fits one: seconds
 from 1970 to 2106. Otherwise (a capture whose clock says 2200, or 1960) it is a pcapng
-under the same name, with nanosecond timestamps counted from an offset per interface
-block, so every timestamp the reader accepts is written as read. Wireshark, tshark and
+under the same name, with nanosecond timestamps counted from the whole second of an
+interface block's ``if_tsoffset`` (another block where a frame lies more than 584 years
+from the first), so every timestamp the reader accepts is written as read. Wireshark, tshark and
 tcpdump tell the two apart by their first bytes, not by the name.
 
 The directory is marked with :data:`~dotaudit.model.evidence.EVIDENCE_MARKER`, so that a
@@ -16,6 +17,7 @@ later directory scan does not read the evidence back as captures.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -47,9 +49,6 @@ _PCAP_MAX_SECONDS = 0xFFFFFFFF
 
 _LEFT_BY_A_KILLED_RUN = re.compile(r"\.\d{3,}-[A-Za-z0-9._-]+\.pcap\.\d+\.tmp")
 """A temporary evidence file a run killed with SIGKILL could not remove."""
-_NANO_SPAN = 1 << 34
-"""Seconds one pcapng interface covers at nanosecond resolution from its offset:
-2**34 s (about 544 years) is 1.7e19 ns, below the 2**64 ticks an EPB can hold."""
 _I64 = (-(1 << 63), (1 << 63) - 1)
 _U64 = 1 << 64
 
@@ -100,20 +99,28 @@ def _pcap_bytes(frames: Sequence[Frame], linktype: int) -> Iterator[bytes]:
 
 
 def _interface_for(ts: float) -> tuple[int, int]:
-    """(if_tsresol, if_tsoffset) of the pcapng interface a timestamp is written on:
-    nanoseconds from a whole multiple of 2**34 s, or whole seconds from the far end of
-    the signed 64-bit offset for values beyond it."""
-    offset = (int(ts) // _NANO_SPAN) * _NANO_SPAN
-    if ts < 0 and offset > ts:
-        offset -= _NANO_SPAN
-    if _I64[0] <= offset <= _I64[1]:
-        return 9, offset
-    return 0, _I64[1] if offset > 0 else _I64[0]
+    """(if_tsresol, if_tsoffset) of a new pcapng interface for ``ts``: nanoseconds from
+    its whole second (small tick counts keep the reader's sums exact), or, beyond the
+    signed 64-bit offset, whole seconds from the end of that range."""
+    second = math.floor(ts)
+    if _I64[0] <= second <= _I64[1]:
+        return 9, second
+    return 0, _I64[1]
 
 
-def _ticks(ts: float, resolution: int, offset: int) -> int:
+def _ticks(ts: float, resolution: int, offset: int) -> int | None:
+    """``ts`` in ticks of the interface, or None when it cannot hold it."""
     ticks: int = round((Fraction(ts) - offset) * 10**resolution)
-    return min(max(ticks, 0), _U64 - 1)
+    return ticks if 0 <= ticks < _U64 else None
+
+
+def _on_an_interface(interfaces: list[tuple[int, int]], ts: float) -> tuple[int, int] | None:
+    """(interface number, ticks) of the first interface that can hold ``ts``, or None."""
+    for number, (resolution, offset) in enumerate(interfaces):
+        ticks = _ticks(ts, resolution, offset)
+        if ticks is not None:
+            return number, ticks
+    return None
 
 
 def _block(block_type: int, body: bytes) -> bytes:
@@ -127,25 +134,25 @@ def _option(code: int, value: bytes) -> bytes:
 
 
 def _pcapng_bytes(frames: Sequence[Frame], linktype: int) -> Iterator[bytes]:
-    """SHB; one IDB (``linktype``, ``if_tsresol``, ``if_tsoffset``) per timestamp range
-    the frames need, in order of first use; one EPB per frame."""
+    """SHB; IDBs (``linktype``, ``if_tsresol``, ``if_tsoffset``) as the timestamps need
+    them, each written before its first frame; one EPB per frame."""
     yield _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-    interfaces: dict[tuple[int, int], int] = {}
+    interfaces: list[tuple[int, int]] = []
     for ts, frame_linktype, data, orig_len in frames:
         if frame_linktype != linktype:
             continue
-        interface = _interface_for(ts)
-        number = interfaces.get(interface)
-        if number is None:
-            number = interfaces[interface] = len(interfaces)
-            resolution, offset = interface
+        found = _on_an_interface(interfaces, ts)
+        if found is None:
+            resolution, offset = _interface_for(ts)
+            interfaces.append((resolution, offset))
             options = (
                 _option(9, bytes([resolution]))
                 + _option(14, struct.pack("<q", offset))
                 + _option(0, b"")
             )
             yield _block(1, struct.pack("<HHI", linktype, 0, 0) + options)
-        ticks = _ticks(ts, *interface)
+            found = len(interfaces) - 1, _ticks(ts, resolution, offset) or 0
+        number, ticks = found
         head = struct.pack("<IIIII", number, ticks >> 32, ticks & 0xFFFFFFFF, len(data), orig_len)
         yield _block(6, head + data)
 

@@ -91,8 +91,9 @@ def judge_input(
             f"{what} {count}" for what, count in sorted(undecoded.items(), key=lambda kv: -kv[1])
         )
         detail = f" ({reasons})" if reasons else ""
+        stop = f"; then {stop_reason}{where}" if stopped_at is not None else ""
         return Completeness(
-            UNREADABLE, f"none of its {packets} packets could be decoded{detail}", stopped_at
+            UNREADABLE, f"none of its {packets} packets could be decoded{detail}{stop}", stopped_at
         )
     if stopped_at is not None:
         read = f"{packets} packet{'s' if packets != 1 else ''}"
