@@ -94,3 +94,40 @@ def plaintext_capture(path: Path, names: list[str], *, client: str = CLIENT) -> 
     for i, name in enumerate(names):
         packets += dns_udp_exchange(name, 10.0 + i, client=client, qid=i + 1, sport=40000 + i)
     return write(path, packets)
+
+
+# -- captures that cannot be read whole ------------------------------------------------------
+
+PCAP_HEADER = 24
+RECORD_HEADER = 16
+
+
+def damaged_capture(path: Path, damage: str) -> Path:
+    """A capture of two plaintext DNS exchanges (a high leak where it can be read),
+    damaged one way:
+
+    - ``link-105``: the link type says 802.11 (105), which dotaudit does not decode:
+      every record read, none decodable;
+    - ``corrupt-first``: the first record claims 10 MB of captured bytes: nothing read;
+    - ``empty``: the file header alone (tcpdump killed before the first packet);
+    - ``cut``: the last record cut short (tcpdump killed mid-write): partial;
+    - ``corrupt-later``: the third record claims 10 MB: partial, corrupt.
+    """
+    plaintext_capture(path, ["first.example", "second.example"])
+    data = bytearray(path.read_bytes())
+    first = PCAP_HEADER
+    third = first + 2 * RECORD_HEADER + 2 * int.from_bytes(data[first + 8 : first + 12], "little")
+    if damage == "link-105":
+        data[20:24] = (105).to_bytes(4, "little")
+    elif damage == "corrupt-first":
+        data[first + 8 : first + 16] = (10_000_000).to_bytes(4, "little") * 2
+    elif damage == "empty":
+        del data[PCAP_HEADER:]
+    elif damage == "cut":
+        del data[-10:]
+    elif damage == "corrupt-later":
+        data[third + 8 : third + 16] = (10_000_000).to_bytes(4, "little") * 2
+    else:
+        raise ValueError(damage)
+    path.write_bytes(bytes(data))
+    return path
