@@ -183,6 +183,10 @@ def test_a_second_report_of_the_same_capture_is_merged_once(tmp_path: Path) -> N
     again = tmp_path / "again.json"
     assert dotaudit("analyze", str(tmp_path / "a.pcap"), "-q", "--fail-on", "none",
                     "-o", str(again)).returncode == 0  # fmt: skip
+    # Within one second both runs write the same bytes: make it a run of another time.
+    rerun = load(again)
+    rerun["generated_at"] = "2030-01-01T00:00:00Z"
+    again.write_text(json.dumps(rerun), encoding="utf-8")
     other = analyzed(tmp_path, "b", ["two.example"])
     result = dotaudit("report", str(a), str(again), str(other), "-q", "--fail-on", "none")
     merged = load_text(result.stdout)

@@ -252,6 +252,8 @@ def test_the_input_summary_counts_undecoded_packets_per_reason() -> None:
     assert entry["status_reason"] == "none of its 4 packets could be decoded (unknown_linktype 5)"
     skipped = InputSummary(path="y.pcap", skipped="given twice").to_dict()
     assert (skipped["status"], skipped["status_reason"]) == (SKIPPED, "given twice")
+    report = AuditReport(kind="analyze", generated_at="t", inputs=[entry, skipped])
+    jsonschema.validate(report.to_dict(), SCHEMA)
 
 
 def test_the_report_says_at_its_top_which_inputs_were_not_read_whole() -> None:
@@ -274,6 +276,12 @@ def test_the_report_says_at_its_top_which_inputs_were_not_read_whole() -> None:
         "skipped": ["again.pcap: skipped: given twice"],
     }
     jsonschema.validate(data, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):  # the schema names the statuses
+        jsonschema.validate(
+            data | {"completeness": dict(data["completeness"], status="ok")}, SCHEMA
+        )
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data | {"inputs": [{"path": "a", "status": "read"}]}, SCHEMA)
     report.inputs.pop(2)
     assert report.completeness_status() == PARTIAL
     report.inputs.pop(1)
