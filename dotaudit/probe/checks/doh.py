@@ -21,7 +21,7 @@ import dns.message
 
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped, warned
 from dotaudit.probe.checks import _dns, _secure
-from dotaudit.probe.tls import client_context
+from dotaudit.probe.tls_context import client_context
 from dotaudit.probe.transport import ProbeError, SecureExchange
 
 DOH_PORT = 443
