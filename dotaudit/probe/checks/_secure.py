@@ -1,6 +1,6 @@
 """What the DoH and DoQ checks share: one exchange made strictly first (chain verified
 against ``--ca`` or the system store), again without verification if that fails, and
-the part-1 certificate checks (name, expiry, SHA-1) applied to what was presented."""
+the DoT certificate checks (cert.name, cert.expiry, SHA-1) applied to what was presented."""
 
 from __future__ import annotations
 

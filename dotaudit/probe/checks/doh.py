@@ -1,6 +1,7 @@
 """doh: DNS over HTTPS (RFC 8484) on TCP 443, over HTTP/2 with httpx: reachable, the
-part-1 certificate checks, a POST answered with application/dns-message and the DNS
-response to our question, ALPN "h2", and whether the response is padded.
+DoT certificate checks (name, expiry, SHA-1), a POST answered with
+application/dns-message and the DNS response to our question, ALPN "h2", and whether
+the response is padded.
 
 Padding is reported, not judged: RFC 7830 §4 asks a responder to pad when the query was
 padded, but a DoH front end that relays to its resolver in cleartext (dnsdist, most load

@@ -1,15 +1,15 @@
 """All network I/O of the prober, one module per protocol.
 
-============  =================================================================
-``tcp``       TCP connects (and how they end), send-and-listen exchanges
-``dns``       plaintext DNS over UDP and TCP; the 2-octet framing TCP and TLS share
-``tls``       DNS over TLS: the handshake, then queries on the connection
-``doh``       DNS over HTTPS (RFC 8484) with httpx over HTTP/2
-``doq``       DNS over QUIC (RFC 9250), and the QUIC Version Negotiation probe
-``raw``       raw SYNs with scapy (root only); the probe's only scapy import
-``names``     host names to addresses (the system resolver)
-``base``      :class:`Deadline`, :class:`ProbeError`, :class:`SecureExchange`
-============  =================================================================
+===============  ==============================================================
+``tcp``          TCP connects (and how they end), send-and-listen exchanges
+``plain_dns``    DNS over UDP and TCP; the 2-octet framing TCP and TLS share
+``tls``          DNS over TLS: the handshake, then queries on the connection
+``doh``          DNS over HTTPS (RFC 8484) with httpx over HTTP/2
+``doq``          DNS over QUIC (RFC 9250), and the QUIC Version Negotiation probe
+``raw``          raw SYNs with scapy (root only); the probe's only scapy import
+``names``        host names to addresses (the system resolver)
+``base``         :class:`Deadline`, :class:`ProbeError`, :class:`SecureExchange`
+===============  ==============================================================
 
 Every call is bounded by a :class:`Deadline`; sockets run non-blocking and every wait
 goes through ``select`` with the time left, so a server that dribbles one byte at a
@@ -31,8 +31,7 @@ from dataclasses import dataclass
 
 import dns.message
 
-from dotaudit.probe.transport import dns as plain_dns
-from dotaudit.probe.transport import doh, doq, names, raw, tcp, tls
+from dotaudit.probe.transport import doh, doq, names, plain_dns, raw, tcp, tls
 from dotaudit.probe.transport.base import Deadline, ProbeError, SecureExchange
 from dotaudit.probe.transport.raw import RawReply, can_send_raw
 from dotaudit.probe.transport.tcp import TcpResult

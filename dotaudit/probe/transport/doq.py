@@ -20,7 +20,7 @@ from dotaudit.probe.transport.base import (
     SecureExchange,
     classify_oserror,
 )
-from dotaudit.probe.transport.dns import MAX_MESSAGES_PER_EXCHANGE
+from dotaudit.probe.transport.plain_dns import MAX_MESSAGES_PER_EXCHANGE
 
 
 def doq_exchange(
@@ -35,7 +35,8 @@ def doq_exchange(
     """One query on its own QUIC stream (RFC 9250 §4.2) over a new DoQ connection.
 
     ``verify`` is False, True (system store) or a CA file; a certificate the client
-    refuses surfaces as a ProbeError of kind "verify" or "alert".
+    refuses surfaces as a ProbeError of kind "alert", or "protocol" when aioquic only
+    sees the connection end (dnspython 2.9 with aioquic 1.7: "UnexpectedEOF").
     """
     try:
         import dns.quic as quic

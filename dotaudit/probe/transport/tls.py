@@ -20,7 +20,7 @@ from dotaudit.probe.transport.base import (
     ProbeError,
     classify_oserror,
 )
-from dotaudit.probe.transport.dns import (
+from dotaudit.probe.transport.plain_dns import (
     MAX_MESSAGES_PER_EXCHANGE,
     frame,
     framed_exchange,
