@@ -66,7 +66,8 @@ def test_oversized_body_is_cut_off(local_pki: Pki, hostile: Callable[..., Hostil
     server = hostile("http2", lambda query: b"\x00" * 10_000_000)
     start = time.monotonic()
     with pytest.raises(ProbeError) as caught:
-        exchange(Transport(), "127.0.0.1", server.port, str(local_pki.ca_cert), 2.0)
+        exchange(Transport(), "127.0.0.1", server.port, str(local_pki.ca_cert), 6.0)
+    # The cap ends it, not the deadline: well within half of it even on a busy machine.
     assert caught.value.kind == "protocol"
     assert str(caught.value).endswith("the body exceeds 65535 octets")
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 3.0
