@@ -1,6 +1,6 @@
-"""Shared helpers of the part-2 lab tests: a cached probe with a short idle wait, an
-Unbound whose one zone answers slowly (out-of-order responses from a real server) and
-getdns_server_mon as the oracle."""
+"""Helpers of the probe's lab tests: a probe with a short idle wait, the check results it
+gave, getdns_server_mon as the oracle, and an Unbound whose one zone answers slowly
+(out-of-order responses from a real server)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import dns.message
 import dns.rrset
 
-from dotaudit.probe.base import CheckOptions, ProbeConfig
+from dotaudit.probe.base import CheckAttempt, CheckOptions, ProbeConfig
 from dotaudit.probe.runner import TargetResult, run_target
 from dotaudit.probe.target import parse_target
 from tests.lab.lab import Lab
@@ -23,6 +23,9 @@ from tests.lab.ports import require_free, wait_tcp
 from tests.lab.unbound import UnboundVariant, write_instance
 
 QNAME = "www.lab.test"
+DOT_VARIANTS = ("padded", "unpadded", "no_keepalive", "short_timeout", "tls12", "expired",
+                "expiring", "wrong_host", "self_signed", "untrusted", "intercept")  # fmt: skip
+"""Every lab resolver that speaks DoT on 853."""
 IDLE_WAIT = 3.5
 """Short: only the short_timeout variant (2 s) is meant to close within it."""
 HAVE_GETDNS = shutil.which("getdns_server_mon") is not None
@@ -44,7 +47,23 @@ def probe(lab: Lab, variant: str, checks: set[str] | None = None, **options: Any
     return run_target(parse_target(f"{resolver.hostname}@{resolver.address}"), config)
 
 
+def attempt(result: TargetResult, check_id: str) -> CheckAttempt:
+    found = result.attempt(check_id)
+    assert found is not None, f"{check_id} did not run"
+    return found
+
+
+def status(result: TargetResult, check_id: str) -> str:
+    return attempt(result, check_id).status.value
+
+
+def evidence(result: TargetResult, check_id: str) -> dict[str, object]:
+    return attempt(result, check_id).evidence
+
+
 def getdns(lab: Lab, address: str, *test: str) -> subprocess.CompletedProcess[str]:
+    """getdns_server_mon's ``test`` against the lab DoT server at ``address`` (upstream
+    syntax ``@IP#PORT~name``; the CA in SSL_CERT_FILE; ``-v`` makes it say why)."""
     return subprocess.run(
         ["getdns_server_mon", "-M", "-v", "-T", f"@{address}#853~dns.test", *test],
         capture_output=True, text=True, timeout=60,

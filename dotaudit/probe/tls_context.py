@@ -1,4 +1,4 @@
-"""TLS client settings for the probes (configuration only; the I/O is in transport.py)."""
+"""The TLS client settings a probe connection uses (settings only: the I/O is in transport/)."""
 
 from __future__ import annotations
 

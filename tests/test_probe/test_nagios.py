@@ -1,28 +1,22 @@
-"""Part-2 pieces without the network: the Nagios line, targets files, the keepalive
-verdict and the bulk runner on closed loopback addresses.
+"""The Nagios line: state, text and performance data.
 
-Oracles: the monitoring-plugins output format (``STATE - text | label=value;warn;crit``)
-and exit codes 0-3; RFC 7828 §3.1 (timeouts in 100 ms units).
+Oracle: the monitoring-plugins output format (``STATE - text | label=value;warn;crit``)
+and exit codes 0-3.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
 
 import pytest
 
-from dotaudit.probe.base import CheckAttempt, CheckStatus, Level, ProbeConfig
-from dotaudit.probe.bulk import JsonlStream, aggregate, parse_targets_file, run_bulk
-from dotaudit.probe.checks.keepalive import judge
+from dotaudit.probe.base import CheckAttempt, CheckStatus, Level
 from dotaudit.probe.nagios import CRITICAL, OK, UNKNOWN, WARNING, Thresholds, nagios_line
 from dotaudit.probe.runner import TargetResult
-from dotaudit.probe.target import TargetError, parse_target
+from dotaudit.probe.target import parse_target
 from dotaudit.probe.verdict import Verdict
 
 PERF = re.compile(r"^[a-z_]+=-?\d+(\.\d+)?;[\d.]*;[\d.]*$")
-PIN = "ghwIGlx+fVRKVpwmWZzNUQuFXmfMbM+rm4n7PDOl44Y="
 
 
 def attempt(
@@ -101,66 +95,6 @@ def test_nagios_summary_cannot_break_the_line() -> None:
                            "evil | x=1\nDOT OK")  # fmt: skip
     _, line = nagios_line(result(*good(), hostile), Thresholds())
     assert "\n" not in line and line.count(" | ") == 1
-
-
-def test_targets_file() -> None:
-    config = ProbeConfig()
-    text = (
-        "# resolvers\n192.0.2.1\ndns.test@192.0.2.2:8853  # pinned\n"
-        f"192.0.2.3 dns.test pin={PIN}\n\n"
-    )
-    found = parse_targets_file(io.StringIO(text), config)
-    assert [t.target.address for t in found] == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
-    assert found[1].target.port == 8853 and found[1].target.name == "dns.test"
-    assert found[2].target.name == "dns.test" and found[2].config.pins == (PIN,)
-    assert found[0].config is config
-    for bad in ("192.0.2.1 pin=!!", "not a target at all", "192.0.2.1 dns.test other.test"):
-        with pytest.raises(TargetError, match="line 1"):
-            parse_targets_file(io.StringIO(bad), config)
-
-
-@pytest.mark.parametrize(
-    ("advertised", "end", "waited", "wait", "status"),
-    [
-        (None, "closed", 5.0, 20.0, "warn"),
-        (2.0, "closed", 2.05, 3.5, "pass"),
-        (30.0, "closed", 10.0, 20.0, "warn"),  # closes long before the advertised 30 s
-        (120.0, "open", 20.0, 20.0, "pass"),  # the wait cannot reach 120 s
-        (2.0, "open", 3.5, 3.5, "warn"),  # still open well past the advertised 2 s
-        (0.0, "open", 1.0, 1.0, "warn"),
-        # Tolerance: a tenth of the advertised timeout, at least half a second.
-        (2.0, "closed", 1.5, 3.5, "pass"),  # closed 0.5 s early: at the tolerance
-        (2.0, "closed", 1.49, 3.5, "warn"),  # just beyond it
-        (2.0, "open", 2.49, 2.49, "pass"),  # waited just short of 2 + 0.5 s
-        (2.0, "open", 2.5, 2.5, "warn"),  # still open at 2 + 0.5 s
-        (10.0, "closed", 9.0, 11.5, "pass"),  # 10 s: the tolerance is 1 s
-        (10.0, "closed", 8.99, 11.5, "warn"),
-        (10.0, "open", 10.99, 10.99, "pass"),
-        (10.0, "open", 11.0, 11.0, "warn"),
-        (0.1, "open", 0.1, 0.1, "pass"),  # the smallest advertisable value, 1 x 100 ms
-        (None, "open", 20.0, 20.0, "warn"),
-    ],
-)
-def test_keepalive_judge(advertised: float | None, end: str, waited: float, wait: float,
-                         status: str) -> None:  # fmt: skip
-    assert judge(advertised, end, waited, wait)[0] == status
-
-
-def test_bulk_streams_every_result_on_closed_addresses() -> None:
-    config = ProbeConfig(timeout=0.5, checks=frozenset({"reach.853"}))
-    targets = parse_targets_file(io.StringIO("".join(f"127.54.9.{i}\n" for i in range(1, 31))),
-                                 config)  # fmt: skip
-    out = io.StringIO()
-    stream = JsonlStream(out)
-    ticks: list[int] = []
-    results = run_bulk(targets, concurrency=8, on_result=stream.write,
-                       progress=lambda done, total: ticks.append(done))  # fmt: skip
-    assert [r.target.address for r in results] == [t.target.address for t in targets]
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert sorted(line["target"] for line in lines) == sorted(t.target.target for t in targets)
-    assert ticks == list(range(1, 31))
-    summary = aggregate(results)
-    assert summary["reach_853"] == {"refused": 30} and summary["strict_accept"] == 0
 
 
 def test_nagios_default_thresholds_are_the_documented_ones() -> None:

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from dotaudit.probe import certs
+import dotaudit.x509 as certificates
 from tests.lab.pki import HOSTNAME, WRONG_HOSTNAME, Pki, make_pki
 
 IPS = ["127.53.0.1", "2001:db8:53::53"]
@@ -24,10 +24,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"), IPS)
 
 
-def sans_of(pki: Pki, leaf: str) -> certs.SanNames:
+def sans_of(pki: Pki, leaf: str) -> certificates.SanNames:
     pem = pki.leaf(leaf).cert.read_bytes()
     der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
-    return certs.san_names(certs.load(der))
+    return certificates.san_names(certificates.load_certificate(der))
 
 
 def test_sans_read_from_a_real_leaf(pki: Pki) -> None:
@@ -41,13 +41,13 @@ def test_wrong_name_leaf_with_the_target_ip_does_not_match_the_name(pki: Pki) ->
     # The "valid" leaf is for dns.test and lists 127.53.0.1: for other.test it is wrong
     # however well its iPAddress SANs fit the address.
     sans = sans_of(pki, "valid")
-    assert certs.matches_ip(sans, "127.53.0.1")
-    assert not certs.matches_name(sans, WRONG_HOSTNAME)
-    assert certs.matches_name(sans, HOSTNAME)
+    assert certificates.matches_ip(sans, "127.53.0.1")
+    assert not certificates.matches_name(sans, WRONG_HOSTNAME)
+    assert certificates.matches_name(sans, HOSTNAME)
 
 
 def test_a_name_never_matches_an_ip_san(pki: Pki) -> None:
-    assert not certs.matches_name(sans_of(pki, "valid"), "127.53.0.1")
+    assert not certificates.matches_name(sans_of(pki, "valid"), "127.53.0.1")
 
 
 @pytest.mark.parametrize(
@@ -63,11 +63,11 @@ def test_a_name_never_matches_an_ip_san(pki: Pki) -> None:
     ],
 )
 def test_ip_id_matches_only_a_listed_address(pki: Pki, address: str, listed: bool) -> None:
-    assert certs.matches_ip(sans_of(pki, "valid"), address) is listed
+    assert certificates.matches_ip(sans_of(pki, "valid"), address) is listed
 
 
 def test_leaf_without_ip_sans_matches_no_address(pki: Pki) -> None:
     sans = sans_of(pki, "wrong_host")
     assert sans.ips == ()
     assert sans.dns == (WRONG_HOSTNAME,)
-    assert not any(certs.matches_ip(sans, ip) for ip in IPS)
+    assert not any(certificates.matches_ip(sans, ip) for ip in IPS)

@@ -1,4 +1,4 @@
-"""The doh check (issue 7, item 8) against a real DoH server: dnsdist 1.7's h2o front end
+"""The doh check against a real DoH server: dnsdist 1.7's h2o front end
 in the lab (tests/lab/lab.py, 127.53.4.1:443, /dns-query), relaying to the padded
 Unbound over plain DNS.
 
@@ -10,15 +10,12 @@ the same Unbound, which does come back padded.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,6 @@ from typing import Any
 import dns.edns
 import dns.message
 import dns.query
-import h2.config
-import h2.connection
-import h2.events
 import jsonschema
 import pytest
 
@@ -37,14 +31,15 @@ from dotaudit.probe.checks.doh import Doh
 from dotaudit.probe.runner import TargetResult, run_check, run_target
 from dotaudit.probe.target import parse_target
 from tests.lab.lab import DOH_PATH, DOH_PORT, DohListener, Lab, dnsdist_argv, doh_only_config
-from tests.lab.pki import HOSTNAME, Pki, make_pki
+from tests.lab.pki import HOSTNAME, Pki
 from tests.lab.ports import require_free, wait_tcp
-from tests.test_probe.part2_lab import QNAME, probe
+from tests.test_probe.hostile_doh import HostileDoh
+from tests.test_probe.lab_probe import QNAME, probe
 
 LAB = pytest.mark.lab
 """On the tests that use the lab; the hostile-server tests at the end need no root."""
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "schema" / "report.schema.json").read_text())
 MAX_TLS_CONNECTIONS = 6
 TIMEOUT = 2.0
@@ -110,7 +105,7 @@ def test_doh_check_answers_through_dnsdist_but_warns_unpadded(
 
 
 @LAB
-def test_doh_certificate_checked_as_in_part_1(lab: Lab, doh_result: TargetResult) -> None:
+def test_doh_certificate_checked_as_for_dot(lab: Lab, doh_result: TargetResult) -> None:
     cert = doh_attempt(doh_result).evidence["certificate"]
     assert cert["present"] and cert["chain_verified"] and cert["name_matches"]
     assert cert["spki_pin"] == lab["doh"].pin == lab.pki.leaf("valid").pin
@@ -248,93 +243,8 @@ def test_cli_probe_checks_doh(lab: Lab) -> None:
     assert target["verdict"]["strict"] == "refuse"
 
 
-# --- hostile DoH servers (no lab needed: an in-test server on 127.0.0.1) ----------------
-
-
-TRICKLE = b"\x00\x17\x70\x04\x00\x00\x00\x00\x00" + b"\x00\x02\x00\x00\x00\x00" * 1000
-"""A well-formed 6000-octet SETTINGS frame (ENABLE_PUSH=0, 1000 times): sent one octet
-every 0.1 s, it keeps a client reading for 10 minutes without a protocol error."""
-
-
-class HostileDoh:
-    """A TLS server on 127.0.0.1 (ALPN h2, the valid dns.test leaf of a fresh test PKI)
-    for one connection. ``trickle`` sends ``TRICKLE`` after the handshake; ``http2``
-    answers the POST over real HTTP/2 (the h2 library) with ``make_body(query)``."""
-
-    def __init__(self, pki: Pki, mode: str, make_body: Callable[[bytes], bytes]) -> None:
-        self.mode = mode
-        self.make_body = make_body
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(pki.leaf("valid").cert, pki.leaf("valid").key)
-        self.context.set_alpn_protocols(["h2"])
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(5.0)
-        self.port: int = self.listener.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-        self.thread.join(5.0)
-
-    def _serve(self) -> None:
-        with contextlib.suppress(OSError):
-            raw, _ = self.listener.accept()
-            with self.context.wrap_socket(raw, server_side=True) as tls:
-                tls.settimeout(0.1)
-                if self.mode == "trickle":
-                    for octet in TRICKLE:
-                        if self.stop.wait(0.1):
-                            return
-                        tls.sendall(bytes([octet]))
-                else:
-                    self._http2(tls)
-
-    def _http2(self, tls: ssl.SSLSocket) -> None:
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-        conn.initiate_connection()
-        query, body, stream = b"", b"", 0
-        while not self.stop.is_set():
-            tls.sendall(conn.data_to_send())
-            try:
-                data = tls.recv(65536)
-            except TimeoutError:
-                continue
-            if not data:
-                return
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.DataReceived):
-                    query += event.data
-                    conn.acknowledge_received_data(len(event.data), event.stream_id)
-                elif isinstance(event, h2.events.StreamEnded):
-                    stream, body = event.stream_id, self.make_body(query)
-                    headers = [(":status", "200"), ("content-type", "application/dns-message")]
-                    conn.send_headers(stream, headers)
-            while stream and body and conn.local_flow_control_window(stream) > 0:
-                size = min(len(body), conn.local_flow_control_window(stream),
-                           conn.max_outbound_frame_size)  # fmt: skip
-                conn.send_data(stream, body[:size], end_stream=size == len(body))
-                body = body[size:]
-
-
-@pytest.fixture(scope="module")
-def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), ["127.0.0.1"])
-
-
-@pytest.fixture
-def hostile(test_pki: Pki) -> Iterator[Callable[..., HostileDoh]]:
-    servers: list[HostileDoh] = []
-
-    def start(mode: str, make_body: Callable[[bytes], bytes] = bytes) -> HostileDoh:
-        servers.append(HostileDoh(test_pki, mode, make_body))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
+# --- hostile DoH servers (no lab needed: tests/test_probe/hostile_doh.py) ----------------
+# The watchdog and the body cap are the transport's: tests/test_probe/test_transport/test_doh.py.
 
 
 def run_doh(pki: Pki, port: int, timeout: float = TIMEOUT) -> CheckAttempt:
@@ -355,32 +265,6 @@ def reply_with(query: bytes, *, qid: int | None = None, response: bool = True) -
     return reply.to_wire()
 
 
-def test_trickling_server_cannot_outlast_the_deadline(
-    test_pki: Pki, hostile: Callable[..., HostileDoh]
-) -> None:
-    """httpx's timeouts bound each read; a server that sends an octet every 0.1 s would
-    keep every read alive. The transport's watchdog ends the exchange at the deadline."""
-    server = hostile("trickle")
-    start = time.monotonic()
-    found = run_doh(test_pki, server.port, timeout=1.0)
-    took = time.monotonic() - start
-    assert found.status.value == "error" and found.evidence["error_kind"] == "timeout"
-    assert "TLS up (ALPN h2), no complete HTTP answer within 1.0 s" in (found.error_reason or "")
-    assert took < 2.0, took
-
-
-def test_oversized_body_is_cut_off(test_pki: Pki, hostile: Callable[..., HostileDoh]) -> None:
-    """A 10 MB body: the client stops reading past 64 KiB and hangs up at once (httpcore
-    reads the socket only as the body is consumed, so the rest never reaches memory)."""
-    server = hostile("http2", lambda query: b"\x00" * 10_000_000)
-    found = run_doh(test_pki, server.port)
-    assert found.status.value == "error"
-    assert (found.error_reason or "").endswith("the body exceeds 65535 octets")
-    # Judged by the cap, not by the per-step timeout (a wall-clock bound would only
-    # measure how loaded the machine is).
-    assert found.evidence.get("error_kind") != "timeout", found.evidence
-
-
 @pytest.mark.parametrize(
     ("make_body", "reason_part"),
     [
@@ -391,24 +275,24 @@ def test_oversized_body_is_cut_off(test_pki: Pki, hostile: Callable[..., Hostile
     ids=["wrong-id", "echoed-query", "not-dns"],
 )
 def test_answers_that_are_not_ours_fail(
-    test_pki: Pki,
+    local_pki: Pki,
     hostile: Callable[..., HostileDoh],
     make_body: Callable[[bytes], bytes],
     reason_part: str,
 ) -> None:
-    found = doh_check_against(test_pki, hostile("http2", make_body))
+    found = doh_check_against(local_pki, hostile("http2", make_body))
     assert found.status.value == "fail", (found.error_reason, found.evidence)
     assert reason_part in (found.error_reason or "")
     assert found.evidence["http_status"] == 200 and found.evidence["alpn"] == "h2"
 
 
 def test_hostile_server_answering_properly_passes(
-    test_pki: Pki, hostile: Callable[..., HostileDoh]
+    local_pki: Pki, hostile: Callable[..., HostileDoh]
 ) -> None:
     """The control for the cases above: the same server, a proper answer, a pass."""
-    found = doh_check_against(test_pki, hostile("http2", reply_with))
+    found = doh_check_against(local_pki, hostile("http2", reply_with))
     assert found.status.value == "pass", (found.error_reason, found.evidence)
-    assert found.evidence["certificate"]["spki_pin"] == test_pki.leaf("valid").pin
+    assert found.evidence["certificate"]["spki_pin"] == local_pki.leaf("valid").pin
 
 
 def doh_check_against(pki: Pki, server: HostileDoh) -> CheckAttempt:

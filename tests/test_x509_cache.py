@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from dotaudit.dissect import x509 as x509_mod
-from dotaudit.dissect.x509 import parse_certificate
+from dotaudit import x509 as x509_mod
 from dotaudit.errors import MalformedError
-from tests.test_dissect.test_x509 import make_cert
+from dotaudit.x509 import parse_certificate
+from tests.test_x509 import make_cert
 
 
 @pytest.fixture(autouse=True)
