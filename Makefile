@@ -12,7 +12,7 @@ DEBS := tshark tcpdump unbound knot-dnsutils stubby getdns-utils dnsdist nftable
         chromium chromium-driver poppler-utils
 # Debian packages `make demo` needs: none beyond Python.
 
-.PHONY: demo test lint typecheck pytest debs venv pcaps bench clean
+.PHONY: demo test lint typecheck pytest fuzz fuzz-captures debs venv pcaps bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,17 @@ pytest: $(STAMP) debs
 	$(BIN)/pytest -q
 
 test: debs $(STAMP) lint typecheck pytest
+
+# The capture fuzzer (tests/fuzz/) for FUZZ_TIME seconds with a fresh random seed (printed):
+# mutated captures through `analyze`/`events` in subprocesses under memory and time limits.
+# A new crash class is shrunk and kept in tests/data/fuzz-regressions/. `make test` runs a
+# short fixed-seed round of it. `make fuzz` is meant to run every fuzzer we have: the
+# property tests' long run joins it as another prerequisite or recipe line.
+FUZZ_TIME ?= 600
+fuzz-captures: $(STAMP)
+	$(BIN)/python -m tests.fuzz --time $(FUZZ_TIME)
+
+fuzz: fuzz-captures
 
 pcaps: $(STAMP) debs
 	$(BIN)/python -m tests.lab.make_pcaps
