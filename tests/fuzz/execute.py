@@ -150,6 +150,10 @@ def leftover_files(invocation: Invocation) -> list[str]:
     return sorted(found)
 
 
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def output_problem(invocation: Invocation) -> str:
     """Why the output of a successful run is not what its format promises ('' if it is)."""
     output = invocation.outdir / OUTPUT[invocation.target]
@@ -159,10 +163,10 @@ def output_problem(invocation: Invocation) -> str:
         text = output.read_text(encoding="utf-8")
         if invocation.target == "events":
             for line in text.splitlines():
-                if not isinstance(json.loads(line), dict):
+                if not isinstance(json.loads(line, parse_constant=_not_json), dict):
                     return "events output line is not a JSON object"
         else:
-            report = json.loads(text)
+            report = json.loads(text, parse_constant=_not_json)
             if not isinstance(report, dict) or not isinstance(report.get("findings"), list):
                 return "report is not a JSON object with findings"
     except (UnicodeDecodeError, ValueError):

@@ -59,7 +59,15 @@ def test_exit_0_or_1_with_a_report_is_ok(tmp_path: Path) -> None:
     assert classify(inv, 1, "").kind == "ok"
 
 
-@pytest.mark.parametrize(("text", "why"), [("{", "malformed JSON"), ("[]", "not a JSON object")])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{", "malformed JSON"),
+        ("[]", "not a JSON object"),
+        ('{"findings": [], "span_s": NaN}', "malformed JSON"),
+        ('{"findings": [], "x": Infinity}', "malformed JSON"),
+    ],
+)
 def test_bad_report_is_a_crash(tmp_path: Path, text: str, why: str) -> None:
     inv = invocation(tmp_path)
     report(inv, text)
