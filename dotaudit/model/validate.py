@@ -110,15 +110,6 @@ class Number(Check[float]):
         return float(value)
 
 
-class Text(Check[str]):
-    expected = "a string"
-
-    def __call__(self, value: object, path: str) -> str:
-        if not isinstance(value, str):
-            raise self.wrong_type(value, path)
-        return value
-
-
 class IPAddress(Check[str]):
     """An IPv4 or IPv6 address, returned in its canonical text form."""
 
@@ -250,5 +241,4 @@ __all__ = [
     "OneOf",
     "SpkiPin",
     "Table",
-    "Text",
 ]

@@ -53,8 +53,9 @@ class Campaign:
     crashes: dict[str, Crash] = field(default_factory=dict)
     seeds: int = 0
     seconds: float = 0.0
-    confirmed: dict[str, str] = field(default_factory=dict)
-    """In-process crash signature -> the signature its subprocess re-run gave."""
+    confirmed: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    """In-process crash signature -> (the signature of its subprocess re-run, whether
+    that re-run crashed)."""
 
     @property
     def new_crashes(self) -> list[Crash]:
@@ -134,7 +135,7 @@ def run_campaign(
             runner = subprocess_runner if in_sub else in_process
             if not in_sub:
                 workers = 1  # forking shards from the worker would fork the worker
-            invocation = _prepare(work, index, data, target, policy, workers)
+            invocation = _prepare(work / f"run-{index}", data, target, policy, workers)
             outcome = runner.run(invocation)
             campaign.executions[runner.mode] += 1
             campaign.outcomes[outcome.kind] += 1
@@ -166,11 +167,8 @@ def run_campaign(
     return campaign
 
 
-def _prepare(
-    work: Path, index: int, data: bytes, target: str, policy: bool, workers: int
-) -> Invocation:
-    run_dir = work / f"run-{index}"
-    (run_dir / "in").mkdir(parents=True)
+def _prepare(run_dir: Path, data: bytes, target: str, policy: bool, workers: int) -> Invocation:
+    (run_dir / "in").mkdir(parents=True, exist_ok=True)
     (run_dir / "out").mkdir()
     capture = run_dir / "in" / ("capture" + capture_suffix(data))
     capture.write_bytes(data)
@@ -194,12 +192,11 @@ def _record(
     reproduced = True
     if found_by != "subprocess":
         # A class already confirmed is not re-run: a timeout would cost the limit again.
-        signature = campaign.confirmed.get(outcome.signature, "")
-        if not signature:
+        if outcome.signature not in campaign.confirmed:
             again = _rerun(runner, work, data, invocation)
-            reproduced = again.crashed
-            signature = again.signature if again.crashed else outcome.signature
-            campaign.confirmed[outcome.signature] = signature
+            again_signature = again.signature if again.crashed else outcome.signature
+            campaign.confirmed[outcome.signature] = (again_signature, again.crashed)
+        signature, reproduced = campaign.confirmed[outcome.signature]
     known = campaign.crashes.get(signature)
     if known is not None:
         known.count += 1
@@ -227,9 +224,8 @@ def _record(
 
 
 def _rerun(runner: SubprocessRunner, work: Path, data: bytes, like: Invocation) -> Outcome:
-    invocation = _prepare(
-        work, int(time.monotonic_ns() % 10**12), data, like.target, like.policy, like.workers
-    )
+    run_dir = Path(tempfile.mkdtemp(prefix="rerun-", dir=work))
+    invocation = _prepare(run_dir, data, like.target, like.policy, like.workers)
     try:
         return runner.run(invocation)
     finally:
