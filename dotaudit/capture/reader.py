@@ -113,7 +113,9 @@ class _Source:
 
     def _inflate_some(self, limit: int) -> bytes:
         inflate = self._inflate
-        if inflate.unconsumed_tail:
+        # At the end of a member the input left over is in unused_data; unconsumed_tail
+        # may still hold a copy, which decompress() would never consume.
+        if inflate.unconsumed_tail and not inflate.eof:
             return inflate.decompress(inflate.unconsumed_tail, limit)
         if inflate.eof:
             rest = inflate.unused_data

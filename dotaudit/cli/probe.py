@@ -42,10 +42,10 @@ from dotaudit.probe.bulk import (
 )
 from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
 from dotaudit.probe.nagios import Thresholds, nagios_line
-from dotaudit.probe.pins import normalise_pin
 from dotaudit.probe.registry import CHECKS, UnknownCheckError, with_dependencies
 from dotaudit.probe.runner import probe_report, run_target, run_targets, summary_lines
 from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
+from dotaudit.x509 import normalise_pin
 
 BULK_MAX_IDLE_WAIT = 5.0
 """Bulk default: the idle wait holds a concurrency slot for its whole length."""

@@ -6,7 +6,7 @@ stable ``id``, the RFC section it tests, a requirement ``level``, the checks it
 runs ``after`` (it reads their results if present) and a time ``budget``. ``run`` returns
 an :class:`Outcome`; the runner wraps it into a :class:`CheckAttempt`. A check never
 does I/O itself: it asks the :class:`CheckContext`, whose network calls live in
-``transport.py``, and whose TLS connections are shared through a cache so that a full
+``probe/transport/``, and whose TLS connections are shared through a cache so that a full
 audit stays within a handful of handshakes.
 """
 
@@ -26,7 +26,7 @@ import dns.rdatatype
 
 from dotaudit.model.findings import Finding
 from dotaudit.probe.target import ProbeTarget
-from dotaudit.probe.tls import client_context
+from dotaudit.probe.tls_context import client_context
 from dotaudit.probe.transport import Deadline, ProbeError, TlsConnection, Transport
 
 DEFAULT_TIMEOUT = 3.0

@@ -219,7 +219,7 @@ def probe_report(
     for result in results:
         for attempt in result.attempts:
             report.findings.extend(attempt.findings)
-        report.findings.extend(verdict_findings(result))
+        report.findings.extend(_verdict_findings(result))
     report.probe_config = {
         "mode": config.mode,
         "timeout_s": config.timeout,
@@ -231,7 +231,7 @@ def probe_report(
     return report
 
 
-def verdict_findings(result: TargetResult) -> list[Finding]:
+def _verdict_findings(result: TargetResult) -> list[Finding]:
     """The target's verdicts as catalogue findings, so reports rank probes like captures."""
     verdict = result.verdict
     target = result.target
