@@ -40,6 +40,9 @@ class CheckStatus(StrEnum):
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
+    """Not run: a check it needs did not pass, it needs --online, or time ran out."""
+    NOT_APPLICABLE = "not-applicable"
+    """Run, but the target offers nothing it could test (no pin given, no DoQ server ...)."""
 
 
 class Level(StrEnum):
@@ -75,6 +78,10 @@ NEEDS_INTERNET = "needs internet (an online-only check; run with --online)"
 
 def skipped(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
     return Outcome(CheckStatus.SKIP, evidence or {}, reason)
+
+
+def not_applicable(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
+    return Outcome(CheckStatus.NOT_APPLICABLE, evidence or {}, reason)
 
 
 def errored(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
@@ -320,10 +327,17 @@ class Check(ABC):
     after: ClassVar[tuple[str, ...]] = ()
     budget: ClassVar[float] = 10.0
     """Seconds at the default ``--timeout``; scaled when ``--timeout`` is larger."""
+    advice: ClassVar[str] = ""
+    """What to change on the resolver when the check fails or warns: the remediation of
+    its finding (DA-PROBE-004)."""
     strict_only: ClassVar[bool] = False
     """Failing it stops a strict client only: counted low in opportunistic mode."""
     online_only: ClassVar[bool] = False
     """It needs the resolver to reach the internet: run only with ``--online``."""
+
+    def extra_wait(self, config: ProbeConfig) -> float:
+        """Seconds of deliberate waiting the run's options add to ``budget`` (unscaled)."""
+        return 0.0
 
     @abstractmethod
     def run(self, ctx: CheckContext) -> Outcome:
