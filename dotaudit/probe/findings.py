@@ -212,6 +212,12 @@ def _gate_remedy(
 ) -> str:
     attempt = results.get(check_id)
     why = f" ({attempt.error_reason})" if attempt is not None and attempt.error_reason else ""
+    if attempt is not None and attempt.status is CheckStatus.ERROR:
+        return (
+            f"{check_id} could not be completed{why}, so nothing showed that the server "
+            "authenticates: a strict client refuses what it cannot verify (RFC 8310 §5). "
+            "Check that the server sends its certificate chain, then probe again."
+        )
     if check_id == "cert.name":
         if name is None:
             return (

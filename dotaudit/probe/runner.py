@@ -2,7 +2,8 @@
 
 Per target: resolve a hostname, then run the selected checks (plus what they depend on)
 in registry order. A check whose dependencies did not pass or warn is skipped with the
-reason; every check gets its own deadline, clipped to the target's overall budget; any
+reason; every check gets its own deadline, clipped to the target's overall budget (a
+check the budget leaves no time for is an ``error``: the audit is incomplete); any
 exception a check raises becomes an ``error`` attempt, never a crash.
 """
 
@@ -102,8 +103,12 @@ def run_check(check: Check, ctx: CheckContext) -> CheckAttempt:
         return _attempt(check, skipped(NEEDS_INTERNET, {"online_only": True}), 0.0)
     left = ctx.target_deadline.remaining()
     if left <= 0:
-        reason = f"target budget of {ctx.config.target_budget:.0f} s used up"
-        return _attempt(check, Outcome(CheckStatus.SKIP, {}, reason), 0.0)
+        # Not the user's choice, unlike --checks: an audit cut short is not a clean one.
+        reason = (
+            f"not run: the target budget of {ctx.config.target_budget:.0f} s was used up "
+            "(raise --budget)"
+        )
+        return _attempt(check, Outcome(CheckStatus.ERROR, {"error_kind": "budget"}, reason), 0.0)
     ctx.deadline = Deadline(min(check_budget(check, ctx.config), left))
     start = time.monotonic()
     try:

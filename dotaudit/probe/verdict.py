@@ -96,7 +96,7 @@ def _strict(
     results: Mapping[str, CheckAttempt], tls: TlsOutcome, pinned: bool, named: bool, port: int
 ) -> _Strict:
     reach = results.get("reach.853")
-    if reach is not None and reach.status in BAD:
+    if reach is not None and reach.status is CheckStatus.FAIL:
         why = f"port {port} is not usable: {_why(reach)}"
         return _Strict("refuse", [why], Cause.PORT_UNUSABLE, ("reach.853", "blocked-port"))
     if tls.ok is False:
@@ -113,7 +113,7 @@ def _strict(
     gates = ["cert.pin"] if pinned and not named else ["cert.chain", "cert.name"]
     if pinned and named:
         gates.append("cert.pin")
-    failing = tuple(g for g in gates if (a := results.get(g)) is not None and a.status in BAD)
+    failing = tuple(g for g in gates if _refuses(results.get(g)))
     if failing:
         reasons = [f"{g}: {_why(results[g])}" for g in failing]
         return _Strict("refuse", reasons, Cause.AUTHENTICATION, failing)
@@ -123,6 +123,15 @@ def _strict(
     if unknown:
         return _Strict(NOT_TESTED, unknown)
     return _Strict("accept", [])
+
+
+def _refuses(attempt: CheckAttempt | None) -> bool:
+    """Whether a strict client would refuse on this authentication result: a failure, or an
+    error the server caused (no certificate, a broken one). An error of the probe's own
+    (its time budget used up) shows nothing about the server."""
+    if attempt is None or attempt.status not in BAD:
+        return False
+    return attempt.evidence.get("error_kind") != "budget"
 
 
 def _status(results: Mapping[str, CheckAttempt], check_id: str) -> CheckStatus | None:
@@ -160,7 +169,7 @@ def _opportunistic(
                 f"port {port} accepts connections, but no TLS handshake was tried (no TLS "
                 "check among --checks): what an opportunistic client gets was not tested"
             )
-        if reach is None or reach.status not in BAD:
+        if reach is None or reach.status is not CheckStatus.FAIL:
             return NOT_TESTED, (
                 f"what an opportunistic client gets was not tested: {_not_run('reach.853', reach)}"
             )

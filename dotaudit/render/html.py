@@ -258,6 +258,9 @@ def probe_summary(targets: list[dict[str, Any]]) -> list[str]:
         f"{accept} of {len(targets)} {plural(len(targets), 'resolver')} would be accepted by a "
         "strict-mode client (RFC 8310)"
     )
+    untested = sum(1 for v in verdicts if v.get("strict") == "not-tested")
+    if untested:
+        sentence += f"; for {words(untested)} that was not tested"
     if opportunistic.get("plaintext-fallback"):
         n = opportunistic["plaintext-fallback"]
         sentence += f"; at {words(n)} an opportunistic client would fall back to plaintext"

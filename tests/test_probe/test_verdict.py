@@ -119,6 +119,18 @@ def test_a_skipped_gate_is_not_tested_and_a_failed_one_decides() -> None:
                  named=True).strict == "refuse"  # fmt: skip
 
 
+def test_an_error_of_the_server_refuses_but_the_probe_running_out_of_time_does_not() -> None:
+    no_cert = attempt("cert.chain", "error", "the server sent no certificate")
+    verdict = judge(results(*GOOD, no_cert), TlsOutcome(True), pinned=False, named=True)
+    assert (verdict.strict, verdict.cause) == ("refuse", Cause.AUTHENTICATION)
+    out_of_time = attempt("cert.chain", "error", "not run: budget", error_kind="budget")
+    verdict = judge(results(*GOOD, out_of_time), TlsOutcome(True), pinned=False, named=True)
+    assert verdict.strict == "not-tested"
+    unclassified = attempt("reach.853", "error", "connect failed in an unclassified way")
+    verdict = judge(results(unclassified), TlsOutcome(None), pinned=False, named=True)
+    assert (verdict.strict, verdict.opportunistic) == ("not-tested", "not-tested")
+
+
 def test_handshake_failure_refuses_and_falls_back() -> None:
     error = "timeout after 3.0 s"
     res = results(*GOOD[:2], attempt("cert.chain", "error", error), attempt("doq", "error", "x"))

@@ -365,6 +365,18 @@ def test_probe_matrix_groups_checks_and_labels_every_status() -> None:
     assert "○ not applicable: nothing to test" in visible  # the legend
 
 
+def test_an_untested_verdict_is_not_counted_as_refused() -> None:
+    report = probe_report()
+    report.sections["targets"][1]["verdict"]["strict"] = "not-tested"
+    report.sections["targets"][1]["verdict"]["opportunistic"] = "not-tested"
+    view = html_module.build_view(report)
+    assert view["summary"] == [
+        "1 of 2 resolvers would be accepted by a strict-mode client (RFC 8310); for one that "
+        "was not tested."
+    ]
+    assert [v["strict"] for v in view["probe"]["verdicts"]] == ["accepts", "not tested"]
+
+
 def test_a_wide_unknown_group_is_split_into_narrow_tables() -> None:
     report = probe_report()
     report.sections["targets"][0]["checks"] += [
