@@ -3,11 +3,13 @@
 A check is one file under ``probe/checks/`` defining a :class:`Check` subclass with its
 stable ``id``, the RFC section it tests, a requirement ``level``, the checks it
 ``depends_on`` (they must pass or warn, else this one is skipped), the checks it merely
-runs ``after`` (it reads their results if present) and a time ``budget``. ``run`` returns
-an :class:`Outcome`; the runner wraps it into a :class:`CheckAttempt`. A check never
-does I/O itself: it asks the :class:`CheckContext`, whose network calls live in
-``probe/transport/``, and whose TLS connections are shared through a cache so that a full
-audit stays within a handful of handshakes.
+runs ``after`` (it reads their results if present), a time ``budget`` and the ``advice``
+its finding gives when it fails or warns. ``run`` returns an :class:`Outcome` (pass, warn,
+fail, skip when it could not be tested, not-applicable when there is nothing to test);
+the runner wraps it into a :class:`CheckAttempt`. A check never does I/O itself: it asks
+the :class:`CheckContext`, whose network calls live in ``probe/transport/``, and whose TLS
+connections are shared through a cache so that a full audit stays within a handful of
+handshakes.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class CheckStatus(StrEnum):
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
-    """Not run: a check it needs did not pass, it needs --online, or time ran out."""
+    """Not run: a check it needs did not pass, or it needs --online (a budget that ran out
+    is an ERROR instead: the audit is incomplete)."""
     NOT_APPLICABLE = "not-applicable"
     """Run, but the target offers nothing it could test (no pin given, no DoQ server ...)."""
 
