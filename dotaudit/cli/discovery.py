@@ -10,7 +10,6 @@ import json
 import os
 import sys
 
-from dotaudit.cli import UsageError
 from dotaudit.errors import InputError
 from dotaudit.model.report import AuditReport
 from dotaudit.model.resolvers import ResolverDirectory, known_resolvers, parse_directory
@@ -66,8 +65,6 @@ def wants_discovery(args: argparse.Namespace) -> bool:
 def discovery_settings(args: argparse.Namespace) -> DiscoveryConfig:
     """The discovery settings of a parsed command line; a file that cannot be used is an
     InputError naming it."""
-    if args.nagios:
-        raise UsageError("--discover cannot be combined with --nagios")
     system = SystemPaths()
     if args.resolv_conf:
         if not os.path.isfile(args.resolv_conf):

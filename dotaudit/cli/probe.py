@@ -223,6 +223,8 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
     InputError naming the file)."""
     if args.timeout <= 0 or args.budget <= 0:
         raise UsageError("--timeout and --budget must be positive")
+    if args.nagios and args.discover:
+        raise UsageError("--discover cannot be combined with --nagios")
     if args.name is not None and not valid_hostname(args.name):
         raise UsageError(f"--name: {args.name!r} is not a valid host name")
     try:

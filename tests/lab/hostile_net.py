@@ -86,14 +86,29 @@ class HostileNet:
 def known_file(directory: Path) -> Path:
     """The public resolvers of the hostile network in the format of resolvers.json."""
     entries = [
-        {"provider": "Lab A (DoT reset, DoH and DoQ open)", "source": "tests/lab/hostile_net.py",
-         "addresses": [BLOCKED_DOT], "dot_names": [HOSTNAME], "doh_hosts": [HOSTNAME],
-         "doq_names": [HOSTNAME]},
-        {"provider": "Lab B (port 53 redirected)", "source": "tests/lab/hostile_net.py",
-         "addresses": [HIJACKED_53], "dot_names": [HOSTNAME], "doh_hosts": []},
-        {"provider": "Lab C (DoH blocked by SNI)", "source": "tests/lab/hostile_net.py",
-         "addresses": [SNI_BLOCKED], "dot_names": [HOSTNAME], "doh_hosts": [HOSTNAME]},
-    ]  # fmt: skip
+        {
+            "provider": "Lab A (DoT reset, DoH and DoQ open)",
+            "source": "tests/lab/hostile_net.py",
+            "addresses": [BLOCKED_DOT],
+            "dot_names": [HOSTNAME],
+            "doh_hosts": [HOSTNAME],
+            "doq_names": [HOSTNAME],
+        },
+        {
+            "provider": "Lab B (port 53 redirected)",
+            "source": "tests/lab/hostile_net.py",
+            "addresses": [HIJACKED_53],
+            "dot_names": [HOSTNAME],
+            "doh_hosts": [],
+        },
+        {
+            "provider": "Lab C (DoH blocked by SNI)",
+            "source": "tests/lab/hostile_net.py",
+            "addresses": [SNI_BLOCKED],
+            "dot_names": [HOSTNAME],
+            "doh_hosts": [HOSTNAME],
+        },
+    ]
     path = directory / "known.json"
     path.write_text(json.dumps({"as_of": "lab", "resolvers": entries}, indent=1))
     return path
@@ -120,12 +135,18 @@ def start_hostile(pm: ProcessManager, pki: Pki, base: Path) -> HostileNet:
     _link(client, router, inet)
     router.nft(HOSTILE_RULES)
 
-    hotel = UnboundVariant("hostile-hotel", (ROUTER_LAN,), tls_port=None, netns=router.name,
-                           identity=HOTEL_IDENTITY)  # fmt: skip
+    hotel = UnboundVariant(
+        "hostile-hotel", (ROUTER_LAN,), tls_port=None, netns=router.name, identity=HOTEL_IDENTITY
+    )
     # No DoT listener on BLOCKED_DOT: the router resets 853 before it gets there, and the
     # DoQ server needs that address's UDP 853 (Unbound binds UDP on its TLS port too).
-    public = UnboundVariant("hostile-inet", PUBLIC, tls_addresses=(HIJACKED_53, SNI_BLOCKED),
-                            netns=inet.name, identity=INET_IDENTITY)  # fmt: skip
+    public = UnboundVariant(
+        "hostile-inet",
+        PUBLIC,
+        tls_addresses=(HIJACKED_53, SNI_BLOCKED),
+        netns=inet.name,
+        identity=INET_IDENTITY,
+    )
     for variant, ns in ((hotel, router), (public, inet)):
         conf, env = write_instance(variant, pki, base)
         proc = ns.start("unbound", ["unbound", "-d", "-c", str(conf)], env)
@@ -137,21 +158,29 @@ def start_hostile(pm: ProcessManager, pki: Pki, base: Path) -> HostileNet:
     listeners = [DohListener(a, valid.cert, valid.key) for a in (BLOCKED_DOT, SNI_BLOCKED)]
     dd_conf = base / "hostile-dnsdist.conf"
     dd_conf.write_text(doh_only_config(listeners, f"{BLOCKED_DOT}:53", BLOCKED_DOT))
-    dnsdist = inet.start("dnsdist", ["dnsdist", "--supervised", "--disable-syslog", "-C",
-                                     str(dd_conf)])  # fmt: skip
+    dnsdist = inet.start(
+        "dnsdist", ["dnsdist", "--supervised", "--disable-syslog", "-C", str(dd_conf)]
+    )
     net.procs.append(dnsdist)
     for address in (BLOCKED_DOT, SNI_BLOCKED):
         wait_tcp(address, 443, 10.0, alive=dnsdist.running, netns=inet.name)
 
-    doq = pm.start(f"{inet.name}-doq", inet.argv(doq_argv(BLOCKED_DOT, 853, pki)),
-                   stdout_pipe=True)  # fmt: skip
+    doq = pm.start(f"{inet.name}-doq", inet.argv(doq_argv(BLOCKED_DOT, 853, pki)), stdout_pipe=True)
     net.procs.append(doq)
     assert doq.popen.stdout is not None
     wait_line(doq.popen.stdout.fileno(), b"READY", 10.0)
 
     blocks = [a for name in BLOCKED_NAMES for a in ("--block", name)]
-    argv = [sys.executable, "-m", "tests.lab.sni_filter", "--listen", ROUTER_LAN,
-            "--port", str(SNI_FILTER_PORT), *blocks]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.lab.sni_filter",
+        "--listen",
+        ROUTER_LAN,
+        "--port",
+        str(SNI_FILTER_PORT),
+        *blocks,
+    ]
     sni = pm.start(f"{router.name}-sni-filter", router.argv(argv), stdout_pipe=True)
     net.procs.append(sni)
     assert sni.popen.stdout is not None
@@ -189,11 +218,16 @@ def start_dropping(pm: ProcessManager) -> DroppingNet:
 def dropping_known_file(directory: Path, count: int = 10) -> Path:
     """``count`` resolvers behind the dropping router, each offering DoT, DoH and DoQ."""
     entries = [
-        {"provider": f"Lab dropped {i}", "source": "tests/lab/hostile_net.py",
-         "addresses": [f"203.0.113.{60 + i}"], "dot_names": [HOSTNAME],
-         "doh_hosts": [HOSTNAME], "doq_names": [HOSTNAME]}
+        {
+            "provider": f"Lab dropped {i}",
+            "source": "tests/lab/hostile_net.py",
+            "addresses": [f"203.0.113.{60 + i}"],
+            "dot_names": [HOSTNAME],
+            "doh_hosts": [HOSTNAME],
+            "doq_names": [HOSTNAME],
+        }
         for i in range(count)
-    ]  # fmt: skip
+    ]
     path = directory / "known-dropped.json"
     path.write_text(json.dumps({"as_of": "lab", "resolvers": entries}, indent=1))
     return path

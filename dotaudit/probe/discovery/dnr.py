@@ -282,7 +282,7 @@ def read_dhclient(text: str, where: str) -> DnrSource:
     blocks = re.findall(r"lease6?\s*\{(.*?)\n\}", text, re.S)
     found: list[DnrInstance] = []
     problems: list[str] = []
-    for block in reversed(blocks):
+    for block in blocks[-1:]:  # dhclient appends: the last lease is the current one
         six = "dhcp6." in block or "ia-na" in block
         for match in _DHCLIENT_OPTION.finditer(block):
             code = int(match.group("code")) if match.group("code") else None
@@ -297,8 +297,6 @@ def read_dhclient(text: str, where: str) -> DnrSource:
                 found += _parse_dhcp_value(code, is_v6, _dhclient_value(match.group("value")))
             except DnrFormatError as exc:
                 problems.append(f"option {code}: {exc}")
-        if found or problems:
-            break
     if found:
         return DnrSource(
             "dhclient lease", where, "found", "; ".join(problems), found[:MAX_INSTANCES]

@@ -55,6 +55,9 @@ STATUSES = (
     "not tested",
 )
 """What a cell of the resolver x transport matrix can say."""
+MAX_CONNECTIONS = 3
+"""Connections (TCP connects plus QUIC handshakes) one resolver's survey opens at most:
+one per encrypted transport. Port 53 costs datagrams, a reset's TTL check raw SYNs."""
 MAX_CONCURRENCY = 64
 TTL_PORTS = (53, 443)
 """Ports whose SYN-ACK or RST shows the server's own TTL (as the rst-injection check)."""

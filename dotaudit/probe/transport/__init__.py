@@ -53,6 +53,7 @@ __all__ = [
     "TlsConnection",
     "Transport",
     "TransportStats",
+    "allowed_networks",
     "can_send_raw",
 ]
 
