@@ -68,9 +68,7 @@ DESCRIPTION = (
 )
 EXAMPLES = """
   dotaudit probe -o reports/network.html
-  dotaudit probe --discover --known none --resolv-conf /tmp/resolv.conf --ca lab-ca.pem
   dotaudit probe dns.quad9.net@9.9.9.9 -o reports/quad9.html
-  dotaudit probe 1.1.1.1 --name cloudflare-dns.com --mode opportunistic --format text
   dotaudit probe --targets resolvers.txt --stream reports/probe.jsonl -o reports/probe.json
   dotaudit probe dns.quad9.net@9.9.9.9 --nagios --cert-warn-days 21 --handshake-crit-ms 500
 """
