@@ -252,7 +252,9 @@ def _malformed(result: DdrResult, record: SvcbRecord, why: list[str]) -> None:
     )
 
 
-def _read_rrset(result: DdrResult, records: list[SvcbRecord]) -> list[SvcbRecord]:
+def _read_rrset(
+    result: DdrResult, records: list[SvcbRecord], response: Response, wire: bytes
+) -> list[SvcbRecord]:
     """Judge one SVCB RRset; returns the AliasMode record to follow, if any (as a list)."""
     aliases = [r for r in records if r.malformed is None and r.priority == 0]
     for record in sorted(records, key=lambda r: (r.priority is None, r.priority or 0)):
@@ -277,6 +279,8 @@ def _read_rrset(result: DdrResult, records: list[SvcbRecord]) -> list[SvcbRecord
             result.records.append(_record_row(result.resolver, record, "ignored", [why]))
             continue
         endpoints, unknown = _endpoints(result.resolver, record)
+        for endpoint in endpoints:
+            _known_addresses(endpoint, record, response, wire)
         notes = [f"ALPN {', '.join(unknown)} not spoken by dotaudit"] if unknown else []
         status = "designation" if endpoints else "ignored"
         result.records.append(_record_row(result.resolver, record, status, notes))
@@ -289,26 +293,23 @@ def _read_rrset(result: DdrResult, records: list[SvcbRecord]) -> list[SvcbRecord
 # -- addresses --------------------------------------------------------------------------
 
 
-def _resolve_target(
-    net: Transport,
-    resolver: str,
-    endpoint: Endpoint,
-    record: SvcbRecord | None,
-    response: Response,
-    wire: bytes,
-    deadline: Deadline,
+def _known_addresses(
+    endpoint: Endpoint, record: SvcbRecord, response: Response, wire: bytes
 ) -> None:
-    """Fill the endpoint's addresses: hints first, then the additional section, then
-    A and AAAA queries to the same unencrypted resolver (never the system's own lookup)."""
-    params = record.params if record is not None else {}
-    hints = [*params.get("ipv4hint", []), *params.get("ipv6hint", [])]
+    """The addresses the response itself gives: the record's hints, else the additional
+    section (RFC 9462 §4 asks resolvers to put the target's A and AAAA there)."""
+    hints = [*record.params.get("ipv4hint", []), *record.params.get("ipv6hint", [])]
     if hints:
         endpoint.addresses, endpoint.address_source = hints, "ipv4hint/ipv6hint"
         return
     extra = addresses_for(wire, response.additional, endpoint.target)
     if extra:
         endpoint.addresses, endpoint.address_source = extra, "additional section"
-        return
+
+
+def _resolve_target(net: Transport, resolver: str, endpoint: Endpoint, deadline: Deadline) -> None:
+    """Addresses for a target the response gave none for: A and AAAA queries to the same
+    unencrypted resolver (never the system's own lookup)."""
     found: list[str] = []
     failures: list[str] = []
     for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -508,15 +509,10 @@ def discover_designations(net: Transport, resolver: str, config: ProbeConfig) ->
         result.status = "none"
         result.detail = f"answered {result.rcode} for {DDR_NAME} SVCB"
         return result
-    by_record: dict[int, tuple[SvcbRecord | None, Response, bytes]] = {}
     chain: list[str] = [DDR_NAME]
     current, current_response, current_wire = records, response, wire
     while True:
-        start = len(result.endpoints)
-        aliases = _read_rrset(result, current)
-        for endpoint in result.endpoints[start:]:
-            source = next((r for r in current if r.text == endpoint.record), None)
-            by_record[id(endpoint)] = (source, current_response, current_wire)
+        aliases = _read_rrset(result, current, current_response, current_wire)
         if not aliases:
             break
         target = str(aliases[0].target)
@@ -532,7 +528,7 @@ def discover_designations(net: Transport, resolver: str, config: ProbeConfig) ->
         chain.append(target)
         try:
             current_response, current_wire, current, _ = _svcb_records(
-                net, resolver, target, deadline
+                net, resolver, target, Deadline(config.timeout)
             )
         except (ProbeError, WireError) as exc:
             result.records[-1]["problems"] = [f"following the alias to {target}: {exc}"]
@@ -544,10 +540,8 @@ def discover_designations(net: Transport, resolver: str, config: ProbeConfig) ->
             "no usable designation" if result.records else "NODATA: no designated resolver"
         )
     for endpoint in result.endpoints[:MAX_ENDPOINTS]:
-        record, from_response, from_wire = by_record[id(endpoint)]
-        _resolve_target(
-            net, resolver, endpoint, record, from_response, from_wire, Deadline(config.timeout * 2)
-        )
+        if not endpoint.addresses:
+            _resolve_target(net, resolver, endpoint, Deadline(config.timeout * 2))
         if endpoint.status == "no address":
             result.findings.append(
                 make_finding(
