@@ -223,6 +223,8 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
         raise UsageError("--timeout and --budget must be positive")
     if args.nagios and args.discover:
         raise UsageError("--discover cannot be combined with --nagios")
+    if args.discover and (args.targets_file or args.stream):
+        raise UsageError("--discover takes TARGET arguments, not --targets or --stream")
     if args.name is not None and not valid_hostname(args.name):
         raise UsageError(f"--name: {args.name!r} is not a valid host name")
     try:

@@ -90,6 +90,14 @@ def test_a_known_file_that_is_not_a_resolver_list(tmp_path: Path) -> None:
     )
 
 
+def test_discover_is_no_bulk_run(tmp_path: Path) -> None:
+    done = dotaudit("probe", "--discover", "--targets", str(tmp_path / "t.txt"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "dotaudit: --discover takes TARGET arguments, not --targets or --stream"
+    )
+
+
 def test_discover_is_no_monitoring_plugin() -> None:
     done = dotaudit("probe", "--discover", "--nagios")
     assert done.stdout.strip() == "DOT UNKNOWN - --discover cannot be combined with --nagios"

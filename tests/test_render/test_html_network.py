@@ -121,6 +121,7 @@ def test_the_network_section_comes_first_with_the_whole_verdict() -> None:
     assert VERDICT in visible  # not clipped at the 300 characters other values get
     assert "blocks DoT (dns.test)" in visible and "the RST has TTL 64 (dns.test)" in visible
     assert 'href="#network"' in body
+    assert "The report names no inputs" not in visible
 
 
 def test_the_matrix_has_one_cell_per_transport() -> None:
