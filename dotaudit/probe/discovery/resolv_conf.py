@@ -201,6 +201,8 @@ def read_system_resolvers(paths: SystemPaths) -> SystemResolvers:
 def _resolved_upstreams(paths: SystemPaths) -> tuple[list[SystemResolver], list[str]]:
     """systemd-resolved's upstreams, and where they were looked for without success."""
     looked: list[str] = []
+    if not paths.resolved_upstreams and paths.resolvectl is None:
+        return [], ["not followed: a given resolv.conf is read as it is, not this host's state"]
     try:
         text = _read(paths.resolved_upstreams)
     except (OSError, ValueError) as exc:

@@ -133,3 +133,14 @@ def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
     big.write_bytes(b"#" * (1024 * 1024 + 1))
     found = read_system_resolvers(SystemPaths(str(big), "", None))
     assert found.resolvers == [] and "larger than" in found.problems[0]
+
+
+def test_a_given_file_naming_the_stub_is_read_as_it_is(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.53\n")
+    found = read_system_resolvers(SystemPaths(str(conf), "", None))
+    [stub] = found.resolvers
+    assert stub.note == (
+        "upstreams not known: not followed: a given resolv.conf is read as it "
+        "is, not this host's state"
+    )
