@@ -167,9 +167,17 @@ def parse_v4_option(data: bytes) -> list[DnrInstance]:
             pos += addr_len
             out.append(DnrInstance(priority, adn, addresses, _svc_params(data[pos:end])))
         pos = end
-        if len(out) >= MAX_INSTANCES:
-            break
+        if len(out) > MAX_INSTANCES:
+            break  # one past the cap: enough for the caller to say that it bit
     return out
+
+
+def _capped(found: list[DnrInstance], problems: list[str]) -> list[DnrInstance]:
+    if len(found) > MAX_INSTANCES:
+        problems.append(
+            f"more than {MAX_INSTANCES} DNR instances: only the first {MAX_INSTANCES} read"
+        )
+    return found[:MAX_INSTANCES]
 
 
 def parse_ra_option(option: bytes) -> DnrInstance:
@@ -239,7 +247,9 @@ class DnrSource:
 
 
 _DHCLIENT_OPTION = re.compile(
-    r"option\s+(?P<name>(?:dhcp6\.)?(?:unknown-(?P<code>\d+)|v4-dnr|v6-dnr|dnr))\s+(?P<value>[^;]*);"
+    r"option\s+(?P<name>(?:dhcp6\.)?(?:unknown-(?P<code>\d+)|v4-dnr|v6-dnr|dnr))\s+"
+    # A quoted value may hold ';' (dhclient quotes any all-printable octet string).
+    r'(?P<value>"(?:[^"\\]|\\.)*"|[^;]*);'
 )
 _HEX_BYTES = re.compile(r"^[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*$")
 
@@ -285,6 +295,8 @@ def read_dhclient(text: str, where: str) -> DnrSource:
     for block in blocks[-1:]:  # dhclient appends: the last lease is the current one
         six = "dhcp6." in block or "ia-na" in block
         for match in _DHCLIENT_OPTION.finditer(block):
+            if len(found) > MAX_INSTANCES:
+                break
             code = int(match.group("code")) if match.group("code") else None
             name = match.group("name")
             if code is None:
@@ -298,9 +310,8 @@ def read_dhclient(text: str, where: str) -> DnrSource:
             except DnrFormatError as exc:
                 problems.append(f"option {code}: {exc}")
     if found:
-        return DnrSource(
-            "dhclient lease", where, "found", "; ".join(problems), found[:MAX_INSTANCES]
-        )
+        found = _capped(found, problems)
+        return DnrSource("dhclient lease", where, "found", "; ".join(problems), found)
     if problems:
         return DnrSource("dhclient lease", where, "malformed", "; ".join(problems))
     return DnrSource(
@@ -323,7 +334,9 @@ def read_networkd(text: str, where: str) -> DnrSource:
             instances = parse_v4_option(bytes.fromhex(raw.strip()))
         except (ValueError, DnrFormatError) as exc:
             return DnrSource("systemd-networkd lease", where, "malformed", str(exc))
-        return DnrSource("systemd-networkd lease", where, "found", "OPTION_162", instances)
+        notes = ["OPTION_162"]
+        instances = _capped(instances, notes)
+        return DnrSource("systemd-networkd lease", where, "found", "; ".join(notes), instances)
     dnr = values.get("DNR")
     if dnr:
         # As networkd words it: kept verbatim, never reinterpreted.
@@ -374,7 +387,7 @@ def read_nmcli(text: str, where: str) -> DnrSource:
     for line in text.splitlines():
         head, _, option = line.partition(":")
         match = _NMCLI_OPTION.search(option)
-        if not match:
+        if not match or len(found) > MAX_INSTANCES:
             continue
         six = head.upper().startswith("DHCP6")
         value = match.group("value").strip().replace(":", "").removeprefix("0x")
@@ -384,6 +397,7 @@ def read_nmcli(text: str, where: str) -> DnrSource:
         except (ValueError, DnrFormatError) as exc:
             problems.append(f"{head}: {exc}")
     if found:
+        found = _capped(found, problems)
         return DnrSource("NetworkManager (nmcli)", where, "found", "; ".join(problems), found)
     if problems:
         return DnrSource("NetworkManager (nmcli)", where, "malformed", "; ".join(problems))
@@ -414,13 +428,14 @@ def _read_text(path: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _files(patterns: tuple[str, ...]) -> list[str]:
+def _files(patterns: tuple[str, ...]) -> tuple[list[str], int]:
+    """The files the patterns match, at most MAX_FILES, and how many more there were."""
     found: list[str] = []
     for pattern in patterns:
         for path in sorted(glob.glob(pattern)):
             if os.path.isfile(path) and path not in found:
                 found.append(path)
-    return found[:MAX_FILES]
+    return found[:MAX_FILES], max(0, len(found) - MAX_FILES)
 
 
 def read_dnr(paths: LeasePaths) -> list[DnrSource]:
@@ -443,10 +458,19 @@ def read_dnr(paths: LeasePaths) -> list[DnrSource]:
         ("systemd-networkd lease", paths.networkd, read_networkd),
     )
     for kind, patterns, reader in readers:
-        files = _files(patterns)
+        files, left_out = _files(patterns)
         if not files:
             out.append(DnrSource(kind, ", ".join(patterns), "not available", "no such file"))
             continue
+        if left_out:
+            out.append(
+                DnrSource(
+                    kind,
+                    ", ".join(patterns),
+                    "not available",
+                    f"{left_out} more file(s) not read: only the first {MAX_FILES} are",
+                )
+            )
         for path in files:
             try:
                 out.append(reader(_read_text(path), path))

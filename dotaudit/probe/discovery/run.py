@@ -314,10 +314,12 @@ def summary_lines(found: Discovery) -> list[str]:
                 f"DDR {result.resolver}: {_printable(endpoint.label)} at {where}: {endpoint.status}"
             )
     for place in found.dnr:
-        if place.status == "found":
+        if place.status == "found" and place.instances:
             lines.append(
                 f"DNR {place.kind} {_printable(place.where)}: {len(place.instances)} found"
             )
+        elif place.status == "found":  # an entry kept as the network manager states it
+            lines.append(f"DNR {place.kind} {_printable(place.where)}: {_printable(place.detail)}")
     if found.verdict is not None:
         lines.append(_printable(found.verdict.sentence))
     return lines

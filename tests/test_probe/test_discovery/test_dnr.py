@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from dotaudit.probe.discovery.dnr import (
+    MAX_FILES,
+    MAX_INSTANCES,
+    MAX_LEASE_FILE,
     DnrFormatError,
+    DnrSource,
     LeasePaths,
     parse_ra_option,
     parse_v4_option,
@@ -24,7 +28,11 @@ from dotaudit.probe.discovery.dnr import (
     read_dnr,
     read_lease_text,
     read_networkd,
+    read_networkmanager,
+    read_nmcli,
 )
+from dotaudit.probe.discovery.resolv_conf import SystemResolvers
+from dotaudit.probe.discovery.run import Discovery, summary_lines
 from tests.lab import dhcp
 
 ADN = b"\x03dns\x04test\x00"
@@ -194,6 +202,154 @@ def test_an_unreadable_lease_file_is_not_available(tmp_path: Path) -> None:
     found = read_dnr(LeasePaths(given=(str(tmp_path),)))
     assert [(s.status, s.detail.startswith("unreadable")) for s in found] == [
         ("not available", True)
+    ]
+
+
+def hexed(data: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in data)
+
+
+def test_dhclient_quoted_value_may_hold_a_semicolon() -> None:
+    """dhclient quotes an all-printable value, ';' included: the option ends at the
+    closing quote, not at the first ';'."""
+    data = dhcp.v4_option(0x3B3B, "dns.test", ["59.59.59.59"], ("dot",))
+    assert b";" in data
+    quoted = "".join(
+        chr(b) if 32 <= b < 127 and chr(b) not in '"\\' else f"\\{b:03o}" for b in data
+    )
+    found = read_dhclient(f'lease {{\n  option v4-dnr "{quoted}";\n}}\n', "f")
+    assert found.status == "found", found.detail
+    assert [(i.priority, i.addresses) for i in found.instances] == [(0x3B3B, ["59.59.59.59"])]
+
+
+def test_nmcli_options_of_both_families() -> None:
+    v4 = dhcp.v4_option(1, "dns.test", ["192.0.2.53"], ("dot",))
+    v6 = dhcp.v6_option(2, "dns.test", ["2001:db8::53"], ("doq",))
+    text = (
+        "DHCP4.OPTION[1]:domain_name_servers = 192.0.2.1\n"
+        f"DHCP4.OPTION[2]:unknown_162 = {hexed(v4)}\n"
+        f"DHCP6.OPTION[1]:unknown_144 = {v6.hex()}\n"
+    )
+    found = read_nmcli(text, "nmcli")
+    assert found.status == "found" and found.detail == ""
+    assert [(i.priority, i.addresses, i.protocols()) for i in found.instances] == [
+        (1, ["192.0.2.53"], ["dot"]),
+        (2, ["2001:db8::53"], ["doq"]),
+    ]
+
+
+def test_nmcli_without_dnr_and_with_a_broken_one() -> None:
+    none = read_nmcli("DHCP4.OPTION[1]:domain_name_servers = 192.0.2.1\n", "nmcli")
+    assert none.status == "none" and none.instances == []
+    broken = read_nmcli("DHCP4.OPTION[2]:unknown_162 = 00:05:00:01\n", "nmcli")
+    assert broken.status == "malformed" and broken.detail.startswith("DHCP4.OPTION[2]")
+
+
+def test_nmcli_is_run_and_its_failures_are_not_available(tmp_path: Path) -> None:
+    """The command really runs (printf stands in for nmcli's output); a missing or
+    failing one is "not available", never "none"."""
+    v4 = dhcp.v4_option(1, "dns.test", ["192.0.2.53"], ("dot",))
+    line = f"DHCP4.OPTION[2]:unknown_162 = {hexed(v4)}\n"
+    given = LeasePaths(dhclient=(), networkmanager=(), networkd=(), nmcli=("printf", line))
+    [nmcli] = [s for s in read_dnr(given) if s.kind == "NetworkManager (nmcli)"]
+    assert nmcli.status == "found" and nmcli.instances[0].adn == "dns.test."
+    for argv, detail in (
+        ((str(tmp_path / "nmcli"),), "is not installed"),
+        (("false",), "exit 1"),
+        (None, "not asked"),
+    ):
+        paths = LeasePaths(dhclient=(), networkmanager=(), networkd=(), nmcli=argv)
+        [row] = [s for s in read_dnr(paths) if s.kind == "NetworkManager (nmcli)"]
+        assert row.status == "not available" and detail in row.detail, (argv, row)
+
+
+def test_networkmanager_internal_lease() -> None:
+    plain = read_networkmanager("ADDRESS=192.0.2.10\nDNS=192.0.2.1\n", "nm")
+    assert plain.status == "none" and "keeps no DHCP options" in plain.detail
+    stated = read_networkmanager("ADDRESS=192.0.2.10\nDNR=dns.test 192.0.2.53\n", "nm")
+    assert stated.status == "found" and stated.instances == []
+    assert stated.detail == "DNR=dns.test 192.0.2.53 (as NetworkManager states it)"
+
+
+def test_networkd_broken_option_and_its_own_summary() -> None:
+    assert read_networkd("OPTION_162=zz\n", "n").status == "malformed"
+    assert read_networkd("OPTION_162=0005000100\n", "n").status == "malformed"
+    stated = read_networkd("ADDRESS=192.0.2.10\nDNR=dns.test@192.0.2.53\n", "n")
+    assert (stated.status, stated.instances) == ("found", [])
+    assert stated.detail.startswith("DNR=dns.test@192.0.2.53")
+
+
+def test_a_stated_entry_is_shown_as_stated_not_as_zero_found() -> None:
+    found = Discovery(
+        SystemResolvers(),
+        dnr=[DnrSource("systemd-networkd lease", "n", "found", "DNR=x (networkd's own summary)")],
+    )
+    assert summary_lines(found) == ["DNR systemd-networkd lease n: DNR=x (networkd's own summary)"]
+
+
+@pytest.mark.parametrize("count", [MAX_INSTANCES, MAX_INSTANCES + 1, MAX_INSTANCES + 5])
+def test_the_instance_cap_is_said_when_it_bites(count: int) -> None:
+    data = b"".join(dhcp.v4_option(i, "dns.test", ["192.0.2.53"], ("dot",)) for i in range(count))
+    for found in (
+        read_dhclient(f"lease {{\n  option unknown-162 {hexed(data)};\n}}\n", "f"),
+        read_networkd(f"OPTION_162={data.hex()}\n", "n"),
+        read_nmcli(f"DHCP4.OPTION[1]:unknown_162 = {hexed(data)}\n", "nmcli"),
+    ):
+        assert found.status == "found"
+        assert len(found.instances) == MAX_INSTANCES
+        assert ("only the first" in found.detail) is (count > MAX_INSTANCES), found.detail
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_the_file_cap_is_said_when_it_bites(tmp_path: Path, extra: int) -> None:
+    for i in range(MAX_FILES + extra):
+        (tmp_path / f"dhclient{i:03}.leases").write_text("lease {\n}\n")
+    paths = LeasePaths(
+        dhclient=(str(tmp_path / "dhclient*.leases"),), networkmanager=(), networkd=(), nmcli=None
+    )
+    rows = [s for s in read_dnr(paths) if s.kind == "dhclient lease"]
+    read = [s for s in rows if s.status == "none"]
+    assert len(read) == MAX_FILES
+    capped = [s.detail for s in rows if s.status == "not available"]
+    assert capped == (["1 more file(s) not read: only the first 64 are"] if extra else [])
+
+
+@pytest.mark.parametrize(
+    ("size", "status"), [(MAX_LEASE_FILE, "none"), (MAX_LEASE_FILE + 1, "not available")]
+)
+def test_a_lease_file_larger_than_the_cap_is_not_read(
+    tmp_path: Path, size: int, status: str
+) -> None:
+    path = tmp_path / "big.lease"
+    head = b"ADDRESS=192.0.2.10\n"
+    path.write_bytes(head + b"#" * (size - len(head)))
+    [found] = read_dnr(LeasePaths(given=(str(path),)))
+    assert found.status == status
+    if status == "not available":
+        assert found.detail == "unreadable: larger than 4 MiB"
+
+
+def test_every_kind_of_file_is_read_by_its_own_reader(tmp_path: Path) -> None:
+    v4 = dhcp.v4_option(1, "dns.test", ["192.0.2.53"], ("dot",))
+    (tmp_path / "dhclient.eth0.leases").write_text(
+        f"lease {{\n  option unknown-162 {hexed(v4)};\n}}\n"
+    )
+    (tmp_path / "internal-x.lease").write_text("ADDRESS=192.0.2.10\n")
+    (tmp_path / "networkd").mkdir()
+    (tmp_path / "networkd" / "2").write_text(f"OPTION_162={v4.hex()}\n")
+    paths = LeasePaths(
+        dhclient=(str(tmp_path / "dhclient*.lease*"),),
+        networkmanager=(str(tmp_path / "internal-*.lease"),),
+        networkd=(str(tmp_path / "networkd" / "*"),),
+        nmcli=None,
+    )
+    rows = [(s.kind, s.status, len(s.instances)) for s in read_dnr(paths)]
+    assert rows == [
+        ("dhclient lease", "found", 1),
+        ("NetworkManager lease", "none", 0),
+        ("systemd-networkd lease", "found", 1),
+        ("NetworkManager (nmcli)", "not available", 0),
+        ("Router Advertisement (option 144)", "not available", 0),
     ]
 
 
