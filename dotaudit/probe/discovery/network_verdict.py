@@ -19,6 +19,7 @@ PHRASES = {
     "RST injection": "by RST injection",
     "reset": "with TCP resets",
     "dropped": "by dropping it",
+    "no answer": "by dropping it",
     "icmp": "with ICMP unreachables",
     "SNI filtering": "by SNI (a reset right after the ClientHello)",
     "reset after ClientHello": "by resetting it after the ClientHello",
@@ -195,6 +196,17 @@ def _plain_clauses(results: list[SurveyResult]) -> list[Clause]:
         else:
             text = f"answers port 53 for {addresses} in the resolver's place{detail}"
         clauses.append(Clause("plain", "hijacked", text, [_evidence(r, "plain") for r in hijacked]))
+    blocked = [r for r, o in outcomes if o.status == "blocked"]
+    if blocked:
+        tested = [r for r, o in outcomes if o.status not in ("not offered", "not tested")]
+        clauses.append(
+            Clause(
+                "plain",
+                "blocked",
+                _blocked_text("port 53", blocked, len(tested), "plain"),
+                [_evidence(r, "plain") for r in blocked],
+            )
+        )
     suspicious = [r for r, o in outcomes if o.how == "answered while unreachable"]
     if suspicious:
         addresses = ", ".join(r.target.address for r in suspicious[:MAX_LISTED])

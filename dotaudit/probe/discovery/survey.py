@@ -397,8 +397,10 @@ def survey_plain(net: Transport, target: SurveyTarget, config: ProbeConfig) -> O
         found = ident.ask_identity(ask, config.qname)
     except ProbeError as exc:
         outcome = _failure(exc, f"port 53 of {target.address}")
-        if outcome.status == "blocked":
-            outcome.how = {"dropped": "no answer"}.get(outcome.how, outcome.how)
+        if outcome.status == "blocked" and outcome.how == "dropped":
+            # UDP: there is no SYN to go unanswered, only the queries.
+            outcome.how = "no answer"
+            outcome.reason = f"port 53 of {target.address}: no answer over UDP ({exc})"
         return outcome
     return Outcome(
         "answered",

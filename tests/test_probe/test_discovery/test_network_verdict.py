@@ -136,3 +136,24 @@ def test_designated_resolvers_are_named_as_such() -> None:
     assert network_verdict(results).clauses[0].text == (
         "blocks DoT to the designated resolvers with TCP resets"
     )
+
+
+def test_port_53_blocked_is_a_clause_without_a_finding() -> None:
+    """A network that keeps its clients on its own resolver by silencing port 53 to the
+    others: said in the sentence, but no finding (plaintext DNS withheld is no harm to
+    privacy)."""
+    results = [
+        row("198.51.100.1", plain=Outcome("blocked", "no answer")),
+        row("198.51.100.2", plain=Outcome("blocked", "no answer")),
+    ]
+    verdict = network_verdict(results)
+    assert verdict.sentence == "This network blocks port 53 to public resolvers by dropping it."
+    assert verdict.findings == []
+    results[1] = row("198.51.100.2", plain=Outcome("pass", "same resolver"))
+    texts = [c.text for c in network_verdict(results).clauses]
+    assert texts == [
+        "blocks port 53 to 198.51.100.1 by dropping it",
+        "lets port 53 reach the resolvers themselves",
+    ]
+    icmp = network_verdict([row("198.51.100.1", plain=Outcome("blocked", "icmp"))])
+    assert icmp.clauses[0].text == "blocks port 53 to 198.51.100.1 with ICMP unreachables"
