@@ -310,3 +310,21 @@ def test_saved_inputs_without_a_status_are_judged_from_what_they_hold(
 def test_a_saved_version_1_report_is_complete() -> None:
     report = load_report(str(DATA / "report-v1-analyze.json"))
     assert report.completeness_status() == COMPLETE
+
+
+def test_discovery_sections_appear_only_when_a_run_made_them() -> None:
+    from dotaudit.model.report import AuditReport
+
+    plain = AuditReport(kind="analyze", generated_at="t").to_dict()
+    for name in ("network", "system_resolvers", "designations", "dnr", "survey", "targets"):
+        assert name not in plain
+    report = AuditReport(kind="probe", generated_at="t")
+    report.sections["network"] = [
+        {"verdict": "v", "clauses": [], "known_source": "none", "budget": {}}
+    ]
+    report.sections["survey"] = []
+    data = report.to_dict()
+    assert data["network"][0]["verdict"] == "v" and data["survey"] == []
+    again = AuditReport.from_dict(data)
+    assert again.sections["network"] == report.sections["network"]
+    assert again.to_dict() == data
