@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dotaudit.capture.decode import Decoder
+from dotaudit.capture.engine import open_capture
 from dotaudit.capture.flows import FlowTable
-from dotaudit.capture.reader import CaptureReader
-from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.dispatch import Dispatcher, KeepWhole
 from dotaudit.errors import InputError
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
 from dotaudit.model.findings import Finding
@@ -117,12 +117,25 @@ class CaptureRun:
     """One pass over one capture file. Iterate ``events()``; read ``summary`` afterwards."""
 
     def __init__(
-        self, path: Path | str, *, progress: Progress | None = None, hash_input: bool = True
+        self,
+        path: Path | str,
+        *,
+        progress: Progress | None = None,
+        hash_input: bool = True,
+        prefilter: bool = True,
+        keep_whole: KeepWhole | None = None,
     ) -> None:
         self.path = Path(path)
         self.summary = InputSummary(path=str(path))
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
+        # Prefilter: flows the dissectors are done with are bypassed (only their control
+        # packets are read, in C through libpcap when it can take the file); without it
+        # every packet of every flow is read.
+        self.prefilter = prefilter
+        self._keep_whole = keep_whole
+        self.engine = ""
+        """How the capture was read: "libpcap" or "python" (after the run)."""
 
     def events(self) -> Iterator[Event]:
         """Every event of the capture, in capture order."""
@@ -149,18 +162,20 @@ class CaptureRun:
         """Run the capture through every layer; ``emitter(out)`` makes the function the
         dissectors call with each event, which is to fill ``out``. ``out`` is yielded (and
         then emptied) whenever the reader pauses, and once at the end."""
-        reader = CaptureReader(self.path)
+        reader = open_capture(self.path, prefilter=self.prefilter)
+        self.engine = reader.engine
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(str(self.path), emitter(out))
+        dispatcher = Dispatcher(str(self.path), emitter(out), self._keep_whole)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
-        table = FlowTable(dispatcher, on_anomaly_counted)
+        table = FlowTable(dispatcher, on_anomaly_counted, bypass=self.prefilter)
         decoder = Decoder(on_anomaly_counted, flows=table)
+        reader.attach(table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         # The hash runs on the other core while this thread parses.
@@ -236,10 +251,14 @@ class FileAnalysis:
     anomaly_samples: list[dict[str, Any]]
 
 
-def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
+def analyze_file(
+    path: Path, context: Context, progress: Progress | None = None, *, prefilter: bool = True
+) -> FileAnalysis:
+    from dotaudit.detect.base import Detector
     from dotaudit.detect.registry import DETECTORS
 
     detectors = [cls(context) for cls in DETECTORS]
+    keepers = [d.keeps_flow for d in detectors if type(d).keeps_flow is not Detector.keeps_flow]
     # Each event type goes only to the detectors that use it.
     routes: dict[type[Event], list[Callable[[Event], None]]] = {}
     for detector in detectors:
@@ -247,7 +266,12 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
             routes.setdefault(event_type, []).append(detector.on_event)
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
-    run = CaptureRun(path, progress=progress)
+    run = CaptureRun(
+        path,
+        progress=progress,
+        prefilter=prefilter,
+        keep_whole=lambda hello: any(keeps(hello) for keeps in keepers),
+    )
     for event in run.events():
         if isinstance(event, AnomalySeen):
             anomalies[event.what] = anomalies.get(event.what, 0) + 1
@@ -264,8 +288,8 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
     return FileAnalysis(run.summary, findings, sections, anomalies, samples)
 
 
-def _analyze_in_worker(path: Path, context: Context) -> FileAnalysis:
-    return analyze_file(path, context)
+def _analyze_in_worker(path: Path, context: Context, prefilter: bool) -> FileAnalysis:
+    return analyze_file(path, context, prefilter=prefilter)
 
 
 def analyze(
@@ -275,6 +299,7 @@ def analyze(
     workers: int = 1,
     progress_for: Callable[[Path], Progress | None] | None = None,
     generated_at: str = "",
+    prefilter: bool = True,
 ) -> AuditReport:
     """Analyze files (in parallel when ``workers`` > 1) into one report.
 
@@ -285,10 +310,15 @@ def analyze(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
-            results = list(pool.map(_analyze_in_worker, paths, [context] * len(paths)))
+            results = list(
+                pool.map(
+                    _analyze_in_worker, paths, [context] * len(paths), [prefilter] * len(paths)
+                )
+            )
     else:
         results = [
-            analyze_file(p, context, progress_for(p) if progress_for else None) for p in paths
+            analyze_file(p, context, progress_for(p) if progress_for else None, prefilter=prefilter)
+            for p in paths
         ]
     report = AuditReport(kind="analyze", generated_at=generated_at)
     report.policy = context.policy.to_dict()

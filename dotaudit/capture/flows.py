@@ -28,6 +28,21 @@ _DNS_PORTS = frozenset({53, 5353, 5355})
 UdpPayloadSink = Callable[["Flow", bool, bytes, int, float], None]
 """``(flow, from_client, payload, frame, ts)``: a datagram's payload as plain values."""
 
+TUNNEL_UDP_PORTS = frozenset({4789, 6081, 2152})
+"""VXLAN, Geneve and GTP-U: a flow on these ports carries other flows and is never
+bypassed, so tunnelled traffic is never hidden."""
+
+
+class BypassListener(Protocol):
+    """Told when flows start and stop being bypassed (see :meth:`FlowTable.bypass`): a
+    capture engine that skips the packets of bypassed flows before they are read keeps
+    its filter in step through these calls."""
+
+    def bypassed(self, flow: Flow) -> None: ...
+
+    def released(self, flow: Flow) -> None:
+        """``flow``'s next packets must be read again (a keep-alive probe, or its end)."""
+
 
 class FlowConsumer(StreamConsumer, Protocol):
     def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None: ...
@@ -54,6 +69,7 @@ def server_is_destination(sport: int, dport: int) -> bool:
 
 class Flow:
     __slots__ = (
+        "_bypass_wanted",
         "_close",
         "_closed_at",
         "_due",
@@ -62,6 +78,7 @@ class Flow:
         "_fin_by",
         "_icmp_early",
         "_isn",
+        "_probe",
         "_refused",
         "_rst_by",
         "_settled",
@@ -69,6 +86,8 @@ class Flow:
         "_syns",
         "_ts_back",
         "app",
+        "bypassed",
+        "bypassed_after",
         "bytes_fwd",
         "bytes_rev",
         "c2s",
@@ -154,6 +173,17 @@ class Flow:
         self._ts_back = False
         self._due = 0.0
         self._ended = False
+        self.bypassed = False
+        """The consumer has nothing more to learn from this flow: only its SYN, FIN and
+        RST segments are read now (see :meth:`FlowTable.bypass`)."""
+        self.bypassed_after: int | None = None
+        """The last frame read in full before the flow was bypassed."""
+        self._bypass_wanted = False
+        """The consumer is done, but no packet of the server was read yet: the flow is
+        bypassed once one is (its TTL is a fact of the connection record)."""
+        self._probe = False
+        """Bypassed and idle as far as the packets read show: the next packet is read
+        (and counted) to learn whether the flow is still alive."""
 
 
 class FlowTable:
@@ -169,6 +199,7 @@ class FlowTable:
         max_stream_buffer: int = 256 * 1024,
         max_total_buffer: int = 64 * 1024 * 1024,
         max_flows: int = 500_000,
+        bypass: bool = False,
     ) -> None:
         self.consumer = consumer
         self.sink = sink
@@ -194,6 +225,13 @@ class FlowTable:
         # Most datagrams are DNS, each its own short flow: a consumer that takes plain
         # values spares building a Packet for every one of them.
         self._on_udp_payload: UdpPayloadSink | None = getattr(consumer, "on_udp_payload", None)
+        self.bypass_listener: BypassListener | None = None
+        if bypass:
+            # The consumer says when a flow has nothing more to tell; without this the
+            # table reads every packet of every flow (the full path).
+            offer = getattr(consumer, "set_bypass", None)
+            if offer is not None:
+                offer(self.bypass)
 
     @property
     def active_flows(self) -> int:
@@ -251,6 +289,12 @@ class FlowTable:
         flow = self._tcp.get((src, sport, dst, dport))
         if flow is None or flags & 0x07 or not flow._settled or ts < flow.end:  # SYN|FIN|RST
             return False
+        if flow.bypassed:
+            if flow._probe:
+                self._probe_seen(
+                    flow, sport == flow.cport and src == flow.client, frame, ts, end - start
+                )
+            return True
         flow.last_frame = frame
         flow.end = ts
         n = end - start
@@ -264,6 +308,8 @@ class FlowTable:
             flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
+                if flow._bypass_wanted:
+                    self.bypass(flow)
             peer = flow.c2s
         if n and not flow.ignore_payload:
             stream = flow.c2s if from_client else flow.s2c
@@ -323,6 +369,12 @@ class FlowTable:
                     if sport in _DNS_PORTS or dport in _DNS_PORTS
                     else self.udp_idle,
                 )  # fmt: skip
+        elif flow.bypassed:
+            if flow._probe:
+                self._probe_seen(
+                    flow, sport == flow.cport and src == flow.client, frame, ts, end - start
+                )
+            return
         elif ts < flow.end or (on_payload is None and not flow.ignore_payload):
             flow = None
         if flow is None:
@@ -345,6 +397,8 @@ class FlowTable:
             flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
+                if flow._bypass_wanted:
+                    self.bypass(flow)
         if n and not flow.ignore_payload and on_payload is not None:
             on_payload(flow, from_client, data[start:end], frame, ts)
 
@@ -358,6 +412,11 @@ class FlowTable:
     # --- TCP -----------------------------------------------------------------------
 
     def _tcp_slow(self, pkt: Packet, flow: Flow | None, flags: int, ts: float) -> None:
+        if flow is not None and flow.bypassed and not flags & (SYN | FIN | RST):
+            if flow._probe:
+                from_client = pkt.sport == flow.cport and pkt.src == flow.client
+                self._probe_seen(flow, from_client, pkt.frame, ts, len(pkt.payload))
+            return
         syn_only = flags & (SYN | ACK) == SYN
         if flow is not None and syn_only and _syn_starts_new_flow(flow, pkt.seq):
             self._end(flow, "close" if flow._close or flow._fin else "idle_timeout")
@@ -407,6 +466,8 @@ class FlowTable:
             self._closing(flow, ts)
         flow._settled = not flow._synack or flow.handshake_seen
         self._tcp_data(flow, from_client, pkt, flags, ts)
+        if flow._bypass_wanted and flow.server_ttl is not None:
+            self.bypass(flow)
 
     def _tcp_data(self, flow: Flow, from_client: bool, pkt: Packet, flags: int, ts: float) -> None:
         frame = flow.last_frame = pkt.frame
@@ -463,6 +524,11 @@ class FlowTable:
 
     def _udp_packet(self, pkt: Packet, ts: float) -> None:
         flow = self._udp.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        if flow is not None and flow.bypassed:
+            if flow._probe:
+                from_client = pkt.sport == flow.cport and pkt.src == flow.client
+                self._probe_seen(flow, from_client, pkt.frame, ts, len(pkt.payload))
+            return
         if flow is None:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             flow = self._new_flow(
@@ -484,6 +550,8 @@ class FlowTable:
             flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = pkt.ttl
+                if flow._bypass_wanted:
+                    self.bypass(flow)
         if n and not flow.ignore_payload:
             on_payload = self._on_udp_payload
             if on_payload is not None:
@@ -556,6 +624,13 @@ class FlowTable:
             else:
                 idle_due = flow.end + self.udp_idle
             if idle_due <= now:
+                if flow.bypassed and not flow._probe and closed_at is None:
+                    # Idle only as far as the packets read show: read its next packet.
+                    flow._probe = True
+                    if self.bypass_listener is not None:
+                        self.bypass_listener.released(flow)
+                    self._schedule(flow, now + (idle_due - flow.end))
+                    continue
                 self._end(flow, "idle_timeout")
             elif closed_at is None:
                 self._schedule(flow, idle_due)
@@ -582,6 +657,8 @@ class FlowTable:
         if flow._ended:
             return
         flow._ended = True
+        if flow.bypassed and self.bypass_listener is not None:
+            self.bypass_listener.released(flow)
         # One of these per flow, most of them one-transaction UDP DNS flows: no loops
         # over tuples built for the purpose, no call for a UDP flow's outcome.
         if flow.c2s is not None:
@@ -606,6 +683,50 @@ class FlowTable:
             del table[key]
         self._active -= 1
         self.consumer.on_flow_end(flow)
+
+    # --- bypass ----------------------------------------------------------------------
+
+    def bypass(self, flow: Flow) -> None:
+        """The consumer has learnt all it reports about ``flow``: from now on only its
+        SYN, FIN and RST segments are read (they still decide how it ends), plus one
+        packet whenever it looks idle, to learn whether it is still alive. Its counters,
+        ``end`` and ``last_frame`` then describe only what was read. Flows on tunnel
+        ports carry other flows and are never bypassed."""
+        if flow.bypassed or flow._ended:
+            return
+        if flow.proto == UDP and (flow.sport in TUNNEL_UDP_PORTS or flow.cport in TUNNEL_UDP_PORTS):
+            return
+        if flow.server_ttl is None:
+            flow._bypass_wanted = True
+            return
+        flow._bypass_wanted = False
+        flow.bypassed = True
+        flow.bypassed_after = flow.last_frame
+        flow.ignore_payload = True
+        if self.bypass_listener is not None:
+            self.bypass_listener.bypassed(flow)
+
+    def _probe_seen(self, flow: Flow, from_client: bool, frame: int, ts: float, n: int) -> None:
+        """A packet of a bypassed flow that was being probed: counted, and the flow is
+        alive, so it is bypassed again."""
+        flow._probe = False
+        flow.last_frame = frame
+        if ts >= flow.end:
+            flow.end = ts
+        if from_client:
+            flow.packets_fwd += 1
+            flow.bytes_fwd += n
+        else:
+            flow.packets_rev += 1
+            flow.bytes_rev += n
+        if self.bypass_listener is not None:
+            self.bypass_listener.bypassed(flow)
+
+    def tick(self, ts: float) -> None:
+        """Time passes as a packet of a bypassed flow that was never read would tell it:
+        the same expiry sweep runs as if the packet had been read (and ignored)."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
 
     # --- anomalies -------------------------------------------------------------------
 

@@ -147,6 +147,9 @@ class CaptureReader:
     counts the uncompressed bytes read so far.
     """
 
+    engine = "python"
+    """Which engine reads the file (see ``dotaudit.capture.engine``)."""
+
     def __init__(self, path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE) -> None:
         self.path = os.fspath(path)
         self.chunk_size = max(64, chunk_size)
@@ -201,6 +204,9 @@ class CaptureReader:
         if self._src is not None:
             self._src.close()
             self._src = None
+
+    def attach(self, table: object) -> None:
+        """Every frame is read and handed on: nothing to keep in step with."""
 
     def __enter__(self) -> CaptureReader:
         return self

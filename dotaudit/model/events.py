@@ -129,8 +129,15 @@ class Event:
         out: dict[str, Any] = {"type": self.type}
         for name, plain in _dict_fields(type(self)):
             value = getattr(self, name)
+            if value is None and name in OMITTED_WHEN_NONE:
+                continue
             out[name] = value if plain else _plain(value)
         return out
+
+
+OMITTED_WHEN_NONE = frozenset({"bypassed_after"})
+"""Fields written only when set: a reader of the fact stream sees them on the records
+they concern, and the output of a run without them stays what it always was."""
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -351,6 +358,11 @@ class ConnectionSeen(Event):
     tls_records_truncated: bool = False
     app: str | None = None
     """What the payload was recognised as: "tls", "dns", "quic" or None."""
+    bypassed_after: int | None = None
+    """Set when dotaudit stopped reading this flow in full after this frame (it had
+    nothing more to report): from there on only its SYN/FIN/RST segments, and one packet
+    per idle timeout, were read. Counters, ``end``, ``last_frame``, ``ended_by`` and the
+    TLS records then describe only what was read. Omitted from JSON when None."""
 
 
 OUTCOMES = (
@@ -473,6 +485,17 @@ def _object_parts(
     exprs: list[str] = []
     literal = head
     for i, name in enumerate(_field_names(cls)):
+        if name in OMITTED_WHEN_NONE:  # an optional int: its name is written with it
+            key = f"_K{len(ns)}"
+            ns[key] = f',"{name}":'
+            value = f"{ref}.{name}"
+            literals.append(literal)
+            exprs.append(
+                f'("" if {value} is None else {key} + '
+                f"(_str({value}) if {value}.__class__ is _int else _d({value})))"
+            )
+            literal = ""
+            continue
         literals.append(literal + ("," if i else "") + f'"{name}":')
         exprs.append(_field_expr(name, hints[name], f"{ref}.{name}", ns, depth))
         literal = ""
