@@ -40,5 +40,10 @@ def open_capture(path: str | os.PathLike[str], *, prefilter: bool = True) -> Cap
     """A source for one pass over ``path``. With ``prefilter``, a plain pcap file whose
     link type the bypass filter knows is read through libpcap (when it is installed);
     everything else through the Python reader."""
-    reader = CaptureReader(path)
-    return reader
+    if prefilter:
+        from dotaudit.capture.pcapfile import LibpcapCapture
+
+        engine = LibpcapCapture.open(path)
+        if engine is not None:
+            return engine
+    return CaptureReader(path)
