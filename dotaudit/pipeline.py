@@ -136,6 +136,8 @@ class CaptureRun:
         self._keep_whole = keep_whole
         self.engine = ""
         """How the capture was read: "libpcap" or "python" (after the run)."""
+        self.source: object = None
+        """What read the capture (a ``CaptureSource``), for measurements."""
 
     def events(self) -> Iterator[Event]:
         """Every event of the capture, in capture order."""
@@ -164,6 +166,7 @@ class CaptureRun:
         then emptied) whenever the reader pauses, and once at the end."""
         reader = open_capture(self.path, prefilter=self.prefilter)
         self.engine = reader.engine
+        self.source = reader
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []

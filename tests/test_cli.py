@@ -228,3 +228,22 @@ def test_quiet_gc_still_bounds_garbage_cycles() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*saved)
+
+
+def test_no_prefilter_reads_every_flow_in_full(tmp_path: Path) -> None:
+    bench = ROOT / "bench" / "gen_capture.py"
+    capture = tmp_path / "mix.pcap"
+    subprocess.run(
+        [sys.executable, str(bench), "--packets", "5000", "-o", str(capture)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    fast = run("events", str(capture))
+    full = run("events", "--no-prefilter", str(capture))
+    assert fast.returncode == full.returncode == 0
+    assert '"bypassed_after"' in fast.stdout and '"bypassed_after"' not in full.stdout
+    fast_report = run("analyze", str(capture), "--format", "json", "--fail-on", "none", "-q")
+    full_report = run(
+        "analyze", "--no-prefilter", str(capture), "--format", "json", "--fail-on", "none", "-q"
+    )
+    strip = lambda text: {k: v for k, v in json.loads(text).items() if k != "generated_at"}  # noqa: E731
+    assert strip(fast_report.stdout) == strip(full_report.stdout)

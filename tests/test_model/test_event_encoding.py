@@ -172,3 +172,24 @@ def _different(value: Any) -> Any:
     if isinstance(value, int | float):
         return value + 1
     return None
+
+
+def test_bypassed_after_is_written_only_when_set() -> None:
+    """The field is there on the connection records it concerns; a run without bypass
+    writes exactly what it always wrote (oracle: json.dumps of to_dict)."""
+    import json
+
+    from dotaudit.model.events import ConnectionSeen, event_json_line
+
+    common = dict(
+        file="f", frame=1, ts=1.5, src="a", sport=1, dst="b", dport=2, transport="tcp",
+        outcome="established", start=1.5, end=2.5, first_frame=1, last_frame=9,
+        packets_fwd=3, packets_rev=4, bytes_fwd=5, bytes_rev=6,
+    )  # fmt: skip
+    for value in (None, 7):
+        event = ConnectionSeen(**common, bypassed_after=value)  # type: ignore[arg-type]
+        line = event_json_line(event)
+        record = {**event.to_dict(), "schema": "dotaudit.events/1"}
+        assert line == json.dumps(record, separators=(",", ":")) + "\n"
+        assert ('"bypassed_after":7' in line) == (value == 7)
+        assert ("bypassed_after" in line) == (value is not None)
