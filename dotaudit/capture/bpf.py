@@ -45,12 +45,12 @@ ADMIT = 262144
 """Return value that keeps a record (libpcap only tests for non-zero in files)."""
 SKIP = 0
 
-BUCKET_BITS = 6
+BUCKET_BITS = 7
 BUCKETS = 1 << BUCKET_BITS
 IPV4_SLOTS = 8
-"""Per bucket: 512 IPv4 flows in all."""
+"""Per bucket: 1024 IPv4 flows in all."""
 IPV6_SLOTS = 4
-"""Per bucket: 256 IPv6 flows in all."""
+"""Per bucket: 512 IPv6 flows in all."""
 EMPTY = 0xFFFFFFFF
 """Key of a free slot: ``sport ^ dport`` is a 16-bit value, so never this."""
 
