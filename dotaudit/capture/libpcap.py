@@ -197,7 +197,7 @@ class CookieFile:
     ``limit`` as at the end of a file, until the limit moves on and ``clearerr`` runs.
     ``patch`` overwrites bytes at given offsets as they are read (a file header field)."""
 
-    BUFFER = 1 << 16
+    BUFFER = 1 << 18
 
     def __init__(
         self, pcap: Libpcap, fd: int, patch: dict[int, bytes] | None = None, limit: int = 1 << 62
