@@ -211,12 +211,15 @@ def ensure_capture(out: Path, packets: int, seed: int, mix: str = "default") -> 
         want["mix"] = mix
     if path.exists() and meta.exists() and json.loads(meta.read_text()) == want:
         return path
-    import gen_capture
-    from sessions import MIXES
-
     print(f"generating {path} ({packets:,} packets, {mix} mix) ...", flush=True)
     started = time.perf_counter()
-    gen_capture.generate(path, packets, seed, dict(MIXES[mix]))
+    # In a child: a fork of a process that grew while generating would charge that
+    # memory to every tool measured afterwards (ru_maxrss counts the pre-exec image).
+    subprocess.run(
+        [sys.executable, str(HERE / "gen_capture.py"), "--packets", str(packets),
+         "--seed", str(seed), "--mix", mix, "-o", str(path)],
+        check=True,
+    )  # fmt: skip
     print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
     meta.write_text(json.dumps(want))
     return path
@@ -351,28 +354,40 @@ def bench_capture(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+ADMITTED_SCRIPT = """
+import json, sys
+from dotaudit.capture.decode import Decoder
+from dotaudit.capture.engine import open_capture
+from dotaudit.capture.flows import FlowTable
+from dotaudit.dissect.dispatch import Dispatcher
+source = open_capture(sys.argv[1])
+dispatcher = Dispatcher(sys.argv[1], lambda event: None)
+table = FlowTable(dispatcher, lambda anomaly: None, bypass=True)
+decoder = Decoder(lambda anomaly: None, flows=table)
+source.attach(table)
+for _ in source.scan(decoder.take):
+    pass
+skipped = getattr(source, "skipped", 0)
+print(json.dumps({"engine": source.engine, "frames": source.frames, "skipped": skipped}))
+"""
+
+
 def admitted_share(path: Path) -> dict[str, Any]:
     """Untimed: how many records the libpcap engine hands to Python (the rest of the
-    packets are skipped in C), in a pass with the real dissectors."""
-    sys.path.insert(0, str(HERE.parent))
-    from dotaudit.capture.decode import Decoder
-    from dotaudit.capture.engine import open_capture
-    from dotaudit.capture.flows import FlowTable
-    from dotaudit.dissect.dispatch import Dispatcher
-
-    source = open_capture(path)
-    dispatcher = Dispatcher(str(path), lambda event: None)
-    table = FlowTable(dispatcher, lambda anomaly: None, bypass=True)
-    decoder = Decoder(lambda anomaly: None, flows=table)
-    source.attach(table)
-    for _ in source.scan(decoder.take):
-        pass
-    skipped = getattr(source, "skipped", 0)
+    packets are skipped in C), in a pass with the real dissectors (in a child process)."""
+    done = subprocess.run(
+        [sys.executable, "-c", ADMITTED_SCRIPT, str(path)],
+        capture_output=True, text=True, check=False, cwd=HERE.parent,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"error": done.stderr[-300:]}
+    found = json.loads(done.stdout)
+    frames, skipped = found["frames"], found["skipped"]
     return {
-        "engine": source.engine,
-        "frames": source.frames,
-        "admitted": source.frames - skipped,
-        "share": (source.frames - skipped) / source.frames if source.frames else 0.0,
+        "engine": found["engine"],
+        "frames": frames,
+        "admitted": frames - skipped,
+        "share": (frames - skipped) / frames if frames else 0.0,
     }
 
 
@@ -427,8 +442,10 @@ def report_capture(res: dict[str, Any]) -> None:
         )
         if "analyze_ratio" in res:
             print(f"  ratio dotaudit analyze / tshark packets/s: {res['analyze_ratio']:.2f}x")
+    else:
+        print("  RATIO dotaudit events / tshark packets/s: n/a (a tool failed or was skipped)")
     admitted = res.get("admitted")
-    if admitted:
+    if admitted and "frames" in admitted:
         print(
             f"  admitted: {admitted['admitted']:,} of {admitted['frames']:,} packets reach Python "
             f"({100 * admitted['share']:.1f}%, engine {admitted['engine']}); the rest are "
@@ -438,8 +455,6 @@ def report_capture(res: dict[str, Any]) -> None:
         import layers
 
         layers.report(res["layers"])
-    else:
-        print("  RATIO dotaudit events / tshark packets/s: n/a (a tool failed or was skipped)")
     facts = res.get("facts")
     if facts:
         FactDiff.print_json(facts)
