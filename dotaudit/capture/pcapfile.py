@@ -46,7 +46,7 @@ BATCH = 1024
 HORIZON = 3.0
 """Seconds of capture time: a bypassed flow whose idle probe is due this soon is read
 again from the next batch on, so that the probe finds its next packet read."""
-REVIEW_EVERY = 0.5
+REVIEW_EVERY = 1.0
 """Seconds of capture time between reviews of the flows in the program: less than the
 flow table's close linger (2 s), so a flow that closed is read again before it ends."""
 MIN_SNAPLEN = 128
@@ -310,9 +310,11 @@ class LibpcapCapture:
         entries = memoryview(index).cast("I")
         lens = entries[3::5]
         snaplen = self._snaplen
-        clipped = max(lens) > snaplen
-        size = sum(min(n, snaplen) for n in lens) if clipped else sum(lens)
-        end: int = base + int(size) + 16 * count
+        # Offsets of the records within the batch; a record holds min(wire length,
+        # snapshot length) bytes (checked below against where libpcap stopped).
+        sizes = map(min, lens, repeat(snaplen)) if snaplen < _MAX_CAPLEN else lens
+        offsets = list(accumulate(map(add, sizes, repeat(16)), initial=0))
+        end: int = base + offsets[-1]
         if self._index_src.tell() != end:
             raise _Handover  # captured lengths are not what the index predicts
         source = self._filter_src
@@ -326,8 +328,6 @@ class LibpcapCapture:
         data = os.pread(self._fd, end - base, base)
         if len(data) != end - base:
             raise _Handover
-        sizes = map(min, lens, repeat(snaplen)) if clipped else lens
-        offsets = list(accumulate(map(add, sizes, repeat(16)), initial=0))
         positions = self._align(index, dump, data, offsets)
         if self.first_ts is None:
             self.first_ts = float(entries[0] + entries[1] * self._scale)
