@@ -100,9 +100,12 @@ class LibpcapCapture:
                 snaplen = _MAX_CAPLEN  # as libpcap reads it
             if snaplen < MIN_SNAPLEN:
                 raise _Unsuitable
-            return cls(os.fspath(path), pcap, fd, head, linktype, snaplen)
         except (_Unsuitable, OSError):
             os.close(fd)
+            return None
+        try:
+            return cls(os.fspath(path), pcap, fd, head, linktype, snaplen)
+        except _Unsuitable:  # the instance closed what it had opened
             return None
 
     def __init__(
@@ -160,7 +163,10 @@ class LibpcapCapture:
             source.file, precision, err
         )
         if not handle:
+            failure = source.failure
             self.close()
+            if failure is not None and not isinstance(failure, OSError):
+                raise failure  # an interrupt while libpcap read the header
             raise _Unsuitable
         self._handles.append(handle)
         source.owned = True  # pcap_close closes it
@@ -325,7 +331,10 @@ class LibpcapCapture:
         dump = self._filter_out.take()
         if admitted < 0 or source.tell() != end:
             raise _Handover
-        data = os.pread(self._fd, end - base, base)
+        try:
+            data = os.pread(self._fd, end - base, base)
+        except OSError:
+            raise _Handover from None
         if len(data) != end - base:
             raise _Handover
         positions = self._align(index, dump, data, offsets)
@@ -454,9 +463,13 @@ class LibpcapCapture:
 
 
 def _reraise(source: libpcap.CookieFile) -> None:
+    """What went wrong inside a read callback: an interrupt goes on up; a read error
+    hands the file to the Python reader, which reports it where it happens."""
     failure = source.failure
     if failure is not None:
         source.failure = None
+        if isinstance(failure, OSError):
+            raise _Handover from failure
         raise failure
 
 

@@ -316,3 +316,41 @@ def test_a_library_that_does_not_load_is_reported(monkeypatch: pytest.MonkeyPatc
         monkeypatch.delenv("DOTAUDIT_LIBPCAP")
         libpcap.reset_for_tests()
     assert libpcap.load() is not None
+
+
+def test_read_error_inside_libpcap_hands_over_to_the_python_reader(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read error under libpcap (here: the third read of the file fails) hands the rest
+    of the file to the Python reader, which reads it again: the same events."""
+    real = libpcap.os.preadv
+    calls = [0]
+
+    def flaky(fd: int, buffers: list[memoryview], offset: int) -> int:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(5, "Input/output error")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(libpcap.os, "preadv", flaky)
+    text, run = run_text(mixed, engine=True)
+    monkeypatch.setattr(libpcap.os, "preadv", real)
+    assert calls[0] >= 3 and run.source._python is not None  # type: ignore[attr-defined]
+    assert text == run_text(mixed, engine=False)[0]
+
+
+def test_an_interrupt_inside_libpcap_reaches_the_caller(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(fd: int, buffers: list[memoryview], offset: int) -> int:
+        raise KeyboardInterrupt
+
+    source = LibpcapCapture.open(mixed)
+    assert source is not None
+    monkeypatch.setattr(libpcap.os, "preadv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in source.scan(lambda *frame: None):
+            pass
+    assert source._fd == -1  # type: ignore[attr-defined]  # closed
+    with pytest.raises(KeyboardInterrupt):
+        LibpcapCapture.open(mixed)  # while libpcap reads the file header
