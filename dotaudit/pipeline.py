@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,7 +222,13 @@ def atomic_writer(target: str) -> tuple[object, Callable[[bool], None]]:
         handle = path.open("w", encoding="utf-8")
 
         def finish_direct(ok: bool) -> None:
-            handle.close()
+            if not ok:
+                # An interrupted or failed run: a FIFO or pipe whose reader stopped would
+                # block the flush of what is still buffered forever; drop it instead.
+                with suppress(OSError):
+                    os.close(handle.fileno())
+            with suppress(OSError, ValueError):
+                handle.close()
 
         return handle, finish_direct
     path.parent.mkdir(parents=True, exist_ok=True)
