@@ -51,7 +51,7 @@ def main() -> int:
             print(done.stderr[-2000:], file=sys.stderr)
             return 1
         data = json.loads((base / "report.json").read_text())
-        summary = data["policy"]["aggregate"]
+        summary = data["bulk"]["aggregate"]
         print(
             f"200 targets, concurrency {args.concurrency}, --max-idle-wait "
             f"{args.max_idle_wait if args.max_idle_wait is not None else 'default'}: "

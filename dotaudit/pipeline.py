@@ -6,10 +6,8 @@ This is the only module that knows every layer; the CLI calls it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,7 @@ from dotaudit.dissect.dispatch import Dispatcher, KeepWhole
 from dotaudit.errors import InputError
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
 from dotaudit.model.findings import Finding
-from dotaudit.model.report import AuditReport
+from dotaudit.model.report import ANOMALY_SAMPLES, AuditReport, InputSummary, merge_reports
 
 if TYPE_CHECKING:  # the detectors are imported by analyze only: `events` starts faster
     from concurrent.futures import Future
@@ -38,39 +36,6 @@ CAPTURE_MAGICS = (
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, file size)."""
-
-
-@dataclass
-class InputSummary:
-    """What one capture file was: the `inputs[]` entry of a report."""
-
-    path: str
-    sha256: str = ""
-    format: str = ""
-    packets: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    truncated_at: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    anomalies: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "format": self.format,
-            "packets": self.packets,
-            "first_ts": self.first_ts,
-            "last_ts": self.last_ts,
-            "span_s": (
-                round(self.last_ts - self.first_ts, 6)
-                if self.first_ts is not None and self.last_ts is not None
-                else None
-            ),
-            "truncated_at": self.truncated_at,
-            "warnings": list(self.warnings),
-            "anomalies": self.anomalies,
-        }
 
 
 def _hash_in_background(path: Path) -> Future[str]:
@@ -139,6 +104,8 @@ class CaptureRun:
         """How the capture was read: "libpcap" or "python" (after the run)."""
         self.source: object = None
         """What read the capture (a ``CaptureSource``), for measurements."""
+        self.reader_anomalies: dict[str, int] = {}
+        """What the reader counted (records it read, but not as written), by reason."""
 
     def events(self) -> Iterator[Event]:
         """Every event of the capture, in capture order."""
@@ -204,50 +171,16 @@ class CaptureRun:
             if digest is not None:
                 digest.cancel()
         summary.packets = reader.frames
+        summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
         summary.first_ts = reader.first_ts
         summary.last_ts = reader.last_ts
         summary.truncated_at = reader.truncated_at
         summary.warnings.extend(reader.warnings)
-
-
-def atomic_writer(target: str) -> tuple[object, Callable[[bool], None]]:
-    """Open ``target`` for text writing so that it appears whole or not at all.
-
-    Returns the handle and a ``finish(ok)`` callable that renames into place on
-    success and removes the temporary file on failure. Non-regular targets
-    (``/dev/null``, a FIFO) are written directly.
-    """
-    path = Path(target)
-    if path.exists() and not path.is_file():
-        handle = path.open("w", encoding="utf-8")
-
-        def finish_direct(ok: bool) -> None:
-            if not ok:
-                # An interrupted or failed run: a FIFO or pipe whose reader stopped would
-                # block the flush of what is still buffered forever; drop it instead.
-                with suppress(OSError):
-                    os.close(handle.fileno())
-            with suppress(OSError, ValueError):
-                handle.close()
-
-        return handle, finish_direct
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    handle = temporary.open("w", encoding="utf-8")
-
-    def finish(ok: bool) -> None:
-        handle.close()
-        if ok:
-            os.replace(temporary, path)
-        else:
-            temporary.unlink(missing_ok=True)
-
-    return handle, finish
+        self.reader_anomalies = dict(reader.anomalies)
+        summary.anomalies += sum(reader.anomalies.values())
 
 
 # -- analyze -------------------------------------------------------------------------
-
-ANOMALY_SAMPLES = 50
 
 
 @dataclass
@@ -264,38 +197,31 @@ class FileAnalysis:
 def analyze_file(
     path: Path, context: Context, progress: Progress | None = None, *, prefilter: bool = True
 ) -> FileAnalysis:
-    from dotaudit.detect.base import Detector
-    from dotaudit.detect.registry import DETECTORS
+    from dotaudit.detect.runner import DetectorRunner
 
-    detectors = [cls(context) for cls in DETECTORS]
-    keepers = [d.keeps_flow for d in detectors if type(d).keeps_flow is not Detector.keeps_flow]
-    # Each event type goes only to the detectors that use it.
-    routes: dict[type[Event], list[Callable[[Event], None]]] = {}
-    for detector in detectors:
-        for event_type in detector.event_types:
-            routes.setdefault(event_type, []).append(detector.on_event)
+    # The session stage, every detector, and the policy's severity overrides, once.
+    detection = DetectorRunner(context)
+    feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
     run = CaptureRun(
         path,
         progress=progress,
         prefilter=prefilter,
-        keep_whole=lambda hello: any(keeps(hello) for keeps in keepers),
+        keep_whole=detection.keeps_flow,
     )
     for event in run.events():
         if isinstance(event, AnomalySeen):
             anomalies[event.what] = anomalies.get(event.what, 0) + 1
             if len(samples) < ANOMALY_SAMPLES:
                 samples.append(event.to_dict())
-        for handle in routes.get(type(event), ()):
-            handle(event)
-    findings: list[Finding] = []
-    sections: dict[str, list[dict[str, Any]]] = {}
-    for detector in detectors:
-        findings.extend(detector.finish())
-        for name, rows in detector.sections().items():
-            sections.setdefault(name, []).extend(rows)
-    return FileAnalysis(run.summary, findings, sections, anomalies, samples)
+        feed(event)
+    for what, count in run.reader_anomalies.items():
+        anomalies[what] = anomalies.get(what, 0) + count
+    result = detection.finish()
+    for what, count in result.caps.items():  # caps that bit are counted like anomalies
+        anomalies[what] = anomalies.get(what, 0) + count
+    return FileAnalysis(run.summary, result.findings, result.sections, anomalies, samples)
 
 
 def _analyze_in_worker(path: Path, context: Context, prefilter: bool) -> FileAnalysis:
@@ -330,15 +256,20 @@ def analyze(
             analyze_file(p, context, progress_for(p) if progress_for else None, prefilter=prefilter)
             for p in paths
         ]
-    report = AuditReport(kind="analyze", generated_at=generated_at)
-    report.policy = context.policy.to_dict()
-    for result in results:
-        report.inputs.append(result.summary.to_dict())
-        report.findings.extend(result.findings)
-        for name, rows in result.sections.items():
-            report.sections.setdefault(name, []).extend(rows)
-        for what, count in result.anomalies.items():
-            report.anomalies[what] = report.anomalies.get(what, 0) + count
-        room = ANOMALY_SAMPLES - len(report.anomaly_samples)
-        report.anomaly_samples.extend(result.anomaly_samples[: max(room, 0)])
-    return report
+    policy = context.policy.to_dict()
+    if not results:
+        return AuditReport(kind="analyze", generated_at=generated_at, policy=policy)
+    per_file = [
+        AuditReport(
+            kind="analyze",
+            generated_at=generated_at,
+            inputs=[result.summary.to_dict()],
+            findings=result.findings,
+            anomalies=result.anomalies,
+            anomaly_samples=result.anomaly_samples,
+            sections=result.sections,
+            policy=policy,
+        )
+        for result in results
+    ]
+    return merge_reports(per_file, generated_at)

@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.ci_guard import (  # noqa: F401  (hooks: the CI skip guard)
+    IN_CI,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
+
+# Shared checks outside test modules still get pytest's assertion messages.
+pytest.register_assert_rewrite("tests.conformance.tunnel_oracle")
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "public"
-IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _shared_dir() -> Path:
+    """``../shared`` beside this checkout; in a linked git worktree (whose ``.git`` file
+    reads ``gitdir: MAIN/.git/worktrees/NAME``), beside the main checkout if not here."""
+    beside = ROOT.parent / "shared"
+    git = ROOT / ".git"
+    if beside.exists() or not git.is_file():
+        return beside
+    text = git.read_text(encoding="utf-8", errors="replace").strip()
+    if not text.startswith("gitdir:"):
+        return beside
+    main = Path(text.removeprefix("gitdir:").strip()).parent.parent.parent
+    candidate = main.parent / "shared"
+    return candidate if candidate.exists() else beside
+
+
+CORPUS = _shared_dir() / "corpus" / "public"
+
+# Hypothesis profiles (docs/development.md). "ci" (chosen under CI=true) replays the same
+# examples on every run, so a CI result is repeatable; "dev" (any other run) and "fuzz"
+# (`make fuzz`, budgets scaled by tests/fuzzing.py) draw fresh random examples each time
+# and keep failures in .hypothesis/ to replay them. `--hypothesis-profile NAME` wins.
+# Each starts from Hypothesis' own defaults, whatever it chose on import (it picks a
+# profile of its own when it sees a CI variable). A loaded machine must not fail a test
+# by slowness: deadlines and the too_slow health check are off everywhere.
+_BASE = settings.get_profile("default")
+_CALM = {"deadline": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", parent=_BASE, derandomize=True, database=None, **_CALM)
+settings.register_profile("dev", parent=_BASE, derandomize=False, **_CALM)
+settings.register_profile("fuzz", parent=_BASE, derandomize=False, **_CALM)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("hypothesis_profile", None)
+    settings.load_profile(chosen or ("ci" if IN_CI else "dev"))
 
 
 def corpus_path(relative: str) -> Path:
@@ -38,6 +83,19 @@ def _never_resolve_link_addresses() -> None:
 _never_resolve_link_addresses()
 
 
+@pytest.fixture(scope="session")
+def mixed_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The benchmark's mix (bulk TLS, QUIC, DNS over UDP/TCP, DoT, mDNS, IPv6, VLAN),
+    long enough for flows to expire in sweeps while others run."""
+    out = tmp_path_factory.mktemp("mixed") / "mixed.pcap"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "30000",
+         "-o", str(out)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return out
+
+
 @pytest.fixture
 def corpus() -> Path:
     corpus_path("MANIFEST.md")
@@ -45,17 +103,3 @@ def corpus() -> Path:
 
 
 from tests.lab.fixtures import lab, lab_capture, lab_firewall, lab_twohop  # noqa: E402, F401
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """Under CI=true nothing may skip for a missing tool, lab or corpus: a skip there means
-    a missing install step that a green run would hide. Only skips whose reason starts
-    with "not applicable:" (the situation a test guards against cannot arise) stay."""
-    outcome = yield
-    report = outcome.get_result()
-    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
-        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
-        if "not applicable:" not in reason:
-            report.outcome = "failed"
-            report.longrepr = f"skipped under CI=true: {reason}"

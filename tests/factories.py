@@ -1,4 +1,5 @@
-"""Event factories for detector tests: sensible defaults, keyword-only overrides.
+"""Event factories for detector tests: sensible defaults, keyword-only overrides; and
+``run_detectors``, which runs events through detectors the way ``analyze`` does.
 
 Every factory returns a real frozen event from ``dotaudit.model.events``; override any
 field by keyword (``dns_query(qname="example.com", src="10.0.0.7")``). Defaults model a
@@ -12,8 +13,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from dotaudit.detect import runner
+from dotaudit.detect.base import Context, Detector
+from dotaudit.detect.registry import DETECTORS
 from dotaudit.model.events import (
     AnomalySeen,
     ConnectionSeen,
@@ -27,6 +31,9 @@ from dotaudit.model.events import (
     TlsRecord,
     TlsServerHelloSeen,
 )
+from dotaudit.model.policy import Policy
+
+D = TypeVar("D", bound=Detector)
 
 CLIENT = "10.0.0.2"
 SERVER = "9.9.9.9"
@@ -344,3 +351,35 @@ def dot_session_events(
         )
     )
     return events
+
+
+def run_detectors(
+    events: Iterable[Event],
+    policy: Policy | Context | None = None,
+    *,
+    only: type[Detector] | Iterable[type[Detector]] = DETECTORS,
+) -> runner.Detection:
+    """Events (in emission order) through detectors as ``analyze`` runs them: the session
+    stage first (so a detector sees ``DotSessionAssembled`` and ``OutboundPlaintextQuery``
+    events made from the ones given), each event only to the detectors that subscribe to
+    its type, and the policy's severity overrides applied once at the end. ``only`` picks
+    the detectors (default: every registered one); read ``.findings`` and ``.sections``.
+    """
+    context = policy if isinstance(policy, Context) else Context(policy=policy or Policy())
+    chosen = (only,) if isinstance(only, type) else tuple(only)
+    return runner.run_detectors(events, context, chosen)
+
+
+def fed_detector(
+    cls: type[D], events: Iterable[Event], context: Context | Policy | None = None
+) -> D:
+    """A ``cls`` detector after ``events`` went through ``run_detectors``'s routing (the
+    session stage included), for tests of one detector: call its ``finish()`` and
+    ``sections()``. Its findings carry their natural severity; policy overrides are
+    applied by the runner (test them through ``run_detectors``)."""
+    if not isinstance(context, Context):
+        context = Context(policy=context or Policy())
+    detection = runner.DetectorRunner(context, (cls,))
+    for event in events:
+        detection.feed(event)
+    return cast(D, detection.detectors[0])

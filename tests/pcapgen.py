@@ -52,13 +52,18 @@ def dot_syn_unanswered(
 
 
 def dot_syn_reset(
-    ts: float, *, client: str = CLIENT, server: str = RESOLVER, sport: int = 50001
+    ts: float,
+    *,
+    client: str = CLIENT,
+    server: str = RESOLVER,
+    sport: int = 50001,
+    rst_after: float = 0.001,
 ) -> list[Any]:
     syn = Ether(src=MAC_C, dst=MAC_S) / IP(src=client, dst=server)
     syn = syn / TCP(sport=sport, dport=853, flags="S", seq=1000)
     rst = Ether(src=MAC_S, dst=MAC_C) / IP(src=server, dst=client)
     rst = rst / TCP(sport=853, dport=sport, flags="RA", seq=0, ack=1001)
-    return [_stamp(syn, ts), _stamp(rst, ts + 0.001)]
+    return [_stamp(syn, ts), _stamp(rst, ts + rst_after)]
 
 
 def dot_syn_icmp(

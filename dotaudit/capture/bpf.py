@@ -28,6 +28,7 @@ import struct
 from dataclasses import dataclass
 
 from dotaudit.capture.libpcap import BpfInsn, BpfProgram
+from dotaudit.capture.packet import UDP_TUNNEL_PORTS
 
 # Instruction classes and fields (bpf.h).
 LD, LDX, ST, STX, ALU, JMP, RET, MISC = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
@@ -474,21 +475,27 @@ _FIELDS6: dict[str, int] = {}
 
 # -- live captures ----------------------------------------------------------------------
 
-TUNNEL_PROTOCOLS = (4, 41, 47)
-"""IP-in-IP, IPv6-in-IPv4, GRE (and ERSPAN over it)."""
-TUNNEL_UDP_PORTS = (4789, 6081, 2152)
-"""VXLAN, Geneve, GTP-U."""
-TUNNEL_ETHERTYPES = (0x8864, 0x8847, 0x8848)
-"""PPPoE session, MPLS unicast and multicast."""
+TUNNEL_PROTOCOLS = (4, 41, 47, 137)
+"""IP-in-IP, IPv6-in-IPv4 (and 6in6/4in6 under IPv6), GRE (and ERSPAN over it), MPLS-in-IP."""
+TUNNEL_UDP_PORTS = tuple(sorted(UDP_TUNNEL_PORTS))
+"""VXLAN, Geneve, GTP-U: the ports the decoder decapsulates."""
+TUNNEL_ETHERTYPES = (0x8863, 0x8864, 0x8847, 0x8848)
+"""PPPoE discovery and session, MPLS unicast and multicast."""
 DNS_PORTS = (53, 5353, 5355)
 ENCRYPTED_DNS_PORTS = (853, 784)
+ADDRESSING_PORTS = (67, 68, 546, 547)
+"""DHCP and DHCPv6: which resolvers a network hands out (admitted, few and small)."""
+ICMP_ERRORS = (3, 4, 5, 11, 12)
+ICMPV6_KINDS = (1, 2, 3, 4, 133, 134, 135, 136, 137)
+"""ICMPv6 errors and Neighbor Discovery (router advertisements carry RDNSS)."""
 
 
-def prefilter_expression() -> str:
-    """The capture filter for live interfaces, in libpcap's language: every packet that
-    can carry a fact a detector uses, under zero or one 802.1Q tag. Live packets cannot
-    be read twice, so unlike the bypass program this cannot know which flows are done:
-    it admits
+def prefilter_expression(linktype: int = ETHERNET) -> str:
+    """The capture filter for a live interface of ``linktype``, in libpcap's language:
+    every packet that can carry a fact a detector uses, on Ethernet under zero, one or two
+    VLAN tags (802.1Q, QinQ).
+    Live packets cannot be read twice, so unlike the bypass program this cannot know
+    which flows are done: it admits
 
     - DNS (53, 5353, 5355) and DoT/DoQ (853, 784) over TCP and UDP, every packet;
     - TCP SYN, FIN and RST on any port, and TCP segments whose payload starts like a
@@ -496,8 +503,13 @@ def prefilter_expression() -> str:
     - QUIC long-header packets (first byte with the top two bits set) over UDP;
     - ICMP and ICMPv6 errors, IPv4 fragments after the first and every IPv6 packet with
       an extension header (its transport header is not where the offsets look);
-    - tunnels whole: IP protocols 4, 41 and 47, UDP 4789, 6081 and 2152, PPPoE session
-      and MPLS frames.
+    - tunnels whole: IP protocols 4, 41, 47 and 137, UDP 4789, 6081 and 2152, PPPoE
+      (discovery and session) and MPLS frames;
+    - the few small packets that say how a host finds its resolvers: DHCP, DHCPv6,
+      ARP and ICMPv6 Neighbor Discovery.
+
+    Not admitted: cleartext HTTP/2 (h2c) DoH after its first segment, and TLS or QUIC
+    bulk; ``watch --filter`` takes any other expression.
 
     ``tcp[...]`` and ``udp[...]`` in libpcap's language apply to IPv4 only, so the IPv6
     half uses ``ip6[...]`` offsets from the 40-byte fixed header.
@@ -507,9 +519,9 @@ def prefilter_expression() -> str:
         (
             " or ".join(f"port {p}" for p in fact_ports),
             "ip[6:2] & 0x1fff != 0",  # a later fragment: no transport header to test
-            "(icmp and (" + " or ".join(f"icmp[icmptype] = {t}" for t in (3, 4, 5, 11, 12)) + "))",
+            "(icmp and (" + " or ".join(f"icmp[icmptype] = {t}" for t in ICMP_ERRORS) + "))",
             " or ".join(f"ip proto {p}" for p in TUNNEL_PROTOCOLS),
-            " or ".join(f"udp port {p}" for p in TUNNEL_UDP_PORTS),
+            " or ".join(f"udp port {p}" for p in (*TUNNEL_UDP_PORTS, *ADDRESSING_PORTS[:2])),
             "(udp and udp[8] & 0xc0 = 0xc0)",
             "(tcp and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)",
             # Last: a segment without payload makes this load fail, which rejects the
@@ -519,18 +531,26 @@ def prefilter_expression() -> str:
     )
     # IPv6 without extension headers: next header at ip6[6], transport header at ip6[40].
     v6_ports = " or ".join(f"ip6[40:2] = {p} or ip6[42:2] = {p}" for p in fact_ports)
-    v6_tunnel_ports = " or ".join(f"ip6[40:2] = {p} or ip6[42:2] = {p}" for p in TUNNEL_UDP_PORTS)
+    v6_udp_ports = " or ".join(
+        f"ip6[40:2] = {p} or ip6[42:2] = {p}" for p in (*TUNNEL_UDP_PORTS, *ADDRESSING_PORTS[2:])
+    )
     v6 = " or ".join(
         (
             "(ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58)",  # extension header, tunnel
             f"((ip6[6] = 6 or ip6[6] = 17) and ({v6_ports}))",
-            f"(ip6[6] = 17 and ({v6_tunnel_ports}))",
-            "(ip6[6] = 58 and ip6[40] >= 1 and ip6[40] <= 4)",
+            f"(ip6[6] = 17 and ({v6_udp_ports}))",
+            "(ip6[6] = 58 and (" + " or ".join(f"ip6[40] = {t}" for t in ICMPV6_KINDS) + "))",
             "(ip6[6] = 17 and ip6[48] & 0xc0 = 0xc0)",
             "(ip6[6] = 6 and ip6[53] & 0x07 != 0)",
             "(ip6[6] = 6 and ip6[(40 + ((ip6[52] & 0xf0) >> 2)):2] = 0x1603)",
         )
     )
-    tunnels = " or ".join(f"ether proto 0x{t:04x}" for t in TUNNEL_ETHERTYPES)
-    inner = f"(ip and ({v4})) or (ip6 and ({v6})) or {tunnels}"
-    return f"{inner} or (vlan and ({inner}))"
+    inner = f"(ip and ({v4})) or (ip6 and ({v6}))"
+    if linktype not in (ETHERNET, SLL, SLL2):
+        return inner  # IP only: no ethertype to test (raw IP, BSD loopback)
+    inner += " or " + " or ".join(("arp", *(f"ether proto 0x{t:04x}" for t in TUNNEL_ETHERTYPES)))
+    if linktype != ETHERNET:
+        return inner  # libpcap cannot test VLAN tags on Linux cooked captures
+    # Each ``vlan`` moves libpcap's offsets for the rest of the expression, so the second
+    # tag is tested inside the first one's branch, never beside it.
+    return f"{inner} or (vlan and ({inner} or (vlan and ({inner}))))"

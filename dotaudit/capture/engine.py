@@ -26,6 +26,7 @@ class CaptureSource(Protocol):
     last_ts: float | None
     truncated_at: int | None
     warnings: list[str]
+    anomalies: dict[str, int]
     bytes_read: int
 
     def attach(self, table: FlowTable) -> None:

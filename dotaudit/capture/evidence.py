@@ -1,66 +1,82 @@
-"""Evidence captures: for each finding, a small pcap holding exactly its frames.
+"""Evidence captures: copy the frames an evidence plan names into one small pcap each.
 
-An admin opens ``DA-LEAK-001-<n>.pcap`` in Wireshark and sees the packets behind the
-verdict. Frames are copied byte for byte from the original capture (one pass per file).
+An admin opens ``001-DA-LEAK-001.pcap`` in Wireshark and sees the packets behind the
+verdict. Frames are copied byte for byte from the original capture (one pass per file);
+which frames go where is the model's :class:`~dotaudit.model.evidence.EvidencePlan`.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from pathlib import Path
 
 from dotaudit.capture.reader import CaptureReader
-from dotaudit.model.report import AuditReport
+from dotaudit.model.evidence import EvidencePlan
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+Frame = tuple[float, int, bytes, int]
+"""(timestamp, link type, bytes, original length) of one copied frame."""
+
+FrameRewrite = Callable[[int, bytes], bytes]
+"""(link type, frame bytes) -> the bytes to write, same length (a redaction)."""
 
 
-def evidence_name(index: int, finding_id: str) -> str:
-    return f"{index:03d}-{_UNSAFE.sub('_', finding_id)}.pcap"
-
-
-def write_evidence(report: AuditReport, directory: Path) -> int:
-    """Write one pcap per finding with frames; returns how many files were written."""
-    from scapy.utils import RawPcapWriter  # scapy is slow to import: only when asked
-
-    directory.mkdir(parents=True, exist_ok=True)
-    wanted: dict[str, dict[int, list[int]]] = {}
-    findings = report.sorted_findings()
-    for index, finding in enumerate(findings, 1):
-        if finding.file and finding.frames:
-            by_frame = wanted.setdefault(finding.file, {})
-            for frame in finding.frames:
-                by_frame.setdefault(frame, []).append(index)
-    packets: dict[int, list[tuple[float, int, bytes, int]]] = {}
-    for file, by_frame in wanted.items():
+def collect_frames(
+    plan: EvidencePlan, rewrite: FrameRewrite | None = None
+) -> dict[str, list[Frame]]:
+    """The frames of every planned file, in capture order, read in one pass per capture;
+    with ``rewrite`` each frame is passed through it first (redacted evidence: see
+    ``dotaudit.capture.redact_frames.FrameRewriter.rewrite``)."""
+    collected: dict[str, list[Frame]] = {}
+    for capture, by_frame in plan.frames.items():
         last = max(by_frame)
-        for frame, ts, linktype, data, orig_len in CaptureReader(file):
+        for frame, ts, linktype, data, orig_len in CaptureReader(capture):
             owners = by_frame.get(frame)
             if owners:
-                for owner in owners:
-                    packets.setdefault(owner, []).append((ts, linktype, data, orig_len))
+                if rewrite is not None:
+                    data = rewrite(linktype, data)
+                for name in owners:
+                    collected.setdefault(name, []).append((ts, linktype, data, orig_len))
             if frame >= last:
                 break
+    return collected
+
+
+def write_pcap(target: Path, frames: list[Frame]) -> None:
+    """One pcap of ``frames`` (with the first frame's link type), written whole or not at
+    all."""
+    from scapy.utils import RawPcapWriter  # scapy is slow to import: only when asked
+
+    linktype = frames[0][1]
+    temporary = target.with_suffix(".pcap.tmp")
+    writer = RawPcapWriter(str(temporary), linktype=linktype, sync=True)
+    ok = False
+    try:
+        writer.write_header(None)
+        for ts, frame_linktype, data, orig_len in frames:
+            if frame_linktype != linktype:
+                continue  # pcap holds one link type; the finding's frames share one
+            seconds = int(ts)
+            writer.write_packet(
+                data, sec=seconds, usec=round((ts - seconds) * 1e6), wirelen=orig_len
+            )
+        ok = True
+    finally:
+        writer.close()
+        if not ok:
+            temporary.unlink(missing_ok=True)
+    temporary.replace(target)
+
+
+def write_evidence(plan: EvidencePlan, directory: Path, rewrite: FrameRewrite | None = None) -> int:
+    """Write the planned pcaps that found frames; returns how many files were written.
+    Plan from the report that is rendered (the redacted one, when redacting) so that the
+    HTML links match the file names."""
+    directory.mkdir(parents=True, exist_ok=True)
+    collected = collect_frames(plan, rewrite)
     written = 0
-    for index, finding in enumerate(findings, 1):
-        frames = packets.get(index)
-        if not frames:
-            continue
-        linktype = frames[0][1]
-        target = directory / evidence_name(index, finding.id)
-        temporary = target.with_suffix(".pcap.tmp")
-        writer = RawPcapWriter(str(temporary), linktype=linktype, sync=True)
-        try:
-            writer.write_header(None)
-            for ts, frame_linktype, data, orig_len in frames:
-                if frame_linktype != linktype:
-                    continue  # pcap holds one link type; the finding's frames share one
-                seconds = int(ts)
-                writer.write_packet(
-                    data, sec=seconds, usec=round((ts - seconds) * 1e6), wirelen=orig_len
-                )
-        finally:
-            writer.close()
-        temporary.replace(target)
-        written += 1
+    for name in plan.names:
+        frames = collected.get(name)
+        if frames:
+            write_pcap(directory / name, frames)
+            written += 1
     return written

@@ -12,7 +12,19 @@ import heapq
 from collections.abc import Callable
 from typing import Protocol
 
-from dotaudit.capture.packet import ACK, FIN, RST, SYN, TCP, UDP, Anomaly, AnomalySink, Packet
+from dotaudit.capture.packet import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    TCP,
+    UDP,
+    UDP_TUNNEL_PORTS,
+    Anomaly,
+    AnomalySink,
+    Packet,
+    Tunnel,
+)
 from dotaudit.capture.reassembly import Reassembler, StreamConsumer, StreamContext
 
 WELL_KNOWN_PORTS = (53, 853, 443, 80, 784, 8853, 5353, 5355)
@@ -27,10 +39,10 @@ _DNS_PORTS = frozenset({53, 5353, 5355})
 
 UdpPayloadSink = Callable[["Flow", bool, bytes, int, float], None]
 """``(flow, from_client, payload, frame, ts)``: a datagram's payload as plain values."""
-
-TUNNEL_UDP_PORTS = frozenset({4789, 6081, 2152})
-"""VXLAN, Geneve and GTP-U: a flow on these ports carries other flows and is never
-bypassed, so tunnelled traffic is never hidden."""
+UdpTunnelSink = Callable[
+    [int, float, int, bytes, int, bytes, int, int, int, bytes, int, int, int], None
+]
+"""A datagram to a UDP tunnel port, with ``udp_fast``'s arguments: the decoder's."""
 
 
 class BypassListener(Protocol):
@@ -114,6 +126,7 @@ class Flow:
         "sport",
         "start",
         "syn_retransmits",
+        "tunnel",
     )
 
     def __init__(
@@ -184,9 +197,21 @@ class Flow:
         self._probe = False
         """Bypassed and idle as far as the packets read show: the next packet is read
         (and counted) to learn whether the flow is still alive."""
+        self.tunnel: Tunnel | None = None
+        """The encapsulation of a flow seen inside one: it is keyed by its 5-tuple and the
+        tunnel's identity, so the same inner 5-tuple in two tunnels makes two flows."""
 
 
 class FlowTable:
+    """Flows by 5-tuple: plain flows under ``(src, sport, dst, dport)``, tunnelled ones
+    under ``(src, sport, dst, dport, tunnel key)``.
+
+    Datagrams to a UDP tunnel port never make a flow here: ``udp_fast`` hands them to
+    ``decapsulate`` (set by the decoder) and their inner packets come back through
+    :meth:`tunnelled`. The check sits where a new flow would be made, so the datagrams of
+    known flows, most of the traffic, pay nothing for it.
+    """
+
     def __init__(
         self,
         consumer: FlowConsumer,
@@ -213,10 +238,11 @@ class FlowTable:
         self.streams = StreamContext(
             consumer, self._flow_anomaly, max_stream_buffer, max_total_buffer
         )
-        self._tcp: dict[tuple[bytes, int, bytes, int], Flow] = {}
-        self._udp: dict[tuple[bytes, int, bytes, int], Flow] = {}
+        # Plain flows under 4-tuples, tunnelled ones under 5-tuples ending in the tunnel key.
+        self._tcp: dict[tuple[object, ...], Flow] = {}
+        self._udp: dict[tuple[object, ...], Flow] = {}
         # Entries are (due, first_frame, counter, flow): flows due at the same moment end in
-        # capture order, an order that a shard of the table (capture/shard.py) reproduces.
+        # capture order, an order that a shard of the table (capture/flow_shard.py) reproduces.
         self._heap: list[tuple[float, int, int, Flow]] = []
         self._counter = 0
         self._active = 0
@@ -232,14 +258,20 @@ class FlowTable:
             offer = getattr(consumer, "set_bypass", None)
             if offer is not None:
                 offer(self.bypass)
+        self.decapsulate: UdpTunnelSink | None = None
 
     @property
     def active_flows(self) -> int:
         return self._active
 
-    def get(self, proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> Flow | None:
-        """The live flow for a 5-tuple, in either direction."""
+    def get(
+        self, proto: int, src: bytes, sport: int, dst: bytes, dport: int,
+        tunnel: Tunnel | None = None,
+    ) -> Flow | None:  # fmt: skip
+        """The live flow for a 5-tuple (inside ``tunnel``, if given), in either direction."""
         table = self._tcp if proto == TCP else self._udp if proto == UDP else {}
+        if tunnel is not None:
+            return table.get((src, sport, dst, dport, tunnel.key))
         return table.get((src, sport, dst, dport))
 
     def process(self, pkt: Packet) -> None:
@@ -361,13 +393,24 @@ class FlowTable:
         flow = self._udp.get((src, sport, dst, dport))
         on_payload = self._on_udp_payload
         if flow is None:
-            if on_payload is not None:
+            # Two calls written out rather than an idle time in a variable: one of these
+            # per DNS transaction.
+            if sport in _DNS_PORTS or dport in _DNS_PORTS:
+                if on_payload is not None:
+                    flow = self._new_flow(
+                        UDP, src, sport, dst, dport, frame, ts,
+                        server_is_destination(sport, dport), self.dns_udp_idle,
+                    )  # fmt: skip
+            elif dport in UDP_TUNNEL_PORTS and self.decapsulate is not None:
+                self.decapsulate(
+                    frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
+                    wire_len,
+                )  # fmt: skip
+                return
+            elif on_payload is not None:
                 flow = self._new_flow(
-                    UDP, src, sport, dst, dport, frame, ts,
-                    server_is_destination(sport, dport),
-                    self.dns_udp_idle
-                    if sport in _DNS_PORTS or dport in _DNS_PORTS
-                    else self.udp_idle,
+                    UDP, src, sport, dst, dport, frame, ts, server_is_destination(sport, dport),
+                    self.udp_idle,
                 )  # fmt: skip
         elif flow.bypassed:
             if flow._probe:
@@ -401,6 +444,34 @@ class FlowTable:
                     self.bypass(flow)
         if n and not flow.ignore_payload and on_payload is not None:
             on_payload(flow, from_client, data[start:end], frame, ts)
+
+    def tunnelled(self, pkt: Packet) -> None:
+        """A packet decoded from inside an encapsulation (``pkt.tunnel`` is set): the same
+        life cycle as :meth:`process`, under keys that include the tunnel's identity."""
+        tunnel = pkt.tunnel
+        if tunnel is None:
+            self.process(pkt)
+            return
+        ts = pkt.ts
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        tkey = tunnel.key
+        quote = pkt.icmp
+        if quote is not None:
+            self._icmp(pkt, (quote.src, quote.sport, quote.dst, quote.dport, tkey))
+        elif pkt.proto == TCP:
+            flow = self._tcp.get((pkt.src, pkt.sport, pkt.dst, pkt.dport, tkey))
+            self._tcp_slow(pkt, flow, pkt.flags, ts)
+        elif pkt.proto == UDP:
+            key = (pkt.src, pkt.sport, pkt.dst, pkt.dport, tkey)
+            flow = self._udp.get(key)
+            if flow is None:
+                flow = self._new_tunnelled_flow(
+                    tunnel, UDP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts,
+                    server_is_destination(pkt.sport, pkt.dport),
+                    self._udp_idle_for(pkt.sport, pkt.dport),
+                )  # fmt: skip
+            self._udp_datagram(flow, pkt, ts)
 
     def finish(self) -> None:
         """End every remaining flow (capture end), oldest first."""
@@ -508,9 +579,17 @@ class FlowTable:
         else:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             mid_stream = True
-        flow = self._new_flow(
-            TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server, self.tcp_idle
-        )
+        tunnel = pkt.tunnel
+        if tunnel is None:
+            flow = self._new_flow(
+                TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
+                self.tcp_idle,
+            )  # fmt: skip
+        else:
+            flow = self._new_tunnelled_flow(
+                tunnel, TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
+                self.tcp_idle,
+            )  # fmt: skip
         flow.mid_stream = mid_stream
         return flow
 
@@ -535,6 +614,9 @@ class FlowTable:
                 UDP, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, ts, to_server,
                 self._udp_idle_for(pkt.sport, pkt.dport),
             )  # fmt: skip
+        self._udp_datagram(flow, pkt, ts)
+
+    def _udp_datagram(self, flow: Flow, pkt: Packet, ts: float) -> None:
         flow.last_frame = pkt.frame
         if ts >= flow.end:
             flow.end = ts
@@ -559,14 +641,16 @@ class FlowTable:
             else:
                 self.consumer.on_datagram(flow, from_client, pkt)
 
-    def _icmp(self, pkt: Packet) -> None:
+    def _icmp(self, pkt: Packet, key: tuple[object, ...] | None = None) -> None:
+        """An ICMP error: marks the flow it quotes, found under ``key`` (by default the
+        quote's plain 5-tuple)."""
         quote = pkt.icmp
         if quote is None:
             return
         table = self._tcp if quote.proto == TCP else self._udp if quote.proto == UDP else None
         if table is None:
             return
-        flow = table.get((quote.src, quote.sport, quote.dst, quote.dport))
+        flow = table.get(key or (quote.src, quote.sport, quote.dst, quote.dport))
         if flow is None or flow.icmp is not None:
             return
         flow.icmp = quote.kind
@@ -594,6 +678,24 @@ class FlowTable:
         due = flow._due = ts + idle
         self._counter += 1
         heapq.heappush(self._heap, (due, frame, self._counter, flow))
+        return flow
+
+    def _new_tunnelled_flow(
+        self, tunnel: Tunnel, proto: int, src: bytes, sport: int, dst: bytes, dport: int,
+        frame: int, ts: float, to_server: bool, idle: float,
+    ) -> Flow:  # fmt: skip
+        """:meth:`_new_flow` for a packet inside ``tunnel``: keys end in its identity."""
+        if self._active >= self.max_flows:
+            self._evict_one(frame, ts)
+        if not to_server:
+            src, sport, dst, dport = dst, dport, src, sport
+        flow = Flow(proto, src, sport, dst, dport, frame, ts)
+        flow.tunnel = tunnel
+        table = self._tcp if proto == TCP else self._udp
+        table[(src, sport, dst, dport, tunnel.key)] = flow
+        table[(dst, dport, src, sport, tunnel.key)] = flow
+        self._active += 1
+        self._schedule(flow, ts + idle)
         return flow
 
     def _udp_idle_for(self, port_a: int, port_b: int) -> float:
@@ -681,6 +783,14 @@ class FlowTable:
         key = (server, sport, client, cport)
         if table.get(key) is flow:
             del table[key]
+        tunnel = flow.tunnel
+        if tunnel is not None:
+            for key5 in (
+                (client, cport, server, sport, tunnel.key),
+                (server, sport, client, cport, tunnel.key),
+            ):
+                if table.get(key5) is flow:
+                    del table[key5]
         self._active -= 1
         self.consumer.on_flow_end(flow)
 
@@ -690,11 +800,15 @@ class FlowTable:
         """The consumer has learnt all it reports about ``flow``: from now on only its
         SYN, FIN and RST segments are read (they still decide how it ends), plus one
         packet whenever it looks idle, to learn whether it is still alive. Its counters,
-        ``end`` and ``last_frame`` then describe only what was read. Flows on tunnel
-        ports carry other flows and are never bypassed."""
-        if flow.bypassed or flow._ended:
+        ``end`` and ``last_frame`` then describe only what was read.
+
+        Never bypassed: flows on UDP tunnel ports (they carry other flows, so tunnelled
+        traffic is never hidden), and flows seen inside a tunnel (an engine that skips
+        packets before they are read matches outer headers only; their inner 5-tuple in
+        its filter would skip a plain flow that happens to share it)."""
+        if flow.bypassed or flow._ended or flow.tunnel is not None:
             return
-        if flow.proto == UDP and (flow.sport in TUNNEL_UDP_PORTS or flow.cport in TUNNEL_UDP_PORTS):
+        if flow.proto == UDP and (flow.sport in UDP_TUNNEL_PORTS or flow.cport in UDP_TUNNEL_PORTS):
             return
         if flow.server_ttl is None:
             flow._bypass_wanted = True
@@ -738,6 +852,7 @@ class FlowTable:
         self._flow_anomaly(flow, "ts_backwards", pkt.frame, pkt.ts, detail)
 
     def _flow_anomaly(self, flow: Flow, what: str, frame: int, ts: float, detail: str) -> None:
+        tunnel = flow.tunnel
         self.sink(
             Anomaly(
                 what,
@@ -749,6 +864,7 @@ class FlowTable:
                 flow.server,
                 flow.sport,
                 flow.proto,
+                None if tunnel is None else tunnel.text,
             )
         )
 

@@ -57,7 +57,7 @@ class LiveCapture:
             self.close()
             raise InputError(f"{device}: cannot capture: {reason}")
         self.linktype: int = lib.pcap_datalink(handle)
-        text = prefilter_expression() if filter_text is None else filter_text
+        text = prefilter_expression(self.linktype) if filter_text is None else filter_text
         program = libpcap.BpfProgram()
         if lib.pcap_compile(handle, ctypes.byref(program), text.encode(), 1, 0xFFFFFFFF):
             reason = pcap.error(handle)

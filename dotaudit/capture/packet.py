@@ -17,6 +17,9 @@ UDP = 17
 ICMP = 1
 ICMPV6 = 58
 
+UDP_TUNNEL_PORTS = frozenset({4789, 6081, 2152})
+"""Destination ports of the UDP encapsulations decoded: VXLAN, Geneve, GTP-U."""
+
 FIN = 0x01
 SYN = 0x02
 RST = 0x04
@@ -39,7 +42,29 @@ class IcmpQuote:
     dport: int
 
 
+class Tunnel:
+    """The encapsulation a packet arrived in, outermost layer first (see decode.py).
+
+    ``key`` is its identity, the same for both directions of an inner flow: inner flows
+    are told apart by it. ``text`` is the ``tunnel`` field of events, for example
+    ``"vxlan:vni=42@192.0.2.1-192.0.2.2"``; it names exactly what ``key`` holds.
+    """
+
+    __slots__ = ("key", "text")
+
+    def __init__(self, key: tuple[object, ...], text: str) -> None:
+        self.key = key
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Tunnel({self.text!r})"
+
+
 class Packet:
+    tunnel: Tunnel | None = None
+    """None: not tunnelled. Plain packets share this class default, so the hot path stores
+    nothing for it; a :class:`TunnelledPacket` has its own."""
+
     __slots__ = (
         "ack",
         "dport",
@@ -105,6 +130,20 @@ class Packet:
         )
 
 
+class TunnelledPacket(Packet):
+    """A packet decoded from inside one or more encapsulations."""
+
+    __slots__ = ("tunnel",)
+
+    def __init__(self, pkt: Packet, tunnel: Tunnel) -> None:
+        super().__init__(
+            pkt.frame, pkt.ts, pkt.ip_version, pkt.src, pkt.dst, pkt.proto, pkt.ttl,
+            pkt.ip_id, pkt.sport, pkt.dport, pkt.payload, pkt.flags, pkt.seq, pkt.ack,
+            pkt.truncated, pkt.icmp, pkt.wire_len,
+        )  # fmt: skip
+        self.tunnel = tunnel
+
+
 def addr_text(raw: bytes) -> str:
     """Text form of a 4- or 16-byte address (IPv6 compressed, as RFC 5952)."""
     text = _ADDR_TEXT.get(raw)
@@ -140,6 +179,8 @@ class Anomaly:
     dst: bytes = b""
     dport: int = 0
     proto: int = 0
+    tunnel: str | None = None
+    """The ``tunnel`` text of the encapsulation the problem was found in, if any."""
 
 
 AnomalySink = Callable[[Anomaly], None]
@@ -164,3 +205,8 @@ class FlowSink(Protocol):
     ) -> None:  # fmt: skip
         """A complete UDP datagram as plain values, payload ``data[start:end]``."""
         ...
+
+    # Optional: ``tunnelled(pkt)`` takes the packets decoded from inside an encapsulation
+    # (``pkt.tunnel`` set); a sink without it gets them through ``process``. And a sink that
+    # offers ``udp_fast`` for whole datagrams has a ``decapsulate`` attribute the decoder
+    # sets: it must hand every new datagram to a UDP tunnel port to it (see flows.py).

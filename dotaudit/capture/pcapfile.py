@@ -39,7 +39,13 @@ from operator import add
 from dotaudit.capture import libpcap
 from dotaudit.capture.bpf import LINK_TYPES, BypassProgram, FlowKey
 from dotaudit.capture.flows import Flow, FlowTable
-from dotaudit.capture.reader import CaptureReader, FrameSink, Resume
+from dotaudit.capture.reader import (
+    MAX_WARNINGS,
+    CaptureReader,
+    FrameSink,
+    Resume,
+    fraction_overflow_warning,
+)
 
 BATCH = 1024
 """Records per batch: a bypass decision takes effect from the next batch on."""
@@ -123,6 +129,8 @@ class LibpcapCapture:
         self.last_ts: float | None = None
         self.truncated_at: int | None = None
         self.warnings: list[str] = []
+        self.anomalies: dict[str, int] = {}
+        """Records read but not as written, by reason (as the Python reader counts them)."""
         self.bytes_read = 0
         self.skipped = 0
         """Records libpcap skipped (never handed to Python)."""
@@ -132,6 +140,7 @@ class LibpcapCapture:
         self._record = struct.Struct(order + "IIII").unpack_from
         self._native = (order == "<") == (sys.byteorder == "little")
         self._scale = scale
+        self._second_ticks = round(1 / scale)  # a valid sub-second field stays below this
         self._linktype = linktype
         self._snaplen = snaplen
         self._table: FlowTable | None = None
@@ -264,6 +273,9 @@ class LibpcapCapture:
                 except _Handover:
                     break
                 if done is None:
+                    overflows = self.anomalies.get("timestamp_fraction_overflow")
+                    if overflows and len(self.warnings) < MAX_WARNINGS:
+                        self.warnings.append(f"{self.path}: {fraction_overflow_warning(overflows)}")
                     self.close()
                     return
                 base = done
@@ -274,7 +286,7 @@ class LibpcapCapture:
             raise
         # The Python reader takes over from the start of the batch that went wrong.
         self._close_libpcap()
-        resume = Resume(base, self.frames, self.first_ts, self.last_ts)
+        resume = Resume(base, self.frames, self.first_ts, self.last_ts, self.anomalies)
         reader = CaptureReader(self.path, resume=resume)
         self._python = reader
         try:
@@ -288,6 +300,7 @@ class LibpcapCapture:
             self.last_ts = reader.last_ts
             self.truncated_at = reader.truncated_at
             self.warnings.extend(reader.warnings)
+            self.anomalies = reader.anomalies
             self.close()
 
     def _close_libpcap(self) -> None:
@@ -343,6 +356,13 @@ class LibpcapCapture:
         self._deliver(take, positions, entries, offsets, data, count)
         self.frames += count
         self.last_ts = float(entries[5 * count - 5] + entries[5 * count - 4] * self._scale)
+        fracs = entries[1::5]
+        ticks = self._second_ticks
+        if max(fracs) >= ticks:  # counted once the batch is read: a handover re-reads it
+            overflows = sum(1 for frac in fracs if frac >= ticks)
+            self.anomalies["timestamp_fraction_overflow"] = (
+                self.anomalies.get("timestamp_fraction_overflow", 0) + overflows
+            )
         self.skipped += count - len(positions)
         return end
 

@@ -18,14 +18,22 @@ from typing import BinaryIO, NamedTuple
 from dotaudit.errors import InputError
 
 
+def fraction_overflow_warning(records: int) -> str:
+    return (
+        f"a sub-second timestamp field of a whole second or more in {records} "
+        "records; read with the excess carried into the seconds"
+    )
+
+
 class Resume(NamedTuple):
     """Where another reader left a plain pcap file: the offset of the next record, the
-    frames read before it and their first and last timestamps."""
+    frames read before it, their first and last timestamps and what was counted in them."""
 
     offset: int
     frames: int
     first_ts: float | None
     last_ts: float | None
+    anomalies: dict[str, int] | None = None
 
 
 Frame = tuple[int, float, int, bytes, int]
@@ -124,7 +132,9 @@ class _Source:
 
     def _inflate_some(self, limit: int) -> bytes:
         inflate = self._inflate
-        if inflate.unconsumed_tail:
+        # At the end of a member the input left over is in unused_data; unconsumed_tail
+        # may still hold a copy, which decompress() would never consume.
+        if inflate.unconsumed_tail and not inflate.eof:
             return inflate.decompress(inflate.unconsumed_tail, limit)
         if inflate.eof:
             rest = inflate.unused_data
@@ -185,6 +195,8 @@ class CaptureReader:
         self.first_ts: float | None = resume.first_ts if resume else None
         self.last_ts: float | None = resume.last_ts if resume else None
         self.warnings: list[str] = []
+        self.anomalies: dict[str, int] = dict(resume.anomalies or {}) if resume else {}
+        """Records read but not as written, by reason (counted, never silently mended)."""
         self.bytes_read = 0
         self._warned: set[str] = set()
         # The file stays open from here to the end of iteration and is read once, front to
@@ -250,6 +262,9 @@ class CaptureReader:
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(f"{self.path}: {text}")
 
+    def _count(self, what: str) -> None:
+        self.anomalies[what] = self.anomalies.get(what, 0) + 1
+
     def _cut(self, offset: int, what: str, src: _Source) -> None:
         self.truncated_at = offset
         reason = f"; {src.error}" if src.error else ""
@@ -290,6 +305,9 @@ class CaptureReader:
                 yield from self._pcap(src, take)
         finally:
             src.close()
+            overflows = self.anomalies.get("timestamp_fraction_overflow")
+            if overflows:
+                self._warn(fraction_overflow_warning(overflows))
 
     def _pcap(self, src: _Source, take: FrameSink) -> Iterator[int]:
         chunk = self.chunk_size
@@ -298,6 +316,7 @@ class CaptureReader:
             self._cut(0, "file header cut", src)
             return
         order, scale = _PCAP_MAGICS[buf[:4]]
+        second_ticks = round(1 / scale)  # a valid sub-second field stays below this
         # The header's snaplen is advisory (writers get it wrong); MAX_CAPLEN is the hard cap.
         linktype = struct.unpack_from(order + "I", buf, 20)[0]
         linktype &= 0xFFFF  # the upper bits carry FCS-length flags, not the link type
@@ -334,6 +353,8 @@ class CaptureReader:
                     second = sec
                     whole = float(sec)
                 ts = whole + frac * scale
+                if frac >= second_ticks:
+                    self._count("timestamp_fraction_overflow")
                 take(frame, ts, linktype, buf, data, stop, orig)
                 pos = stop
                 data = stop + 16

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Finding
@@ -16,6 +16,8 @@ from dotaudit.model.policy import Policy
 from dotaudit.model.resolvers import ResolverDirectory, known_resolvers
 
 Section = list[dict[str, Any]]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,14 @@ class Context:
 
 
 class Detector(ABC):
+    """A detector reads events and returns findings with their natural severity: policy
+    overrides are applied once, after every detector finished (``detect/runner.py``)."""
+
     name: ClassVar[str]
     event_types: ClassVar[frozenset[type[Event]]]
-    """The event types ``on_event`` uses; the pipeline routes only these to it."""
+    """The event types ``on_event`` uses; the pipeline routes only these to it. Derived
+    events such as ``DotSessionAssembled`` (``detect/session_assembly.py``) are routed the
+    same way."""
 
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -78,3 +85,25 @@ class CappedSample:
 
     def __contains__(self, value: str) -> bool:
         return value in self._seen
+
+
+class CappedGroups(dict[K, V]):
+    """Groups by key, at most ``limit`` of them; ``dropped`` counts what found no room.
+
+    Read it as the dict it is; make new groups only through ``add``, which keeps the cap.
+    """
+
+    __slots__ = ("dropped", "limit")
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.dropped = 0
+
+    def add(self, key: K, group: V) -> V | None:
+        """Store ``group`` under the new ``key`` and return it; None when full (counted)."""
+        if len(self) >= self.limit:
+            self.dropped += 1
+            return None
+        self[key] = group
+        return group

@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedSample, Context, Detector, Section
+from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
 from dotaudit.model.events import (
     ConnectionSeen,
     DnsMessageSeen,
@@ -146,10 +146,9 @@ class DohDoqDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._rows: dict[RowKey, _Row] = {}
+        self._rows: CappedGroups[RowKey, _Row] = CappedGroups(MAX_ROWS)
         self._flows: dict[FlowKey, RowKey] = {}
-        self._dropped = 0
-        self._cleartext: dict[tuple[str, str, str], _Cleartext] = {}
+        self._cleartext: CappedGroups[tuple[str, str, str], _Cleartext] = CappedGroups(MAX_ROWS)
 
     def on_event(self, event: Event) -> None:
         # Exact type tests: cheaper than isinstance on the stream's bulk of DNS events.
@@ -181,10 +180,7 @@ class DohDoqDetector(Detector):
         key = (file, client, server)
         row = self._cleartext.get(key)
         if row is None:
-            if len(self._cleartext) >= MAX_ROWS:
-                self._dropped += 1
-                return None
-            row = self._cleartext[key] = _Cleartext(file, client, server, ts, ts)
+            row = self._cleartext.add(key, _Cleartext(file, client, server, ts, ts))
         return row
 
     def _h2c_request(self, event: HttpRequestSeen) -> None:
@@ -262,20 +258,20 @@ class DohDoqDetector(Detector):
     def _row(self, key: RowKey, via: str, known: KnownResolver | None, ts: float) -> _Row | None:
         row = self._rows.get(key)
         if row is None:
-            if len(self._rows) >= MAX_ROWS:
-                self._dropped += 1
-                return None
             file, client, server, protocol, sni = key
-            row = self._rows[key] = _Row(
-                file=file,
-                client=client,
-                server=server,
-                protocol=protocol,
-                sni=sni,
-                provider=known.provider if known else None,
-                via=via,
-                first_ts=ts,
-                last_ts=ts,
+            row = self._rows.add(
+                key,
+                _Row(
+                    file=file,
+                    client=client,
+                    server=server,
+                    protocol=protocol,
+                    sni=sni,
+                    provider=known.provider if known else None,
+                    via=via,
+                    first_ts=ts,
+                    last_ts=ts,
+                ),
             )
         return row
 
@@ -302,7 +298,6 @@ class DohDoqDetector(Detector):
         return self._encrypted_findings() + self._cleartext_findings()
 
     def _cleartext_findings(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         findings: list[Finding] = []
         for row in self._cleartext.values():
             messages = row.queries + row.responses
@@ -330,7 +325,6 @@ class DohDoqDetector(Detector):
                     dedup_key=f"{row.client}|{row.server}",
                     # Decoded DNS messages are proof; a DoH-shaped request alone is not.
                     confidence=Confidence.HIGH if messages else Confidence.MEDIUM,
-                    severity=overrides.get("DA-DOH-002"),
                     client=row.client,
                     server=row.server,
                     evidence=evidence,
@@ -343,7 +337,6 @@ class DohDoqDetector(Detector):
         return findings
 
     def _encrypted_findings(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         approved = self.context.policy.approved_addresses()
         groups: dict[tuple[str, str, str], list[_Row]] = {}
         for row in self._rows.values():
@@ -366,14 +359,15 @@ class DohDoqDetector(Detector):
                 "packets": sum(r.packets for r in rows),
                 "approved_by_policy": all(s in approved for s in servers),
             }
-            if self._dropped:
-                evidence["rows_dropped"] = self._dropped
+            # One count for both tables: what either cap turned away.
+            dropped = self._rows.dropped + self._cleartext.dropped
+            if dropped:
+                evidence["rows_dropped"] = dropped
             findings.append(
                 make_finding(
                     finding_id,
                     dedup_key=f"{client}|{target}",
                     confidence=confidence,
-                    severity=overrides.get(finding_id),
                     client=client,
                     server=servers[0] if len(servers) == 1 else target,
                     evidence=evidence,

@@ -14,23 +14,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import Context, Detector
-from dotaudit.detect.sessions import SESSION_EVENTS, DotSession, DotSessionAssembler
-from dotaudit.model.events import (
-    AnomalySeen,
-    DnsMessageSeen,
-    Event,
-    QuicInitialSeen,
-    TlsCertificateSeen,
-)
+from dotaudit.detect.base import CappedGroups, Context, Detector
+from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
+from dotaudit.model.events import Event, TlsCertificateSeen
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity, make_finding
 
 MAX_PAIRS = 10_000
 MAX_ISSUERS = 8
 MAX_SAN_SHOWN = 20
 ISSUER_REASON = "issuer_differs"
-_IGNORED = frozenset({DnsMessageSeen, QuicInitialSeen, AnomalySeen})
-"""The bulk of a capture's events, which never belong to a DoT session: skip them cheaply."""
 
 
 def parse_utc(text: str) -> float | None:
@@ -133,24 +125,19 @@ class _Pair:
 
 class DotCertDetector(Detector):
     name: ClassVar[str] = "dot_cert"
-    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DotSessionAssembled})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._sessions = DotSessionAssembler()
-        self._pairs: dict[tuple[str, str, str], _Pair] = {}
+        self._pairs: CappedGroups[tuple[str, str, str], _Pair] = CappedGroups(MAX_PAIRS)
         self._issuers: dict[tuple[str, str], dict[str, int]] = {}
-        self._dropped = 0
         self._pins: dict[str, frozenset[str]] = {
             r.address: frozenset(r.pins) for r in context.policy.approved_dot if r.pins
         }
 
     def on_event(self, event: Event) -> None:
-        if type(event) in _IGNORED:
-            return
-        session = self._sessions.feed(event)
-        if session is not None:
-            self._check(session)
+        if isinstance(event, DotSessionAssembled):
+            self._check(event.session)
 
     def _check(self, session: DotSession) -> None:
         leaf = next((c for c in session.certificates if c.position == 0), None)
@@ -164,12 +151,11 @@ class DotCertDetector(Detector):
         key = (session.file, session.client, session.server)
         pair = self._pairs.get(key)
         if pair is None:
-            if len(self._pairs) >= MAX_PAIRS:
-                self._dropped += 1
-                return
-            pair = self._pairs[key] = _Pair(
-                session.file, session.client, session.server, leaf.ts, leaf.ts
+            pair = self._pairs.add(
+                key, _Pair(session.file, session.client, session.server, leaf.ts, leaf.ts)
             )
+            if pair is None:
+                return
         pair.sessions += 1
         pair.first_ts = min(pair.first_ts, leaf.ts)
         pair.last_ts = max(pair.last_ts, leaf.ts)
@@ -198,7 +184,6 @@ class DotCertDetector(Detector):
             }
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         findings: list[Finding] = []
         for (file, client, server), pair in self._pairs.items():
             issuers = self._issuers.get((file, server), {})
@@ -216,11 +201,8 @@ class DotCertDetector(Detector):
             }
             if len(issuers) > 1:
                 evidence["issuers"] = dict(sorted(issuers.items()))
-            if self._dropped:
-                evidence["pairs_dropped"] = self._dropped
-            severity = overrides.get("DA-DOT-005")
-            if severity is None and hint_only:
-                severity = Severity.MEDIUM
+            if self._pairs.dropped:
+                evidence["pairs_dropped"] = self._pairs.dropped
             findings.append(
                 make_finding(
                     "DA-DOT-005",
@@ -231,7 +213,9 @@ class DotCertDetector(Detector):
                         else None
                     ),
                     confidence=Confidence.LOW if hint_only else Confidence.HIGH,
-                    severity=severity,
+                    # An issuer change alone is a hint, not a refusal; an override of
+                    # DA-DOT-005 in the policy replaces the severity of both kinds.
+                    severity=Severity.MEDIUM if hint_only else None,
                     client=client,
                     server=server,
                     evidence=evidence,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dotaudit.detect.base import CappedSample, Context, Detector
+from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector
 from dotaudit.model.events import (
     Event,
     QuicInitialSeen,
@@ -81,8 +81,7 @@ class EchDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._groups: dict[tuple[str, str], _Group] = {}
-        self._dropped = 0
+        self._groups: CappedGroups[tuple[str, str], _Group] = CappedGroups(MAX_GROUPS)
 
     def on_event(self, event: Event) -> None:
         kind_of_event = type(event)
@@ -101,10 +100,9 @@ class EchDetector(Detector):
         key = (event.src, kind)
         group = self._groups.get(key)
         if group is None:
-            if len(self._groups) >= MAX_GROUPS:
-                self._dropped += 1
+            group = self._groups.add(key, _Group(event.file, event.ts, event.ts))
+            if group is None:
                 return
-            group = self._groups[key] = _Group(event.file, event.ts, event.ts)
         group.hellos += 1
         group.first_ts = min(group.first_ts, event.ts)
         group.last_ts = max(group.last_ts, event.ts)
@@ -116,7 +114,6 @@ class EchDetector(Detector):
             group.frames.append(event.frame)
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         findings: list[Finding] = []
         for (client, kind), group in self._groups.items():
             title, confidence = KINDS[kind]
@@ -128,15 +125,14 @@ class EchDetector(Detector):
                 "server_count": group.servers.count,
                 "transports": sorted(group.transports),
             }
-            if self._dropped:
-                evidence["groups_dropped"] = self._dropped
+            if self._groups.dropped:
+                evidence["groups_dropped"] = self._groups.dropped
             findings.append(
                 make_finding(
                     "DA-ECH-001",
                     dedup_key=f"{client}|{kind}",
                     title=title,
                     confidence=confidence,
-                    severity=overrides.get("DA-ECH-001"),
                     client=client,
                     server=group.servers.values[0] if group.servers.count == 1 else None,
                     evidence=evidence,

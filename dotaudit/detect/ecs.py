@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedSample, Context, Detector, Section
+from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
 from dotaudit.model.events import (
     DnsMessageSeen,
     Event,
@@ -49,8 +49,7 @@ class EcsDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._pairs: dict[tuple[str, str], _Pair] = {}
-        self._dropped = 0
+        self._pairs: CappedGroups[tuple[str, str], _Pair] = CappedGroups(MAX_PAIRS)
 
     def on_event(self, event: Event) -> None:
         if type(event) is not DnsMessageSeen:
@@ -64,10 +63,9 @@ class EcsDetector(Detector):
         key = (event.src, event.dst)
         pair = self._pairs.get(key)
         if pair is None:
-            if len(self._pairs) >= MAX_PAIRS:
-                self._dropped += 1
+            pair = self._pairs.add(key, _Pair(event.file, event.ts, event.ts))
+            if pair is None:
                 return
-            pair = self._pairs[key] = _Pair(event.file, event.ts, event.ts)
         pair.queries += 1
         pair.first_ts = min(pair.first_ts, event.ts)
         pair.last_ts = max(pair.last_ts, event.ts)
@@ -80,7 +78,6 @@ class EcsDetector(Detector):
             pair.frames.append(event.frame)
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         findings: list[Finding] = []
         for (client, server), pair in self._pairs.items():
             evidence: dict[str, Any] = {
@@ -92,14 +89,13 @@ class EcsDetector(Detector):
                 "qname_count": pair.names.count,
                 "transports": sorted(pair.transports),
             }
-            if self._dropped:
-                evidence["pairs_dropped"] = self._dropped
+            if self._pairs.dropped:
+                evidence["pairs_dropped"] = self._pairs.dropped
             findings.append(
                 make_finding(
                     "DA-LEAK-006",
                     dedup_key=f"{client}|{server}",
                     confidence=Confidence.HIGH,
-                    severity=overrides.get("DA-LEAK-006"),
                     client=client,
                     server=server,
                     evidence=evidence,

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import Context, Detector, Section
-from dotaudit.detect.recent import PlainQuery, RecentQueries
-from dotaudit.detect.sessions import SESSION_EVENTS, DotSession, DotSessionAssembler
-from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery
+from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
+from dotaudit.model.events import Event
 from dotaudit.model.findings import Finding, make_finding
 
 MAX_PENDING_PER_CLIENT = 64
@@ -33,44 +33,45 @@ FAILURE_TEXT = {
 
 
 @dataclass
-class FallbackEvent:
+class _Attempt:
+    """A failed DoT attempt and the plaintext queries of its window."""
+
     session: DotSession
     window_end: float
-    queries: list[PlainQuery] = field(default_factory=list)
+    queries: list[OutboundPlaintextQuery] = field(default_factory=list)
 
-    def add(self, query: PlainQuery) -> None:
+    def add(self, query: OutboundPlaintextQuery) -> None:
         if len(self.queries) < 1000:
             self.queries.append(query)
 
 
 class FallbackDetector(Detector):
     name: ClassVar[str] = "fallback"
-    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS | {DnsMessageSeen}
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(
+        {DotSessionAssembled, OutboundPlaintextQuery}
+    )
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.window = context.policy.fallback_window_s
-        self.assembler = DotSessionAssembler()
-        self.recent = RecentQueries(context.policy)
-        self.pending: dict[tuple[str, str], list[FallbackEvent]] = {}
-        self.events: list[FallbackEvent] = []
+        self.pending: dict[tuple[str, str], list[_Attempt]] = {}
+        self.events: list[_Attempt] = []
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, DnsMessageSeen):
-            query = self.recent.add(event)
-            if query is not None:
-                for attempt in self.pending.get((event.file, event.src), ()):
-                    if attempt.session.start <= query.ts <= attempt.window_end:
-                        attempt.add(query)
+        if isinstance(event, OutboundPlaintextQuery):
+            for attempt in self.pending.get((event.file, event.src), ()):
+                if attempt.session.start <= event.ts <= attempt.window_end:
+                    attempt.add(event)
             return
-        session = self.assembler.feed(event)
-        if session is None or session.failure is None:
+        if not isinstance(event, DotSessionAssembled):
             return
-        attempt = FallbackEvent(session, session.end + self.window)
-        for query in self.recent.between(
-            session.file, session.client, session.start, attempt.window_end
-        ):
-            attempt.add(query)
+        session = event.session
+        if session.failure is None:
+            return
+        attempt = _Attempt(session, session.end + self.window)
+        for query in event.recent_plaintext:
+            if query.ts <= attempt.window_end:
+                attempt.add(query)
         key = (session.file, session.client)
         pending = [a for a in self.pending.get(key, []) if a.window_end >= session.start]
         pending.append(attempt)
@@ -78,10 +79,10 @@ class FallbackDetector(Detector):
         if len(self.events) < MAX_EVENTS:
             self.events.append(attempt)
 
-    def _fallbacks(self) -> list[FallbackEvent]:
+    def _fallbacks(self) -> list[_Attempt]:
         return [a for a in self.events if a.queries]
 
-    def _row(self, attempt: FallbackEvent) -> dict[str, Any]:
+    def _row(self, attempt: _Attempt) -> dict[str, Any]:
         session = attempt.session
         first = attempt.queries[0]
         names: list[str] = []
@@ -114,12 +115,11 @@ class FallbackDetector(Detector):
         return {"fallback_events": [self._row(a) for a in self._fallbacks()]}
 
     def finish(self) -> list[Finding]:
-        grouped: dict[tuple[str, str, str], list[FallbackEvent]] = {}
+        grouped: dict[tuple[str, str, str], list[_Attempt]] = {}
         for attempt in self._fallbacks():
             s = attempt.session
             grouped.setdefault((s.file, s.client, s.server), []).append(attempt)
         findings = []
-        override = self.context.policy.severity_overrides.get("DA-FALLBACK-001")
         for (file, client, server), attempts in grouped.items():
             rows = [self._row(a) for a in attempts]
             frames = [f for row in rows for f in row["frames"]]
@@ -127,7 +127,6 @@ class FallbackDetector(Detector):
                 make_finding(
                     "DA-FALLBACK-001",
                     dedup_key=f"{file}|{client}|{server}",
-                    severity=override,
                     client=client,
                     server=server,
                     evidence={

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import dns.rdatatype
 
-from dotaudit.detect.base import CappedSample, Context, Detector, Section
+from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
 from dotaudit.model.events import DnsMessageSeen, Event
 from dotaudit.model.findings import Confidence, Finding, make_finding
 
@@ -21,7 +21,7 @@ MAX_PAIRS = 100_000
 FRAME_SAMPLE = 50
 
 
-def qtype_name(qtype: int | None) -> str:
+def _qtype_name(qtype: int | None) -> str:
     if qtype is None:
         return "none"
     try:
@@ -31,7 +31,7 @@ def qtype_name(qtype: int | None) -> str:
 
 
 @dataclass
-class PlaintextPair:
+class _PlaintextPair:
     file: str
     client: str
     server: str
@@ -62,7 +62,7 @@ class PlaintextPair:
         if event.qname is not None:
             self.names.add(event.qname)
         if is_query:
-            self.qtypes[qtype_name(event.qtype)] += 1
+            self.qtypes[_qtype_name(event.qtype)] += 1
         if len(self.frames) < FRAME_SAMPLE:
             self.frames.append(event.frame)
 
@@ -73,8 +73,9 @@ class PlaintextLeakDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self.pairs: dict[tuple[str, str, str, str, int], PlaintextPair] = {}
-        self.dropped_pairs = 0
+        self.pairs: CappedGroups[tuple[str, str, str, str, int], _PlaintextPair] = CappedGroups(
+            MAX_PAIRS
+        )
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, DnsMessageSeen) or event.service != "dns" or event.opcode != 0:
@@ -87,14 +88,14 @@ class PlaintextLeakDetector(Detector):
         key = (event.file, client, server, event.transport, port)
         pair = self.pairs.get(key)
         if pair is None:
-            if len(self.pairs) >= MAX_PAIRS:
-                self.dropped_pairs += 1
+            pair = self.pairs.add(
+                key, _PlaintextPair(event.file, client, server, event.transport, port)
+            )
+            if pair is None:
                 return
-            pair = PlaintextPair(event.file, client, server, event.transport, port)
-            self.pairs[key] = pair
         pair.add(event, is_query)
 
-    def _row(self, pair: PlaintextPair) -> dict[str, Any]:
+    def _row(self, pair: _PlaintextPair) -> dict[str, Any]:
         policy = self.context.policy
         known = self.context.resolvers.by_address(pair.server)
         return {
@@ -124,7 +125,6 @@ class PlaintextLeakDetector(Detector):
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
-        overrides = self.context.policy.severity_overrides
         for pair in self.pairs.values():
             row = self._row(pair)
             if row["internal"]:
@@ -145,6 +145,8 @@ class PlaintextLeakDetector(Detector):
             }
             if pair.queries == 0:
                 evidence["note"] = "only responses were captured; the names still crossed the path"
+            if self.pairs.dropped:
+                evidence["pairs_dropped"] = self.pairs.dropped
             if row["local_stub"]:
                 finding_id = "DA-LEAK-003"
             else:
@@ -155,7 +157,6 @@ class PlaintextLeakDetector(Detector):
                     finding_id,
                     dedup_key=dedup,
                     confidence=Confidence.HIGH if pair.port == 53 else Confidence.MEDIUM,
-                    severity=overrides.get(finding_id),
                     client=pair.client,
                     server=pair.server,
                     evidence=evidence,
@@ -170,7 +171,6 @@ class PlaintextLeakDetector(Detector):
                     make_finding(
                         "DA-LEAK-004",
                         dedup_key=dedup,
-                        severity=overrides.get("DA-LEAK-004"),
                         client=pair.client,
                         server=pair.server,
                         evidence={

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedSample, Context, Detector, Section
+from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
 from dotaudit.model.events import (
     DnsMessageSeen,
     Event,
@@ -72,8 +72,7 @@ class LocalNamesDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._groups: dict[tuple[str, str], _Group] = {}
-        self._dropped = 0
+        self._groups: CappedGroups[tuple[str, str], _Group] = CappedGroups(MAX_GROUPS)
 
     def on_event(self, event: Event) -> None:
         if type(event) is not DnsMessageSeen:
@@ -85,10 +84,9 @@ class LocalNamesDetector(Detector):
         key = (event.src, event.service)
         group = self._groups.get(key)
         if group is None:
-            if len(self._groups) >= MAX_GROUPS:
-                self._dropped += 1
+            group = self._groups.add(key, _Group(event.file, event.ts, event.ts))
+            if group is None:
                 return
-            group = self._groups[key] = _Group(event.file, event.ts, event.ts)
         group.queries += 1
         group.first_ts = min(group.first_ts, event.ts)
         group.last_ts = max(group.last_ts, event.ts)
@@ -101,7 +99,6 @@ class LocalNamesDetector(Detector):
             group.frames.append(event.frame)
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         by_client: dict[str, list[tuple[str, _Group]]] = {}
         for (client, service), group in self._groups.items():
             by_client.setdefault(client, []).append((service, group))
@@ -118,14 +115,13 @@ class LocalNamesDetector(Detector):
                 "qtypes": sorted({t for _, g in groups for t in g.qtypes}),
                 "destinations": sorted({d for _, g in groups for d in g.groups}),
             }
-            if self._dropped:
-                evidence["groups_dropped"] = self._dropped
+            if self._groups.dropped:
+                evidence["groups_dropped"] = self._groups.dropped
             findings.append(
                 make_finding(
                     "DA-LEAK-005",
                     dedup_key=client,
                     confidence=Confidence.HIGH,
-                    severity=overrides.get("DA-LEAK-005"),
                     client=client,
                     evidence=evidence,
                     frames=[f for _, g in groups for f in g.frames],

@@ -14,15 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import Context, Detector
-from dotaudit.detect.sessions import SESSION_EVENTS, TLS13_OVERHEAD, DotSession, DotSessionAssembler
-from dotaudit.model.events import (
-    AnomalySeen,
-    DnsMessageSeen,
-    Event,
-    QuicInitialSeen,
-    TlsRecord,
-)
+from dotaudit.detect.base import CappedGroups, Context, Detector
+from dotaudit.detect.session_assembly import TLS13_OVERHEAD, DotSession, DotSessionAssembled
+from dotaudit.model.events import Event, TlsRecord
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
 QUERY_BLOCK = 128
@@ -42,8 +36,6 @@ UNPADDED_MAX_FRACTION = 0.5
 MIN_RECORDS = 2
 SIZES_SAMPLE = 20
 MAX_PAIRS = 10_000
-_IGNORED = frozenset({DnsMessageSeen, QuicInitialSeen, AnomalySeen})
-"""The bulk of a capture's events, which never belong to a DoT session: skip them cheaply."""
 
 AEAD_TLS12_OVERHEAD = {
     # explicit nonce + tag (RFC 5288, RFC 6655) / tag only (RFC 7905)
@@ -263,20 +255,18 @@ def _mean(values: list[float]) -> float | None:
 
 class PaddingDetector(Detector):
     name: ClassVar[str] = "padding"
-    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DotSessionAssembled})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._sessions = DotSessionAssembler()
-        self._pairs: dict[tuple[str, str, str, str], _PairAggregate] = {}
-        self._dropped = 0
+        self._pairs: CappedGroups[tuple[str, str, str, str], _PairAggregate] = CappedGroups(
+            MAX_PAIRS
+        )
 
     def on_event(self, event: Event) -> None:
-        if type(event) in _IGNORED:
+        if not isinstance(event, DotSessionAssembled):
             return
-        session = self._sessions.feed(event)
-        if session is None:
-            return
+        session = event.session
         padding = infer_padding(session)
         verdict = padding["verdict"]
         if verdict == "unknown":
@@ -284,14 +274,14 @@ class PaddingDetector(Detector):
         key = (session.file, session.client, session.server, verdict)
         pair = self._pairs.get(key)
         if pair is None:
-            if len(self._pairs) >= MAX_PAIRS:
-                self._dropped += 1
+            pair = self._pairs.add(
+                key, _PairAggregate(session.file, session.client, session.server)
+            )
+            if pair is None:
                 return
-            pair = self._pairs[key] = _PairAggregate(session.file, session.client, session.server)
         pair.add(session, padding)
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         findings: list[Finding] = []
         for (_, client, server, verdict), pair in self._pairs.items():
             finding_id = "DA-PAD-001" if verdict == "unpadded" else "DA-PAD-002"
@@ -305,14 +295,13 @@ class PaddingDetector(Detector):
                 "server_padded_fraction": _mean(pair.server_fractions),
                 "sni": sorted(pair.snis),
             }
-            if self._dropped:
-                evidence["pairs_dropped"] = self._dropped
+            if self._pairs.dropped:
+                evidence["pairs_dropped"] = self._pairs.dropped
             findings.append(
                 make_finding(
                     finding_id,
                     dedup_key=f"{client}|{server}",
                     confidence=confidence,
-                    severity=overrides.get(finding_id),
                     client=client,
                     server=server,
                     evidence=evidence,

@@ -1,11 +1,12 @@
-"""Every detector ``analyze`` runs. Adding a detector: one new file plus one line here."""
+"""Every detector ``analyze`` runs, in this order. Adding a detector: one new file plus
+one line here (``docs/development.md``, "Adding a detector")."""
 
 from __future__ import annotations
 
 from dotaudit.detect.base import Detector
 from dotaudit.detect.doh_doq import DohDoqDetector
 from dotaudit.detect.dot_cert import DotCertDetector
-from dotaudit.detect.dot_session import DotSessionDetector
+from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
 from dotaudit.detect.ech import EchDetector
 from dotaudit.detect.ecs import EcsDetector
 from dotaudit.detect.fallback import FallbackDetector
@@ -19,7 +20,7 @@ DETECTORS: tuple[type[Detector], ...] = (
     PlaintextLeakDetector,
     LocalNamesDetector,
     EcsDetector,
-    DotSessionDetector,
+    DotSessionOutcomesDetector,
     FallbackDetector,
     SplitLeakDetector,
     PaddingDetector,

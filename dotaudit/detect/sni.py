@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
-from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.detect.base import CappedGroups, Context, Detector, Section
 from dotaudit.model.events import (
     Event,
     QuicInitialSeen,
@@ -38,12 +38,16 @@ class _SniStats:
     roles: tuple[str, ...] = ()
 
 
+def _sni_table() -> CappedGroups[str, _SniStats]:
+    return CappedGroups(MAX_SNIS_PER_CLIENT)
+
+
 @dataclass
 class _Client:
     file: str
-    snis: dict[str, _SniStats] = field(default_factory=dict)
-    dropped_snis: int = 0
-    dropped_hellos: int = 0
+    snis: CappedGroups[str, _SniStats] = field(default_factory=_sni_table)
+    """``snis.dropped`` counts the hellos whose name found no room (an upper bound of the
+    names: repeats of one name count again)."""
 
 
 class SniDetector(Detector):
@@ -53,9 +57,9 @@ class SniDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self._clients: dict[str, _Client] = {}
+        self._clients: CappedGroups[str, _Client] = CappedGroups(MAX_CLIENTS)
+        """``_clients.dropped`` counts the hellos of the clients over the cap."""
         self._dropped_clients: set[str] = set()
-        self._dropped_hellos = 0
 
     def on_event(self, event: Event) -> None:
         transport = _TRANSPORTS.get(type(event))
@@ -66,19 +70,16 @@ class SniDetector(Detector):
             return
         client = self._clients.get(event.src)
         if client is None:
-            if len(self._clients) >= MAX_CLIENTS:
-                self._dropped_hellos += 1
+            client = self._clients.add(event.src, _Client(file=event.file))
+            if client is None:
                 if len(self._dropped_clients) < MAX_CLIENTS:
                     self._dropped_clients.add(event.src)
                 return
-            client = self._clients[event.src] = _Client(file=event.file)
         stats = client.snis.get(sni)
         if stats is None:
-            if len(client.snis) >= MAX_SNIS_PER_CLIENT:
-                client.dropped_hellos += 1
-                client.dropped_snis += 1  # upper bound: repeats of one name count again
+            stats = client.snis.add(sni, self._new_stats(sni, event))
+            if stats is None:
                 return
-            stats = client.snis[sni] = self._new_stats(sni, event)
         stats.count += 1
         stats.first_ts = min(stats.first_ts, event.ts)
         stats.last_ts = max(stats.last_ts, event.ts)
@@ -104,7 +105,6 @@ class SniDetector(Detector):
         )
 
     def finish(self) -> list[Finding]:
-        overrides = self.context.policy.severity_overrides
         findings: list[Finding] = []
         for address, client in self._clients.items():
             known = [s for s in client.snis.values() if s.provider]
@@ -117,7 +117,6 @@ class SniDetector(Detector):
                     "DA-SNI-001",
                     dedup_key=address,
                     confidence=Confidence.HIGH,
-                    severity=overrides.get("DA-SNI-001"),
                     client=address,
                     server=None,
                     evidence={
@@ -158,7 +157,7 @@ class SniDetector(Detector):
                         "known_resolver": stats.provider is not None,
                         "provider": stats.provider,
                         "roles": list(stats.roles),
-                        "client_hellos_dropped": client.dropped_hellos,
+                        "client_hellos_dropped": client.snis.dropped,
                     }
                 )
         if self._dropped_clients:
@@ -167,7 +166,7 @@ class SniDetector(Detector):
                 {
                     "client": None,
                     "sni": None,
-                    "count": self._dropped_hellos,
+                    "count": self._clients.dropped,
                     "note": f"{len(self._dropped_clients)} more clients over the cap of "
                     f"{MAX_CLIENTS}; their hellos are not listed",
                 }

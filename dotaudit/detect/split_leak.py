@@ -1,8 +1,9 @@
 """Split leak: a client with a working DoT session still sends plaintext DNS meanwhile.
 
 Typical causes are an application with its own resolver or a stub that sends some
-names (search domains, local zones) in the clear. Plaintext queries between the start
-and end of any established DoT session of the same client count.
+names (search domains, local zones) in the clear. Outbound plaintext queries between the
+start and end of any established DoT session of the same client count (the session
+stage hands each session the client's recent ones).
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dotaudit.detect.base import CappedSample, Context, Detector
-from dotaudit.detect.recent import RecentQueries
-from dotaudit.detect.sessions import SESSION_EVENTS, DotSessionAssembler
-from dotaudit.model.events import DnsMessageSeen, Event
+from dotaudit.detect.session_assembly import DotSessionAssembled
+from dotaudit.model.events import Event
 from dotaudit.model.findings import Finding, make_finding
 
 
@@ -30,22 +30,19 @@ class _Split:
 
 class SplitLeakDetector(Detector):
     name: ClassVar[str] = "split_leak"
-    event_types: ClassVar[frozenset[type[Event]]] = SESSION_EVENTS | {DnsMessageSeen}
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset({DotSessionAssembled})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self.assembler = DotSessionAssembler()
-        self.recent = RecentQueries(context.policy)
         self.splits: dict[tuple[str, str], _Split] = {}
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, DnsMessageSeen):
-            self.recent.add(event)
+        if not isinstance(event, DotSessionAssembled):
             return
-        session = self.assembler.feed(event)
-        if session is None or session.outcome != "established":
+        session = event.session
+        if session.outcome != "established":
             return
-        during = self.recent.between(session.file, session.client, session.start, session.end)
+        during = [q for q in event.recent_plaintext if q.ts <= session.end]
         if not during:
             return
         split = self.splits.setdefault((session.file, session.client), _Split())
@@ -63,14 +60,12 @@ class SplitLeakDetector(Detector):
             split.last_ts = max(split.last_ts, query.ts)
 
     def finish(self) -> list[Finding]:
-        override = self.context.policy.severity_overrides.get("DA-LEAK-007")
         findings = []
         for (file, client), split in self.splits.items():
             findings.append(
                 make_finding(
                     "DA-LEAK-007",
                     dedup_key=f"{file}|{client}",
-                    severity=override,
                     client=client,
                     server=", ".join(sorted(split.plaintext_servers)),
                     evidence={

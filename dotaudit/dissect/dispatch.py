@@ -16,7 +16,11 @@ from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text, cached_addr
 from dotaudit.dissect.dns import DnsTcpFramer, dns_fields, looks_like_dns
 from dotaudit.dissect.fingerprint import ja3_pair, ja4
 from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
-from dotaudit.dissect.quic import QuicInitialTracker, looks_like_quic_long_header
+from dotaudit.dissect.quic import (
+    QuicInitialTracker,
+    looks_like_quic_long_header,
+    opens_as_unknown_version_initial,
+)
 from dotaudit.dissect.tls import (
     ALERT_DESCRIPTIONS,
     AlertItem,
@@ -63,7 +67,7 @@ record sizes and alerts, DoQ packet counts), so they are never bypassed."""
 class _Ends:
     """Text forms of a flow's endpoints, made once per flow."""
 
-    __slots__ = ("client", "cport", "server", "sport", "transport")
+    __slots__ = ("client", "cport", "server", "sport", "transport", "tunnel")
 
     def __init__(self, flow: Flow) -> None:
         # Once per flow: the few hosts of a capture are nearly always in the text cache.
@@ -74,6 +78,8 @@ class _Ends:
         self.server = cached_addr_text(server) or addr_text(server)
         self.sport = flow.sport
         self.transport = "tcp" if flow.proto == TCP else "udp"
+        tunnel = flow.tunnel
+        self.tunnel = None if tunnel is None else tunnel.text
 
 
 class _DnsApp:
@@ -173,6 +179,7 @@ class Dispatcher:
                 dst=addr_text(anomaly.dst) if anomaly.dst else "",
                 dport=anomaly.dport,
                 transport=_transport_name(anomaly.proto),
+                tunnel=anomaly.tunnel,
                 what=anomaly.what,
                 detail=anomaly.detail,
             )
@@ -193,6 +200,7 @@ class Dispatcher:
             "dst": dst,
             "dport": dport,
             "transport": ends.transport,
+            "tunnel": ends.tunnel,
         }
 
     def _flow_anomaly(
@@ -374,7 +382,7 @@ class Dispatcher:
     def _certificates(self, app: _TlsApp, from_client: bool, item: CertificateItem) -> None:
         # Imported on the first certificate: cryptography's x509 module costs about 25 ms
         # of startup, and TLS 1.3 or DNS-only captures never show a certificate.
-        from dotaudit.dissect.x509 import parse_certificate
+        from dotaudit.x509 import parse_certificate
 
         where = self._where(app.ends, from_client, item.frame, item.ts)
         for position, der in enumerate(item.certs):
@@ -447,7 +455,9 @@ class Dispatcher:
         service = DNS_SERVICES.get(flow.sport) or DNS_SERVICES.get(flow.cport)
         if service is not None:
             return _DnsApp(ends, service, False)
-        if looks_like_quic_long_header(payload):
+        if looks_like_quic_long_header(payload) or (
+            payload[:1] >= b"\xc0" and opens_as_unknown_version_initial(payload)
+        ):
             return _QuicApp(ends)
         if looks_like_dns(payload):
             return _DnsApp(ends, "dns", tcp=False)
@@ -517,6 +527,7 @@ class Dispatcher:
             event.dst = ends.client
             event.dport = ends.cport
         event.transport = ends.transport
+        event.tunnel = ends.tunnel
         event.id = ident
         event.qr = "response" if response else "query"
         event.opcode = opcode
@@ -565,6 +576,7 @@ class Dispatcher:
         event.dst = ends.server
         event.dport = ends.sport
         event.transport = ends.transport
+        event.tunnel = ends.tunnel
         event.outcome = flow.outcome
         event.start = flow.start
         event.end = flow.end

@@ -62,6 +62,26 @@ def _salt(version: int) -> bytes | None:
 
 _DECRYPTABLE = frozenset(v for v in QUIC_VERSIONS if _salt(v) is not None)
 
+
+def quic_version_name(version: int) -> str:
+    """A known version's name, else the version as seen on the wire: ``0x1a2a3a4a``
+    (the reserved ``0x?a?a?a?a`` versions, RFC 9000 §15, force version negotiation)."""
+    return QUIC_VERSIONS.get(version) or f"0x{version:08x}"
+
+
+_DRAFT_29 = _DRAFT_BASE + 29
+_GUESSES = (V1, _DRAFT_29)
+
+
+def _key_versions(version: int) -> tuple[int, ...]:
+    """The versions whose Initial keys may protect ``version``'s Initials: its own, or
+    for a version we do not know, v1's and then draft-29's. A client that opens with a
+    reserved or unknown version still sends a ClientHello in the v1 header layout, with
+    keys it picks: aioquic takes v1's, tshark assumes draft-29's for the reserved
+    versions. Authentication tells which, if any, held."""
+    return (version,) if version in _DECRYPTABLE else _GUESSES
+
+
 MAX_CID = 20
 _INITIAL_V1 = 0
 _INITIAL_V2 = 1
@@ -72,6 +92,22 @@ _MAX_RANGES = 256
 _MAX_DERIVATIONS = 4
 """Key derivations per flow: the first DCID plus a few Retry / version changes."""
 _NOT_ZERO = re.compile(rb"[^\x00]")
+
+
+def opens_as_unknown_version_initial(data: bytes) -> bool:
+    """Does ``data`` start with a client Initial of a version we do not know (a reserved
+    one, say) that authenticates under the v1 keys? Used to classify a flow whose first
+    datagram :func:`looks_like_quic_long_header` turned down: only an authenticated
+    packet makes it QUIC, so no other traffic is taken for QUIC by this."""
+    if len(data) < 7 or data[0] & 0xF0 != 0xC0:  # long header, fixed bit, v1 Initial type
+        return False
+    (version,) = struct.unpack_from("!I", data, 1)
+    if version in QUIC_VERSIONS:
+        return False
+    try:
+        return QuicInitialTracker(max_packets=1).opens(data)
+    except MalformedError:
+        return False
 
 
 def looks_like_quic_long_header(data: bytes) -> bool:
@@ -104,8 +140,10 @@ class InitialKeys:
 
     __slots__ = ("aead", "dcid", "hp", "iv", "largest_pn", "version")
 
-    def __init__(self, version: int, dcid: bytes) -> None:
-        key, iv, hp_key = initial_client_keys(version, dcid)
+    def __init__(self, version: int, dcid: bytes, keys_version: int | None = None) -> None:
+        """Keys for ``version``'s Initials to ``dcid``, derived as ``keys_version``'s
+        (by default the version's own)."""
+        key, iv, hp_key = initial_client_keys(keys_version or version, dcid)
         self.version = version
         self.dcid = dcid
         self.aead = AESGCM(key)
@@ -351,6 +389,11 @@ class QuicInitialTracker:
         self._give_up_if_exhausted()
         return None
 
+    def opens(self, datagram: bytes) -> bool:
+        """Does the first packet of ``datagram`` authenticate as a client Initial?"""
+        hello = self._datagram(datagram, first_only=True)
+        return hello is not None or self._keys is not None
+
     def _give_up_if_exhausted(self) -> None:
         if self._seen >= self.max_packets:
             self._finish()
@@ -360,9 +403,22 @@ class QuicInitialTracker:
         self._keys = None
         self._crypto = _SPENT  # drop the buffered bytes
 
-    def _datagram(self, data: bytes) -> QuicClientHello | None:
+    def _datagram(self, data: bytes, first_only: bool = False) -> QuicClientHello | None:
+        if len(data) >= 5:
+            (version,) = struct.unpack_from("!I", data, 1)
+            if version not in _DECRYPTABLE and version != NEGOTIATION:
+                # A version we do not know: read as v1 where it authenticates as such, but
+                # its packets are not ours to call malformed.
+                try:
+                    return self._packets(data, first_only)
+                except MalformedError:
+                    return None
+        return self._packets(data, first_only)
+
+    def _packets(self, data: bytes, first_only: bool) -> QuicClientHello | None:
         pos = 0
         size = len(data)
+        first_version = -1
         # Coalesced packets: each long header carries its own length; a short-header
         # packet or zero padding ends the datagram.
         while pos < size and data[pos] & 0x80:
@@ -372,9 +428,9 @@ class QuicInitialTracker:
             (version,) = struct.unpack_from("!I", data, pos + 1)
             if version == NEGOTIATION:
                 return None  # a server's packet; nothing of the client's here
-            if version not in _DECRYPTABLE:
-                if pos == 0:
-                    return None  # a QUIC version we cannot read, not malformed
+            if pos == 0:
+                first_version = version
+            elif version not in _DECRYPTABLE and version != first_version:
                 raise MalformedError(f"coalesced QUIC packet of another version {version:#x}")
             ptype = (first & 0x30) >> 4
             if ptype == (_RETRY_V2 if version == V2 else _RETRY_V1):
@@ -401,7 +457,7 @@ class QuicInitialTracker:
                 raise MalformedError("QUIC packet length beyond the datagram")
             if is_initial:
                 hello = self._initial(data[pos:end], p - pos, version, bytes(dcid))
-                if hello is not None:
+                if hello is not None or first_only:
                     return hello
             pos = end
         return None
@@ -415,15 +471,17 @@ class QuicInitialTracker:
             opened = keys.unprotect(packet, pn_offset)
         if opened is None and (keys is None or keys.dcid != dcid or keys.version != version):
             # First Initial, or a new DCID after a Retry / version change.
-            if self._derivations >= _MAX_DERIVATIONS:
-                return None
-            self._derivations += 1
-            fresh = InitialKeys(version, dcid)
-            opened = fresh.unprotect(packet, pn_offset)
-            if opened is not None:
-                if keys is not None:
-                    self._crypto = CryptoStream(self._max_crypto)  # the client restarted
-                self._keys = keys = fresh
+            for keys_version in _key_versions(version):
+                if self._derivations >= _MAX_DERIVATIONS:
+                    return None
+                self._derivations += 1
+                fresh = InitialKeys(version, dcid, keys_version)
+                opened = fresh.unprotect(packet, pn_offset)
+                if opened is not None:
+                    if keys is not None:
+                        self._crypto = CryptoStream(self._max_crypto)  # the client restarted
+                    self._keys = keys = fresh
+                    break
         if opened is None or keys is None:
             return None
         self._frames(opened[1])
@@ -486,7 +544,7 @@ class QuicInitialTracker:
             return None
         hello = QuicClientHello(
             version=keys.version,
-            version_name=QUIC_VERSIONS[keys.version],
+            version_name=quic_version_name(keys.version),
             dcid=keys.dcid,
             hello_body=bytes(buf[4:need]),
         )

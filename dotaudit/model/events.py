@@ -124,6 +124,9 @@ class Event:
     dst: str
     dport: int
     transport: str
+    tunnel: str | None = None
+    """The encapsulation the fact was seen in, outermost layer first (docs/events.md).
+    None, and absent from the JSON, when it was not tunnelled."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
@@ -135,9 +138,10 @@ class Event:
         return out
 
 
-OMITTED_WHEN_NONE = frozenset({"bypassed_after"})
-"""Fields written only when set: a reader of the fact stream sees them on the records
-they concern, and the output of a run without them stays what it always was."""
+OMITTED_WHEN_NONE = frozenset({"tunnel", "bypassed_after"})
+"""Fields left out of the JSON when None: a reader of the fact stream sees them only on the
+records they concern (tunnelled traffic, bypassed flows), and every other record keeps
+exactly the shape it had before they existed."""
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -465,8 +469,9 @@ def _line_encoder(cls: type) -> Callable[[Any], str]:
     # BUILD_STRING. The value expressions only ever use double-quoted literals.
     pieces: list[str] = []
     for i, literal in enumerate(literals):
-        ns[f"_L{i}"] = literal
-        pieces.append(f"{{_L{i}}}")
+        if literal:  # an optional field's key travels with its value: no empty piece
+            ns[f"_L{i}"] = literal
+            pieces.append(f"{{_L{i}}}")
         if i < len(exprs):
             pieces.append(f"{{{exprs[i]}}}")
     source = f"def encode(o):\n    return f'{''.join(pieces)}'"
@@ -485,19 +490,17 @@ def _object_parts(
     exprs: list[str] = []
     literal = head
     for i, name in enumerate(_field_names(cls)):
-        if name in OMITTED_WHEN_NONE:  # an optional int: its name is written with it
-            key = f"_K{len(ns)}"
-            ns[key] = f',"{name}":'
-            value = f"{ref}.{name}"
+        value = f"{ref}.{name}"
+        if name in OMITTED_WHEN_NONE and i:
+            # The key travels with the value: nothing at all when None.
             literals.append(literal)
-            exprs.append(
-                f'("" if {value} is None else {key} + '
-                f"(_str({value}) if {value}.__class__ is _int else _d({value})))"
-            )
-            literal = ""
-            continue
-        literals.append(literal + ("," if i else "") + f'"{name}":')
-        exprs.append(_field_expr(name, hints[name], f"{ref}.{name}", ns, depth))
+            ns[f"_K_{name}"] = f",{encode_basestring_ascii(name)}:"
+            kinds = [t for t in _union_members(hints[name]) if t is not type(None)]
+            text = _value_expr(kinds[0] if len(kinds) == 1 else hints[name], value, ns, depth)
+            exprs.append(f'("" if {value} is None else _K_{name} + {text})')
+        else:
+            literals.append(literal + ("," if i else "") + f'"{name}":')
+            exprs.append(_field_expr(name, hints[name], value, ns, depth))
         literal = ""
     literals.append(tail)
     return literals, exprs

@@ -1,18 +1,30 @@
-"""The one envelope for ``analyze`` and ``probe`` results: ``AuditReport``.
+"""The one envelope for ``analyze`` and ``probe`` results, and everything said about it.
 
-Renderers take the whole report and never decide verdicts; the summary is computed
-here once so that every format shows the same totals.
+``AuditReport`` is what every renderer takes; renderers never decide verdicts, and the
+summary is computed here once so that every format shows the same totals. This module
+also owns the report's vocabulary around it: the ``inputs[]`` entry of a capture
+(:class:`InputSummary`), merging reports (one per file, or several saved ones), and
+reading a saved JSON report back (:func:`load_report`), including the previous schema.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from dotaudit import __version__
+from dotaudit.errors import InputError
+from dotaudit.model.coerce import as_dict, as_int, rows_of, scalar
 from dotaudit.model.findings import Finding, Severity
 
-REPORT_SCHEMA = "dotaudit.report/1"
+REPORT_SCHEMA = "dotaudit.report/2"
+"""Version 2 moved the probe settings out of ``policy`` into ``probe_config`` and the bulk
+aggregate into ``bulk``, and gave each probed target the ``severity`` it counts with."""
+PREVIOUS_SCHEMA = "dotaudit.report/1"
+"""Still read by :func:`load_report`, upgraded to the current shape on the way in."""
 
 SECTION_NAMES = (
     "plaintext_dns",
@@ -24,11 +36,79 @@ SECTION_NAMES = (
     "targets",
 )
 
+ANOMALY_SAMPLES = 50
+"""Anomaly records a report keeps as examples (per file and after merging); all are counted."""
+MAX_REPORT_BYTES = 512 * 1024 * 1024
+"""A saved JSON report larger than this is refused rather than read into memory."""
+
+_BULK_KEYS = ("aggregate", "interrupted", "targets_given")
+"""What a bulk probe run added to ``policy`` in schema version 1."""
+
+
+@dataclass
+class InputSummary:
+    """What one capture file was: the ``inputs[]`` entry of a report."""
+
+    path: str
+    sha256: str = ""
+    format: str = ""
+    packets: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    truncated_at: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    anomalies: int = 0
+    encapsulations: dict[str, int] = field(default_factory=dict)
+    """Packets per encapsulation layer decoded (``vxlan``, ``gre``, ``pppoe``, ...)."""
+    not_ip: dict[str, int] = field(default_factory=dict)
+    """Frames of ordinary non-IP traffic per kind (``arp``, ``lldp``, ``llc``, ...)."""
+    other_ip: dict[str, int] = field(default_factory=dict)
+    """IP packets of protocols not read, per protocol (``igmp``, ``esp``, ...)."""
+
+    def count_traffic(
+        self,
+        encapsulations: Mapping[str, int],
+        not_ip: Mapping[str, int],
+        other_ip: Mapping[str, int],
+    ) -> None:
+        """Take the decoder's tallies (every shard's decoder sees every packet)."""
+        self.encapsulations = dict(sorted(encapsulations.items()))
+        self.not_ip = dict(sorted(not_ip.items()))
+        self.other_ip = dict(sorted(other_ip.items()))
+
+    def to_dict(self) -> dict[str, object]:
+        tallies = {
+            name: counts
+            for name, counts in (
+                ("encapsulations", self.encapsulations),
+                ("not_ip", self.not_ip),
+                ("other_ip", self.other_ip),
+            )
+            if counts  # absent when empty: reports of plain captures keep their shape
+        }
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "format": self.format,
+            "packets": self.packets,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "span_s": (
+                round(self.last_ts - self.first_ts, 6)
+                if self.first_ts is not None and self.last_ts is not None
+                else None
+            ),
+            "truncated_at": self.truncated_at,
+            "warnings": list(self.warnings),
+            "anomalies": self.anomalies,
+            **tallies,
+        }
+
 
 @dataclass
 class AuditReport:
     kind: str
-    """"analyze" or "probe"."""
+    """"analyze", "probe" or "combined"."""
     generated_at: str
     inputs: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
@@ -36,7 +116,14 @@ class AuditReport:
     anomaly_samples: list[dict[str, Any]] = field(default_factory=list)
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    """The audit policy ``analyze`` judged with."""
+    probe_config: dict[str, Any] = field(default_factory=dict)
+    """The settings ``probe`` ran with (mode, timeouts, CA, pins, checks)."""
+    bulk: dict[str, Any] = field(default_factory=dict)
+    """A bulk probe run (``--targets``): the aggregate, whether it was interrupted."""
     tool_version: str = __version__
+    redaction: dict[str, Any] | None = None
+    """Set on a redacted report: levels, key fingerprint, what was rewritten and kept."""
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(
@@ -51,7 +138,22 @@ class AuditReport:
         return counts
 
     def highest_severity(self) -> Severity | None:
+        """The highest finding."""
         return max((f.severity for f in self.findings), default=None)
+
+    def target_severities(self) -> list[Severity]:
+        """How each probed target counts towards ``--fail-on`` (its ``severity``)."""
+        levels = []
+        for row in self.sections.get("targets", []):
+            label = row.get("severity") if isinstance(row, dict) else None
+            if isinstance(label, str) and label.upper() in Severity.__members__:
+                levels.append(Severity[label.upper()])
+        return levels
+
+    def exit_severity(self) -> Severity | None:
+        """What ``--fail-on`` is compared with: the highest finding or probed target, both
+        shown in every format of the report."""
+        return max((*(f.severity for f in self.findings), *self.target_severities()), default=None)
 
     def summary(self) -> dict[str, Any]:
         # Reports may be re-read from JSON written by anyone: count defensively.
@@ -79,6 +181,12 @@ class AuditReport:
             "generated_at": self.generated_at,
             "inputs": self.inputs,
             "policy": self.policy,
+        }
+        if self.probe_config:
+            out["probe_config"] = self.probe_config
+        if self.bulk:
+            out["bulk"] = self.bulk
+        out |= {
             "summary": self.summary(),
             "findings": [f.to_dict() for f in self.sorted_findings()],
             "anomalies": {
@@ -89,12 +197,19 @@ class AuditReport:
         for name in SECTION_NAMES:
             if name in self.sections or name != "targets":
                 out[name] = self.sections.get(name, [])
+        if self.redaction is not None:
+            out["redaction"] = self.redaction
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditReport:
-        if data.get("schema") != REPORT_SCHEMA:
-            raise ValueError(f"not a dotaudit report (schema {data.get('schema')!r})")
+        """A report from its JSON; version 1 is upgraded. Raises ValueError (and KeyError,
+        TypeError) on anything that is not a usable report."""
+        schema = data.get("schema")
+        if schema == PREVIOUS_SCHEMA:
+            data = _upgrade_from_version_1(data)
+        elif schema != REPORT_SCHEMA:
+            raise ValueError(f"not a dotaudit report (schema {schema!r})")
         anomalies = data.get("anomalies") or {}
         report = cls(
             kind=str(data.get("kind", "analyze")),
@@ -104,13 +219,151 @@ class AuditReport:
             anomalies=dict(anomalies.get("counts") or {}),
             anomaly_samples=list(anomalies.get("samples") or []),
             policy=dict(data.get("policy") or {}),
+            probe_config=dict(data.get("probe_config") or {}),
+            bulk=dict(data.get("bulk") or {}),
             tool_version=str((data.get("tool") or {}).get("version", "")),
         )
+        redaction = data.get("redaction")
+        if redaction is not None:
+            if not isinstance(redaction, dict):
+                raise ValueError("redaction is not an object")
+            report.redaction = dict(redaction)
         for name in SECTION_NAMES:
             if name in data:
                 report.sections[name] = list(data[name])
+        for row in rows_of(report.sections.get("targets")):
+            label = row.get("severity")
+            if label is not None:
+                Severity.parse(str(label))  # an unknown severity would count as nothing
         return report
 
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _is_probe_config(settings: dict[str, Any]) -> bool:
+    return "mode" in settings and "target_budget_s" in settings
+
+
+def _upgrade_from_version_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the probe settings and the bulk aggregate inside ``policy``
+    (merged reports: ``{"merged": [...]}`` of them); its targets carry no severity."""
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        return {**data, "schema": REPORT_SCHEMA}
+    entries = policy["merged"] if list(policy) == ["merged"] else [policy]
+    analyze: list[dict[str, Any]] = []
+    probe: list[dict[str, Any]] = []
+    bulk: list[dict[str, Any]] = []
+    for entry in rows_of(entries):
+        if not _is_probe_config(entry):
+            analyze.append(entry)
+            continue
+        probe.append({k: v for k, v in entry.items() if k not in _BULK_KEYS})
+        if any(k in entry for k in _BULK_KEYS):
+            bulk.append({k: entry[k] for k in _BULK_KEYS if k in entry})
+    return {
+        **data,
+        "schema": REPORT_SCHEMA,
+        "policy": _same_or_merged(analyze),
+        "probe_config": _same_or_merged(probe),
+        "bulk": bulk[0] if len(bulk) == 1 else ({"merged": bulk} if bulk else {}),
+    }
+
+
+def _same_or_merged(settings: list[dict[str, Any]]) -> dict[str, Any]:
+    """One settings object when every report had the same, else ``{"merged": [...]}``."""
+    if not settings:
+        return {}
+    if all(s == settings[0] for s in settings):
+        return settings[0]
+    return {"merged": settings}
+
+
+def merge_reports(reports: Sequence[AuditReport], generated_at: str) -> AuditReport:
+    """One report from several: inputs, findings, sections and anomalies concatenated in
+    order, anomaly counts summed and samples kept up to :data:`ANOMALY_SAMPLES`.
+
+    ``kind`` stays "analyze" or "probe" when every input has it, else "combined"; the
+    newest ``generated_at`` wins (``generated_at`` when none has one). Settings that
+    differ between reports are all kept, under ``"merged"``.
+    """
+    if len(reports) == 1:
+        return reports[0]
+    kinds = {r.kind for r in reports}
+    versions = sorted({r.tool_version for r in reports if r.tool_version})
+    stamps = [r.generated_at for r in reports if r.generated_at]
+    bulk = [r.bulk for r in reports if r.bulk]
+    merged = AuditReport(
+        kind=kinds.pop() if len(kinds) == 1 else "combined",
+        generated_at=max(stamps) if stamps else generated_at,
+        tool_version=", ".join(versions) or __version__,
+        policy=_same_or_merged([r.policy for r in reports if r.policy]),
+        probe_config=_same_or_merged([r.probe_config for r in reports if r.probe_config]),
+        # Two runs' aggregates are never one, even when they are equal.
+        bulk=bulk[0] if len(bulk) == 1 else ({"merged": bulk} if bulk else {}),
+    )
+    for report in reports:
+        merged.inputs.extend(report.inputs)
+        merged.findings.extend(report.findings)
+        for name, rows in report.sections.items():
+            merged.sections.setdefault(name, []).extend(rows)
+        for what, count in report.anomalies.items():
+            merged.anomalies[what] = merged.anomalies.get(what, 0) + int(count)
+        room = max(ANOMALY_SAMPLES - len(merged.anomaly_samples), 0)
+        merged.anomaly_samples.extend(report.anomaly_samples[:room])
+    return merged
+
+
+def coerce_report(report: AuditReport) -> AuditReport:
+    """A copy whose shape the model's own totals can rely on.
+
+    A report read back from JSON may hold anything; ``AuditReport.summary`` expects
+    dict rows, hashable clients and numeric counts. Rows that are not objects are dropped.
+    """
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for name, rows in report.sections.items():
+        clean = []
+        for row in rows_of(rows):
+            row = dict(row)
+            if "client" in row:
+                row["client"] = scalar(row["client"])
+            if "queries" in row:
+                row["queries"] = as_int(row["queries"])
+            clean.append(row)
+        sections[str(name)] = clean
+    inputs = [dict(item, packets=as_int(item.get("packets"))) for item in rows_of(report.inputs)]
+    return replace(
+        report,
+        inputs=inputs,
+        sections=sections,
+        anomalies={str(k): as_int(v) for k, v in as_dict(report.anomalies).items()},
+        anomaly_samples=rows_of(report.anomaly_samples),
+        policy=as_dict(report.policy),
+        probe_config=as_dict(report.probe_config),
+        bulk=as_dict(report.bulk),
+        generated_at=str(report.generated_at),
+        tool_version=str(report.tool_version),
+        kind=str(report.kind),
+    )
+
+
+def load_report(path: str) -> AuditReport:
+    """A saved ``--format json`` report (this schema or the previous one), coerced; anything
+    else is an :class:`InputError` naming the file."""
+    source = Path(path)
+    try:
+        if source.stat().st_size > MAX_REPORT_BYTES:
+            raise InputError(f"{path}: larger than {MAX_REPORT_BYTES >> 20} MiB")
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a JSON report ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a dotaudit report (not a JSON object)")
+    try:
+        return coerce_report(AuditReport.from_dict(data))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: not a usable dotaudit report ({exc})") from None

@@ -6,7 +6,7 @@ stable ``id``, the RFC section it tests, a requirement ``level``, the checks it
 runs ``after`` (it reads their results if present) and a time ``budget``. ``run`` returns
 an :class:`Outcome`; the runner wraps it into a :class:`CheckAttempt`. A check never
 does I/O itself: it asks the :class:`CheckContext`, whose network calls live in
-``transport.py``, and whose TLS connections are shared through a cache so that a full
+``probe/transport/``, and whose TLS connections are shared through a cache so that a full
 audit stays within a handful of handshakes.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ import dns.rdatatype
 
 from dotaudit.model.findings import Finding
 from dotaudit.probe.target import ProbeTarget
-from dotaudit.probe.tls import client_context
+from dotaudit.probe.tls_context import client_context
 from dotaudit.probe.transport import Deadline, ProbeError, TlsConnection, Transport
 
 DEFAULT_TIMEOUT = 3.0
@@ -109,6 +109,35 @@ class CheckAttempt:
 
 
 @dataclass(frozen=True)
+class CheckOptions:
+    """Settings of single checks. None leaves the check's own default; the ports and
+    sample counts have no command-line option and exist for tests against the lab."""
+
+    online: bool = False
+    """Run the checks that need the resolver to reach the internet (``--online``)."""
+    max_idle_wait: float | None = None
+    """keepalive: longest wait for the server's idle close (``--max-idle-wait``)."""
+    slow_qname: str | None = None
+    """pipelining: a name the resolver answers slowly (``--slow-qname``)."""
+    plain_port: int | None = None
+    """latency, hijack.53: the port of plaintext DNS (53)."""
+    doh_port: int | None = None
+    doh_path: str | None = None
+    doq_port: int | None = None
+    latency_samples: int | None = None
+    reuse_queries: int | None = None
+
+    def get(self, name: str) -> Any:
+        """The option called ``name``; a name that is no field is a bug, not a default."""
+        if name not in _CHECK_OPTION_NAMES:
+            raise KeyError(f"no check option {name!r}")
+        return getattr(self, name)
+
+
+_CHECK_OPTION_NAMES = frozenset(f.name for f in fields(CheckOptions))
+
+
+@dataclass(frozen=True)
 class ProbeConfig:
     """Options shared by every target of one ``dotaudit probe`` run."""
 
@@ -122,8 +151,8 @@ class ProbeConfig:
     qname: str = "example.com"
     checks: frozenset[str] | None = None
     """Only these check IDs (their dependencies run too); None means all."""
-    options: Mapping[str, Any] = field(default_factory=dict)
-    """Check-specific options (``--max-idle-wait`` ...), keyed by option name."""
+    options: CheckOptions = CheckOptions()
+    """Settings of single checks (``--max-idle-wait`` ...)."""
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     """Certificate dates are judged against this clock (the probe's own time)."""
 

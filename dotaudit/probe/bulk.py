@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from dotaudit.probe.base import CheckStatus, ProbeConfig
-from dotaudit.probe.pins import normalise_pin
 from dotaudit.probe.runner import TargetResult, run_target
 from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
+from dotaudit.x509 import normalise_pin
 
 MAX_TARGETS = 100_000
 MAX_LINE = 4096
@@ -180,4 +180,16 @@ def aggregate(results: Sequence[TargetResult]) -> dict[str, Any]:
         "padding_468": len(padded),
         "checks": per_check,
         "errors": sum(1 for r in results if r.error),
+    }
+
+
+def bulk_summary(
+    results: Sequence[TargetResult], *, targets_given: int, interrupted: bool
+) -> dict[str, Any]:
+    """The ``bulk`` field of a bulk run's report: the aggregate over the targets that
+    finished, how many were given, and whether Ctrl-C stopped the run early."""
+    return {
+        "aggregate": aggregate(results),
+        "interrupted": interrupted,
+        "targets_given": targets_given,
     }

@@ -36,7 +36,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def metrics(result: TargetResult) -> dict[str, float | None]:
+def _metrics(result: TargetResult) -> dict[str, float | None]:
     def ev(check_id: str) -> dict[str, Any]:
         attempt = result.attempt(check_id)
         return attempt.evidence if attempt is not None else {}
@@ -61,7 +61,7 @@ def _limit(value: float | None) -> str:
     return _fmt(value) if value is not None else ""
 
 
-def perfdata(values: dict[str, float | None], th: Thresholds) -> str:
+def _perfdata(values: dict[str, float | None], th: Thresholds) -> str:
     levels = {
         "handshake_ms": (th.handshake_warn_ms, th.handshake_crit_ms),
         "first_query_ms": (th.query_warn_ms, th.query_crit_ms),
@@ -82,7 +82,7 @@ def _clean(text: str) -> str:
     return flat[:MAX_SUMMARY]
 
 
-def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tuple[int, str]:
+def _evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tuple[int, str]:
     """(exit state, one-line summary) for a probed target."""
     if result.error:
         return UNKNOWN, f"cannot probe {result.target.target}: {result.error}"
@@ -98,7 +98,7 @@ def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tupl
             (crit if attempt.level is Level.MUST else warn).append(why)
         elif attempt.status in (CheckStatus.WARN, CheckStatus.ERROR):
             warn.append(why)
-    values = metrics(result)
+    values = _metrics(result)
     for key, (w, c) in {
         "handshake_ms": (th.handshake_warn_ms, th.handshake_crit_ms),
         "first_query_ms": (th.query_warn_ms, th.query_crit_ms),
@@ -124,7 +124,7 @@ def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tupl
 
 
 def nagios_line(result: TargetResult, th: Thresholds, mode: str = "strict") -> tuple[int, str]:
-    state, summary = evaluate(result, th, mode)
+    state, summary = _evaluate(result, th, mode)
     line = f"DOT {NAMES[state]} - {_clean(summary)}"
-    perf = perfdata(metrics(result), th)
+    perf = _perfdata(_metrics(result), th)
     return state, f"{line} | {perf}" if perf else line

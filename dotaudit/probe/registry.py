@@ -48,7 +48,7 @@ CHECKS: tuple[Check, ...] = (
     Interception(),
     CleartextOn853(),
     TlsResumption(),
-    # part 2 (DNS-level checks) goes here, one line per check
+    # DNS-level checks: they query over the handshake the TLS checks above made
     DnsAnswer(),
     PaddingResponse(),
     PaddingUnsolicited(),

@@ -102,7 +102,7 @@ def run_check(check: Check, ctx: CheckContext) -> CheckAttempt:
     blocked = _blocked_by(check, ctx)
     if blocked:
         return _attempt(check, Outcome(CheckStatus.SKIP, {}, blocked), 0.0)
-    if check.online_only and not ctx.config.options.get("online"):
+    if check.online_only and not ctx.config.options.online:
         return _attempt(check, skipped(NEEDS_INTERNET, {"online_only": True}), 0.0)
     left = ctx.target_deadline.remaining()
     if left <= 0:
@@ -190,6 +190,8 @@ def run_targets(
 
 
 def result_severity(result: TargetResult, mode: str) -> Severity | None:
+    """How a target counts towards ``--fail-on``: its verdict for ``mode`` and each check
+    result weighed by its level (:mod:`dotaudit.probe.verdict`)."""
     levels = [verdict_severity(result.verdict, mode)]
     for attempt in result.attempts:
         check = BY_ID.get(attempt.id)
@@ -198,16 +200,27 @@ def result_severity(result: TargetResult, mode: str) -> Severity | None:
     return max((s for s in levels if s is not None), default=None)
 
 
+def target_row(result: TargetResult, mode: str) -> dict[str, Any]:
+    """A target of the report: its results and the severity it counts with for ``mode``."""
+    severity = result_severity(result, mode)
+    return {**result.to_dict(), "severity": severity.label if severity is not None else None}
+
+
 def probe_report(
-    results: Sequence[TargetResult], config: ProbeConfig, generated_at: str
+    results: Sequence[TargetResult],
+    config: ProbeConfig,
+    generated_at: str,
+    *,
+    bulk: dict[str, Any] | None = None,
 ) -> AuditReport:
-    report = AuditReport(kind="probe", generated_at=generated_at)
-    report.sections["targets"] = [r.to_dict() for r in results]
+    """The report of a probe run; ``bulk`` is the summary of a bulk run."""
+    report = AuditReport(kind="probe", generated_at=generated_at, bulk=bulk or {})
+    report.sections["targets"] = [target_row(r, config.mode) for r in results]
     for result in results:
         for attempt in result.attempts:
             report.findings.extend(attempt.findings)
-        report.findings.extend(verdict_findings(result))
-    report.policy = {
+        report.findings.extend(_verdict_findings(result))
+    report.probe_config = {
         "mode": config.mode,
         "timeout_s": config.timeout,
         "target_budget_s": config.target_budget,
@@ -218,7 +231,7 @@ def probe_report(
     return report
 
 
-def verdict_findings(result: TargetResult) -> list[Finding]:
+def _verdict_findings(result: TargetResult) -> list[Finding]:
     """The target's verdicts as catalogue findings, so reports rank probes like captures."""
     verdict = result.verdict
     target = result.target

@@ -100,7 +100,9 @@ def parse_target(text: str) -> ProbeTarget:
     whole = text
     text = text.strip()
     if not text:
-        raise TargetError("empty target")
+        raise TargetError(
+            f"{whole!r}: empty; give IP, IP:PORT, [IPv6]:PORT, NAME@IP or a host name"
+        )
     if len(text) > MAX_TARGET_LENGTH or not text.isprintable() or " " in text:
         raise TargetError(f"{whole[:80]!r}: not a target")
     name: str | None = None

@@ -18,21 +18,18 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dotaudit.capture.evidence import evidence_name
+from dotaudit.model.coerce import as_dict, as_int, as_str, rows_of
+from dotaudit.model.evidence import evidence_name
 from dotaudit.model.findings import Finding
-from dotaudit.model.report import AuditReport
+from dotaudit.model.report import AuditReport, coerce_report
 from dotaudit.render import svg
 from dotaudit.render.html_format import (
     MAX_ROWS,
     MAX_TOP,
-    as_dict,
-    as_int,
-    as_str,
-    coerce_report,
     fmt_ts,
     generic_table,
     plural,
-    rows_of,
+    redaction_view,
     text_of,
     words,
 )
@@ -279,6 +276,8 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
         ((str(k), as_int(v)) for k, v in report.anomalies.items()), key=lambda kv: (-kv[1], kv[0])
     )
     policy = [(str(k).replace("_", " "), text_of(v)) for k, v in list(report.policy.items())[:30]]
+    settings = list(report.probe_config.items()) + list(report.bulk.items())
+    probe_settings = [(str(k).replace("_", " "), text_of(v)) for k, v in settings[:30]]
     has_capture = report.kind != "probe" or bool(report.inputs)
     return {
         "kind": report.kind,
@@ -287,11 +286,13 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
             "probe": "DNS privacy audit: DoT resolver probe",
         }.get(report.kind, "DNS privacy audit"),
         "generated_at": report.generated_at or "—",
+        "redaction": redaction_view(report.redaction),
         "version": report.tool_version or "unknown",
         "inputs": inputs_view(report),
         "inputs_more": max(len(report.inputs) - MAX_ROWS, 0),
         "packets": f"{as_int(report.summary()['packets']):,}",
         "policy": policy,
+        "probe_settings": probe_settings,
         "counts": [(s, svg.SEVERITY_MARK[s], counts.get(s, 0)) for s in SEVERITIES],
         "severity_svg": svg.severity_bar(counts),
         "highest": highest.label if highest is not None else None,

@@ -8,44 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dotaudit.model.report import AuditReport
+from dotaudit.model.coerce import as_dict, as_int, as_list, as_str, num
 
 MAX_ROWS = 50
 MAX_TOP = 20
 MAX_LIST_ITEMS = 20
 
 _WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-def num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if value == value and abs(value) != float("inf") else None
-
-
-def as_int(value: object) -> int:
-    number = num(value)
-    return int(number) if number is not None else 0
-
-
-def as_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def as_dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def rows_of(value: object) -> list[dict[str, Any]]:
-    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
 
 
 def words(n: int) -> str:
@@ -156,36 +129,25 @@ def generic_table(
     return Table([c.replace("_", " ") for c in columns], shown, len(rows))
 
 
-def _scalar(value: object) -> object:
-    return value if value is None or isinstance(value, str | int | float) else str(value)
-
-
-def coerce_report(report: AuditReport) -> AuditReport:
-    """A copy whose shape the model's own totals can rely on.
-
-    A report read back from JSON may hold anything; ``AuditReport.summary`` expects
-    dict rows, hashable clients and numeric counts. Rows that are not objects are dropped.
-    """
-    sections: dict[str, list[dict[str, Any]]] = {}
-    for name, rows in report.sections.items():
-        clean = []
-        for row in rows_of(rows):
-            row = dict(row)
-            if "client" in row:
-                row["client"] = _scalar(row["client"])
-            if "queries" in row:
-                row["queries"] = as_int(row["queries"])
-            clean.append(row)
-        sections[str(name)] = clean
-    inputs = [dict(item, packets=as_int(item.get("packets"))) for item in rows_of(report.inputs)]
-    return replace(
-        report,
-        inputs=inputs,
-        sections=sections,
-        anomalies={str(k): as_int(v) for k, v in as_dict(report.anomalies).items()},
-        anomaly_samples=rows_of(report.anomaly_samples),
-        policy=as_dict(report.policy),
-        generated_at=str(report.generated_at),
-        tool_version=str(report.tool_version),
-        kind=str(report.kind),
-    )
+def redaction_view(block: object) -> dict[str, Any] | None:
+    """The banner of a redacted report, from its ``redaction`` block (which may be anything)."""
+    if block is None:
+        return None
+    data = as_dict(block)
+    addresses = as_dict(data.get("addresses"))
+    names = as_dict(data.get("names"))
+    psl = as_dict(names.get("public_suffix_list"))
+    evidence = as_dict(data.get("evidence"))
+    resolvers = as_str(addresses.get("resolvers")) or "unknown"
+    return {
+        "fingerprint": as_str(data.get("key_fingerprint")) or "unknown",
+        "names": as_str(names.get("level")) or "unknown",
+        "psl": as_str(psl.get("snapshot")),
+        "resolvers": resolvers,
+        "pseudonymised": as_int(addresses.get("pseudonymised")),
+        "masked": as_int(names.get("masked")),
+        "kept": [text_of(item) for item in as_list(data.get("kept"))[:MAX_LIST_ITEMS]],
+        "evidence": [
+            (str(k).replace("_", " "), text_of(v)) for k, v in list(evidence.items())[:MAX_TOP]
+        ],
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from dotaudit.model.coerce import as_dict, as_int, as_list, as_str, num, rows_of
+from dotaudit.model.findings import Severity
 from dotaudit.model.report import AuditReport
 from dotaudit.render import svg
 from dotaudit.render.html_format import (
@@ -12,27 +14,22 @@ from dotaudit.render.html_format import (
     MAX_ROWS,
     MAX_TOP,
     Table,
-    as_dict,
-    as_int,
-    as_list,
-    as_str,
     cell,
     fmt_span,
     fmt_ts,
-    num,
     readable_dn,
-    rows_of,
     text_of,
 )
 
 MAX_TARGET_DETAILS = 50
+_SEVERITY_LABELS = frozenset(s.label for s in Severity)
 MAX_MATRIX_TARGETS = 200
 MAX_MATRIX_CHECKS = 40
 MAX_LANES = 12
 MAX_HIST_SIZES = 50_000
 
 CHECK_ORDER = (
-    # prober part 1 (issue 6) then part 2 (issue 7): the matrix keeps this column order
+    # The probe matrix keeps this column order: transport and TLS checks, then DNS checks.
     "reach.853",
     "reach.53",
     "rst-injection",
@@ -356,6 +353,10 @@ def timeline(report: AuditReport) -> dict[str, Any] | None:
     }
 
 
+def _severity_label(value: object) -> str | None:
+    return value if isinstance(value, str) and value in _SEVERITY_LABELS else None
+
+
 def probe_view(targets: list[dict[str, Any]]) -> dict[str, Any]:
     ids: list[str] = []
     for target in targets[:MAX_MATRIX_TARGETS]:
@@ -401,6 +402,7 @@ def probe_view(targets: list[dict[str, Any]]) -> dict[str, Any]:
                     "address": text_of(target.get("address")),
                     "port": text_of(target.get("port")),
                     "name": text_of(target.get("name")) if target.get("name") else "—",
+                    "severity": _severity_label(target.get("severity")),
                     "strict": text_of(verdict.get("strict")),
                     "strict_ok": verdict.get("strict") == "accept",
                     "opportunistic": text_of(verdict.get("opportunistic")),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dotaudit.model.report import AuditReport
 
 MAX_FINDINGS = 40
@@ -12,9 +14,21 @@ def _printable(text: object) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def render_text(report: AuditReport) -> str:
     summary = report.summary()
     lines = [f"dotaudit {report.tool_version} — {report.kind} report"]
+    if report.redaction is not None:
+        block: dict[str, Any] = report.redaction if isinstance(report.redaction, dict) else {}
+        names = _mapping(block.get("names"))
+        addresses = _mapping(block.get("addresses"))
+        lines.append(
+            f"REDACTED: key fingerprint {_printable(block.get('key_fingerprint'))}, names "
+            f"{_printable(names.get('level'))}, resolvers {_printable(addresses.get('resolvers'))}"
+        )
     for item in report.inputs:
         span = item.get("span_s")
         lines.append(
@@ -41,6 +55,7 @@ def render_text(report: AuditReport) -> str:
     for target in report.sections.get("targets", []):
         verdict = target.get("verdict") or {}
         checks = target.get("checks") or []
+        severity = target.get("severity")
         statuses: dict[str, int] = {}
         for check in checks:
             status = str(check.get("status"))
@@ -50,6 +65,7 @@ def render_text(report: AuditReport) -> str:
             f"port {target.get('port')}): strict {verdict.get('strict')}, opportunistic "
             f"{verdict.get('opportunistic')}; checks "
             + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            + (f"; counts as {_printable(severity)}" if isinstance(severity, str) else "")
         )
     findings = report.sorted_findings()
     for finding in findings[:MAX_FINDINGS]:

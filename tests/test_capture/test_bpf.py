@@ -60,10 +60,14 @@ def ipv6(src: bytes, dst: bytes, nh: int, l4: bytes) -> bytes:
     return struct.pack("!IHBB16s16s", 0x60000000, len(l4), nh, 64, src, dst) + l4
 
 
-def ether(packet: bytes, *, vlan: bool = False) -> bytes:
+def ether(packet: bytes, *, vlan: bool | int = False) -> bytes:
+    """``packet`` in Ethernet under ``vlan`` tags (True: one; 2: QinQ, 802.1ad outside)."""
     etype = b"\x86\xdd" if packet[0] >> 4 == 6 else b"\x08\x00"
-    tag = b"\x81\x00\x00\x0a" if vlan else b""
-    return MACS + tag + etype + packet
+    return MACS + TAGS[int(vlan)] + etype + packet
+
+
+TAGS = (b"", b"\x81\x00\x00\x0a", b"\x88\xa8\x00\x0b\x81\x00\x00\x0a")
+"""No tag, one 802.1Q tag, an 802.1ad tag over an 802.1Q tag (QinQ)."""
 
 
 def flow4(proto: int = 6, cport: int = 40000, sport: int = 443) -> FlowKey:
@@ -203,10 +207,10 @@ def _tls_hello() -> bytes:
     return b"\x16\x03\x01\x00\x50" + b"\x01" + bytes(80)
 
 
-@pytest.mark.parametrize("vlan", [False, True], ids=["plain", "vlan"])
+@pytest.mark.parametrize("vlan", [0, 1, 2], ids=["plain", "vlan", "qinq"])
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 def test_prefilter_admits_what_detectors_need(
-    pcap: libpcap.Libpcap, prefilter: BpfProgram, v6: bool, vlan: bool
+    pcap: libpcap.Libpcap, prefilter: BpfProgram, v6: bool, vlan: int
 ) -> None:
     ip, a, b = (ipv6, A6, B6) if v6 else (ipv4, A4, B4)
 
@@ -220,7 +224,21 @@ def test_prefilter_admits_what_detectors_need(
         assert admits(6, tcp(40000, 8443, flags, b""))
     assert admits(6, tcp(40000, 8443, ACK | PSH, _tls_hello()))
     assert admits(17, udp(40000, 443, b"\xc3" + bytes(60)))  # QUIC long header
-    assert admits(17, udp(40000, 4789)) and admits(17, udp(40000, 2152))  # VXLAN, GTP-U
+    for port in (4789, 6081, 2152):  # VXLAN, Geneve, GTP-U
+        assert admits(17, udp(40000, port))
+    for proto in (4, 41, 47, 137):  # IP-in-IP, 6in4/6in6, GRE, MPLS-in-IP
+        assert admits(proto, bytes(40))
+    for port in (547, 546) if v6 else (67, 68):  # DHCPv6, DHCP
+        assert admits(17, udp(port + 1 if port in (67, 546) else port - 1, port))
+    if v6:
+        for kind in (133, 134, 135, 136, 137):  # Neighbor Discovery
+            assert admits(58, bytes([kind]) + bytes(31))
+        assert not admits(58, b"\x80" + bytes(31))  # echo request
+    tags = TAGS[vlan]
+    for etype in (b"\x08\x06", b"\x88\x63", b"\x88\x64", b"\x88\x47", b"\x88\x48"):
+        # ARP, PPPoE discovery and session, MPLS
+        assert run(pcap, prefilter, MACS + tags + etype + bytes(60))
+    assert not run(pcap, prefilter, MACS + tags + b"\x88\xcc" + bytes(60))  # LLDP
     # Bulk: none of the above.
     assert not admits(6, tcp(40000, 443, ACK, b"\x17\x03\x03" + bytes(100)))
     assert not admits(6, tcp(40000, 443, ACK, b""))
@@ -241,8 +259,26 @@ def test_prefilter_errors_fragments_tunnels(pcap: libpcap.Libpcap, prefilter: Bp
     assert not admits(ether(ipv6(A6, B6, 58, icmp6_echo)))
     assert admits(ether(ipv4(A4, B4, 6, tcp(40000, 443), frag=0x0010)))  # later fragment
     assert admits(ether(ipv6(A6, B6, 44, bytes(8) + tcp(40000, 443))))  # fragment header
-    for proto in (4, 41, 47):
+    for proto in (4, 41, 47, 137):
         assert admits(ether(ipv4(A4, B4, proto, bytes(40))))
-    for etype in (b"\x88\x64", b"\x88\x47", b"\x88\x48"):
+    for etype in (b"\x88\x63", b"\x88\x64", b"\x88\x47", b"\x88\x48"):
         assert admits(MACS + etype + bytes(60))
         assert admits(MACS + b"\x81\x00\x00\x0a" + etype + bytes(60))
+
+
+@pytest.mark.parametrize("linktype", [1, 113, 276, 0, 108, 12, 228, 229])
+def test_prefilter_compiles_for_every_link_type_a_live_capture_may_have(
+    pcap: libpcap.Libpcap, linktype: int
+) -> None:
+    """libpcap refuses ``vlan`` and ethertype tests on cooked, loopback and raw links:
+    the expression leaves them out there, and stays within the kernel's 4096
+    instructions."""
+    dead = pcap.lib.pcap_open_dead(linktype, 262144)
+    program = BpfProgram()
+    text = prefilter_expression(linktype).encode()
+    assert pcap.lib.pcap_compile(dead, ctypes.byref(program), text, 1, 0xFFFFFFFF) == 0, pcap.error(
+        dead
+    )
+    assert 0 < program.bf_len <= 4096
+    pcap.lib.pcap_freecode(ctypes.byref(program))
+    pcap.lib.pcap_close(dead)

@@ -36,6 +36,7 @@ from scapy.all import (
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.packet import SYN, Anomaly, Packet
+from tests.fuzzing import examples
 from tests.test_capture.capwrite import MACS
 
 
@@ -339,14 +340,25 @@ SEEDS = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.sampled_from(LINKTYPES), st.binary(max_size=200), st.integers(0, 400))
 def test_random_bytes_never_raise(linktype: int, data: bytes, orig: int):
     sink = Sink()
-    Decoder(sink.append).decode(1, 0.0, linktype, data, orig)
+    pkt = Decoder(sink.append).decode(1, 0.0, linktype, data, orig)
+    # Every anomaly names what went wrong and where; at most one per frame.
+    assert len(sink) <= 1
+    assert all(a.what and a.frame == 1 and a.ts == 0.0 for a in sink)
+    if linktype == 9999:  # no such link type: said so, not silently dropped
+        assert pkt is None and sink.whats() == ["unknown_linktype"]
+    if pkt is not None:
+        # A decoded packet is built only from the frame's own bytes.
+        assert sink == []
+        assert (pkt.frame, pkt.ts) == (1, 0.0)
+        assert pkt.ip_version in (4, 6)
+        assert pkt.src in data and pkt.dst in data and pkt.payload in data
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     st.sampled_from(LINKTYPES),
     st.sampled_from(SEEDS),

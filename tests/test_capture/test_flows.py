@@ -5,7 +5,20 @@ from __future__ import annotations
 import pytest
 
 from dotaudit.capture.flows import Flow, FlowTable, server_is_destination
-from dotaudit.capture.packet import ACK, FIN, PSH, RST, SYN, TCP, UDP, Anomaly, IcmpQuote, Packet
+from dotaudit.capture.packet import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    TCP,
+    UDP,
+    Anomaly,
+    IcmpQuote,
+    Packet,
+    Tunnel,
+    TunnelledPacket,
+)
 from dotaudit.model.events import OUTCOMES
 
 CLIENT = bytes([10, 0, 0, 1])
@@ -637,3 +650,31 @@ def test_tick_runs_the_expiry_sweep_like_a_read_packet() -> None:
     assert rec.ended == []
     table.tick(T0 + 6)
     assert len(rec.ended) == 1
+
+
+class _InTunnel:
+    """Hands a :class:`Conn`'s packets to the table as if decoded from inside a tunnel."""
+
+    def __init__(self, table: FlowTable) -> None:
+        self.table = table
+        self.tunnel = Tunnel(("vxlan", 42), "vxlan:vni=42")
+
+    def process(self, pkt: Packet) -> None:
+        self.table.tunnelled(TunnelledPacket(pkt, self.tunnel))
+
+
+def test_flows_inside_a_tunnel_are_never_bypassed() -> None:
+    """An engine that skips packets before they are read matches outer headers only: an
+    inner 5-tuple in its filter would skip a plain flow that shares it."""
+    table, rec = bypass_table()
+    conn = Conn(_InTunnel(table), sport=8080)  # type: ignore[arg-type]
+    conn.handshake()
+    conn.c(ACK | PSH, b"GET / HTTP/1.1\r\n\r\n")  # the consumer is done with it here
+    for _ in range(3):
+        conn.s(ACK | PSH, b"x" * 100)
+    table.finish()
+    flow = only_flow(rec)
+    assert flow.tunnel is not None
+    assert not flow.bypassed and flow.bypassed_after is None
+    assert rec.stream(flow, False) == b"x" * 300  # every segment still delivered
+    assert rec.calls == []  # the engine's filter never hears of it

@@ -199,3 +199,38 @@ def test_ndpi_dns_fragmented_frames_match_tshark():
     assert {frame for frame, _ in lengths} == tshark_udp
     assert max(n for _, n in lengths) > 1500  # some datagrams really were reassembled
     assert sink == []
+
+
+@pytest.mark.parametrize(("length", "oversize"), [(7, False), (8, True)])
+def test_datagram_may_end_at_byte_65535_but_not_beyond(length: int, oversize: bool):
+    # RFC 791/8200: the reassembled datagram's payload ends at most at offset 65535.
+    sink: list[Anomaly] = []
+    frags = FragmentReassembler(sink.append)
+    key = (4, b"a" * 4, b"b" * 4, 17, 1)
+    assert frags.add(key, 65528, False, b"x" * length, 17, 1, 1.0) is None
+    assert [a.what for a in sink] == (["ip_frag_oversize"] if oversize else [])
+    assert (frags.held_bytes > 0) is not oversize
+
+
+@pytest.mark.parametrize(("pieces", "dropped"), [(256, False), (257, True)])
+def test_a_datagram_holds_at_most_256_pieces(pieces: int, dropped: bool):
+    sink: list[Anomaly] = []
+    frags = FragmentReassembler(sink.append)
+    key = (4, b"a" * 4, b"b" * 4, 17, 1)
+    for n in range(pieces):  # 8-byte pieces with 8-byte holes between them: none join
+        frags.add(key, 16 + n * 16, True, b"q" * 8, 17, n + 1, 1.0)
+    assert [a.detail for a in sink] == (["IPv4 id 0x1: too many fragments"] if dropped else [])
+    assert (frags.held_bytes == 0) is dropped
+
+
+@pytest.mark.parametrize(("budget_over", "evicted"), [(0, False), (1, True)])
+def test_fragment_memory_budget_bites_one_byte_past_it(budget_over: int, evicted: bool):
+    sink: list[Anomaly] = []
+    probe = FragmentReassembler(lambda _a: None)
+    key = (4, b"a" * 4, b"b" * 4, 17, 1)
+    probe.add(key, 0, True, b"q" * 800, 17, 1, 1.0)
+    held = probe.held_bytes  # what one pending 800-byte fragment costs
+    frags = FragmentReassembler(sink.append, max_bytes=held - budget_over)
+    frags.add(key, 0, True, b"q" * 800, 17, 1, 1.0)
+    assert [a.detail for a in sink] == (["IPv4 id 0x1: evicted: memory budget"] if evicted else [])
+    assert frags.held_bytes == (0 if evicted else held)

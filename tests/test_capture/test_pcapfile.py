@@ -26,6 +26,7 @@ from tests.conftest import CORPUS, ROOT, corpus_path
 from tests.test_capture.capwrite import pcap
 
 PCAPS = sorted((ROOT / "pcaps").glob("*.pcap*"))
+TUNNEL_CAPTURES = sorted((ROOT / "tests" / "data" / "tunnels").glob("*.pcap"))
 
 
 def run_text(path: Path, *, engine: bool, prefilter: bool = True) -> tuple[str, CaptureRun]:
@@ -107,6 +108,41 @@ def strip_ethernet(frame: bytes) -> tuple[int, bytes] | None:
 @pytest.mark.parametrize("path", PCAPS, ids=lambda p: p.name)
 def test_sample_captures(path: Path) -> None:
     assert_same_as_python(path)
+
+
+@pytest.mark.parametrize("path", TUNNEL_CAPTURES, ids=lambda p: p.name)
+def test_tunnel_captures(path: Path) -> None:
+    """Tunnels reach the decoder through the engine: the same events as the Python
+    reader, and (inner flows are never bypassed) every tunnelled record exactly as the
+    full path writes it."""
+    assert_same_as_python(path)
+    bypassed = parse(run_text(path, engine=True)[0])
+    full = parse(run_text(path, engine=False, prefilter=False)[0])
+    tunnelled = [r for r in bypassed if "tunnel" in r]
+    assert tunnelled, "the capture's inner traffic is seen"
+    assert tunnelled == [r for r in full if "tunnel" in r]
+    assert not any("bypassed_after" in r for r in tunnelled)
+    assert differences(full, bypassed) == []
+
+
+@pytest.mark.parametrize(("nanos", "fraction"), [(False, 999_999), (False, 10**6), (True, 10**9)])
+def test_sub_second_overflow_is_counted_as_the_python_reader_counts_it(
+    tmp_path: Path, nanos: bool, fraction: int
+) -> None:
+    """Oracle: the Python reader (tests/test_capture/test_reader.py holds it to the
+    format); checked at a sub-second field one below a whole second and at it."""
+    frames = [frame for _, _, frame in records(PCAPS[0])][:50]
+    data = bytearray(pcap([(1700000000.0 + i, f) for i, f in enumerate(frames)], nanos=nanos))
+    struct.pack_into("<II", data, 24, 0xFFFFFFFE, fraction)
+    path = tmp_path / "overflow.pcap"
+    path.write_bytes(bytes(data))
+    run = assert_same_as_python(path)
+    source = run.source
+    assert isinstance(source, LibpcapCapture)
+    expected = {"timestamp_fraction_overflow": 1} if fraction >= (10**9 if nanos else 10**6) else {}
+    assert source.anomalies == expected
+    assert run.reader_anomalies == expected
+    assert sum("sub-second timestamp field" in w for w in run.summary.warnings) == len(expected)
 
 
 def test_corpus_captures() -> None:

@@ -22,8 +22,13 @@ class _Base:
         self.seen: list[Seen] = []
         self.ended: list[tuple[int, int, int, int, int, str, int | None]] = []
         self.ids: dict[int, int] = {}
+        self.flows: list[Flow] = []
+        """Every flow seen, kept alive: an ended flow's id() could otherwise be reused by
+        a later one, which would then be numbered as the ended flow."""
 
     def _id(self, flow: Flow) -> int:
+        if id(flow) not in self.ids:
+            self.flows.append(flow)
         return self.ids.setdefault(id(flow), len(self.ids))
 
     def on_stream_data(self, flow: Flow, c: bool, data: bytes, frame: int, ts: float) -> None:

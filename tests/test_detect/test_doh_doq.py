@@ -11,14 +11,11 @@ from dotaudit.model.events import Event
 from dotaudit.model.findings import Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
-from tests.factories import client_hello, connection, quic_initial
+from tests.factories import client_hello, connection, fed_detector, quic_initial, run_detectors
 
 
 def _run(events: list[Event], context: Context | None = None) -> DohDoqDetector:
-    detector = DohDoqDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return fed_detector(DohDoqDetector, events, context)
 
 
 def _findings(detector: DohDoqDetector) -> dict[str, Finding]:
@@ -128,12 +125,9 @@ def test_mid_stream_quic_on_doq_port() -> None:
 
 def test_severity_override_and_policy_approval() -> None:
     policy = Policy(severity_overrides={"DA-DOH-001": Severity.MEDIUM})
-    detector = _run(
-        [client_hello(dst="9.9.9.9", dport=443, sni="dns.quad9.net", alpn=("h2",))],
-        Context(policy=policy),
-    )
-    finding = _findings(detector)["DA-DOH-001"]
-    assert finding.severity == Severity.MEDIUM
+    events = [client_hello(dst="9.9.9.9", dport=443, sni="dns.quad9.net", alpn=("h2",))]
+    (finding,) = run_detectors(events, policy, only=DohDoqDetector).findings
+    assert finding.id == "DA-DOH-001" and finding.severity == Severity.MEDIUM
     assert finding.evidence["approved_by_policy"] is False
 
 

@@ -16,7 +16,7 @@ from dotaudit.model.findings import Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from dotaudit.pipeline import analyze
 from tests.conftest import corpus_path
-from tests.factories import dns_query, dns_response, edns
+from tests.factories import dns_query, dns_response, edns, fed_detector, run_detectors
 
 CLIENT, SERVER = "10.0.0.2", "192.0.2.80"
 
@@ -57,11 +57,7 @@ def doh(kind: str, qname: str, frame: int, ts: float, padded: bool = False) -> E
 
 
 def findings(events: list[Event], context: Context | None = None) -> list[Finding]:
-    detector = DohDoqDetector(context or Context())
-    for event in events:
-        if type(event) in detector.event_types:
-            detector.on_event(event)
-    return detector.finish()
+    return run_detectors(events, context, only=DohDoqDetector).findings
 
 
 def test_cleartext_doh_is_one_high_finding_per_client_and_server() -> None:
@@ -117,10 +113,8 @@ def test_doh_messages_are_not_plaintext_leaks_nor_local_name_leaks() -> None:
     events = [doh("query", "printer.example", 1, 1.0), doh("response", "printer.example", 2, 1.1)]
     for cls, control in ((PlaintextLeakDetector, "dns"), (LocalNamesDetector, "mdns")):
         for service, expected in (("doh", 0), (control, 1)):
-            detector = cls(Context())
-            for event in events:
-                detector.on_event(dataclasses.replace(event, service=service))
-            assert len(detector.finish()) == expected, (cls.__name__, service)
+            changed = [dataclasses.replace(event, service=service) for event in events]
+            assert len(fed_detector(cls, changed).finish()) == expected, (cls.__name__, service)
 
 
 def test_corpus_doh_h2c_port80() -> None:

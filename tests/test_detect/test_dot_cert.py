@@ -21,16 +21,14 @@ from dotaudit.model.events import Event, TlsCertificateSeen
 from dotaudit.model.findings import Confidence, Finding, Severity
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests.conftest import corpus_path
-from tests.factories import certificate, dot_session_events
+from tests.detection import detect
+from tests.factories import certificate, dot_session_events, fed_detector, run_detectors
 
 Y2020 = 1577836800.0  # 2020-01-01T00:00:00Z
 
 
 def _run(events: list[Event], context: Context | None = None) -> list[Finding]:
-    detector = DotCertDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector.finish()
+    return fed_detector(DotCertDetector, events, context).finish()
 
 
 def _tls12(**kw: Any) -> list[Event]:
@@ -130,7 +128,8 @@ def test_issuer_change_is_interception_hint() -> None:
 
 def test_override_wins() -> None:
     policy = Policy(severity_overrides={"DA-DOT-005": Severity.LOW})
-    (finding,) = _run(_tls12(certificates=[certificate(self_signed=True)]), Context(policy=policy))
+    events = _tls12(certificates=[certificate(self_signed=True)])
+    (finding,) = run_detectors(events, policy, only=DotCertDetector).findings
     assert finding.severity == Severity.LOW
 
 
@@ -143,3 +142,30 @@ def test_corpus_certificates_valid_at_capture_time() -> None:
     assert _run(list(CaptureRun(path).events())) == []
     path = corpus_path("ndpi/dot-android10-private-dns/googledns_android10.pcap")
     assert _run(list(CaptureRun(path).events())) == []
+
+
+# Validity at the moment the certificate crossed the wire (RFC 5280 §4.1.2.5: valid from
+# notBefore to notAfter, both inclusive). factories.TS is 1000 s after the epoch.
+AT_TS = "1970-01-01T00:16:40Z"
+
+
+@pytest.mark.parametrize(
+    ("not_before", "not_after", "seen_at", "problem"),
+    [
+        ("1970-01-01T00:00:00Z", AT_TS, 1000.0, None),  # seen at notAfter: still valid
+        ("1970-01-01T00:00:00Z", AT_TS, 1000.000001, "expired"),
+        (AT_TS, "2038-01-01T00:00:00Z", 1000.0, None),  # seen at notBefore: valid
+        (AT_TS, "2038-01-01T00:00:00Z", 999.999999, "not_yet_valid"),
+    ],
+)
+def test_validity_ends_are_inclusive(
+    not_before: str, not_after: str, seen_at: float, problem: str | None
+) -> None:
+    leaf = certificate(not_before=not_before, not_after=not_after, ts=seen_at)
+    detected = detect(_tls12(certificates=[leaf]))
+    bad = detected.of("DA-DOT-005")
+    if problem is None:
+        assert bad == []
+    else:
+        (finding,) = bad
+        assert finding.evidence["reasons"] == [problem]

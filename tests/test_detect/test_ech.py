@@ -10,14 +10,11 @@ from dotaudit.model.events import Event
 from dotaudit.model.findings import Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
-from tests.factories import client_hello, quic_initial
+from tests.factories import client_hello, fed_detector, quic_initial, run_detectors
 
 
 def _run(events: list[Event], context: Context | None = None) -> list[Finding]:
-    detector = EchDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector.finish()
+    return fed_detector(EchDetector, events, context).finish()
 
 
 def test_classify() -> None:
@@ -59,7 +56,9 @@ def test_no_ech_no_finding() -> None:
 
 def test_override() -> None:
     policy = Policy(severity_overrides={"DA-ECH-001": Severity.LOW})
-    (finding,) = _run([client_hello(sni=None, esni=True)], Context(policy=policy))
+    (finding,) = run_detectors(
+        [client_hello(sni=None, esni=True)], policy, only=EchDetector
+    ).findings
     assert finding.severity == Severity.LOW
 
 

@@ -12,14 +12,12 @@ from dotaudit.detect.ecs import EcsDetector, ecs_prefix
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
-from tests.factories import dns_query, dns_response, edns
+from tests.detection import detect
+from tests.factories import dns_query, dns_response, edns, fed_detector, run_detectors
 
 
 def _run(events: list[Event], context: Context | None = None) -> EcsDetector:
-    detector = EcsDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return fed_detector(EcsDetector, events, context)
 
 
 def test_ecs_prefix() -> None:
@@ -62,8 +60,8 @@ def test_no_ecs_no_finding() -> None:
 
 def test_override() -> None:
     policy = Policy(severity_overrides={"DA-LEAK-006": Severity.HIGH})
-    detector = _run([dns_query(edns=edns(ecs="10.1.0.0/16"))], Context(policy=policy))
-    (finding,) = detector.finish()
+    events = [dns_query(edns=edns(ecs="10.1.0.0/16"))]
+    (finding,) = run_detectors(events, policy, only=EcsDetector).findings
     assert finding.severity == Severity.HIGH
 
 
@@ -95,3 +93,12 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert finding.evidence["subnets"] == ["203.0.113.0/24"]
     assert finding.evidence["queries"] == 1
     assert finding.frames == (1,)
+
+
+@pytest.mark.parametrize(("ecs", "leaks"), [("0.0.0.0/0", False), ("128.0.0.0/1", True)])
+def test_the_smallest_non_zero_prefix_already_leaks(ecs: str, leaks: bool) -> None:
+    # RFC 7871 §7.1.2: only source prefix 0 opts out; a single bit already says something.
+    detected = detect([dns_query(edns=edns(ecs=ecs))])
+    assert [x.id for x in detected.findings if x.id == "DA-LEAK-006"] == (
+        ["DA-LEAK-006"] if leaks else []
+    )

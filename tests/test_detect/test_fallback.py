@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from dotaudit.detect.base import Context
 from dotaudit.detect.fallback import FallbackDetector
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
 from tests import factories as f
+from tests import pcapgen
 
 LOOPBACK_AS_NETWORK = Context(policy=Policy(treat_loopback_as_network=True))
 
 
 def run(events: list[Event], context: Context | None = None) -> FallbackDetector:
-    detector = FallbackDetector(context or Context())
-    for event in events:  # in emission order: a connection event comes last
-        detector.on_event(event)
-    return detector
+    # In emission order: a connection event comes last and completes its session.
+    return f.fed_detector(FallbackDetector, events, context)
 
 
 def failed_attempt(outcome: str, *, start: float, end: float, **kw: object) -> Event:
@@ -57,10 +62,29 @@ def test_plaintext_after_the_window_is_not_a_fallback() -> None:
 
 
 def test_window_comes_from_policy() -> None:
-    attempt = failed_attempt("refused", start=100.0, end=100.001)
-    query = f.dns_query(ts=125.0)
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    query = f.dns_query(ts=125.0, qname="late.example")
     context = Context(policy=Policy(fallback_window_s=30.0))
-    assert run([attempt, query], context).finish()
+    findings = run([attempt, query], context).finish()
+    assert [x.id for x in findings] == ["DA-FALLBACK-001"]
+    evidence = findings[0].evidence
+    assert evidence["window_s"] == 30.0
+    assert evidence["delay_s"] == 25.0
+    assert evidence["qnames"] == ["late.example"]
+    # The default window (10 s) would end at 110.5: the same query is then no fallback.
+    assert run([attempt, query]).finish() == []
+    # And the policy's own end is at 130.5.
+    beyond = f.dns_query(ts=130.75, qname="later.example")
+    assert run([attempt, beyond], context).finish() == []
+
+
+def test_query_stamped_before_the_attempt_but_seen_after_it_is_not_a_fallback() -> None:
+    # Merged captures can go back in time: the attempt's connection event comes first,
+    # then a query whose timestamp is before the attempt began.
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    assert run([attempt, f.dns_query(ts=99.999999)]).finish() == []
+    assert run([attempt, f.dns_query(ts=95.0)]).finish() == []
+    assert [x.id for x in run([attempt, f.dns_query(ts=100.0)]).finish()] == ["DA-FALLBACK-001"]
 
 
 def test_other_client_plaintext_does_not_count() -> None:
@@ -121,3 +145,112 @@ def _fields(event: Event) -> dict[str, object]:
     import dataclasses
 
     return {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+
+
+# -- the window, end to end: captures through `dotaudit analyze` -------------------------
+#
+# README: a failed DoT attempt followed by plaintext DNS from the same client "within the
+# policy window (default 10 s)"; the detector's docstring: from the attempt's first packet
+# to fallback_window_s after its last. Timestamps are exact binary fractions so that each
+# boundary is hit exactly after the trip through a pcap's microseconds.
+
+ATTEMPT_START = 100.0
+RESET_AT = 100.5
+"""The refused attempt: SYN at 100.0, the server's RST at 100.5 (its last packet)."""
+DROP_LAST_SYN = 103.0
+"""The dropped attempt: SYN at 100.0 and its retransmits at 101.0 and 103.0."""
+DOCUMENTED_WINDOW_S = 10.0
+US = 0.000001
+
+
+def analyze_capture(tmp_path: Path, packets: list[Any], *options: str) -> dict[str, Any]:
+    from dotaudit.cli import main
+
+    capture = pcapgen.write(tmp_path / "capture.pcap", packets)
+    out = tmp_path / "report.json"
+    assert main(["analyze", str(capture), "-q", "-o", str(out), "--fail-on", "none", *options]) == 0
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+def attempt_then_query(failure: str, query_ts: float) -> list[Any]:
+    if failure == "reset":
+        attempt = pcapgen.dot_syn_reset(ATTEMPT_START, rst_after=RESET_AT - ATTEMPT_START)
+    else:
+        attempt = pcapgen.dot_syn_unanswered(ATTEMPT_START)
+    return attempt + pcapgen.dns_udp_exchange("window.example", query_ts)
+
+
+def attempt_end(failure: str) -> float:
+    return RESET_AT if failure == "reset" else DROP_LAST_SYN
+
+
+def fallback_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in report["findings"] if f["id"] == "DA-FALLBACK-001"]
+
+
+@pytest.mark.parametrize("failure", ["reset", "drop"])
+def test_plaintext_five_seconds_before_a_failed_attempt_is_not_a_fallback(
+    tmp_path: Path, failure: str
+) -> None:
+    report = analyze_capture(tmp_path, attempt_then_query(failure, ATTEMPT_START - 5.0))
+    ids = {f["id"] for f in report["findings"]}
+    assert {"DA-LEAK-001", "DA-DOT-001"} <= ids, "the leak and the failed attempt are seen"
+    assert fallback_findings(report) == []
+    assert report["fallback_events"] == []
+
+
+@pytest.mark.parametrize("failure", ["reset", "drop"])
+@pytest.mark.parametrize(
+    ("offset", "inside"),
+    [
+        (-US, False),  # just before the attempt's first packet
+        (0.0, True),  # at its first packet
+        (US, True),  # just after it
+    ],
+    ids=["just-before", "at", "just-after"],
+)
+def test_window_starts_at_the_attempts_first_packet(
+    tmp_path: Path, failure: str, offset: float, inside: bool
+) -> None:
+    query_ts = ATTEMPT_START + offset
+    report = analyze_capture(tmp_path, attempt_then_query(failure, query_ts))
+    found = fallback_findings(report)
+    assert bool(found) is inside, report["fallback_events"]
+    if inside:
+        assert found[0]["evidence"]["delay_s"] == pytest.approx(offset, abs=1e-9)
+        assert found[0]["evidence"]["qnames"] == ["window.example"]
+
+
+@pytest.mark.parametrize("failure", ["reset", "drop"])
+@pytest.mark.parametrize(
+    ("offset", "inside"),
+    [(-US, True), (0.0, True), (US, False)],
+    ids=["just-inside", "at", "just-outside"],
+)
+def test_window_ends_ten_seconds_after_the_attempts_last_packet(
+    tmp_path: Path, failure: str, offset: float, inside: bool
+) -> None:
+    query_ts = attempt_end(failure) + DOCUMENTED_WINDOW_S + offset
+    report = analyze_capture(tmp_path, attempt_then_query(failure, query_ts))
+    found = fallback_findings(report)
+    assert bool(found) is inside, report["fallback_events"]
+    if inside:
+        assert found[0]["evidence"]["window_s"] == DOCUMENTED_WINDOW_S
+        (row,) = report["fallback_events"]
+        assert row["attempt_end"] == attempt_end(failure)
+        assert row["first_plaintext_ts"] == pytest.approx(query_ts, abs=1e-9)
+
+
+@pytest.mark.parametrize(("offset", "inside"), [(0.0, True), (US, False)], ids=["at", "beyond"])
+def test_policy_window_moves_the_end(tmp_path: Path, offset: float, inside: bool) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("fallback_window_s = 30\n")
+    query_ts = RESET_AT + 30.0 + offset
+    report = analyze_capture(
+        tmp_path, attempt_then_query("reset", query_ts), "--policy", str(policy)
+    )
+    found = fallback_findings(report)
+    assert bool(found) is inside
+    if inside:
+        assert found[0]["evidence"]["window_s"] == 30.0

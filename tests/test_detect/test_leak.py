@@ -11,10 +11,7 @@ from tests import factories as f
 
 
 def run(events: list[Event], policy: Policy | None = None) -> PlaintextLeakDetector:
-    detector = PlaintextLeakDetector(Context(policy=policy or Policy()))
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return f.fed_detector(PlaintextLeakDetector, events, Context(policy=policy or Policy()))
 
 
 def test_queries_aggregate_into_one_finding_per_pair() -> None:
@@ -83,4 +80,6 @@ def test_samples_are_capped_but_counts_are_exact() -> None:
 
 def test_severity_override_from_policy() -> None:
     policy = Policy(severity_overrides={"DA-LEAK-001": Severity.MEDIUM})
-    assert run([f.dns_query()], policy).finish()[0].severity is Severity.MEDIUM
+    assert run([f.dns_query()], policy).finish()[0].severity is Severity.HIGH  # natural
+    found = f.run_detectors([f.dns_query()], policy, only=PlaintextLeakDetector).findings
+    assert found[0].severity is Severity.MEDIUM

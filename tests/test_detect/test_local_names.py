@@ -13,17 +13,14 @@ from dotaudit.detect.local_names import LocalNamesDetector, is_nonlocal
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Finding, Severity
 from dotaudit.model.policy import Policy
-from tests.factories import dns_query, dns_response
+from tests.factories import dns_query, dns_response, fed_detector, run_detectors
 
 MDNS = {"service": "mdns", "dst": "224.0.0.251", "dport": 5353, "sport": 5353}
 LLMNR = {"service": "llmnr", "dst": "224.0.0.252", "dport": 5355}
 
 
 def _run(events: list[Event], context: Context | None = None) -> LocalNamesDetector:
-    detector = LocalNamesDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return fed_detector(LocalNamesDetector, events, context)
 
 
 @pytest.mark.parametrize(
@@ -91,8 +88,8 @@ def test_only_local_names_no_finding() -> None:
 
 def test_override() -> None:
     policy = Policy(severity_overrides={"DA-LEAK-005": Severity.LOW})
-    detector = _run([dns_query(qname="a.example", **MDNS)], Context(policy=policy))
-    (finding,) = detector.finish()
+    events = [dns_query(qname="a.example", **MDNS)]
+    (finding,) = run_detectors(events, policy, only=LocalNamesDetector).findings
     assert finding.severity == Severity.LOW
 
 

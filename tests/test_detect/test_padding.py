@@ -9,25 +9,32 @@ bytes and a response 468 + 2 + 17 = 487 (the lab's stubby capture, issue 4).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dotaudit.detect.base import Context
 from dotaudit.detect.padding import (
     PaddingDetector,
     infer_padding,
     record_overhead,
     window_consistent,
 )
-from dotaudit.detect.sessions import DotSession, DotSessionAssembler
-from dotaudit.model.events import Event
+from dotaudit.detect.session_assembly import DotSession, DotSessionAssembler
+from dotaudit.model.events import ConnectionSeen, Event, TlsRecord
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import ROOT, corpus_path
-from tests.factories import connection, dot_session_events, tls_records
+from tests.detection import detect
+from tests.factories import (
+    connection,
+    dot_session_events,
+    fed_detector,
+    run_detectors,
+    tls_records,
+)
 
 
 def _session(events: list[Event]) -> DotSession:
@@ -196,7 +203,6 @@ def test_too_few_records_is_unknown() -> None:
 
 
 def test_detector_aggregates_per_pair() -> None:
-    detector = PaddingDetector(Context())
     events: list[Event] = []
     for cport in (40001, 40002, 40003):
         events += dot_session_events(
@@ -205,9 +211,7 @@ def test_detector_aggregates_per_pair() -> None:
     events += dot_session_events(
         cport=40010, server="1.1.1.1", client_lengths=[147], server_lengths=[487], ts=2000.0
     )
-    for event in events:
-        detector.on_event(event)
-    findings = {(f.id, f.server): f for f in detector.finish()}
+    findings = {(f.id, f.server): f for f in fed_detector(PaddingDetector, events).finish()}
     assert set(findings) == {("DA-PAD-001", "9.9.9.9"), ("DA-PAD-002", "1.1.1.1")}
     unpadded = findings[("DA-PAD-001", "9.9.9.9")]
     assert unpadded.evidence["sessions"] == 3
@@ -219,12 +223,10 @@ def test_detector_aggregates_per_pair() -> None:
     assert findings[("DA-PAD-002", "1.1.1.1")].severity == Severity.INFO
 
 
-def test_detector_applies_severity_override() -> None:
+def test_severity_override_applies_to_padding_findings() -> None:
     policy = Policy(severity_overrides={"DA-PAD-001": Severity.HIGH})
-    detector = PaddingDetector(Context(policy=policy))
-    for event in dot_session_events(client_lengths=[61], server_lengths=[93]):
-        detector.on_event(event)
-    (finding,) = detector.finish()
+    events = dot_session_events(client_lengths=[61], server_lengths=[93])
+    (finding,) = run_detectors(events, policy, only=PaddingDetector).findings
     assert finding.severity == Severity.HIGH
 
 
@@ -313,3 +315,175 @@ def test_padding_verdict_matches_lab_config(capture: Path, exchange: dict[str, A
     padded = bool(exchange["query_padding"]) and bool(exchange["response_padding"])
     for session in sessions:
         assert infer_padding(session)["verdict"] == ("padded" if padded else "unpadded")
+
+
+# -- verdict thresholds, through every detector as `analyze` runs them -------------------
+#
+# A direction is padded when at least 3/4 of its DNS-carrying records fit its block, and
+# unpadded below 1/2; in between the sizes are partly consistent and no verdict is given.
+# TLS 1.3 sizes: a padded query record is 147 (128 + 2 + 17), a padded answer 487; 61 and
+# 93 fit no block. Each session's other direction is fully padded, so one side decides.
+
+PADDED_QUERY, UNPADDED_QUERY = 147, 61
+PADDED_ANSWER, UNPADDED_ANSWER = 487, 93
+
+
+def mixed_session(side: str, padded: int, total: int, **kw: Any) -> list[Event]:
+    """One TLS 1.3 DoT session whose ``side`` has ``padded`` of ``total`` records padded."""
+    if side == "client":
+        client = [PADDED_QUERY] * padded + [UNPADDED_QUERY] * (total - padded)
+        server = [PADDED_ANSWER] * total
+    else:
+        client = [PADDED_QUERY] * total
+        server = [PADDED_ANSWER] * padded + [UNPADDED_ANSWER] * (total - padded)
+    return dot_session_events(client_lengths=client, server_lengths=server, **kw)
+
+
+def padding_findings(events: list[Event]) -> list[tuple[str, float | None, float | None]]:
+    return [
+        (f.id, f.evidence["client_padded_fraction"], f.evidence["server_padded_fraction"])
+        for f in detect(events).findings
+        if f.id.startswith("DA-PAD-")
+    ]
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+@pytest.mark.parametrize(
+    ("padded", "total", "verdict"),
+    [
+        (76, 100, "DA-PAD-002"),  # above 3/4: padded
+        (3, 4, "DA-PAD-002"),  # exactly 3/4: padded
+        (74, 100, None),  # just below 3/4: mixed, no verdict
+        (51, 100, None),
+        (2, 4, None),  # exactly 1/2: still mixed, not unpadded
+        (49, 100, "DA-PAD-001"),  # below 1/2: unpadded
+        (0, 4, "DA-PAD-001"),
+    ],
+)
+def test_padding_fraction_boundaries(
+    side: str, padded: int, total: int, verdict: str | None
+) -> None:
+    found = padding_findings(mixed_session(side, padded, total))
+    fraction = padded / total
+    if verdict is None:
+        assert found == []
+        return
+    expected = (fraction, 1.0) if side == "client" else (1.0, fraction)
+    assert found == [(verdict, *expected)]
+
+
+def test_mixed_band_session_gets_no_verdict_but_its_reason() -> None:
+    result = infer_padding(_session(mixed_session("client", 5, 8)))
+    assert result["client_padded_fraction"] == 0.625
+    assert result["verdict"] == "unknown"
+    assert result["reason"] == "sizes are partly consistent with padding"
+
+
+@pytest.mark.parametrize(
+    ("client", "server", "verdict"),
+    [
+        ([154], [], None),  # one DNS-carrying record: too few to judge
+        ([154], [494], "DA-PAD-002"),  # two: judged
+        ([61], [], None),
+        ([61], [93], "DA-PAD-001"),
+    ],
+)
+def test_at_least_two_records_are_needed_for_a_verdict(
+    client: list[int], server: list[int], verdict: str | None
+) -> None:
+    # TLS 1.2 GCM (24 bytes a record, no TLS 1.3 trimming): 154 and 494 are padded.
+    events = dot_session_events(version="TLSv1.2", client_lengths=client, server_lengths=server)
+    assert [f[0] for f in padding_findings(events)] == ([verdict] if verdict else [])
+
+
+@pytest.mark.parametrize(
+    ("client", "server", "confidence"),
+    [(2, 1, "medium"), (2, 2, "high"), (3, 1, "high")],
+)
+def test_four_exactly_sized_records_give_high_confidence(
+    client: int, server: int, confidence: str
+) -> None:
+    # TLS 1.2 GCM: an exact overhead (24), and no TLS 1.3 trimming of the answers.
+    events = dot_session_events(
+        version="TLSv1.2", client_lengths=[154] * client, server_lengths=[494] * server
+    )
+    assert detect(events).only("DA-PAD-002").confidence.label == confidence
+
+
+def with_client_records(events: list[Event], records: list[TlsRecord]) -> list[Event]:
+    *head, conn = events
+    assert isinstance(conn, ConnectionSeen)
+    return [*head, dataclasses.replace(conn, tls_records_fwd=tuple(records))]
+
+
+@pytest.mark.parametrize(
+    ("gap", "joined"),
+    [(0.2 - 0.000001, True), (0.2 + 0.000001, False)],
+    ids=["just-inside", "just-outside"],
+)
+def test_split_message_fragments_join_within_two_tenths_of_a_second(
+    gap: float, joined: bool
+) -> None:
+    # TLS 1.2 GCM: the length prefix alone (2 + 24 = 26), then the 128-octet body (152).
+    events = dot_session_events(version="TLSv1.2", client_lengths=[], server_lengths=[494])
+    start = 1000.25
+    prefix = TlsRecord(ts=start, frame=100, length=26, content_type=23)
+    body = TlsRecord(ts=start + gap, frame=101, length=152, content_type=23)
+    found = padding_findings(with_client_records(events, [prefix, body]))
+    if joined:
+        assert found == [("DA-PAD-002", 1.0, 1.0)]
+    else:
+        assert found == [("DA-PAD-001", 0.0, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("messages", "padded"),
+    [(4, True), (5, False)],
+)
+def test_up_to_four_padded_messages_coalesce_in_one_record(messages: int, padded: bool) -> None:
+    # TLS 1.3: k padded queries with their prefixes in one record are k * 130 + 17 long.
+    # 5 * 130 = 650 is no sum of at most four prefixed 128-blocks (650 - 2k, k <= 4, is
+    # never a multiple of 128).
+    record = messages * (128 + 2) + 17
+    events = dot_session_events(client_lengths=[record, 147], server_lengths=[487, 487])
+    found = padding_findings(events)
+    assert found == ([("DA-PAD-002", 1.0, 1.0)] if padded else [])  # 1/2: mixed band
+
+
+def client_plaintexts(plaintexts: list[int]) -> list[Event]:
+    """A TLS 1.2 GCM session (24 bytes a record) whose client records carry these DNS-stream
+    lengths, back to back; the server sends one padded answer."""
+    events = dot_session_events(version="TLSv1.2", client_lengths=[], server_lengths=[494])
+    records = [
+        TlsRecord(ts=1000.25 + i * 0.001, frame=100 + i, length=n + 24, content_type=23)
+        for i, n in enumerate(plaintexts)
+    ]
+    return with_client_records(events, records)
+
+
+# Two padded messages with their prefixes are 128 * M + 4 bytes. A message split over
+# full records (16384 bytes, RFC 8446 §5.1) ends in a record of 132 bytes, which alone
+# fits no padding (132 = 128 + 4 needs two messages of at least one block each).
+
+
+@pytest.mark.parametrize(
+    ("full_records", "fraction"),
+    [(3, 1.0), (4, 0.8)],
+)
+def test_a_split_message_spans_at_most_four_records(full_records: int, fraction: float) -> None:
+    # 3 full records + the rest: four records joined, all consistent. 4 full + the rest:
+    # five would be needed from the first; the last four still join (16384 * 3 + 132).
+    found = padding_findings(client_plaintexts([16384] * full_records + [132]))
+    assert found == [("DA-PAD-002", fraction, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("first", "fraction"),
+    [(16384, 1.0), (16383, 0.0)],
+)
+def test_only_a_full_record_may_end_in_mid_message(first: int, fraction: float) -> None:
+    # The same 16516 bytes (128 * 129 + 4) either way: a record below the 16384-byte limit
+    # was cut by the sender, so a message does not continue past it.
+    found = padding_findings(client_plaintexts([first, 16516 - first]))
+    verdict = "DA-PAD-002" if fraction >= 0.75 else "DA-PAD-001"
+    assert found == [(verdict, fraction, 1.0)]

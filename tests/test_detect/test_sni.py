@@ -12,14 +12,11 @@ from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
-from tests.factories import client_hello, dns_query, quic_initial
+from tests.factories import client_hello, dns_query, fed_detector, quic_initial, run_detectors
 
 
 def _run(events: list[Event], context: Context | None = None) -> SniDetector:
-    detector = SniDetector(context or Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return fed_detector(SniDetector, events, context)
 
 
 def test_inventory_counts_and_flags_resolvers() -> None:
@@ -87,8 +84,8 @@ def test_caps_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_severity_override() -> None:
     policy = Policy(severity_overrides={"DA-SNI-001": Severity.LOW})
-    detector = _run([client_hello(sni="dns.quad9.net")], Context(policy=policy))
-    (finding,) = detector.finish()
+    events = [client_hello(sni="dns.quad9.net")]
+    (finding,) = run_detectors(events, policy, only=SniDetector).findings
     assert finding.severity == Severity.LOW
 
 

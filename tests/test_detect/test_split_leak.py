@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dotaudit.detect.base import Context
 from dotaudit.detect.split_leak import SplitLeakDetector
 from dotaudit.model.events import Event
 from tests import factories as f
+from tests.detection import detect
 
 
 def run(events: list[Event]) -> SplitLeakDetector:
-    detector = SplitLeakDetector(Context())
-    for event in events:
-        detector.on_event(event)
-    return detector
+    return f.fed_detector(SplitLeakDetector, events, Context())
 
 
 def test_plaintext_during_established_session_is_a_split_leak() -> None:
@@ -37,3 +37,28 @@ def test_failed_session_is_not_a_working_one() -> None:
     session = f.dot_session_events(ts=100.0, server_hello_seen=False, outcome="closed_rst")
     query = f.dns_query(ts=100.5)
     assert run([*session[:-1], query, session[-1]]).finish() == []
+
+
+# The window is the session itself, both ends included (the module docstring): a query
+# at the session's first or last packet is during it, a microsecond outside is not.
+SESSION_START, SESSION_END = 100.0, 101.0  # dot_session_events: end = start + 1 s
+
+
+@pytest.mark.parametrize(
+    ("query_ts", "split"),
+    [
+        (SESSION_START - 0.000001, False),
+        (SESSION_START, True),
+        (SESSION_END, True),
+        (SESSION_END + 0.000001, False),
+    ],
+    ids=["just-before", "at-start", "at-end", "just-after"],
+)
+def test_split_leak_window_is_the_session_inclusive(query_ts: float, split: bool) -> None:
+    session = f.dot_session_events(client_lengths=[147], server_lengths=[487], ts=SESSION_START)
+    assert session[-1].end == SESSION_END  # type: ignore[attr-defined]
+    query = f.dns_query(ts=query_ts, dst="192.0.2.53", qname="edge.example")
+    detected = detect([*session[:-1], query, session[-1]])
+    assert [x.id for x in detected.findings if x.id == "DA-LEAK-007"] == (
+        ["DA-LEAK-007"] if split else []
+    )

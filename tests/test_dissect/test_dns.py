@@ -25,6 +25,7 @@ from dotaudit.dissect import dns as dns_module
 from dotaudit.dissect.dns import DnsFacts, DnsTcpFramer, looks_like_dns, parse_dns
 from dotaudit.errors import MalformedError
 from tests.conftest import corpus_path
+from tests.fuzzing import examples
 
 HEADER = struct.Struct("!HHHHHH")
 
@@ -180,7 +181,7 @@ def dns_names(draw: st.DrawFn) -> dns.name.Name:
     return dns.name.Name([*labels, b""])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(name=dns_names(), rdtype=st.sampled_from([1, 28, 16, 65, 64, 255, 33, 12]))
 def test_round_trip_random_names_against_dnspython(name: dns.name.Name, rdtype: int) -> None:
     wire = dns.message.make_query(name, rdtype).to_wire()

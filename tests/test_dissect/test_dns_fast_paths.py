@@ -19,8 +19,11 @@ from hypothesis import strategies as st
 from dotaudit.dissect import dns as dns_module
 from dotaudit.dissect.dns import dns_fields
 from dotaudit.errors import MalformedError
+from tests.fuzzing import examples
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def general_walk(data: bytes) -> tuple[object, int, str | None] | None:

@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 from dotaudit.dissect import dns as dns_module
 from dotaudit.dissect.dns import DnsFacts, DnsTcpFramer, looks_like_dns, parse_dns
 from dotaudit.errors import MalformedError
+from tests.fuzzing import examples
 
-FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def seed_messages() -> list[bytes]:
@@ -182,7 +185,7 @@ def test_framer_does_not_depend_on_segmentation(stream: bytes, cuts: list[int]) 
     assert sum(len(m) + 2 for m in got) + framer.buffered == len(stream)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(lengths=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=4), chunk=st.integers(1, 9000))
 def test_framer_buffer_stays_bounded_with_large_messages(lengths: list[int], chunk: int) -> None:
     stream = b"".join(struct.pack("!H", n) + bytes([n & 0xFF]) * n for n in lengths)

@@ -43,6 +43,7 @@ from dotaudit.dissect.http2 import (
 from dotaudit.errors import MalformedError
 from dotaudit.pipeline import CaptureRun
 from tests.conftest import corpus_path
+from tests.fuzzing import examples
 
 DATA, HEADERS, SETTINGS, PUSH_PROMISE, PING, WINDOW_UPDATE, CONTINUATION = 0, 1, 4, 5, 6, 8, 9
 RST_STREAM = 3
@@ -570,13 +571,13 @@ def _feed_all(conn: H2cConnection, chunks: list[tuple[bool, bytes]]) -> None:
         assert conn.buffered() <= _BOUND
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000), st.binary(max_size=2000))
 def test_fuzz_random_frames(client: bytes, server: bytes) -> None:
     _feed_all(H2cConnection(), [(True, PREFACE + client), (False, server)])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, len(_VALID) - 1), st.integers(0, 255)), max_size=8),
     st.lists(st.tuples(st.integers(0, len(_SERVER) - 1), st.integers(0, 255)), max_size=8),
@@ -598,14 +599,14 @@ def test_fuzz_mutated_connection(
     _feed_all(H2cConnection(), chunks)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=600), st.booleans())
 def test_fuzz_upgrade_heads(data: bytes, with_head: bool) -> None:
     head = b"GET /?dns=AAAB HTTP/1.1\r\nUpgrade: h2c\r\n" if with_head else b""
     _feed_all(H2cConnection(upgrade=True), [(True, head + data), (False, data)])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_hpack(data: bytes) -> None:
     decoder = HpackDecoder()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dotaudit.dissect.quic import QuicClientHello, QuicInitialTracker
 from dotaudit.errors import MalformedError
+from tests.fuzzing import examples
 from tests.test_dissect.test_quic import (
     DCID,
     RFC9001_CLIENT_INITIAL,
@@ -25,7 +26,9 @@ from tests.test_dissect.test_quic import (
     varint,
 )
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 AIOQUIC_INITIAL = initial(DCID, crypto_frame(0, RFC_HANDSHAKE) + bytes(900), token=b"tok")
 REAL_PACKETS = [RFC9001_CLIENT_INITIAL, RFC9369_CLIENT_INITIAL, AIOQUIC_INITIAL]
 

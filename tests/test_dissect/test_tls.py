@@ -801,3 +801,66 @@ def test_mid_stream_flows_without_handshake() -> None:
     flows = corpus_flows("ndpi/dot-android10-private-dns/googledns_android10.pcap")
     hellos = [i for f in flows for i in f.items if isinstance(i, ClientHelloItem)]
     assert len(hellos) == 5
+
+
+# -- server_name lists with several entries, end to end, tshark as the oracle ------------
+
+SERVER_NAME_LISTS: list[list[tuple[int, bytes]]] = [
+    [(0, b"first.example"), (0, b"second.example")],
+    [(1, b"not-a-host.example"), (0, b"real.example")],
+    [(5, b"only.example")],
+    [(0, b"a.example"), (255, b"b.example"), (0, b"c.example")],
+]
+
+
+def _server_name_hello(entries: list[tuple[int, bytes]]) -> bytes:
+    names = b"".join(bytes([t]) + vec16(n) for t, n in entries)
+    body = client_hello_body(extensions=[ext(0, vec16(names)), alpn_ext([b"dot"])])
+    return record(22, handshake(1, body), 0x0301)
+
+
+def test_sni_is_the_first_host_name_as_tshark_lists_them(tmp_path: Path) -> None:
+    """Oracle: tshark 4.0's server_name entries (type and name, in wire order): RFC 6066 §3
+    defines only host_name (0); the ClientHello's SNI is the first such entry."""
+    import shutil
+    import subprocess
+
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    from dotaudit.model.events import TlsClientHelloSeen
+    from dotaudit.pipeline import CaptureRun
+
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed (make debs)")
+    packets = []
+    client, server = "192.0.2.10", "198.51.100.53"
+    for i, entries in enumerate(SERVER_NAME_LISTS):
+        sport = 41000 + i
+        flow = [
+            Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=853, flags="S", seq=9),
+            Ether() / IP(src=server, dst=client)
+            / TCP(sport=853, dport=sport, flags="SA", seq=99, ack=10),
+            Ether() / IP(src=client, dst=server)
+            / TCP(sport=sport, dport=853, flags="PA", seq=10, ack=100)
+            / _server_name_hello(entries),
+        ]  # fmt: skip
+        for j, packet in enumerate(flow):
+            packet.time = 10.0 + i + j * 0.001
+        packets += flow
+    pcap = tmp_path / "server-names.pcap"
+    wrpcap(str(pcap), packets)
+    argv = ["tshark", "-n", "-r", str(pcap), "-d", "tcp.port==853,tls", "-Y",
+            "tls.handshake.type == 1", "-T", "fields", "-e", "frame.number",
+            "-e", "tls.handshake.extensions_server_name_type",
+            "-e", "tls.handshake.extensions_server_name",
+            "-E", "occurrence=a", "-E", "aggregator=|"]  # fmt: skip
+    lines = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    expected: dict[int, str | None] = {}
+    for line in lines:
+        frame, types, names = line.split("\t")
+        hosts = [n for t, n in zip(types.split("|"), names.split("|"), strict=True) if t == "0"]
+        expected[int(frame)] = hosts[0] if hosts else None
+    assert len(expected) == len(SERVER_NAME_LISTS)
+    got = {e.frame: e.sni for e in CaptureRun(pcap).events() if isinstance(e, TlsClientHelloSeen)}
+    assert got == expected
+    assert sorted(v for v in got.values() if v) == ["a.example", "first.example", "real.example"]

@@ -19,8 +19,9 @@ from dotaudit.dissect.tls import (
     parse_client_hello,
     parse_server_hello,
 )
-from dotaudit.dissect.x509 import parse_certificate
 from dotaudit.errors import MalformedError
+from dotaudit.x509 import parse_certificate
+from tests.fuzzing import examples
 from tests.test_dissect.test_tls import (
     alpn_ext,
     client_hello_body,
@@ -35,7 +36,9 @@ from tests.test_dissect.test_tls import (
     vec16,
 )
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 VALID_CH = handshake(
     1,

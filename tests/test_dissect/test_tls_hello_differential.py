@@ -1,19 +1,21 @@
-"""The offset-based ClientHello/ServerHello parsers against the earlier _Reader-based ones.
+"""The offset-based ClientHello/ServerHello parsers against reference parsers.
 
-Oracle: ``reference_parse`` and ``reference_server_parse`` below, the straightforward
-field-by-field parsers that the fast ones replaced (themselves checked against tshark and
-nDPI in test_tls.py). On any input, old and new must return equal hellos or raise
-MalformedError with the same message.
+Oracle: ``reference_parse`` and ``reference_server_parse`` below, straightforward
+field-by-field parsers over their own bounds-checked ``Cursor``, written from RFC 8446
+§4.1.2-4.1.3 (hellos), RFC 6066 §3 (server_name: the first host_name entry; other
+name types are skipped) and RFC 7301 §3.1 (ALPN); they share no parsing code with
+dotaudit. On any input, product and reference must return equal hellos or raise
+MalformedError with the same message (the messages are the product's documented ones).
 """
 
 from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dotaudit.dissect import tls
 from dotaudit.dissect.tls import (
     EXT_ALPN,
     EXT_EC_POINT_FORMATS,
@@ -29,6 +31,7 @@ from dotaudit.dissect.tls import (
     parse_server_hello,
 )
 from dotaudit.errors import MalformedError
+from tests.fuzzing import examples
 from tests.test_dissect.test_tls import (
     alpn_ext,
     client_hello_body,
@@ -40,9 +43,82 @@ from tests.test_dissect.test_tls import (
     vec16,
 )
 
+TRUNCATED = "truncated TLS field"
+PAST = "TLS length runs past its container"
+ODD = "odd length for a list of 16-bit values"
+HOST_NAME = 0
+"""RFC 6066 §3: the only server_name type defined."""
+HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+"""RFC 8446 §4.1.3: the ServerHello.random of a HelloRetryRequest."""
+
+
+class Cursor:
+    """The references' own reader: every overrun is a MalformedError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def remaining(self) -> int:
+        return len(self.data) - self.at
+
+    def u8(self) -> int:
+        if self.remaining() < 1:
+            raise MalformedError(TRUNCATED)
+        self.at += 1
+        return self.data[self.at - 1]
+
+    def u16(self) -> int:
+        if self.remaining() < 2:
+            raise MalformedError(TRUNCATED)
+        self.at += 2
+        return int.from_bytes(self.data[self.at - 2 : self.at], "big")
+
+    def take(self, n: int) -> bytes:
+        if n > self.remaining():
+            raise MalformedError(PAST)
+        self.at += n
+        return self.data[self.at - n : self.at]
+
+    def sub(self, n: int) -> Cursor:
+        return Cursor(self.take(n))
+
+    def u16_list(self, nbytes: int) -> tuple[int, ...]:
+        if nbytes % 2:
+            raise MalformedError(ODD)
+        data = self.take(nbytes)
+        return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, nbytes, 2))
+
+
+def reference_text(raw: bytes) -> str:
+    """docs/events.md: wire text is printable ASCII, other bytes as \\xNN; the backslash
+    is escaped too, so that the text stays unambiguous."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
+
+
+def reference_sni(data: Cursor) -> str | None:
+    if not data.remaining():
+        return None  # an empty extension: what a server echoes; no name
+    names = data.sub(data.u16())
+    first: str | None = None
+    while names.remaining():
+        name_type = names.u8()
+        name = names.take(names.u16())
+        if name_type == HOST_NAME and first is None:
+            first = reference_text(name)
+    return first
+
+
+def reference_alpn(data: Cursor) -> tuple[str, ...]:
+    protocols = data.sub(data.u16())
+    out: list[str] = []
+    while protocols.remaining():
+        out.append(reference_text(protocols.take(protocols.u8())))
+    return tuple(out)
+
 
 def reference_parse(body: bytes) -> ClientHello:
-    r = tls._Reader(body)
+    r = Cursor(body)
     legacy_version = r.u16()
     r.take(32)
     sid_len = r.u8()
@@ -66,9 +142,9 @@ def reference_parse(body: bytes) -> ClientHello:
             data = exts.sub(exts.u16())
             types.append(etype)
             if etype == EXT_SNI:
-                found["sni"] = tls._parse_sni(data)
+                found["sni"] = reference_sni(data)
             elif etype == EXT_ALPN:
-                found["alpn"] = tls._parse_alpn(data)
+                found["alpn"] = reference_alpn(data)
             elif etype == EXT_SUPPORTED_VERSIONS:
                 found["supported_versions"] = data.u16_list(data.u8())
             elif etype == EXT_SIGNATURE_ALGORITHMS:
@@ -124,7 +200,9 @@ EXT_TYPES = [
     EXT_ECH,
     0x0017,
 ]
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def test_full_hello_and_every_truncation_agree() -> None:
@@ -159,9 +237,9 @@ def test_single_byte_mutations_agree(index: int, value: int) -> None:
 
 
 def reference_server_parse(body: bytes) -> ServerHello:
-    r = tls._Reader(body)
+    r = Cursor(body)
     version = r.u16()
-    is_hrr = r.take(32) == tls.HRR_RANDOM
+    is_hrr = r.take(32) == HRR_RANDOM
     sid_len = r.u8()
     if sid_len > 32:
         raise MalformedError("ServerHello session_id longer than 32 bytes")
@@ -179,7 +257,7 @@ def reference_server_parse(body: bytes) -> ServerHello:
             if etype == EXT_SUPPORTED_VERSIONS:
                 version = data.u16()
             elif etype == EXT_ALPN:
-                names = tls._parse_alpn(data)
+                names = reference_alpn(data)
                 if len(names) != 1:
                     raise MalformedError("server ALPN must name exactly one protocol")
                 alpn = names[0]
@@ -190,7 +268,7 @@ def reference_server_parse(body: bytes) -> ServerHello:
 
 FULL_SERVER = (
     struct.pack("!H", 0x0303)
-    + tls.HRR_RANDOM
+    + HRR_RANDOM
     + vec8(bytes(32))
     + struct.pack("!HB", 0x1301, 0)
     + vec16(
@@ -223,3 +301,47 @@ def test_server_random_bytes_agree(body: bytes) -> None:
 def test_server_hostile_extensions_agree(exts: list[tuple[int, bytes]], tail: bytes) -> None:
     body = server_hello_body(extensions=[ext(t, d) for t, d in exts]) + tail
     assert outcome(parse_server_hello, body) == outcome(reference_server_parse, body)
+
+
+def server_name_entry(name_type: int, name: bytes) -> bytes:
+    return bytes([name_type]) + vec16(name)
+
+
+def server_name_ext(entries: list[tuple[int, bytes]]) -> bytes:
+    return ext(EXT_SNI, vec16(b"".join(server_name_entry(t, n) for t, n in entries)))
+
+
+@pytest.mark.parametrize(
+    ("entries", "sni"),
+    [
+        ([(0, b"first.example"), (0, b"second.example")], "first.example"),
+        ([(1, b"not-a-host.example"), (0, b"real.example")], "real.example"),
+        ([(5, b"only.example")], None),
+        ([(0, b"a.example"), (255, b"b.example")], "a.example"),
+        ([(0, b"one.example"), (7, b"x"), (0, b"three.example")], "one.example"),
+        ([(0, b"bad\\name\x00")], "bad\\x5cname\\x00"),
+    ],
+)
+def test_sni_is_the_first_host_name_entry(entries: list[tuple[int, bytes]], sni: str) -> None:
+    body = client_hello_body(extensions=[server_name_ext(entries), alpn_ext([b"dot"])])
+    assert parse_client_hello(body).sni == sni
+    assert reference_parse(body).sni == sni
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, 0, 1, 2, 255]), st.binary(min_size=0, max_size=10)),
+        max_size=5,
+    ),
+    st.lists(st.binary(max_size=6), max_size=4),
+)
+def test_server_name_and_alpn_lists_agree(
+    entries: list[tuple[int, bytes]], protocols: list[bytes]
+) -> None:
+    body = client_hello_body(extensions=[server_name_ext(entries), alpn_ext(protocols)])
+    assert outcome(parse_client_hello, body) == outcome(reference_parse, body)
+    hosts = [name for name_type, name in entries if name_type == 0]
+    hello = parse_client_hello(body)
+    assert hello.sni == (reference_text(hosts[0]) if hosts else None)
+    assert hello.alpn == tuple(reference_text(p) for p in protocols)

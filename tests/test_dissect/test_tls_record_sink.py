@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 from dotaudit.dissect.tls import RecordItem, TlsItem, TlsStream
 from dotaudit.errors import MalformedError
 from dotaudit.model.events import TlsRecord
+from tests.fuzzing import examples
 from tests.test_dissect.test_tls import handshake, record, tls13_client_hello
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 Row = tuple[float, int, int, int]
 

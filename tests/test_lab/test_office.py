@@ -87,7 +87,7 @@ def test_capture_is_small_short_and_on_documentation_addresses() -> None:
 
 
 def test_scenario_mix_is_all_there() -> None:
-    """The capture holds every behaviour scenario 9 asks for (issue 3)."""
+    """The capture holds every behaviour the office scenario was built to show."""
     assert exchanges(client="stubby", transport="dot", query_padding=128, response_padding=468)
     assert exchanges(client="kdig", transport="dot", auth="strict", query_padding=128)
     assert exchanges(client="kdig", transport="dot", auth="pin", sni=None)

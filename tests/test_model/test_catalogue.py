@@ -33,3 +33,24 @@ def test_finding_round_trips_through_json_form() -> None:
     assert finding.frames == (3, 5, 9)
     assert finding.severity is Severity.HIGH and finding.confidence is Confidence.HIGH
     assert Finding.from_dict(finding.to_dict()) == finding
+
+
+def test_documented_thresholds_are_the_codes() -> None:
+    """docs/findings.md "Thresholds and caps": each row names a constant (or a Policy
+    default) and its documented value; the code must hold exactly that value."""
+    import dataclasses
+    import importlib
+
+    doc = (ROOT / "docs" / "findings.md").read_text()
+    section = doc.split("## Thresholds and caps", 1)[1]
+    rows = re.findall(r"^\| `([\w.]+)` \| ([\d.]+) \|", section, re.M)
+    assert len(rows) >= 15
+    for where, value in rows:
+        module_name, _, name = where.rpartition(".")
+        if module_name.endswith(".Policy"):
+            module = importlib.import_module(module_name.rpartition(".")[0])
+            fields = {f.name: f.default for f in dataclasses.fields(module.Policy)}
+            actual = fields[name]
+        else:
+            actual = getattr(importlib.import_module(module_name), name)
+        assert actual == float(value), (where, actual, value)

@@ -19,6 +19,7 @@ from dotaudit.model import events
 from dotaudit.model.events import (
     EVENTS_SCHEMA,
     MEMO_SIZE,
+    ConnectionSeen,
     Edns,
     Event,
     HttpRequestSeen,
@@ -177,19 +178,35 @@ def _different(value: Any) -> Any:
 def test_bypassed_after_is_written_only_when_set() -> None:
     """The field is there on the connection records it concerns; a run without bypass
     writes exactly what it always wrote (oracle: json.dumps of to_dict)."""
-    import json
-
-    from dotaudit.model.events import ConnectionSeen, event_json_line
-
     common = dict(
         file="f", frame=1, ts=1.5, src="a", sport=1, dst="b", dport=2, transport="tcp",
         outcome="established", start=1.5, end=2.5, first_frame=1, last_frame=9,
         packets_fwd=3, packets_rev=4, bytes_fwd=5, bytes_rev=6,
     )  # fmt: skip
     for value in (None, 7):
-        event = ConnectionSeen(**common, bypassed_after=value)  # type: ignore[arg-type]
+        for tunnel in (None, "vxlan:42"):
+            event = ConnectionSeen(**common, tunnel=tunnel, bypassed_after=value)  # type: ignore[arg-type]
+            line = event_json_line(event)
+            assert line == _reference(event)
+            assert ('"bypassed_after":7' in line) == (value == 7)
+            assert ("bypassed_after" in line) == (value is not None)
+            assert ('"tunnel"' in line) == (tunnel is not None)
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_tunnel_field_follows_transport_when_set(text: str) -> None:
+    for plain in _one_of_each():
+        event = dataclasses.replace(plain, tunnel=text)
         line = event_json_line(event)
-        record = {**event.to_dict(), "schema": "dotaudit.events/1"}
-        assert line == json.dumps(record, separators=(",", ":")) + "\n"
-        assert ('"bypassed_after":7' in line) == (value == 7)
-        assert ("bypassed_after" in line) == (value is not None)
+        assert line == _reference(event), type(event).__name__
+        keys = list(json.loads(line))
+        assert keys[keys.index("transport") + 1] == "tunnel"
+        assert json.loads(line)["tunnel"] == text
+
+
+def test_tunnel_field_absent_when_not_tunnelled() -> None:
+    """Facts of traffic that was not tunnelled keep exactly their former shape."""
+    for event in _one_of_each():
+        assert event.tunnel is None
+        assert '"tunnel"' not in event_json_line(event)
+        assert "tunnel" not in event.to_dict()

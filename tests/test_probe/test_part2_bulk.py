@@ -74,7 +74,7 @@ def test_two_hundred_targets(lab: Lab, tmp_path: Path) -> None:
     assert len(rows) == 200
     data = json.loads(report.read_text())
     assert len(data["targets"]) == 200
-    assert data["policy"]["aggregate"]["targets"] == 200
+    assert data["bulk"]["aggregate"]["targets"] == 200
     seen = Counter()
     for row in data["targets"]:
         kind = expected[row["target"]]
@@ -91,7 +91,7 @@ def test_two_hundred_targets(lab: Lab, tmp_path: Path) -> None:
                 "intercepted"
             )
     assert seen == {"good": 60, "bad": 60, "closed": CLOSED}
-    aggregate = data["policy"]["aggregate"]
+    aggregate = data["bulk"]["aggregate"]
     # Strict accepts exactly the good ones; the 468 block only padded Unbound and friends.
     assert aggregate["strict_accept"] == 60
     assert aggregate["padding_468"] == PER_ADDRESS * (len(GOOD) - 1 + len(BAD) - 1)
@@ -117,7 +117,7 @@ def test_killed_run_keeps_finished_results(lab: Lab, tmp_path: Path, sig: int) -
     if sig == signal.SIGINT:
         assert code == 130
         data = json.loads(report.read_text())
-        assert data["policy"]["interrupted"] is True
+        assert data["bulk"]["interrupted"] is True
         assert len(data["targets"]) == len(rows)
     else:
         assert code == -signal.SIGKILL

@@ -1,6 +1,6 @@
-"""Runner behaviour on loopback without the lab: hostname targets are resolved and
-reported, dependencies skip with their reason, exceptions become error attempts, and
-the raw-SYN probe falls back to connect() without root."""
+"""Runner behaviour on loopback: hostname targets are resolved and reported,
+dependencies skip with their reason, exceptions become error attempts, a spent target
+budget skips the rest, and online-only checks run only with --online."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ from typing import ClassVar
 
 import pytest
 
-from dotaudit.probe.base import Check, CheckContext, CheckStatus, Level, Outcome, ProbeConfig
-from dotaudit.probe.checks import rst_injection
+from dotaudit.probe.base import (
+    Check,
+    CheckContext,
+    CheckOptions,
+    CheckStatus,
+    Level,
+    Outcome,
+    ProbeConfig,
+)
 from dotaudit.probe.registry import BY_ID
-from dotaudit.probe.runner import run_target
+from dotaudit.probe.runner import TargetResult, run_target
 from dotaudit.probe.target import parse_target
 
 
@@ -69,17 +76,6 @@ def test_target_budget_exhausted_skips_the_rest() -> None:
     assert "budget" in (reach.error_reason or "")
 
 
-def test_rst_probe_without_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rst_injection, "can_send_raw", lambda: False)
-    checks = [BY_ID["reach.853"], BY_ID["rst-injection"]]
-    result = run_target(parse_target(f"127.0.0.1:{closed_port()}"), ProbeConfig(timeout=1.0),
-                        checks=checks)  # fmt: skip
-    rst = result.attempt("rst-injection")
-    assert rst is not None and rst.status is CheckStatus.WARN
-    assert rst.evidence["method"] == "connect"
-    assert "needs root" in (rst.error_reason or "")
-
-
 class _OnlineOnly(Check):
     id = "test.online-only"
     title = "needs the internet"
@@ -98,7 +94,7 @@ def test_online_only_checks_run_only_with_online(online: bool) -> None:
     from dotaudit.probe.runner import run_check
 
     _OnlineOnly.ran = 0
-    config = ProbeConfig(options={"online": online})
+    config = ProbeConfig(options=CheckOptions(online=online))
     attempt = run_check(_OnlineOnly(), CheckContext(parse_target("127.0.0.1"), config))
     if online:
         assert attempt.status is CheckStatus.PASS and _OnlineOnly.ran == 1
@@ -106,3 +102,11 @@ def test_online_only_checks_run_only_with_online(online: bool) -> None:
         assert attempt.status is CheckStatus.SKIP and _OnlineOnly.ran == 0
         assert "needs internet" in (attempt.error_reason or "")
         assert attempt.evidence == {"online_only": True}
+
+
+@pytest.mark.lab
+def test_online_checks_skip_without_online(padded_audit: TargetResult) -> None:
+    for check_id in ("dnssec", "qname-min"):
+        attempt = padded_audit.attempt(check_id)
+        assert attempt is not None and attempt.status is CheckStatus.SKIP
+        assert "needs internet" in (attempt.error_reason or "")

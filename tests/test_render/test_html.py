@@ -390,7 +390,7 @@ def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> Non
 def test_evidence_links_only_for_files_that_exist(tmp_path: Path) -> None:
     report = _big_report(plain=0, sessions=0, findings=2)
     (tmp_path / "ev").mkdir()
-    from dotaudit.capture.evidence import evidence_name
+    from dotaudit.model.evidence import evidence_name
 
     first = report.sorted_findings()[0]
     (tmp_path / "ev" / evidence_name(1, first.id)).write_bytes(b"")

@@ -1,4 +1,4 @@
-"""The HTML report prints to PDF cleanly (issue 5): real headless Chromium, real pdftotext."""
+"""The HTML report prints to PDF cleanly: real headless Chromium, real pdftotext."""
 
 from __future__ import annotations
 

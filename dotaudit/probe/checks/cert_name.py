@@ -3,9 +3,9 @@ RFC 6125 §6.4), or for an IP target without a name, its address (SAN iPAddress)
 
 from __future__ import annotations
 
-from dotaudit.probe import certs
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed
 from dotaudit.probe.checks._shared import presented
+from dotaudit.x509 import matches_ip, matches_name, san_names
 
 
 class CertName(Check):
@@ -19,7 +19,7 @@ class CertName(Check):
 
     def run(self, ctx: CheckContext) -> Outcome:
         _, chain = presented(ctx)
-        sans = certs.san_names(chain[0])
+        sans = san_names(chain[0])
         evidence = {
             "name": ctx.name,
             "address": ctx.address,
@@ -29,12 +29,12 @@ class CertName(Check):
         }
         if ctx.name is not None:
             evidence["reference"] = f"DNS-ID {ctx.name}"
-            if certs.matches_name(sans, ctx.name):
+            if matches_name(sans, ctx.name):
                 return passed(evidence)
             shown = ", ".join(sans.dns[:5]) or "no dNSName"
             return failed(f"the certificate is not for {ctx.name} (SAN: {shown})", evidence)
         evidence["reference"] = f"IP-ID {ctx.address}"
-        if certs.matches_ip(sans, ctx.address):
+        if matches_ip(sans, ctx.address):
             return passed(evidence, "no --name given: matched the address (SAN iPAddress)")
         return failed(
             f"no --name given and the certificate does not list {ctx.address} as an iPAddress SAN",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped
 from dotaudit.probe.checks._shared import presented
-from dotaudit.probe.pins import spki_pin
+from dotaudit.x509 import spki_pin
 
 
 class CertPin(Check):

@@ -1,4 +1,4 @@
-"""doq: DNS over QUIC (RFC 9250) on UDP 853: reachable, the part-1 certificate checks,
+"""doq: DNS over QUIC (RFC 9250) on UDP 853: reachable, the DoT certificate checks,
 a query answered on its own stream with message ID 0 (§4.2.1), ALPN "doq" (§4.1) and
 a padded response (§5.4: without QUIC-level padding DoQ MUST pad its messages).
 

@@ -32,13 +32,13 @@ CHAOS_NAMES = ("id.server", "hostname.bind")
 MAX_TEXT = 200
 
 
-def chaos_query(name: str) -> dns.message.Message:
+def _chaos_query(name: str) -> dns.message.Message:
     return dns.message.make_query(
         dns.name.from_text(name), dns.rdatatype.TXT, dns.rdataclass.CH, use_edns=0
     )
 
 
-def nsid_query(ctx: CheckContext) -> dns.message.Message:
+def _nsid_query(ctx: CheckContext) -> dns.message.Message:
     query = ctx.make_query()
     query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(_dns.NSID, b"")])
     return query
@@ -48,14 +48,14 @@ def identity(ask: Callable[[dns.message.Message], dns.message.Message],
              ctx: CheckContext) -> dict[str, Any]:  # fmt: skip
     """What a resolver says about itself through ``ask``; None for what it does not tell."""
     seen: dict[str, Any] = {}
-    reply = ask(nsid_query(ctx))
+    reply = ask(_nsid_query(ctx))
     nsid = _dns.options(reply).get(_dns.NSID)
     seen["nsid"] = nsid.hex() if nsid else None
     seen["rcode"] = _dns.rcode(reply)
     seen["answer"] = _dns.answers(reply)
     for name in CHAOS_NAMES:
         try:
-            chaos = ask(chaos_query(name))
+            chaos = ask(_chaos_query(name))
         except ProbeError:
             seen[name] = None
             continue

@@ -20,7 +20,7 @@ SLACK_S = 1.5
 """Waited past the advertised timeout before calling the close late."""
 
 
-def tolerance(advertised_s: float) -> float:
+def _tolerance(advertised_s: float) -> float:
     # Servers check idle connections on a timer; allow a tenth or half a second.
     return max(0.5, advertised_s * 0.1)
 
@@ -42,13 +42,13 @@ def judge(advertised_s: float | None, end: str, waited: float, wait: float) -> t
         return "warn", "advertised a timeout of 0: clients must send no more queries"
     if closed:
         gap = waited - advertised_s
-        if gap < -tolerance(advertised_s):
+        if gap < -_tolerance(advertised_s):
             return "warn", (
                 f"advertised {advertised_s:.1f} s but closed after {waited:.1f} s idle: clients "
                 "that trust the advertisement will find the connection gone"
             )
         return "pass", f"advertised {advertised_s:.1f} s, closed after {waited:.1f} s idle"
-    if wait >= advertised_s + tolerance(advertised_s):
+    if wait >= advertised_s + _tolerance(advertised_s):
         return "warn", f"advertised {advertised_s:.1f} s but still open after {wait:.1f} s idle"
     return "pass", (
         f"advertised {advertised_s:.1f} s; still open after {wait:.1f} s idle (the wait "
@@ -73,7 +73,7 @@ class Keepalive(Check):
         advertised_s = units / 10 if units is not None and units >= 0 else None
         limit = float(_dns.option(ctx, "max_idle_wait", DEFAULT_MAX_IDLE_WAIT))
         if advertised_s:
-            limit = min(limit, advertised_s + max(SLACK_S, tolerance(advertised_s)))
+            limit = min(limit, advertised_s + max(SLACK_S, _tolerance(advertised_s)))
         wait = max(0.0, min(limit, ctx.deadline.remaining() - 0.5))
         end, waited = conn.wait_closed(Deadline(wait))
         evidence: dict[str, Any] = {

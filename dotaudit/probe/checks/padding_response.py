@@ -18,7 +18,7 @@ from dotaudit.probe.checks import _dns
 NONZERO_OCTET = 0xA5
 
 
-def nonzero_padded_query(ctx: CheckContext) -> tuple[dns.message.Message, bytes]:
+def _nonzero_padded_query(ctx: CheckContext) -> tuple[dns.message.Message, bytes]:
     """A query padded to 128 octets with 0xA5 instead of zeros."""
     query = ctx.make_query()
     base = len(query.to_wire()) + 4  # the option's own code and length
@@ -52,7 +52,7 @@ class PaddingResponse(Check):
             "multiple_of_468": len(raw) % _dns.RESPONSE_BLOCK == 0,
             "rcode": _dns.rcode(reply),
         }
-        odd_query, odd_wire = nonzero_padded_query(ctx)
+        odd_query, odd_wire = _nonzero_padded_query(ctx)
         odd_raw, odd_reply, _ = _dns.exchange(ctx, _dns.live(ctx), odd_query, odd_wire)
         accepted = odd_reply.rcode() != dns.rcode.FORMERR
         evidence["nonzero_padding"] = {

@@ -16,7 +16,7 @@ from dotaudit.probe.transport import ProbeError
 COUNT = 10
 
 
-def unique_ids(count: int) -> list[int]:
+def _unique_ids(count: int) -> list[int]:
     ids: list[int] = []
     while len(ids) < count:
         candidate = secrets.randbelow(0x10000)
@@ -38,7 +38,7 @@ class Pipelining(Check):
         slow = _dns.option(ctx, "slow_qname", None)
         names = ([slow] if slow else []) + [ctx.config.qname] * (COUNT - (1 if slow else 0))
         queries = []
-        for qid, name in zip(unique_ids(COUNT), names, strict=True):
+        for qid, name in zip(_unique_ids(COUNT), names, strict=True):
             query = ctx.make_query(name, pad=_dns.QUERY_BLOCK)
             query.id = qid
             queries.append(query)

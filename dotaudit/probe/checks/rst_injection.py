@@ -1,6 +1,6 @@
 """rst-injection: is a reset on 853 made by the server, or by a middlebox on the path?
 
-As root, one raw SYN each to 853, 53 and 443 (scapy, in transport.py) gives the TTL
+As root, one raw SYN each to 853, 53 and 443 (scapy, in transport/raw.py) gives the TTL
 and IP ID of whatever answers. The server's own replies (SYN-ACK or RST on 53/443)
 share its path length, so a RST on 853 whose TTL differs came from elsewhere: a
 middlebox injecting resets. Without root only connect() results exist, and the check

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
-from dotaudit.probe.tls import DOT_ALPN, client_context
+from dotaudit.probe.tls_context import DOT_ALPN, client_context
 from dotaudit.probe.transport import ProbeError
 
 REFUSALS = ("alert", "closed", "reset", "protocol")

@@ -1,0 +1,213 @@
+"""Where results go: the report options, the format, the atomic writer, the one exit
+status and the progress bar that every subcommand shares.
+
+Data goes to stdout or ``-o``; summaries, warnings and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+
+if TYPE_CHECKING:  # imported where used: `events` writes no report and starts faster
+    from dotaudit.model.findings import Severity
+    from dotaudit.model.report import AuditReport
+    from dotaudit.render.base import OutputFormat
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""``generated_at`` of every report (UTC, whole seconds)."""
+
+
+def timestamp() -> str:
+    """Now, for report metadata only: detectors never read the wall clock."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+# -- the report options ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """``-o``, ``--format``, ``--fail-on``, ``-q`` (and ``--evidence`` for HTML links)."""
+
+    output: str | None
+    """A file, or None for stdout."""
+    format: OutputFormat
+    fail_on: Severity | None
+    """None: ``--fail-on none``, the exit status never says "findings"."""
+    quiet: bool = False
+    evidence_dir: str | None = None
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    from dotaudit.model.findings import Severity
+    from dotaudit.render.base import OutputFormat
+
+    parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        help="output format (default: from the -o extension, else json)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        default="high",
+        choices=[s.label for s in Severity] + ["none"],
+        help="exit 1 when a finding is at or above this severity (default: high)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no text summary on stderr")
+
+
+def report_options(args: argparse.Namespace) -> ReportOptions:
+    """The report options of a parsed command line; a bad ``-o`` is a usage error now,
+    before any work."""
+    from dotaudit.model.findings import Severity
+
+    output = output_path(args.output)
+    return ReportOptions(
+        output=output,
+        format=choose_format(output, args.format),
+        fail_on=None if args.fail_on == "none" else Severity.parse(args.fail_on),
+        quiet=args.quiet,
+        evidence_dir=getattr(args, "evidence", None),
+    )
+
+
+def output_path(output: str | None) -> str | None:
+    """``-o`` as a file to write, or None for stdout (``-o -``). A directory is refused."""
+    if not output or output == "-":
+        return None
+    if Path(output).is_dir():
+        raise UsageError(f"{output}: is a directory (-o takes a file name)")
+    if output.endswith(("/", os.sep)):
+        raise UsageError(f"{output}: names a directory (-o takes a file name)")
+    return output
+
+
+def choose_format(output: str | None, name: str | None) -> OutputFormat:
+    """``--format``, else the extension of ``-o``, else JSON."""
+    from dotaudit.render.base import OutputFormat
+
+    if name:
+        return OutputFormat(name)
+    if output is None:
+        return OutputFormat.JSON
+    by_extension = OutputFormat.from_path(output)
+    if by_extension is None:
+        raise UsageError(
+            f"cannot tell the format from {output!r}; use --format json|jsonl|text|html"
+        )
+    return by_extension
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_writer(target: str) -> Iterator[IO[str]]:
+    """A text handle on ``target`` that appears whole or not at all.
+
+    The text goes to a temporary file beside ``target``, renamed into place when the
+    block ends normally and removed when it raises. Targets that are not regular files
+    (``/dev/null``, a FIFO) are written directly.
+    """
+    path = Path(target)
+    if path.is_dir():
+        raise UsageError(f"{target}: is a directory")
+    if path.exists() and not path.is_file():
+        try:
+            direct = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{target}: {exc.strerror or exc}") from None
+        try:
+            yield direct
+        except BaseException:
+            # An interrupted or failed run: a FIFO or pipe whose reader stopped would
+            # block the flush of what is still buffered forever; drop it instead.
+            with suppress(OSError):
+                os.close(direct.fileno())
+            with suppress(OSError, ValueError):
+                direct.close()
+            raise
+        direct.close()
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = temporary.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{target}: {exc.strerror or exc}") from None
+    try:
+        with handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: AuditReport, options: ReportOptions) -> None:
+    """The report where asked (``-o`` or stdout), and the text summary on stderr unless
+    ``-q`` or the report itself is text on the terminal."""
+    from dotaudit.render.base import OutputFormat, RendererUnavailable, render
+
+    try:
+        body = render(
+            report, options.format, evidence_dir=options.evidence_dir, output=options.output
+        )
+    except RendererUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    if options.output is not None:
+        with atomic_writer(options.output) as handle:
+            handle.write(body)
+    else:
+        sys.stdout.write(body)
+    if not (options.format is OutputFormat.TEXT and options.output is None) and not options.quiet:
+        sys.stderr.write(render(report, OutputFormat.TEXT))
+
+
+def exit_status(report: AuditReport, fail_on: Severity | None) -> int:
+    """The exit status of a report: 1 when what ``--fail-on`` weighs (its findings and
+    probed targets, :meth:`AuditReport.exit_severity`) reaches the threshold, else 0."""
+    if fail_on is None:
+        return EXIT_OK
+    highest = report.exit_severity()
+    return EXIT_FINDINGS if highest is not None and highest >= fail_on else EXIT_OK
+
+
+# -- progress ------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, stream: IO[str]) -> None:
+        self.label = label
+        self.stream = stream
+
+    def __call__(self, done: int, total: int) -> None:
+        fraction = min(done / total, 1.0) if total else 0.0
+        filled = int(fraction * 30)
+        self.stream.write(
+            f"\r{self.label[-40:]:40} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\r" + " " * 80 + "\r")
+        self.stream.flush()
+
+
+def progress_bar(label: str) -> ProgressBar | None:
+    """A bar on stderr when stderr is a terminal, else None (logs get no bar)."""
+    return ProgressBar(label, sys.stderr) if sys.stderr.isatty() else None

@@ -1,0 +1,84 @@
+"""Runs the detectors over one capture's events, the way ``analyze`` does.
+
+The session stage (``detect/session_assembly.py``) goes first: it sees the events it
+reads before any detector does and emits its derived events at once, to the detectors
+that subscribe to them. Every other event goes only to the detectors whose
+``event_types`` name its type. When the events end, each detector finishes, and the
+policy's severity overrides are applied to all findings, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.detect.registry import DETECTORS
+from dotaudit.detect.session_assembly import SessionStage
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Finding
+from dotaudit.model.policy import apply_severity_overrides
+
+Handler = Callable[[Event], None]
+
+
+@dataclass
+class Detection:
+    """What the detectors found in one capture."""
+
+    findings: list[Finding]
+    sections: dict[str, Section]
+    caps: dict[str, int] = field(default_factory=dict)
+    """Counts of what the session stage's caps turned away, by name, where they bit."""
+
+
+class DetectorRunner:
+    """``feed`` every event in capture order, then ``finish`` once."""
+
+    def __init__(self, context: Context, detectors: Iterable[type[Detector]] = DETECTORS) -> None:
+        self.context = context
+        self.detectors = [cls(context) for cls in detectors]
+        self._routes: dict[type[Event], list[Handler]] = {}
+        for detector in self.detectors:
+            for event_type in detector.event_types:
+                self._routes.setdefault(event_type, []).append(detector.on_event)
+        self._stage: SessionStage | None = None
+        if any(event_type in self._routes for event_type in SessionStage.emits):
+            self._stage = SessionStage(context.policy, self.feed)
+            for event_type, handler in self._stage.handlers().items():
+                self._routes[event_type] = [handler, *self._routes.get(event_type, ())]
+        self._keepers = [
+            d.keeps_flow for d in self.detectors if type(d).keeps_flow is not Detector.keeps_flow
+        ]
+
+    def keeps_flow(self, hello: Event) -> bool:
+        """Does a detector use every packet of this ClientHello's or QUIC Initial's flow
+        (:meth:`Detector.keeps_flow`)? Such a flow is never bypassed."""
+        return any(keeps(hello) for keeps in self._keepers)
+
+    def feed(self, event: Event) -> None:
+        for handle in self._routes.get(type(event), ()):
+            handle(event)
+
+    def finish(self) -> Detection:
+        findings: list[Finding] = []
+        sections: dict[str, Section] = {}
+        for detector in self.detectors:
+            findings.extend(detector.finish())
+            for name, rows in detector.sections().items():
+                sections.setdefault(name, []).extend(rows)
+        findings = apply_severity_overrides(findings, self.context.policy)
+        caps = self._stage.caps() if self._stage is not None else {}
+        return Detection(findings, sections, caps)
+
+
+def run_detectors(
+    events: Iterable[Event],
+    context: Context | None = None,
+    detectors: Iterable[type[Detector]] = DETECTORS,
+) -> Detection:
+    """Every event through a ``DetectorRunner`` (all registered detectors by default)."""
+    runner = DetectorRunner(context or Context(), detectors)
+    for event in events:
+        runner.feed(event)
+    return runner.finish()

@@ -1,0 +1,28 @@
+"""The committed tunnel captures (tests/data/tunnels) against tshark: see tunnel_oracle.
+The lab re-records them (tests/test_lab/test_tunnel_captures.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dotaudit.model.events import Event
+from tests.conformance.tunnel_oracle import check_capture, unwrapped_flows
+from tests.lab.tunnels import CAPTURES, TunnelCapture
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "tunnels"
+
+
+@pytest.fixture(scope="module")
+def unwrapped(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
+    return unwrapped_flows(DATA / "vxlan.pcap", tmp_path_factory.mktemp("unwrapped"))
+
+
+def test_every_capture_is_committed() -> None:
+    assert sorted(p.stem for p in DATA.glob("*.pcap")) == sorted(c.name for c in CAPTURES)
+
+
+@pytest.mark.parametrize("spec", CAPTURES, ids=[c.name for c in CAPTURES])
+def test_capture_matches_tshark(spec: TunnelCapture, unwrapped: list[Event]) -> None:
+    check_capture(DATA / f"{spec.name}.pcap", spec, unwrapped)

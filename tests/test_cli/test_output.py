@@ -1,0 +1,202 @@
+"""What every subcommand shares (dotaudit/cli/output.py): the output file and format,
+the atomic writer, the one exit status and the one timestamp format."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+from dotaudit.cli.output import (
+    TIMESTAMP_FORMAT,
+    atomic_writer,
+    choose_format,
+    exit_status,
+    output_path,
+    timestamp,
+)
+from dotaudit.model.findings import Severity, make_finding
+from dotaudit.model.report import AuditReport
+from dotaudit.render.base import OutputFormat
+from tests import pcapgen
+from tests.test_cli.command import dotaudit
+
+
+def test_format_comes_from_the_option_then_the_extension() -> None:
+    assert choose_format("r.html", "json") is OutputFormat.JSON
+    assert choose_format("r.HTML", None) is OutputFormat.HTML
+    assert choose_format("r.txt", None) is OutputFormat.TEXT
+    assert choose_format(None, None) is OutputFormat.JSON
+    with pytest.raises(UsageError, match="--format"):
+        choose_format("report.xyz", None)
+
+
+def test_a_directory_is_no_output_file(tmp_path: Path) -> None:
+    assert output_path(None) is None and output_path("-") is None
+    assert output_path(str(tmp_path / "r.json")) == str(tmp_path / "r.json")
+    with pytest.raises(UsageError, match=r": is a directory"):
+        output_path(str(tmp_path))
+    with pytest.raises(UsageError, match=r": is a directory"):
+        output_path(f"{tmp_path}/")
+    with pytest.raises(UsageError, match=r"absent/: names a directory"):
+        output_path(f"{tmp_path}/absent/")
+
+
+@pytest.mark.parametrize("command", ["events", "analyze"])
+def test_o_directory_says_is_a_directory(tmp_path: Path, command: str) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    folder = tmp_path / "somedir"
+    folder.mkdir()
+    result = dotaudit(command, str(capture), "-o", f"{folder}/")
+    assert result.returncode == 2
+    assert result.stderr == f"dotaudit: {folder}/: is a directory (-o takes a file name)\n"
+    assert list(folder.iterdir()) == []
+
+
+def test_atomic_writer_replaces_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "r.txt"
+    with atomic_writer(str(target)) as handle:
+        handle.write("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError), atomic_writer(str(target)) as handle:
+        handle.write("half")
+        raise RuntimeError("cut")
+    assert target.read_text() == "first", "a failed write leaves the old file"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["r.txt"], "no temporary file"
+
+
+def test_atomic_writer_names_the_file_it_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    where = re.escape(str(blocker / "r.txt"))
+    with pytest.raises(UsageError, match=rf"^{where}: "), atomic_writer(str(blocker / "r.txt")):
+        pass
+
+
+def report_with(findings: list[Severity], targets: list[str | None]) -> AuditReport:
+    ids = {
+        Severity.HIGH: "DA-LEAK-001",
+        Severity.MEDIUM: "DA-DOT-003",
+        Severity.INFO: "DA-LEAK-003",
+    }
+    report = AuditReport(kind="combined", generated_at="t")
+    for n, severity in enumerate(findings):
+        report.findings.append(make_finding(ids[severity], dedup_key=str(n), severity=severity))
+    report.sections["targets"] = [{"severity": label} for label in targets]
+    return report
+
+
+@pytest.mark.parametrize(
+    ("findings", "targets", "fail_on", "status"),
+    [
+        ([], [], Severity.INFO, EXIT_OK),
+        ([Severity.MEDIUM], [], Severity.MEDIUM, EXIT_FINDINGS),  # at the threshold
+        ([Severity.MEDIUM], [], Severity.HIGH, EXIT_OK),  # below it
+        ([Severity.HIGH], [], None, EXIT_OK),  # --fail-on none
+        ([], ["medium"], Severity.MEDIUM, EXIT_FINDINGS),  # a probed target counts
+        ([], ["medium", None], Severity.HIGH, EXIT_OK),
+        ([Severity.INFO], ["low"], Severity.LOW, EXIT_FINDINGS),
+    ],
+)
+def test_exit_status_weighs_what_the_report_shows(
+    findings: list[Severity], targets: list[str | None], fail_on: Severity | None, status: int
+) -> None:
+    assert exit_status(report_with(findings, targets), fail_on) == status
+
+
+def test_one_timestamp_format() -> None:
+    assert TIMESTAMP_FORMAT == "%Y-%m-%dT%H:%M:%SZ"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", timestamp())
+
+
+# -- --fail-on: exit 1 at or above the threshold, 0 below it -----------------------------
+
+SEVERITY_ORDER = ["info", "low", "medium", "high"]
+"""docs/findings.md: severities from least to most severe; README: "1 findings at or above
+--fail-on"."""
+FAIL_ON = [*SEVERITY_ORDER, "none"]
+
+
+def cli_exit(*argv: str) -> int:
+    """``dotaudit ARGV`` in-process (the console script's own entry point)."""
+    from dotaudit.cli import main
+
+    try:
+        return main(list(argv))
+    except SystemExit as exc:  # argparse rejects the arguments
+        return int(exc.code or 0)
+
+
+def expected_status(highest: str, fail_on: str) -> int:
+    if fail_on == "none":
+        return 0
+    return 1 if SEVERITY_ORDER.index(highest) >= SEVERITY_ORDER.index(fail_on) else 0
+
+
+def leak_report(tmp_path: Path, severity: str) -> tuple[Path, Path]:
+    """A capture whose only finding is one plaintext leak, raised or lowered to
+    ``severity`` by policy; returns the capture and the policy file."""
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[severity]\n"DA-LEAK-001" = "{severity}"\n')
+    return capture, policy
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "status"),
+    [("info", 1), ("low", 1), ("medium", 1), ("high", 1), ("none", 0)],
+)
+def test_high_leak_fails_every_threshold_at_or_below_high(
+    tmp_path: Path, fail_on: str, status: int
+) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    out = tmp_path / "r.json"
+    assert cli_exit("analyze", str(capture), "-q", "-o", str(out), "--fail-on", fail_on) == (status)
+    severities = [f["severity"] for f in json.loads(out.read_text())["findings"]]
+    assert severities == ["high"]
+
+
+@pytest.mark.parametrize("fail_on", FAIL_ON)
+@pytest.mark.parametrize("highest", SEVERITY_ORDER)
+def test_analyze_and_report_fail_on_is_at_or_above(
+    tmp_path: Path, highest: str, fail_on: str
+) -> None:
+    capture, policy = leak_report(tmp_path, highest)
+    saved = tmp_path / "analyze.json"
+    status = cli_exit("analyze", str(capture), "--policy", str(policy), "-q",
+                         "-o", str(saved), "--fail-on", fail_on)  # fmt: skip
+    assert [f["severity"] for f in json.loads(saved.read_text())["findings"]] == [highest]
+    assert status == expected_status(highest, fail_on)
+    # `report` re-judges the saved findings with its own --fail-on.
+    rendered = tmp_path / "report.txt"
+    again = cli_exit("report", str(saved), "-q", "-o", str(rendered), "--fail-on", fail_on)
+    assert again == expected_status(highest, fail_on)
+
+
+def test_fail_on_unknown_severity_is_a_usage_error(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["leak.example"])
+    result = dotaudit("analyze", str(capture), "-q", "--fail-on", "critical")
+    assert result.returncode == 2
+    assert "--fail-on" in result.stderr and "critical" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("fail_on", FAIL_ON)
+@pytest.mark.parametrize("bulk", [False, True], ids=["targets", "targets-file"])
+def test_probe_fail_on_is_at_or_above(tmp_path: Path, fail_on: str, bulk: bool) -> None:
+    """A refused port 853 on loopback (nothing listens on 127.0.0.1:9): reach.853, a MUST,
+    fails, so the result weighs high. The bulk path (--targets FILE) judges separately."""
+    out = tmp_path / "probe.json"
+    common = ["--checks", "reach.853", "--timeout", "2", "-q", "-o", str(out), "--fail-on", fail_on]
+    if bulk:
+        targets = tmp_path / "targets.txt"
+        targets.write_text("127.0.0.1:9\n")
+        status = cli_exit("probe", "--targets", str(targets), *common)
+    else:
+        status = cli_exit("probe", "127.0.0.1:9", *common)
+    report = json.loads(out.read_text())
+    assert [t["verdict"]["strict"] for t in report["targets"]] == ["refuse"]
+    assert status == expected_status("high", fail_on)

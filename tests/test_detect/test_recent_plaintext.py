@@ -1,0 +1,78 @@
+"""The one window of recent outbound plaintext queries that correlating detectors share."""
+
+from __future__ import annotations
+
+import pytest
+
+from dotaudit.detect import recent_plaintext
+from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery, RecentPlaintextQueries
+from dotaudit.model.policy import Policy
+from tests import factories as f
+
+
+def test_kept_query_carries_the_message_facts() -> None:
+    window = RecentPlaintextQueries(Policy())
+    message = f.dns_query(ts=5.0, qname="a.example", transport="tcp")
+    query = window.add(message)
+    assert isinstance(query, OutboundPlaintextQuery)
+    assert (query.file, query.frame, query.ts) == (f.FILE, message.frame, 5.0)
+    assert query.qname == "a.example"
+    assert (query.src, query.server, query.transport) == (f.CLIENT, f.SERVER, "tcp")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f.dns_response(),
+        f.dns_query(dport=5353, service="mdns"),
+        f.dns_query(dport=853),
+        f.dns_query(service="doh"),
+        f.dns_query(dst="127.0.0.53"),  # a local stub: the query stays on the host
+    ],
+    ids=["response", "mdns", "not-port-53", "doh", "local-stub"],
+)
+def test_queries_that_do_not_leave_the_host_in_plaintext_are_not_kept(message: object) -> None:
+    window = RecentPlaintextQueries(Policy())
+    assert window.add(message) is None  # type: ignore[arg-type]
+    assert window.since(f.FILE, f.CLIENT, 0.0) == ()
+
+
+def test_policy_decides_local_stub_and_internal_resolvers() -> None:
+    stub = f.dns_query(dst="127.0.0.53")
+    assert RecentPlaintextQueries(Policy(treat_loopback_as_network=True)).add(stub) is not None
+    internal = Policy(internal_resolvers=frozenset({f.SERVER}))
+    assert RecentPlaintextQueries(internal).add(f.dns_query()) is None
+
+
+def test_since_is_per_client_from_start_inclusive_oldest_first() -> None:
+    window = RecentPlaintextQueries(Policy())
+    for ts in (1.0, 2.0, 3.0):
+        window.add(f.dns_query(ts=ts))
+    window.add(f.dns_query(ts=2.5, src="10.0.0.9"))
+    window.add(f.dns_query(ts=2.5, file="other.pcap"))
+    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 2.0)] == [2.0, 3.0]
+    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 3.0 + 1e-9)] == []
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.9", 0.0)] == [2.5]
+    assert window.since(f.FILE, "10.0.0.99", 0.0) == ()
+
+
+def test_each_client_keeps_only_its_latest_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 3)
+    window = RecentPlaintextQueries(Policy())
+    for ts in (1.0, 2.0, 3.0):
+        window.add(f.dns_query(ts=ts))
+    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 0.0)] == [1.0, 2.0, 3.0]  # at the cap
+    window.add(f.dns_query(ts=4.0))
+    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 0.0)] == [2.0, 3.0, 4.0]  # over it
+    assert window.dropped == 0  # a sliding window forgets the oldest: no client turned away
+
+
+def test_clients_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recent_plaintext, "MAX_CLIENTS", 2)
+    window = RecentPlaintextQueries(Policy())
+    assert window.add(f.dns_query(src="10.0.0.1")) is not None
+    assert window.add(f.dns_query(src="10.0.0.2")) is not None  # at the cap
+    assert window.dropped == 0
+    assert window.add(f.dns_query(src="10.0.0.3")) is None  # over it
+    assert window.add(f.dns_query(src="10.0.0.1")) is not None  # known clients still kept
+    assert window.dropped == 1

@@ -1,0 +1,161 @@
+"""DoT session assembly: the assembler, and the stage that emits each session once."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import pytest
+
+from dotaudit.detect import session_assembly
+from dotaudit.detect.base import Context, Detector
+from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery
+from dotaudit.detect.registry import DETECTORS
+from dotaudit.detect.runner import DetectorRunner
+from dotaudit.detect.session_assembly import (
+    DotSession,
+    DotSessionAssembled,
+    DotSessionAssembler,
+    SessionStage,
+)
+from dotaudit.model.events import Event
+from dotaudit.model.findings import Finding
+from dotaudit.model.policy import Policy
+from dotaudit.pipeline import analyze_file
+from tests import factories as f
+from tests.conftest import ROOT
+
+
+def _assemble(events: list[Event]) -> list[DotSession]:
+    assembler = DotSessionAssembler()
+    return [s for e in events if (s := assembler.feed(e)) is not None]
+
+
+def test_connection_event_completes_the_session_with_its_handshake() -> None:
+    cert = f.certificate()
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487], certificates=[cert])
+    hello, server_hello, _, conn = events
+    (session,) = _assemble(events)
+    assert session.client_hello == hello and session.server_hello == server_hello
+    assert [c.subject for c in session.certificates] == [cert.subject]
+    assert session.connection == conn
+    assert (session.client, session.cport, session.server, session.sport) == (
+        f.CLIENT, 40000, f.SERVER, 853,
+    )  # fmt: skip
+    assert (session.start, session.end) == (conn.start, conn.end)
+    assert (session.first_frame, session.last_frame) == (conn.first_frame, conn.last_frame)
+    assert session.outcome == "established" and session.failure is None
+
+
+def test_a_session_is_frozen() -> None:
+    (session,) = _assemble(f.dot_session_events(client_lengths=[147], server_lengths=[487]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        session.client = "10.9.9.9"  # type: ignore[misc]
+
+
+def test_port_853_connection_without_a_hello_is_a_session() -> None:
+    (session,) = _assemble([f.connection(outcome="syn_unanswered", handshake_seen=False)])
+    assert session.client_hello is None and session.failure == "syn_unanswered"
+
+
+def test_alpn_dot_on_another_port_is_a_session_and_plain_tls_is_not() -> None:
+    dot_443 = f.dot_session_events(sport=443, client_lengths=[147], server_lengths=[487])
+    https = f.dot_session_events(sport=443, alpn=("h2",), cport=40001)
+    sessions = _assemble([*dot_443, *https])
+    assert [(s.sport, s.client_hello and s.client_hello.alpn) for s in sessions] == [
+        (443, ("dot",))
+    ]
+
+
+def test_handshake_facts_per_session_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_HANDSHAKE_FACTS", 2)
+    events = f.dot_session_events(certificates=[f.certificate(position=i) for i in range(3)])
+    (session,) = _assemble(events)
+    assert [c.position for c in session.certificates] == [0, 1]
+
+
+def test_open_handshakes_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_OPEN", 1)
+    first = f.dot_session_events(cport=40001)
+    second = f.dot_session_events(cport=40002)
+    # Both hellos arrive before either connection ends: the second finds no room.
+    events = [first[0], second[0], first[1], second[1], first[2], second[2]]
+    assembler = DotSessionAssembler()
+    sessions = [s for e in events if (s := assembler.feed(e)) is not None]
+    assert assembler.dropped == 1
+    assert [s.client_hello is not None for s in sessions] == [True, False]
+
+
+class _Recorder(Detector):
+    """Keeps every derived event it was routed, to see what the stage emitted."""
+
+    name: ClassVar[str] = "recorder"
+    event_types: ClassVar[frozenset[type[Event]]] = frozenset(SessionStage.emits)
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.seen: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.seen.append(event)
+
+    def finish(self) -> list[Finding]:
+        return []
+
+
+def _recorded(events: list[Event], policy: Policy | None = None) -> list[Event]:
+    return f.fed_detector(_Recorder, events, policy).seen
+
+
+def test_stage_emits_each_session_once_with_the_clients_recent_queries() -> None:
+    before = f.dns_query(ts=99.0, qname="before.example")
+    during = f.dns_query(ts=100.5, qname="during.example")
+    other_client = f.dns_query(ts=100.5, src="10.0.0.9")
+    session = f.dot_session_events(client_lengths=[147], server_lengths=[487], ts=100.0)
+    seen = _recorded([before, *session[:-1], during, other_client, session[-1]])
+    assembled = [e for e in seen if isinstance(e, DotSessionAssembled)]
+    assert len(assembled) == 1
+    event = assembled[0]
+    conn = session[-1]
+    assert (event.file, event.frame) == (conn.file, conn.frame)
+    assert (event.src, event.dst) == (f.CLIENT, f.SERVER)
+    assert event.session.connection == conn
+    assert [q.qname for q in event.recent_plaintext] == ["during.example"]
+    queries = [e for e in seen if isinstance(e, OutboundPlaintextQuery)]
+    assert [q.qname for q in queries] == ["before.example", "during.example", "example.com"]
+    # Emitted at once: each query before the session that completed after it.
+    assert seen.index(queries[1]) < seen.index(event)
+
+
+def test_every_session_subscriber_sees_the_same_session() -> None:
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    runner = DetectorRunner(Context(), (_Recorder, _Recorder))
+    for event in events:
+        runner.feed(event)
+    first, second = (d.seen for d in runner.detectors)  # type: ignore[attr-defined]
+    assert len(first) == 1 and first[0] is second[0]
+
+
+def test_stage_runs_only_when_a_detector_subscribes_to_what_it_emits() -> None:
+    plain = [cls for cls in DETECTORS if not cls.event_types & SessionStage.emits]
+    assert plain  # leak, ecs, ...: they get the raw events only
+    runner = DetectorRunner(Context(), plain)
+    assert runner.finish().caps == {}
+    assert DetectorRunner(Context(), (_Recorder,))._stage is not None
+
+
+def test_caps_that_bit_reach_the_report_as_anomaly_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_OPEN", 0)
+    result = analyze_file(ROOT / "pcaps" / "01-kdig-strict-dot.pcap", Context())
+    dropped: Any = result.anomalies.get("dot_handshake_table_full")
+    assert isinstance(dropped, int) and dropped >= 1
+    rows = result.sections["dot_sessions"]
+    assert rows and all(row["sni"] is None for row in rows)  # no hello was followed
+
+
+def test_no_caps_bite_no_counts() -> None:
+    result = analyze_file(ROOT / "pcaps" / "01-kdig-strict-dot.pcap", Context())
+    assert "dot_handshake_table_full" not in result.anomalies
+    assert "plaintext_window_full" not in result.anomalies
