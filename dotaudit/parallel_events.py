@@ -60,11 +60,13 @@ class ShardPass:
         shards: int,
         types: frozenset[str] | None,
         progress: Progress | None = None,
+        prefilter: bool = True,
     ) -> None:
         self.path = path
         self.shard = shard
         self.shards = shards
         self.types = types
+        self.prefilter = prefilter  # bypass flows, as the serial pass does
         self.summary = InputSummary(path=str(path))
         self._progress = progress
 
@@ -98,7 +100,9 @@ class ShardPass:
             finally:
                 table.phase = phase
 
-        table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
+        table = ShardFlowTable(
+            dispatcher, flow_anomaly, shard=self.shard, shards=self.shards, bypass=self.prefilter
+        )
         decoder = Decoder(decoder_anomaly, flows=table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
@@ -134,8 +138,9 @@ class ShardedRun:
         types: frozenset[str] | None,
         *,
         progress: Progress | None = None,
+        prefilter: bool = True,
     ) -> None:
-        self._own = ShardPass(path, 0, shards, types, progress)
+        self._own = ShardPass(path, 0, shards, types, progress, prefilter)
         self.summary = self._own.summary
 
     def lines(self) -> Iterator[str]:
@@ -150,7 +155,9 @@ class ShardedRun:
             for shard in range(1, own.shards):
                 receive, send = context.Pipe(duplex=False)
                 child = context.Process(
-                    target=_child, args=(path, shard, own.shards, own.types, send), daemon=True
+                    target=_child,
+                    args=(path, shard, own.shards, own.types, send, own.prefilter),
+                    daemon=True,
                 )
                 child.start()
                 send.close()
@@ -198,7 +205,12 @@ def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:
 
 
 def _child(
-    path: Path, shard: int, shards: int, types: frozenset[str] | None, send: Connection
+    path: Path,
+    shard: int,
+    shards: int,
+    types: frozenset[str] | None,
+    send: Connection,
+    prefilter: bool,
 ) -> None:
     import signal
 
@@ -207,7 +219,7 @@ def _child(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        run = ShardPass(path, shard, shards, types)
+        run = ShardPass(path, shard, shards, types, prefilter=prefilter)
         for frame, batch in run.batches():
             send.send((frame, batch))
         send.send((_DONE, run.summary.anomalies))

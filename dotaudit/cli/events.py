@@ -63,6 +63,32 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         help="processes per capture, each dissecting a share of its flows; the output is "
         "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more)",
     )
+    add_prefilter_option(events)
+
+
+def add_prefilter_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-prefilter",
+        action="store_true",
+        help="read every packet of every flow: connection records count everything, at "
+        "the cost of speed (by default a flow is no longer read once there is nothing "
+        "more to report about it, and libpcap skips its packets in C)",
+    )
+
+
+def note_reader(prefilter: bool) -> None:
+    """Say once when the fast engine cannot be used: same results, slower."""
+    if not prefilter:
+        return
+    from dotaudit.capture import libpcap
+
+    if libpcap.load() is None:
+        print(
+            f"dotaudit: note: libpcap not usable ({libpcap.unavailable_reason()}); reading "
+            "captures with the Python reader: same results, slower (Debian: apt install "
+            "libpcap0.8)",
+            file=sys.stderr,
+        )
 
 
 def parse_types(spec: str | None) -> frozenset[str] | None:
@@ -124,10 +150,12 @@ def run(args: argparse.Namespace) -> int:
     if not selection.paths:
         raise selection.nothing_to_read(args.inputs)
     paths = selection.paths
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
     if output is None:
-        return _write_events(paths, standard_output(), types, args.workers, args.strict)
+        return _write_events(paths, standard_output(), types, args.workers, args.strict, prefilter)
     with atomic_writer(output) as handle:
-        return _write_events(paths, handle, types, args.workers, args.strict)
+        return _write_events(paths, handle, types, args.workers, args.strict, prefilter)
 
 
 def _write_events(
@@ -136,6 +164,7 @@ def _write_events(
     types: frozenset[str] | None,
     workers: int,
     strict: bool,
+    prefilter: bool,
 ) -> int:
     from dotaudit.model.report import PARTIAL, UNREADABLE
     from dotaudit.pipeline import out_of_memory
@@ -144,7 +173,7 @@ def _write_events(
     for path in paths:
         bar = progress_bar(str(path))
         try:
-            summary = _write_one(path, handle, types, workers, bar)
+            summary = _write_one(path, handle, types, workers, bar, prefilter)
         except MemoryError:
             raise out_of_memory(path) from None
         if bar is not None:
@@ -168,6 +197,7 @@ def _write_one(
     types: frozenset[str] | None,
     workers: int,
     bar: ProgressBar | None,
+    prefilter: bool,
 ) -> InputSummary:
     """The events of one capture to ``handle``; returns what was read."""
     from dotaudit.pipeline import CaptureRun
@@ -181,11 +211,11 @@ def _write_one(
     if shards > 1:
         handle.flush()  # the shards are forked: nothing may be left to flush twice
         sys.stderr.flush()
-        sharded = ShardedRun(path, shards, types, progress=bar)
+        sharded = ShardedRun(path, shards, types, progress=bar, prefilter=prefilter)
         for text in sharded.lines():
             write(text)
         return sharded.summary
-    run = CaptureRun(path, progress=bar, hash_input=False)
+    run = CaptureRun(path, progress=bar, hash_input=False, prefilter=prefilter)
     for text in run.lines(types):
         write(text)
     return run.summary
