@@ -24,6 +24,7 @@ from dotaudit.capture.flow_shard import DECODER, END_FRAME, EventKey, ShardFlowT
 from dotaudit.capture.packet import Anomaly
 from dotaudit.capture.reader import CaptureReader
 from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.errors import InputError
 from dotaudit.model.events import Event, event_json_line
 from dotaudit.model.report import InputSummary
@@ -98,8 +99,19 @@ class ShardPass:
             finally:
                 table.phase = phase
 
+        def decoder_fact(event: Event) -> None:
+            # Facts about the link (host_identity) come from the decoder too: shard 0 alone
+            # tells them, placed where a single pass tells them (before the frame's own).
+            phase = table.phase
+            table.phase = DECODER
+            try:
+                emit(event)
+            finally:
+                table.phase = phase
+
         table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
-        decoder = Decoder(decoder_anomaly, flows=table)
+        links = None if self.shard else HostIdentityTracker(str(self.path), decoder_fact)
+        decoder = Decoder(decoder_anomaly, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         for frame in reader.scan(decoder.take):

@@ -15,6 +15,7 @@ from dotaudit.capture.decode import Decoder
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
 from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.errors import InputError
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
 from dotaudit.model.findings import Finding
@@ -126,7 +127,8 @@ class CaptureRun:
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
         table = FlowTable(dispatcher, on_anomaly_counted)
-        decoder = Decoder(on_anomaly_counted, flows=table)
+        links = HostIdentityTracker(str(self.path), emitter(out))
+        decoder = Decoder(on_anomaly_counted, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         # The hash runs on the other core while this thread parses.

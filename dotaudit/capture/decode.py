@@ -51,6 +51,7 @@ from dotaudit.capture.packet import (
     AnomalySink,
     FlowSink,
     IcmpQuote,
+    LinkObserver,
     Packet,
     Tunnel,
     TunnelledPacket,
@@ -81,6 +82,14 @@ _FRAG6 = struct.Struct("!BxHI").unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _GTP = struct.Struct("!BBHI").unpack_from
 _PPPOE = struct.Struct("!BBHH").unpack_from
+
+MAX_LINK_SOURCES = 16_384
+"""Distinct source addresses whose first frame's Ethernet source is reported to the link
+observer; frames from further new addresses are counted (``host_identity_table_full``)."""
+_FULL_REPORT_EVERY = 1000
+_DHCP_PORTS = frozenset({67, 68})
+ETH_ARP = 0x0806
+_NDP_TYPES = frozenset({133, 134, 135, 136, 137})
 
 MAX_TUNNEL_DEPTH = 8
 """Nested encapsulations followed; deeper is a ``tunnel_too_deep`` anomaly (a hostile
@@ -283,8 +292,18 @@ class Decoder:
         max_frag_bytes: int = 4 << 20,
         frag_timeout: float = 30.0,
         flows: FlowSink | None = None,
+        links: LinkObserver | None = None,
     ) -> None:
         self._sink = sink
+        self._links = links
+        # Addresses whose first frame was reported to ``links``: one set lookup per UDP
+        # datagram and TCP SYN, none for other segments. None when nobody observes.
+        self._sources: set[bytes] | None = set() if links is not None else None
+        self._sources_refused = 0
+        # The frame on the general path and where its link-layer source address sits in
+        # it (-1: the link type has none); the fast path passes its own.
+        self._lbuf = b""
+        self._lat = -1
         self.frags = FragmentReassembler(sink, max_frag_bytes, frag_timeout)
         self._unknown_links: set[int] = set()
         self.encapsulations: dict[str, int] = {}
@@ -353,6 +372,13 @@ class Decoder:
                             stop = off + total
                             at = off + 20 + ((doff >> 4) << 2)
                             if stop <= end and doff >= 0x50 and at <= stop:
+                                if flags & 0x12 == 0x02:  # SYN: a connection starts
+                                    sources = self._sources
+                                    if sources is not None and src not in sources:
+                                        self._new_source(
+                                            frame, ts, buf, start + 6, src, sport, dst, dport,
+                                            TCP,
+                                        )  # fmt: skip
                                 if not self._tcp_fast(
                                     frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
                                     buf, at, stop,
@@ -366,12 +392,18 @@ class Decoder:
                             ulen = seq >> 16  # UDP's length field sits where TCP's seq starts
                             stop = off + 20 + ulen
                             if ulen >= 8 and stop <= off + total <= end:
+                                sources = self._sources
+                                if sources is not None and (src not in sources or 66 < dport < 69):
+                                    self._link_udp(
+                                        frame, ts, buf, start + 6, src, sport, dst, dport,
+                                        buf, off + 28, stop,
+                                    )  # fmt: skip
                                 self._udp_fast(
                                     frame, ts, 4, src, sport, dst, dport, ttl, ident,
                                     buf, off + 28, stop, orig_len,
                                 )  # fmt: skip
                                 return
-                elif self._short_udp(frame, ts, 4, buf, base + 14, end, orig_len):
+                elif self._short_udp(frame, ts, 4, buf, base + 14, end, orig_len, start + 6):
                     return
             elif kind == 0x86:
                 if end - base >= 68:
@@ -385,6 +417,13 @@ class Decoder:
                             stop = off + plen
                             at = off + ((doff >> 4) << 2)
                             if plen and stop <= end and doff >= 0x50 and at <= stop:
+                                if flags & 0x12 == 0x02:  # SYN: a connection starts
+                                    sources = self._sources
+                                    if sources is not None and src not in sources:
+                                        self._new_source(
+                                            frame, ts, buf, start + 6, src, sport, dst, dport,
+                                            TCP,
+                                        )  # fmt: skip
                                 if not self._tcp_fast(
                                     frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
                                     buf, at, stop,
@@ -398,23 +437,31 @@ class Decoder:
                             ulen = seq >> 16
                             stop = off + ulen
                             if ulen >= 8 and stop <= off + plen <= end:
+                                sources = self._sources
+                                if sources is not None and (src not in sources or 66 < dport < 69):
+                                    self._link_udp(
+                                        frame, ts, buf, start + 6, src, sport, dst, dport,
+                                        buf, off + 8, stop,
+                                    )  # fmt: skip
                                 self._udp_fast(
                                     frame, ts, 6, src, sport, dst, dport, hops, 0,
                                     buf, off + 8, stop, orig_len,
                                 )  # fmt: skip
                                 return
-                elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len):
+                elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len, start + 6):
                     return
         decoded = self._decode(frame, ts, linktype, buf[start:end], orig_len)
         if decoded is not None:
             self._process(decoded)
 
     def _short_udp(
-        self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int, orig_len: int
-    ) -> bool:
+        self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int,
+        orig_len: int, link_at: int,
+    ) -> bool:  # fmt: skip
         """The fast path for a frame too short for the joint unpack: a UDP datagram with
-        under 12 payload bytes, or the general path (False). ``off`` is the IP header; the
-        caller checked the ethertype's high byte only."""
+        under 12 payload bytes, or the general path (False). ``off`` is the IP header,
+        ``link_at`` the Ethernet source address; the caller checked the ethertype's high
+        byte only."""
         if version == 4:
             if end < off + 28 or buf[off - 1] or buf[off] != 0x45 or buf[off + 9] != UDP:
                 return False
@@ -422,6 +469,9 @@ class Decoder:
             stop = off + 20 + ulen
             if frag & 0x3FFF or ulen < 8 or not stop <= off + total <= end:
                 return False
+            sources = self._sources
+            if sources is not None and (src not in sources or 66 < dport < 69):
+                self._link_udp(frame, ts, buf, link_at, src, sport, dst, dport, buf, off + 28, stop)
             self._udp_fast(
                 frame, ts, 4, src, sport, dst, dport, ttl, ident, buf, off + 28, stop, orig_len
             )
@@ -432,12 +482,56 @@ class Decoder:
         stop = off + 40 + ulen
         if ulen < 8 or not stop <= off + 40 + plen <= end:
             return False
+        sources = self._sources
+        if sources is not None and (src not in sources or 66 < dport < 69):
+            self._link_udp(frame, ts, buf, link_at, src, sport, dst, dport, buf, off + 48, stop)
         self._udp_fast(frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len)
         return True
+
+    # -- the capture's own link: who uses which address ------------------------------
+
+    def _new_source(
+        self, frame: int, ts: float, lbuf: bytes, lat: int, src: bytes, sport: int,
+        dst: bytes, dport: int, proto: int,
+    ) -> None:  # fmt: skip
+        """The first TCP SYN or UDP datagram from ``src``: report its Ethernet source."""
+        sources = self._sources
+        assert sources is not None and self._links is not None
+        if len(sources) >= MAX_LINK_SOURCES:
+            self._sources_refused += 1
+            if self._sources_refused % _FULL_REPORT_EVERY == 1:
+                self._anomaly(
+                    "host_identity_table_full", frame, ts,
+                    f"{self._sources_refused} frames from addresses beyond the first "
+                    f"{MAX_LINK_SOURCES} not checked for their Ethernet source",
+                )  # fmt: skip
+            return
+        sources.add(src)
+        if lat < 0 or not any(src):
+            return
+        mac = lbuf[lat : lat + 6]
+        if len(mac) == 6 and not mac[0] & 1 and any(mac):  # unicast, not all zero
+            self._links.frame_source(frame, ts, mac, src, sport, dst, dport, proto)
+
+    def _link_udp(
+        self, frame: int, ts: float, lbuf: bytes, lat: int, src: bytes, sport: int,
+        dst: bytes, dport: int, data: bytes, start: int, stop: int,
+    ) -> None:  # fmt: skip
+        """A UDP datagram (payload ``data[start:stop]``) from a new source address, or to
+        port 67 or 68 (DHCP)."""
+        sources = self._sources
+        assert sources is not None and self._links is not None
+        if src not in sources:
+            self._new_source(frame, ts, lbuf, lat, src, sport, dst, dport, UDP)
+        if sport in _DHCP_PORTS and dport in _DHCP_PORTS:
+            self._links.dhcp(frame, ts, src, sport, dst, dport, data[start:stop])
 
     def _decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
     ) -> Packet | None:
+        if self._links is not None:
+            self._lbuf = data
+            self._lat = _link_source_at(linktype, data)
         if linktype == 1:
             if len(data) < 14:
                 return self._short_link(frame, ts, data, orig_len, "ethernet")
@@ -656,6 +750,10 @@ class Decoder:
                 return self._short_l4(
                     frame, ts, cut and hlen >= 20, "tcp_header_malformed", f"data offset {hlen}"
                 )
+            if flags & 0x12 == 0x02 and not self._depth:  # SYN on the capture's own link
+                sources = self._sources
+                if sources is not None and src not in sources:
+                    self._new_source(frame, ts, self._lbuf, self._lat, src, sport, dst, dport, TCP)
             if cut:
                 self._snaplen(frame, ts, "TCP payload cut")
             return Packet(
@@ -690,6 +788,13 @@ class Decoder:
                         "udp_header_malformed", frame, ts, f"UDP length {ulen} beyond IP payload"
                     )
                 stop = end
+            if not self._depth and not cut:
+                sources = self._sources
+                if sources is not None and (src not in sources or 66 < dport < 69):
+                    self._link_udp(
+                        frame, ts, self._lbuf, self._lat, src, sport, dst, dport, data,
+                        pos + 8, stop,
+                    )  # fmt: skip
             if dport in UDP_TUNNEL_PORTS:
                 return self._udp_tunnel(
                     frame, ts, src, dst, dport, data, pos + 8, stop, pos + ulen - stop, wire_len
@@ -701,6 +806,15 @@ class Decoder:
                 data[pos + 8 : stop], 0, 0, 0, cut, None, wire_len,
             )  # fmt: skip
         if proto in _ICMPS:
+            if (
+                proto == ICMPV6
+                and pos < end
+                and data[pos] in _NDP_TYPES
+                and not self._depth
+                and not cut
+                and self._links is not None
+            ):
+                self._links.ndp(frame, ts, src, dst, ttl, data[pos:end])
             if end - pos < 8:
                 return None  # too short to be an error we could use
             quote = self._icmp_error(frame, ts, version, data, pos, end)
@@ -765,6 +879,8 @@ class Decoder:
         carrier: str,
     ) -> Packet | None:  # fmt: skip
         """What an ethertype (or a tunnel's protocol field, ``carrier``) names, not IP."""
+        if etype == ETH_ARP and not self._depth and self._links is not None:
+            self._links.arp(frame, ts, data[off:])
         if etype == ETH_PPPOE_SESSION:
             return self._pppoe(frame, ts, data, off, orig_len)
         if etype in ETH_MPLS:
@@ -1170,6 +1286,22 @@ class Decoder:
         if cut:
             return self._snaplen(frame, ts, detail)
         return self._anomaly(what, frame, ts, detail)
+
+
+def _link_source_at(linktype: int, data: bytes) -> int:
+    """Where the sender's 6-byte Ethernet address sits in a frame of ``linktype``, or -1.
+
+    Ethernet: after the destination. Linux cooked captures name the sender's address for
+    every packet type (for outgoing packets the capturing host's own): SLL at byte 6 and
+    SLL2 at byte 12, used when the hardware type is Ethernet (1) with a 6-byte address.
+    """
+    if linktype == 1:
+        return 6 if len(data) >= 12 else -1
+    if linktype == 113 and len(data) >= 16 and data[2:6] == b"\x00\x01\x00\x06":
+        return 6
+    if linktype == 276 and len(data) >= 20 and data[8:10] == b"\x00\x01" and data[11] == 6:
+        return 12
+    return -1
 
 
 def _pair(a: bytes, b: bytes) -> tuple[bytes, bytes]:

@@ -186,6 +186,36 @@ class Anomaly:
 AnomalySink = Callable[[Anomaly], None]
 
 
+class LinkObserver(Protocol):
+    """What a decoder tells about the capture's own link: frames that were not inside an
+    encapsulation. Everything is called before the frame reaches the flow table."""
+
+    def arp(self, frame: int, ts: float, body: bytes) -> None:
+        """An ARP message (``body`` from its hardware type on, Ethernet padding included)."""
+        ...
+
+    def ndp(
+        self, frame: int, ts: float, src: bytes, dst: bytes, hop_limit: int, message: bytes
+    ) -> None:
+        """An ICMPv6 message of types 133-137 (``message`` from its type byte on)."""
+        ...
+
+    def dhcp(
+        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
+        payload: bytes,
+    ) -> None:  # fmt: skip
+        """A UDP datagram between ports 67 and 68 (DHCPv4 and BOOTP)."""
+        ...
+
+    def frame_source(
+        self, frame: int, ts: float, mac: bytes, src: bytes, sport: int, dst: bytes,
+        dport: int, proto: int,
+    ) -> None:  # fmt: skip
+        """The Ethernet source ``mac`` of the first TCP SYN or UDP datagram an address sent
+        (once per address; unicast MACs only)."""
+        ...
+
+
 class FlowSink(Protocol):
     """Where a decoder puts packets: a flow table (``capture.flows.FlowTable``)."""
 

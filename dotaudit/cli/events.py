@@ -19,6 +19,7 @@ EVENT_TYPES = (
     "tls_alert",
     "quic_initial",
     "http_request",
+    "host_identity",
     "connection",
     "anomaly",
 )

@@ -19,6 +19,7 @@ from dotaudit import __version__
 from dotaudit.errors import InputError
 from dotaudit.model.coerce import as_dict, as_int, rows_of, scalar
 from dotaudit.model.findings import Finding, Severity
+from dotaudit.model.fix_first import FixFirst, fix_first
 
 REPORT_SCHEMA = "dotaudit.report/2"
 """Version 2 moved the probe settings out of ``policy`` into ``probe_config`` and the bulk
@@ -33,8 +34,12 @@ SECTION_NAMES = (
     "sni_inventory",
     "doh_doq",
     "local_names",
+    "machines",
     "targets",
 )
+OPTIONAL_SECTIONS = frozenset({"machines", "targets"})
+"""Sections written only when the report has them: ``targets`` (probe), ``machines``
+(analyze: which addresses are one machine)."""
 
 ANOMALY_SAMPLES = 50
 """Anomaly records a report keeps as examples (per file and after merging); all are counted."""
@@ -155,18 +160,30 @@ class AuditReport:
         shown in every format of the report."""
         return max((*(f.severity for f in self.findings), *self.target_severities()), default=None)
 
+    def fix_first(self) -> FixFirst:
+        """What to fix first, by machine and action (``model/fix_first.py``)."""
+        return fix_first(self.findings, self.sections)
+
     def summary(self) -> dict[str, Any]:
         # Reports may be re-read from JSON written by anyone: count defensively.
         plaintext = [r for r in self.sections.get("plaintext_dns", []) if isinstance(r, dict)]
         sessions = [r for r in self.sections.get("dot_sessions", []) if isinstance(r, dict)]
         network = [r for r in plaintext if not r.get("local_stub")]
         clients = {str(row.get("client")) for row in network}
+        first = self.fix_first()
+        plaintext_machines = {
+            id(m) for m in first.machines if any(a in clients for a in m.addresses)
+        }
         return {
             "findings": len(self.findings),
             "by_severity": self.counts_by_severity(),
+            "machines": len(first.machines),
+            "client_addresses": first.addresses,
+            "machines_by_severity": first.by_severity(),
             "packets": sum(_count(i.get("packets")) for i in self.inputs if isinstance(i, dict)),
             "plaintext_queries": sum(_count(row.get("queries")) for row in network),
             "plaintext_clients": len(clients),
+            "plaintext_machines": len(plaintext_machines),
             "dot_sessions": len(sessions),
             "dot_established": sum(1 for s in sessions if s.get("outcome") == "established"),
             "fallback_events": len(self.sections.get("fallback_events", [])),
@@ -188,6 +205,7 @@ class AuditReport:
             out["bulk"] = self.bulk
         out |= {
             "summary": self.summary(),
+            "fix_first": self.fix_first().to_dict(),
             "findings": [f.to_dict() for f in self.sorted_findings()],
             "anomalies": {
                 "counts": dict(sorted(self.anomalies.items())),
@@ -195,7 +213,7 @@ class AuditReport:
             },
         }
         for name in SECTION_NAMES:
-            if name in self.sections or name != "targets":
+            if name in self.sections or name not in OPTIONAL_SECTIONS:
                 out[name] = self.sections.get(name, [])
         if self.redaction is not None:
             out["redaction"] = self.redaction
