@@ -100,8 +100,13 @@ class ShardPass:
                 table.phase = phase
 
         def decoder_fact(event: Event) -> None:
-            # Facts about the link (host_identity) come from the decoder too: shard 0 alone
-            # tells them, placed where a single pass tells them (before the frame's own).
+            # Facts about the link (host_identity) come from the decoder: shard 0 alone tells
+            # them, where a single pass does. Before the frame reached the flow table they
+            # follow the previous frame's events; after it (a SYN handed back by tcp_fast),
+            # the frame's sweep and precede its own events, as shard 0's come first.
+            if event.frame == table.at_frame:
+                emit(event)
+                return
             phase = table.phase
             table.phase = DECODER
             try:

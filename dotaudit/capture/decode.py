@@ -372,17 +372,19 @@ class Decoder:
                             stop = off + total
                             at = off + 20 + ((doff >> 4) << 2)
                             if stop <= end and doff >= 0x50 and at <= stop:
-                                if flags & 0x12 == 0x02:  # SYN: a connection starts
-                                    sources = self._sources
-                                    if sources is not None and src not in sources:
-                                        self._new_source(
-                                            frame, ts, buf, start + 6, src, sport, dst, dport,
-                                            TCP,
-                                        )  # fmt: skip
                                 if not self._tcp_fast(
                                     frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
                                     buf, at, stop,
                                 ):  # fmt: skip
+                                    # A SYN never takes the fast way: a connection's start
+                                    # is looked at here, at no cost to other segments.
+                                    if flags & 0x12 == 0x02:
+                                        sources = self._sources
+                                        if sources is not None and src not in sources:
+                                            self._new_source(
+                                                frame, ts, buf, start + 6, src, sport, dst,
+                                                dport, TCP,
+                                            )  # fmt: skip
                                     self._process(Packet(
                                         frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
                                         buf[at:stop], flags, seq, ack, False, None, orig_len,
@@ -393,7 +395,9 @@ class Decoder:
                             stop = off + 20 + ulen
                             if ulen >= 8 and stop <= off + total <= end:
                                 sources = self._sources
-                                if sources is not None and (src not in sources or 66 < dport < 69):
+                                if sources is not None and (
+                                    src not in sources or dport in _DHCP_PORTS
+                                ):
                                     self._link_udp(
                                         frame, ts, buf, start + 6, src, sport, dst, dport,
                                         buf, off + 28, stop,
@@ -417,17 +421,19 @@ class Decoder:
                             stop = off + plen
                             at = off + ((doff >> 4) << 2)
                             if plen and stop <= end and doff >= 0x50 and at <= stop:
-                                if flags & 0x12 == 0x02:  # SYN: a connection starts
-                                    sources = self._sources
-                                    if sources is not None and src not in sources:
-                                        self._new_source(
-                                            frame, ts, buf, start + 6, src, sport, dst, dport,
-                                            TCP,
-                                        )  # fmt: skip
                                 if not self._tcp_fast(
                                     frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
                                     buf, at, stop,
                                 ):  # fmt: skip
+                                    # A SYN never takes the fast way: a connection's start
+                                    # is looked at here, at no cost to other segments.
+                                    if flags & 0x12 == 0x02:
+                                        sources = self._sources
+                                        if sources is not None and src not in sources:
+                                            self._new_source(
+                                                frame, ts, buf, start + 6, src, sport, dst,
+                                                dport, TCP,
+                                            )  # fmt: skip
                                     self._process(Packet(
                                         frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
                                         buf[at:stop], flags, seq, ack, False, None, orig_len,
@@ -438,7 +444,9 @@ class Decoder:
                             stop = off + ulen
                             if ulen >= 8 and stop <= off + plen <= end:
                                 sources = self._sources
-                                if sources is not None and (src not in sources or 66 < dport < 69):
+                                if sources is not None and (
+                                    src not in sources or dport in _DHCP_PORTS
+                                ):
                                     self._link_udp(
                                         frame, ts, buf, start + 6, src, sport, dst, dport,
                                         buf, off + 8, stop,
@@ -470,7 +478,7 @@ class Decoder:
             if frag & 0x3FFF or ulen < 8 or not stop <= off + total <= end:
                 return False
             sources = self._sources
-            if sources is not None and (src not in sources or 66 < dport < 69):
+            if sources is not None and (src not in sources or dport in _DHCP_PORTS):
                 self._link_udp(frame, ts, buf, link_at, src, sport, dst, dport, buf, off + 28, stop)
             self._udp_fast(
                 frame, ts, 4, src, sport, dst, dport, ttl, ident, buf, off + 28, stop, orig_len
@@ -483,7 +491,7 @@ class Decoder:
         if ulen < 8 or not stop <= off + 40 + plen <= end:
             return False
         sources = self._sources
-        if sources is not None and (src not in sources or 66 < dport < 69):
+        if sources is not None and (src not in sources or dport in _DHCP_PORTS):
             self._link_udp(frame, ts, buf, link_at, src, sport, dst, dport, buf, off + 48, stop)
         self._udp_fast(frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len)
         return True
@@ -531,7 +539,7 @@ class Decoder:
     ) -> Packet | None:
         if self._links is not None:
             self._lbuf = data
-            self._lat = _link_source_at(linktype, data)
+            self._lat = 6 if linktype == 1 else _link_source_at(linktype, data)
         if linktype == 1:
             if len(data) < 14:
                 return self._short_link(frame, ts, data, orig_len, "ethernet")
@@ -790,7 +798,7 @@ class Decoder:
                 stop = end
             if not self._depth and not cut:
                 sources = self._sources
-                if sources is not None and (src not in sources or 66 < dport < 69):
+                if sources is not None and (src not in sources or dport in _DHCP_PORTS):
                     self._link_udp(
                         frame, ts, self._lbuf, self._lat, src, sport, dst, dport, data,
                         pos + 8, stop,
@@ -1296,7 +1304,7 @@ def _link_source_at(linktype: int, data: bytes) -> int:
     SLL2 at byte 12, used when the hardware type is Ethernet (1) with a 6-byte address.
     """
     if linktype == 1:
-        return 6 if len(data) >= 12 else -1
+        return 6
     if linktype == 113 and len(data) >= 16 and data[2:6] == b"\x00\x01\x00\x06":
         return 6
     if linktype == 276 and len(data) >= 20 and data[8:10] == b"\x00\x01" and data[11] == 6:

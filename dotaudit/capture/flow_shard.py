@@ -78,7 +78,9 @@ class ShardFlowTable(FlowTable):
         if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
             if ts >= self._next_sweep:
                 self._sweep(ts)
-            return True
+            # Shard 0's decoder alone tells the link observer about connection starts: it
+            # gets the SYNs of every shard's flows back (process() then drops them).
+            return self.shard != 0 or flags & 0x12 != 0x02
         return FlowTable.tcp_fast(
             self, frame, ts, src, sport, dst, dport, seq, ack, flags, ttl, data, start, end
         )

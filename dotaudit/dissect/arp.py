@@ -8,7 +8,6 @@ sender believes or asks, not a statement about the target.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from dotaudit.errors import MalformedError
 
@@ -18,14 +17,22 @@ _HEADER = struct.Struct("!HHBBH").unpack_from
 REQUEST, REPLY = 1, 2
 
 
-@dataclass(frozen=True, slots=True)
 class ArpMessage:
-    operation: int
-    """1 request, 2 reply (others are not ARP for IPv4 over Ethernet and are not returned)."""
-    sender_mac: bytes
-    sender_ip: bytes
-    target_mac: bytes
-    target_ip: bytes
+    """One ARP message. A plain slotted class: a dataclass would compile code at import,
+    which every ``dotaudit events`` run would pay."""
+
+    __slots__ = ("operation", "sender_ip", "sender_mac", "target_ip", "target_mac")
+
+    def __init__(
+        self, operation: int, sender_mac: bytes, sender_ip: bytes, target_mac: bytes,
+        target_ip: bytes,
+    ) -> None:  # fmt: skip
+        self.operation = operation
+        """1 request, 2 reply (others are not ARP for IPv4 over Ethernet: not returned)."""
+        self.sender_mac = sender_mac
+        self.sender_ip = sender_ip
+        self.target_mac = target_mac
+        self.target_ip = target_ip
 
 
 def parse_arp(body: bytes) -> ArpMessage | None:

@@ -10,7 +10,6 @@ are not read.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from dotaudit.dissect.tls import escape_text
 from dotaudit.errors import MalformedError
@@ -25,20 +24,32 @@ _FIXED = struct.Struct("!BBBB4x4x4s4s4x4x16s").unpack_from
 _ZERO4 = b"\x00" * 4
 
 
-@dataclass(frozen=True, slots=True)
 class DhcpMessage:
-    op: int
-    """1 from a client, 2 from a server."""
-    message_type: int | None
-    """Option 53: 1 DISCOVER ... 5 ACK ...; None without it (plain BOOTP)."""
-    client_mac: bytes
-    client_ip: bytes | None
-    """``ciaddr``: the address a client already uses (renewing, INFORM); None when 0."""
-    your_ip: bytes | None
-    """``yiaddr``: the address a server assigns; None when 0."""
-    subnet_mask: bytes | None
-    hostname: str | None
-    client_id: bytes | None
+    """What one DHCP message says about a machine (a plain slotted class: no code
+    compiled at import)."""
+
+    __slots__ = (
+        "client_id", "client_ip", "client_mac", "hostname", "message_type", "op",
+        "subnet_mask", "your_ip",
+    )  # fmt: skip
+
+    def __init__(
+        self, op: int, message_type: int | None, client_mac: bytes, client_ip: bytes | None,
+        your_ip: bytes | None, subnet_mask: bytes | None, hostname: str | None,
+        client_id: bytes | None,
+    ) -> None:  # fmt: skip
+        self.op = op
+        """1 from a client, 2 from a server."""
+        self.message_type = message_type
+        """Option 53: 1 DISCOVER ... 5 ACK ...; None without it (plain BOOTP)."""
+        self.client_mac = client_mac
+        self.client_ip = client_ip
+        """``ciaddr``: the address a client already uses (renewing, INFORM); None when 0."""
+        self.your_ip = your_ip
+        """``yiaddr``: the address a server assigns; None when 0."""
+        self.subnet_mask = subnet_mask
+        self.hostname = hostname
+        self.client_id = client_id
 
 
 def parse_dhcp(payload: bytes) -> DhcpMessage | None:

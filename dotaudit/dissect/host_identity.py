@@ -19,7 +19,7 @@ from dotaudit.dissect.arp import parse_arp
 from dotaudit.dissect.dhcp import ACK, BOOTREPLY, BOOTREQUEST, parse_dhcp, prefix_length
 from dotaudit.dissect.ndp import NEIGHBOR_ADVERTISEMENT, parse_ndp
 from dotaudit.errors import MalformedError
-from dotaudit.model.events import AnomalySeen, Event, HostIdentitySeen
+from dotaudit.model.events import AnomalySeen, Event, HostIdentitySeen, builder
 
 Emit = Callable[[Event], None]
 
@@ -31,7 +31,7 @@ Binding = tuple[str, str | None, str, str | None, str | None, str | None, bool]
 
 
 def mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
+    return mac.hex(":")
 
 
 def is_unicast_mac(mac: bytes) -> bool:
@@ -157,26 +157,22 @@ class HostIdentityTracker:
                 self._anomaly(frame, ts, src, dst, transport, "host_identity_table_full", detail)
             return
         self._seen.add(binding)
-        mac, address, source, hostname, client_id, prefix, router = binding
-        self.emit(
-            HostIdentitySeen(
-                file=self.file,
-                frame=frame,
-                ts=ts,
-                src=src,
-                sport=sport,
-                dst=dst,
-                dport=dport,
-                transport=transport,
-                mac=mac,
-                address=address,
-                source=source,
-                hostname=hostname,
-                client_id=client_id,
-                prefix=prefix,
-                router=router,
-            )
-        )
+        # Built field by field (see events.builder): cheaper than sixteen keywords.
+        event = _HOST_IDENTITY()
+        event.file = self.file
+        event.frame = frame
+        event.ts = ts
+        event.src = src
+        event.sport = sport
+        event.dst = dst
+        event.dport = dport
+        event.transport = transport
+        event.tunnel = None
+        event.mac, event.address, event.source = binding[0], binding[1], binding[2]
+        event.hostname, event.client_id, event.prefix = binding[3], binding[4], binding[5]
+        event.router = binding[6]
+        event.__class__ = HostIdentitySeen
+        self.emit(event)
 
     def _anomaly(
         self, frame: int, ts: float, src: str, dst: str, transport: str, what: str, detail: str
@@ -195,3 +191,6 @@ class HostIdentityTracker:
                 detail=detail,
             )
         )
+
+
+_HOST_IDENTITY = builder(HostIdentitySeen)

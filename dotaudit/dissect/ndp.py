@@ -12,7 +12,6 @@ link.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from dotaudit.errors import MalformedError
 
@@ -38,19 +37,26 @@ _OPTIONS_AT = {
 _PREFIX = struct.Struct("!BB4x4x4x16s").unpack_from
 
 
-@dataclass(frozen=True, slots=True)
 class NdpMessage:
-    kind: int
-    """The ICMPv6 type: 133 to 136."""
-    link_address: bytes | None
-    """The source (133-135) or target (136) link-layer address option, 6 bytes for
-    Ethernet; None when the message has none."""
-    target: bytes | None
-    """The target address of a solicitation or advertisement (135, 136)."""
-    router: bool
-    """An RA, or an NA with the router flag."""
-    on_link_prefixes: tuple[tuple[bytes, int], ...]
-    """(prefix, length) of an RA's prefix information options with the on-link flag."""
+    """One NDP message (a plain slotted class: no code compiled at import)."""
+
+    __slots__ = ("kind", "link_address", "on_link_prefixes", "router", "target")
+
+    def __init__(
+        self, kind: int, link_address: bytes | None, target: bytes | None, router: bool,
+        on_link_prefixes: tuple[tuple[bytes, int], ...],
+    ) -> None:  # fmt: skip
+        self.kind = kind
+        """The ICMPv6 type: 133 to 136."""
+        self.link_address = link_address
+        """The source (133-135) or target (136) link-layer address option, 6 bytes for
+        Ethernet; None when the message has none."""
+        self.target = target
+        """The target address of a solicitation or advertisement (135, 136)."""
+        self.router = router
+        """An RA, or an NA with the router flag."""
+        self.on_link_prefixes = on_link_prefixes
+        """(prefix, length) of an RA's prefix information options with the on-link flag."""
 
 
 def parse_ndp(message: bytes, hop_limit: int) -> NdpMessage | None:

@@ -7,7 +7,7 @@ assumes a type: every accessor coerces, and containers are capped when shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,9 +113,15 @@ class Table:
 
 
 def generic_table(
-    rows: list[dict[str, Any]], preferred: Iterable[str], skip: Iterable[str] = ("file", "frames")
+    rows: list[dict[str, Any]],
+    preferred: Iterable[str],
+    skip: Iterable[str] = ("file", "frames"),
+    *,
+    label: Callable[[str], str] = lambda key: key.replace("_", " "),
+    value: Callable[[str, object], str] = cell,
 ) -> Table:
-    """A table for a section whose rows this renderer has no special layout for."""
+    """A table for a section whose rows this renderer has no special layout for; ``label``
+    names a column and ``value`` formats a cell (``render/labels.py`` gives words)."""
     preferred = list(preferred)
     skipped = set(skip)
     seen: list[str] = []
@@ -125,8 +131,8 @@ def generic_table(
                 seen.append(key)
     columns = [k for k in preferred if k in seen]
     columns += [k for k in seen if k not in columns][: max(0, 9 - len(columns))]
-    shown = [[cell(k, row.get(k)) for k in columns] for row in rows[:MAX_ROWS]]
-    return Table([c.replace("_", " ") for c in columns], shown, len(rows))
+    shown = [[value(k, row.get(k)) for k in columns] for row in rows[:MAX_ROWS]]
+    return Table([label(c) for c in columns], shown, len(rows))
 
 
 def redaction_view(block: object) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "main", "nav", "section",
     "footer", "div", "span", "h1", "h2", "h3", "h4", "p", "a", "b", "code", "table", "thead",
     "tbody", "tr", "th", "td", "dl", "dt", "dd", "ul", "li", "figure", "figcaption", "article",
-    "br", "bdi", "svg", "desc", "rect", "line", "text", "path",
+    "br", "bdi", "svg", "desc", "rect", "line", "text", "path", "ol", "details", "summary",
 }  # fmt: skip
 HOSTILE = "<script>document.title='x'</script>\"><img src=x onerror=alert(1)>"
 
