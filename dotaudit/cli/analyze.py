@@ -17,6 +17,7 @@ from dotaudit.cli.output import (
     timestamp,
     write_report,
 )
+from dotaudit.cli.redaction import add_redaction_options, redaction_options, write_redacted_evidence
 from dotaudit.errors import InputError
 
 DESCRIPTION = (
@@ -27,6 +28,7 @@ EXAMPLES = """
   dotaudit analyze pcaps/09-office.pcap -o reports/office.html
   dotaudit analyze pcaps/04-fallback.pcap --policy pcaps/loopback-policy.toml --format text
   dotaudit analyze pcaps/ --evidence reports/evidence -o reports/audit.json --fail-on medium
+  dotaudit analyze pcaps/09-office.pcap --redact --redact-key ~/.dotaudit.key -o handover.html
 """
 
 
@@ -40,6 +42,7 @@ def add_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument(
         "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
     )
+    add_redaction_options(analyze)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_gc()
     options = report_options(args)
+    redaction = redaction_options(args)
     policy = load_policy(args.policy) if args.policy else Policy()
     paths = expand_inputs(args.inputs)
     if not paths:
@@ -71,14 +75,22 @@ def run(args: argparse.Namespace) -> int:
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")
-    for item in report.inputs:
-        for warning in item.get("warnings", []):
-            print(f"warning: {warning}", file=sys.stderr)
-    if args.evidence:
+    written: int | None = None
+    if redaction is not None:
+        redacted, redactor = redaction.apply(report)
+        if args.evidence:
+            written = write_redacted_evidence(report, redacted, redactor, args.evidence)
+        report = redacted
+    elif args.evidence:
         from dotaudit.capture.evidence import write_evidence
         from dotaudit.model.evidence import plan_evidence
 
         written = write_evidence(plan_evidence(report.sorted_findings()), Path(args.evidence))
-        print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+    for item in report.inputs:
+        for warning in item.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+    if written is not None:
+        state = "redacted " if redaction is not None else ""
+        print(f"wrote {written} {state}evidence captures to {args.evidence}", file=sys.stderr)
     write_report(report, options)
     return exit_status(report, options.fail_on)

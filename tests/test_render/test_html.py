@@ -376,7 +376,7 @@ def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> Non
     body = out.read_text(encoding="utf-8")
     doc = Doc(body)
     assert (
-        "1 of 1 client sent 1 DNS query in plaintext; one fell back from DoT to plaintext "
+        "1 of 1 machine sent 1 DNS query in plaintext; one fell back from DoT to plaintext "
         "after port 853 was dropped." in doc.visible
     )
     assert "chart-timeline" in body and "✗D" in doc.visible
