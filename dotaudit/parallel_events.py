@@ -10,6 +10,7 @@ the serial pass writes, and memory stays bounded by one batch per shard.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -100,13 +101,11 @@ class ShardPass:
                 table.phase = phase
 
         def decoder_fact(event: Event) -> None:
-            # Facts about the link (host_identity) come from the decoder: shard 0 alone tells
-            # them, where a single pass does. Before the frame reached the flow table they
-            # follow the previous frame's events; after it (a SYN handed back by tcp_fast),
-            # the frame's sweep and precede its own events, as shard 0's come first.
-            if event.frame == table.at_frame:
-                emit(event)
-                return
+            # Facts about the link (host_identity) come from the decoder, after the frame
+            # reached the flow table (or for a frame that never does): after that frame's
+            # own events, where a single pass tells them. ARP, NDP and DHCP are shard 0's;
+            # the Ethernet source of a flow's start is the shard's that owns the flow, and
+            # ShardedRun keeps the first of an address's (each shard tells its own first).
             phase = table.phase
             table.phase = DECODER
             try:
@@ -115,7 +114,7 @@ class ShardPass:
                 table.phase = phase
 
         table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
-        links = None if self.shard else HostIdentityTracker(str(self.path), decoder_fact)
+        links = HostIdentityTracker(str(self.path), decoder_fact, link_messages=not self.shard)
         decoder = Decoder(decoder_anomaly, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
@@ -170,6 +169,7 @@ class ShardedRun:
                 send.close()
                 children.append((child, receive))
             by_key = itemgetter(0)
+            told = _FirstSources()
             for frame, batch in chain([first], batches):
                 for _, receive in children:
                     their_frame, theirs = _receive(receive, path)
@@ -178,6 +178,7 @@ class ShardedRun:
                     batch += theirs
                 if children:
                     batch.sort(key=by_key)
+                    batch = [item for item in batch if told.first(item[1])]
                 if batch:
                     yield "".join([line for _, line in batch])
             for process, receive in children:
@@ -195,6 +196,27 @@ class ShardedRun:
 
 
 _DONE = -1
+
+_FRAME_SOURCE = '{"type":"host_identity",'
+
+
+class _FirstSources:
+    """The ``host_identity`` lines of flow starts (``source: frame``) already written: each
+    shard tells the first flow of an address among its own flows, a single pass the first
+    of all, which is the first of the shards' in key order."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[object, object]] = set()
+
+    def first(self, line: str) -> bool:
+        if not line.startswith(_FRAME_SOURCE) or '"source":"frame"' not in line:
+            return True
+        record = json.loads(line)
+        key = (record.get("mac"), record.get("address"))
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
 
 def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:

@@ -258,16 +258,17 @@ class _Collector:
     def udp_fast(
         self, frame: int, ts: float, version: int, src: bytes, sport: int, dst: bytes,
         dport: int, ttl: int, ident: int, data: bytes, start: int, end: int, wire_len: int,
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
         if dport in UDP_TUNNEL_PORTS and self.decapsulate is not None:
             self.decapsulate(
                 frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end, wire_len
             )
-            return
+            return False
         self.packet = Packet(
             frame, ts, version, src, dst, UDP, ttl, ident, sport, dport,
             data[start:end], 0, 0, 0, False, None, wire_len,
         )  # fmt: skip
+        return False
 
 
 class Decoder:
@@ -376,36 +377,29 @@ class Decoder:
                                     frame, ts, src, sport, dst, dport, seq, ack, flags, ttl,
                                     buf, at, stop,
                                 ):  # fmt: skip
-                                    # A SYN never takes the fast way: a connection's start
-                                    # is looked at here, at no cost to other segments.
-                                    if flags & 0x12 == 0x02:
-                                        sources = self._sources
-                                        if sources is not None and src not in sources:
-                                            self._new_source(
-                                                frame, ts, buf, start + 6, src, sport, dst,
-                                                dport, TCP,
-                                            )  # fmt: skip
                                     self._process(Packet(
                                         frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
                                         buf[at:stop], flags, seq, ack, False, None, orig_len,
                                     ))  # fmt: skip
+                                    # A SYN never takes the fast way: a connection's start
+                                    # is looked at here, at no cost to other segments.
+                                    if flags & 0x12 == 0x02:
+                                        self._started(frame, ts, buf, start + 6, src, sport,
+                                                      dst, dport, TCP)  # fmt: skip
                                 return
                         elif proto == UDP:
                             ulen = seq >> 16  # UDP's length field sits where TCP's seq starts
                             stop = off + 20 + ulen
                             if ulen >= 8 and stop <= off + total <= end:
-                                sources = self._sources
-                                if sources is not None and (
-                                    src not in sources or dport in _DHCP_PORTS
-                                ):
-                                    self._link_udp(
-                                        frame, ts, buf, start + 6, src, sport, dst, dport,
-                                        buf, off + 28, stop,
-                                    )  # fmt: skip
-                                self._udp_fast(
+                                if self._udp_fast(
                                     frame, ts, 4, src, sport, dst, dport, ttl, ident,
                                     buf, off + 28, stop, orig_len,
-                                )  # fmt: skip
+                                ):  # fmt: skip
+                                    self._started(frame, ts, buf, start + 6, src, sport, dst,
+                                                  dport, UDP)  # fmt: skip
+                                if dport > 66 and dport < 69:  # DHCP (checked by the callee)
+                                    self._dhcp(frame, ts, src, sport, dst, dport, buf, off + 28,
+                                               stop)  # fmt: skip
                                 return
                 elif self._short_udp(frame, ts, 4, buf, base + 14, end, orig_len, start + 6):
                     return
@@ -425,42 +419,34 @@ class Decoder:
                                     frame, ts, src, sport, dst, dport, seq, ack, flags, hops,
                                     buf, at, stop,
                                 ):  # fmt: skip
-                                    # A SYN never takes the fast way: a connection's start
-                                    # is looked at here, at no cost to other segments.
-                                    if flags & 0x12 == 0x02:
-                                        sources = self._sources
-                                        if sources is not None and src not in sources:
-                                            self._new_source(
-                                                frame, ts, buf, start + 6, src, sport, dst,
-                                                dport, TCP,
-                                            )  # fmt: skip
                                     self._process(Packet(
                                         frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
                                         buf[at:stop], flags, seq, ack, False, None, orig_len,
                                     ))  # fmt: skip
+                                    # A SYN never takes the fast way: a connection's start
+                                    # is looked at here, at no cost to other segments.
+                                    if flags & 0x12 == 0x02:
+                                        self._started(frame, ts, buf, start + 6, src, sport,
+                                                      dst, dport, TCP)  # fmt: skip
                                 return
                         elif proto == UDP:
                             ulen = seq >> 16
                             stop = off + ulen
                             if ulen >= 8 and stop <= off + plen <= end:
-                                sources = self._sources
-                                if sources is not None and (
-                                    src not in sources or dport in _DHCP_PORTS
-                                ):
-                                    self._link_udp(
-                                        frame, ts, buf, start + 6, src, sport, dst, dport,
-                                        buf, off + 8, stop,
-                                    )  # fmt: skip
-                                self._udp_fast(
+                                if self._udp_fast(
                                     frame, ts, 6, src, sport, dst, dport, hops, 0,
                                     buf, off + 8, stop, orig_len,
-                                )  # fmt: skip
+                                ):  # fmt: skip
+                                    self._started(frame, ts, buf, start + 6, src, sport, dst,
+                                                  dport, UDP)  # fmt: skip
                                 return
                 elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len, start + 6):
                     return
         decoded = self._decode(frame, ts, linktype, buf[start:end], orig_len)
         if decoded is not None:
             self._process(decoded)
+            if self._links is not None:
+                self._link_packet(decoded)
 
     def _short_udp(
         self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int,
@@ -477,12 +463,12 @@ class Decoder:
             stop = off + 20 + ulen
             if frag & 0x3FFF or ulen < 8 or not stop <= off + total <= end:
                 return False
-            sources = self._sources
-            if sources is not None and (src not in sources or dport in _DHCP_PORTS):
-                self._link_udp(frame, ts, buf, link_at, src, sport, dst, dport, buf, off + 28, stop)
-            self._udp_fast(
+            if self._udp_fast(
                 frame, ts, 4, src, sport, dst, dport, ttl, ident, buf, off + 28, stop, orig_len
-            )
+            ):
+                self._started(frame, ts, buf, link_at, src, sport, dst, dport, UDP)
+            if dport > 66 and dport < 69:
+                self._dhcp(frame, ts, src, sport, dst, dport, buf, off + 28, stop)
             return True
         if end < off + 48 or buf[off - 1] != 0xDD or buf[off] >> 4 != 6 or buf[off + 6] != UDP:
             return False
@@ -490,27 +476,29 @@ class Decoder:
         stop = off + 40 + ulen
         if ulen < 8 or not stop <= off + 40 + plen <= end:
             return False
-        sources = self._sources
-        if sources is not None and (src not in sources or dport in _DHCP_PORTS):
-            self._link_udp(frame, ts, buf, link_at, src, sport, dst, dport, buf, off + 48, stop)
-        self._udp_fast(frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len)
+        if self._udp_fast(
+            frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len
+        ):
+            self._started(frame, ts, buf, link_at, src, sport, dst, dport, UDP)
         return True
 
     # -- the capture's own link: who uses which address ------------------------------
 
-    def _new_source(
+    def _started(
         self, frame: int, ts: float, lbuf: bytes, lat: int, src: bytes, sport: int,
         dst: bytes, dport: int, proto: int,
     ) -> None:  # fmt: skip
-        """The first TCP SYN or UDP datagram from ``src``: report its Ethernet source."""
+        """A flow started (a SYN, or the datagram that made a UDP flow): the first from
+        ``src`` reports the frame's Ethernet source."""
         sources = self._sources
-        assert sources is not None and self._links is not None
+        if sources is None or src in sources:
+            return
         if len(sources) >= MAX_LINK_SOURCES:
             self._sources_refused += 1
             if self._sources_refused % _FULL_REPORT_EVERY == 1:
                 self._anomaly(
                     "host_identity_table_full", frame, ts,
-                    f"{self._sources_refused} frames from addresses beyond the first "
+                    f"{self._sources_refused} flows from addresses beyond the first "
                     f"{MAX_LINK_SOURCES} not checked for their Ethernet source",
                 )  # fmt: skip
             return
@@ -519,20 +507,35 @@ class Decoder:
             return
         mac = lbuf[lat : lat + 6]
         if len(mac) == 6 and not mac[0] & 1 and any(mac):  # unicast, not all zero
+            assert self._links is not None
             self._links.frame_source(frame, ts, mac, src, sport, dst, dport, proto)
 
-    def _link_udp(
-        self, frame: int, ts: float, lbuf: bytes, lat: int, src: bytes, sport: int,
-        dst: bytes, dport: int, data: bytes, start: int, stop: int,
+    def _dhcp(
+        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
+        data: bytes, start: int, stop: int,
     ) -> None:  # fmt: skip
-        """A UDP datagram (payload ``data[start:stop]``) from a new source address, or to
-        port 67 or 68 (DHCP)."""
-        sources = self._sources
-        assert sources is not None and self._links is not None
-        if src not in sources:
-            self._new_source(frame, ts, lbuf, lat, src, sport, dst, dport, UDP)
-        if sport in _DHCP_PORTS and dport in _DHCP_PORTS:
-            self._links.dhcp(frame, ts, src, sport, dst, dport, data[start:stop])
+        """A datagram to port 67 or 68: DHCP when both ports are DHCP's."""
+        links = self._links
+        if links is not None and sport in _DHCP_PORTS and dport in _DHCP_PORTS:
+            links.dhcp(frame, ts, src, sport, dst, dport, data[start:stop])
+
+    def _link_packet(self, pkt: Packet) -> None:
+        """The link observations of a packet the general path decoded (not tunnelled): a
+        flow it started (one of this flow table's: a shard's table has only its own)."""
+        proto = pkt.proto
+        if (proto != TCP and proto != UDP) or pkt.icmp is not None:
+            return
+        if proto == UDP and not pkt.truncated and pkt.dport in _DHCP_PORTS:
+            payload = pkt.payload
+            self._dhcp(pkt.frame, pkt.ts, pkt.src, pkt.sport, pkt.dst, pkt.dport, payload, 0,
+                       len(payload))  # fmt: skip
+        lookup = getattr(self._flows, "get", None)
+        if proto == TCP and pkt.flags & 0x12 != 0x02:
+            return  # a TCP flow starts with a SYN (one begun before the capture: not seen)
+        flow = lookup(proto, pkt.src, pkt.sport, pkt.dst, pkt.dport) if lookup else None
+        if flow is not None and flow.first_frame == pkt.frame:
+            self._started(pkt.frame, pkt.ts, self._lbuf, self._lat, pkt.src, pkt.sport, pkt.dst,
+                          pkt.dport, proto)  # fmt: skip
 
     def _decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
@@ -758,10 +761,6 @@ class Decoder:
                 return self._short_l4(
                     frame, ts, cut and hlen >= 20, "tcp_header_malformed", f"data offset {hlen}"
                 )
-            if flags & 0x12 == 0x02 and not self._depth:  # SYN on the capture's own link
-                sources = self._sources
-                if sources is not None and src not in sources:
-                    self._new_source(frame, ts, self._lbuf, self._lat, src, sport, dst, dport, TCP)
             if cut:
                 self._snaplen(frame, ts, "TCP payload cut")
             return Packet(
@@ -796,13 +795,6 @@ class Decoder:
                         "udp_header_malformed", frame, ts, f"UDP length {ulen} beyond IP payload"
                     )
                 stop = end
-            if not self._depth and not cut:
-                sources = self._sources
-                if sources is not None and (src not in sources or dport in _DHCP_PORTS):
-                    self._link_udp(
-                        frame, ts, self._lbuf, self._lat, src, sport, dst, dport, data,
-                        pos + 8, stop,
-                    )  # fmt: skip
             if dport in UDP_TUNNEL_PORTS:
                 return self._udp_tunnel(
                     frame, ts, src, dst, dport, data, pos + 8, stop, pos + ulen - stop, wire_len

@@ -78,9 +78,7 @@ class ShardFlowTable(FlowTable):
         if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
             if ts >= self._next_sweep:
                 self._sweep(ts)
-            # Shard 0's decoder alone tells the link observer about connection starts: it
-            # gets the SYNs of every shard's flows back (process() then drops them).
-            return self.shard != 0 or flags & 0x12 != 0x02
+            return True
         return FlowTable.tcp_fast(
             self, frame, ts, src, sport, dst, dport, seq, ack, flags, ttl, data, start, end
         )
@@ -100,7 +98,7 @@ class ShardFlowTable(FlowTable):
         start: int,
         end: int,
         wire_len: int,
-    ) -> None:
+    ) -> bool:
         self.at_frame = frame
         mixed = sport ^ dport ^ src[-1] ^ dst[-1]
         if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
@@ -113,8 +111,8 @@ class ShardFlowTable(FlowTable):
                     frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
                     wire_len,
                 )  # fmt: skip
-            return
-        FlowTable.udp_fast(
+            return False
+        return FlowTable.udp_fast(
             self, frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
             wire_len,
         )  # fmt: skip

@@ -343,13 +343,15 @@ class FlowTable:
         start: int,
         end: int,
         wire_len: int,
-    ) -> None:
+    ) -> bool:
         """Take a complete UDP datagram from plain values; a :class:`Packet` is made only
-        for a consumer without ``on_udp_payload`` that still reads this flow's datagrams."""
+        for a consumer without ``on_udp_payload`` that still reads this flow's datagrams.
+        True when the datagram started a flow (the decoder then looks at its sender)."""
         if ts >= self._next_sweep:
             self._sweep(ts)
         flow = self._udp.get((src, sport, dst, dport))
         on_payload = self._on_udp_payload
+        started = flow is None
         if flow is None:
             # Two calls written out rather than an idle time in a variable: one of these
             # per DNS transaction.
@@ -364,7 +366,7 @@ class FlowTable:
                     frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
                     wire_len,
                 )  # fmt: skip
-                return
+                return False
             elif on_payload is not None:
                 flow = self._new_flow(
                     UDP, src, sport, dst, dport, frame, ts, server_is_destination(sport, dport),
@@ -378,7 +380,7 @@ class FlowTable:
                 data[start:end], 0, 0, 0, False, None, wire_len,
             )  # fmt: skip
             self._udp_packet(pkt, ts)
-            return
+            return started
         flow.last_frame = frame
         flow.end = ts
         n = end - start
@@ -394,6 +396,7 @@ class FlowTable:
                 flow.server_ttl = ttl
         if n and not flow.ignore_payload and on_payload is not None:
             on_payload(flow, from_client, data[start:end], frame, ts)
+        return started
 
     def tunnelled(self, pkt: Packet) -> None:
         """A packet decoded from inside an encapsulation (``pkt.tunnel`` is set): the same

@@ -211,8 +211,8 @@ class LinkObserver(Protocol):
         self, frame: int, ts: float, mac: bytes, src: bytes, sport: int, dst: bytes,
         dport: int, proto: int,
     ) -> None:  # fmt: skip
-        """The Ethernet source ``mac`` of the first TCP SYN or UDP datagram an address sent
-        (once per address; unicast MACs only)."""
+        """The Ethernet source ``mac`` of the first flow an address started (its TCP SYN or
+        first UDP datagram; once per address; unicast MACs only)."""
         ...
 
 
@@ -232,8 +232,9 @@ class FlowSink(Protocol):
     def udp_fast(
         self, frame: int, ts: float, version: int, src: bytes, sport: int, dst: bytes,
         dport: int, ttl: int, ident: int, data: bytes, start: int, end: int, wire_len: int,
-    ) -> None:  # fmt: skip
-        """A complete UDP datagram as plain values, payload ``data[start:end]``."""
+    ) -> bool:  # fmt: skip
+        """A complete UDP datagram as plain values, payload ``data[start:end]``; True when
+        it started a flow."""
         ...
 
     # Optional: ``tunnelled(pkt)`` takes the packets decoded from inside an encapsulation

@@ -43,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
     options = report_options(args)
     if options.evidence_dir and len(args.inputs) > 1:
         raise UsageError("--evidence links need a single input report (finding numbers change)")
-    redaction = redaction_options(args)
-    if redaction is not None and options.evidence_dir:
+    if args.redact and options.evidence_dir:
         raise UsageError(
             "--redact with --evidence: those pcaps were written unredacted; run "
             "'dotaudit analyze --redact --evidence DIR' to write redacted ones"
         )
+    redaction = redaction_options(args)
     reports = [load_report(path) for path in args.inputs]
     try:
         # Redacted and unredacted reports never mix, nor two keys or levels.

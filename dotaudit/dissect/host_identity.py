@@ -49,16 +49,23 @@ def _prefix_text(address: bytes, length: int) -> str:
 class HostIdentityTracker:
     """Parses ARP, NDP and DHCP for the decoder and emits each new binding once."""
 
-    def __init__(self, file: str, emit: Emit, limit: int = MAX_HOST_BINDINGS) -> None:
+    def __init__(
+        self, file: str, emit: Emit, limit: int = MAX_HOST_BINDINGS, *, link_messages: bool = True
+    ) -> None:
         self.file = file
         self.emit = emit
         self.limit = limit
+        self.link_messages = link_messages
+        """False: ARP, NDP and DHCP are another tracker's (parallel shards other than the
+        first see every frame; only the first reports what is not a flow's)."""
         self._seen: set[Binding] = set()
         self.refused = 0
 
     # -- the LinkObserver protocol ---------------------------------------------------
 
     def arp(self, frame: int, ts: float, body: bytes) -> None:
+        if not self.link_messages:
+            return
         try:
             message = parse_arp(body)
         except MalformedError as exc:
@@ -75,6 +82,8 @@ class HostIdentityTracker:
     def ndp(
         self, frame: int, ts: float, src: bytes, dst: bytes, hop_limit: int, message: bytes
     ) -> None:
+        if not self.link_messages:
+            return
         try:
             parsed = parse_ndp(message, hop_limit)
         except MalformedError as exc:
@@ -105,6 +114,8 @@ class HostIdentityTracker:
         self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
         payload: bytes,
     ) -> None:  # fmt: skip
+        if not self.link_messages:
+            return
         where = (frame, ts, addr_text(src), sport, addr_text(dst), dport, "udp")
         try:
             message = parse_dhcp(payload)

@@ -33,7 +33,8 @@ class Action:
     fix: str
     """What to do, in plain words, with the settings to change."""
     explains: frozenset[str] = frozenset()
-    """Related findings this action's findings account for (folded, not counted again)."""
+    """Related findings this action's findings account for (folded, not counted again),
+    when they are not more severe than the finding that explains them."""
 
 
 STRICT_MODE = (
@@ -281,6 +282,7 @@ def fix_first(findings: Iterable[Finding], sections: dict[str, list[dict[str, An
                 other is not None
                 and other.id in action.explains
                 and other is not finding
+                and other.severity <= finding.severity  # never hide a worse finding
                 and other.dedup_key not in explained_by
                 and finding.dedup_key not in explained_by
             ):

@@ -13,13 +13,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotaudit import __version__
 from dotaudit.errors import InputError
 from dotaudit.model.coerce import as_dict, as_int, rows_of, scalar
 from dotaudit.model.findings import Finding, Severity
-from dotaudit.model.fix_first import FixFirst, fix_first
+
+if TYPE_CHECKING:  # `events` never asks for machines: it does not pay for their import
+    from dotaudit.model.fix_first import FixFirst
 
 REPORT_SCHEMA = "dotaudit.report/2"
 """Version 2 moved the probe settings out of ``policy`` into ``probe_config`` and the bulk
@@ -162,6 +164,8 @@ class AuditReport:
 
     def fix_first(self) -> FixFirst:
         """What to fix first, by machine and action (``model/fix_first.py``)."""
+        from dotaudit.model.fix_first import fix_first
+
         return fix_first(self.findings, self.sections)
 
     def summary(self) -> dict[str, Any]:

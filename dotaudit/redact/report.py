@@ -35,7 +35,7 @@ CLIENT_NAME_KEYS = frozenset(
 masked at the configured level."""
 AUTHORITY_KEYS = frozenset({"authority", "authorities"})
 """``host[:port]`` as a DoH client sent it."""
-RESOLVER_NAME_KEYS = frozenset({"san"})
+RESOLVER_NAME_KEYS = frozenset({"san", "san_dns"})
 """Certificate names of resolvers: masked only when resolvers are hidden too. Other
 resolver names (probe targets and their ADNs, approved resolvers) are learned and masked
 by the free-text pass wherever they appear."""
