@@ -159,9 +159,11 @@ def link_capture(path: Path) -> Path:
     add(Ether(src=ROUTER_MAC, dst=mac_a) / IPv6(src="2001:db8:1::1", dst=v6_a, hlim=255)
         / ICMPv6ND_NA(tgt="2001:db8:1::1", R=1, S=1, O=1)
         / ICMPv6NDOptDstLLAddr(lladdr=ROUTER_MAC))  # fmt: skip
-    add(Ether(src=ROUTER_MAC, dst="33:33:00:00:00:01") / IPv6(src="fe80::fe", dst="ff02::1", hlim=255)
-        / ICMPv6ND_RA() / ICMPv6NDOptSrcLLAddr(lladdr=ROUTER_MAC)
-        / ICMPv6NDOptPrefixInfo(prefix="2001:db8:1::", prefixlen=64, L=1, A=1))  # fmt: skip
+    all_nodes = Ether(src=ROUTER_MAC, dst="33:33:00:00:00:01") / IPv6(
+        src="fe80::fe", dst="ff02::1", hlim=255
+    )
+    prefix = ICMPv6NDOptPrefixInfo(prefix="2001:db8:1::", prefixlen=64, L=1, A=1)
+    add(all_nodes / ICMPv6ND_RA() / ICMPv6NDOptSrcLLAddr(lladdr=ROUTER_MAC) / prefix)
     # Traps: duplicate address detection from ::, a forwarded NS, an NA to a multicast target.
     add(Ether(src=mac_b, dst="33:33:ff:00:00:0b") / IPv6(src="::", dst="ff02::1:ff00:b", hlim=255)
         / ICMPv6ND_NS(tgt="2001:db8:1::b") / ICMPv6NDOptSrcLLAddr(lladdr=mac_b))  # fmt: skip
@@ -193,18 +195,33 @@ def link_capture(path: Path) -> Path:
              [("subnet_mask", "255.255.255.0"), ("router", "192.0.2.1")]))  # fmt: skip
     # Traffic: A over IPv4 and IPv6, the SLAAC host, B, and the servers' answers through
     # the router's MAC.
-    add(Ether(src=mac_a, dst=ROUTER_MAC) / IP(src=v4_a, dst=REMOTE[0]) / TCP(sport=40001, dport=853, flags="S"))
-    add(Ether(src=ROUTER_MAC, dst=mac_a) / IP(src=REMOTE[0], dst=v4_a) / TCP(sport=853, dport=40001, flags="SA"))
-    add(Ether(src=mac_a, dst=ROUTER_MAC) / IPv6(src=v6_a, dst=REMOTE[2]) / UDP(sport=40002, dport=53)
-        / DNS(id=1, qd=DNSQR(qname="a.example")))  # fmt: skip
-    add(Ether(src=ROUTER_MAC, dst=mac_a) / IPv6(src=REMOTE[2], dst=v6_a) / UDP(sport=53, dport=40002)
-        / DNS(id=1, qr=1, qd=DNSQR(qname="a.example")))  # fmt: skip
-    add(Ether(src=HOST_SLAAC_MAC, dst=ROUTER_MAC) / IPv6(src=slaac, dst=REMOTE[2]) / UDP(sport=40003, dport=53)
-        / DNS(id=2, qd=DNSQR(qname="s.example")))  # fmt: skip
-    add(Ether(src=mac_b, dst=ROUTER_MAC) / IP(src=v4_b, dst=REMOTE[1]) / UDP(sport=40004, dport=53)
-        / DNS(id=3, qd=DNSQR(qname="b.example")))  # fmt: skip
-    add(Ether(src=ROUTER_MAC, dst=mac_b) / IP(src=REMOTE[1], dst=v4_b) / UDP(sport=53, dport=40004)
-        / DNS(id=3, qr=1, qd=DNSQR(qname="b.example")))  # fmt: skip
-    add(Ether(src=mac_d, dst=ROUTER_MAC) / IP(src=v4_d, dst=REMOTE[1]) / UDP(sport=40005, dport=53)
-        / DNS(id=4, qd=DNSQR(qname="d.example")))  # fmt: skip
+    out_a, in_a = Ether(src=mac_a, dst=ROUTER_MAC), Ether(src=ROUTER_MAC, dst=mac_a)
+    add(out_a / IP(src=v4_a, dst=REMOTE[0]) / TCP(sport=40001, dport=853, flags="S"))
+    add(in_a / IP(src=REMOTE[0], dst=v4_a) / TCP(sport=853, dport=40001, flags="SA"))
+
+    def query(qid: int, name: str, sport: int) -> Any:
+        return UDP(sport=sport, dport=53) / DNS(id=qid, qd=DNSQR(qname=name))
+
+    def answer(qid: int, name: str, dport: int) -> Any:
+        return UDP(sport=53, dport=dport) / DNS(id=qid, qr=1, qd=DNSQR(qname=name))
+
+    add(out_a / IPv6(src=v6_a, dst=REMOTE[2]) / query(1, "a.example", 40002))
+    add(in_a / IPv6(src=REMOTE[2], dst=v6_a) / answer(1, "a.example", 40002))
+    slaac_out = Ether(src=HOST_SLAAC_MAC, dst=ROUTER_MAC)
+    add(slaac_out / IPv6(src=slaac, dst=REMOTE[2]) / query(2, "s.example", 40003))
+    add(
+        Ether(src=mac_b, dst=ROUTER_MAC)
+        / IP(src=v4_b, dst=REMOTE[1])
+        / query(3, "b.example", 40004)
+    )
+    add(
+        Ether(src=ROUTER_MAC, dst=mac_b)
+        / IP(src=REMOTE[1], dst=v4_b)
+        / answer(3, "b.example", 40004)
+    )
+    add(
+        Ether(src=mac_d, dst=ROUTER_MAC)
+        / IP(src=v4_d, dst=REMOTE[1])
+        / query(4, "d.example", 40005)
+    )
     return write(path, packets)

@@ -46,7 +46,7 @@ def test_ipv4_on_link_is_the_slash_24_of_an_arp_address_without_a_dhcp_mask() ->
     arp = host_identity(OTHER, "192.0.2.200")
     assert groups_of([arp, host_identity(HOST, "192.0.2.10", "frame")]) == [
         ["192.0.2.10"],
-        ["192.0.2.200"],  # fmt: skip
+        ["192.0.2.200"],
     ]
     assert groups_of([arp, host_identity(HOST, "192.0.3.10", "frame")]) == [["192.0.2.200"]]
 

@@ -51,7 +51,7 @@ def test_the_office_counts_eight_machines(office: AuditReport) -> None:
         "medium": 1,
         "low": 0,
         "info": 3,
-        "none": 0,  # fmt: skip
+        "none": 0,
     }
 
 
