@@ -82,7 +82,22 @@ class ShardPass:
             if types is None or event.type in types:
                 out.append((table.key(), event_json_line(event)))
 
-        dispatcher = Dispatcher(str(self.path), emit)
+        def decoder_fact(event: Event) -> None:
+            # ARP and NDP reach no flow table: shard 0 alone tells them, after the previous
+            # frame's events, where a single pass tells them.
+            phase = table.phase
+            table.phase = DECODER
+            try:
+                emit(event)
+            finally:
+                table.phase = phase
+
+        # Flow starts and DHCP are the facts of the shard that owns the flow; each shard
+        # tells the first of its own, and ShardedRun keeps the first of them all.
+        links = HostIdentityTracker(
+            str(self.path), emit, link_messages=not self.shard, emit_link=decoder_fact
+        )
+        dispatcher = Dispatcher(str(self.path), emit, links)
 
         def flow_anomaly(anomaly: Anomaly) -> None:
             summary.anomalies += 1
@@ -100,21 +115,7 @@ class ShardPass:
             finally:
                 table.phase = phase
 
-        def decoder_fact(event: Event) -> None:
-            # Facts about the link (host_identity) come from the decoder, after the frame
-            # reached the flow table (or for a frame that never does): after that frame's
-            # own events, where a single pass tells them. ARP, NDP and DHCP are shard 0's;
-            # the Ethernet source of a flow's start is the shard's that owns the flow, and
-            # ShardedRun keeps the first of an address's (each shard tells its own first).
-            phase = table.phase
-            table.phase = DECODER
-            try:
-                emit(event)
-            finally:
-                table.phase = phase
-
         table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
-        links = HostIdentityTracker(str(self.path), decoder_fact, link_messages=not self.shard)
         decoder = Decoder(decoder_anomaly, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
@@ -197,22 +198,25 @@ class ShardedRun:
 
 _DONE = -1
 
-_FRAME_SOURCE = '{"type":"host_identity",'
+_HOST_IDENTITY = '{"type":"host_identity",'
+_BINDING = ("mac", "address", "source", "hostname", "client_id", "prefix", "router")
 
 
 class _FirstSources:
-    """The ``host_identity`` lines of flow starts (``source: frame``) already written: each
-    shard tells the first flow of an address among its own flows, a single pass the first
-    of all, which is the first of the shards' in key order."""
+    """The ``host_identity`` lines of flow facts (``source`` ``frame`` or ``dhcp``) already
+    written: each shard tells the first of a binding among its own flows, a single pass
+    the first of all, which is the first of the shards' in key order."""
 
     def __init__(self) -> None:
-        self.seen: set[tuple[object, object]] = set()
+        self.seen: set[tuple[object, ...]] = set()
 
     def first(self, line: str) -> bool:
-        if not line.startswith(_FRAME_SOURCE) or '"source":"frame"' not in line:
+        if not line.startswith(_HOST_IDENTITY):
             return True
         record = json.loads(line)
-        key = (record.get("mac"), record.get("address"))
+        if record.get("source") not in ("frame", "dhcp"):
+            return True
+        key = tuple(record.get(k) for k in _BINDING)
         if key in self.seen:
             return False
         self.seen.add(key)

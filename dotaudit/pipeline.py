@@ -120,14 +120,14 @@ class CaptureRun:
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(str(self.path), emitter(out))
+        links = HostIdentityTracker(str(self.path), emitter(out))
+        dispatcher = Dispatcher(str(self.path), emitter(out), links)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
         table = FlowTable(dispatcher, on_anomaly_counted)
-        links = HostIdentityTracker(str(self.path), emitter(out))
         decoder = Decoder(on_anomaly_counted, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0

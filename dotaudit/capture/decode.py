@@ -84,10 +84,9 @@ _GTP = struct.Struct("!BBHI").unpack_from
 _PPPOE = struct.Struct("!BBHH").unpack_from
 
 MAX_LINK_SOURCES = 16_384
-"""Distinct source addresses whose first frame's Ethernet source is reported to the link
-observer; frames from further new addresses are counted (``host_identity_table_full``)."""
+"""Addresses whose first flow's Ethernet source is reported to the link observer; flows
+from further new addresses are counted (``host_identity_table_full``)."""
 _FULL_REPORT_EVERY = 1000
-_DHCP_PORTS = frozenset({67, 68})
 ETH_ARP = 0x0806
 _NDP_TYPES = frozenset({133, 134, 135, 136, 137})
 
@@ -258,17 +257,16 @@ class _Collector:
     def udp_fast(
         self, frame: int, ts: float, version: int, src: bytes, sport: int, dst: bytes,
         dport: int, ttl: int, ident: int, data: bytes, start: int, end: int, wire_len: int,
-    ) -> bool:  # fmt: skip
+    ) -> None:  # fmt: skip
         if dport in UDP_TUNNEL_PORTS and self.decapsulate is not None:
             self.decapsulate(
                 frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end, wire_len
             )
-            return False
+            return
         self.packet = Packet(
             frame, ts, version, src, dst, UDP, ttl, ident, sport, dport,
             data[start:end], 0, 0, 0, False, None, wire_len,
         )  # fmt: skip
-        return False
 
 
 class Decoder:
@@ -297,14 +295,14 @@ class Decoder:
     ) -> None:
         self._sink = sink
         self._links = links
-        # Addresses whose first frame was reported to ``links``: one set lookup per UDP
-        # datagram and TCP SYN, none for other segments. None when nobody observes.
-        self._sources: set[bytes] | None = set() if links is not None else None
+        # Addresses whose first flow was reported to ``links``, and the frame being
+        # decoded: where the flow table's on_flow_start finds the link-layer source.
+        self._sources: set[bytes] = set()
         self._sources_refused = 0
-        # The frame on the general path and where its link-layer source address sits in
-        # it (-1: the link type has none); the fast path passes its own.
-        self._lbuf = b""
-        self._lat = -1
+        self._frame_buf = b""
+        self._frame_at = 0
+        self._frame_link = 1
+        """The link type of the frame being decoded: 1 (Ethernet) on the fast path."""
         self.frags = FragmentReassembler(sink, max_frag_bytes, frag_timeout)
         self._unknown_links: set[int] = set()
         self.encapsulations: dict[str, int] = {}
@@ -326,6 +324,8 @@ class Decoder:
         self._tunnelled: Callable[[Packet], None] = getattr(flows, "tunnelled", flows.process)
         if hasattr(flows, "decapsulate"):
             flows.decapsulate = self._udp_tunnel_fast
+        if hasattr(flows, "on_flow_start"):
+            flows.on_flow_start = self._flow_start if self._links is not None else None
 
     def finish(self) -> None:
         """Capture ended: report fragments that never completed."""
@@ -351,6 +351,10 @@ class Decoder:
         self, frame: int, ts: float, linktype: int, buf: bytes, start: int, end: int, orig_len: int
     ) -> None:
         """Decode the frame ``buf[start:end]`` into the flow table (a reader's FrameSink)."""
+        # Two stores, so that a flow start finds its frame's link-layer source (see
+        # _flow_start); the fast path below is Ethernet's, the general path says its own.
+        self._frame_buf = buf
+        self._frame_at = start
         # Fast path for the common case: Ethernet (one optional 802.1Q tag), IPv4 without
         # options or IPv6 without extension headers, TCP or UDP, all read by one unpack
         # that includes the ethertype. Anything unusual (or cut) takes the general path
@@ -381,27 +385,17 @@ class Decoder:
                                         frame, ts, 4, src, dst, TCP, ttl, ident, sport, dport,
                                         buf[at:stop], flags, seq, ack, False, None, orig_len,
                                     ))  # fmt: skip
-                                    # A SYN never takes the fast way: a connection's start
-                                    # is looked at here, at no cost to other segments.
-                                    if flags & 0x12 == 0x02:
-                                        self._started(frame, ts, buf, start + 6, src, sport,
-                                                      dst, dport, TCP)  # fmt: skip
                                 return
                         elif proto == UDP:
                             ulen = seq >> 16  # UDP's length field sits where TCP's seq starts
                             stop = off + 20 + ulen
                             if ulen >= 8 and stop <= off + total <= end:
-                                if self._udp_fast(
+                                self._udp_fast(
                                     frame, ts, 4, src, sport, dst, dport, ttl, ident,
                                     buf, off + 28, stop, orig_len,
-                                ):  # fmt: skip
-                                    self._started(frame, ts, buf, start + 6, src, sport, dst,
-                                                  dport, UDP)  # fmt: skip
-                                if dport > 66 and dport < 69:  # DHCP (checked by the callee)
-                                    self._dhcp(frame, ts, src, sport, dst, dport, buf, off + 28,
-                                               stop)  # fmt: skip
+                                )  # fmt: skip
                                 return
-                elif self._short_udp(frame, ts, 4, buf, base + 14, end, orig_len, start + 6):
+                elif self._short_udp(frame, ts, 4, buf, base + 14, end, orig_len):
                     return
             elif kind == 0x86:
                 if end - base >= 68:
@@ -423,75 +417,33 @@ class Decoder:
                                         frame, ts, 6, src, dst, TCP, hops, 0, sport, dport,
                                         buf[at:stop], flags, seq, ack, False, None, orig_len,
                                     ))  # fmt: skip
-                                    # A SYN never takes the fast way: a connection's start
-                                    # is looked at here, at no cost to other segments.
-                                    if flags & 0x12 == 0x02:
-                                        self._started(frame, ts, buf, start + 6, src, sport,
-                                                      dst, dport, TCP)  # fmt: skip
                                 return
                         elif proto == UDP:
                             ulen = seq >> 16
                             stop = off + ulen
                             if ulen >= 8 and stop <= off + plen <= end:
-                                if self._udp_fast(
+                                self._udp_fast(
                                     frame, ts, 6, src, sport, dst, dport, hops, 0,
                                     buf, off + 8, stop, orig_len,
-                                ):  # fmt: skip
-                                    self._started(frame, ts, buf, start + 6, src, sport, dst,
-                                                  dport, UDP)  # fmt: skip
+                                )  # fmt: skip
                                 return
-                elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len, start + 6):
+                elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len):
                     return
+        self._frame_link = linktype
         decoded = self._decode(frame, ts, linktype, buf[start:end], orig_len)
         if decoded is not None:
             self._process(decoded)
-            if self._links is not None:
-                self._link_packet(decoded)
-
-    def _short_udp(
-        self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int,
-        orig_len: int, link_at: int,
-    ) -> bool:  # fmt: skip
-        """The fast path for a frame too short for the joint unpack: a UDP datagram with
-        under 12 payload bytes, or the general path (False). ``off`` is the IP header,
-        ``link_at`` the Ethernet source address; the caller checked the ethertype's high
-        byte only."""
-        if version == 4:
-            if end < off + 28 or buf[off - 1] or buf[off] != 0x45 or buf[off + 9] != UDP:
-                return False
-            total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(buf, off)
-            stop = off + 20 + ulen
-            if frag & 0x3FFF or ulen < 8 or not stop <= off + total <= end:
-                return False
-            if self._udp_fast(
-                frame, ts, 4, src, sport, dst, dport, ttl, ident, buf, off + 28, stop, orig_len
-            ):
-                self._started(frame, ts, buf, link_at, src, sport, dst, dport, UDP)
-            if dport > 66 and dport < 69:
-                self._dhcp(frame, ts, src, sport, dst, dport, buf, off + 28, stop)
-            return True
-        if end < off + 48 or buf[off - 1] != 0xDD or buf[off] >> 4 != 6 or buf[off + 6] != UDP:
-            return False
-        plen, hops, src, dst, sport, dport, ulen = _V6_UDP(buf, off)
-        stop = off + 40 + ulen
-        if ulen < 8 or not stop <= off + 40 + plen <= end:
-            return False
-        if self._udp_fast(
-            frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len
-        ):
-            self._started(frame, ts, buf, link_at, src, sport, dst, dport, UDP)
-        return True
+        self._frame_link = 1
 
     # -- the capture's own link: who uses which address ------------------------------
 
-    def _started(
-        self, frame: int, ts: float, lbuf: bytes, lat: int, src: bytes, sport: int,
-        dst: bytes, dport: int, proto: int,
-    ) -> None:  # fmt: skip
-        """A flow started (a SYN, or the datagram that made a UDP flow): the first from
-        ``src`` reports the frame's Ethernet source."""
+    def _flow_start(
+        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int, proto: int
+    ) -> None:
+        """The flow table's ``on_flow_start``: the first flow ``src`` started reports the
+        Ethernet source of its frame (the frame being decoded; never a tunnelled one)."""
         sources = self._sources
-        if sources is None or src in sources:
+        if src in sources or self._depth:
             return
         if len(sources) >= MAX_LINK_SOURCES:
             self._sources_refused += 1
@@ -503,46 +455,43 @@ class Decoder:
                 )  # fmt: skip
             return
         sources.add(src)
-        if lat < 0 or not any(src):
+        at = _link_source_at(self._frame_link, self._frame_buf, self._frame_at)
+        if at < 0 or not any(src):
             return
-        mac = lbuf[lat : lat + 6]
+        mac = self._frame_buf[at : at + 6]
         if len(mac) == 6 and not mac[0] & 1 and any(mac):  # unicast, not all zero
             assert self._links is not None
             self._links.frame_source(frame, ts, mac, src, sport, dst, dport, proto)
 
-    def _dhcp(
-        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
-        data: bytes, start: int, stop: int,
-    ) -> None:  # fmt: skip
-        """A datagram to port 67 or 68: DHCP when both ports are DHCP's."""
-        links = self._links
-        if links is not None and sport in _DHCP_PORTS and dport in _DHCP_PORTS:
-            links.dhcp(frame, ts, src, sport, dst, dport, data[start:stop])
-
-    def _link_packet(self, pkt: Packet) -> None:
-        """The link observations of a packet the general path decoded (not tunnelled): a
-        flow it started (one of this flow table's: a shard's table has only its own)."""
-        proto = pkt.proto
-        if (proto != TCP and proto != UDP) or pkt.icmp is not None:
-            return
-        if proto == UDP and not pkt.truncated and pkt.dport in _DHCP_PORTS:
-            payload = pkt.payload
-            self._dhcp(pkt.frame, pkt.ts, pkt.src, pkt.sport, pkt.dst, pkt.dport, payload, 0,
-                       len(payload))  # fmt: skip
-        lookup = getattr(self._flows, "get", None)
-        if proto == TCP and pkt.flags & 0x12 != 0x02:
-            return  # a TCP flow starts with a SYN (one begun before the capture: not seen)
-        flow = lookup(proto, pkt.src, pkt.sport, pkt.dst, pkt.dport) if lookup else None
-        if flow is not None and flow.first_frame == pkt.frame:
-            self._started(pkt.frame, pkt.ts, self._lbuf, self._lat, pkt.src, pkt.sport, pkt.dst,
-                          pkt.dport, proto)  # fmt: skip
+    def _short_udp(
+        self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int, orig_len: int
+    ) -> bool:
+        """The fast path for a frame too short for the joint unpack: a UDP datagram with
+        under 12 payload bytes, or the general path (False). ``off`` is the IP header; the
+        caller checked the ethertype's high byte only."""
+        if version == 4:
+            if end < off + 28 or buf[off - 1] or buf[off] != 0x45 or buf[off + 9] != UDP:
+                return False
+            total, ident, frag, ttl, src, dst, sport, dport, ulen = _V4_UDP(buf, off)
+            stop = off + 20 + ulen
+            if frag & 0x3FFF or ulen < 8 or not stop <= off + total <= end:
+                return False
+            self._udp_fast(
+                frame, ts, 4, src, sport, dst, dport, ttl, ident, buf, off + 28, stop, orig_len
+            )
+            return True
+        if end < off + 48 or buf[off - 1] != 0xDD or buf[off] >> 4 != 6 or buf[off + 6] != UDP:
+            return False
+        plen, hops, src, dst, sport, dport, ulen = _V6_UDP(buf, off)
+        stop = off + 40 + ulen
+        if ulen < 8 or not stop <= off + 40 + plen <= end:
+            return False
+        self._udp_fast(frame, ts, 6, src, sport, dst, dport, hops, 0, buf, off + 48, stop, orig_len)
+        return True
 
     def _decode(
         self, frame: int, ts: float, linktype: int, data: bytes, orig_len: int
     ) -> Packet | None:
-        if self._links is not None:
-            self._lbuf = data
-            self._lat = 6 if linktype == 1 else _link_source_at(linktype, data)
         if linktype == 1:
             if len(data) < 14:
                 return self._short_link(frame, ts, data, orig_len, "ethernet")
@@ -1288,19 +1237,24 @@ class Decoder:
         return self._anomaly(what, frame, ts, detail)
 
 
-def _link_source_at(linktype: int, data: bytes) -> int:
-    """Where the sender's 6-byte Ethernet address sits in a frame of ``linktype``, or -1.
+def _link_source_at(linktype: int, buf: bytes, start: int) -> int:
+    """Where the sender's 6-byte Ethernet address of the frame at ``buf[start:]`` sits, or
+    -1 for a link type without one.
 
     Ethernet: after the destination. Linux cooked captures name the sender's address for
     every packet type (for outgoing packets the capturing host's own): SLL at byte 6 and
     SLL2 at byte 12, used when the hardware type is Ethernet (1) with a 6-byte address.
     """
     if linktype == 1:
-        return 6
-    if linktype == 113 and len(data) >= 16 and data[2:6] == b"\x00\x01\x00\x06":
-        return 6
-    if linktype == 276 and len(data) >= 20 and data[8:10] == b"\x00\x01" and data[11] == 6:
-        return 12
+        return start + 6
+    if linktype == 113 and buf[start + 2 : start + 6] == b"\x00\x01\x00\x06":
+        return start + 6
+    if (
+        linktype == 276
+        and buf[start + 8 : start + 10] == b"\x00\x01"
+        and buf[start + 11 : start + 12] == b"\x06"
+    ):
+        return start + 12
     return -1
 
 

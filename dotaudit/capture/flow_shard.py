@@ -98,7 +98,7 @@ class ShardFlowTable(FlowTable):
         start: int,
         end: int,
         wire_len: int,
-    ) -> bool:
+    ) -> None:
         self.at_frame = frame
         mixed = sport ^ dport ^ src[-1] ^ dst[-1]
         if (((mixed * _MIX) & 0xFFFFFFFF) >> 16) % self.shards != self.shard:
@@ -111,8 +111,8 @@ class ShardFlowTable(FlowTable):
                     frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
                     wire_len,
                 )  # fmt: skip
-            return False
-        return FlowTable.udp_fast(
+            return
+        FlowTable.udp_fast(
             self, frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
             wire_len,
         )  # fmt: skip

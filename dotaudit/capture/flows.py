@@ -43,6 +43,9 @@ UdpTunnelSink = Callable[
     [int, float, int, bytes, int, bytes, int, int, int, bytes, int, int, int], None
 ]
 """A datagram to a UDP tunnel port, with ``udp_fast``'s arguments: the decoder's."""
+FlowStartSink = Callable[[int, float, bytes, int, bytes, int, int], None]
+"""``(frame, ts, src, sport, dst, dport, proto)`` of the packet that started a flow (a TCP
+SYN, or the datagram that made a UDP flow), told while that frame is being decoded."""
 
 
 class FlowConsumer(StreamConsumer, Protocol):
@@ -225,6 +228,8 @@ class FlowTable:
         # values spares building a Packet for every one of them.
         self._on_udp_payload: UdpPayloadSink | None = getattr(consumer, "on_udp_payload", None)
         self.decapsulate: UdpTunnelSink | None = None
+        self.on_flow_start: FlowStartSink | None = None
+        """Set by a decoder that reports the link-layer source of a flow's start."""
 
     @property
     def active_flows(self) -> int:
@@ -343,15 +348,13 @@ class FlowTable:
         start: int,
         end: int,
         wire_len: int,
-    ) -> bool:
+    ) -> None:
         """Take a complete UDP datagram from plain values; a :class:`Packet` is made only
-        for a consumer without ``on_udp_payload`` that still reads this flow's datagrams.
-        True when the datagram started a flow (the decoder then looks at its sender)."""
+        for a consumer without ``on_udp_payload`` that still reads this flow's datagrams."""
         if ts >= self._next_sweep:
             self._sweep(ts)
         flow = self._udp.get((src, sport, dst, dport))
         on_payload = self._on_udp_payload
-        started = flow is None
         if flow is None:
             # Two calls written out rather than an idle time in a variable: one of these
             # per DNS transaction.
@@ -366,7 +369,7 @@ class FlowTable:
                     frame, ts, version, src, sport, dst, dport, ttl, ident, data, start, end,
                     wire_len,
                 )  # fmt: skip
-                return False
+                return
             elif on_payload is not None:
                 flow = self._new_flow(
                     UDP, src, sport, dst, dport, frame, ts, server_is_destination(sport, dport),
@@ -380,7 +383,7 @@ class FlowTable:
                 data[start:end], 0, 0, 0, False, None, wire_len,
             )  # fmt: skip
             self._udp_packet(pkt, ts)
-            return started
+            return
         flow.last_frame = frame
         flow.end = ts
         n = end - start
@@ -396,7 +399,6 @@ class FlowTable:
                 flow.server_ttl = ttl
         if n and not flow.ignore_payload and on_payload is not None:
             on_payload(flow, from_client, data[start:end], frame, ts)
-        return started
 
     def tunnelled(self, pkt: Packet) -> None:
         """A packet decoded from inside an encapsulation (``pkt.tunnel`` is set): the same
@@ -522,6 +524,9 @@ class FlowTable:
         if flags & SYN:
             to_server = not flags & ACK
             mid_stream = False
+            started = self.on_flow_start
+            if started is not None and to_server and pkt.tunnel is None:
+                started(pkt.frame, ts, pkt.src, pkt.sport, pkt.dst, pkt.dport, TCP)
         else:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             mid_stream = True
@@ -606,6 +611,10 @@ class FlowTable:
         """A flow for a packet ``src:sport -> dst:dport``, stored under both keys."""
         if self._active >= self.max_flows:
             self._evict_one(frame, ts)
+        if proto == UDP:
+            started = self.on_flow_start
+            if started is not None:
+                started(frame, ts, src, sport, dst, dport, UDP)
         if not to_server:
             src, sport, dst, dport = dst, dport, src, sport
         flow = Flow(proto, src, sport, dst, dport, frame, ts)

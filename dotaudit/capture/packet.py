@@ -188,7 +188,8 @@ AnomalySink = Callable[[Anomaly], None]
 
 class LinkObserver(Protocol):
     """What a decoder tells about the capture's own link: frames that were not inside an
-    encapsulation. Everything is called before the frame reaches the flow table."""
+    encapsulation. ARP and NDP are told before the frame goes on (they reach no flow
+    table); a flow start while the flow table makes the flow."""
 
     def arp(self, frame: int, ts: float, body: bytes) -> None:
         """An ARP message (``body`` from its hardware type on, Ethernet padding included)."""
@@ -198,13 +199,6 @@ class LinkObserver(Protocol):
         self, frame: int, ts: float, src: bytes, dst: bytes, hop_limit: int, message: bytes
     ) -> None:
         """An ICMPv6 message of types 133-137 (``message`` from its type byte on)."""
-        ...
-
-    def dhcp(
-        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
-        payload: bytes,
-    ) -> None:  # fmt: skip
-        """A UDP datagram between ports 67 and 68 (DHCPv4 and BOOTP)."""
         ...
 
     def frame_source(
@@ -232,9 +226,8 @@ class FlowSink(Protocol):
     def udp_fast(
         self, frame: int, ts: float, version: int, src: bytes, sport: int, dst: bytes,
         dport: int, ttl: int, ident: int, data: bytes, start: int, end: int, wire_len: int,
-    ) -> bool:  # fmt: skip
-        """A complete UDP datagram as plain values, payload ``data[start:end]``; True when
-        it started a flow."""
+    ) -> None:  # fmt: skip
+        """A complete UDP datagram as plain values, payload ``data[start:end]``."""
         ...
 
     # Optional: ``tunnelled(pkt)`` takes the packets decoded from inside an encapsulation

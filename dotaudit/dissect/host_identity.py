@@ -1,8 +1,9 @@
 """Which Ethernet address used which IP address: ``host_identity`` events.
 
-The decoder calls this object (it is the capture layer's ``LinkObserver``) with the ARP,
-NDP and DHCP messages of the capture's own link and with the Ethernet source of the first
-frame each address sent. Each distinct binding becomes one ``host_identity`` event; the
+The decoder calls this object (it is the capture layer's ``LinkObserver``) with the ARP
+and NDP messages of the capture's own link and with the Ethernet source of the first flow
+each address started; the dispatcher with the DHCP messages of the flows between ports 67
+and 68. Each distinct binding becomes one ``host_identity`` event; the
 grouping of addresses into machines is the analyzer's (``detect/machines.py``), which
 decides what to believe.
 
@@ -50,14 +51,22 @@ class HostIdentityTracker:
     """Parses ARP, NDP and DHCP for the decoder and emits each new binding once."""
 
     def __init__(
-        self, file: str, emit: Emit, limit: int = MAX_HOST_BINDINGS, *, link_messages: bool = True
+        self,
+        file: str,
+        emit: Emit,
+        limit: int = MAX_HOST_BINDINGS,
+        *,
+        link_messages: bool = True,
+        emit_link: Emit | None = None,
     ) -> None:
         self.file = file
         self.emit = emit
         self.limit = limit
         self.link_messages = link_messages
-        """False: ARP, NDP and DHCP are another tracker's (parallel shards other than the
-        first see every frame; only the first reports what is not a flow's)."""
+        """False: ARP and NDP are another tracker's (every parallel shard sees every frame;
+        the first one alone reports what belongs to no flow)."""
+        self.emit_link = emit_link or emit
+        """Where ARP and NDP bindings go (a parallel shard places them apart)."""
         self._seen: set[Binding] = set()
         self.refused = 0
 
@@ -69,7 +78,7 @@ class HostIdentityTracker:
         try:
             message = parse_arp(body)
         except MalformedError as exc:
-            self._anomaly(frame, ts, "", "", "arp", "arp_malformed", str(exc))
+            self._anomaly(frame, ts, "", "", "arp", "arp_malformed", str(exc), self.emit_link)
             return
         if message is None or not any(message.sender_ip):  # an ARP probe states nothing
             return
@@ -77,7 +86,8 @@ class HostIdentityTracker:
             return
         sender = addr_text(message.sender_ip)
         where = (frame, ts, sender, 0, addr_text(message.target_ip), 0, "arp")
-        self._bind(where, (mac_text(message.sender_mac), sender, "arp", None, None, None, False))
+        binding = (mac_text(message.sender_mac), sender, "arp", None, None, None, False)
+        self._bind(where, binding, self.emit_link)
 
     def ndp(
         self, frame: int, ts: float, src: bytes, dst: bytes, hop_limit: int, message: bytes
@@ -88,7 +98,7 @@ class HostIdentityTracker:
             parsed = parse_ndp(message, hop_limit)
         except MalformedError as exc:
             self._anomaly(frame, ts, addr_text(src), addr_text(dst), "icmpv6", "ndp_malformed",
-                          str(exc))  # fmt: skip
+                          str(exc), self.emit_link)  # fmt: skip
             return
         if parsed is None or parsed.link_address is None:
             return
@@ -105,18 +115,17 @@ class HostIdentityTracker:
         mac = mac_text(parsed.link_address)
         text = addr_text(address)
         where = (frame, ts, addr_text(src), 0, addr_text(dst), 0, "icmpv6")
-        self._bind(where, (mac, text, "ndp", None, None, None, parsed.router))
+        self._bind(where, (mac, text, "ndp", None, None, None, parsed.router), self.emit_link)
         for prefix, length in parsed.on_link_prefixes:
             on_link = _prefix_text(prefix, length)
-            self._bind(where, (mac, text, "ndp", None, None, on_link, parsed.router))
+            binding = (mac, text, "ndp", None, None, on_link, parsed.router)
+            self._bind(where, binding, self.emit_link)
 
     def dhcp(
-        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int,
-        payload: bytes,
-    ) -> None:  # fmt: skip
-        if not self.link_messages:
-            return
-        where = (frame, ts, addr_text(src), sport, addr_text(dst), dport, "udp")
+        self, frame: int, ts: float, src: str, sport: int, dst: str, dport: int, payload: bytes
+    ) -> None:
+        """A DHCP datagram of a flow between ports 67 and 68 (addresses as text)."""
+        where = (frame, ts, src, sport, dst, dport, "udp")
         try:
             message = parse_dhcp(payload)
         except MalformedError as exc:
@@ -154,9 +163,15 @@ class HostIdentityTracker:
 
     # -- emitting ------------------------------------------------------------------------
 
-    def _bind(self, where: tuple[int, float, str, int, str, int, str], binding: Binding) -> None:
+    def _bind(
+        self,
+        where: tuple[int, float, str, int, str, int, str],
+        binding: Binding,
+        emit: Emit | None = None,
+    ) -> None:
         if binding in self._seen:
             return
+        emit = emit or self.emit
         frame, ts, src, sport, dst, dport, transport = where
         if len(self._seen) >= self.limit:
             self.refused += 1
@@ -165,7 +180,9 @@ class HostIdentityTracker:
                     f"{self.refused} host identity bindings beyond the first {self.limit} "
                     "not recorded"
                 )
-                self._anomaly(frame, ts, src, dst, transport, "host_identity_table_full", detail)
+                self._anomaly(
+                    frame, ts, src, dst, transport, "host_identity_table_full", detail, emit
+                )
             return
         self._seen.add(binding)
         # Built field by field (see events.builder): cheaper than sixteen keywords.
@@ -183,12 +200,13 @@ class HostIdentityTracker:
         event.hostname, event.client_id, event.prefix = binding[3], binding[4], binding[5]
         event.router = binding[6]
         event.__class__ = HostIdentitySeen
-        self.emit(event)
+        emit(event)
 
     def _anomaly(
-        self, frame: int, ts: float, src: str, dst: str, transport: str, what: str, detail: str
-    ) -> None:
-        self.emit(
+        self, frame: int, ts: float, src: str, dst: str, transport: str, what: str, detail: str,
+        emit: Emit | None = None,
+    ) -> None:  # fmt: skip
+        (emit or self.emit)(
             AnomalySeen(
                 file=self.file,
                 frame=frame,

@@ -7,6 +7,8 @@ from typing import Any
 from dotaudit.model.report import AuditReport
 
 MAX_FINDINGS = 40
+MAX_FIX_GROUPS = 10
+MAX_FIX_SUBJECTS = 6
 
 
 def _printable(text: object) -> str:
@@ -16,6 +18,28 @@ def _printable(text: object) -> str:
 
 def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _fix_first(report: AuditReport) -> list[str]:
+    """The machines and the "Fix first" groups, one line each (the HTML has the detail)."""
+    first = report.fix_first()
+    if not first.machines:
+        return []
+    worst = first.by_severity()
+    counted = ", ".join(f"{worst[s]} {s}" for s in ("high", "medium", "low") if worst[s])
+    lines = [
+        f"machines: {len(first.machines)} ({first.addresses} addresses); "
+        f"{len(first.to_fix())} need a fix" + (f" ({counted})" if counted else "")
+    ]
+    for group in first.groups[:MAX_FIX_GROUPS]:
+        who = ", ".join(_printable(item.subject) for item in group.items[:MAX_FIX_SUBJECTS])
+        more = len(group.items) - MAX_FIX_SUBJECTS
+        lines.append(
+            f"  fix first [{group.severity.label.upper():6}] {_printable(group.sentence())}: "
+            + who
+            + (f" … ({more} more)" if more > 0 else "")
+        )
+    return lines
 
 
 def render_text(report: AuditReport) -> str:
@@ -44,9 +68,12 @@ def render_text(report: AuditReport) -> str:
     if report.kind == "analyze":
         lines.append(
             f"plaintext DNS: {summary['plaintext_queries']} queries from "
-            f"{summary['plaintext_clients']} clients; DoT sessions: {summary['dot_sessions']} "
+            f"{summary['plaintext_machines']} machines ({summary['plaintext_clients']} "
+            f"addresses); DoT sessions: {summary['dot_sessions']} "
             f"({summary['dot_established']} established); fallbacks: {summary['fallback_events']}"
         )
+    if report.kind != "probe":
+        lines.extend(_fix_first(report))
     if summary["anomalies"]:
         top = sorted(report.anomalies.items(), key=lambda kv: -kv[1])[:5]
         lines.append(

@@ -206,7 +206,7 @@ def test_malformed_messages_are_anomalies_not_bindings() -> None:
     tracker.arp(1, 1.0, ARP_TEMPLATE[:20])
     ns = bytes([135, 0, 0, 0]) + bytes(4) + bytes(16) + bytes([1, 0]) + bytes(6)  # length 0
     tracker.ndp(2, 2.0, b"\x20" + bytes(15), b"\xff" + bytes(15), 255, ns)
-    tracker.dhcp(3, 3.0, bytes(4), 68, b"\xff" * 4, 67, b"\x01\x01\x06" + bytes(30))
+    tracker.dhcp(3, 3.0, "0.0.0.0", 68, "255.255.255.255", 67, b"\x01\x01\x06" + bytes(30))
     whats = [e.what for e in sink.events if isinstance(e, AnomalySeen)]
     assert whats == ["arp_malformed", "ndp_malformed", "dhcp_malformed"]
     assert not [e for e in sink.events if isinstance(e, HostIdentitySeen)]
