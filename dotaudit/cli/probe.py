@@ -70,7 +70,6 @@ EXAMPLES = """
   dotaudit probe 1.1.1.1 --name cloudflare-dns.com --mode opportunistic --format text
   dotaudit probe --targets resolvers.txt --stream reports/probe.jsonl -o reports/probe.json
   dotaudit probe dns.quad9.net@9.9.9.9 --nagios --cert-warn-days 21 --handshake-crit-ms 500
-  dotaudit probe 192.0.2.53 --redact --redact-key ~/.dotaudit.key --redact-resolvers -o out.json
 """
 
 
