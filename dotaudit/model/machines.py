@@ -86,6 +86,16 @@ class Machine:
 
 
 def _order(text: str) -> tuple[int, int, str]:
+    """Addresses by version and value, anything else after them by text."""
+    octets = text.split(".")
+    # A report can hold 100 000 clients: dotted quads skip ipaddress (ten times slower),
+    # with its rules kept (four decimal octets to 255, no leading zero).
+    if len(octets) == 4 and all(
+        o.isdecimal() and o.isascii() and len(o) <= 3 and (o == "0" or o[0] != "0") and int(o) < 256
+        for o in octets
+    ):
+        a, b, c, d = (int(o) for o in octets)
+        return (4, a << 24 | b << 16 | c << 8 | d, text)
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -168,13 +168,15 @@ class AuditReport:
 
         return fix_first(self.findings, self.sections)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, first: FixFirst | None = None) -> dict[str, Any]:
+        """Counts for the report's summary; ``first`` is this report's ``fix_first()``
+        when the caller already has it (grouping machines is the costly part)."""
         # Reports may be re-read from JSON written by anyone: count defensively.
         plaintext = [r for r in self.sections.get("plaintext_dns", []) if isinstance(r, dict)]
         sessions = [r for r in self.sections.get("dot_sessions", []) if isinstance(r, dict)]
         network = [r for r in plaintext if not r.get("local_stub")]
         clients = {str(row.get("client")) for row in network}
-        first = self.fix_first()
+        first = first or self.fix_first()
         plaintext_machines = {
             id(m) for m in first.machines if any(a in clients for a in m.addresses)
         }

@@ -338,6 +338,7 @@ def fix_first_view(
     return {
         "machines": len(first.machines),
         "addresses": first.addresses,
+        "captures": len(report.inputs),
         "to_fix": len(first.to_fix()),
         "groups": groups,
         "grouped": sum(1 for m in first.machines if len(m.addresses) > 1),
@@ -353,10 +354,12 @@ def fix_first_view(
 # -- summary sentence ------------------------------------------------------------------
 
 
-def analyze_summary(report: AuditReport, first: FixFirst | None = None) -> list[str]:
+def analyze_summary(
+    report: AuditReport, first: FixFirst | None = None, summary: dict[str, Any] | None = None
+) -> list[str]:
     """The verdict in sentences, counting machines (addresses as detail)."""
     first = first or report.fix_first()
-    summary = report.summary()
+    summary = summary or report.summary(first)
     sentences: list[str] = []
     machine_of = {a: id(m) for m in first.machines for a in m.addresses}
     total = len(first.machines)
@@ -451,9 +454,10 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
     targets = sections.get("targets", [])
     counts = report.counts_by_severity()
     first = report.fix_first()
+    summary = report.summary(first)
     by_machine = bool(first.machines) and report.kind != "probe"
     summary_sentences = (
-        analyze_summary(report, first) if report.kind != "probe" or not targets else []
+        analyze_summary(report, first, summary) if report.kind != "probe" or not targets else []
     ) + probe_summary(targets)
     highest = report.highest_severity()
     anomalies = sorted(
@@ -486,7 +490,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
         "version": report.tool_version or "unknown",
         "inputs": inputs_view(report),
         "inputs_more": max(len(report.inputs) - MAX_ROWS, 0),
-        "packets": f"{as_int(report.summary()['packets']):,}",
+        "packets": f"{as_int(summary['packets']):,}",
         "policy": policy,
         "probe_settings": probe_settings,
         "by_machine": by_machine,

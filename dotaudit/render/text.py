@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dotaudit.model.fix_first import FixFirst
 from dotaudit.model.report import AuditReport
 
 MAX_FINDINGS = 40
@@ -20,9 +21,8 @@ def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _fix_first(report: AuditReport) -> list[str]:
+def _fix_first(first: FixFirst) -> list[str]:
     """The machines and the "Fix first" groups, one line each (the HTML has the detail)."""
-    first = report.fix_first()
     if not first.machines:
         return []
     worst = first.by_severity()
@@ -43,7 +43,8 @@ def _fix_first(report: AuditReport) -> list[str]:
 
 
 def render_text(report: AuditReport) -> str:
-    summary = report.summary()
+    first = report.fix_first()
+    summary = report.summary(first)
     lines = [f"dotaudit {report.tool_version} — {report.kind} report"]
     if report.redaction is not None:
         block: dict[str, Any] = report.redaction if isinstance(report.redaction, dict) else {}
@@ -73,7 +74,7 @@ def render_text(report: AuditReport) -> str:
             f"({summary['dot_established']} established); fallbacks: {summary['fallback_events']}"
         )
     if report.kind != "probe":
-        lines.extend(_fix_first(report))
+        lines.extend(_fix_first(first))
     if summary["anomalies"]:
         top = sorted(report.anomalies.items(), key=lambda kv: -kv[1])[:5]
         lines.append(

@@ -3,8 +3,14 @@ address, routers left out, addresses without evidence as machines of their own."
 
 from __future__ import annotations
 
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dotaudit.model.findings import make_finding
-from dotaudit.model.machines import MachineIndex, client_addresses
+from dotaudit.model.machines import MachineIndex, _order, client_addresses
 
 MAC = "02:00:00:00:00:0a"
 
@@ -69,3 +75,28 @@ def test_clients_come_from_findings_and_client_sections_not_local_stubs() -> Non
     }
     finding = make_finding("DA-LEAK-005", dedup_key="x", client="10.0.0.4")
     assert client_addresses(sections, [finding]) == ["10.0.0.4", "10.0.0.2", "10.0.0.3"]
+
+
+def _ipaddress_order(text: str) -> tuple[int, int, str]:
+    """The oracle: the standard library's reading of the address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return (9, 0, text)
+    return (address.version, int(address), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0.0.0.0", "1.2.3.4", "255.255.255.255", "10.0.0.10", "256.1.1.1", "01.2.3.4", "1.2.3",
+     "1.2.3.4.5", "1.2.3.", "\u0661.2.3.4", "+1.2.3.4", " 1.2.3.4", "1.2.3.4 ", "1.2.3.0004",
+     "a.b.c.d", "::1", "2001:db8::1", "::ffff:1.2.3.4", "", "pc.lan"],
+)  # fmt: skip
+def test_address_order_reads_addresses_as_ipaddress_does(text: str) -> None:
+    assert _order(text) == _ipaddress_order(text)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_every_ipv4_address_orders_by_its_value(value: int) -> None:
+    text = str(ipaddress.IPv4Address(value))
+    assert _order(text) == (4, value, text) == _ipaddress_order(text)

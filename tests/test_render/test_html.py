@@ -494,6 +494,15 @@ def test_the_office_report_opens_with_fix_first_counting_eight_machines(office_h
     assert "tls_authentication: GETDNS_AUTHENTICATION_REQUIRED" in visible
 
 
+def test_fix_first_counts_machines_over_every_capture_read() -> None:
+    from dotaudit.detect.base import Context
+    from dotaudit.pipeline import analyze
+
+    captures = [ROOT / "pcaps" / "04-fallback.pcap", ROOT / "pcaps" / "09-office.pcap"]
+    visible = " ".join(Doc(render_html(analyze(captures, Context(), workers=1))).visible.split())
+    assert "in these 2 captures;" in visible and "in this capture" not in visible
+
+
 def test_info_findings_are_folded_without_remediation(office_html: str) -> None:
     working = office_html.split('<details class="working"', 1)[1].split("</details>", 1)[0]
     assert "DA-DOT-006" in working and "DA-PAD-002" in working
