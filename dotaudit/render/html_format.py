@@ -135,6 +135,18 @@ def generic_table(
     return Table([label(c) for c in columns], shown, len(rows))
 
 
+REDACTED_EVIDENCE_WORDS = {
+    "frames": "frames rewritten",
+    "dns_messages_masked": "DNS messages with names masked",
+    "dns_labels_hidden": "DNS labels replaced by '*'",
+    "tls_payloads_zeroed": "TLS record bodies zeroed",
+    "other_payloads_zeroed": "other payloads zeroed",
+    "unparsed_zeroed": "frames zeroed whole (not parsed)",
+    "method": "how",
+}
+"""The evidence rewriter's counts (``capture/redact_frames.py``) in words."""
+
+
 def redaction_view(block: object) -> dict[str, Any] | None:
     """The banner of a redacted report, from its ``redaction`` block (which may be anything)."""
     if block is None:
@@ -154,6 +166,7 @@ def redaction_view(block: object) -> dict[str, Any] | None:
         "masked": as_int(names.get("masked")),
         "kept": [text_of(item) for item in as_list(data.get("kept"))[:MAX_LIST_ITEMS]],
         "evidence": [
-            (str(k).replace("_", " "), text_of(v)) for k, v in list(evidence.items())[:MAX_TOP]
+            (REDACTED_EVIDENCE_WORDS.get(str(k), str(k).replace("_", " ")), text_of(v))
+            for k, v in list(evidence.items())[:MAX_TOP]
         ],
     }

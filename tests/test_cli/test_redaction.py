@@ -105,6 +105,10 @@ def test_redact_passes_the_grep_test_over_every_byte_through_the_cli(tmp_path: P
     assert report["redaction"]["key_fingerprint"] == fingerprint
     html = (tmp_path / "out.html").read_text()
     assert "Redacted report" in html and "8 machines (9 addresses)" in html
+    # The banner says what became of the evidence payloads that could not be rewritten.
+    zeroed = re.search(r"TLS record bodies zeroed: (\d+)", html)
+    assert zeroed is not None and int(zeroed.group(1)) > 0, html[:4000]
+    assert "lengths kept" in html
     assert (
         json.loads(plain.stdout)["fix_first"]["groups"][0]["sentence"]
         == (report["fix_first"]["groups"][0]["sentence"])
