@@ -90,6 +90,8 @@ class CaptureRun:
         self.summary = InputSummary(path=str(path))
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
+        self.reader_anomalies: dict[str, int] = {}
+        """What the reader counted (records it read, but not as written), by reason."""
 
     def events(self) -> Iterator[Event]:
         """Every event of the capture, in capture order."""
@@ -158,6 +160,8 @@ class CaptureRun:
         summary.last_ts = reader.last_ts
         summary.truncated_at = reader.truncated_at
         summary.warnings.extend(reader.warnings)
+        self.reader_anomalies = dict(reader.anomalies)
+        summary.anomalies += sum(reader.anomalies.values())
 
 
 # -- analyze -------------------------------------------------------------------------
@@ -189,6 +193,8 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
             if len(samples) < ANOMALY_SAMPLES:
                 samples.append(event.to_dict())
         feed(event)
+    for what, count in run.reader_anomalies.items():
+        anomalies[what] = anomalies.get(what, 0) + count
     result = detection.finish()
     for what, count in result.caps.items():  # caps that bit are counted like anomalies
         anomalies[what] = anomalies.get(what, 0) + count

@@ -47,7 +47,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
 # Third-party and standard modules only some places may import: (module, where, why).
 RESTRICTED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("argparse", ("dotaudit.cli",), "nothing below the command line sees argparse"),
-    ("scapy", ("dotaudit.capture", "dotaudit.probe.transport"),
+    ("scapy", ("dotaudit.capture", "dotaudit.probe.transport.raw"),
      "scapy only in capture/ and the probe's raw-socket code"),
     ("socket", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("httpx", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),

@@ -113,7 +113,9 @@ class _Source:
 
     def _inflate_some(self, limit: int) -> bytes:
         inflate = self._inflate
-        if inflate.unconsumed_tail:
+        # At the end of a member the input left over is in unused_data; unconsumed_tail
+        # may still hold a copy, which decompress() would never consume.
+        if inflate.unconsumed_tail and not inflate.eof:
             return inflate.decompress(inflate.unconsumed_tail, limit)
         if inflate.eof:
             rest = inflate.unused_data
@@ -156,6 +158,8 @@ class CaptureReader:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self.warnings: list[str] = []
+        self.anomalies: dict[str, int] = {}
+        """Records read but not as written, by reason (counted, never silently mended)."""
         self.bytes_read = 0
         self._warned: set[str] = set()
         # The file stays open from here to the end of iteration and is read once, front to
@@ -218,6 +222,9 @@ class CaptureReader:
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(f"{self.path}: {text}")
 
+    def _count(self, what: str) -> None:
+        self.anomalies[what] = self.anomalies.get(what, 0) + 1
+
     def _cut(self, offset: int, what: str, src: _Source) -> None:
         self.truncated_at = offset
         reason = f"; {src.error}" if src.error else ""
@@ -258,6 +265,12 @@ class CaptureReader:
                 yield from self._pcap(src, take)
         finally:
             src.close()
+            overflows = self.anomalies.get("timestamp_fraction_overflow")
+            if overflows:
+                self._warn(
+                    f"a sub-second timestamp field of a whole second or more in {overflows} "
+                    "records; read with the excess carried into the seconds"
+                )
 
     def _pcap(self, src: _Source, take: FrameSink) -> Iterator[int]:
         chunk = self.chunk_size
@@ -266,6 +279,7 @@ class CaptureReader:
             self._cut(0, "file header cut", src)
             return
         order, scale = _PCAP_MAGICS[buf[:4]]
+        second_ticks = round(1 / scale)  # a valid sub-second field stays below this
         # The header's snaplen is advisory (writers get it wrong); MAX_CAPLEN is the hard cap.
         linktype = struct.unpack_from(order + "I", buf, 20)[0]
         linktype &= 0xFFFF  # the upper bits carry FCS-length flags, not the link type
@@ -297,6 +311,8 @@ class CaptureReader:
                     second = sec
                     whole = float(sec)
                 ts = whole + frac * scale
+                if frac >= second_ticks:
+                    self._count("timestamp_fraction_overflow")
                 take(frame, ts, linktype, buf, data, stop, orig)
                 pos = stop
                 data = stop + 16

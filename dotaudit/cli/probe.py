@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from dotaudit.cli import EXIT_INTERRUPTED, UsageError
+from dotaudit.cli.discovery import (
+    add_discovery_arguments,
+    discovery_settings,
+    run_discovery,
+    wants_discovery,
+)
 from dotaudit.cli.output import (
+    ReportOptions,
     add_report_options,
     exit_status,
     progress_bar,
@@ -31,7 +38,7 @@ from dotaudit.cli.output import (
 from dotaudit.cli.redaction import Redaction, add_redaction_options, redaction_options
 from dotaudit.errors import InputError
 from dotaudit.model.report import AuditReport
-from dotaudit.probe.base import CheckOptions, ProbeConfig
+from dotaudit.probe.base import DEFAULT_TARGET_BUDGET, CheckOptions, ProbeConfig
 from dotaudit.probe.bulk import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_ADDRESS,
@@ -43,19 +50,12 @@ from dotaudit.probe.bulk import (
 )
 from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
 from dotaudit.probe.nagios import Thresholds, nagios_line
-from dotaudit.probe.pins import normalise_pin
 from dotaudit.probe.registry import CHECKS, UnknownCheckError, with_dependencies
-from dotaudit.probe.runner import (
-    TargetResult,
-    probe_report,
-    run_target,
-    run_targets,
-    summary_lines,
-)
+from dotaudit.probe.runner import TargetResult, probe_report, run_target, run_targets
 from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
+from dotaudit.probe.tls_context import check_ca_file
+from dotaudit.x509 import normalise_pin
 
-BULK_MAX_IDLE_WAIT = 5.0
-"""Bulk default: the idle wait holds a concurrency slot for its whole length."""
 MAX_TARGETS_FILE = 64 * 1024 * 1024
 NAGIOS_UNKNOWN = 3
 """The monitoring-plugin exit status when the probe itself cannot run."""
@@ -63,11 +63,12 @@ NAGIOS_UNKNOWN = 3
 DESCRIPTION = (
     "Probe DNS-over-TLS resolvers and say what strict and opportunistic clients (RFC 8310) "
     "would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, NAME@IP or a host name "
-    "(resolved and reported)."
+    "(resolved and reported). Without TARGET (or with --discover) it finds the network's "
+    "resolvers and what they designate, and surveys what the network does to encrypted DNS."
 )
 EXAMPLES = """
+  dotaudit probe -o reports/network.html
   dotaudit probe dns.quad9.net@9.9.9.9 -o reports/quad9.html
-  dotaudit probe 1.1.1.1 --name cloudflare-dns.com --mode opportunistic --format text
   dotaudit probe --targets resolvers.txt --stream reports/probe.jsonl -o reports/probe.json
   dotaudit probe dns.quad9.net@9.9.9.9 --nagios --cert-warn-days 21 --handshake-crit-ms 500
 """
@@ -84,7 +85,11 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=3.0, metavar="S", help="per network step (default 3)"
     )
     probe.add_argument(
-        "--budget", type=float, default=90.0, metavar="S", help="per target (default 90)"
+        "--budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"per target (default {DEFAULT_TARGET_BUDGET:g}, plus --max-idle-wait)",
     )
     probe.add_argument(
         "--checks",
@@ -113,8 +118,9 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="S",
-        help=f"longest wait for the idle close (default {DEFAULT_MAX_IDLE_WAIT:g}; "
-        f"{BULK_MAX_IDLE_WAIT:g} with --targets, where the wait would hold a concurrency slot)",
+        help="measure the server's idle close, waiting at most S seconds (default "
+        f"{DEFAULT_MAX_IDLE_WAIT:g}: not measured; the keepalive result names the S that "
+        "would measure it)",
     )
     checks.add_argument(
         "--online",
@@ -181,6 +187,7 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
                 metavar="MS",
                 help=f"{state} when {what} takes MS milliseconds or longer (default: no limit)",
             )
+    add_discovery_arguments(probe)
     add_report_options(probe)
     add_redaction_options(probe)
 
@@ -218,16 +225,25 @@ class ProbeRequest:
 def probe_request(args: argparse.Namespace) -> ProbeRequest:
     """The probe settings of a parsed command line; a bad value is a UsageError (or an
     InputError naming the file)."""
-    if args.timeout <= 0 or args.budget <= 0:
+    if args.timeout <= 0 or (args.budget is not None and args.budget <= 0):
         raise UsageError("--timeout and --budget must be positive")
+    if args.nagios and args.discover:
+        raise UsageError("--discover cannot be combined with --nagios")
+    if args.discover and (args.targets_file or args.stream):
+        raise UsageError("--discover takes TARGET arguments, not --targets or --stream")
     if args.name is not None and not valid_hostname(args.name):
         raise UsageError(f"--name: {args.name!r} is not a valid host name")
     try:
         pins = tuple(normalise_pin(p) for p in args.pin or ())
     except ValueError as exc:
         raise UsageError(f"--pin: {exc}") from None
-    if args.ca and not Path(args.ca).is_file():
-        raise InputError(f"--ca: {args.ca} is not a readable file")
+    if args.ca:
+        if not Path(args.ca).is_file():
+            raise InputError(f"{args.ca}: --ca is not a readable file")
+        try:
+            check_ca_file(args.ca)
+        except ValueError as exc:
+            raise InputError(f"{args.ca}: --ca: {exc}") from None
     checks = None
     if args.checks:
         checks = frozenset(c.strip() for c in args.checks.split(",") if c.strip())
@@ -239,11 +255,11 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
         targets = tuple(parse_target(t) for t in args.targets)
     except TargetError as exc:
         raise UsageError(f"target {exc}") from None
-    max_idle_wait = args.max_idle_wait
-    if max_idle_wait is None:
-        max_idle_wait = BULK_MAX_IDLE_WAIT if args.targets_file else DEFAULT_MAX_IDLE_WAIT
+    max_idle_wait = DEFAULT_MAX_IDLE_WAIT if args.max_idle_wait is None else args.max_idle_wait
     if max_idle_wait < 0:
         raise UsageError("--max-idle-wait must not be negative")
+    # The idle wait comes on top of the other checks, unless the budget was given.
+    budget = DEFAULT_TARGET_BUDGET + max_idle_wait if args.budget is None else args.budget
     if args.slow_qname is not None and not valid_hostname(args.slow_qname):
         raise UsageError(f"--slow-qname: {args.slow_qname!r} is not a valid name")
     if args.concurrency < 1 or args.per_address < 1:
@@ -253,7 +269,7 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
         pins=pins,
         ca_file=args.ca,
         timeout=args.timeout,
-        target_budget=args.budget,
+        target_budget=budget,
         mode=args.mode,
         qname=args.qname,
         checks=checks,
@@ -288,6 +304,15 @@ def run(args: argparse.Namespace) -> int:
         return run_nagios(targets, request.thresholds, redaction)
     options = report_options(args)
     request = probe_request(args)
+    if wants_discovery(args):
+        if args.redact or args.redact_key or args.redact_names or args.redact_resolvers:
+            # Refused before the key file is made: the discovery sections (this host's
+            # network, its system resolvers, DNR, the survey) have no redaction rules yet.
+            raise UsageError(
+                "--redact is for probes of given resolvers: give TARGET or --targets "
+                "(discovery reports are not redacted)"
+            )
+        return run_with_discovery(args, request, options)
     redaction = redaction_options(args)
     if request.bulk.wanted or not request.targets:
         many = bulk_targets(request)
@@ -302,14 +327,21 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     report = probe_report(results, request.config, timestamp())
-    lines = [line for result in results for line in summary_lines(result)]
     if redaction is not None:
-        # The terminal lines name targets too: they are rewritten as the report is.
-        lines = redaction.text(report, lines)
         report, _ = redaction.apply(report)
     write_report(report, options)
-    if not options.quiet:
-        sys.stderr.write("".join(line + "\n" for line in lines))
+    return exit_status(report, options.fail_on)
+
+
+def run_with_discovery(
+    args: argparse.Namespace, request: ProbeRequest, options: ReportOptions
+) -> int:
+    """Discovery and the survey, plus the TARGETs if any were given, in one report."""
+    settings = discovery_settings(args)
+    results = run_targets(request.targets, request.config) if request.targets else []
+    report = probe_report(results, request.config, timestamp())
+    run_discovery(report, request.config, settings, options.quiet)
+    write_report(report, options)
     return exit_status(report, options.fail_on)
 
 

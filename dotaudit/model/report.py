@@ -38,10 +38,17 @@ SECTION_NAMES = (
     "local_names",
     "machines",
     "targets",
+    "network",
+    "system_resolvers",
+    "designations",
+    "dnr",
+    "survey",
 )
-OPTIONAL_SECTIONS = frozenset({"machines", "targets"})
-"""Sections written only when the report has them: ``targets`` (probe), ``machines``
-(analyze: which addresses are one machine)."""
+OPTIONAL_SECTIONS = frozenset(
+    {"machines", "targets", "network", "system_resolvers", "designations", "dnr", "survey"}
+)
+"""Sections written only when a run made them: a probe's targets and its discovery, an
+analysis's ``machines`` (which addresses are one machine)."""
 
 ANOMALY_SAMPLES = 50
 """Anomaly records a report keeps as examples (per file and after merging); all are counted."""

@@ -37,6 +37,7 @@ from dotaudit.render.html_format import (
     text_of,
     words,
 )
+from dotaudit.render.html_network import network_view
 from dotaudit.render.html_sections import (
     DOH_COLUMNS,
     LOCAL_COLUMNS,
@@ -50,9 +51,12 @@ from dotaudit.render.html_sections import (
     probe_view,
     timeline,
 )
+from dotaudit.render.probe_evidence import probe_setting_rows
 from dotaudit.render.safe_text import finalize, neutral
 
 MAX_DETAILED_FINDINGS = 120
+MAX_REMEDIATION = 1200
+"""Characters of remediation shown: ours are a few sentences, often naming the server."""
 MAX_LISTED_FINDINGS = 400
 MAX_WORKING = 400
 """Info findings listed under "What is working"; the JSON report has all of them."""
@@ -167,7 +171,7 @@ def finding_view(
         "last": fmt_ts(finding.last_ts),
         "frames": text_of(frames) if frames else "—",
         "evidence": evidence,
-        "remediation": finding.remediation,
+        "remediation": neutral(finding.remediation, MAX_REMEDIATION),
         "refs": _rfc_refs(finding.remediation),
         "href": links.href(index, finding.id) if links else None,
         "related": related,
@@ -440,6 +444,9 @@ def probe_summary(targets: list[dict[str, Any]]) -> list[str]:
         f"{accept} of {len(targets)} {plural(len(targets), 'resolver')} would be accepted by a "
         "strict-mode client (RFC 8310)"
     )
+    untested = sum(1 for v in verdicts if v.get("strict") == "not-tested")
+    if untested:
+        sentence += f"; for {words(untested)} that was not tested"
     if opportunistic.get("plaintext-fallback"):
         n = opportunistic["plaintext-fallback"]
         sentence += f"; at {words(n)} an opportunistic client would fall back to plaintext"
@@ -456,16 +463,19 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
     first = report.fix_first()
     summary = report.summary(first)
     by_machine = bool(first.machines) and report.kind != "probe"
+    network = network_view(sections)
     summary_sentences = (
-        analyze_summary(report, first, summary) if report.kind != "probe" or not targets else []
-    ) + probe_summary(targets)
+        (analyze_summary(report, first, summary) if report.kind != "probe" or not targets else [])
+        + probe_summary(targets)
+        + (network["summary"] if network else [])
+    )
     highest = report.highest_severity()
     anomalies = sorted(
         ((str(k), as_int(v)) for k, v in report.anomalies.items()), key=lambda kv: (-kv[1], kv[0])
     )
     policy = [(labels.label(k), labels.value(k, v)) for k, v in list(report.policy.items())[:30]]
     settings = list(report.probe_config.items()) + list(report.bulk.items())
-    probe_settings = [(labels.label(k), labels.value(k, v)) for k, v in settings[:30]]
+    probe_settings = probe_setting_rows(settings[:30])
     has_capture = report.kind != "probe" or bool(report.inputs)
     refs, _ = finding_refs(report.sorted_findings())
     tiles: list[tuple[str, str, int, str, int | None]]
@@ -519,6 +529,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
             sections.get("local_names", []), LOCAL_COLUMNS, label=labels.label, value=labels.value
         ),
         "probe": probe_view(targets) if targets else None,
+        "network": network,
         "anomalies": anomalies[:MAX_TOP],
         "anomalies_more": max(len(anomalies) - MAX_TOP, 0),
         "anomaly_total": sum(v for _, v in anomalies),

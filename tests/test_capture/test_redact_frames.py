@@ -124,8 +124,7 @@ def test_office_evidence_is_clean_in_tshark(tshark: str, tmp_path: Path) -> None
     redactor_ = redactor_for(report, config)
     redacted = redact_report(report, config, redactor_)
     rewriter = FrameRewriter(redactor_)
-    plan = plan_evidence(redacted.sorted_findings())
-    count = write_evidence(plan, tmp_path, rewriter.rewrite)
+    count = write_evidence(plan_evidence(redacted.sorted_findings()), tmp_path, rewriter.rewrite)
     assert count >= 20
     # One tshark pass over all files, concatenated (mergecap ships with tshark).
     files = sorted(str(p) for p in tmp_path.glob("*.pcap"))

@@ -165,3 +165,30 @@ def test_readme_says_how_to_run_the_installed_command() -> None:
         for word in words:
             if word.startswith("pcaps/"):
                 assert (ROOT / word).is_file(), word
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            'treat_loopback_as_network = "false"',
+            "treat_loopback_as_network: expected true or false, got a string",
+        ),
+        (
+            'internal_resolvers = "10.0.0.53"',
+            "internal_resolvers: expected a list of IP addresses, got a string",
+        ),
+        (
+            '[[approved_dot]]\naddress = "9.9.9.9"\npins = "abc"',
+            "approved_dot[0].pins: expected a list of base64 SHA-256 SPKI pins, got a string",
+        ),
+    ],
+)
+def test_policy_type_errors_are_one_line_and_exit_2(tmp_path: Path, text: str, line: str) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(text + "\n")
+    result = dotaudit("analyze", str(capture), "--policy", str(policy))
+    assert result.returncode == 2
+    assert result.stderr == f"dotaudit: {policy}: {line}\n"
+    assert result.stdout == ""

@@ -236,9 +236,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])  # nothing listens once it is closed
 
 
-def test_probe_stderr_and_nagios_hide_resolver_names(tmp_path: Path) -> None:
-    """A real TLS listener whose certificate names another host: the probe's terminal lines
-    and the --nagios line quote both names, and --redact-resolvers hides both."""
+def test_probe_report_and_nagios_hide_resolver_names(tmp_path: Path) -> None:
+    """A real TLS listener whose certificate names another host: the probe's report and
+    the --nagios line quote both names, and --redact-resolvers hides both."""
     from tests.test_probe.faults import FaultServer
 
     key = tmp_path / "k"
@@ -252,11 +252,26 @@ def test_probe_stderr_and_nagios_hide_resolver_names(tmp_path: Path) -> None:
         nagios = dotaudit(*base, *redact, "--nagios")
         assert nagios.stdout.startswith("DOT CRITICAL - ")
         assert "hidden-resolver" not in nagios.stdout and "fault.test" not in nagios.stdout
+        full = dotaudit(*base, "-o", str(tmp_path / "full.json"), "--fail-on", "none")
         report = dotaudit(*base, *redact, "-o", str(tmp_path / "probe.json"), "--fail-on", "none")
-    assert report.returncode == 0, report.stderr
-    assert "strict refuse" in report.stderr  # the summary lines are there, rewritten
+    assert full.returncode == 0 and report.returncode == 0, report.stderr
+    unredacted = (tmp_path / "full.json").read_text()
+    assert "hidden-resolver" in unredacted and "fault.test" in unredacted
     for text in (report.stderr, (tmp_path / "probe.json").read_text()):
         assert "hidden-resolver" not in text and "fault.test" not in text
+
+
+@pytest.mark.parametrize("flags", [["--redact", "--redact-key", "k"], ["--redact-key", "k"]])
+def test_probe_discovery_refuses_redaction_before_making_a_key(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    """Discovery (no TARGET, or --discover) reports this host's network and resolvers,
+    which have no redaction rules: refused, and no key file is left behind."""
+    for extra in ([], ["--discover", "127.0.0.1"]):
+        run = dotaudit("probe", *extra, *flags, cwd=tmp_path)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.count("\n") == 1 and "discovery reports are not redacted" in run.stderr
+    assert not (tmp_path / "k").exists()
 
 
 def test_probe_stream_lines_are_redacted(tmp_path: Path) -> None:
