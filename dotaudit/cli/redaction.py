@@ -126,7 +126,7 @@ def redaction_options(args: argparse.Namespace) -> Redaction | None:
 
 
 def write_redacted_evidence(
-    original: AuditReport, redacted: AuditReport, redactor: Redactor, directory: str
+    original: AuditReport, redacted: AuditReport, redactor: Redactor, directory: str | Path
 ) -> int:
     """The evidence pcaps of ``redacted``, with every frame rewritten by ``redactor``.
 

@@ -197,8 +197,7 @@ def test_report_redacts_after_merging(tmp_path: Path) -> None:
     merged = json.loads(out.read_text())
     assert merged["redaction"]["key_fingerprint"]
     assert "198.51.100.24" not in out.read_text()
-    # Two captures of one network: machines joined by their Ethernet addresses.
-    assert merged["summary"]["machines"] == 8
+    assert merged["summary"]["machines"] == 8  # one capture read once: the same machines
 
 
 def test_report_keeps_a_common_redaction_and_refuses_to_mix(tmp_path: Path) -> None:
@@ -208,6 +207,8 @@ def test_report_keeps_a_common_redaction_and_refuses_to_mix(tmp_path: Path) -> N
     elsewhere = saved(tmp_path, "red2.json", "--redact", "--redact-key", str(other))
     both = dotaudit("report", str(redacted), str(redacted), "-q", "--fail-on", "none")
     assert both.returncode == 0 and json.loads(both.stdout)["redaction"]["key_fingerprint"]
+    # Refused even where the second report's captures are all in the first already (it
+    # would be skipped as a repeat): the two were not meant to be merged as they are.
     mixed = dotaudit("report", str(plain), str(redacted), "-q")
     assert mixed.returncode == 2 and "redacted and unredacted" in mixed.stderr
     keys = dotaudit("report", str(redacted), str(elsewhere), "-q")
