@@ -17,6 +17,7 @@ from dotaudit.capture.engine import CaptureSource, open_capture
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
 from dotaudit.dissect.dispatch import Dispatcher, KeepWhole
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.errors import InputError
 from dotaudit.files import distinct_files, is_regular_file, sha256_file
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
@@ -235,14 +236,15 @@ class CaptureRun:
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(str(self.path), emitter(out), self._keep_whole)
+        links = HostIdentityTracker(str(self.path), emitter(out))
+        dispatcher = Dispatcher(str(self.path), emitter(out), self._keep_whole, links)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
         table = FlowTable(dispatcher, on_anomaly_counted, bypass=self.prefilter)
-        decoder = Decoder(on_anomaly_counted, flows=table)
+        decoder = Decoder(on_anomaly_counted, flows=table, links=links)
         reader.attach(table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0

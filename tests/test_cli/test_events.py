@@ -35,7 +35,7 @@ def test_events_jsonl_carries_the_common_fields(tmp_path: Path) -> None:
     for record in records:
         for key in ("schema", "type", "file", "frame", "ts", "src", "sport", "dst", "dport"):
             assert key in record, (key, record)
-        assert record["schema"] == "dotaudit.events/1"
+        assert record["schema"] == "dotaudit.events/2"
     frames = [r["frame"] for r in dns]
     assert frames == sorted(frames), "records must come in capture order"
 

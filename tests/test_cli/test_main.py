@@ -156,8 +156,8 @@ def test_ctrl_c_during_parallel_analyze_is_one_line(mixed_capture: Path, tmp_pat
          "-o", str(tmp_path / "r.json")],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    data = mixed_capture.read_bytes()
-    threads = feed_fifos(fifos, data * 4)
+    raw = mixed_capture.read_bytes()
+    threads = feed_fifos(fifos, raw[:24] + raw[24:] * 4)
     wait_for(lambda: len(children_of(proc.pid)) >= 2, "two worker processes")
     time.sleep(1.0)  # both are analysing now
     os.killpg(proc.pid, signal.SIGINT)
@@ -184,7 +184,10 @@ def test_sigterm_removes_the_temporary_output_and_exits_143(
         [sys.executable, "-m", "dotaudit", command, str(fifo), "-o", str(out)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    feed_fifos([fifo], mixed_capture.read_bytes() * 8)
+    # One capture eight times as long (one file header: a second header in the middle
+    # would read as a corrupt record and end the run before the signal comes).
+    raw = mixed_capture.read_bytes()
+    feed_fifos([fifo], raw[:24] + raw[24:] * 8)
     if command == "events":  # its output is open from the start: the temporary file exists
         wait_for(lambda: any(out.parent.iterdir()), "the temporary output file")
     time.sleep(1.0)
