@@ -141,7 +141,10 @@ class CaptureRun:
                 if progress is not None:
                     progress(reader.bytes_read, size)
             decoder.finish()
-            table.finish()
+            for _ in table.finish_steps():  # a full table ends many flows at once
+                if out:
+                    yield out
+                    out.clear()
             if out:
                 yield out
                 out.clear()
