@@ -87,6 +87,8 @@ class CaptureRun:
     ) -> None:
         self.path = Path(path)
         self.summary = InputSummary(path=str(path))
+        self.caps: dict[str, int] = {}
+        """What the flow table's caps cut (``FlowTable.caps``), once the events ended."""
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
 
@@ -148,6 +150,7 @@ class CaptureRun:
             if out:
                 yield out
                 out.clear()
+            self.caps = table.caps()
             if digest is not None:
                 summary.sha256 = digest.result()
         finally:
@@ -191,8 +194,8 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
                 samples.append(event.to_dict())
         feed(event)
     result = detection.finish()
-    for what, count in result.caps.items():  # caps that bit are counted like anomalies
-        anomalies[what] = anomalies.get(what, 0) + count
+    for what, count in (*run.caps.items(), *result.caps.items()):
+        anomalies[what] = anomalies.get(what, 0) + count  # caps that bit count as anomalies
     return FileAnalysis(run.summary, result.findings, result.sections, anomalies, samples)
 
 
