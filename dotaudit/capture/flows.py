@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from dotaudit.capture.packet import (
     ACK,
@@ -265,6 +265,11 @@ class FlowTable:
     :meth:`tunnelled`. The check sits where a new flow would be made, so the datagrams of
     known flows, most of the traffic, pay nothing for it.
     """
+
+    syn_only_records: ClassVar[bool] = True
+    """Keep flows that showed only a client's SYN as :class:`SynOnly` records. False makes
+    every flow a :class:`Flow` from its first packet: the same results at more memory
+    (the reference the tests hold the records to)."""
 
     def __init__(
         self,
@@ -557,7 +562,7 @@ class FlowTable:
             self._end(flow, "close" if flow._close or flow._fin else "idle_timeout")
             flow = None
         if flow is None:
-            if pkt.tunnel is None:
+            if pkt.tunnel is None and self.syn_only_records:
                 # A bare SYN (no FIN, RST or data) starts or repeats a SYN-only flow; any
                 # other packet makes the SYN-only flow it belongs to a Flow.
                 bare_syn = flags & (SYN | ACK | FIN | RST) == SYN and not pkt.payload
