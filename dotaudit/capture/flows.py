@@ -50,7 +50,7 @@ _SWEEP_INTERVAL = 1.0
 _NEVER = float("inf")
 _FULL_REPORT_EVERY = 1000
 
-FLOW_MEMCAP = 64 * 1024 * 1024
+FLOW_MEMCAP = 32 * 1024 * 1024
 """Bytes the flow table may hold (estimated as below) before emergency eviction."""
 EMERGENCY_RECOVERY = 0.85
 """An emergency evicts until the table holds at most this fraction of its cap."""

@@ -188,7 +188,7 @@ def test_syn_only_records_change_nothing_the_consumer_sees(
 
 
 def test_memcap_default_and_costs_are_the_documented_ones() -> None:
-    assert flows.FLOW_MEMCAP == 64 * 1024 * 1024
+    assert flows.FLOW_MEMCAP == 32 * 1024 * 1024
     assert flows.EMERGENCY_RECOVERY == 0.85
     assert (SYN_ONLY_COST, FLOW_COST, STREAM_COST, UDP_FLOW_COST) == (800, 1100, 2000, 1400)
 
