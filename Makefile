@@ -9,10 +9,10 @@ APT_STAMP := /var/tmp/dotaudit-apt.done
 
 # Debian packages the tests (and the lab) use.
 DEBS := tshark tcpdump unbound knot-dnsutils stubby getdns-utils dnsdist nftables iproute2 \
-        chromium chromium-driver poppler-utils
+        chromium chromium-driver poppler-utils dnsmasq-base isc-dhcp-client
 # Debian packages `make demo` needs: none beyond Python.
 
-.PHONY: demo test lint typecheck pytest fuzz debs venv pcaps bench clean
+.PHONY: demo test lint typecheck pytest fuzz fuzz-properties fuzz-captures debs venv pcaps bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -65,9 +65,20 @@ test: debs $(STAMP) lint typecheck pytest
 # fresh random seeds (profile "fuzz"); a failure is kept in .hypothesis/ and replayed
 # first by the next run. Not part of `make test`: see docs/development.md.
 FUZZ_SCALE ?= 20
-fuzz: $(STAMP)
+fuzz-properties: $(STAMP)
 	DOTAUDIT_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -q -m hypothesis --hypothesis-profile=fuzz \
 	  -p no:cacheprovider
+
+# The capture fuzzer (tests/fuzz/) for FUZZ_TIME seconds with a fresh random seed (printed):
+# mutated captures through `analyze`/`events` in subprocesses under memory and time limits.
+# A new crash class is shrunk and kept in tests/data/fuzz-regressions/. `make test` runs a
+# short fixed-seed round of it.
+FUZZ_TIME ?= 600
+fuzz-captures: $(STAMP)
+	$(BIN)/python -m tests.fuzz --time $(FUZZ_TIME)
+
+# Every fuzzer we have, long runs with random seeds.
+fuzz: fuzz-properties fuzz-captures
 
 pcaps: $(STAMP) debs
 	$(BIN)/python -m tests.lab.make_pcaps

@@ -341,7 +341,7 @@ class Dispatcher:
     def _certificates(self, app: _TlsApp, from_client: bool, item: CertificateItem) -> None:
         # Imported on the first certificate: cryptography's x509 module costs about 25 ms
         # of startup, and TLS 1.3 or DNS-only captures never show a certificate.
-        from dotaudit.dissect.x509 import parse_certificate
+        from dotaudit.x509 import parse_certificate
 
         where = self._where(app.ends, from_client, item.frame, item.ts)
         for position, der in enumerate(item.certs):

@@ -9,7 +9,7 @@ Example::
     [[approved_dot]]
     address = "9.9.9.9"
     name = "dns.quad9.net"
-    pins = ["base64-sha256-of-spki="]
+    pins = ["47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="]  # base64 SHA-256 of the SPKI
 
     [severity]
     "DA-DOT-003" = "info"
@@ -26,6 +26,21 @@ from typing import Any
 
 from dotaudit.errors import InputError
 from dotaudit.model.findings import CATALOGUE, Finding, Severity
+from dotaudit.model.validate import (
+    Boolean,
+    HostName,
+    Invalid,
+    IPAddress,
+    ListOf,
+    MapOf,
+    Number,
+    OneOf,
+    SpkiPin,
+    Table,
+)
+
+MAX_FALLBACK_WINDOW_S = 3600.0
+"""A plaintext query this long after a failed DoT attempt is no longer its fallback."""
 
 
 @dataclass(frozen=True)
@@ -88,14 +103,38 @@ def apply_severity_overrides(findings: Iterable[Finding], policy: Policy) -> lis
     ]
 
 
-def _canonical_address(text: str, where: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise InputError(f"{where}: {text!r} is not an IP address") from None
+def _is_finding_id(key: str) -> bool:
+    return key in CATALOGUE
+
+
+_APPROVED_DOT = Table(
+    {
+        "address": IPAddress(),
+        "name": HostName(),
+        "pins": ListOf(SpkiPin(), "a list of base64 SHA-256 SPKI pins"),
+    },
+    required=frozenset({"address"}),
+    expected="a table of address, name and pins",
+)
+
+SCHEMA = Table(
+    {
+        "internal_resolvers": ListOf(IPAddress(), "a list of IP addresses"),
+        "approved_dot": ListOf(_APPROVED_DOT, "a list of [[approved_dot]] tables"),
+        "fallback_window_s": Number(0, MAX_FALLBACK_WINDOW_S, "seconds"),
+        "treat_loopback_as_network": Boolean(),
+        "severity": MapOf(
+            _is_finding_id,
+            "a finding ID from docs/findings.md",
+            OneOf(tuple(s.label for s in Severity), "a severity:"),
+        ),
+    }
+)
+"""What a policy file may say; every key is optional (see :class:`Policy` for defaults)."""
 
 
 def load_policy(path: str | Path) -> Policy:
+    """The policy in a TOML file; :class:`InputError` ``FILE: key: reason`` if it is wrong."""
     where = str(path)
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -107,43 +146,32 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def policy_from_dict(data: dict[str, Any], where: str = "policy") -> Policy:
-    known = {
-        "internal_resolvers",
-        "approved_dot",
-        "fallback_window_s",
-        "severity",
-        "treat_loopback_as_network",
-    }
-    unknown = set(data) - known
-    if unknown:
-        raise InputError(f"{where}: unknown keys: {', '.join(sorted(unknown))}")
-    internal = frozenset(
-        _canonical_address(str(a), where) for a in data.get("internal_resolvers", [])
-    )
+    try:
+        values = SCHEMA(data, "")
+    except Invalid as exc:
+        raise InputError(f"{where}: {exc}") from None
     approved = tuple(
-        ApprovedResolver(
-            address=_canonical_address(str(entry.get("address", "")), where),
-            name=entry.get("name"),
-            pins=tuple(str(p) for p in entry.get("pins", [])),
-        )
-        for entry in data.get("approved_dot", [])
+        ApprovedResolver(entry["address"], entry.get("name"), tuple(entry.get("pins", ())))
+        for entry in values.get("approved_dot", ())
     )
-    overrides: dict[str, Severity] = {}
-    for finding_id, level in (data.get("severity") or {}).items():
-        if finding_id not in CATALOGUE:
-            raise InputError(f"{where}: severity override for unknown finding {finding_id!r}")
-        try:
-            overrides[finding_id] = Severity.parse(str(level))
-        except ValueError as exc:
-            raise InputError(f"{where}: {exc}") from None
-    window = data.get("fallback_window_s", 10.0)
-    if not isinstance(window, int | float) or not 0 < window <= 3600:
-        raise InputError(f"{where}: fallback_window_s must be a number of seconds in (0, 3600]")
+    seen: dict[str, int] = {}
+    for index, resolver in enumerate(approved):
+        if resolver.address in seen:
+            raise InputError(
+                f"{where}: approved_dot[{index}].address: {resolver.address} is already "
+                f"approved by approved_dot[{seen[resolver.address]}]"
+            )
+        seen[resolver.address] = index
+    defaults = Policy()
     return Policy(
-        internal_resolvers=internal,
+        internal_resolvers=frozenset(values.get("internal_resolvers", ())),
         approved_dot=approved,
-        fallback_window_s=float(window),
-        severity_overrides=overrides,
-        treat_loopback_as_network=bool(data.get("treat_loopback_as_network", False)),
+        fallback_window_s=values.get("fallback_window_s", defaults.fallback_window_s),
+        severity_overrides={
+            key: Severity.parse(label) for key, label in values.get("severity", {}).items()
+        },
+        treat_loopback_as_network=values.get(
+            "treat_loopback_as_network", defaults.treat_loopback_as_network
+        ),
         source=where,
     )

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from dotaudit.probe.base import CheckStatus, ProbeConfig
-from dotaudit.probe.pins import normalise_pin
 from dotaudit.probe.runner import TargetResult, run_target
 from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
+from dotaudit.x509 import normalise_pin
 
 MAX_TARGETS = 100_000
 MAX_LINE = 4096

@@ -14,6 +14,7 @@ from typing import Any
 
 from dotaudit.probe.base import CheckStatus, Level
 from dotaudit.probe.runner import TargetResult
+from dotaudit.probe.verdict import NOT_TESTED
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -36,7 +37,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def metrics(result: TargetResult) -> dict[str, float | None]:
+def _metrics(result: TargetResult) -> dict[str, float | None]:
     def ev(check_id: str) -> dict[str, Any]:
         attempt = result.attempt(check_id)
         return attempt.evidence if attempt is not None else {}
@@ -61,7 +62,7 @@ def _limit(value: float | None) -> str:
     return _fmt(value) if value is not None else ""
 
 
-def perfdata(values: dict[str, float | None], th: Thresholds) -> str:
+def _perfdata(values: dict[str, float | None], th: Thresholds) -> str:
     levels = {
         "handshake_ms": (th.handshake_warn_ms, th.handshake_crit_ms),
         "first_query_ms": (th.query_warn_ms, th.query_crit_ms),
@@ -82,7 +83,7 @@ def _clean(text: str) -> str:
     return flat[:MAX_SUMMARY]
 
 
-def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tuple[int, str]:
+def _evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tuple[int, str]:
     """(exit state, one-line summary) for a probed target."""
     if result.error:
         return UNKNOWN, f"cannot probe {result.target.target}: {result.error}"
@@ -90,7 +91,10 @@ def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tupl
     warn: list[str] = []
     if mode == "strict" and result.verdict.strict == "refuse":
         crit.append(result.verdict.reasons[0] if result.verdict.reasons else "strict refuse")
-    elif mode == "opportunistic" and result.verdict.opportunistic != "encrypted":
+    elif mode == "opportunistic" and result.verdict.opportunistic not in (
+        "encrypted",
+        NOT_TESTED,
+    ):
         crit.append(f"opportunistic: {result.verdict.opportunistic}")
     for attempt in result.attempts:
         why = f"{attempt.id}: {attempt.error_reason or attempt.status.value}"
@@ -98,7 +102,7 @@ def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tupl
             (crit if attempt.level is Level.MUST else warn).append(why)
         elif attempt.status in (CheckStatus.WARN, CheckStatus.ERROR):
             warn.append(why)
-    values = metrics(result)
+    values = _metrics(result)
     for key, (w, c) in {
         "handshake_ms": (th.handshake_warn_ms, th.handshake_crit_ms),
         "first_query_ms": (th.query_warn_ms, th.query_crit_ms),
@@ -124,7 +128,7 @@ def evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tupl
 
 
 def nagios_line(result: TargetResult, th: Thresholds, mode: str = "strict") -> tuple[int, str]:
-    state, summary = evaluate(result, th, mode)
+    state, summary = _evaluate(result, th, mode)
     line = f"DOT {NAMES[state]} - {_clean(summary)}"
-    perf = perfdata(metrics(result), th)
+    perf = _perfdata(_metrics(result), th)
     return state, f"{line} | {perf}" if perf else line

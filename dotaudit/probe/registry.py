@@ -48,7 +48,7 @@ CHECKS: tuple[Check, ...] = (
     Interception(),
     CleartextOn853(),
     TlsResumption(),
-    # DNS-level checks over the authenticated connection
+    # DNS-level checks: they query over the handshake the TLS checks above made
     DnsAnswer(),
     PaddingResponse(),
     PaddingUnsolicited(),

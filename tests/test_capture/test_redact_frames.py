@@ -31,6 +31,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRROPT, EDNS0TLV
 from dotaudit.capture.evidence import write_evidence
 from dotaudit.capture.redact_frames import FrameRewriter, ones_complement
 from dotaudit.detect.base import Context
+from dotaudit.model.evidence import plan_evidence
 from dotaudit.pipeline import analyze
 from dotaudit.redact import RedactionConfig, RedactionKey, redact_report, redactor_for
 from dotaudit.redact.redactor import Redactor
@@ -123,7 +124,7 @@ def test_office_evidence_is_clean_in_tshark(tshark: str, tmp_path: Path) -> None
     redactor_ = redactor_for(report, config)
     redacted = redact_report(report, config, redactor_)
     rewriter = FrameRewriter(redactor_)
-    count = write_evidence(redacted, tmp_path, rewriter.rewrite)
+    count = write_evidence(plan_evidence(redacted.sorted_findings()), tmp_path, rewriter.rewrite)
     assert count >= 20
     # One tshark pass over all files, concatenated (mergecap ships with tshark).
     files = sorted(str(p) for p in tmp_path.glob("*.pcap"))

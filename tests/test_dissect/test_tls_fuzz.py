@@ -19,8 +19,8 @@ from dotaudit.dissect.tls import (
     parse_client_hello,
     parse_server_hello,
 )
-from dotaudit.dissect.x509 import parse_certificate
 from dotaudit.errors import MalformedError
+from dotaudit.x509 import parse_certificate
 from tests.fuzzing import examples
 from tests.test_dissect.test_tls import (
     alpn_ext,

@@ -1,18 +1,26 @@
 """What the DoH and DoQ checks share: one exchange made strictly first (chain verified
 against ``--ca`` or the system store), again without verification if that fails, and
-the part-1 certificate checks (name, expiry, SHA-1) applied to what was presented."""
+the DoT certificate checks (cert.name, cert.expiry, SHA-1) applied to what was presented."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from dotaudit.probe import certs
 from dotaudit.probe.base import CheckContext
 from dotaudit.probe.checks._dns import PADDING, RESPONSE_BLOCK, options, parse, rcode
 from dotaudit.probe.checks.cert_expiry import judge_days
-from dotaudit.probe.pins import spki_pin
 from dotaudit.probe.transport import ProbeError, SecureExchange
+from dotaudit.x509 import (
+    BadCertificate,
+    days_left,
+    load_certificate,
+    matches_ip,
+    matches_name,
+    san_names,
+    signature_hash,
+    spki_pin,
+)
 
 REFUSED_KINDS = ("verify", "alert", "closed", "protocol")
 
@@ -42,14 +50,13 @@ def certificate(ctx: CheckContext, chain: list[bytes], verify_error: str | None,
         evidence["certificate"] = {"present": False}
         return [*problems, "no certificate seen"]
     try:
-        leaf = certs.load(chain[0])
-    except certs.BadCertificate as exc:
+        leaf = load_certificate(chain[0])
+    except BadCertificate as exc:
         evidence["certificate"] = {"present": True, "error": str(exc)}
         return [*problems, f"unreadable certificate ({exc})"]
-    sans = certs.san_names(leaf)
-    name_ok = (certs.matches_name(sans, ctx.name) if ctx.name
-               else certs.matches_ip(sans, ctx.address))  # fmt: skip
-    days = certs.days_left(leaf, ctx.now())
+    sans = san_names(leaf)
+    name_ok = matches_name(sans, ctx.name) if ctx.name else matches_ip(sans, ctx.address)
+    days = days_left(leaf, ctx.now())
     expiry, expiry_reason = judge_days(days)
     evidence["certificate"] = {
         "present": True,
@@ -58,13 +65,13 @@ def certificate(ctx: CheckContext, chain: list[bytes], verify_error: str | None,
         "days_left": round(days, 1),
         "expiry": expiry,
         "spki_pin": spki_pin(leaf),
-        "signature_hash": certs.signature_hash(leaf),
+        "signature_hash": signature_hash(leaf),
     }
     if not name_ok:
         problems.append(f"the certificate is not for {ctx.name or ctx.address}")
     if expiry == "fail":
         problems.append(f"certificate {expiry_reason}")
-    if certs.signature_hash(leaf) == "sha1":
+    if signature_hash(leaf) == "sha1":
         problems.append("the certificate is signed with SHA-1")
     return problems
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from dotaudit.probe import certs
 from dotaudit.probe.base import CheckContext, Handshake
+from dotaudit.x509 import BadCertificate, load_certificate
 
 
 def presented(ctx: CheckContext) -> tuple[Handshake, list[x509.Certificate]]:
@@ -17,5 +17,5 @@ def presented(ctx: CheckContext) -> tuple[Handshake, list[x509.Certificate]]:
     info = ctx.handshake()
     info.require()
     if not info.chain:
-        raise certs.BadCertificate("the server sent no certificate")
-    return info, [certs.load(der) for der in info.chain[:10]]
+        raise BadCertificate("the server sent no certificate")
+    return info, [load_certificate(der) for der in info.chain[:10]]

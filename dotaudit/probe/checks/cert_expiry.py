@@ -3,9 +3,9 @@ or not yet valid (the thresholds getdns_server_mon uses)."""
 
 from __future__ import annotations
 
-from dotaudit.probe import certs
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
 from dotaudit.probe.checks._shared import presented
+from dotaudit.x509 import days_left
 
 WARN_DAYS = 14
 FAIL_DAYS = 7
@@ -27,6 +27,10 @@ class CertExpiry(Check):
     title = "Certificate is valid for at least 14 more days"
     rfc = "RFC 5280 §4.1.2.5"
     level = Level.MUST
+    advice = (
+        "Renew the certificate before it expires, and automate renewal (ACME, RFC 8555) "
+        "so that strict clients are never cut off."
+    )
     depends_on = ("reach.853",)
     budget = 8.0
     strict_only = True
@@ -35,7 +39,7 @@ class CertExpiry(Check):
         _, chain = presented(ctx)
         leaf = chain[0]
         now = ctx.now()
-        days = certs.days_left(leaf, now)
+        days = days_left(leaf, now)
         evidence = {
             "not_before": leaf.not_valid_before_utc.isoformat(),
             "not_after": leaf.not_valid_after_utc.isoformat(),

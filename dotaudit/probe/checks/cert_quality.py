@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dotaudit.probe import certs
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
 from dotaudit.probe.checks._shared import presented
+from dotaudit.x509 import WEAK_HASHES, aia_issuer_urls, is_self_signed, key_info, signature_hash
 
 
 class CertQuality(Check):
@@ -15,6 +15,11 @@ class CertQuality(Check):
     title = "Strong key and signature; intermediates sent"
     rfc = "RFC 9325 §4.2-4.3 (BCP 195); RFC 8446 §4.4.2"
     level = Level.SHOULD
+    advice = (
+        "Reissue the certificate with a strong key (RSA of 2048 bits or more, or ECDSA "
+        "P-256) and a SHA-256 or better signature, and have the server send its "
+        "intermediate certificates (RFC 9325 §4.2)."
+    )
     depends_on = ("reach.853",)
     after = ("cert.chain",)
     budget = 8.0
@@ -22,8 +27,8 @@ class CertQuality(Check):
     def run(self, ctx: CheckContext) -> Outcome:
         info, chain = presented(ctx)
         leaf = chain[0]
-        key = certs.key_info(leaf)
-        hashes = [certs.signature_hash(c) for c in chain if not certs.is_self_signed(c)]
+        key = key_info(leaf)
+        hashes = [signature_hash(c) for c in chain if not is_self_signed(c)]
         evidence: dict[str, Any] = {
             "key_type": key.kind,
             "key_bits": key.bits,
@@ -34,7 +39,7 @@ class CertQuality(Check):
         problems: list[str] = []
         if key.problem:
             problems.append(key.problem)
-        weak = sorted({h for h in hashes if h in certs.WEAK_HASHES})
+        weak = sorted({h for h in hashes if h in WEAK_HASHES})
         if weak:
             problems.append(f"signed with {', '.join(weak).upper()}")
         if problems:
@@ -48,8 +53,8 @@ class CertQuality(Check):
                 "that already hold them can validate",
                 evidence,
             )
-        urls = certs.aia_issuer_urls(chain[-1])
-        if not info.verified and len(chain) == 1 and urls and not certs.is_self_signed(leaf):
+        urls = aia_issuer_urls(chain[-1])
+        if not info.verified and len(chain) == 1 and urls and not is_self_signed(leaf):
             evidence["aia_ca_issuers"] = urls
             return warned(
                 "the chain does not validate and the server sent only its leaf, whose AIA "

@@ -1,6 +1,7 @@
 """doh: DNS over HTTPS (RFC 8484) on TCP 443, over HTTP/2 with httpx: reachable, the
-part-1 certificate checks, a POST answered with application/dns-message and the DNS
-response to our question, ALPN "h2", and whether the response is padded.
+DoT certificate checks (name, expiry, SHA-1), a POST answered with
+application/dns-message and the DNS response to our question, ALPN "h2", and whether
+the response is padded.
 
 Padding is reported, not judged: RFC 7830 §4 asks a responder to pad when the query was
 padded, but a DoH front end that relays to its resolver in cleartext (dnsdist, most load
@@ -19,9 +20,19 @@ from typing import Any
 import dns.flags
 import dns.message
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped, warned
+from dotaudit.probe.base import (
+    Check,
+    CheckContext,
+    Level,
+    Outcome,
+    failed,
+    not_applicable,
+    passed,
+    skipped,
+    warned,
+)
 from dotaudit.probe.checks import _dns, _secure
-from dotaudit.probe.tls import client_context
+from dotaudit.probe.tls_context import client_context
 from dotaudit.probe.transport import ProbeError, SecureExchange
 
 DOH_PORT = 443
@@ -33,11 +44,11 @@ RETRY_LOOSE = ("verify",)
 TLS context leaves names to ``_secure.certificate``, so nothing else differs."""
 
 
-def have_httpx() -> bool:
+def _have_httpx() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("httpx", "h2"))
 
 
-def media_type(content_type: str | None) -> str:
+def _media_type(content_type: str | None) -> str:
     """``application/dns-message; charset=x`` -> ``application/dns-message``."""
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -47,17 +58,24 @@ class Doh(Check):
     title = "DNS over HTTPS: reachable, authenticated, answers"
     rfc = "RFC 8484 §4.1, §4.2, §6"
     level = Level.MAY
+    advice = (
+        "Fix the DoH service (RFC 8484): a valid certificate for the name, HTTP/2, and "
+        "answers to POSTed application/dns-message queries."
+    )
     after = ("reach.53",)
     budget = 12.0
 
     def run(self, ctx: CheckContext) -> Outcome:
-        if not have_httpx():
+        if not _have_httpx():
             return skipped(MISSING)
         port = int(_dns.option(ctx, "doh_port", DOH_PORT))
         path = str(_dns.option(ctx, "doh_path", "/dns-query"))
         seen = ctx.evidence("reach.53").get("tcp443", {})
         if port == DOH_PORT and "reach.53" in ctx.results and seen.get("class") != "open":
-            return skipped(f"TCP {DOH_PORT} is not open ({seen.get('class', 'unknown')})")
+            return not_applicable(
+                f"TCP {DOH_PORT} is not open ({seen.get('class', 'unknown')}): no DoH service "
+                "to test"
+            )
         query = ctx.make_query(pad=_dns.QUERY_BLOCK)
         query.id = 0  # RFC 8484 §4.1: 0 keeps responses cache-friendly
         wire = query.to_wire()
@@ -80,7 +98,7 @@ class Doh(Check):
             "query_len": len(wire),
         }
         status = exchange.http_status or 0
-        if not 200 <= status < 300 or media_type(exchange.content_type) != MEDIA_TYPE:
+        if not 200 <= status < 300 or _media_type(exchange.content_type) != MEDIA_TYPE:
             return failed(f"HTTP {status} ({exchange.content_type or 'no content-type'}) "
                           "to a DoH POST", evidence)  # fmt: skip
         try:
@@ -91,7 +109,7 @@ class Doh(Check):
         reply = _dns.parse(exchange.wire)
         evidence["answer"] = _dns.answers(reply)
         cert_problems = _secure.certificate(ctx, exchange.chain, verify_error, evidence)
-        problems = answer_problems(query, reply)
+        problems = _answer_problems(query, reply)
         if problems:
             return failed("; ".join(problems + cert_problems), evidence)
         if cert_problems:
@@ -104,11 +122,11 @@ class Doh(Check):
             return warned(f"answered with {evidence['rcode']}", evidence)
         if not evidence["padded"]:
             # RFC 7830 §4: a server MUST pad its response when the query was padded.
-            return warned(unpadded_note(evidence), evidence)
+            return warned(_unpadded_note(evidence), evidence)
         return passed(evidence)
 
 
-def answer_problems(query: dns.message.Message, reply: dns.message.Message) -> list[str]:
+def _answer_problems(query: dns.message.Message, reply: dns.message.Message) -> list[str]:
     """Why ``reply`` is not the DNS response to ``query``."""
     problems: list[str] = []
     if not reply.flags & dns.flags.QR:
@@ -120,7 +138,7 @@ def answer_problems(query: dns.message.Message, reply: dns.message.Message) -> l
     return problems
 
 
-def unpadded_note(evidence: dict[str, Any]) -> str:
+def _unpadded_note(evidence: dict[str, Any]) -> str:
     return (
         f"the {evidence['response_len']}-octet response carries no padding although the "
         f"{evidence['query_len']}-octet query was padded (RFC 7830 §4, RFC 8467 §4.1), "

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dotaudit.probe import certs
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
 from dotaudit.probe.checks._shared import presented
-from dotaudit.probe.pins import spki_pin
-from dotaudit.probe.tls import client_context
+from dotaudit.probe.tls_context import client_context
 from dotaudit.probe.transport import ProbeError
+from dotaudit.x509 import is_self_signed, issuer_text, load_certificate, spki_pin
 
 MID_HANDSHAKE = ("reset", "closed", "alert")
 
@@ -23,6 +22,10 @@ class Interception(Check):
     title = "No sign of TLS interception"
     rfc = "RFC 8310 §5; RFC 7858 §4.2"
     level = Level.MUST
+    advice = (
+        "Find the device on the path that terminates TLS; pin the resolver's key (RFC "
+        "7858 §4.2) and use strict mode (RFC 8310 §5)."
+    )
     depends_on = ("reach.853",)
     after = ("reach.53", "cert.chain", "cert.name", "cert.pin")
     budget = 10.0
@@ -41,7 +44,7 @@ class Interception(Check):
         _, chain = presented(ctx)
         leaf = chain[0]
         pin = spki_pin(leaf)
-        evidence: dict[str, Any] = {"issuer": certs.issuer_text(leaf), "spki_pin": pin}
+        evidence: dict[str, Any] = {"issuer": issuer_text(leaf), "spki_pin": pin}
         strong: list[str] = []
         weak: list[str] = []
         pins = ctx.config.pins
@@ -49,13 +52,13 @@ class Interception(Check):
             strong.append(f"its key ({pin}) matches none of the pins")
         names_resolver = ctx.name is not None and ctx.status("cert.name") == "pass"
         other_issuer = "issuer" in (info.verify_error or "")
-        if other_issuer and names_resolver and not certs.is_self_signed(leaf):
-            text = f"a certificate for {ctx.name} issued by {certs.issuer_text(leaf)!r}"
+        if other_issuer and names_resolver and not is_self_signed(leaf):
+            text = f"a certificate for {ctx.name} issued by {issuer_text(leaf)!r}"
             if ctx.config.ca_file:
                 strong.append(text + " instead of the expected CA")
             else:
                 weak.append(text + ", which the system store does not trust")
-        elif not info.verified and names_resolver and certs.is_self_signed(leaf):
+        elif not info.verified and names_resolver and is_self_signed(leaf):
             weak.append(f"a self-signed certificate for {ctx.name}")
         self._compare_443(ctx, pin, info.verified, evidence, strong, weak)
         evidence["signals"] = strong + weak
@@ -102,11 +105,13 @@ class Interception(Check):
         if not der:
             evidence["port_443"] = "not compared: no certificate on 443"
             return
-        pin_443 = spki_pin(certs.load(der[0]))
+        pin_443 = spki_pin(load_certificate(der[0]))
         evidence["port_443"] = {"spki_pin": pin_443, "verified": verified_443}
         if pin_443 == pin:
             return
         if verified_443 and not verified_853:
-            strong.append("443 presents a valid certificate for the same name, 853 another one")
+            strong.append(
+                f"443 presents a valid certificate for the same name, {ctx.port} another one"
+            )
         else:
-            weak.append("the certificate on 853 differs from the one on 443")
+            weak.append(f"the certificate on {ctx.port} differs from the one on 443")

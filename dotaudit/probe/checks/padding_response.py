@@ -18,7 +18,7 @@ from dotaudit.probe.checks import _dns
 NONZERO_OCTET = 0xA5
 
 
-def nonzero_padded_query(ctx: CheckContext) -> tuple[dns.message.Message, bytes]:
+def _nonzero_padded_query(ctx: CheckContext) -> tuple[dns.message.Message, bytes]:
     """A query padded to 128 octets with 0xA5 instead of zeros."""
     query = ctx.make_query()
     base = len(query.to_wire()) + 4  # the option's own code and length
@@ -32,6 +32,10 @@ class PaddingResponse(Check):
     title = "Padded queries get responses padded to 468-octet blocks"
     rfc = "RFC 7830 §4; RFC 8467 §4.1"
     level = Level.MUST
+    advice = (
+        "Pad responses to 468-octet blocks when the query is padded (RFC 7830 §4, RFC "
+        "8467 §4.1); in Unbound: pad-responses: yes, pad-responses-block-size: 468."
+    )
     depends_on = ("reach.853",)
     after = ("dns.answer",)
     budget = 8.0
@@ -52,7 +56,7 @@ class PaddingResponse(Check):
             "multiple_of_468": len(raw) % _dns.RESPONSE_BLOCK == 0,
             "rcode": _dns.rcode(reply),
         }
-        odd_query, odd_wire = nonzero_padded_query(ctx)
+        odd_query, odd_wire = _nonzero_padded_query(ctx)
         odd_raw, odd_reply, _ = _dns.exchange(ctx, _dns.live(ctx), odd_query, odd_wire)
         accepted = odd_reply.rcode() != dns.rcode.FORMERR
         evidence["nonzero_padding"] = {

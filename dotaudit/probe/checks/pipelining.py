@@ -16,7 +16,7 @@ from dotaudit.probe.transport import ProbeError
 COUNT = 10
 
 
-def unique_ids(count: int) -> list[int]:
+def _unique_ids(count: int) -> list[int]:
     ids: list[int] = []
     while len(ids) < count:
         candidate = secrets.randbelow(0x10000)
@@ -30,6 +30,10 @@ class Pipelining(Check):
     title = "Pipelined queries are all answered (out of order when one is slow)"
     rfc = "RFC 7858 §3.3; RFC 7766 §6.2.1.1"
     level = Level.MUST
+    advice = (
+        "Let the DoT server work on several queries of one connection at once and answer "
+        "each when ready (RFC 7766 §6.2.1.1), rather than one at a time or dropping some."
+    )
     depends_on = ("reach.853",)
     after = ("padding.unsolicited",)
     budget = 10.0
@@ -38,7 +42,7 @@ class Pipelining(Check):
         slow = _dns.option(ctx, "slow_qname", None)
         names = ([slow] if slow else []) + [ctx.config.qname] * (COUNT - (1 if slow else 0))
         queries = []
-        for qid, name in zip(unique_ids(COUNT), names, strict=True):
+        for qid, name in zip(_unique_ids(COUNT), names, strict=True):
             query = ctx.make_query(name, pad=_dns.QUERY_BLOCK)
             query.id = qid
             queries.append(query)

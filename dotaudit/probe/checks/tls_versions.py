@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
-from dotaudit.probe.tls import DOT_ALPN, client_context
+from dotaudit.probe.tls_context import DOT_ALPN, client_context
 from dotaudit.probe.transport import ProbeError
 
 REFUSALS = ("alert", "closed", "reset", "protocol")
@@ -22,6 +22,10 @@ class TlsVersions(Check):
     title = "Only TLS 1.2 and 1.3 accepted; TLS 1.3 available"
     rfc = "RFC 7858 §8 (BCP 195: RFC 9325 §3.1.1, RFC 8996)"
     level = Level.MUST
+    advice = (
+        "Disable TLS 1.0 and 1.1 (RFC 8996) and offer TLS 1.3 alongside 1.2 (RFC 9325 "
+        "§3.1.1) in the DoT server's TLS settings."
+    )
     depends_on = ("reach.853",)
     budget = 16.0
 
