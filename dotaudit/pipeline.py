@@ -5,6 +5,7 @@ This is the only module that knows every layer; the CLI calls it.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -179,7 +180,7 @@ class CaptureRun:
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
         self._reader: CaptureReader | None = None
-        self.memory_reserve: bytearray | None = None
+        self.memory_reserve: mmap.mmap | None = None
         """Given back when memory runs out, so that there is room to stop cleanly."""
         self.reader_anomalies: dict[str, int] = {}
         """What the reader counted (records it read, but not as written), by reason."""
@@ -296,9 +297,15 @@ CPython then needs some to unwind, close the capture and print the one line (wit
 it, 3.11 can spin forever retrying the allocation of an exception handler's state)."""
 
 
-def memory_reserve() -> bytearray:
-    """:data:`MEMORY_RESERVE` bytes of address space (untouched pages: no resident memory)."""
-    return bytearray(MEMORY_RESERVE)
+def memory_reserve() -> mmap.mmap:
+    """:data:`MEMORY_RESERVE` bytes of address space (untouched pages: no resident memory).
+
+    An anonymous mapping, not a ``bytearray``: a bytearray zero-fills its buffer, which
+    makes every page resident (16 MiB of RSS per reserve); dropping the mapping unmaps it."""
+    try:
+        return mmap.mmap(-1, MEMORY_RESERVE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError:  # ENOMEM: no address space left, as a bytearray would have said
+        raise MemoryError from None
 
 
 def out_of_memory(path: Path, packets: int | None = None) -> InputError:
@@ -331,7 +338,7 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
     samples: list[dict[str, Any]] = []
     run = CaptureRun(path, progress=progress)
     events = run.events()
-    reserve: bytearray | None = memory_reserve()
+    reserve: mmap.mmap | None = memory_reserve()
     try:
         for event in events:
             if isinstance(event, AnomalySeen):
