@@ -11,6 +11,7 @@ the serial pass writes, and memory stays bounded by one batch per shard.
 from __future__ import annotations
 
 import json
+import mmap
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -123,7 +124,7 @@ class ShardPass:
         decoder = Decoder(decoder_anomaly, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
-        reserve: bytearray | None = memory_reserve()
+        reserve: mmap.mmap | None = memory_reserve()
         try:
             for frame in reader.scan(decoder.take):
                 yield frame, out

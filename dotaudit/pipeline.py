@@ -5,6 +5,7 @@ This is the only module that knows every layer; the CLI calls it.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -182,10 +183,12 @@ class CaptureRun:
     ) -> None:
         self.path = Path(path)
         self.summary = InputSummary(path=str(path))
+        self.caps: dict[str, int] = {}
+        """What the flow table's caps cut (``FlowTable.caps``), once the events ended."""
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
         self._reader: CaptureSource | None = None
-        self.memory_reserve: bytearray | None = None
+        self.memory_reserve: mmap.mmap | None = None
         """Given back when memory runs out, so that there is room to stop cleanly."""
         # Prefilter: flows the dissectors are done with are bypassed (only their control
         # packets are read, in C through libpcap when it can take the file); without it
@@ -260,10 +263,14 @@ class CaptureRun:
                 if progress is not None:
                     progress(reader.bytes_read, size)
             decoder.finish()
-            table.finish()
+            for _ in table.finish_steps():  # a full table ends many flows at once
+                if out:
+                    yield out
+                    out.clear()
             if out:
                 yield out
                 out.clear()
+            self.caps = table.caps()
             if digest is not None:
                 summary.sha256 = digest.result()
             elif self._hash_input and is_regular_file(self.path):
@@ -311,9 +318,15 @@ CPython then needs some to unwind, close the capture and print the one line (wit
 it, 3.11 can spin forever retrying the allocation of an exception handler's state)."""
 
 
-def memory_reserve() -> bytearray:
-    """:data:`MEMORY_RESERVE` bytes of address space (untouched pages: no resident memory)."""
-    return bytearray(MEMORY_RESERVE)
+def memory_reserve() -> mmap.mmap:
+    """:data:`MEMORY_RESERVE` bytes of address space (untouched pages: no resident memory).
+
+    An anonymous mapping, not a ``bytearray``: a bytearray zero-fills its buffer, which
+    makes every page resident (16 MiB of RSS per reserve); dropping the mapping unmaps it."""
+    try:
+        return mmap.mmap(-1, MEMORY_RESERVE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError:  # ENOMEM: no address space left, as a bytearray would have said
+        raise MemoryError from None
 
 
 def out_of_memory(path: Path, packets: int | None = None) -> InputError:
@@ -353,7 +366,7 @@ def analyze_file(
         keep_whole=detection.keeps_flow,
     )
     events = run.events()
-    reserve: bytearray | None = memory_reserve()
+    reserve: mmap.mmap | None = memory_reserve()
     try:
         for event in events:
             if isinstance(event, AnomalySeen):
@@ -375,8 +388,8 @@ def analyze_file(
     del reserve
     for what, count in run.reader_anomalies.items():
         anomalies[what] = anomalies.get(what, 0) + count
-    for what, count in result.caps.items():  # caps that bit are counted like anomalies
-        anomalies[what] = anomalies.get(what, 0) + count
+    for what, count in (*run.caps.items(), *result.caps.items()):
+        anomalies[what] = anomalies.get(what, 0) + count  # caps that bit count as anomalies
     return FileAnalysis(run.summary, result.findings, result.sections, anomalies, samples)
 
 

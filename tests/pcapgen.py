@@ -6,6 +6,8 @@ them as a pcap. Scenarios mirror what real clients do (see the lab for real ones
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +227,51 @@ def link_capture(path: Path) -> Path:
         / query(4, "d.example", 40005)
     )
     return write(path, packets)
+
+
+def _ones_sum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def syn_flood(
+    start: float, count: int, *, rate: float = 20_000.0, server: str = RESOLVER
+) -> Iterator[tuple[float, bytes]]:
+    """``count`` SYNs to port 853, each from its own address in 10.0.0.0/8 and its own
+    port, ``rate`` per second from ``start``: ``(timestamp, Ethernet frame)`` built with
+    struct (a flood through scapy would take minutes), checksums included."""
+    dst = bytes(int(part) for part in server.split("."))
+    for i in range(count):
+        src = (0x0A000001 + i).to_bytes(4, "big")
+        sport = 1024 + (i * 7919) % 64000
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, 20)
+        tcp = struct.pack("!HHIIHHHH", sport, 853, i * 1009 & 0xFFFFFFFF, 0, 0x5002, 64240, 0, 0)
+        tcp_sum = ~_ones_sum(pseudo + tcp) & 0xFFFF
+        tcp = tcp[:16] + struct.pack("!H", tcp_sum) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xFFFF, 0x4000, 64, 6, 0, src, dst)
+        ip = ip[:10] + struct.pack("!H", ~_ones_sum(ip) & 0xFFFF) + ip[12:]
+        eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
+        yield start + i / rate, eth + ip + tcp
+
+
+def write_with_raw(path: Path, packets: list[Any], raw: Iterable[tuple[float, bytes]]) -> Path:
+    """Scapy packets and raw ``(timestamp, Ethernet frame)`` pairs in one pcap, in time
+    order, written record by record."""
+    frames = [(float(p.time), bytes(p)) for p in packets]
+    frames.extend(raw)
+    frames.sort(key=lambda item: item[0])
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for ts, frame in frames:
+            usec = round(ts * 1_000_000)
+            out.write(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
+                                  len(frame)))  # fmt: skip
+            out.write(frame)
+    return path
 
 
 # -- captures that cannot be read whole ------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -15,7 +16,7 @@ import pytest
 from dotaudit.detect.base import Context
 from dotaudit.errors import InputError
 from dotaudit.model.evidence import EVIDENCE_MARKER
-from dotaudit.pipeline import analyze, select_inputs
+from dotaudit.pipeline import MEMORY_RESERVE, analyze, memory_reserve, select_inputs
 from tests import pcapgen
 from tests.conftest import ROOT
 from tests.lab import encap
@@ -136,3 +137,17 @@ def test_analyze_counts_a_capture_and_its_copy_once(tmp_path: Path) -> None:
         (str(tmp_path / "b.pcap"), "skipped"),  # the same content
     ]
     jsonschema.validate(report.to_dict(), SCHEMA)
+
+
+def _resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_the_memory_reserve_is_address_space_not_resident_memory() -> None:
+    """Each run holds a reserve; zero-filled it would add 16 MiB to every peak RSS."""
+    before = _resident_bytes()
+    reserve = memory_reserve()
+    held = _resident_bytes() - before
+    assert len(reserve) == MEMORY_RESERVE == 16 << 20
+    assert held < MEMORY_RESERVE // 16
+    reserve.close()

@@ -16,7 +16,7 @@ emitted it, so merging the shards' outputs by key gives the serial output exactl
 
 from __future__ import annotations
 
-from dotaudit.capture.flows import Flow, FlowConsumer, FlowTable
+from dotaudit.capture.flows import FLOW_MEMCAP, FlowConsumer, FlowTable, Scheduled
 from dotaudit.capture.packet import TCP, UDP, UDP_TUNNEL_PORTS, AnomalySink, Packet
 
 EventKey = tuple[int, int, float, int]
@@ -48,7 +48,8 @@ class ShardFlowTable(FlowTable):
         shards: int,
         bypass: bool = False,
     ) -> None:
-        super().__init__(consumer, sink, bypass=bypass)
+        # The shards of one pass share the memory one table would have.
+        super().__init__(consumer, sink, bypass=bypass, memcap=FLOW_MEMCAP // shards)
         self.shard = shard
         self.shards = shards
         self.at_frame = 0
@@ -161,7 +162,7 @@ class ShardFlowTable(FlowTable):
             self._due = 0.0
             self._first = 0
 
-    def _end(self, flow: Flow, ended_by: str) -> None:
+    def _end(self, flow: Scheduled, ended_by: str) -> None:
         if self.phase == SWEEP:
             self._due = flow._due
             self._first = flow.first_frame

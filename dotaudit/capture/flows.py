@@ -4,13 +4,29 @@ Each flow is stored under both directional keys ``(src, sport, dst, dport)`` so 
 finds its flow with one dict lookup and no normalisation. Expiry is driven by packet
 timestamps: a heap of per-flow deadlines is swept at most once per second of capture time,
 and a flow's deadline is only re-checked when it comes due, so busy flows cost nothing.
+
+Memory is bounded by bytes, not only by a flow count (in the spirit of Suricata's
+``flow.memcap``): every flow is charged an estimate of what it holds (the flow, its keys
+and schedule entry, each reassembled direction with its parser state, and the bytes
+buffered out of order). Over ``memcap`` the table enters emergency mode and evicts, until
+it is back under :data:`EMERGENCY_RECOVERY` of the cap: first flows that never got past
+their client's SYN (oldest first), then the flows closest to their idle timeout. An
+evicted flow ends like any other, with ``ended_by == "evicted"``; each emergency is an
+anomaly (``flow_memcap``) and :meth:`FlowTable.caps` counts the flows evicted.
+
+A flow that has shown only its client's SYN (and retransmissions of it) is kept as a
+small :class:`SynOnly` record under its client-to-server key, with no reassembly state:
+a SYN flood costs a few hundred bytes per half-open attempt. The first other packet of
+the flow (SYN/ACK, RST, data, an ICMP error) turns it into a :class:`Flow` exactly as if
+it had been one all along. Reassembly state is made only when a direction carries data.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
-from typing import Protocol
+import itertools
+from collections.abc import Callable, Iterator
+from typing import ClassVar, Protocol
 
 from dotaudit.capture.packet import (
     ACK,
@@ -25,7 +41,7 @@ from dotaudit.capture.packet import (
     Packet,
     Tunnel,
 )
-from dotaudit.capture.reassembly import Reassembler, StreamConsumer, StreamContext
+from dotaudit.capture.reassembly import SEQ_MASK, Reassembler, StreamConsumer, StreamContext
 
 WELL_KNOWN_PORTS = (53, 853, 443, 80, 784, 8853, 5353, 5355)
 """Server ports, most telling first, used to orient flows whose start was not captured."""
@@ -33,6 +49,20 @@ _PORT_RANK = {port: rank for rank, port in enumerate(WELL_KNOWN_PORTS)}
 _SWEEP_INTERVAL = 1.0
 _NEVER = float("inf")
 _FULL_REPORT_EVERY = 1000
+
+FLOW_MEMCAP = 32 * 1024 * 1024
+"""Bytes the flow table may hold (estimated as below) before emergency eviction."""
+EMERGENCY_RECOVERY = 0.85
+"""An emergency evicts until the table holds at most this fraction of its cap."""
+SYN_ONLY_COST = 800
+"""Bytes charged for a flow that has shown only its client's SYN (:class:`SynOnly`)."""
+FLOW_COST = 1100
+"""Bytes charged for a :class:`Flow`: the object, its two keys, addresses, schedule entry."""
+STREAM_COST = 2000
+"""Bytes charged for each direction that carries data: its reassembler and the
+consumer's parser state for it (a TLS record reader, a DNS framer, the endpoint texts)."""
+UDP_FLOW_COST = FLOW_COST + 300
+"""A UDP flow: the flow and the consumer's state for its datagrams."""
 
 
 _DNS_PORTS = frozenset({53, 5353, 5355})
@@ -96,6 +126,7 @@ class Flow:
         "_probe",
         "_refused",
         "_rst_by",
+        "_server_isn",
         "_settled",
         "_synack",
         "_syns",
@@ -174,6 +205,8 @@ class Flow:
         self.s2c: Reassembler | None = None
         self._syns = 0
         self._isn = -1
+        """The client's initial sequence number, -1 until its SYN is seen."""
+        self._server_isn = -1
         self._synack = False
         self._fin = 0
         """Bit 1: client sent FIN, bit 2: server sent FIN."""
@@ -205,6 +238,53 @@ class Flow:
         tunnel's identity, so the same inner 5-tuple in two tunnels makes two flows."""
 
 
+class SynOnly:
+    """A TCP flow that has shown nothing but its client's SYN and retransmissions of it.
+
+    What a SYN flood leaves behind, so it holds only what the flow's end needs. It takes
+    the place of a :class:`Flow` in the expiry schedule (``_due``, ``_ended``,
+    ``first_frame``, ``end`` and the endpoints have the same meaning) and becomes one
+    (:meth:`FlowTable._grown`) at the flow's first other packet or at its end.
+    """
+
+    __slots__ = (
+        "_due",
+        "_ended",
+        "client",
+        "cport",
+        "end",
+        "first_frame",
+        "isn",
+        "last_frame",
+        "server",
+        "sport",
+        "start",
+        "syns",
+    )
+    proto = TCP
+    _closed_at = None
+    tunnel = None
+
+    def __init__(
+        self, client: bytes, cport: int, server: bytes, sport: int, frame: int, ts: float,
+        isn: int,
+    ) -> None:  # fmt: skip
+        self.client = client
+        self.cport = cport
+        self.server = server
+        self.sport = sport
+        self.first_frame = self.last_frame = frame
+        self.start = self.end = ts
+        self.isn = isn
+        self.syns = 1
+        self._due = 0.0
+        self._ended = False
+
+
+Scheduled = Flow | SynOnly
+"""What the expiry schedule holds."""
+
+
 class FlowTable:
     """Flows by 5-tuple: plain flows under ``(src, sport, dst, dport)``, tunnelled ones
     under ``(src, sport, dst, dport, tunnel key)``.
@@ -214,6 +294,11 @@ class FlowTable:
     :meth:`tunnelled`. The check sits where a new flow would be made, so the datagrams of
     known flows, most of the traffic, pay nothing for it.
     """
+
+    syn_only_records: ClassVar[bool] = True
+    """Keep flows that showed only a client's SYN as :class:`SynOnly` records. False makes
+    every flow a :class:`Flow` from its first packet: the same results at more memory
+    (the reference the tests hold the records to)."""
 
     def __init__(
         self,
@@ -225,9 +310,10 @@ class FlowTable:
         dns_udp_idle: float = 10.0,
         close_linger: float = 2.0,
         max_stream_buffer: int = 256 * 1024,
-        max_total_buffer: int = 64 * 1024 * 1024,
+        max_total_buffer: int = 16 * 1024 * 1024,
         max_flows: int = 500_000,
         bypass: bool = False,
+        memcap: int | None = None,
     ) -> None:
         self.consumer = consumer
         self.sink = sink
@@ -238,18 +324,27 @@ class FlowTable:
         self.dns_udp_idle = dns_udp_idle
         self.close_linger = close_linger
         self.max_flows = max_flows
+        self.memcap = FLOW_MEMCAP if memcap is None else memcap
+        """Bytes (estimated, buffered stream bytes included) before emergency eviction."""
         self.streams = StreamContext(
             consumer, self._flow_anomaly, max_stream_buffer, max_total_buffer
         )
         # Plain flows under 4-tuples, tunnelled ones under 5-tuples ending in the tunnel key.
         self._tcp: dict[tuple[object, ...], Flow] = {}
         self._udp: dict[tuple[object, ...], Flow] = {}
+        # SYN-only flows under their client-to-server 4-tuple, least recently seen first.
+        self._syn_only: dict[tuple[bytes, int, bytes, int], SynOnly] = {}
         # Entries are (due, first_frame, counter, flow): flows due at the same moment end in
         # capture order, an order that a shard of the table (capture/flow_shard.py) reproduces.
-        self._heap: list[tuple[float, int, int, Flow]] = []
+        self._heap: list[tuple[float, int, int, Scheduled]] = []
         self._counter = 0
         self._active = 0
+        self._charged = 0
+        """Estimated bytes of every live flow (see FLOW_COST); buffered bytes come on top."""
         self._evicted = 0
+        self._evicted_syn_only = 0
+        self._table_full = 0
+        self._emergencies = 0
         self._next_sweep = float("-inf")
         # Most datagrams are DNS, each its own short flow: a consumer that takes plain
         # values spares building a Packet for every one of them.
@@ -269,15 +364,34 @@ class FlowTable:
     def active_flows(self) -> int:
         return self._active
 
+    @property
+    def charged_bytes(self) -> int:
+        """What the live flows are estimated to hold, out-of-order stream bytes included."""
+        return self._charged + self.streams.buffered_total
+
+    def caps(self) -> dict[str, int]:
+        """What the table's caps cut, by name, where they bit: flows evicted before they
+        ended (``flows_evicted``; of them ``flows_evicted_syn_only`` never got past a SYN)."""
+        counts = {
+            "flows_evicted": self._evicted,
+            "flows_evicted_syn_only": self._evicted_syn_only,
+        }
+        return {name: count for name, count in counts.items() if count}
+
     def get(
         self, proto: int, src: bytes, sport: int, dst: bytes, dport: int,
         tunnel: Tunnel | None = None,
     ) -> Flow | None:  # fmt: skip
-        """The live flow for a 5-tuple (inside ``tunnel``, if given), in either direction."""
+        """The live flow for a 5-tuple (inside ``tunnel``, if given), in either direction.
+
+        A SYN-only flow is made a :class:`Flow` to be returned."""
         table = self._tcp if proto == TCP else self._udp if proto == UDP else {}
         if tunnel is not None:
             return table.get((src, sport, dst, dport, tunnel.key))
-        return table.get((src, sport, dst, dport))
+        flow = table.get((src, sport, dst, dport))
+        if flow is None and proto == TCP and self._syn_only:
+            flow = self._grown(src, sport, dst, dport)
+        return flow
 
     def process(self, pkt: Packet) -> None:
         ts = pkt.ts
@@ -480,10 +594,20 @@ class FlowTable:
 
     def finish(self) -> None:
         """End every remaining flow (capture end), oldest first."""
-        live = {id(f): f for f in (*self._tcp.values(), *self._udp.values())}
-        for flow in sorted(live.values(), key=lambda f: f.first_frame):
+        for _ in self.finish_steps():
+            pass
+
+    def finish_steps(self, step: int = 1000) -> Iterator[None]:
+        """:meth:`finish`, pausing after every ``step`` flows ended, so that a caller can
+        pass on what their ends produced: a full table ends many flows at once."""
+        live: dict[int, Scheduled] = {id(f): f for f in self._tcp.values()}
+        live.update((id(f), f) for f in self._udp.values())
+        live.update((id(f), f) for f in self._syn_only.values())
+        for count, flow in enumerate(sorted(live.values(), key=lambda f: f.first_frame), 1):
             closed = flow._closed_at is not None
             self._end(flow, "close" if closed else "capture_end")
+            if count % step == 0:
+                yield
 
     # --- TCP -----------------------------------------------------------------------
 
@@ -498,7 +622,26 @@ class FlowTable:
             self._end(flow, "close" if flow._close or flow._fin else "idle_timeout")
             flow = None
         if flow is None:
-            flow = self._new_tcp_flow(pkt, flags, ts)
+            if pkt.tunnel is None and self.syn_only_records:
+                # A bare SYN (no FIN, RST or data) starts or repeats a SYN-only flow; any
+                # other packet makes the SYN-only flow it belongs to a Flow.
+                bare_syn = flags & (SYN | ACK | FIN | RST) == SYN and not pkt.payload
+                if self._syn_only:
+                    key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+                    early = self._syn_only.get(key)
+                    if early is not None and bare_syn and ts >= early.end:
+                        early.syns += 1
+                        early.last_frame = pkt.frame
+                        early.end = ts
+                        del self._syn_only[key]  # to the end: least recently seen first
+                        self._syn_only[key] = early
+                        return
+                    flow = self._grown(pkt.src, pkt.sport, pkt.dst, pkt.dport)
+                if flow is None and bare_syn:
+                    self._new_syn_only(pkt, ts)
+                    return
+            if flow is None:
+                flow = self._new_tcp_flow(pkt, flags, ts)
         from_client = pkt.sport == flow.cport and pkt.src == flow.client
         side = "client" if from_client else "server"
         seq = pkt.seq
@@ -508,7 +651,8 @@ class FlowTable:
                 if flow._syns == 1:
                     flow._isn = seq
                     flow.mid_stream = False
-                    self._stream(flow, True).start(seq + 1)
+                    if flow.c2s is not None:  # else made with this start when data comes
+                        flow.c2s.start(seq + 1)
                 else:
                     flow.syn_retransmits = flow._syns - 1
             elif flow._synack and flags & ACK:
@@ -517,7 +661,9 @@ class FlowTable:
             if flags & (SYN | ACK) == SYN | ACK and not flow._synack:
                 flow._synack = True
                 flow.mid_stream = False
-                self._stream(flow, False).start(seq + 1)
+                flow._server_isn = seq
+                if flow.s2c is not None:
+                    flow.s2c.start(seq + 1)
             if flags & RST:
                 if flow.rst_ttl is None:
                     flow.rst_ttl = pkt.ttl
@@ -568,13 +714,19 @@ class FlowTable:
             peer.peer_ack(pkt.ack, frame, ts)
 
     def _stream(self, flow: Flow, from_client: bool) -> Reassembler:
+        """The reassembler of one direction, made when it first carries data."""
         stream = flow.c2s if from_client else flow.s2c
         if stream is None:
             stream = Reassembler(self.streams, flow, from_client)
             if from_client:
                 flow.c2s = stream
+                isn = flow._isn
             else:
                 flow.s2c = stream
+                isn = flow._server_isn
+            if isn >= 0:  # the SYN was seen: the data starts after it
+                stream.nxt = (isn + 1) & SEQ_MASK
+            self._charged += STREAM_COST
         return stream
 
     def _new_tcp_flow(self, pkt: Packet, flags: int, ts: float) -> Flow:
@@ -659,6 +811,8 @@ class FlowTable:
         if table is None:
             return
         flow = table.get(key or (quote.src, quote.sport, quote.dst, quote.dport))
+        if flow is None and key is None and quote.proto == TCP and self._syn_only:
+            flow = self._grown(quote.src, quote.sport, quote.dst, quote.dport)
         if flow is None or flow.icmp is not None:
             return
         flow.icmp = quote.kind
@@ -673,8 +827,11 @@ class FlowTable:
         ts: float, to_server: bool, idle: float,
     ) -> Flow:  # fmt: skip
         """A flow for a packet ``src:sport -> dst:dport``, stored under both keys."""
+        cost = FLOW_COST if proto == TCP else UDP_FLOW_COST
         if self._active >= self.max_flows:
             self._evict_one(frame, ts)
+        if self._charged + cost + self.streams.buffered_total > self.memcap:
+            self._emergency(frame, ts)
         if proto == UDP:
             started = self.on_flow_start
             if started is not None:
@@ -686,6 +843,7 @@ class FlowTable:
         table[(src, sport, dst, dport)] = flow
         table[(dst, dport, src, sport)] = flow
         self._active += 1
+        self._charged += cost
         # _schedule, inline: one of these per flow, most of them one-transaction DNS flows.
         due = flow._due = ts + idle
         self._counter += 1
@@ -697,8 +855,11 @@ class FlowTable:
         frame: int, ts: float, to_server: bool, idle: float,
     ) -> Flow:  # fmt: skip
         """:meth:`_new_flow` for a packet inside ``tunnel``: keys end in its identity."""
+        cost = FLOW_COST if proto == TCP else UDP_FLOW_COST
         if self._active >= self.max_flows:
             self._evict_one(frame, ts)
+        if self._charged + cost + self.streams.buffered_total > self.memcap:
+            self._emergency(frame, ts)
         if not to_server:
             src, sport, dst, dport = dst, dport, src, sport
         flow = Flow(proto, src, sport, dst, dport, frame, ts)
@@ -707,7 +868,43 @@ class FlowTable:
         table[(src, sport, dst, dport, tunnel.key)] = flow
         table[(dst, dport, src, sport, tunnel.key)] = flow
         self._active += 1
+        self._charged += cost
         self._schedule(flow, ts + idle)
+        return flow
+
+    def _new_syn_only(self, pkt: Packet, ts: float) -> None:
+        """A plain flow's first packet is its client's bare SYN: a :class:`SynOnly`."""
+        frame = pkt.frame
+        if self._active >= self.max_flows:
+            self._evict_one(frame, ts)
+        if self._charged + SYN_ONLY_COST + self.streams.buffered_total > self.memcap:
+            self._emergency(frame, ts)
+        started = self.on_flow_start
+        if started is not None:  # a SYN-only flow is a flow start like any other
+            started(frame, ts, pkt.src, pkt.sport, pkt.dst, pkt.dport, TCP)
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        early = SynOnly(pkt.src, pkt.sport, pkt.dst, pkt.dport, frame, ts, pkt.seq)
+        self._syn_only[key] = early
+        self._active += 1
+        self._charged += SYN_ONLY_COST
+        self._schedule(early, ts + self.tcp_idle)
+
+    def _grown(self, src: bytes, sport: int, dst: bytes, dport: int) -> Flow | None:
+        """The SYN-only flow of a packet ``src:sport -> dst:dport`` (either direction) as a
+        :class:`Flow` in the table, in its place in the schedule; None if there is none."""
+        early = self._syn_only.pop((src, sport, dst, dport), None)
+        if early is None:
+            early = self._syn_only.pop((dst, dport, src, sport), None)
+            if early is None:
+                return None
+        early._ended = True  # its schedule entry is now the flow's
+        flow = _flow_of(early)
+        table = self._tcp
+        table[(flow.client, flow.cport, flow.server, flow.sport)] = flow
+        table[(flow.server, flow.sport, flow.client, flow.cport)] = flow
+        self._charged += FLOW_COST - SYN_ONLY_COST
+        self._counter += 1
+        heapq.heappush(self._heap, (flow._due, flow.first_frame, self._counter, flow))
         return flow
 
     def _udp_idle_for(self, port_a: int, port_b: int) -> float:
@@ -715,10 +912,23 @@ class FlowTable:
             return self.dns_udp_idle
         return self.udp_idle
 
-    def _schedule(self, flow: Flow, due: float) -> None:
+    def _schedule(self, flow: Scheduled, due: float) -> None:
         flow._due = due
         self._counter += 1
         heapq.heappush(self._heap, (due, flow.first_frame, self._counter, flow))
+
+    def _idle_due(self, flow: Scheduled) -> float:
+        """When the flow ends unless it sees another packet."""
+        if flow.proto == TCP:
+            due = flow.end + self.tcp_idle
+        elif flow.cport in _DNS_PORTS or flow.sport in _DNS_PORTS:
+            due = flow.end + self.dns_udp_idle
+        else:
+            due = flow.end + self.udp_idle
+        closed_at = flow._closed_at
+        if closed_at is not None:
+            return min(due, closed_at + self.close_linger)
+        return due
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_INTERVAL
@@ -738,7 +948,7 @@ class FlowTable:
             else:
                 idle_due = flow.end + self.udp_idle
             if idle_due <= now:
-                if flow.bypassed and not flow._probe and closed_at is None:
+                if type(flow) is Flow and flow.bypassed and not flow._probe and closed_at is None:
                     # Idle only as far as the packets read show: read its next packet.
                     flow._probe = True
                     if self.bypass_listener is not None:
@@ -750,41 +960,98 @@ class FlowTable:
                 self._schedule(flow, idle_due)
             else:
                 self._schedule(flow, min(idle_due, closed_at + self.close_linger))
+        self._compact_schedule()
+
+    def _compact_schedule(self) -> None:
+        """Drop the schedule's superseded entries once they outnumber the live ones: they
+        hold ended flows, SYN-only ones included, in memory."""
+        heap = self._heap
         if len(heap) > 2 * self._active + 1024:
             self._heap = [e for e in heap if not e[3]._ended and e[0] == e[3]._due]
             heapq.heapify(self._heap)
 
     def _evict_one(self, frame: int, ts: float) -> None:
+        """Make room for one flow under ``max_flows``."""
+        if self._evict_next():
+            self._table_full += 1
+            if self._table_full % _FULL_REPORT_EVERY == 1:
+                detail = f"{self._table_full} flows evicted so far (max_flows={self.max_flows})"
+                self.sink(Anomaly("flow_table_full", frame, ts, detail))
+
+    def _emergency(self, frame: int, ts: float) -> None:
+        """Over the memory cap: evict until the table is back under the recovery mark, SYN-only
+        flows first (least recently seen first), then the flows closest to their idle end."""
+        target = int(self.memcap * EMERGENCY_RECOVERY)
+        evicted, syn_only = self._evicted, self._evicted_syn_only
+        held = self.charged_bytes
+        # SYN-only flows in batches, taken in one walk from the front of their table: one
+        # at a time, each walk would step over every entry deleted before it.
+        while self._syn_only and self.charged_bytes > target:
+            wanted = (self.charged_bytes - target) // SYN_ONLY_COST + 1
+            for early in list(itertools.islice(self._syn_only.values(), wanted)):
+                self._evicted += 1
+                self._evicted_syn_only += 1
+                self._end(early, "evicted")
+        while self.charged_bytes > target and self._evict_next():
+            pass
+        self._compact_schedule()
+        self._emergencies += 1
+        evicted = self._evicted - evicted
+        syn_only = self._evicted_syn_only - syn_only
+        mib = 1024 * 1024
+        detail = (
+            f"flow table over its memory cap ({held / mib:.1f} of {self.memcap / mib:.0f} MiB, "
+            f"{self._active + evicted} flows): evicted {evicted} ({syn_only} SYN-only), "
+            f"{self._evicted} so far in {self._emergencies} emergencies"
+        )
+        self.sink(Anomaly("flow_memcap", frame, ts, detail))
+
+    def _evict_next(self) -> bool:
+        """End the flow whose idle end is nearest before its time; False when there is none."""
         heap = self._heap
         while heap:
-            due, _, _, flow = heapq.heappop(heap)
+            due, _, _, flow = heap[0]
             if flow._ended or due != flow._due:
+                heapq.heappop(heap)
                 continue
-            self._end(flow, "idle_timeout")
+            idle_due = self._idle_due(flow)
+            if idle_due > due:  # it saw packets since it was scheduled: not that old
+                heapq.heappop(heap)
+                self._schedule(flow, idle_due)
+                continue
+            heapq.heappop(heap)
             self._evicted += 1
-            if self._evicted % _FULL_REPORT_EVERY == 1:
-                detail = f"{self._evicted} flows evicted so far (max_flows={self.max_flows})"
-                self.sink(Anomaly("flow_table_full", frame, ts, detail))
-            return
+            if isinstance(flow, SynOnly):
+                self._evicted_syn_only += 1
+            self._end(flow, "evicted")
+            return True
+        return False
 
-    def _end(self, flow: Flow, ended_by: str) -> None:
+    def _end(self, flow: Scheduled, ended_by: str) -> None:
         if flow._ended:
             return
         flow._ended = True
+        if isinstance(flow, SynOnly):
+            self._end_syn_only(flow, ended_by)
+            return
         if flow.bypassed and self.bypass_listener is not None:
             self.bypass_listener.released(flow)
         # One of these per flow, most of them one-transaction UDP DNS flows: no loops
         # over tuples built for the purpose, no call for a UDP flow's outcome.
+        cost = FLOW_COST
         if flow.c2s is not None:
             flow.c2s.close(flow.last_frame, flow.end)
             flow.c2s = None
+            cost += STREAM_COST
         if flow.s2c is not None:
             flow.s2c.close(flow.last_frame, flow.end)
             flow.s2c = None
+            cost += STREAM_COST
         flow.ended_by = ended_by
         if flow.proto == UDP:
             flow.outcome = "icmp_rejected" if flow.icmp is not None else "udp"
             table = self._udp
+            cost += UDP_FLOW_COST - FLOW_COST
         else:
             _settle_outcome(flow)
             table = self._tcp
@@ -804,6 +1071,19 @@ class FlowTable:
                 if table.get(key5) is flow:
                     del table[key5]
         self._active -= 1
+        self._charged -= cost
+        self.consumer.on_flow_end(flow)
+
+    def _end_syn_only(self, early: SynOnly, ended_by: str) -> None:
+        key = (early.client, early.cport, early.server, early.sport)
+        if self._syn_only.get(key) is early:
+            del self._syn_only[key]
+        self._active -= 1
+        self._charged -= SYN_ONLY_COST
+        flow = _flow_of(early)  # what the consumer reads, never entered in the table
+        flow._ended = True
+        flow.ended_by = ended_by
+        _settle_outcome(flow)
         self.consumer.on_flow_end(flow)
 
     # --- bypass ----------------------------------------------------------------------
@@ -879,6 +1159,20 @@ class FlowTable:
                 None if tunnel is None else tunnel.text,
             )
         )
+
+
+def _flow_of(early: SynOnly) -> Flow:
+    """The :class:`Flow` a SYN-only flow stands for: as if it had been one from its SYN."""
+    flow = Flow(TCP, early.client, early.cport, early.server, early.sport, early.first_frame,
+                early.start)  # fmt: skip
+    flow.last_frame = early.last_frame
+    flow.end = early.end
+    flow.packets_fwd = flow._syns = early.syns
+    flow.syn_retransmits = early.syns - 1
+    flow._isn = early.isn
+    flow._settled = True
+    flow._due = early._due
+    return flow
 
 
 def _syn_starts_new_flow(flow: Flow, isn: int) -> bool:

@@ -7,6 +7,7 @@ Each keeps bounded state (aggregates, capped samples) so memory stays flat.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -55,26 +56,64 @@ class Detector(ABC):
         bypassed once the dissectors are done with it: its later packets are not read."""
         return False
 
+    def caps(self) -> dict[str, int]:
+        """What this detector's caps cut, by name, where they bit (counted in the report's
+        anomalies like the session stage's). Names say what was cut; zeros are left out."""
+        return {}
+
+
+def bitten(counts: dict[str, int]) -> dict[str, int]:
+    """The caps of ``counts`` that cut something."""
+    return {name: count for name, count in counts.items() if count}
+
+
+TRACK_BUDGET = 100_000
+"""Distinct values (names, servers, subnets) one detector remembers over all its groups."""
+
+
+class TrackBudget:
+    """Distinct values the samples of one detector may remember together, so that many
+    groups of many names stay bounded as a whole; ``refused`` counts the values seen once
+    the budget was spent (their samples' counts are then lower bounds)."""
+
+    __slots__ = ("left", "refused")
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.refused = 0
+
 
 class CappedSample:
-    """Keeps the first ``limit`` distinct values in arrival order, and counts them all."""
+    """Keeps the first ``limit`` distinct values in arrival order, and counts them all
+    (remembering at most ``track`` of them, and only while ``budget`` lasts)."""
 
-    __slots__ = ("_seen", "_track", "limit", "overflow", "values")
+    __slots__ = ("_budget", "_seen", "_track", "limit", "overflow", "values")
 
-    def __init__(self, limit: int = 20, track: int = 10_000) -> None:
+    def __init__(
+        self, limit: int = 20, track: int = 10_000, budget: TrackBudget | None = None
+    ) -> None:
         self.limit = limit
         self.values: list[str] = []
         self._seen: set[str] = set()
         self.overflow = False
+        """Some distinct value was not remembered: ``count`` is a lower bound."""
         self._track = track
+        self._budget = budget
 
     def add(self, value: str) -> None:
         if value in self._seen:
             return
-        if len(self._seen) < self._track:
+        budget = self._budget
+        if len(self._seen) < self._track and (budget is None or budget.left > 0):
             self._seen.add(value)
+            if budget is not None:
+                budget.left -= 1
         else:
+            if budget is not None and budget.left <= 0:
+                budget.refused += 1
             self.overflow = True
+            if value in self.values:  # not remembered, but already in the sample
+                return
         if len(self.values) < self.limit:
             self.values.append(value)
 
@@ -107,3 +146,25 @@ class CappedGroups(dict[K, V]):
             return None
         self[key] = group
         return group
+
+
+class LowestFrames:
+    """The ``limit`` lowest distinct frame numbers seen: what a finding lists of them
+    (``make_finding`` keeps the lowest ``MAX_FRAMES``), without keeping every frame."""
+
+    __slots__ = ("frames", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.frames: list[int] = []
+
+    def add(self, frame: int) -> None:
+        frames = self.frames
+        if len(frames) >= self.limit and frame >= frames[-1]:
+            return
+        i = bisect_left(frames, frame)
+        if i < len(frames) and frames[i] == frame:
+            return
+        frames.insert(i, frame)
+        if len(frames) > self.limit:
+            frames.pop()

@@ -17,7 +17,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    Detector,
+    Section,
+    TrackBudget,
+    bitten,
+)
 from dotaudit.model.events import (
     ConnectionSeen,
     DnsMessageSeen,
@@ -32,7 +41,8 @@ from dotaudit.model.resolvers import KnownResolver
 HTTPS_PORT = 443
 DOQ_PORTS = frozenset({853, 784, 8853})
 MAX_ROWS = 10_000
-MAX_OPEN = 50_000
+MAX_OPEN = 20_000
+"""Connections followed from their hello to their end (for packet counts)."""
 
 FlowKey = tuple[str, str, int, str, int]
 RowKey = tuple[str, str, str, str, str | None]
@@ -111,6 +121,8 @@ class _Cleartext:
     server: str
     first_ts: float
     last_ts: float
+    authorities: CappedSample
+    names: CappedSample
     ports: set[int] = field(default_factory=set)
     requests: int = 0
     doh_requests: int = 0
@@ -118,8 +130,6 @@ class _Cleartext:
     responses: int = 0
     padded_queries: int = 0
     padded_responses: int = 0
-    authorities: CappedSample = field(default_factory=lambda: CappedSample(limit=10))
-    names: CappedSample = field(default_factory=CappedSample)
     frames: list[int] = field(default_factory=list)
 
     def seen(self, frame: int, ts: float) -> None:
@@ -149,6 +159,9 @@ class DohDoqDetector(Detector):
         self._rows: CappedGroups[RowKey, _Row] = CappedGroups(MAX_ROWS)
         self._flows: dict[FlowKey, RowKey] = {}
         self._cleartext: CappedGroups[tuple[str, str, str], _Cleartext] = CappedGroups(MAX_ROWS)
+        self._budget = TrackBudget(TRACK_BUDGET)
+        self._untracked_flows = 0
+        """Connections not followed because ``MAX_OPEN`` were: their packets go uncounted."""
 
     def on_event(self, event: Event) -> None:
         # Exact type tests: cheaper than isinstance on the stream's bulk of DNS events.
@@ -180,7 +193,19 @@ class DohDoqDetector(Detector):
         key = (file, client, server)
         row = self._cleartext.get(key)
         if row is None:
-            row = self._cleartext.add(key, _Cleartext(file, client, server, ts, ts))
+            budget = self._budget
+            row = self._cleartext.add(
+                key,
+                _Cleartext(
+                    file,
+                    client,
+                    server,
+                    ts,
+                    ts,
+                    CappedSample(limit=10, budget=budget),
+                    CappedSample(budget=budget),
+                ),
+            )
         return row
 
     def _h2c_request(self, event: HttpRequestSeen) -> None:
@@ -249,6 +274,8 @@ class DohDoqDetector(Detector):
             row.connections += 1
             if len(self._flows) < MAX_OPEN:
                 self._flows[flow] = key
+            else:
+                self._untracked_flows += 1
         for name in alpn[:8]:
             if len(row.alpn) < 16 and name not in row.alpn:
                 row.alpn.append(name)
@@ -294,6 +321,15 @@ class DohDoqDetector(Detector):
         row.add_frame(event.last_frame)
         row.seen(event.start, event.end)
 
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "doh_rows_full": self._rows.dropped + self._cleartext.dropped,
+                "doh_open_flows_full": self._untracked_flows,
+                "doh_names_untracked": self._budget.refused,
+            }
+        )
+
     def finish(self) -> list[Finding]:
         return self._encrypted_findings() + self._cleartext_findings()
 
@@ -319,6 +355,8 @@ class DohDoqDetector(Detector):
                 "names": list(row.names.values),
                 "name_count": row.names.count,
             }
+            if row.names.overflow:
+                evidence["name_count_is_lower_bound"] = True
             findings.append(
                 make_finding(
                     "DA-DOH-002",

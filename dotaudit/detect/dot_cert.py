@@ -14,13 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, Context, Detector
+from dotaudit.detect.base import CappedGroups, Context, Detector, bitten
 from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
 from dotaudit.model.events import Event, TlsCertificateSeen
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity, make_finding
 
 MAX_PAIRS = 10_000
+MAX_SERVERS = 10_000
+"""Servers whose leaf issuers are compared."""
 MAX_ISSUERS = 8
+"""Issuers counted per server; leaves of more are counted apart."""
 MAX_SAN_SHOWN = 20
 ISSUER_REASON = "issuer_differs"
 
@@ -130,7 +133,9 @@ class DotCertDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._pairs: CappedGroups[tuple[str, str, str], _Pair] = CappedGroups(MAX_PAIRS)
-        self._issuers: dict[tuple[str, str], dict[str, int]] = {}
+        self._issuers: CappedGroups[tuple[str, str], dict[str, int]] = CappedGroups(MAX_SERVERS)
+        self._issuers_dropped = 0
+        """Leaves whose issuer was not counted: one more than ``MAX_ISSUERS`` per server."""
         self._pins: dict[str, frozenset[str]] = {
             r.address: frozenset(r.pins) for r in context.policy.approved_dot if r.pins
         }
@@ -145,9 +150,14 @@ class DotCertDetector(Detector):
             return
         pinned = leaf.spki_sha256 in self._pins.get(session.server, frozenset())
         reasons = certificate_problems(leaf, session.sni, pinned)
-        issuers = self._issuers.setdefault((session.file, session.server), {})
-        if leaf.issuer in issuers or len(issuers) < MAX_ISSUERS:
-            issuers[leaf.issuer] = issuers.get(leaf.issuer, 0) + 1
+        issuers = self._issuers.get((session.file, session.server))
+        if issuers is None:
+            issuers = self._issuers.add((session.file, session.server), {})
+        if issuers is not None:
+            if leaf.issuer in issuers or len(issuers) < MAX_ISSUERS:
+                issuers[leaf.issuer] = issuers.get(leaf.issuer, 0) + 1
+            else:
+                self._issuers_dropped += 1
         key = (session.file, session.client, session.server)
         pair = self._pairs.get(key)
         if pair is None:
@@ -182,6 +192,15 @@ class DotCertDetector(Detector):
                 "self_signed": leaf.self_signed,
                 "pinned": pinned,
             }
+
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "dot_cert_pairs_full": self._pairs.dropped,
+                "dot_cert_servers_full": self._issuers.dropped,
+                "dot_cert_issuers_full": self._issuers_dropped,
+            }
+        )
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []

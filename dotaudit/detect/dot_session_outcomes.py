@@ -8,16 +8,32 @@ missing SNI, and sessions to resolvers that policy does not approve.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.detect.base import (
+    CappedGroups,
+    Context,
+    Detector,
+    LowestFrames,
+    Section,
+    bitten,
+)
 from dotaudit.detect.padding import infer_padding
 from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
 from dotaudit.model.events import ConnectionSeen, Event
-from dotaudit.model.findings import Confidence, Finding, make_finding
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
-MAX_SESSIONS = 20_000
+MAX_SESSIONS = 10_000
+"""Rows of the ``dot_sessions`` table; the findings count every session."""
+MAX_GROUPS = 10_000
+"""(finding, client, server) groups the findings are made of."""
+MAX_SERVERS = 10_000
+"""Servers whose own TTLs are remembered (to tell an injected reset)."""
+MAX_NAMES = 100
+"""SNIs, JA4s and alerts listed per finding."""
 OBSOLETE_VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1")
+RESET_OUTCOMES = ("reset", "reset_in_handshake")
 
 
 def _estimate_queries(session: DotSession) -> int:
@@ -44,6 +60,8 @@ def _close_reason(session: DotSession) -> str | None:
         return "idle (no packets until the flow expired)"
     if conn.ended_by == "capture_end":
         return "still open at the end of the capture"
+    if conn.ended_by == "evicted":
+        return "evicted from the flow table (memory cap) while still open"
     return conn.outcome
 
 
@@ -97,6 +115,54 @@ def _leaf(session: DotSession) -> dict[str, Any] | None:
     return None
 
 
+@dataclass(slots=True)
+class _Group:
+    """What one finding says of the sessions of one client and server, summed as they
+    arrive (the rows of the report's table may stop at ``MAX_SESSIONS``; these do not)."""
+
+    first_ts: float
+    last_ts: float
+    frames: LowestFrames
+    sessions: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    sni: set[str] = field(default_factory=set)
+    ja4: set[str] = field(default_factory=set)
+    queries_est: int = 0
+    alerts: set[str] = field(default_factory=set)
+    syn_retransmits: int = 0
+    icmp: set[str] = field(default_factory=set)
+    reset_ttls: set[int] = field(default_factory=set)
+    """TTLs of the resets that ended sessions of this group (checked at the end against
+    what the server sent on other flows)."""
+    all_aborted: bool = True
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.sessions += 1
+        outcome = row["outcome"]
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if row["version"]:
+            version = str(row["version"])
+            self.versions[version] = self.versions.get(version, 0) + 1
+        if row["sni"] and len(self.sni) < MAX_NAMES:
+            self.sni.add(row["sni"])
+        if row["ja4"] and len(self.ja4) < MAX_NAMES:
+            self.ja4.add(row["ja4"])
+        self.queries_est += int(row["queries_est"])
+        if row["alert"] and len(self.alerts) < MAX_NAMES:
+            self.alerts.add(row["alert"])
+        self.syn_retransmits = max(self.syn_retransmits, int(row["syn_retransmits"]))
+        if row["icmp"]:
+            self.icmp.add(row["icmp"])
+        if outcome in RESET_OUTCOMES and row["rst_ttl"] is not None:
+            self.reset_ttls.add(row["rst_ttl"])
+        self.all_aborted = self.all_aborted and outcome == "aborted_after_server_hello"
+        for frame in row["frames"]:
+            self.frames.add(frame)
+        self.first_ts = min(self.first_ts, float(row["start"]))
+        self.last_ts = max(self.last_ts, float(row["end"]))
+
+
 class DotSessionOutcomesDetector(Detector):
     name: ClassVar[str] = "dot_session_outcomes"
     event_types: ClassVar[frozenset[type[Event]]] = frozenset({DotSessionAssembled, ConnectionSeen})
@@ -105,22 +171,55 @@ class DotSessionOutcomesDetector(Detector):
         super().__init__(context)
         self.rows: list[dict[str, Any]] = []
         self.dropped = 0
-        self.server_ttls: dict[str, set[int]] = {}
+        """Sessions past ``MAX_SESSIONS``: counted in the findings, not listed as rows."""
+        self._groups: CappedGroups[tuple[str, str, str, str], _Group] = CappedGroups(MAX_GROUPS)
+        self._approved = context.policy.approved_addresses()
+        self.server_ttls: CappedGroups[str, set[int]] = CappedGroups(MAX_SERVERS)
         """TTLs of packets each server sent on any flow: a reset with another TTL was
         most likely injected by a middlebox on the path."""
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, DotSessionAssembled):
+            row = _session_row(event.session)
+            self._group(row)
             if len(self.rows) >= MAX_SESSIONS:
                 self.dropped += 1
                 return
-            self.rows.append(_session_row(event.session))
-        elif (
-            isinstance(event, ConnectionSeen)
-            and event.server_ttl is not None
-            and len(self.server_ttls) < MAX_SESSIONS
-        ):
-            self.server_ttls.setdefault(event.dst, set()).add(event.server_ttl)
+            self.rows.append(row)
+        elif isinstance(event, ConnectionSeen) and event.server_ttl is not None:
+            seen = self.server_ttls.get(event.dst)
+            if seen is None:
+                seen = self.server_ttls.add(event.dst, set())
+                if seen is None:
+                    return
+            seen.add(event.server_ttl)
+
+    def _group(self, row: dict[str, Any]) -> None:
+        outcome = row["outcome"]
+        if outcome == "mid_stream":
+            return
+        kinds: list[str] = []
+        if outcome == "established":
+            kinds.append("DA-DOT-006")
+            if row["version"] in OBSOLETE_VERSIONS:
+                kinds.append("DA-DOT-002")
+            elif row["version"] == "TLSv1.2":
+                kinds.append("DA-DOT-003")
+            if self._approved and row["server"] not in self._approved:
+                kinds.append("DA-POLICY-001")
+        else:
+            kinds.append("DA-DOT-001")
+        if row["sni"] is None and row["ja4"] is not None:
+            kinds.append("DA-DOT-004")
+        for kind in kinds:
+            key = (kind, row["file"], row["client"], row["server"])
+            group = self._groups.get(key)
+            if group is None:
+                start, end = float(row["start"]), float(row["end"])
+                group = self._groups.add(key, _Group(start, end, LowestFrames(MAX_FRAMES)))
+                if group is None:
+                    continue
+            group.add(row)
 
     def _mark_injected_resets(self) -> None:
         for row in self.rows:
@@ -128,7 +227,7 @@ class DotSessionOutcomesDetector(Detector):
             seen = self.server_ttls.get(row["server"], set())
             row["reset_injected"] = (
                 rst_ttl is not None and bool(seen) and rst_ttl not in seen
-                if row["outcome"] in ("reset", "reset_in_handshake")
+                if row["outcome"] in RESET_OUTCOMES
                 else None
             )
             if row["reset_injected"]:
@@ -138,60 +237,48 @@ class DotSessionOutcomesDetector(Detector):
         self._mark_injected_resets()
         return {"dot_sessions": list(self.rows)}
 
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "dot_session_rows_full": self.dropped,
+                "dot_session_groups_full": self._groups.dropped,
+                "dot_server_ttl_table_full": self.server_ttls.dropped,
+            }
+        )
+
     def finish(self) -> list[Finding]:
-        groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-
-        def group(kind: str, row: dict[str, Any]) -> None:
-            groups.setdefault((kind, row["file"], row["client"], row["server"]), []).append(row)
-
-        approved = self.context.policy.approved_addresses()
-        for row in self.rows:
-            outcome = row["outcome"]
-            if outcome == "mid_stream":
-                continue
-            if outcome == "established":
-                group("DA-DOT-006", row)
-                if row["version"] in OBSOLETE_VERSIONS:
-                    group("DA-DOT-002", row)
-                elif row["version"] == "TLSv1.2":
-                    group("DA-DOT-003", row)
-                if approved and row["server"] not in approved:
-                    group("DA-POLICY-001", row)
-            else:
-                group("DA-DOT-001", row)
-            if row["sni"] is None and row["ja4"] is not None:
-                group("DA-DOT-004", row)
         findings: list[Finding] = []
         self._mark_injected_resets()
-        for (finding_id, file, client, server), rows in groups.items():
+        for (finding_id, file, client, server), group in self._groups.items():
             evidence: dict[str, Any] = {
-                "sessions": len(rows),
-                "outcomes": _counts(r["outcome"] for r in rows),
-                "versions": _counts(str(r["version"]) for r in rows if r["version"]),
-                "sni": sorted({r["sni"] for r in rows if r["sni"]}),
-                "ja4": sorted({r["ja4"] for r in rows if r["ja4"]}),
-                "queries_est": sum(int(r["queries_est"]) for r in rows),
+                "sessions": group.sessions,
+                "outcomes": dict(group.outcomes),
+                "versions": dict(group.versions),
+                "sni": sorted(group.sni),
+                "ja4": sorted(group.ja4),
+                "queries_est": group.queries_est,
             }
             if self.dropped:
-                evidence["sessions_dropped"] = self.dropped
+                evidence["sessions_not_listed"] = self.dropped
+            if self._groups.dropped:
+                evidence["groups_dropped"] = self._groups.dropped
             if finding_id == "DA-DOT-001":
-                evidence["failures"] = _counts(r["outcome"] for r in rows)
-                evidence["alerts"] = sorted({r["alert"] for r in rows if r["alert"]})
-                evidence["syn_retransmits"] = max(int(r["syn_retransmits"]) for r in rows)
-                evidence["icmp"] = sorted({r["icmp"] for r in rows if r["icmp"]})
-                injected = [r for r in rows if r.get("reset_injected")]
+                evidence["failures"] = dict(group.outcomes)
+                evidence["alerts"] = sorted(group.alerts)
+                evidence["syn_retransmits"] = group.syn_retransmits
+                evidence["icmp"] = sorted(group.icmp)
+                seen = self.server_ttls.get(server, set())
+                injected = sorted(t for t in group.reset_ttls if seen and t not in seen)
                 if injected:
                     evidence["reset_injected"] = True
-                    evidence["reset_ttl"] = sorted({r["rst_ttl"] for r in injected})
-                    evidence["server_ttls"] = injected[0]["server_ttls"]
+                    evidence["reset_ttl"] = injected
+                    evidence["server_ttls"] = sorted(seen)
                     evidence["note"] = (
                         "the RST's TTL differs from every packet this server sent on other "
                         "flows: a middlebox on the path most likely injected it"
                     )
             confidence = Confidence.HIGH
-            if finding_id == "DA-DOT-001" and all(
-                r["outcome"] == "aborted_after_server_hello" for r in rows
-            ):
+            if finding_id == "DA-DOT-001" and group.all_aborted:
                 confidence = Confidence.MEDIUM
             findings.append(
                 make_finding(
@@ -201,17 +288,10 @@ class DotSessionOutcomesDetector(Detector):
                     client=client,
                     server=server,
                     evidence=evidence,
-                    frames=[f for r in rows for f in r["frames"]],
-                    first_ts=min(float(r["start"]) for r in rows),
-                    last_ts=max(float(r["end"]) for r in rows),
+                    frames=group.frames.frames,
+                    first_ts=group.first_ts,
+                    last_ts=group.last_ts,
                     file=file,
                 )
             )
         return findings
-
-
-def _counts(values: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for value in values:
-        out[value] = out.get(value, 0) + 1
-    return out

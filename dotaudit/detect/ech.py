@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    Detector,
+    TrackBudget,
+    bitten,
+)
 from dotaudit.model.events import (
     Event,
     QuicInitialSeen,
@@ -67,9 +75,9 @@ class _Group:
     file: str
     first_ts: float
     last_ts: float
+    snis: CappedSample
+    servers: CappedSample
     hellos: int = 0
-    snis: CappedSample = field(default_factory=lambda: CappedSample(limit=20, track=1000))
-    servers: CappedSample = field(default_factory=lambda: CappedSample(limit=20, track=1000))
     transports: set[str] = field(default_factory=set)
     frames: list[int] = field(default_factory=list)
 
@@ -82,6 +90,7 @@ class EchDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._groups: CappedGroups[tuple[str, str], _Group] = CappedGroups(MAX_GROUPS)
+        self._budget = TrackBudget(TRACK_BUDGET)
 
     def on_event(self, event: Event) -> None:
         kind_of_event = type(event)
@@ -100,7 +109,17 @@ class EchDetector(Detector):
         key = (event.src, kind)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups.add(key, _Group(event.file, event.ts, event.ts))
+            budget = self._budget
+            group = self._groups.add(
+                key,
+                _Group(
+                    event.file,
+                    event.ts,
+                    event.ts,
+                    CappedSample(limit=20, track=1000, budget=budget),
+                    CappedSample(limit=20, track=1000, budget=budget),
+                ),
+            )
             if group is None:
                 return
         group.hellos += 1
@@ -112,6 +131,11 @@ class EchDetector(Detector):
         group.servers.add(event.dst)
         if len(group.frames) < MAX_FRAMES:
             group.frames.append(event.frame)
+
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {"ech_groups_full": self._groups.dropped, "ech_values_untracked": self._budget.refused}
+        )
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
@@ -125,6 +149,8 @@ class EchDetector(Detector):
                 "server_count": group.servers.count,
                 "transports": sorted(group.transports),
             }
+            if group.servers.overflow:
+                evidence["server_count_is_lower_bound"] = True
             if self._groups.dropped:
                 evidence["groups_dropped"] = self._groups.dropped
             findings.append(

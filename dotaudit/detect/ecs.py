@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    Detector,
+    Section,
+    TrackBudget,
+    bitten,
+)
 from dotaudit.model.events import (
     DnsMessageSeen,
     Event,
@@ -34,10 +43,10 @@ class _Pair:
     file: str
     first_ts: float
     last_ts: float
+    subnets: CappedSample
+    names: CappedSample
     queries: int = 0
     max_prefix: int = 0
-    subnets: CappedSample = field(default_factory=lambda: CappedSample(limit=SAMPLE, track=1000))
-    names: CappedSample = field(default_factory=lambda: CappedSample(limit=SAMPLE, track=10_000))
     transports: set[str] = field(default_factory=set)
     frames: list[int] = field(default_factory=list)
 
@@ -50,6 +59,7 @@ class EcsDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._pairs: CappedGroups[tuple[str, str], _Pair] = CappedGroups(MAX_PAIRS)
+        self._budget = TrackBudget(TRACK_BUDGET)
 
     def on_event(self, event: Event) -> None:
         if type(event) is not DnsMessageSeen:
@@ -63,7 +73,16 @@ class EcsDetector(Detector):
         key = (event.src, event.dst)
         pair = self._pairs.get(key)
         if pair is None:
-            pair = self._pairs.add(key, _Pair(event.file, event.ts, event.ts))
+            pair = self._pairs.add(
+                key,
+                _Pair(
+                    event.file,
+                    event.ts,
+                    event.ts,
+                    CappedSample(limit=SAMPLE, track=1000, budget=self._budget),
+                    CappedSample(limit=SAMPLE, track=10_000, budget=self._budget),
+                ),
+            )
             if pair is None:
                 return
         pair.queries += 1
@@ -77,6 +96,11 @@ class EcsDetector(Detector):
         if len(pair.frames) < MAX_FRAMES:
             pair.frames.append(event.frame)
 
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {"ecs_pairs_full": self._pairs.dropped, "ecs_values_untracked": self._budget.refused}
+        )
+
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
         for (client, server), pair in self._pairs.items():
@@ -89,6 +113,10 @@ class EcsDetector(Detector):
                 "qname_count": pair.names.count,
                 "transports": sorted(pair.transports),
             }
+            if pair.subnets.overflow:
+                evidence["subnet_count_is_lower_bound"] = True
+            if pair.names.overflow:
+                evidence["qname_count_is_lower_bound"] = True
             if self._pairs.dropped:
                 evidence["pairs_dropped"] = self._pairs.dropped
             findings.append(

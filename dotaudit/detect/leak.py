@@ -13,12 +13,23 @@ from typing import Any, ClassVar
 
 import dns.rdatatype
 
-from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    Detector,
+    Section,
+    TrackBudget,
+    bitten,
+)
 from dotaudit.model.events import DnsMessageSeen, Event
 from dotaudit.model.findings import Confidence, Finding, make_finding
 
-MAX_PAIRS = 100_000
+MAX_PAIRS = 10_000
 FRAME_SAMPLE = 50
+MAX_QTYPES = 32
+"""Query types counted apart per pair; the rest count as "other"."""
 
 
 def qtype_name(qtype: int | None) -> str:
@@ -38,12 +49,12 @@ class _PlaintextPair:
     server: str
     transport: str
     port: int
+    names: CappedSample
     queries: int = 0
     responses: int = 0
     padded_queries: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
-    names: CappedSample = field(default_factory=CappedSample)
     qtypes: Counter[str] = field(default_factory=Counter)
     frames: list[int] = field(default_factory=list)
     padded_frames: list[int] = field(default_factory=list)
@@ -63,7 +74,11 @@ class _PlaintextPair:
         if event.qname is not None:
             self.names.add(event.qname)
         if is_query:
-            self.qtypes[qtype_name(event.qtype)] += 1
+            qtype = qtype_name(event.qtype)
+            qtypes = self.qtypes
+            if qtype not in qtypes and len(qtypes) >= MAX_QTYPES:
+                qtype = "other"
+            qtypes[qtype] += 1
         if len(self.frames) < FRAME_SAMPLE:
             self.frames.append(event.frame)
 
@@ -77,6 +92,7 @@ class PlaintextLeakDetector(Detector):
         self.pairs: CappedGroups[tuple[str, str, str, str, int], _PlaintextPair] = CappedGroups(
             MAX_PAIRS
         )
+        self._budget = TrackBudget(TRACK_BUDGET)
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, DnsMessageSeen) or event.service != "dns" or event.opcode != 0:
@@ -89,8 +105,9 @@ class PlaintextLeakDetector(Detector):
         key = (event.file, client, server, event.transport, port)
         pair = self.pairs.get(key)
         if pair is None:
+            names = CappedSample(budget=self._budget)
             pair = self.pairs.add(
-                key, _PlaintextPair(event.file, client, server, event.transport, port)
+                key, _PlaintextPair(event.file, client, server, event.transport, port, names)
             )
             if pair is None:
                 return
@@ -99,7 +116,7 @@ class PlaintextLeakDetector(Detector):
     def _row(self, pair: _PlaintextPair) -> dict[str, Any]:
         policy = self.context.policy
         known = self.context.resolvers.by_address(pair.server)
-        return {
+        row = {
             "file": pair.file,
             "client": pair.client,
             "server": pair.server,
@@ -118,11 +135,22 @@ class PlaintextLeakDetector(Detector):
             "local_stub": policy.is_local_stub(pair.server),
             "internal": policy.is_internal(pair.server),
         }
+        if pair.names.overflow:
+            row["qname_count_is_lower_bound"] = True
+        return row
 
     def sections(self) -> dict[str, Section]:
         rows = [self._row(p) for p in self.pairs.values()]
         rows.sort(key=lambda r: (-r["queries"], r["client"], r["server"]))
         return {"plaintext_dns": rows}
+
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "plaintext_pairs_full": self.pairs.dropped,
+                "plaintext_names_untracked": self._budget.refused,
+            }
+        )
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
@@ -144,6 +172,8 @@ class PlaintextLeakDetector(Detector):
                     "padded_queries",
                 )
             }
+            if pair.names.overflow:
+                evidence["qname_count_is_lower_bound"] = True
             if pair.queries == 0:
                 evidence["note"] = "only responses were captured; the names still crossed the path"
             if self.pairs.dropped:

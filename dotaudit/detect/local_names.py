@@ -13,7 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    Detector,
+    Section,
+    TrackBudget,
+    bitten,
+)
 from dotaudit.detect.leak import qtype_name
 from dotaudit.model.events import (
     DnsMessageSeen,
@@ -60,10 +69,8 @@ class _Group:
     file: str
     first_ts: float
     last_ts: float
+    names: CappedSample
     queries: int = 0
-    names: CappedSample = field(
-        default_factory=lambda: CappedSample(limit=NAMES_SAMPLE, track=10_000)
-    )
     qtypes: Counter[str] = field(default_factory=Counter)
     groups: set[str] = field(default_factory=set)
     frames: list[int] = field(default_factory=list)
@@ -77,6 +84,7 @@ class LocalNamesDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._groups: CappedGroups[tuple[str, str], _Group] = CappedGroups(MAX_GROUPS)
+        self._budget = TrackBudget(TRACK_BUDGET)
 
     def on_event(self, event: Event) -> None:
         if type(event) is not DnsMessageSeen:
@@ -88,7 +96,8 @@ class LocalNamesDetector(Detector):
         key = (event.src, event.service)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups.add(key, _Group(event.file, event.ts, event.ts))
+            names = CappedSample(limit=NAMES_SAMPLE, track=10_000, budget=self._budget)
+            group = self._groups.add(key, _Group(event.file, event.ts, event.ts, names))
             if group is None:
                 return
         group.queries += 1
@@ -102,6 +111,14 @@ class LocalNamesDetector(Detector):
             group.groups.add(event.dst)
         if len(group.frames) < MAX_FRAMES:
             group.frames.append(event.frame)
+
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "local_names_groups_full": self._groups.dropped,
+                "local_names_untracked": self._budget.refused,
+            }
+        )
 
     def finish(self) -> list[Finding]:
         by_client: dict[str, list[tuple[str, _Group]]] = {}
@@ -120,6 +137,8 @@ class LocalNamesDetector(Detector):
                 "qtypes": dict(sum((g.qtypes for _, g in groups), Counter()).most_common()),
                 "destinations": sorted({d for _, g in groups for d in g.groups}),
             }
+            if any(g.names.overflow for _, g in groups):
+                evidence["qname_count_is_lower_bound"] = True
             if self._groups.dropped:
                 evidence["groups_dropped"] = self._groups.dropped
             findings.append(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, Context, Detector
+from dotaudit.detect.base import CappedGroups, Context, Detector, bitten
 from dotaudit.detect.session_assembly import TLS13_OVERHEAD, DotSession, DotSessionAssembled
 from dotaudit.model.events import Event, TlsRecord
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
@@ -217,8 +217,9 @@ class _PairAggregate:
     sizes: set[int] = field(default_factory=set)
     snis: set[str] = field(default_factory=set)
     confidences: set[str] = field(default_factory=set)
-    client_fractions: list[float] = field(default_factory=list)
-    server_fractions: list[float] = field(default_factory=list)
+    fraction_sums: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    fraction_counts: list[int] = field(default_factory=lambda: [0, 0])
+    """Client, server: the padded fractions of the sessions, summed for their mean."""
 
     def add(self, session: DotSession, padding: dict[str, Any]) -> None:
         first = session.start
@@ -234,12 +235,10 @@ class _PairAggregate:
                 self.sizes.add(size)
         if session.sni and len(self.snis) < 8:
             self.snis.add(session.sni)
-        for key, values in (
-            ("client_padded_fraction", self.client_fractions),
-            ("server_padded_fraction", self.server_fractions),
-        ):
-            if padding[key] is not None and len(values) < 1000:
-                values.append(padding[key])
+        for side, key in enumerate(("client_padded_fraction", "server_padded_fraction")):
+            if padding[key] is not None:
+                self.fraction_sums[side] += padding[key]
+                self.fraction_counts[side] += 1
         if len(self.frames) < MAX_FRAMES:
             frames = session.frames()
             for record in session.app_records(from_client=True)[:4]:
@@ -249,8 +248,8 @@ class _PairAggregate:
             self.frames.extend(frames[: MAX_FRAMES - len(self.frames)])
 
 
-def _mean(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 3) if values else None
+def _mean(total: float, count: int) -> float | None:
+    return round(total / count, 3) if count else None
 
 
 class PaddingDetector(Detector):
@@ -281,6 +280,9 @@ class PaddingDetector(Detector):
                 return
         pair.add(session, padding)
 
+    def caps(self) -> dict[str, int]:
+        return bitten({"padding_pairs_full": self._pairs.dropped})
+
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
         for (_, client, server, verdict), pair in self._pairs.items():
@@ -291,8 +293,8 @@ class PaddingDetector(Detector):
                 "sessions": pair.sessions,
                 "records": pair.records,
                 "sizes": sorted(pair.sizes),
-                "client_padded_fraction": _mean(pair.client_fractions),
-                "server_padded_fraction": _mean(pair.server_fractions),
+                "client_padded_fraction": _mean(pair.fraction_sums[0], pair.fraction_counts[0]),
+                "server_padded_fraction": _mean(pair.fraction_sums[1], pair.fraction_counts[1]),
                 "sni": sorted(pair.snis),
             }
             if self._pairs.dropped:

@@ -14,13 +14,15 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dotaudit.detect.base import CappedGroups
 from dotaudit.model.events import DnsMessageSeen, Event
 from dotaudit.model.policy import Policy
 
 PER_CLIENT = 512
 """Queries kept per client: a sliding window, the oldest leave first."""
-MAX_CLIENTS = 20_000
+MAX_CLIENTS = 10_000
+MAX_QUERIES = 100_000
+"""Queries kept over all clients. Past this or ``MAX_CLIENTS`` the client seen least
+recently (in capture order) is forgotten with all its queries, and counted."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,16 +39,26 @@ class OutboundPlaintextQuery(Event):
 
 
 class RecentPlaintextQueries:
+    """Each client's latest outbound plaintext queries, for ``since`` to hand out.
+
+    Bounded three ways, each counted: a client keeps its last ``PER_CLIENT`` queries
+    (``lookback_cut`` counts the look-backs that reached into what it forgot), and past
+    ``MAX_CLIENTS`` clients or ``MAX_QUERIES`` queries the least recently seen client is
+    forgotten (``evicted`` counts its queries). A flood of new clients thus pushes out old
+    ones instead of locking the window for every client that comes later.
+    """
+
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
-        self._by_client: CappedGroups[tuple[str, str], deque[OutboundPlaintextQuery]] = (
-            CappedGroups(MAX_CLIENTS)
-        )
-
-    @property
-    def dropped(self) -> int:
-        """Queries not kept because ``MAX_CLIENTS`` other clients filled the window."""
-        return self._by_client.dropped
+        self._by_client: dict[tuple[str, str], deque[OutboundPlaintextQuery]] = {}
+        """Least recently seen client first."""
+        self._forgot: dict[tuple[str, str], float] = {}
+        """Of a client whose window is full: the time of the last query it let go."""
+        self._held = 0
+        self.evicted = 0
+        """Queries forgotten with their client (the least recently seen) to make room."""
+        self.lookback_cut = 0
+        """Look-backs (``since``) that reached past a query the client's window let go."""
 
     def add(self, event: DnsMessageSeen) -> OutboundPlaintextQuery | None:
         """Keep a plaintext query that leaves the host; returns it, or None if not kept."""
@@ -56,11 +68,10 @@ class RecentPlaintextQueries:
         if policy.is_local_stub(event.dst) or policy.is_internal(event.dst):
             return None
         key = (event.file, event.src)
-        queue = self._by_client.get(key)
+        by_client = self._by_client
+        queue = by_client.pop(key, None)  # back in last: the most recently seen
         if queue is None:
-            queue = self._by_client.add(key, deque(maxlen=PER_CLIENT))
-            if queue is None:
-                return None
+            queue = deque(maxlen=PER_CLIENT)
         query = OutboundPlaintextQuery(
             file=event.file,
             frame=event.frame,
@@ -72,12 +83,27 @@ class RecentPlaintextQueries:
             transport=event.transport,
             qname=event.qname,
         )
+        if len(queue) == PER_CLIENT:
+            self._forgot[key] = queue[0].ts
+        else:
+            self._held += 1
         queue.append(query)
+        by_client[key] = queue
+        while len(by_client) > MAX_CLIENTS or self._held > MAX_QUERIES:
+            oldest = next(iter(by_client))
+            forgotten = by_client.pop(oldest)
+            self._forgot.pop(oldest, None)
+            self._held -= len(forgotten)
+            self.evicted += len(forgotten)
         return query
 
     def since(self, file: str, client: str, start: float) -> tuple[OutboundPlaintextQuery, ...]:
         """The client's kept queries from ``start`` on, oldest first."""
-        queue = self._by_client.get((file, client))
+        key = (file, client)
+        queue = self._by_client.get(key)
         if not queue:
             return ()
+        forgot = self._forgot.get(key)
+        if forgot is not None and forgot >= start:
+            self.lookback_cut += 1
         return tuple(q for q in queue if start <= q.ts)

@@ -30,7 +30,8 @@ class Detection:
     findings: list[Finding]
     sections: dict[str, Section]
     caps: dict[str, int] = field(default_factory=dict)
-    """Counts of what the session stage's caps turned away, by name, where they bit."""
+    """Counts of what the caps of the session stage and of the detectors cut, by name,
+    where they bit."""
 
 
 class DetectorRunner:
@@ -70,6 +71,9 @@ class DetectorRunner:
                 sections.setdefault(name, []).extend(rows)
         findings = link_related(apply_severity_overrides(findings, self.context.policy))
         caps = self._stage.caps() if self._stage is not None else {}
+        for detector in self.detectors:
+            for name, count in detector.caps().items():
+                caps[name] = caps.get(name, 0) + count
         return Detection(findings, sections, caps)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dotaudit.detect.base import CappedGroups
+from dotaudit.detect.base import bitten
 from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery, RecentPlaintextQueries
 from dotaudit.model.events import (
     ConnectionSeen,
@@ -37,9 +37,10 @@ DOT_PORT = 853
 APPLICATION_DATA = 23
 TLS13_OVERHEAD = 17
 """AEAD tag (16) plus the inner content type (1) of a TLS 1.3 record."""
-MAX_OPEN = 50_000
+MAX_OPEN = 10_000
+"""DoT handshakes followed at once; past this the oldest is forgotten (and counted)."""
 MAX_HANDSHAKE_FACTS = 16
-"""Alerts, and certificates, kept per session."""
+"""Alerts, and certificates, kept per session; more are counted."""
 
 FlowKey = tuple[str, str, int, str, int]
 
@@ -194,12 +195,13 @@ class DotSessionAssembler:
     when its connection event completes it."""
 
     def __init__(self) -> None:
-        self._open: CappedGroups[FlowKey, _OpenHandshake] = CappedGroups(MAX_OPEN)
-
-    @property
-    def dropped(self) -> int:
-        """DoT ClientHellos not followed because ``MAX_OPEN`` handshakes were open."""
-        return self._open.dropped
+        self._open: dict[FlowKey, _OpenHandshake] = {}
+        """Oldest ClientHello first."""
+        self.dropped = 0
+        """Open handshakes forgotten, the oldest first, because ``MAX_OPEN`` were open:
+        their sessions complete without their handshake facts."""
+        self.facts_dropped = 0
+        """Alerts and certificates past ``MAX_HANDSHAKE_FACTS`` of one session."""
 
     def feed(self, event: Event) -> DotSession | None:
         if event.transport != "tcp":
@@ -228,7 +230,12 @@ class DotSessionAssembler:
                 return None
             key = (event.file, event.src, event.sport, event.dst, event.dport)
             if key not in self._open:
-                self._open.add(key, _OpenHandshake(event))
+                if len(self._open) >= MAX_OPEN:
+                    self.dropped += 1
+                    if not self._open:
+                        return None
+                    del self._open[next(iter(self._open))]
+                self._open[key] = _OpenHandshake(event)
             return None
         if isinstance(event, TlsServerHelloSeen | TlsAlertSeen | TlsCertificateSeen):
             from_server = not isinstance(event, TlsAlertSeen) or event.from_server
@@ -244,8 +251,12 @@ class DotSessionAssembler:
             elif isinstance(event, TlsAlertSeen):
                 if len(handshake.alerts) < MAX_HANDSHAKE_FACTS:
                     handshake.alerts.append(event)
+                else:
+                    self.facts_dropped += 1
             elif len(handshake.certificates) < MAX_HANDSHAKE_FACTS:
                 handshake.certificates.append(event)
+            else:
+                self.facts_dropped += 1
         return None
 
 
@@ -317,8 +328,11 @@ class SessionStage:
 
     def caps(self) -> dict[str, int]:
         """What the stage's caps turned away, by name, where they bit."""
-        counts = {
-            "dot_handshake_table_full": self._assembler.dropped,
-            "plaintext_window_full": self._recent.dropped,
-        }
-        return {name: count for name, count in counts.items() if count}
+        return bitten(
+            {
+                "dot_handshake_table_full": self._assembler.dropped,
+                "dot_handshake_facts_dropped": self._assembler.facts_dropped,
+                "plaintext_window_evicted": self._recent.evicted,
+                "plaintext_lookback_cut": self._recent.lookback_cut,
+            }
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
-from dotaudit.detect.base import CappedGroups, Context, Detector, Section
+from dotaudit.detect.base import CappedGroups, Context, Detector, Section, bitten
 from dotaudit.model.events import (
     Event,
     QuicInitialSeen,
@@ -20,6 +20,8 @@ from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_findin
 
 MAX_CLIENTS = 1_000
 MAX_SNIS_PER_CLIENT = 500
+MAX_SNIS = 10_000
+"""Names kept over all clients (the inventory's rows)."""
 MAX_SERVERS_PER_SNI = 8
 _TRANSPORTS: dict[type, str] = {TlsClientHelloSeen: "tls", QuicInitialSeen: "quic"}
 
@@ -60,6 +62,9 @@ class SniDetector(Detector):
         self._clients: CappedGroups[str, _Client] = CappedGroups(MAX_CLIENTS)
         """``_clients.dropped`` counts the hellos of the clients over the cap."""
         self._dropped_clients: set[str] = set()
+        self._names = 0
+        self._names_dropped = 0
+        """Hellos whose name found no room because ``MAX_SNIS`` names were kept."""
 
     def on_event(self, event: Event) -> None:
         transport = _TRANSPORTS.get(type(event))
@@ -77,9 +82,13 @@ class SniDetector(Detector):
                 return
         stats = client.snis.get(sni)
         if stats is None:
+            if self._names >= MAX_SNIS:
+                self._names_dropped += 1
+                return
             stats = client.snis.add(sni, self._new_stats(sni, event))
             if stats is None:
                 return
+            self._names += 1
         stats.count += 1
         stats.first_ts = min(stats.first_ts, event.ts)
         stats.last_ts = max(stats.last_ts, event.ts)
@@ -102,6 +111,15 @@ class SniDetector(Detector):
             first_frame=event.frame,
             provider=known.provider if known else None,
             roles=roles,
+        )
+
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "sni_clients_full": self._clients.dropped,
+                "sni_client_names_full": sum(c.snis.dropped for c in self._clients.values()),
+                "sni_names_full": self._names_dropped,
+            }
         )
 
     def finish(self) -> list[Finding]:
@@ -160,6 +178,16 @@ class SniDetector(Detector):
                         "client_hellos_dropped": client.snis.dropped,
                     }
                 )
+        if self._names_dropped:
+            rows.append(
+                {
+                    "client": None,
+                    "sni": None,
+                    "count": self._names_dropped,
+                    "note": f"{self._names_dropped} more hellos with names over the cap of "
+                    f"{MAX_SNIS} names; their names are not listed",
+                }
+            )
         if self._dropped_clients:
             # One marker row so a reader knows the inventory is incomplete.
             rows.append(

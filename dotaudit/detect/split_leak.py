@@ -11,18 +11,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dotaudit.detect.base import CappedSample, Context, Detector
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    Detector,
+    TrackBudget,
+    bitten,
+)
 from dotaudit.detect.session_assembly import DotSessionAssembled
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Finding, make_finding
 
+MAX_CLIENTS = 10_000
+MAX_SERVERS = 20
+"""DoT and plaintext servers listed per client."""
+MAX_FRAMES_SEEN = 200
+
 
 @dataclass
 class _Split:
+    names: CappedSample
     dot_servers: set[str] = field(default_factory=set)
     plaintext_servers: set[str] = field(default_factory=set)
     frames: set[int] = field(default_factory=set)
-    names: CappedSample = field(default_factory=CappedSample)
     queries: int = 0
     first_ts: float = float("inf")
     last_ts: float = 0.0
@@ -34,7 +47,8 @@ class SplitLeakDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self.splits: dict[tuple[str, str], _Split] = {}
+        self.splits: CappedGroups[tuple[str, str], _Split] = CappedGroups(MAX_CLIENTS)
+        self._budget = TrackBudget(TRACK_BUDGET)
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, DotSessionAssembled):
@@ -45,19 +59,34 @@ class SplitLeakDetector(Detector):
         during = [q for q in event.recent_plaintext if q.ts <= session.end]
         if not during:
             return
-        split = self.splits.setdefault((session.file, session.client), _Split())
-        split.dot_servers.add(session.server)
+        key = (session.file, session.client)
+        split = self.splits.get(key)
+        if split is None:
+            split = self.splits.add(key, _Split(CappedSample(budget=self._budget)))
+            if split is None:
+                return
+        if len(split.dot_servers) < MAX_SERVERS:
+            split.dot_servers.add(session.server)
         for query in during:
             if query.frame in split.frames:
                 continue
             split.queries += 1
-            split.plaintext_servers.add(query.server)
-            if len(split.frames) < 200:
+            if len(split.plaintext_servers) < MAX_SERVERS:
+                split.plaintext_servers.add(query.server)
+            if len(split.frames) < MAX_FRAMES_SEEN:
                 split.frames.add(query.frame)
             if query.qname is not None:
                 split.names.add(query.qname)
             split.first_ts = min(split.first_ts, query.ts)
             split.last_ts = max(split.last_ts, query.ts)
+
+    def caps(self) -> dict[str, int]:
+        return bitten(
+            {
+                "split_leak_clients_full": self.splits.dropped,
+                "split_leak_names_untracked": self._budget.refused,
+            }
+        )
 
     def finish(self) -> list[Finding]:
         findings = []

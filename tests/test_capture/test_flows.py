@@ -420,8 +420,9 @@ def test_max_flows_evicts_oldest() -> None:
         table.process(udp(i + 1, T0 + i, CLIENT, 50000 + i, SERVER, 53, b"q"))
     assert table.active_flows == 3
     assert [f.cport for f in rec.ended] == [50000, 50001]
-    assert all(f.ended_by == "idle_timeout" for f in rec.ended)
+    assert all(f.ended_by == "evicted" for f in rec.ended)
     assert rec.anomaly_names() == ["flow_table_full"]  # reported once, not per eviction
+    assert table.caps() == {"flows_evicted": 2}
     table.finish()
     assert len(rec.ended) == 5
 

@@ -120,15 +120,23 @@ def test_module_and_console_script_run_the_same_main() -> None:
 # -- interrupted, terminated, out of memory: one line, never a traceback ---------------------
 
 
-def feed_fifos(fifos: list[Path], data: bytes) -> list[threading.Thread]:
+def feed_fifos(fifos: list[Path], data: bytes, repeat: int = 1) -> list[threading.Thread]:
     """Write ``data`` into each FIFO from a thread of its own (each open blocks until the
-    reader opens it), so that the readers are busy when a signal lands."""
+    reader opens it), so that the readers are busy when a signal lands. With ``repeat``,
+    ``data`` is a pcap whose records (not its file header) are written that many times:
+    one long capture, which keeps a fast reader busy until it is stopped."""
 
     def feed(fifo: Path) -> None:
         try:
             with open(fifo, "wb") as pipe:
-                for at in range(0, len(data), 1 << 16):
-                    pipe.write(data[at : at + (1 << 16)])
+                if repeat == 1:
+                    chunks = [data]
+                else:
+                    pipe.write(data[:24])
+                    chunks = [data[24:]] * repeat
+                for chunk in chunks:
+                    for at in range(0, len(chunk), 1 << 16):
+                        pipe.write(chunk[at : at + (1 << 16)])
         except BrokenPipeError:
             pass  # the reader was stopped: that is the point
 
@@ -156,8 +164,7 @@ def test_ctrl_c_during_parallel_analyze_is_one_line(mixed_capture: Path, tmp_pat
          "-o", str(tmp_path / "r.json")],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    raw = mixed_capture.read_bytes()
-    threads = feed_fifos(fifos, raw[:24] + raw[24:] * 4)
+    threads = feed_fifos(fifos, mixed_capture.read_bytes(), repeat=100)
     wait_for(lambda: len(children_of(proc.pid)) >= 2, "two worker processes")
     time.sleep(1.0)  # both are analysing now
     os.killpg(proc.pid, signal.SIGINT)
@@ -184,10 +191,9 @@ def test_sigterm_removes_the_temporary_output_and_exits_143(
         [sys.executable, "-m", "dotaudit", command, str(fifo), "-o", str(out)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    # One capture eight times as long (one file header: a second header in the middle
-    # would read as a corrupt record and end the run before the signal comes).
-    raw = mixed_capture.read_bytes()
-    feed_fifos([fifo], raw[:24] + raw[24:] * 8)
+    # One long capture (a second file header in the middle would read as a corrupt record
+    # and end the run before the signal comes); the signal ends the run, not the data.
+    feed_fifos([fifo], mixed_capture.read_bytes(), repeat=100)
     if command == "events":  # its output is open from the start: the temporary file exists
         wait_for(lambda: any(out.parent.iterdir()), "the temporary output file")
     time.sleep(1.0)
@@ -221,7 +227,7 @@ def memory_limited(margin_mib: int, *argv: str) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="module")
 def flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """300,000 clients at once: far more flow state than 64 MiB can hold."""
+    """300,000 clients at once: far more flow state than the flow memcap (32 MiB) holds."""
     folder = tmp_path_factory.mktemp("flood")
     return pcapgen.distinct_clients_flood(folder / "flood.pcap", 300_000)
 

@@ -41,7 +41,7 @@ class Cap:
 
 
 CAPS = [
-    Cap("leak pairs", leak.MAX_PAIRS, 100_000, "DA-LEAK-001", "pairs_dropped",
+    Cap("leak pairs", leak.MAX_PAIRS, 10_000, "DA-LEAK-001", "pairs_dropped",
         lambda i: [f.dns_query(src=client(i), ts=1.0 + i * 1e-4)]),
     Cap("ECS pairs", ecs.MAX_PAIRS, 10_000, "DA-LEAK-006", "pairs_dropped",
         lambda i: [f.dns_query(src=client(i), ts=1.0 + i * 1e-4, service="dnsx",
@@ -55,11 +55,11 @@ CAPS = [
     Cap("padding pairs", padding.MAX_PAIRS, 10_000, "DA-PAD-001", "pairs_dropped",
         lambda i: f.dot_session_events(client=client(i), ts=1.0 + i * 1e-2,
                                        client_lengths=[61], server_lengths=[93])),
-    Cap("DoT sessions", dot_session_outcomes.MAX_SESSIONS, 20_000, "DA-DOT-001", "sessions_dropped",
+    Cap("DoT session groups", dot_session_outcomes.MAX_GROUPS, 10_000, "DA-DOT-001",
+        "groups_dropped",
         lambda i: [f.connection(src=client(i), ts=1.0 + i * 1e-2, start=1.0 + i * 1e-2,
                                 end=4.0 + i * 1e-2, outcome="syn_unanswered",
-                                handshake_seen=False, syn_retransmits=2)],
-        aggregates=False),
+                                handshake_seen=False, syn_retransmits=2)]),
 ]  # fmt: skip
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from dotaudit.detect import doh_doq
 from dotaudit.detect.base import Context
 from dotaudit.detect.doh_doq import DohDoqDetector, is_doq_alpn
 from dotaudit.model.events import Event
@@ -172,3 +175,19 @@ def test_corpus_doq_adguard_draft() -> None:
     assert row["alpn"] == ["doq-i00"] and row["sni"] == "dns.adguard.com"
     assert row["provider"] == "AdGuard DNS"
     assert row["packets"] == 296
+
+
+def test_connections_over_the_open_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert doh_doq.MAX_OPEN == 20_000
+    monkeypatch.setattr(doh_doq, "MAX_OPEN", 1)
+
+    def hello(sport: int) -> Event:
+        return client_hello(sport=sport, dst="104.16.248.249", dport=443,
+                            sni="mozilla.cloudflare-dns.com", alpn=("h2",))  # fmt: skip
+
+    at_cap = _run([hello(50001)])
+    assert at_cap.caps() == {}
+    over = _run([hello(50001), hello(50002)])
+    assert over.caps() == {"doh_open_flows_full": 1}
+    (finding,) = over.finish()
+    assert finding.evidence["connections"] == 2  # counted, only its packets go uncounted

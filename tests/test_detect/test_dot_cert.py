@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dotaudit.detect import dot_cert
 from dotaudit.detect.base import Context
 from dotaudit.detect.dot_cert import (
     DotCertDetector,
@@ -169,3 +170,32 @@ def test_validity_ends_are_inclusive(
     else:
         (finding,) = bad
         assert finding.evidence["reasons"] == [problem]
+
+
+def test_issuers_past_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dot_cert.MAX_ISSUERS == 8 and dot_cert.MAX_SERVERS == 10_000
+    monkeypatch.setattr(dot_cert, "MAX_ISSUERS", 2)
+
+    def sessions(issuers: int) -> list[Event]:
+        events: list[Event] = []
+        for i in range(issuers):
+            events += _tls12(cport=42000 + i, certificates=[certificate(issuer=f"CN=CA {i}")])
+        return events
+
+    at_cap = fed_detector(DotCertDetector, sessions(2))
+    at_cap.finish()
+    assert at_cap.caps() == {}
+    over = fed_detector(DotCertDetector, sessions(3))
+    (finding,) = over.finish()
+    assert set(finding.evidence["issuers"]) == {"CN=CA 0", "CN=CA 1"}
+    assert over.caps() == {"dot_cert_issuers_full": 1}
+
+
+def test_servers_past_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_cert, "MAX_SERVERS", 1)
+    leaf = [certificate()]
+    events = _tls12(cport=42000, certificates=leaf)
+    events += _tls12(cport=42001, server="198.51.100.77", certificates=leaf)
+    detector = fed_detector(DotCertDetector, events)
+    detector.finish()
+    assert detector.caps() == {"dot_cert_servers_full": 1}

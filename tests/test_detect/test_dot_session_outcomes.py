@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from dotaudit.detect import dot_session_outcomes
 from dotaudit.detect.base import Context
 from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
 from dotaudit.model.events import ConnectionSeen, Event
@@ -122,3 +123,49 @@ def test_abort_after_the_server_flight_means_within_five_seconds(
     detected = detect(events)
     assert [row["outcome"] for row in detected.sections["dot_sessions"]] == [outcome]
     assert {x.id for x in detected.findings} & {"DA-DOT-001", "DA-DOT-006"} == {finding}
+
+
+def _failures(clients: int) -> list[Event]:
+    return [
+        f.connection(src=f"10.2.0.{i}", outcome="syn_unanswered", handshake_seen=False)
+        for i in range(clients)
+    ]
+
+
+def test_caps_are_the_documented_ones() -> None:
+    assert dot_session_outcomes.MAX_SESSIONS == 10_000
+    assert dot_session_outcomes.MAX_GROUPS == 10_000
+    assert dot_session_outcomes.MAX_SERVERS == 10_000
+
+
+def test_rows_stop_at_the_cap_and_the_findings_count_every_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SESSIONS", 2)
+    at_cap = run(_failures(2))
+    assert len(at_cap.sections()["dot_sessions"]) == 2 and at_cap.caps() == {}
+    over = run(_failures(3))
+    findings = over.finish()
+    assert len(over.sections()["dot_sessions"]) == 2
+    assert over.caps() == {"dot_session_rows_full": 1}
+    assert len(findings) == 3  # the third session still makes its finding
+    assert {x.evidence["sessions_not_listed"] for x in findings} == {1}
+
+
+def test_server_ttl_table_over_the_cap_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SERVERS", 2)
+    flows = [f.connection(dst=f"198.51.100.{i}", server_ttl=57) for i in range(3)]
+    assert run(flows[:2]).caps() == {}
+    assert run(flows).caps() == {"dot_server_ttl_table_full": 1}
+
+
+def test_findings_list_the_lowest_frames_of_all_sessions() -> None:
+    """The frames come from every session, not from the rows kept, lowest first."""
+    events = [
+        f.connection(outcome="refused", handshake_seen=False, first_frame=900 - i * 10,
+                     last_frame=901 - i * 10, frame=900 - i * 10)
+        for i in range(40)
+    ]  # fmt: skip
+    (finding,) = run(events).finish()
+    expected = sorted({frame for i in range(40) for frame in (900 - i * 10, 901 - i * 10)})
+    assert list(finding.frames) == expected[:50]

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from dotaudit.capture import flows
+from dotaudit.detect import dot_session_outcomes, fallback
 from dotaudit.detect.base import Context
 from dotaudit.detect.fallback import FallbackDetector
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
+from dotaudit.pipeline import analyze_file
 from tests import factories as f
 from tests import pcapgen
 
@@ -254,3 +257,142 @@ def test_policy_window_moves_the_end(tmp_path: Path, offset: float, inside: bool
     assert bool(found) is inside
     if inside:
         assert found[0]["evidence"]["window_s"] == 30.0
+
+
+# -- caps: what the detector keeps is bounded, and every cut is counted ------------------
+
+
+def test_caps_are_the_documented_ones() -> None:
+    assert fallback.MAX_PENDING == 20_000
+    assert fallback.MAX_PENDING_PER_CLIENT == 64
+    assert fallback.MAX_EVENTS == 5_000
+    assert fallback.MAX_GROUPS == 10_000
+
+
+def _attempts_then_queries(clients: int, per_client: int) -> list[Event]:
+    """Failed attempts all open at once, then one query from every client in every window."""
+    events: list[Event] = []
+    for c in range(clients):
+        for i in range(per_client):
+            events.append(failed_attempt("refused", start=100.0 + i * 0.001, end=100.01 + i * 0.001,
+                                         src=f"10.0.{c}.1", sport=50000 + i))  # fmt: skip
+    for c in range(clients):
+        events.append(f.dns_query(ts=101.0, src=f"10.0.{c}.1", qname=f"c{c}.example"))
+    return events
+
+
+def test_pending_attempts_at_the_cap_all_collect_their_queries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING", 4)
+    detector = run(_attempts_then_queries(clients=2, per_client=2))
+    findings = detector.finish()
+    assert sorted(x.evidence["attempts"] for x in findings) == [2, 2]
+    assert detector.caps() == {}
+
+
+def test_pending_attempts_over_the_cap_are_cut_short_and_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING", 3)
+    detector = run(_attempts_then_queries(clients=2, per_client=2))
+    findings = detector.finish()
+    # The attempt whose window ends first stopped collecting before the queries came.
+    assert sorted(x.evidence["attempts"] for x in findings) == [1, 2]
+    assert detector.caps() == {"fallback_attempts_cut_short": 1}
+    assert {x.evidence["attempts_cut_short"] for x in findings} == {1}
+
+
+def test_pending_attempts_per_client_over_the_cap_are_cut_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING_PER_CLIENT", 2)
+    at_cap = run(_attempts_then_queries(clients=1, per_client=2))
+    assert at_cap.finish()[0].evidence["attempts"] == 2 and at_cap.caps() == {}
+    over = run(_attempts_then_queries(clients=1, per_client=3))
+    assert over.finish()[0].evidence["attempts"] == 2
+    assert over.caps() == {"fallback_attempts_cut_short": 1}
+
+
+def test_rows_over_the_cap_are_counted_and_findings_still_count_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_EVENTS", 2)
+    at_cap = run(_attempts_then_queries(clients=1, per_client=2))
+    at_cap.finish()
+    assert len(at_cap.sections()["fallback_events"]) == 2 and at_cap.caps() == {}
+    over = run(_attempts_then_queries(clients=1, per_client=3))
+    findings = over.finish()
+    assert len(over.sections()["fallback_events"]) == 2
+    assert over.caps() == {"fallback_rows_full": 1}
+    assert findings[0].evidence["attempts"] == 3  # the finding counts every fallback
+
+
+def test_groups_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fallback, "MAX_GROUPS", 2)
+    assert len(run(_attempts_then_queries(clients=2, per_client=1)).finish()) == 2
+    over = run(_attempts_then_queries(clients=3, per_client=1))
+    findings = over.finish()
+    assert len(findings) == 2
+    assert over.caps() == {"fallback_groups_full": 1}
+    assert {x.evidence["pairs_dropped"] for x in findings} == {1}
+
+
+def test_closed_windows_leave_nothing_pending() -> None:
+    """Attempts are decided as capture time passes their window, not kept to the end."""
+    events: list[Event] = []
+    for i in range(100):
+        events.append(failed_attempt("refused", start=100.0 + i * 20, end=100.01 + i * 20,
+                                     src=f"10.1.{i}.1"))  # fmt: skip
+    events.append(f.dns_query(ts=100.0 + 100 * 20, src="10.9.9.9"))
+    detector = run(events)
+    assert detector.pending == {}  # decided as time moved on: no fallbacks, nothing kept
+    assert detector.finish() == []
+
+
+# -- end to end: a SYN flood to 853 with a few real fallbacks in it --------------------
+
+FLOOD_SYNS = 16_000
+FLOW_MEMCAP = 4 * 1024 * 1024
+"""Scaled down with the tables below (bench/floods.py runs a million SYNs at the real
+caps): about 5,000 SYN-only flows at 800 bytes each, so the flood passes it."""
+TABLE_CAP = 1_000
+
+
+def test_fallbacks_are_found_in_a_syn_flood_and_the_report_states_the_cuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flows, "FLOW_MEMCAP", FLOW_MEMCAP)
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SESSIONS", TABLE_CAP)
+    monkeypatch.setattr(dot_session_outcomes, "MAX_GROUPS", TABLE_CAP)
+    monkeypatch.setattr(fallback, "MAX_PENDING", TABLE_CAP)
+    real = ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+    packets: list[Any] = []
+    for i, client in enumerate(real):
+        start = 100.1 + i * 0.1  # inside the flood, which runs from 100 s for 8 s
+        packets += pcapgen.dot_syn_unanswered(start, client=client, sport=51000 + i)
+        packets += pcapgen.dns_udp_exchange(f"fell-back-{i}.example", start + 3.5,
+                                            client=client, sport=41000 + i, qid=i + 1)  # fmt: skip
+    late = "192.0.2.20"  # asks in plaintext only after its window: no fallback
+    packets += pcapgen.dot_syn_unanswered(100.2, client=late, sport=52000)
+    packets += pcapgen.dns_udp_exchange("too-late.example", 100.2 + 3.0 + 10.5, client=late,
+                                        sport=42000)  # fmt: skip
+    # The flood goes on after the real attempts, so that they are evicted, not ended by
+    # the capture's end.
+    flood = pcapgen.syn_flood(100.0, FLOOD_SYNS, rate=2_000.0)
+    capture = pcapgen.write_with_raw(tmp_path / "flood.pcap", packets, flood)
+    result = analyze_file(capture, Context())
+    fallbacks = [x for x in result.findings if x.id == "DA-FALLBACK-001"]
+    assert sorted(x.client or "" for x in fallbacks) == real
+    for i, finding in enumerate(sorted(fallbacks, key=lambda x: x.client or "")):
+        assert finding.evidence["qnames"] == [f"fell-back-{i}.example"]
+        assert finding.evidence["failures"] == ["syn_unanswered"]
+    # The cuts are stated: evicted flows, the emergencies, the tables that filled.
+    anomalies = result.anomalies
+    assert anomalies["flows_evicted"] > FLOOD_SYNS // 2
+    assert anomalies["flows_evicted_syn_only"] == anomalies["flows_evicted"]
+    assert anomalies["flow_memcap"] >= 1
+    assert anomalies["dot_session_rows_full"] > 0
+    assert anomalies["dot_session_groups_full"] > 0
+    assert anomalies["fallback_attempts_cut_short"] > 0
+    assert len(result.sections["dot_sessions"]) == TABLE_CAP

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from dotaudit.detect import leak
 from dotaudit.detect.base import Context
 from dotaudit.detect.leak import PlaintextLeakDetector
 from dotaudit.model.events import Event
@@ -83,3 +86,36 @@ def test_severity_override_from_policy() -> None:
     assert run([f.dns_query()], policy).finish()[0].severity is Severity.HIGH  # natural
     found = f.run_detectors([f.dns_query()], policy, only=PlaintextLeakDetector).findings
     assert found[0].severity is Severity.MEDIUM
+
+
+def test_query_types_past_the_cap_count_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert leak.MAX_QTYPES == 32
+    monkeypatch.setattr(leak, "MAX_QTYPES", 2)
+    at_cap = run([f.dns_query(qtype=1), f.dns_query(qtype=28), f.dns_query(qtype=1)])
+    assert at_cap.finish()[0].evidence["qtypes"] == {"A": 2, "AAAA": 1}
+    over = run([f.dns_query(qtype=1), f.dns_query(qtype=28), f.dns_query(qtype=15)])
+    assert over.finish()[0].evidence["qtypes"] == {"A": 1, "AAAA": 1, "other": 1}
+
+
+def test_names_past_the_detectors_budget_are_counted_and_marked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(leak, "TRACK_BUDGET", 2)
+    at_cap = run([f.dns_query(qname="a.example"), f.dns_query(qname="b.example", src="10.0.0.9")])
+    assert at_cap.caps() == {}
+    assert all("qname_count_is_lower_bound" not in x.evidence for x in at_cap.finish())
+    names = ("a.example", "b.example", "c.example", "c.example")
+    over = run([f.dns_query(qname=name) for name in names])
+    (finding,) = over.finish()
+    assert over.caps() == {"plaintext_names_untracked": 2}  # c.example seen twice, untracked
+    assert finding.evidence["qname_count"] == 2
+    assert finding.evidence["qname_count_is_lower_bound"] is True
+    assert finding.evidence["qnames"] == ["a.example", "b.example", "c.example"]  # listed once
+    (row,) = over.sections()["plaintext_dns"]
+    assert row["qname_count_is_lower_bound"] is True
+
+
+def test_pairs_over_the_cap_are_a_counted_anomaly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leak, "MAX_PAIRS", 1)
+    detector = run([f.dns_query(), f.dns_query(src="10.0.0.9"), f.dns_query(src="10.0.0.9")])
+    assert detector.caps() == {"plaintext_pairs_full": 2}

@@ -63,16 +63,43 @@ def test_each_client_keeps_only_its_latest_queries(monkeypatch: pytest.MonkeyPat
         window.add(f.dns_query(ts=ts))
     assert [q.ts for q in window.since(f.FILE, f.CLIENT, 0.0)] == [1.0, 2.0, 3.0]  # at the cap
     window.add(f.dns_query(ts=4.0))
-    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 0.0)] == [2.0, 3.0, 4.0]  # over it
-    assert window.dropped == 0  # a sliding window forgets the oldest: no client turned away
+    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 2.0)] == [2.0, 3.0, 4.0]  # over it
+    assert window.evicted == 0 and window.lookback_cut == 0  # 2.0 on: nothing was let go
+    assert [q.ts for q in window.since(f.FILE, f.CLIENT, 1.0)] == [2.0, 3.0, 4.0]
+    assert window.lookback_cut == 1  # a look-back from 1.0 wanted the query let go
 
 
-def test_clients_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_client_cap_is_the_documented_one() -> None:
+    assert recent_plaintext.PER_CLIENT == 512
+    assert recent_plaintext.MAX_CLIENTS == 10_000
+    assert recent_plaintext.MAX_QUERIES == 100_000
+
+
+def test_clients_over_the_cap_forget_the_least_recently_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(recent_plaintext, "MAX_CLIENTS", 2)
     window = RecentPlaintextQueries(Policy())
-    assert window.add(f.dns_query(src="10.0.0.1")) is not None
-    assert window.add(f.dns_query(src="10.0.0.2")) is not None  # at the cap
-    assert window.dropped == 0
-    assert window.add(f.dns_query(src="10.0.0.3")) is None  # over it
-    assert window.add(f.dns_query(src="10.0.0.1")) is not None  # known clients still kept
-    assert window.dropped == 1
+    assert window.add(f.dns_query(src="10.0.0.1", ts=1.0)) is not None
+    assert window.add(f.dns_query(src="10.0.0.2", ts=2.0)) is not None
+    assert window.add(f.dns_query(src="10.0.0.1", ts=3.0)) is not None  # .1 seen again
+    assert window.evicted == 0  # at the cap
+    # A third client: the one seen least recently (.2) is forgotten, not the newcomer.
+    assert window.add(f.dns_query(src="10.0.0.3", ts=4.0)) is not None
+    assert window.evicted == 1
+    assert window.since(f.FILE, "10.0.0.2", 0.0) == ()
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.1", 0.0)] == [1.0, 3.0]
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.3", 0.0)] == [4.0]
+
+
+def test_queries_over_the_total_forget_whole_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recent_plaintext, "MAX_QUERIES", 3)
+    window = RecentPlaintextQueries(Policy())
+    for ts in (1.0, 2.0):
+        window.add(f.dns_query(src="10.0.0.1", ts=ts))
+    window.add(f.dns_query(src="10.0.0.2", ts=3.0))
+    assert window.evicted == 0  # three queries: at the cap
+    window.add(f.dns_query(src="10.0.0.2", ts=4.0))
+    assert window.evicted == 2  # .1, seen least recently, and both its queries
+    assert window.since(f.FILE, "10.0.0.1", 0.0) == ()
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.2", 0.0)] == [3.0, 4.0]

@@ -70,20 +70,48 @@ def test_alpn_dot_on_another_port_is_a_session_and_plain_tls_is_not() -> None:
 def test_handshake_facts_per_session_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session_assembly, "MAX_HANDSHAKE_FACTS", 2)
     events = f.dot_session_events(certificates=[f.certificate(position=i) for i in range(3)])
-    (session,) = _assemble(events)
+    assembler = DotSessionAssembler()
+    (session,) = [s for e in events if (s := assembler.feed(e)) is not None]
     assert [c.position for c in session.certificates] == [0, 1]
+    assert assembler.facts_dropped == 1  # the third certificate, counted
 
 
-def test_open_handshakes_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session_assembly, "MAX_OPEN", 1)
+def test_handshake_facts_at_the_cap_drop_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_HANDSHAKE_FACTS", 3)
+    events = f.dot_session_events(certificates=[f.certificate(position=i) for i in range(3)])
+    assembler = DotSessionAssembler()
+    (session,) = [s for e in events if (s := assembler.feed(e)) is not None]
+    assert len(session.certificates) == 3 and assembler.facts_dropped == 0
+
+
+def test_handshake_facts_cap_is_the_documented_one() -> None:
+    assert session_assembly.MAX_HANDSHAKE_FACTS == 16
+    assert session_assembly.MAX_OPEN == 10_000
+
+
+def test_open_handshakes_over_the_cap_forget_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_OPEN", 2)
     first = f.dot_session_events(cport=40001)
     second = f.dot_session_events(cport=40002)
-    # Both hellos arrive before either connection ends: the second finds no room.
-    events = [first[0], second[0], first[1], second[1], first[2], second[2]]
+    third = f.dot_session_events(cport=40003)
+    # All hellos arrive before any connection ends: at the third the oldest is forgotten,
+    # so a flood of hellos that never complete cannot lock out the sessions after it.
+    events = [first[0], second[0], third[0], *first[1:], *second[1:], *third[1:]]
     assembler = DotSessionAssembler()
     sessions = [s for e in events if (s := assembler.feed(e)) is not None]
     assert assembler.dropped == 1
-    assert [s.client_hello is not None for s in sessions] == [True, False]
+    assert [s.client_hello is not None for s in sessions] == [False, True, True]
+
+
+def test_open_handshakes_at_the_cap_are_all_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_OPEN", 2)
+    first = f.dot_session_events(cport=40001)
+    second = f.dot_session_events(cport=40002)
+    events = [first[0], second[0], *first[1:], *second[1:]]
+    assembler = DotSessionAssembler()
+    sessions = [s for e in events if (s := assembler.feed(e)) is not None]
+    assert assembler.dropped == 0
+    assert [s.client_hello is not None for s in sessions] == [True, True]
 
 
 class _Recorder(Detector):
@@ -157,5 +185,11 @@ def test_caps_that_bit_reach_the_report_as_anomaly_counts(
 
 def test_no_caps_bite_no_counts() -> None:
     result = analyze_file(ROOT / "pcaps" / "01-kdig-strict-dot.pcap", Context())
-    assert "dot_handshake_table_full" not in result.anomalies
-    assert "plaintext_window_full" not in result.anomalies
+    for cap in (
+        "dot_handshake_table_full",
+        "dot_handshake_facts_dropped",
+        "plaintext_window_evicted",
+        "plaintext_lookback_cut",
+        "flows_evicted",
+    ):
+        assert cap not in result.anomalies

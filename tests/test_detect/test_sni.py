@@ -138,3 +138,27 @@ def test_event_types_cover_what_detectors_use(relative: str) -> None:
                 routed.on_event(event)
         assert every.finish() == routed.finish(), cls.name
         assert every.sections() == routed.sections(), cls.name
+
+
+def test_names_over_all_clients_are_capped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sni_module.MAX_SNIS == 10_000
+    monkeypatch.setattr(sni_module, "MAX_SNIS", 2)
+    at_cap = _run([client_hello(sni="a.example"), client_hello(src="10.0.0.9", sni="a.example")])
+    assert at_cap.caps() == {}
+    assert all(r["client"] for r in at_cap.sections()["sni_inventory"])
+    over = _run(
+        [
+            client_hello(sni="a.example"),
+            client_hello(src="10.0.0.9", sni="b.example"),
+            client_hello(src="10.0.0.9", sni="c.example"),
+            client_hello(sni="a.example"),  # a name already kept still counts
+        ]
+    )
+    assert over.caps() == {"sni_names_full": 1}
+    rows = over.sections()["sni_inventory"]
+    assert [(r["client"], r["sni"], r["count"]) for r in rows if r["client"]] == [
+        ("10.0.0.2", "a.example", 2),
+        ("10.0.0.9", "b.example", 1),
+    ]
+    (marker,) = [r for r in rows if r["client"] is None]
+    assert marker["count"] == 1 and "cap of 2 names" in marker["note"]

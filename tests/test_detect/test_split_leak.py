@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dotaudit.detect import split_leak
 from dotaudit.detect.base import Context
 from dotaudit.detect.split_leak import SplitLeakDetector
 from dotaudit.model.events import Event
@@ -62,3 +63,19 @@ def test_split_leak_window_is_the_session_inclusive(query_ts: float, split: bool
     assert [x.id for x in detected.findings if x.id == "DA-LEAK-007"] == (
         ["DA-LEAK-007"] if split else []
     )
+
+
+def _split_leak(client: str) -> list[Event]:
+    session = f.dot_session_events(client=client, client_lengths=[147], server_lengths=[487],
+                                   ts=100.0)  # fmt: skip
+    return [*session[:-1], f.dns_query(src=client, ts=100.5), session[-1]]
+
+
+def test_clients_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert split_leak.MAX_CLIENTS == 10_000
+    monkeypatch.setattr(split_leak, "MAX_CLIENTS", 1)
+    at_cap = run(_split_leak("10.0.0.2"))
+    assert len(at_cap.finish()) == 1 and at_cap.caps() == {}
+    over = run([*_split_leak("10.0.0.2"), *_split_leak("10.0.0.3")])
+    assert [x.client for x in over.finish()] == ["10.0.0.2"]
+    assert over.caps() == {"split_leak_clients_full": 1}
