@@ -12,7 +12,7 @@ DEBS := tshark tcpdump unbound knot-dnsutils stubby getdns-utils dnsdist nftable
         chromium chromium-driver poppler-utils
 # Debian packages `make demo` needs: none beyond Python.
 
-.PHONY: demo test lint typecheck pytest debs venv pcaps bench clean
+.PHONY: demo test lint typecheck pytest debs venv pcaps bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,8 +44,8 @@ demo: $(STAMP)
 	@echo "wrote reports/demo.html, reports/demo.json and reports/demo-events.jsonl"
 
 lint: $(STAMP)
-	$(BIN)/ruff check dotaudit tests bench
-	$(BIN)/ruff format --check dotaudit tests bench
+	$(BIN)/ruff check dotaudit tests bench tools
+	$(BIN)/ruff format --check dotaudit tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -61,5 +61,16 @@ pcaps: $(STAMP) debs
 bench: $(STAMP) debs
 	$(BIN)/python bench/run.py
 
+# Mutation testing of the judgement code (docs/development.md): not part of `make test`,
+# about 40 minutes on 2 cores. Writes reports/mutation.txt; MUTATE_ONLY='dotaudit/detect/*'
+# limits it to the matching entries of tools/mutate.py's JUDGEMENT_CODE.
+MUTATE_STAMP := $(VENV)/.mutate-installed
+$(MUTATE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python tools/mutate.py run $(if $(MUTATE_ONLY),--only '$(MUTATE_ONLY)')
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/mutation
