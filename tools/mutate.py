@@ -170,6 +170,9 @@ def stage(targets: Sequence[Target]) -> None:
             f"also_copy = {_toml_list(ALSO_COPY)}",
             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
             f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS)}",
+            # A mutant that loops forever is stopped after 3x (not mutmut's 15x) the CPU
+            # time of its tests: a handful of such mutants otherwise dominate the run.
+            "timeout_multiplier = 3.0",
             "",
         ]
     )
