@@ -57,7 +57,7 @@ PROBE_TESTS = (
     "tests/test_probe/test_runner.py",
     "tests/test_probe/test_faults.py",
     "tests/test_probe/test_certs.py",
-    "tests/test_probe/test_cert_checks.py",
+    "tests/test_probe/test_checks",
 )
 
 JUDGEMENT_CODE: tuple[Target, ...] = (
@@ -67,8 +67,20 @@ JUDGEMENT_CODE: tuple[Target, ...] = (
     Target("dotaudit/probe/certs.py", PROBE_TESTS),
     # The exit status: analyze/report/probe through write_report, probe's own threshold
     # in cmd_probe, and the bulk probe's exit_code.
-    Target("dotaudit/cli.py", ("tests/test_cli.py",), ("write_report", "cmd_probe")),
-    Target("dotaudit/probe/cli_part2.py", ("tests/test_cli.py",), ("exit_code",)),
+    Target(
+        "dotaudit/cli.py",
+        (
+            "tests/test_cli.py",
+            "tests/test_render/test_report_cmd.py",
+            "tests/test_probe/test_part2_units.py",
+        ),
+        ("write_report", "cmd_probe"),
+    ),
+    Target(
+        "dotaudit/probe/cli_part2.py",
+        ("tests/test_cli.py", "tests/test_probe/test_part2_units.py"),
+        ("exit_code",),
+    ),
     Target(
         "dotaudit/dissect/tls.py",
         (

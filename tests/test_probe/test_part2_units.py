@@ -137,3 +137,25 @@ def test_bulk_streams_every_result_on_closed_addresses() -> None:
     assert ticks == list(range(1, 31))
     summary = aggregate(results)
     assert summary["reach_853"] == {"refused": 30} and summary["strict_accept"] == 0
+
+
+def test_bulk_exit_code_is_one_at_or_above_the_threshold_only() -> None:
+    from dotaudit.probe.cli_part2 import exit_code
+
+    clean = result(*good())
+    medium = result(*good(), attempt("cert.quality", "fail", Level.SHOULD))
+    # A SHOULD failure weighs medium: at or above --fail-on medium or low, not high.
+    assert exit_code([clean, medium], "strict", "medium", 0) == 1
+    assert exit_code([clean, medium], "strict", "low", 0) == 1
+    assert exit_code([clean, medium], "strict", "high", 0) == 0
+    assert exit_code([medium, clean], "strict", "high", 0) == 0
+    # The code so far (e.g. 2 for an output error) stands unless findings decide.
+    assert exit_code([clean], "strict", "low", 2) == 2
+    assert exit_code([medium], "strict", "medium", 2) == 1
+    assert exit_code([medium], "strict", "none", 2) == 2
+    assert exit_code([medium], "strict", "none", 0) == 0
+    assert exit_code([], "strict", "info", 0) == 0
+    # The verdict counts as well: a refusing resolver is high in strict mode only.
+    refused = result(*good(), strict="refuse")
+    assert exit_code([refused], "strict", "high", 0) == 1
+    assert exit_code([refused], "opportunistic", "high", 0) == 0
