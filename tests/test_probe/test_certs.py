@@ -159,5 +159,5 @@ def test_describe_and_issuer_text() -> None:
 def test_load_parses_der_and_names_a_bad_certificate() -> None:
     leaf = issue()
     assert certs.load(leaf.der) == leaf.cert
-    with pytest.raises(certs.BadCertificate, match="^the server's certificate does not parse: "):
+    with pytest.raises(certs.BadCertificate, match=r"^the server's certificate does not parse: "):
         certs.load(b"\x30\x03\x02\x01\x00")
