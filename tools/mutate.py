@@ -199,6 +199,9 @@ def run(targets: Sequence[Target], jobs: int) -> int:
         return 2
     start = time.monotonic()
     command = [str(mutmut), "run", "--max-children", str(jobs), *mutant_patterns(targets)]
+    # On the path from start-up, so it must exist by then: Python remembers a missing
+    # folder on sys.path as one that holds nothing, even after mutmut fills it.
+    (STAGE / "mutants").mkdir()
     # CI=true would turn the skips of absent corpus files into failures of the clean run.
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     # Every Python process, the tests' `python -m dotaudit` too, imports the mutated copy
