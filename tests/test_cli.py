@@ -228,3 +228,110 @@ def test_quiet_gc_still_bounds_garbage_cycles() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*saved)
+
+
+def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The command line in this process (so that mutation runs see which code it reaches)."""
+    from dotaudit.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_exit_status_at_and_around_the_highest_severity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A plaintext leak to a public resolver is high (docs/findings.md, DA-LEAK-001).
+    capture = pcapgen.plaintext_capture(tmp_path / "leak.pcap", ["leak.example"])
+    out = tmp_path / "r.json"
+    for fail_on, expected in (("info", 1), ("medium", 1), ("high", 1), ("none", 0)):
+        code, _, _ = _main(["analyze", str(capture), "-q", "--fail-on", fail_on, "-o", str(out)],
+                           capsys)  # fmt: skip
+        assert code == expected, fail_on
+    report = json.loads(out.read_text())
+    assert max(f["severity"] for f in report["findings"]) == "high"
+
+
+def test_analyze_without_findings_exits_zero_at_every_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = pcapgen.write(tmp_path / "empty.pcap", [])
+    for fail_on in ("info", "low", "high"):
+        code, out, _ = _main(["analyze", str(empty), "-q", "--fail-on", fail_on], capsys)
+        assert code == 0, fail_on
+        assert json.loads(out)["findings"] == []
+
+
+def test_analyze_writes_the_report_to_stdout_or_the_file_and_the_summary_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "leak.pcap", ["leak.example"])
+    code, out, err = _main(["analyze", str(capture), "--fail-on", "none"], capsys)
+    assert code == 0 and json.loads(out)["kind"] == "analyze"
+    assert "DA-LEAK-001" in err  # the text summary
+    target = tmp_path / "r.json"
+    code, out, err = _main(
+        ["analyze", str(capture), "--fail-on", "none", "-o", str(target)], capsys
+    )
+    assert out == "" and json.loads(target.read_text())["kind"] == "analyze"
+    assert "DA-LEAK-001" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.pcap", "r.json"]  # no temp file
+    code, out, err = _main(["analyze", str(capture), "--fail-on", "none", "-q"], capsys)
+    assert err == "" and json.loads(out)
+    code, out, err = _main(
+        ["analyze", str(capture), "--fail-on", "none", "--format", "text"], capsys
+    )
+    assert "DA-LEAK-001" in out and err == ""  # the text report is not printed twice
+
+
+def _probe_argv(port: int, *extra: str) -> list[str]:
+    return ["probe", f"127.0.0.1:{port}", "-q", "--timeout", "1", *extra]
+
+
+def test_probe_of_a_closed_port_exits_by_the_verdict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = _probe_argv(port, "--checks", "reach.853")
+    code, out, _ = _main([*argv, "--fail-on", "high"], capsys)
+    assert code == 1
+    (target,) = json.loads(out)["targets"]
+    assert target["verdict"]["strict"] == "refuse"
+    code, _, _ = _main([*argv, "--fail-on", "none"], capsys)
+    assert code == 0
+    # Opportunistic clients get no DNS at all here either: high in that mode too.
+    code, _, _ = _main([*argv, "--fail-on", "high", "--mode", "opportunistic"], capsys)
+    assert code == 1
+
+
+def test_probe_exit_status_counts_check_severity_at_or_above_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime as dt
+
+    from tests.test_probe.certgen import NOW, ca, issue
+    from tests.test_probe.test_checks.cert_server import CertServer
+
+    root = ca()
+    ca_file = tmp_path / "root.pem"
+    ca_file.write_bytes(root.pem())
+    # Valid and named, but ten days left: cert.expiry warns, which weighs low.
+    leaf = issue(issuer=root, ips=("127.0.0.1",), not_after=NOW + dt.timedelta(days=10))
+    (tmp_path / "srv").mkdir()
+    with CertServer(tmp_path / "srv", leaf) as server:
+        argv = _probe_argv(
+            server.port, "--ca", str(ca_file), "--checks", "cert.chain,cert.name,cert.expiry"
+        )
+        expected = {"info": 1, "low": 1, "medium": 0, "high": 0, "none": 0}
+        for fail_on, status in expected.items():
+            code, out, _ = _main([*argv, "--fail-on", fail_on], capsys)
+            assert code == status, fail_on
+        (target,) = json.loads(out)["targets"]
+        assert target["verdict"]["strict"] == "accept"
+        checks = {c["id"]: c["status"] for c in target["checks"]}
+        assert checks["cert.expiry"] == "warn" and checks["cert.name"] == "pass"

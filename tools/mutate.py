@@ -160,9 +160,14 @@ def _shared_corpus() -> Path | None:
     return None
 
 
-def stage(targets: Sequence[Target]) -> None:
-    """A fresh run directory: links to the code and tests, and a pyproject.toml holding
-    the project's own settings plus mutmut's section made from ``targets``."""
+def stage(targets: Sequence[Target], *, keep: bool = False) -> None:
+    """The run directory: links to the code and tests, and a pyproject.toml holding the
+    project's own settings plus mutmut's section made from ``targets``. Fresh unless
+    ``keep``: then the last run's results stay, and only the recorded calls are redone
+    (the tests may have changed since)."""
+    if keep and (STAGE / "mutants").is_dir():
+        (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        return
     if STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
@@ -172,6 +177,9 @@ def stage(targets: Sequence[Target]) -> None:
     corpus = _shared_corpus()
     if corpus is not None:
         (STAGE / "shared").symlink_to(corpus)
+    # On the path from start-up, so it must exist by then: Python remembers a missing
+    # folder on sys.path as one that holds nothing, even after mutmut fills it.
+    (STAGE / "mutants").mkdir()
     tests = sorted({t for target in targets for t in target.tests if (ROOT / t).exists()})
     section = "\n".join(
         [
@@ -191,17 +199,16 @@ def stage(targets: Sequence[Target]) -> None:
     (STAGE / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + section)
 
 
-def run(targets: Sequence[Target], jobs: int) -> int:
-    stage(targets)
+def run(targets: Sequence[Target], jobs: int, *, keep: bool = False) -> int:
+    """Mutate and test ``targets``. The run directory is always made for all of
+    JUDGEMENT_CODE, so that ``keep`` can re-run some targets and report all."""
+    stage(JUDGEMENT_CODE, keep=keep)
     mutmut = Path(sys.executable).with_name("mutmut")
     if not mutmut.exists():
         print("mutate: mutmut is not installed (pip install -e '.[mutate]')", file=sys.stderr)
         return 2
     start = time.monotonic()
     command = [str(mutmut), "run", "--max-children", str(jobs), *mutant_patterns(targets)]
-    # On the path from start-up, so it must exist by then: Python remembers a missing
-    # folder on sys.path as one that holds nothing, even after mutmut fills it.
-    (STAGE / "mutants").mkdir()
     # CI=true would turn the skips of absent corpus files into failures of the clean run.
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     # Every Python process, the tests' `python -m dotaudit` too, imports the mutated copy
@@ -214,7 +221,7 @@ def run(targets: Sequence[Target], jobs: int) -> int:
     if code != 0:
         print(f"mutate: mutmut exited {code}", file=sys.stderr)
         return 2
-    return report(targets, elapsed)
+    return report(JUDGEMENT_CODE if keep else targets, elapsed)
 
 
 # --- results -------------------------------------------------------------------------
@@ -414,13 +421,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="GLOB",
         help="only the targets whose files match (e.g. 'dotaudit/detect/*'); for a quick re-run",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the last run's results: re-run only --only's targets, report everything",
+    )
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATE_JOBS", "2")))
     args = parser.parse_args(argv)
     targets = [t for t in JUDGEMENT_CODE if not args.only or fnmatch.fnmatch(t.files, args.only)]
     if not targets:
         parser.error(f"--only {args.only!r} matches no target")
     if args.command == "run":
-        return run(targets, args.jobs)
+        return run(targets, args.jobs, keep=args.keep)
     return report(targets)
 
 

@@ -801,3 +801,14 @@ def test_mid_stream_flows_without_handshake() -> None:
     flows = corpus_flows("ndpi/dot-android10-private-dns/googledns_android10.pcap")
     hellos = [i for f in flows for i in f.items if isinstance(i, ClientHelloItem)]
     assert len(hellos) == 5
+
+
+def test_escape_text_keeps_printable_ascii_and_escapes_the_rest() -> None:
+    from dotaudit.dissect.tls import escape_text
+
+    # The slow path (a byte needing escape is present) keeps space and "~" as they are,
+    # and escapes DEL, the backslash and anything outside 0x20..0x7e.
+    assert escape_text(b" a~\x7f") == " a~\\x7f"
+    assert escape_text(b"\x1f \\") == "\\x1f \\x5c"
+    assert escape_text(b"\x80!") == "\\x80!"
+    assert escape_text(b"plain name") == "plain name"
