@@ -335,3 +335,58 @@ def test_probe_exit_status_counts_check_severity_at_or_above_the_threshold(
         assert target["verdict"]["strict"] == "accept"
         checks = {c["id"]: c["status"] for c in target["checks"]}
         assert checks["cert.expiry"] == "warn" and checks["cert.name"] == "pass"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # free a moment ago: nothing listens there now
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_bulk_probe_exit_status_follows_fail_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"127.0.0.1:{_closed_port()}\n127.0.0.1:{_closed_port()}\n")
+    argv = ["probe", "--targets", str(targets), "-q", "--timeout", "1", "--checks", "reach.853"]
+    code, out, _ = _main([*argv, "--fail-on", "high"], capsys)
+    assert code == 1
+    assert [t["verdict"]["strict"] for t in json.loads(out)["targets"]] == ["refuse", "refuse"]
+    code, _, _ = _main([*argv, "--fail-on", "none"], capsys)
+    assert code == 0
+
+
+def test_probe_usage_errors_exit_two_naming_the_problem(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _main(["probe", "127.0.0.1", "--checks", "no.such.check"], capsys)
+    assert code == 2 and err.startswith("dotaudit: --checks: ")
+    code, _, err = _main(["probe", "--targets", "/nonexistent/targets.txt"], capsys)
+    assert code == 2 and "/nonexistent/targets.txt" in err
+
+
+def test_nagios_usage_error_is_an_unknown_line_with_exit_three(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Monitoring-plugin guidelines: state UNKNOWN is exit code 3, with a one-line reason.
+    code, out, _ = _main(["probe", "--nagios", "not a target"], capsys)
+    assert code == 3 and out.startswith("DOT UNKNOWN - target ")
+    code, out, _ = _main(["probe", "--nagios", "--targets", "/nonexistent/list"], capsys)
+    assert code == 3 and out.startswith("DOT UNKNOWN - --targets: /nonexistent/list")
+    code, out, _ = _main(["probe", "--nagios", "127.0.0.1", "127.0.0.2"], capsys)
+    assert (code, out) == (3, "DOT UNKNOWN - --nagios takes exactly one target\n")
+
+
+def test_probe_report_goes_to_the_output_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "probe.json"
+    argv = _probe_argv(_closed_port(), "--checks", "reach.853", "--fail-on", "none")
+    code, out, err = _main([*argv, "-o", str(out_file)], capsys)
+    assert (code, out, err) == (0, "", "")
+    assert json.loads(out_file.read_text())["kind"] == "probe"
+    code, out, err = _main([a for a in argv if a != "-q"], capsys)
+    assert code == 0 and json.loads(out)["kind"] == "probe"
+    assert "refuse" in err  # the per-target summary lines
