@@ -390,3 +390,59 @@ def test_probe_report_goes_to_the_output_file(
     code, out, err = _main([a for a in argv if a != "-q"], capsys)
     assert code == 0 and json.loads(out)["kind"] == "probe"
     assert "refuse" in err  # the per-target summary lines
+
+
+class _Terminal:
+    """stderr as a terminal: a real pseudo-terminal, whose output the test reads back."""
+
+    def __init__(self) -> None:
+        import os
+
+        self.master, slave = os.openpty()
+        self.stream = open(slave, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+
+    def read(self) -> str:
+        import os
+        import select
+
+        chunks = []
+        while select.select([self.master], [], [], 0.2)[0]:
+            chunks.append(os.read(self.master, 65536))
+        return b"".join(chunks).decode()
+
+    def close(self) -> None:
+        import os
+
+        self.stream.close()
+        os.close(self.master)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_probe_progress_bar_only_for_several_targets_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    from dotaudit.cli import main
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal.stream)
+    monkeypatch.setattr(sys, "stdout", open(tmp_path / "out.json", "w"))  # noqa: SIM115
+    try:
+
+        def probe(count: int) -> str:
+            targets = [f"127.0.0.1:{_closed_port()}" for _ in range(count)]
+            if bulk:
+                listing = tmp_path / "targets.txt"
+                listing.write_text("".join(t + "\n" for t in targets))
+                targets = ["--targets", str(listing)]
+            argv = ["probe", *targets, "-q", "--timeout", "1", "--checks", "reach.853"]
+            assert main([*argv, "--fail-on", "none", "-o", str(tmp_path / "r.json")]) == 0
+            terminal.stream.flush()
+            return terminal.read()
+
+        assert "probing" not in probe(1)
+        shown = probe(2)
+        assert "probing" in shown and "100%" in shown
+        assert shown.endswith("\r" + " " * 80 + "\r")  # the bar is cleared at the end
+    finally:
+        sys.stdout.close()
+        terminal.close()
