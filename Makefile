@@ -70,7 +70,7 @@ $(MUTATE_STAMP): $(STAMP) pyproject.toml
 	touch $(MUTATE_STAMP)
 
 mutate: $(MUTATE_STAMP)
-	$(BIN)/python tools/mutate.py run $(if $(MUTATE_ONLY),--only '$(MUTATE_ONLY)')
+	$(BIN)/python tools/mutate.py run $(foreach glob,$(MUTATE_ONLY),--only '$(glob)')
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/mutation

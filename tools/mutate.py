@@ -48,6 +48,9 @@ class Target:
     files: str
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()
+    through_subprocesses: bool = False
+    """Also credit the tests whose ``python -m dotaudit`` subprocesses reach these
+    functions (the exit status is only ever seen by the process's parent)."""
 
 
 DETECT_TESTS = ("tests/test_detect", "tests/test_cli.py", "tests/test_render/test_report_cmd.py")
@@ -75,11 +78,13 @@ JUDGEMENT_CODE: tuple[Target, ...] = (
             "tests/test_probe/test_part2_units.py",
         ),
         ("write_report", "cmd_probe"),
+        through_subprocesses=True,
     ),
     Target(
         "dotaudit/probe/cli_part2.py",
         ("tests/test_cli.py", "tests/test_probe/test_part2_units.py"),
         ("exit_code",),
+        through_subprocesses=True,
     ),
     Target(
         "dotaudit/dissect/tls.py",
@@ -213,6 +218,12 @@ def run(targets: Sequence[Target], jobs: int, *, keep: bool = False) -> int:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     # Every Python process, the tests' `python -m dotaudit` too, imports the mutated copy
     # and starts with the hook that reports a subprocess's calls (SUBPROCESS_HOOKS).
+    env["DOTAUDIT_MUTATION_SUBPROCESS_MODULES"] = ",".join(
+        module_of(path) + "."
+        for target in JUDGEMENT_CODE
+        if target.through_subprocesses
+        for path in target_files(target)
+    )
     env["PYTHONPATH"] = os.pathsep.join(
         [str(SUBPROCESS_HOOKS), str(STAGE / "mutants"), *filter(None, [env.get("PYTHONPATH")])]
     )
@@ -419,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="GLOB",
-        help="only the targets whose files match (e.g. 'dotaudit/detect/*'); for a quick re-run",
+        action="append",
+        help="only the targets whose files match (e.g. 'dotaudit/detect/*'); repeatable",
     )
     parser.add_argument(
         "--keep",
@@ -428,7 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATE_JOBS", "2")))
     args = parser.parse_args(argv)
-    targets = [t for t in JUDGEMENT_CODE if not args.only or fnmatch.fnmatch(t.files, args.only)]
+    targets = [
+        t
+        for t in JUDGEMENT_CODE
+        if not args.only or any(fnmatch.fnmatch(t.files, glob) for glob in args.only)
+    ]
     if not targets:
         parser.error(f"--only {args.only!r} matches no target")
     if args.command == "run":
