@@ -62,6 +62,7 @@ def issue(
     not_after: dt.datetime | None = None,
     ca: bool = False,
     aia: tuple[str, ...] = (),
+    ocsp: tuple[str, ...] = (),
     hash_algorithm: Any = None,
     subject: x509.Name | None = None,
     san: bool = True,
@@ -83,8 +84,14 @@ def issue(
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     if san and names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    if aia:
+    if aia or ocsp:
         descriptions = [
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url)
+            )
+            for url in ocsp
+        ]
+        descriptions += [
             x509.AccessDescription(
                 AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url)
             )

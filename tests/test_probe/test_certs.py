@@ -161,3 +161,27 @@ def test_load_parses_der_and_names_a_bad_certificate() -> None:
     assert certs.load(leaf.der) == leaf.cert
     with pytest.raises(certs.BadCertificate, match=r"^the server's certificate does not parse: "):
         certs.load(b"\x30\x03\x02\x01\x00")
+
+
+def test_key_info_of_other_key_types_names_the_type_without_judging() -> None:
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    info = certs.key_info(issue(key=x25519.X25519PrivateKey.generate(), issuer=ca()).cert)
+    assert info == certs.KeyInfo("X25519PublicKey", None, None)
+
+
+def test_aia_issuer_urls_skip_ocsp_entries() -> None:
+    cert = issue(ocsp=("http://ocsp.test/",), aia=("http://ca.test/issuer.crt",)).cert
+    assert certs.aia_issuer_urls(cert) == ["http://ca.test/issuer.crt"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "ok"),
+    [
+        ("DNS.test.", "dns.test", True),  # a trailing dot on either side is the same name
+        ("a.teX", "a.te", False),  # only dots are stripped, nothing else
+        ("a.te", "a.teX", False),
+    ],
+)
+def test_dns_name_matches_strips_only_trailing_dots(pattern: str, host: str, ok: bool) -> None:
+    assert certs.dns_name_matches(pattern, host) is ok

@@ -282,3 +282,16 @@ def test_attempt_severity_strict_only_counts_in_full_in_strict_mode() -> None:
     assert attempt_severity(may, strict_only=False, mode="strict") is Severity.LOW
     assert attempt_severity(error, strict_only=False, mode="strict") is Severity.LOW
     assert attempt_severity(skip, strict_only=False, mode="strict") is None
+
+
+@pytest.mark.parametrize(
+    ("days", "verdict"),
+    [
+        (0.0, ("fail", "expires in 0.0 days (at or below 7)")),  # expiring now, not expired
+        (0.5, ("fail", "expires in 0.5 days (at or below 7)")),
+        (-0.5, ("fail", "expired 0.5 days ago")),
+        (20.0, ("pass", None)),
+    ],
+)
+def test_expiry_verdict_texts_around_zero(days: float, verdict: tuple[str, str | None]) -> None:
+    assert judge_days(days) == verdict

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +31,9 @@ def intermediate(root: Issued) -> Issued:
 
 @pytest.fixture
 def probe(tmp_path: Path, root: Issued) -> Probe:
-    """``probe(leaf, *chain, target="dns.test@", pins=(), trust=(root,), weak=False)``:
-    the cert.* attempts of one probe of a server presenting ``leaf`` and ``chain``."""
+    """``probe(leaf, *chain, name=, pins=, trust=, weak=, system_store=, now=)``: the
+    cert.* attempts of one probe of a server presenting ``leaf`` and ``chain``, trusting
+    ``trust`` (default: the root) or the system store, judging dates at ``now``."""
     count = 0
 
     def run(
@@ -40,6 +43,8 @@ def probe(tmp_path: Path, root: Issued) -> Probe:
         pins: tuple[str, ...] = (),
         trust: tuple[Issued, ...] | None = None,
         weak: bool = False,
+        system_store: bool = False,
+        now: dt.datetime | None = None,
     ) -> dict[str, CheckAttempt]:
         nonlocal count
         count += 1
@@ -49,7 +54,14 @@ def probe(tmp_path: Path, root: Issued) -> Probe:
         ca_file.write_bytes(b"".join(c.pem() for c in (trust if trust is not None else (root,))))
         checks = [BY_ID[c] for c in ("reach.853", "cert.chain", "cert.name", "cert.expiry",
                                      "cert.pin", "cert.quality")]  # fmt: skip
-        config = ProbeConfig(ca_file=str(ca_file), pins=pins, timeout=3.0, target_budget=30.0)
+        config = ProbeConfig(
+            ca_file=None if system_store else str(ca_file),
+            pins=pins,
+            timeout=3.0,
+            target_budget=30.0,
+        )
+        if now is not None:
+            config = dataclasses.replace(config, now=lambda: now)
         with CertServer(directory, leaf, *chain, weak=weak) as server:
             where = f"127.0.0.1:{server.port}"
             target = parse_target(f"{name}@{where}" if name else where)

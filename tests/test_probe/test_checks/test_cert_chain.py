@@ -68,3 +68,9 @@ def test_other_verification_errors_are_named_by_openssl(probe: Probe, root: Issu
     attempt = probe(leaf)["cert.chain"]
     assert attempt.status is CheckStatus.FAIL
     assert (attempt.error_reason or "").startswith("OpenSSL rejected the chain (")
+
+
+def test_without_ca_the_system_store_is_the_trust_store(probe: Probe, root: Issued) -> None:
+    attempt = probe(issue(issuer=root), system_store=True)["cert.chain"]
+    assert attempt.evidence["trust_store"] == "system"
+    assert attempt.status is CheckStatus.FAIL  # the test root is in no system store

@@ -56,3 +56,23 @@ def test_not_yet_valid_fails(probe: Probe, root: Issued) -> None:
     attempt = probe(_leaf(root, 90, before=1))["cert.expiry"]
     assert attempt.status is CheckStatus.FAIL
     assert attempt.error_reason == "the certificate is not valid yet"
+
+
+def test_failures_and_warnings_carry_the_dates(probe: Probe, root: Issued) -> None:
+    for leaf in (_leaf(root, 10.02), _leaf(root, 3.02), _leaf(root, 90, before=1)):
+        attempt = probe(leaf)["cert.expiry"]
+        assert attempt.status is not CheckStatus.PASS
+        assert attempt.evidence["not_after"] == leaf.cert.not_valid_after_utc.isoformat()
+        assert attempt.evidence["warn_days"] == 14 and attempt.evidence["fail_days"] == 7
+
+
+def test_valid_from_its_first_instant_and_days_rounded_to_hundredths(
+    probe: Probe, root: Issued
+) -> None:
+    leaf = _leaf(root, 90.1234, before=-1)
+    start = leaf.cert.not_valid_before_utc
+    attempt = probe(leaf, now=start)["cert.expiry"]
+    assert attempt.status is CheckStatus.PASS
+    expected = (leaf.cert.not_valid_after_utc - start).total_seconds() / 86400
+    assert attempt.evidence["days_left"] == round(expected, 2)
+    assert attempt.evidence["days_left"] != round(expected, 3)

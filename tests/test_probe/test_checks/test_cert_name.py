@@ -51,3 +51,12 @@ def test_address_only_target_without_its_ip_san_fails(probe: Probe, root: Issued
     assert attempt.error_reason == (
         "no --name given and the certificate does not list 127.0.0.1 as an iPAddress SAN"
     )
+
+
+def test_name_failures_carry_the_sans(probe: Probe, root: Issued) -> None:
+    wrong = probe(issue(issuer=root, dns=("other.test",)))["cert.name"]
+    assert wrong.evidence["san_dns"] == ["other.test"]
+    assert wrong.evidence["reference"] == "DNS-ID dns.test"
+    no_ip = probe(issue(issuer=root, ips=("127.0.0.2",)), name=None)["cert.name"]
+    assert no_ip.evidence["san_ip"] == ["127.0.0.2"]
+    assert no_ip.evidence["reference"] == "IP-ID 127.0.0.1"
