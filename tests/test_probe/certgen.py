@@ -141,8 +141,11 @@ def sha1_signed(directory: Path, cn: str = "sha1.test") -> Issued:
     return Issued(cert, load_pem_private_key(key_path.read_bytes(), None))
 
 
-def sha1_leaf(directory: Path, issuer: Issued, cn: str = "dns.test") -> Issued:
-    """A leaf for ``cn`` that ``issuer`` signed with SHA-1 (made by the openssl command)."""
+def sha1_leaf(
+    directory: Path, issuer: Issued, cn: str = "dns.test", *, rsa_bits: int | None = None
+) -> Issued:
+    """A leaf for ``cn`` that ``issuer`` signed with SHA-1 (made by the openssl command);
+    its key is EC P-256, or RSA of ``rsa_bits``."""
     import subprocess
 
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -154,7 +157,9 @@ def sha1_leaf(directory: Path, issuer: Issued, cn: str = "dns.test") -> Issued:
     ext = directory / "sha1.ext"
     ext.write_text(f"subjectAltName=DNS:{cn}\n")
     subprocess.run(
-        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        ["openssl", "req", "-new",
+         *(["-newkey", f"rsa:{rsa_bits}"] if rsa_bits else
+           ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
          "-nodes", "-keyout", str(key_path), "-out", str(csr), "-subj", f"/CN={cn}"],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip

@@ -65,3 +65,10 @@ def test_unverified_lone_leaf_with_aia_warns(probe: Probe, intermediate: Issued)
     assert attempt.evidence["aia_ca_issuers"] == ["http://ca.test/intermediate.crt"]
     # Without AIA, or with the intermediate sent, there is nothing to warn about.
     assert probe(issue(issuer=intermediate))["cert.quality"].status is CheckStatus.PASS
+
+
+def test_every_problem_is_named(probe: Probe, root: Issued, tmp_path: Path) -> None:
+    leaf = sha1_leaf(tmp_path, root, rsa_bits=1024)
+    attempt = probe(leaf, weak=True)["cert.quality"]
+    assert attempt.status is CheckStatus.FAIL
+    assert attempt.error_reason == "RSA key of 1024 bits (< 2048); signed with SHA1"
