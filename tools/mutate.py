@@ -204,16 +204,25 @@ def stage(targets: Sequence[Target], *, keep: bool = False) -> None:
     (STAGE / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + section)
 
 
-def run(targets: Sequence[Target], jobs: int, *, keep: bool = False) -> int:
+def run(
+    targets: Sequence[Target], jobs: int, *, keep: bool = False, survivors: bool = False
+) -> int:
     """Mutate and test ``targets``. The run directory is always made for all of
-    JUDGEMENT_CODE, so that ``keep`` can re-run some targets and report all."""
+    JUDGEMENT_CODE, so that ``keep`` can re-run some targets and report all; with
+    ``survivors`` only the mutants of ``targets`` that the last run did not kill."""
+    names = mutant_patterns(targets)
+    if survivors:
+        keep = True
+        names = [m.name for m in load_results(targets) if m.status not in KILLED]
+        if not names:
+            return report(JUDGEMENT_CODE)
     stage(JUDGEMENT_CODE, keep=keep)
     mutmut = Path(sys.executable).with_name("mutmut")
     if not mutmut.exists():
         print("mutate: mutmut is not installed (pip install -e '.[mutate]')", file=sys.stderr)
         return 2
     start = time.monotonic()
-    command = [str(mutmut), "run", "--max-children", str(jobs), *mutant_patterns(targets)]
+    command = [str(mutmut), "run", "--max-children", str(jobs), *names]
     # CI=true would turn the skips of absent corpus files into failures of the clean run.
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     # Every Python process, the tests' `python -m dotaudit` too, imports the mutated copy
@@ -438,6 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep the last run's results: re-run only --only's targets, report everything",
     )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-run only the mutants the last run did not kill (implies --keep)",
+    )
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATE_JOBS", "2")))
     args = parser.parse_args(argv)
     targets = [
@@ -448,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not targets:
         parser.error(f"--only {args.only!r} matches no target")
     if args.command == "run":
-        return run(targets, args.jobs, keep=args.keep)
+        return run(targets, args.jobs, keep=args.keep, survivors=args.survivors)
     return report(targets)
 
 
