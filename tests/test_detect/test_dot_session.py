@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from dotaudit.detect.base import Context
 from dotaudit.detect.dot_session import DotSessionDetector, close_reason
 from dotaudit.detect.sessions import DotSession, DotSessionAssembler
 from dotaudit.model.events import ConnectionSeen, Event, TlsClientHelloSeen, TlsServerHelloSeen
-from dotaudit.model.findings import Confidence
+from dotaudit.model.findings import Confidence, Severity
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests import factories as f
 
@@ -359,3 +360,53 @@ def test_session_cap_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> No
     detector = run(conns)
     assert len(detector.sections()["dot_sessions"]) == 2
     assert detector.dropped == 1
+
+
+def test_session_row_ech_and_duration_to_the_microsecond() -> None:
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    hello, conn = events[0], events[-1]
+    assert isinstance(hello, TlsClientHelloSeen) and isinstance(conn, ConnectionSeen)
+    hello = dataclasses.replace(hello, ech=True)
+    conn = dataclasses.replace(conn, end=conn.start + 1.2345678)
+    row = run([hello, *events[1:-1], conn]).sections()["dot_sessions"][0]
+    assert row["ech"] is True
+    assert row["duration_s"] == 1.234568
+
+
+def test_dot_session_severity_override_applies() -> None:
+    policy = Policy(severity_overrides={"DA-DOT-001": Severity.HIGH})
+    findings = run([f.connection(outcome="refused", handshake_seen=False)], policy).finish()
+    assert [(x.id, x.severity) for x in findings] == [("DA-DOT-001", Severity.HIGH)]
+
+
+def test_mid_stream_rows_do_not_hide_later_sessions() -> None:
+    mid = f.connection(mid_stream=True, handshake_seen=False, sport=40001)
+    failed = f.connection(outcome="refused", handshake_seen=False, sport=40002)
+    assert [x.id for x in run([mid, failed]).finish()] == ["DA-DOT-001"]
+
+
+def test_reset_in_handshake_can_be_an_injected_reset_with_its_note() -> None:
+    normal = f.connection(server_ttl=57, sport=40001)
+    events = f.dot_session_events(server_hello_seen=False, cport=40002)
+    conn = events[-1]
+    assert isinstance(conn, ConnectionSeen)
+    reset = dataclasses.replace(conn, outcome="closed_rst", rst_ttl=250)
+    detector = run([normal, *events[:-1], reset])
+    findings = detector.finish()
+    row = detector.sections()["dot_sessions"][1]
+    assert (row["outcome"], row["reset_injected"]) == ("reset_in_handshake", True)
+    evidence = next(x for x in findings if x.id == "DA-DOT-001").evidence
+    assert evidence["note"] == (
+        "the RST's TTL differs from every packet this server sent on other flows: a "
+        "middlebox on the path most likely injected it"
+    )
+
+
+def test_server_ttl_table_and_drops_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_session, "MAX_SESSIONS", 2)
+    conns = [
+        f.connection(outcome="refused", dst=f"192.0.2.{i}", server_ttl=60, sport=41000 + i)
+        for i in range(4)
+    ]
+    detector = run(conns)
+    assert len(detector.server_ttls) == 2 and detector.dropped == 2

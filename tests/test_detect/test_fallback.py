@@ -255,3 +255,26 @@ def test_fallback_events_cap(monkeypatch: pytest.MonkeyPatch) -> None:
             f.dns_query(ts=101.0 + 20 * i),
         ]
     assert len(run(events).sections()["fallback_events"]) == 2
+
+
+def test_fallback_delay_to_the_microsecond_and_the_finding_frames() -> None:
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    query = f.dns_query(ts=101.2345678)
+    detector = run([attempt, query])
+    (row,) = detector.sections()["fallback_events"]
+    assert row["delay_s"] == 1.234568
+    (finding,) = detector.finish()
+    assert finding.frames == tuple(row["frames"])
+
+
+def test_fallback_row_frames_sample_fifty_queries() -> None:
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    queries = [f.dns_query(ts=101.0 + i * 0.01) for i in range(60)]
+    assert isinstance(attempt, ConnectionSeen)
+    (row,) = run([attempt, *queries]).sections()["fallback_events"]
+    assert row["queries"] == 60
+    assert set(row["frames"]) == {
+        attempt.first_frame,
+        attempt.last_frame,
+        *(q.frame for q in queries[:50]),
+    }

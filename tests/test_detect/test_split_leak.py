@@ -71,13 +71,13 @@ def test_split_leak_finding_in_full() -> None:
 
 
 def test_split_leak_severity_override() -> None:
-    policy = Policy(severity_overrides={"DA-LEAK-007": Severity.HIGH})
+    policy = Policy(severity_overrides={"DA-LEAK-007": Severity.LOW})
     session = _session(100.0)
     detector = SplitLeakDetector(Context(policy=policy))
     for event in [*session[:-1], f.dns_query(ts=100.5), session[-1]]:
         detector.on_event(event)
     (finding,) = detector.finish()
-    assert finding.severity is Severity.HIGH
+    assert finding.severity is Severity.LOW
 
 
 def test_split_leak_counts_every_query_of_a_long_session() -> None:
@@ -85,3 +85,22 @@ def test_split_leak_counts_every_query_of_a_long_session() -> None:
     queries = [f.dns_query(ts=100.0 + i / 1000) for i in range(250)]
     (finding,) = run([*session[:-1], *queries, session[-1]]).finish()
     assert finding.evidence["plaintext_queries"] == 250
+
+
+def test_split_leak_counts_a_query_seen_by_two_sessions_once_and_later_ones_too() -> None:
+    first = _session(100.0)
+    second = _session(100.5, cport=40001)
+    first = [*first[:-1], f.connection(**{**_fields(first[-1]), "end": 101.0})]
+    second = [*second[:-1], f.connection(**{**_fields(second[-1]), "end": 102.0})]
+    shared = f.dns_query(ts=100.7, qname="both.example")
+    later = f.dns_query(ts=101.5, qname="second.example")
+    events = [*first[:-1], *second[:-1], shared, later, first[-1], second[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence["plaintext_queries"] == 2
+    assert finding.evidence["qnames"] == ["both.example", "second.example"]
+
+
+def _fields(event: Event) -> dict[str, object]:
+    import dataclasses
+
+    return {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
