@@ -278,3 +278,51 @@ def test_dot_cert_only_the_leaf_is_judged() -> None:
     intermediate = certificate(position=1, self_signed=True, san=())
     assert _run(_tls12(certificates=[intermediate])) == []
     assert _run(_tls12(certificates=[intermediate, certificate()])) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "expected"),
+    [
+        ("a**.example.com", "ab*.example.com", False),  # two wildcards, even matching
+        ("ab*ba.example.com", "aba.example.com", False),  # prefix and suffix overlap
+        ("dns.teX", "dns.te", False),  # only dots are stripped, before lowering
+    ],
+)
+def test_wildcard_match_more_edges(pattern: str, host: str, expected: bool) -> None:
+    assert wildcard_match(pattern, host) is expected
+
+
+def test_common_name_keeps_equals_signs_in_its_value() -> None:
+    cert = certificate(san=(), subject="CN=odd=name")
+    assert name_matches(cert, "odd=name")
+
+
+def test_ip_literal_sni_only_loses_its_brackets() -> None:
+    cert = certificate(san=("IP:192.0.2.1",))
+    assert not name_matches(cert, "X192.0.2.1X")
+
+
+def test_dot_cert_drops_are_counted_each() -> None:
+    from dotaudit.detect import dot_cert as module
+
+    original = module.MAX_PAIRS
+    module.MAX_PAIRS = 1
+    try:
+        events = _tls12(certificates=[certificate(self_signed=True)])
+        for client in ("10.0.0.7", "10.0.0.8"):
+            events += _tls12(client=client, certificates=[certificate(self_signed=True)])
+        (finding,) = _run(events)
+    finally:
+        module.MAX_PAIRS = original
+    assert finding.evidence["pairs_dropped"] == 2
+
+
+def test_dot_cert_frame_sample_keeps_the_first_sessions() -> None:
+    # Frames past the sample are not kept, even smaller ones from a later file.
+    events: list[Event] = []
+    for i in range(MAX_FRAMES // 2):
+        events += _tls12(cport=45000 + i, certificates=[certificate(self_signed=True)])
+    late = _tls12(cport=45999, certificates=[certificate(self_signed=True)])
+    late = [replace(e, frame=1) if isinstance(e, TlsCertificateSeen) else e for e in late]
+    (finding,) = _run(events + late)
+    assert 1 not in finding.frames and len(finding.frames) == MAX_FRAMES

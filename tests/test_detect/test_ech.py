@@ -151,3 +151,10 @@ def test_ech_frames_stop_at_the_cap() -> None:
     (finding,) = _run(list(hellos))
     assert finding.frames == tuple(h.frame for h in hellos[:MAX_FRAMES])
     assert finding.evidence["hellos"] == MAX_FRAMES + 2
+
+
+def test_ech_frame_sample_keeps_the_first_hellos() -> None:
+    hellos = [client_hello(sni=None, ech=True, frame=1000 + i) for i in range(MAX_FRAMES)]
+    late = client_hello(sni=None, ech=True, frame=1)  # e.g. from a later file
+    (finding,) = _run([*hellos, late])
+    assert 1 not in finding.frames

@@ -160,3 +160,12 @@ def test_ecs_prefix_edges() -> None:
     assert ecs_prefix("192.0.2.0/") is None
     assert ecs_prefix("192.0.2.0") is None
     assert ecs_prefix("a/b/24") == 24
+
+
+def test_ecs_frame_sample_keeps_the_first_queries() -> None:
+    events: list[Event] = [
+        dns_query(frame=1000 + i, edns=edns(ecs="198.51.100.0/24")) for i in range(MAX_FRAMES)
+    ]
+    events.append(dns_query(frame=1, edns=edns(ecs="198.51.100.0/24")))  # e.g. a later file
+    (finding,) = _run(events).finish()
+    assert 1 not in finding.frames

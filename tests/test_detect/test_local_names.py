@@ -220,3 +220,10 @@ def test_local_names_samples_are_bounded() -> None:
     assert finding.evidence["qnames"] == [f"n{i}.example" for i in range(20)]
     assert finding.evidence["qname_count"] == 41
     assert finding.frames == tuple(sorted(e.frame for e in events[:MAX_FRAMES]))
+
+
+def test_local_names_frame_sample_keeps_the_first_queries() -> None:
+    events: list[Event] = [_mdns(frame=1000 + i) for i in range(MAX_FRAMES)]
+    events.append(_mdns(frame=1))  # e.g. from a later file
+    (finding,) = _run(events).finish()
+    assert 1 not in finding.frames

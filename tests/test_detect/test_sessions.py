@@ -185,3 +185,12 @@ def test_is_dot_candidate_is_tcp_to_or_from_853() -> None:
     assert is_dot_candidate(f.server_hello(sport=853, dport=40000))
     assert not is_dot_candidate(f.client_hello(dport=443))
     assert not is_dot_candidate(f.quic_initial(dport=853))
+
+
+def test_tls13_queries_without_any_answer_record_are_still_established() -> None:
+    events = f.dot_session_events(client_lengths=[147])
+    conn = events[-1]
+    assert isinstance(conn, ConnectionSeen)
+    conn = dataclasses.replace(conn, tls_records_rev=())
+    (session,) = assemble([*events[:-1], conn])
+    assert session.outcome == "established"

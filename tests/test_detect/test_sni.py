@@ -240,3 +240,19 @@ def test_sni_dropped_clients_marker_row_in_full(monkeypatch: pytest.MonkeyPatch)
         "count": 4,
         "note": "2 more clients over the cap of 2; their hellos are not listed",
     }
+
+
+def test_sni_drops_per_client_are_counted_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sni_module, "MAX_SNIS_PER_CLIENT", 1)
+    detector = _run([client_hello(sni=f"n{i}.example") for i in range(4)])
+    (row,) = detector.sections()["sni_inventory"]
+    assert row["client_hellos_dropped"] == 3
+
+
+def test_sni_frame_sample_keeps_the_first_hellos() -> None:
+    import dataclasses
+
+    hellos = [client_hello(sni="dns.google", frame=1000 + i) for i in range(MAX_FRAMES)]
+    late = dataclasses.replace(hellos[0], frame=1)  # e.g. from a later file
+    (finding,) = _run([*hellos, late]).finish()
+    assert 1 not in finding.frames
