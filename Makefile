@@ -62,7 +62,7 @@ bench: $(STAMP) debs
 	$(BIN)/python bench/run.py
 
 # Mutation testing of the judgement code (docs/development.md): not part of `make test`,
-# about 40 minutes on 2 cores. Writes reports/mutation.txt; MUTATE_ONLY='dotaudit/detect/*'
+# 30 to 60 minutes on 2 cores (more when the machine is shared). Writes reports/mutation.txt; MUTATE_ONLY='dotaudit/detect/*'
 # limits it to the matching entries of tools/mutate.py's JUDGEMENT_CODE.
 MUTATE_STAMP := $(VENV)/.mutate-installed
 $(MUTATE_STAMP): $(STAMP) pyproject.toml
