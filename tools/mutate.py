@@ -418,10 +418,25 @@ def report(targets: Sequence[Target], elapsed: float | None = None) -> int:
         lines.append("")
         lines.append(f"{mutant.name}  [{mutant.status}]")
         lines += ["    " + ln for ln in diff.splitlines()[2:]]
-    stale = [e for e in equivalents if e not in used]
+    unmatched = [e for e in equivalents if e not in used]
+    # A listed mutant may have been stopped by the CPU limit on a busy machine: a
+    # "killed" that says nothing about the tests. Name those apart from stale rows.
+    stopped: list[tuple[Equivalent, Mutant]] = []
+    functions = {e.function for e in unmatched}
+    for mutant in mutants:
+        if mutant.status in KILLED and mutant.function in functions:
+            original, mutated = changed_lines(mutant_diff(mutant))
+            for e in unmatched:
+                if (e.function, e.original, e.mutated) == (mutant.function, original, mutated):
+                    stopped.append((e, mutant))
+    stale = [e for e in unmatched if e not in {s for s, _ in stopped}]
+    if stopped:
+        lines.append("")
+        lines.append(f"listed equivalents that the last run counted as killed ({len(stopped)}):")
+        lines += [f"    {m.name} [{m.status}]: {e.mutated}" for e, m in stopped]
     if stale:
         lines.append("")
-        lines.append(f"equivalents that matched no surviving mutant ({len(stale)}): remove them")
+        lines.append(f"equivalents that matched no mutant ({len(stale)}): remove them")
         lines += [f"    {e.function}: {e.mutated}" for e in stale]
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
