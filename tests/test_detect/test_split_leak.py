@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dotaudit.detect.base import Context
 from dotaudit.detect.split_leak import SplitLeakDetector
 from dotaudit.model.events import Event
+from dotaudit.model.findings import CATALOGUE
 from tests import factories as f
 from tests.detection import detect
 
@@ -62,3 +65,54 @@ def test_split_leak_window_is_the_session_inclusive(query_ts: float, split: bool
     assert [x.id for x in detected.findings if x.id == "DA-LEAK-007"] == (
         ["DA-LEAK-007"] if split else []
     )
+
+
+def _session(ts: float, **kw: object) -> list[Event]:
+    return f.dot_session_events(client_lengths=[147], server_lengths=[487], ts=ts, **kw)  # type: ignore[arg-type]
+
+
+def test_split_leak_finding_in_full() -> None:
+    first = _session(100.0)
+    second = _session(100.2, cport=40001)  # overlaps the first: its queries count once
+    queries = [
+        f.dns_query(ts=100.3, dst="192.0.2.53", qname="a.example"),
+        f.dns_query(ts=100.4, dst="192.0.2.54", qname=None),
+        f.dns_query(ts=100.6, dst="192.0.2.53", qname="a.example"),
+    ]
+    events = [*first[:-1], *second[:-1], *queries, first[-1], second[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence == {
+        "dot_servers": [f.SERVER],
+        "plaintext_servers": ["192.0.2.53", "192.0.2.54"],
+        "plaintext_queries": 3,
+        "qnames": ["a.example"],
+        "qname_count": 1,
+    }
+    assert finding.server == "192.0.2.53, 192.0.2.54"
+    assert finding.client == f.CLIENT and finding.file == f.FILE
+    assert finding.dedup_key == f"DA-LEAK-007|{f.FILE}|{f.CLIENT}"
+    assert (finding.first_ts, finding.last_ts) == (100.3, 100.6)
+    assert finding.frames == tuple(q.frame for q in queries)
+    assert finding.severity is CATALOGUE["DA-LEAK-007"].severity
+
+
+def test_split_leak_counts_every_query_of_a_long_session() -> None:
+    session = _session(100.0)
+    queries = [f.dns_query(ts=100.0 + i / 1000) for i in range(250)]
+    (finding,) = run([*session[:-1], *queries, session[-1]]).finish()
+    assert finding.evidence["plaintext_queries"] == 250
+
+
+def _ending_at(events: list[Event], end: float) -> list[Event]:
+    return [*events[:-1], dataclasses.replace(events[-1], end=end)]
+
+
+def test_split_leak_counts_a_query_seen_by_two_sessions_once_and_later_ones_too() -> None:
+    first = _ending_at(_session(100.0), 101.0)
+    second = _ending_at(_session(100.5, cport=40001), 102.0)
+    shared = f.dns_query(ts=100.7, qname="both.example")
+    later = f.dns_query(ts=101.5, qname="second.example")
+    events = [*first[:-1], *second[:-1], shared, later, first[-1], second[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence["plaintext_queries"] == 2
+    assert finding.evidence["qnames"] == ["both.example", "second.example"]

@@ -864,3 +864,14 @@ def test_sni_is_the_first_host_name_as_tshark_lists_them(tmp_path: Path) -> None
     got = {e.frame: e.sni for e in CaptureRun(pcap).events() if isinstance(e, TlsClientHelloSeen)}
     assert got == expected
     assert sorted(v for v in got.values() if v) == ["a.example", "first.example", "real.example"]
+
+
+def test_escape_text_keeps_printable_ascii_and_escapes_the_rest() -> None:
+    from dotaudit.dissect.tls import escape_text
+
+    # The slow path (a byte needing escape is present) keeps space and "~" as they are,
+    # and escapes DEL, the backslash and anything outside 0x20..0x7e.
+    assert escape_text(b" a~\x7f") == " a~\\x7f"
+    assert escape_text(b"\x1f \\") == "\\x1f \\x5c"
+    assert escape_text(b"\x80!") == "\\x80!"
+    assert escape_text(b"plain name") == "plain name"
