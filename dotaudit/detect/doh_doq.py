@@ -308,6 +308,9 @@ class DohDoqDetector(Detector):
                 "names": list(row.names.values),
                 "name_count": row.names.count,
             }
+            dropped = self._rows.dropped + self._cleartext.dropped
+            if dropped:
+                evidence["rows_dropped"] = dropped
             findings.append(
                 make_finding(
                     "DA-DOH-002",
