@@ -3,7 +3,8 @@
 Typical causes are an application with its own resolver or a stub that sends some
 names (search domains, local zones) in the clear. Outbound plaintext queries between the
 start and end of any established DoT session of the same client count (the session
-stage hands each session the client's recent ones).
+stage hands each session the client's recent ones), each once, however many of the
+client's sessions it fell into.
 """
 
 from __future__ import annotations
@@ -12,16 +13,28 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dotaudit.detect.base import CappedSample, Context, Detector
+from dotaudit.detect.recent_plaintext import PER_CLIENT
 from dotaudit.detect.session_assembly import DotSessionAssembled
 from dotaudit.model.events import Event
-from dotaudit.model.findings import Finding, make_finding
+from dotaudit.model.findings import MAX_FRAMES, Finding, make_finding
+
+COUNTED_KEPT = 2 * PER_CLIENT
+"""Counted query frames remembered per client, so that a query two sessions saw counts
+once. A session sees only queries still in the client's window of its last PER_CLIENT
+(``detect/recent_plaintext.py``). While a query is there, fewer than PER_CLIENT newer
+ones have arrived, and it shared every window with fewer than PER_CLIENT older ones, so
+fewer than 2 * PER_CLIENT queries can have been counted after it: forgetting the oldest
+past that bound never forgets a query a later session can bring again."""
 
 
 @dataclass
 class _Split:
     dot_servers: set[str] = field(default_factory=set)
     plaintext_servers: set[str] = field(default_factory=set)
-    frames: set[int] = field(default_factory=set)
+    frames: list[int] = field(default_factory=list)
+    """The first counted queries' frames (a sample: ``queries`` counts them all)."""
+    counted: dict[int, None] = field(default_factory=dict)
+    """The last COUNTED_KEPT counted frames, oldest first."""
     names: CappedSample = field(default_factory=CappedSample)
     queries: int = 0
     first_ts: float = float("inf")
@@ -48,12 +61,15 @@ class SplitLeakDetector(Detector):
         split = self.splits.setdefault((session.file, session.client), _Split())
         split.dot_servers.add(session.server)
         for query in during:
-            if query.frame in split.frames:
+            if query.frame in split.counted:
                 continue
+            split.counted[query.frame] = None
+            if len(split.counted) > COUNTED_KEPT:
+                del split.counted[next(iter(split.counted))]
             split.queries += 1
             split.plaintext_servers.add(query.server)
-            if len(split.frames) < 200:
-                split.frames.add(query.frame)
+            if len(split.frames) < MAX_FRAMES:
+                split.frames.append(query.frame)
             if query.qname is not None:
                 split.names.add(query.qname)
             split.first_ts = min(split.first_ts, query.ts)
@@ -75,7 +91,7 @@ class SplitLeakDetector(Detector):
                         "qnames": list(split.names.values),
                         "qname_count": split.names.count,
                     },
-                    frames=sorted(split.frames),
+                    frames=split.frames,
                     first_ts=split.first_ts,
                     last_ts=split.last_ts,
                     file=file,
