@@ -253,3 +253,31 @@ def test_sni_frame_sample_keeps_the_first_hellos() -> None:
     late = dataclasses.replace(hellos[0], frame=1)  # e.g. from a later file
     (finding,) = _run([*hellos, late]).finish()
     assert 1 not in finding.frames
+
+
+def test_names_over_the_per_client_cap_are_counted_in_the_finding() -> None:
+    """At the cap of 500 names a client still gets its finding; each hello whose name
+    found no room is counted in it (snis_dropped), and nothing is counted below the cap."""
+    assert sni_module.MAX_SNIS_PER_CLIENT == 500
+    names = [f"n{i}.dns.nextdns.io" for i in range(500)]  # each a NextDNS name
+    at_cap = [client_hello(sni=name, ts=10.0 + i / 1000) for i, name in enumerate(names)]
+    (finding,) = _run(at_cap).finish()
+    assert len(finding.evidence["names"]) == 500
+    assert "snis_dropped" not in finding.evidence
+    over = [client_hello(sni="n500.dns.nextdns.io"), client_hello(sni="dns.google")]
+    (finding,) = _run([*at_cap, *over]).finish()
+    assert finding.evidence["snis_dropped"] == 2
+    assert "dns.google" not in {n["sni"] for n in finding.evidence["names"]}
+
+
+def test_hellos_of_clients_over_the_client_cap_are_counted_in_every_finding() -> None:
+    assert sni_module.MAX_CLIENTS == 1_000
+    clients = [f"10.1.{i // 256}.{i % 256}" for i in range(1_001)]
+    hellos = [client_hello(src=c, sni="dns.quad9.net", ts=1.0 + i / 1000)
+              for i, c in enumerate(clients)]  # fmt: skip
+    kept = _run(hellos[:-1]).finish()
+    assert len(kept) == 1_000 and all("clients_dropped" not in x.evidence for x in kept)
+    again = client_hello(src=clients[-1], sni="dns.google")
+    found = _run([*hellos, again]).finish()
+    assert len(found) == 1_000 and clients[-1] not in {x.client for x in found}
+    assert {x.evidence.get("clients_dropped") for x in found} == {2}
