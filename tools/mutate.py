@@ -148,12 +148,9 @@ PYTEST_ARGS = [
     # The same examples for every mutant, and no example database shared between them: a
     # kill must not depend on the draw (tests/conftest.py's derandomized profile).
     "--hypothesis-profile=ci",
-    # Times TlsStream.feed against a budget; mutmut's trampolines slow every call.
-    "--deselect",
-    "tests/test_dissect/test_tls.py::test_bulk_skip_speed",
 ]
 # Copied next to the code into the run directory: what the chosen tests read.
-ALSO_COPY = ("tests", "pcaps", "schema", "docs", "bench")
+ALSO_COPY = ("tests", "pcaps", "schema", "docs", "bench", "Makefile", "README.md")
 
 
 def module_of(path: Path) -> str:

@@ -33,16 +33,18 @@ def status(result: TargetResult, check_id: str) -> CheckStatus:
 
 def test_tarpit_times_out_within_budget(tmp_path: Path) -> None:
     with FaultServer("tarpit", tmp_path) as server:
-        result, elapsed = probe(server.port)
+        result, _ = probe(server.port)
     assert status(result, "reach.853") is CheckStatus.PASS  # TCP is accepted
     versions = result.attempt("tls.versions")
     assert versions is not None and versions.status is CheckStatus.ERROR
     assert versions.error_reason is not None and "timeout after 1.0 s" in versions.error_reason
-    assert versions.elapsed_s <= check_budget(BY_ID["tls.versions"], ProbeConfig()) + 0.5
-    assert versions.elapsed_s < TIMEOUT + 0.5  # one handshake attempt, not one per check
-    # the failed handshake is shared: later checks report it at once instead of waiting
+    # The check ends by its budget (the point of the test, so timed: half the budget again
+    # leaves a loaded machine room while a check that ignored it would run on).
+    assert versions.elapsed_s < 1.5 * check_budget(BY_ID["tls.versions"], ProbeConfig())
+    # One handshake attempt for the whole probe, not one per check: the failed handshake
+    # is shared, and later checks report it at once instead of waiting again.
+    assert result.stats["tls_handshakes"] == 1
     assert status(result, "cert.chain") is CheckStatus.ERROR
-    assert elapsed < 3 * TIMEOUT + 1.0
     assert result.verdict.strict == "refuse"
     assert any("timeout" in r for r in result.verdict.reasons)
 
