@@ -74,8 +74,8 @@ def test_blocked_states_classified_with_53_open(
     }
     if klass == "filtered":
         assert found["reach.853"]["elapsed_s"] >= TIMEOUT * 0.9
-    else:
-        assert found["reach.853"]["elapsed_s"] < 0.5
+    else:  # answered, so never waited out (the margin is the filtered case's)
+        assert found["reach.853"]["elapsed_s"] < TIMEOUT * 0.9
     if klass == "icmp":
         assert found["reach.853"]["evidence"]["errno"] in ("EHOSTUNREACH", "EACCES")
 
