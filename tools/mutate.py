@@ -65,7 +65,14 @@ CERTIFICATE_TESTS = (
     "tests/test_x509_names.py",
     "tests/test_probe/test_checks",
 )
-EXIT_STATUS_TESTS = ("tests/test_cli", "tests/test_probe/test_runner.py")
+# The commands whose exit status judges (analyze, report, probe; `events` has none).
+EXIT_STATUS_TESTS = (
+    "tests/test_cli/test_analyze.py",
+    "tests/test_cli/test_output.py",
+    "tests/test_cli/test_probe.py",
+    "tests/test_cli/test_report.py",
+    "tests/test_probe/test_runner.py",
+)
 
 JUDGEMENT_CODE: tuple[Target, ...] = (
     Target("dotaudit/detect/*.py", DETECT_TESTS),
@@ -191,11 +198,14 @@ def _shared_corpus() -> Path | None:
 
 def stage(targets: Sequence[Target], *, keep: bool = False) -> None:
     """The run directory: links to the code and tests, and a pyproject.toml holding the
-    project's own settings plus mutmut's section made from ``targets``. Fresh unless
-    ``keep``: then the last run's results stay, and only the recorded calls are redone
-    (the tests may have changed since)."""
+    project's own settings plus mutmut's section: every target of JUDGEMENT_CODE is
+    mutated, and the tests are those of ``targets``, the ones this run tests (tracing the
+    whole list's tests costs minutes and takes in slow CLI tests no detector needs).
+    Fresh unless ``keep``: then the last run's results stay, and only the recorded calls
+    are redone (the tests may have changed since, and so may the selection)."""
     if keep and (STAGE / "mutants").is_dir():
         (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        write_settings(targets)
         return
     if STAGE.exists():
         shutil.rmtree(STAGE)
@@ -209,13 +219,17 @@ def stage(targets: Sequence[Target], *, keep: bool = False) -> None:
     # On the path from start-up, so it must exist by then: Python remembers a missing
     # folder on sys.path as one that holds nothing, even after mutmut fills it.
     (STAGE / "mutants").mkdir()
+    write_settings(targets)
+
+
+def write_settings(targets: Sequence[Target]) -> None:
     tests = sorted({t for target in targets for t in target.tests if (ROOT / t).exists()})
     section = "\n".join(
         [
             "",
             "[tool.mutmut]",
             'source_paths = ["dotaudit"]',
-            f"only_mutate = {_toml_list(t.files for t in targets)}",
+            f"only_mutate = {_toml_list(t.files for t in JUDGEMENT_CODE)}",
             f"also_copy = {_toml_list(ALSO_COPY)}",
             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
             f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS)}",
@@ -240,7 +254,7 @@ def run(
         names = [m.name for m in load_results(targets) if m.status not in KILLED]
         if not names:
             return report(JUDGEMENT_CODE)
-    stage(JUDGEMENT_CODE, keep=keep)
+    stage(targets, keep=keep)
     mutmut = Path(sys.executable).with_name("mutmut")
     if not mutmut.exists():
         print("mutate: mutmut is not installed (pip install -e '.[mutate]')", file=sys.stderr)
@@ -287,6 +301,7 @@ STATUS_BY_EXIT_CODE = {
     -9: "segfault",
 }
 KILLED = {"killed", "timeout", "segfault"}
+NOT_RUN = "not run"
 """A mutant that hangs or crashes the tests is caught as surely as one that fails them."""
 
 
@@ -314,9 +329,19 @@ def load_results(targets: Sequence[Target]) -> list[Mutant]:
             codes = json.loads(meta.read_text())["exit_code_by_key"]
             for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
                 if any(fnmatch.fnmatchcase(name, p) for p in patterns):
-                    status = "not run" if code is None else STATUS_BY_EXIT_CODE.get(code, "odd")
+                    status = NOT_RUN if code is None else STATUS_BY_EXIT_CODE.get(code, "odd")
                     mutants.append(Mutant(name, path, status))
     return mutants
+
+
+def _score_columns(mutants: int, not_run: int, killed: int, equiv: int, left: int) -> str:
+    tested = mutants - not_run
+    score = 100.0 * (killed + equiv) / tested if tested else 0.0
+    mark = "  partial" if not_run else ""
+    if tested and score < TARGET_SCORE:
+        mark += "  < target"
+    shown = f"{score:>5.1f}%" if tested else f"{'-':>6}"
+    return f"{mutants:>7} {not_run:>7} {killed:>6} {equiv:>5} {left:>4} {shown}{mark}"
 
 
 def _natural(name: str) -> tuple[str, int]:
@@ -386,7 +411,7 @@ def report(targets: Sequence[Target], elapsed: float | None = None) -> int:
     survivors: list[tuple[Mutant, str]] = []
     equivalent_names: set[str] = set()
     for mutant in mutants:
-        if mutant.status in KILLED:
+        if mutant.status in KILLED or mutant.status == NOT_RUN:
             continue
         diff = mutant_diff(mutant)
         original, mutated = changed_lines(diff)
@@ -405,35 +430,37 @@ def report(targets: Sequence[Target], elapsed: float | None = None) -> int:
             survivors.append((mutant, diff))
 
     lines: list[str] = []
-    header = f"{'module':<40} {'mutants':>7} {'killed':>6} {'equiv':>5} {'left':>4} {'score':>6}"
+    header = (
+        f"{'module':<40} {'mutants':>7} {'not run':>7} {'killed':>6} {'equiv':>5} {'left':>4} "
+        f"{'score':>6}"
+    )
     lines += [header, "-" * len(header)]
     totals: Counter[str] = Counter()
     by_path: dict[Path, list[Mutant]] = {}
     for mutant in mutants:
         by_path.setdefault(mutant.path, []).append(mutant)
-    below = []
     for path, group in sorted(by_path.items()):
+        not_run = sum(m.status == NOT_RUN for m in group)
         killed = sum(m.status in KILLED for m in group)
         equiv = sum(m.name in equivalent_names for m in group)
-        left = len(group) - killed - equiv
-        score = 100.0 * (killed + equiv) / len(group)
-        totals.update(mutants=len(group), killed=killed, equiv=equiv, left=left)
-        mark = "" if score >= TARGET_SCORE else "  < target"
-        if mark:
-            below.append(path)
-        counts = f"{len(group):>7} {killed:>6} {equiv:>5} {left:>4} {score:>5.1f}%"
-        lines.append(f"{path!s:<40} {counts}{mark}")
-    total_score = 100.0 * (totals["killed"] + totals["equiv"]) / totals["mutants"]
+        left = len(group) - not_run - killed - equiv
+        totals.update(mutants=len(group), not_run=not_run, killed=killed, equiv=equiv, left=left)
+        lines.append(f"{path!s:<40} {_score_columns(len(group), not_run, killed, equiv, left)}")
     lines.append("-" * len(header))
-    lines.append(
-        f"{'all':<40} {totals['mutants']:>7} {totals['killed']:>6} {totals['equiv']:>5} "
-        f"{totals['left']:>4} {total_score:>5.1f}%"
+    all_columns = _score_columns(
+        totals["mutants"], totals["not_run"], totals["killed"], totals["equiv"], totals["left"]
     )
+    lines.append(f"{'all':<40} {all_columns}")
     lines.append("")
     lines.append(
-        "score = (killed + listed equivalent) / mutants; killed includes timeouts. "
-        f"Target: {TARGET_SCORE:.0f}% per module."
+        "score = (killed + listed equivalent) / mutants tested; killed includes timeouts. "
+        f"Target: {TARGET_SCORE:.0f}% per module, every mutant tested."
     )
+    if totals["not_run"]:
+        lines.append(
+            f"PARTIAL: {totals['not_run']} mutants not tested (the run was stopped or did not"
+            " select them); a partial module's score covers its tested mutants only."
+        )
     if elapsed is not None:
         lines.append(f"run time: {elapsed:.0f} s (mutmut run, after staging)")
     lines.append("")

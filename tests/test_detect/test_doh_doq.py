@@ -12,7 +12,7 @@ from dotaudit.detect import doh_doq
 from dotaudit.detect.base import Context
 from dotaudit.detect.doh_doq import DohDoqDetector, is_doq_alpn
 from dotaudit.model.events import Event, HttpRequestSeen
-from dotaudit.model.findings import Confidence, Finding, Severity
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
 from tests.factories import (
@@ -311,6 +311,18 @@ def test_mid_stream_quic_needs_udp_quic_and_a_doq_port() -> None:
         assert [r["packets"] for r in rows] == [0]
 
 
+def test_mid_stream_quic_connections_to_one_server_add_up() -> None:
+    """Two QUIC flows on a DoQ port whose Initials were not captured: one row, two
+    connections."""
+    flows = [
+        connection(transport="udp", app="quic", dport=853, dst="9.9.9.9", outcome="udp",
+                   sport=sport, handshake_seen=False)
+        for sport in (50001, 50002)
+    ]  # fmt: skip
+    (row,) = _run(flows).sections()["doh_doq"]
+    assert (row["via"], row["connections"]) == ("port", 2)
+
+
 def test_alpn_lists_are_capped() -> None:
     offered = tuple(f"p{i}" for i in range(10))
     hellos = [
@@ -393,6 +405,28 @@ def test_cleartext_non_doh_row_does_not_hide_later_doh() -> None:
 def test_doh_request_shapes(content_type: str | None, path: str, doh: bool) -> None:
     detector = _run([h2c_request(content_type=content_type, path=path)])
     assert bool(detector.finish()) is doh
+
+
+def test_cleartext_doh_seen_only_as_dns_messages() -> None:
+    """A capture that starts after the request headers still shows the DoH messages: the
+    row starts at the first message's time."""
+    events: list[Event] = [
+        h2c_query(frame=3, ts=12.0, qname="a.example"),
+        h2c_response(frame=4, ts=13.5, qname="a.example"),
+    ]
+    (finding,) = _run(events).finish()
+    assert (finding.id, finding.first_ts, finding.last_ts) == ("DA-DOH-002", 12.0, 13.5)
+    assert (finding.evidence["queries"], finding.evidence["responses"]) == (1, 1)
+    assert finding.frames == (3, 4)
+
+
+def test_cleartext_doh_keeps_the_first_frames_seen() -> None:
+    """The frame sample holds the first MAX_FRAMES distinct frames in the order seen, not
+    the lowest numbers (events of several flows need not come in frame order)."""
+    frames = [500, 500, *range(499, 499 - 2 * MAX_FRAMES, -1)]
+    events: list[Event] = [h2c_query(frame=f, ts=10.0, qname="a.example") for f in frames]
+    (finding,) = _run(events).finish()
+    assert finding.frames == tuple(sorted(range(500, 500 - MAX_FRAMES, -1)))
 
 
 def test_cleartext_rows_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
