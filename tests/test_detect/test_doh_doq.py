@@ -323,6 +323,16 @@ def test_mid_stream_quic_connections_to_one_server_add_up() -> None:
     assert (row["via"], row["connections"]) == ("port", 2)
 
 
+def test_row_frames_are_the_first_distinct_ones_up_to_the_cap() -> None:
+    """One connection's Initials (retransmissions included, one frame seen twice): the
+    row names each frame once, the first MAX_FRAMES of them."""
+    frames = [100, 100, *range(101, 101 + 2 * MAX_FRAMES)]
+    initials = [quic_initial(frame=f, ts=10.0 + i / 100) for i, f in enumerate(frames)]
+    (row,) = _run(initials).sections()["doh_doq"]
+    assert row["connections"] == 1
+    assert row["frames"] == list(range(100, 100 + MAX_FRAMES))
+
+
 def test_alpn_lists_are_capped() -> None:
     offered = tuple(f"p{i}" for i in range(10))
     hellos = [
