@@ -731,3 +731,49 @@ def test_segment_spanning_two_buffered_ones_fills_only_the_holes() -> None:
     assert [stream.segs[s] for s in stream.starts] == [b"cd", b"EF", b"gh", b"IJ", b"kl"]
     assert stream.buffered == 10
     assert [r[0] for r in log.reports] == ["tcp_overlap_mismatch"]
+
+
+def test_buffered_segment_skipped_exactly_whole_is_not_delivered_empty() -> None:
+    """The consumer asks to skip exactly the next buffered segment: it gets nothing for
+    that segment (no empty delivery) and the following bytes whole."""
+    log = StreamLog(skips=(2,))
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 2, b"cd", 3, 0.3)
+    stream.segment(base + 4, b"ef", 4, 0.4)
+    stream.segment(base, b"ab", 5, 0.5)  # "cd" skipped whole, "ef" delivered whole
+    assert log.calls == [("data", b"ab", 5, 0.5), ("data", b"ef", 5, 0.5)]
+
+
+def test_segment_starting_inside_the_second_of_two_buffered_ones() -> None:
+    """The new segment starts inside the later of two buffered segments, past where the
+    earlier one would reach with the later one's length: it is trimmed against the
+    segment it starts in, never buffered over it."""
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 4, b"EF", 1, 0.1)
+    stream.segment(base + 8, b"IJKL", 2, 0.2)
+    stream.segment(base + 10, b"KLmn", 3, 0.3)
+    assert stream.starts == [4, 8, 12] and stream.buffered == 8
+    stream.segment(base, b"abcd", 4, 0.4)
+    stream.segment(base + 6, b"gh", 5, 0.5)
+    delivered = b"".join(c[1] for c in log.calls if c[0] == "data")  # type: ignore[misc]
+    assert delivered == b"abcdEFghIJKLmn"
+    assert log.reports == []
+
+
+def test_overlap_mismatch_from_the_server_names_its_side() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log, from_client=False)
+    base = ISN + 1
+    stream.segment(base + 10, b"abcdef", 1, 0.1)
+    stream.segment(base + 12, b"XY", 2, 0.2)
+    assert log.reports == [
+        (
+            "tcp_overlap_mismatch",
+            2,
+            0.2,
+            "server->client retransmission differs from the bytes first seen; first seen kept",
+        )
+    ]
