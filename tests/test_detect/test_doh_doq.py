@@ -86,6 +86,10 @@ def test_https_to_unknown_host_or_known_ip_with_other_sni_is_not_doh() -> None:
             client_hello(dst="93.184.216.34", dport=443, sni="example.com"),
             client_hello(dst="93.184.216.34", dport=443, sni=None),
             client_hello(dst="1.1.1.1", dport=8443, sni=None),
+            # A resolver's address with a name that is not an IP literal: some other site
+            # on a shared address, even when the name holds an address.
+            client_hello(dst="1.1.1.1", dport=443, sni="www.example.com", alpn=("h2",)),
+            client_hello(dst="1.1.1.1", dport=443, sni="X1.1.1.1", alpn=("h2",)),
             # DoT belongs to the DoT detectors, not here.
             client_hello(dst="1.1.1.1", dport=853, sni="one.one.one.one"),
         ]
