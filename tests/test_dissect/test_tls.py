@@ -30,6 +30,7 @@ from dotaudit.dissect.tls import (
     cipher_name,
     escape_text,
     looks_like_tls,
+    parse_certificate_list,
     parse_client_hello,
     parse_server_hello,
     version_name,
@@ -382,6 +383,19 @@ def test_not_tls_raises_and_the_stream_stays_dead() -> None:
     with pytest.raises(MalformedError):
         stream.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1, 1.0)
     assert stream.feed(record(23, b"abc"), 2, 1.0) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"\x00", b"\x00\x00\x01\x00"],
+    ids=["empty", "list-length-cut", "certificate-length-cut"],
+)
+def test_truncated_certificate_list_names_the_truncated_field(body: bytes) -> None:
+    """A length field cut short (the 24-bit lengths start with one octet) is said as
+    such, as the reference parser of the hello differential test says it."""
+    with pytest.raises(MalformedError) as caught:
+        parse_certificate_list(body)
+    assert str(caught.value) == "truncated TLS field"
 
 
 def test_bad_header_mid_stream_raises() -> None:
