@@ -37,13 +37,13 @@ def test_matching_pin_passes(lab: Lab, probe_lab: Callable[..., TargetResult]) -
     assert pin.evidence["pins_given"] == [lab["padded"].pin]
 
 
-def test_without_pins_the_check_skips_and_shows_the_pin(
+def test_without_pins_the_check_is_not_applicable_and_shows_the_pin(
     probe_server: ServerProbe, root: Issued
 ) -> None:
     leaf = issue(issuer=root)
     attempt = probe_server(leaf)["cert.pin"]
     pin = spki_pin(leaf.cert)
-    assert attempt.status is CheckStatus.SKIP
+    assert attempt.status is CheckStatus.NOT_APPLICABLE
     assert attempt.error_reason == f"no --pin given; to pin this server use --pin {pin}"
     assert attempt.evidence == {"leaf_pin": pin, "chain_pins": [pin], "pins_given": []}
 
