@@ -10,10 +10,10 @@ APT_STAMP := /var/tmp/dotaudit-apt.done
 # Debian packages the tests (and the lab) use. libpcap0.8 comes with tcpdump; named here
 # because the capture engine loads it (without it, captures are read the slower way).
 DEBS := tshark tcpdump libpcap0.8 unbound knot-dnsutils stubby getdns-utils dnsdist nftables \
-        iproute2 chromium chromium-driver poppler-utils dnsmasq-base isc-dhcp-client
+        iproute2 chromium chromium-driver poppler-utils openssl dnsmasq-base isc-dhcp-client
 # Debian packages `make demo` needs: none beyond Python.
 
-.PHONY: demo test lint typecheck pytest fuzz fuzz-properties fuzz-captures debs venv pcaps bench clean
+.PHONY: demo test lint typecheck pytest fuzz fuzz-properties fuzz-captures debs venv pcaps bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,8 +51,8 @@ demo: $(STAMP)
 	@echo "reports/demo-samples.html (.json); run more with .venv/bin/dotaudit --help"
 
 lint: $(STAMP)
-	$(BIN)/ruff check dotaudit tests bench
-	$(BIN)/ruff format --check dotaudit tests bench
+	$(BIN)/ruff check dotaudit tests bench tools
+	$(BIN)/ruff format --check dotaudit tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -87,5 +87,16 @@ pcaps: $(STAMP) debs
 bench: $(STAMP) debs
 	$(BIN)/python bench/run.py
 
+# Mutation testing of the judgement code (docs/development.md): not part of `make test`,
+# 30 to 60 minutes on 2 cores (more when the machine is shared). Writes reports/mutation.txt; MUTATE_ONLY='dotaudit/detect/*'
+# limits it to the matching entries of tools/mutate.py's JUDGEMENT_CODE.
+MUTATE_STAMP := $(VENV)/.mutate-installed
+$(MUTATE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python tools/mutate.py run $(foreach glob,$(MUTATE_ONLY),--only '$(glob)')
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/mutation

@@ -9,13 +9,15 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, x25519
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa, x25519
 from cryptography.x509.oid import NameOID
 
+import dotaudit.x509 as certificates
 from dotaudit.dissect.tls import CertificateItem
 from dotaudit.errors import MalformedError
 from dotaudit.x509 import (
@@ -28,6 +30,8 @@ from dotaudit.x509 import (
     spki_der,
     spki_pin,
 )
+from tests import certgen
+from tests.lab.pki import spki_pin as lab_spki_pin
 from tests.test_dissect.test_tls import corpus_flows
 
 NOT_BEFORE = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -363,3 +367,174 @@ def test_zeek_bro_certificate_with_10000_sans() -> None:
     info = parse_certificate(chain[0])
     assert info.subject == "CN=Bro" and info.issuer == "CN=Bro"
     assert len(info.san) >= 10_000
+
+
+# --- the probe's certificate facts, on certificates the tests build -----------------------
+# Oracles: RFC 6125 §6.4 (name matching), RFC 5280 (SAN types, AIA caIssuers, validity),
+# RFC 9325 §4.3 (RSA below 2048 bits and EC below P-256 are weak) and the key and hash
+# each certificate was made with (tests/certgen.py).
+
+
+def test_san_names_lists_dns_and_ip_entries_and_counts_all() -> None:
+    cert = certgen.issue(dns=("a.test", "b.test"), ips=("192.0.2.1", "2001:db8::1")).cert
+    assert certificates.san_names(cert) == certificates.SanNames(
+        ("a.test", "b.test"), ("192.0.2.1", "2001:db8::1"), 4
+    )
+
+
+def test_san_names_keeps_a_sample_and_the_full_count() -> None:
+    many = tuple(f"n{i}.test" for i in range(certificates.MAX_NAMES + 5))
+    sans = certificates.san_names(certgen.issue(dns=many, ips=("192.0.2.1",)).cert)
+    assert sans.dns == many[: certificates.MAX_NAMES]
+    assert sans.ips == ("192.0.2.1",)
+    assert sans.total == certificates.MAX_NAMES + 6
+
+
+def test_san_names_without_the_extension_is_empty() -> None:
+    assert certificates.san_names(certgen.issue(san=False).cert) == certificates.SanNames((), (), 0)
+
+
+def test_matches_name_against_any_dns_san() -> None:
+    sans = certificates.san_names(certgen.issue(dns=("other.test", "*.dns.test")).cert)
+    assert certificates.matches_name(sans, "a.dns.test")
+    assert not certificates.matches_name(sans, "dns.test")
+    assert not certificates.matches_name(certificates.SanNames((), (), 0), "dns.test")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "ok"),
+    [
+        ("", "dns.test", False),
+        ("dns.test", "", False),
+        (".", ".", False),
+        ("*.a.test", "x.a.test", True),
+        ("*.a.test", ".a.test", False),  # the wildcard must match a non-empty label
+        ("x.*.test", "x.a.test", False),
+        ("*.a.test", "x.b.test", False),
+        ("*.a.b.test", "x.a.b.test", True),
+    ],
+)
+def test_dns_name_matches_edges(pattern: str, host: str, ok: bool) -> None:
+    assert certificates.dns_name_matches(pattern, host) is ok
+
+
+def test_matches_ip_compares_addresses_not_text() -> None:
+    sans = certificates.san_names(certgen.issue(ips=("2001:db8::1", "192.0.2.7")).cert)
+    assert certificates.matches_ip(sans, "2001:0db8:0:0::1")
+    assert certificates.matches_ip(sans, "192.0.2.7")
+    assert not certificates.matches_ip(sans, "192.0.2.8")
+    assert not certificates.matches_ip(sans, "dns.test")
+
+
+def test_days_left_from_the_given_clock() -> None:
+    cert = certgen.issue(not_after=certgen.NOW + dt.timedelta(days=10, hours=12)).cert
+    assert certificates.days_left(cert, certgen.NOW) == 10.5
+    assert certificates.days_left(cert, certgen.NOW + dt.timedelta(days=11)) == -0.5
+
+
+@pytest.mark.parametrize(
+    ("make_key", "kind", "bits", "weak"),
+    [
+        (lambda: certgen.rsa_key(2048), "RSA", 2048, False),
+        (lambda: certgen.rsa_key(1024), "RSA", 1024, True),
+        (lambda: ec.generate_private_key(ec.SECP256R1()), "EC secp256r1", 256, False),
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "EC secp384r1", 384, False),
+        (lambda: ec.generate_private_key(ec.SECP224R1()), "EC secp224r1", 224, True),
+        (ed25519.Ed25519PrivateKey.generate, "Ed25519", 256, False),
+        (ed448.Ed448PrivateKey.generate, "Ed448", 456, False),
+    ],
+)
+def test_key_info_by_type_and_size(make_key: object, kind: str, bits: int, weak: bool) -> None:
+    key = make_key()  # type: ignore[operator]
+    info = certificates.key_info(certgen.issue(key=key).cert)
+    assert (info.kind, info.bits) == (kind, bits)
+    assert (info.problem is not None) is weak
+
+
+def test_key_info_problem_texts() -> None:
+    assert (
+        certificates.key_info(certgen.issue(key=certgen.rsa_key(1024)).cert).problem
+        == "RSA key of 1024 bits (< 2048)"
+    )
+    weak_ec = certificates.key_info(certgen.issue(key=ec.generate_private_key(ec.SECP224R1())).cert)
+    assert weak_ec.problem == "EC secp224r1 is weaker than P-256"
+
+
+def test_key_info_dsa_is_a_problem() -> None:
+    root = certgen.ca()
+    key = dsa.generate_private_key(key_size=2048)
+    info = certificates.key_info(certgen.issue(key=key, issuer=root).cert)
+    assert (info.kind, info.bits) == ("DSA", 2048)
+    assert info.problem == "DSA keys are not allowed in TLS 1.3 (RFC 8446)"
+
+
+def test_signature_hash_names_the_signing_hash(tmp_path: Path) -> None:
+    assert certificates.signature_hash(certgen.issue().cert) == "sha256"
+    root = certgen.ca()
+    assert certificates.signature_hash(
+        certgen.issue(issuer=root, hash_algorithm=hashes.SHA384()).cert
+    ) == ("sha384")
+    assert certificates.signature_hash(certgen.sha1_signed(tmp_path).cert) == "sha1"
+    assert (
+        certificates.signature_hash(certgen.issue(key=ed25519.Ed25519PrivateKey.generate()).cert)
+        is None
+    )
+    assert "sha1" in certificates.WEAK_HASHES and "md5" in certificates.WEAK_HASHES
+    assert "sha256" not in certificates.WEAK_HASHES
+
+
+def test_aia_issuer_urls_are_the_ca_issuers_entries() -> None:
+    urls = ("http://ca.test/issuer.crt", "http://backup.test/issuer.crt")
+    assert certificates.aia_issuer_urls(certgen.issue(aia=urls).cert) == list(urls)
+    assert certificates.aia_issuer_urls(certgen.issue().cert) == []
+    many = tuple(f"http://ca{i}.test/{'x' * 300}" for i in range(7))
+    got = certificates.aia_issuer_urls(certgen.issue(aia=many).cert)
+    assert got == [url[:200] for url in many[:5]]
+
+
+def test_describe_and_issuer_text() -> None:
+    root = certgen.ca("Root", issuer=None)
+    leaf = certgen.issue(issuer=root, subject=certgen.name("dns.test", "Org"))
+    described = certificates.describe(leaf.cert)
+    assert described == {
+        "subject": "O=Org,CN=dns.test",
+        "issuer": "CN=Root",
+        "serial": format(leaf.cert.serial_number, "x")[:64],
+        "not_before": (certgen.NOW - dt.timedelta(days=30)).isoformat(),
+        "not_after": (certgen.NOW + dt.timedelta(days=90)).isoformat(),
+        "spki_pin": lab_spki_pin(leaf.cert),  # the lab PKI's own pin function
+    }
+    assert certificates.issuer_text(leaf.cert) == "CN=Root"
+
+
+def test_load_parses_der_and_names_a_bad_certificate() -> None:
+    leaf = certgen.issue()
+    assert certificates.load_certificate(leaf.der) == leaf.cert
+    with pytest.raises(
+        certificates.BadCertificate, match=r"^the server's certificate does not parse: "
+    ):
+        certificates.load_certificate(b"\x30\x03\x02\x01\x00")
+
+
+def test_key_info_of_other_key_types_names_the_type_without_judging() -> None:
+    info = certificates.key_info(
+        certgen.issue(key=x25519.X25519PrivateKey.generate(), issuer=certgen.ca()).cert
+    )
+    assert info == certificates.KeyInfo("X25519PublicKey", None)
+
+
+def test_aia_issuer_urls_skip_ocsp_entries() -> None:
+    cert = certgen.issue(ocsp=("http://ocsp.test/",), aia=("http://ca.test/issuer.crt",)).cert
+    assert certificates.aia_issuer_urls(cert) == ["http://ca.test/issuer.crt"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "ok"),
+    [
+        ("DNS.test.", "dns.test", True),  # a trailing dot on either side is the same name
+        ("a.teX", "a.te", False),  # only dots are stripped, nothing else
+        ("a.te", "a.teX", False),
+    ],
+)
+def test_dns_name_matches_strips_only_trailing_dots(pattern: str, host: str, ok: bool) -> None:
+    assert certificates.dns_name_matches(pattern, host) is ok

@@ -357,6 +357,9 @@ class DohDoqDetector(Detector):
             }
             if row.names.overflow:
                 evidence["name_count_is_lower_bound"] = True
+            dropped = self._rows.dropped + self._cleartext.dropped
+            if dropped:
+                evidence["rows_dropped"] = dropped
             findings.append(
                 make_finding(
                     "DA-DOH-002",

@@ -130,6 +130,25 @@ class SniDetector(Detector):
                 continue
             known.sort(key=lambda s: (s.first_ts, s.sni))
             frames = [f for s in known for f in s.frames]
+            evidence: dict[str, Any] = {
+                "names": [
+                    {
+                        "sni": s.sni,
+                        "provider": s.provider,
+                        "roles": list(s.roles),
+                        "count": s.count,
+                        "servers": sorted(s.servers),
+                    }
+                    for s in known
+                ],
+                "hellos": sum(s.count for s in known),
+            }
+            # What the caps turned away: this client's hellos whose name found no room,
+            # and the hellos of clients over the client cap (the list may miss resolvers).
+            if client.snis.dropped:
+                evidence["snis_dropped"] = client.snis.dropped
+            if self._clients.dropped:
+                evidence["clients_dropped"] = self._clients.dropped
             findings.append(
                 make_finding(
                     "DA-SNI-001",
@@ -137,19 +156,7 @@ class SniDetector(Detector):
                     confidence=Confidence.HIGH,
                     client=address,
                     server=None,
-                    evidence={
-                        "names": [
-                            {
-                                "sni": s.sni,
-                                "provider": s.provider,
-                                "roles": list(s.roles),
-                                "count": s.count,
-                                "servers": sorted(s.servers),
-                            }
-                            for s in known
-                        ],
-                        "hellos": sum(s.count for s in known),
-                    },
+                    evidence=evidence,
                     frames=frames,
                     first_ts=known[0].first_ts,
                     last_ts=max(s.last_ts for s in known),

@@ -3,7 +3,8 @@
 Typical causes are an application with its own resolver or a stub that sends some
 names (search domains, local zones) in the clear. Outbound plaintext queries between the
 start and end of any established DoT session of the same client count (the session
-stage hands each session the client's recent ones).
+stage hands each session the client's recent ones), each once, however many of the
+client's sessions it fell into.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dotaudit.detect.base import (
     TrackBudget,
     bitten,
 )
+from dotaudit.detect.recent_plaintext import PER_CLIENT
 from dotaudit.detect.session_assembly import DotSessionAssembled
 from dotaudit.model.events import Event
 from dotaudit.model.findings import Finding, make_finding
@@ -28,6 +30,15 @@ MAX_CLIENTS = 10_000
 MAX_SERVERS = 20
 """DoT and plaintext servers listed per client."""
 MAX_FRAMES_SEEN = 200
+"""Frames of counted queries kept as the finding's evidence (``plaintext_queries`` counts
+them all)."""
+COUNTED_KEPT = 2 * PER_CLIENT
+"""Counted query frames remembered per client, so that a query two sessions saw counts
+once. A session sees only queries still in the client's window of its last PER_CLIENT
+(``detect/recent_plaintext.py``). While a query is there, fewer than PER_CLIENT newer
+ones have arrived, and it shared every window with fewer than PER_CLIENT older ones, so
+fewer than 2 * PER_CLIENT queries can have been counted after it: forgetting the oldest
+past that bound never forgets a query a later session can bring again."""
 
 
 @dataclass
@@ -36,6 +47,8 @@ class _Split:
     dot_servers: set[str] = field(default_factory=set)
     plaintext_servers: set[str] = field(default_factory=set)
     frames: set[int] = field(default_factory=set)
+    counted: dict[int, None] = field(default_factory=dict)
+    """The last COUNTED_KEPT counted frames, oldest first."""
     queries: int = 0
     first_ts: float = float("inf")
     last_ts: float = 0.0
@@ -68,8 +81,11 @@ class SplitLeakDetector(Detector):
         if len(split.dot_servers) < MAX_SERVERS:
             split.dot_servers.add(session.server)
         for query in during:
-            if query.frame in split.frames:
+            if query.frame in split.counted:
                 continue
+            split.counted[query.frame] = None
+            if len(split.counted) > COUNTED_KEPT:
+                del split.counted[next(iter(split.counted))]
             split.queries += 1
             if len(split.plaintext_servers) < MAX_SERVERS:
                 split.plaintext_servers.add(query.server)

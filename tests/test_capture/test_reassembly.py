@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from dotaudit.capture.flows import Flow, FlowTable
 from dotaudit.capture.packet import ACK, FIN, PSH, RST, SYN, TCP, Packet
-from dotaudit.capture.reassembly import MAX_AHEAD, SEGMENT_COST, Reassembler, seq_diff
+from dotaudit.capture.reassembly import (
+    MAX_AHEAD,
+    SEGMENT_COST,
+    Reassembler,
+    StreamContext,
+    seq_diff,
+)
 from tests.fuzzing import examples
 from tests.test_capture.test_flows import CLIENT, SERVER, Conn, Recorder, make_table, only_flow
 
@@ -472,3 +478,302 @@ def test_reassembly_reproduces_the_sent_stream(
     flow: Flow = only_flow(rec)
     assert rec.stream(flow, True) == truth
     assert rec.gaps == []
+
+
+class StreamLog:
+    """A StreamConsumer and anomaly report that keep every call with its frame and ts;
+    ``skips`` are what on_stream_data answers, one per call (then 0)."""
+
+    def __init__(self, skips: tuple[int, ...] = ()) -> None:
+        self.calls: list[tuple[str, object, int, float]] = []
+        self.reports: list[tuple[str, int, float, str]] = []
+        self.flows: set[int] = set()
+        self._skips = list(skips)
+
+    def on_stream_data(
+        self, flow: Flow, from_client: bool, data: bytes, frame: int, ts: float
+    ) -> int | None:
+        self.flows.add(id(flow))
+        self.calls.append(("data", data, frame, ts))
+        return self._skips.pop(0) if self._skips else None
+
+    def on_stream_gap(
+        self, flow: Flow, from_client: bool, missing: int, frame: int, ts: float
+    ) -> None:
+        self.flows.add(id(flow))
+        self.calls.append(("gap", missing, frame, ts))
+
+    def report(self, flow: Flow, what: str, frame: int, ts: float, detail: str) -> None:
+        self.flows.add(id(flow))
+        self.reports.append((what, frame, ts, detail))
+
+
+def _stream(
+    log: StreamLog,
+    *,
+    from_client: bool = True,
+    stream_cap: int = 1 << 20,
+    total_cap: int = 1 << 22,
+    isn: int = ISN,
+) -> tuple[Reassembler, StreamContext]:
+    ctx = StreamContext(log, log.report, stream_cap, total_cap)
+    flow = Flow(TCP, b"\x0a\x00\x00\x02", 40000, b"\x09\x09\x09\x09", 853, 1, 0.0)
+    stream = Reassembler(ctx, flow, from_client)
+    stream.start(isn + 1)
+    return stream, ctx
+
+
+def test_stream_starts_once_at_the_first_sequence_number() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log, isn=-1)  # ISN 0xFFFFFFFF: data starts at sequence 0
+    assert stream.nxt == 0
+    stream.start(500)  # a later SYN retransmission does not move it
+    stream.segment(0, b"ab", 2, 0.5)
+    assert log.calls == [("data", b"ab", 2, 0.5)]
+    assert (stream.pos, stream.nxt) == (2, 2)
+
+
+def test_in_order_and_out_of_order_delivery_carry_frame_and_ts() -> None:
+    log = StreamLog()
+    stream, ctx = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 4, b"efgh", 3, 0.3)  # ahead: buffered
+    assert (stream.buffered, stream.cost, ctx.buffered_total) == (4, 4 + SEGMENT_COST, 68)
+    stream.segment(base, b"abcd", 4, 0.4)  # fills the hole: both delivered now
+    assert log.calls == [("data", b"abcd", 4, 0.4), ("data", b"efgh", 4, 0.4)]
+    assert (stream.buffered, stream.cost, ctx.buffered_total) == (0, 0, 0)
+    assert (stream.pos, stream.nxt) == (8, base + 8)
+
+
+def test_consumer_skip_drops_exactly_the_bytes_it_asked_for() -> None:
+    log = StreamLog(skips=(5,))
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base, b"head", 2, 0.2)  # consumer: skip the next 5 bytes
+    stream.segment(base + 4, b"abc", 3, 0.3)  # all skipped
+    stream.segment(base + 7, b"defgh", 4, 0.4)  # 2 skipped, "fgh" delivered
+    stream.segment(base + 12, b"ij", 5, 0.5)
+    assert log.calls == [
+        ("data", b"head", 2, 0.2),
+        ("data", b"fgh", 4, 0.4),
+        ("data", b"ij", 5, 0.5),
+    ]
+    assert stream.skip == 0 and stream.pos == 14
+
+
+def test_consumer_skip_applies_to_buffered_data_too() -> None:
+    log = StreamLog(skips=(3,))
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 2, b"cdefg", 3, 0.3)  # buffered
+    stream.segment(base, b"ab", 4, 0.4)  # delivered; then 3 of "cdefg" skipped
+    assert log.calls == [("data", b"ab", 4, 0.4), ("data", b"fg", 4, 0.4)]
+    log2 = StreamLog(skips=(3,))
+    stream2, _ = _stream(log2)
+    stream2.segment(base + 2, b"cd", 3, 0.3)
+    stream2.segment(base + 4, b"ef", 3, 0.3)
+    stream2.segment(base, b"ab", 4, 0.4)  # "cd" skipped whole, one byte of "ef" too
+    assert log2.calls == [("data", b"ab", 4, 0.4), ("data", b"f", 4, 0.4)]
+    assert stream2.skip == 0
+
+
+def test_skip_exactly_the_segment_length_is_all_of_it() -> None:
+    log = StreamLog(skips=(3,))
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base, b"x", 1, 0.1)
+    stream.segment(base + 1, b"abc", 2, 0.2)
+    assert stream.skip == 0
+    stream.segment(base + 4, b"d", 3, 0.3)
+    assert log.calls == [("data", b"x", 1, 0.1), ("data", b"d", 3, 0.3)]
+
+
+def test_retransmission_of_delivered_bytes_is_dropped_and_partial_one_trimmed() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base, b"abcd", 1, 0.1)
+    stream.segment(base + 2, b"cd", 2, 0.2)  # ends exactly at what was delivered
+    stream.segment(base + 2, b"cdef", 3, 0.3)  # "ef" is new
+    assert log.calls == [("data", b"abcd", 1, 0.1), ("data", b"ef", 3, 0.3)]
+
+
+def test_segment_at_max_ahead_is_dropped_and_just_below_is_kept() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment((base + MAX_AHEAD) & 0xFFFFFFFF, b"far", 1, 0.1)
+    assert stream.starts == []
+    stream.segment((base + MAX_AHEAD - 1) & 0xFFFFFFFF, b"x", 2, 0.2)
+    assert stream.starts == [MAX_AHEAD - 1]
+
+
+def test_gap_reports_name_side_size_reason_frame_and_ts() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log, from_client=False)
+    base = ISN + 1
+    stream.segment(base + 10, b"late", 7, 0.7)
+    stream.peer_ack(base + 4, 8, 0.8)  # the peer has 4 bytes we never saw
+    stream.close(9, 0.9)
+    assert log.calls == [("gap", 4, 8, 0.8), ("gap", 6, 9, 0.9), ("data", b"late", 9, 0.9)]
+    assert log.reports == [
+        ("tcp_gap", 8, 0.8, "4 bytes server->client missing: acknowledged by peer"),
+        ("tcp_gap", 9, 0.9, "6 bytes server->client missing: stream ended"),
+    ]
+    assert len(log.flows) == 1
+
+
+def test_peer_ack_at_or_behind_the_stream_or_absurdly_ahead_changes_nothing() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 10, b"late", 7, 0.7)
+    stream.peer_ack(base, 8, 0.8)
+    stream.peer_ack(base - 1, 8, 0.8)
+    stream.peer_ack((base + MAX_AHEAD) & 0xFFFFFFFF, 8, 0.8)
+    assert log.calls == [] and stream.starts == [10]
+    stream.peer_ack(base + 1, 9, 0.9)  # one byte: the smallest gap there is
+    assert log.calls == [("gap", 1, 9, 0.9)]
+
+
+def test_peer_ack_past_the_buffered_data_skips_only_to_it() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 4, b"efgh", 7, 0.7)
+    stream.peer_ack(base + 100, 8, 0.8)
+    assert log.calls == [("gap", 4, 8, 0.8), ("data", b"efgh", 8, 0.8)]
+    assert stream.pos == 8
+
+
+def test_stream_cap_skips_to_the_first_buffered_segment_with_its_reason() -> None:
+    log = StreamLog()
+    # Room for one 10-byte segment (10 + SEGMENT_COST), not two.
+    stream, ctx = _stream(log, stream_cap=10 + SEGMENT_COST)
+    base = ISN + 1
+    stream.segment(base + 5, b"0123456789", 3, 0.3)
+    assert log.calls == []  # exactly at the cap: kept
+    stream.segment(base + 20, b"abcdefghij", 4, 0.4)
+    assert log.calls == [
+        ("gap", 5, 4, 0.4),
+        ("data", b"0123456789", 4, 0.4),
+    ]
+    assert log.reports == [
+        ("tcp_gap", 4, 0.4, "5 bytes client->server missing: buffer cap reached")
+    ]
+    assert stream.starts == [20] and ctx.buffered_total == 10 + SEGMENT_COST
+
+
+def test_total_cap_is_shared_and_exactly_full_is_allowed() -> None:
+    log = StreamLog()
+    stream, ctx = _stream(log, total_cap=2 * (4 + SEGMENT_COST))
+    base = ISN + 1
+    stream.segment(base + 10, b"aaaa", 1, 0.1)
+    stream.segment(base + 20, b"bbbb", 2, 0.2)
+    assert log.calls == [] and ctx.buffered_total == 2 * (4 + SEGMENT_COST)
+    stream.segment(base + 30, b"cccc", 3, 0.3)
+    assert log.calls[0] == ("gap", 10, 3, 0.3)
+
+
+def test_ignored_payload_releases_the_buffer_on_close() -> None:
+    log = StreamLog()
+    stream, ctx = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 10, b"aaaa", 1, 0.1)
+    stream.segment(base + 20, b"bbbb", 2, 0.2)
+    stream.flow.ignore_payload = True
+    stream.close(3, 0.3)
+    assert log.calls == []
+    assert (stream.buffered, stream.cost, ctx.buffered_total) == (0, 0, 0)
+    assert stream.starts == [] and stream.segs == {}
+
+
+def test_overlap_mismatch_is_reported_once_with_side_frame_and_ts() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 10, b"abcdef", 1, 0.1)
+    stream.segment(base + 12, b"XY", 2, 0.2)  # inside, different bytes
+    stream.segment(base + 8, b"..abcdef..", 3, 0.3)  # covers it, same bytes: no report
+    stream.segment(base + 14, b"ZZ", 4, 0.4)  # differs again: already reported
+    assert log.reports == [
+        (
+            "tcp_overlap_mismatch",
+            2,
+            0.2,
+            "client->server retransmission differs from the bytes first seen; first seen kept",
+        )
+    ]
+    stream.segment(base, b"01234567", 5, 0.5)
+    delivered = b"".join(c[1] for c in log.calls if c[0] == "data")  # type: ignore[misc]
+    assert delivered == b"01234567..abcdef.."
+
+
+def test_segment_ending_where_a_buffered_one_starts_is_no_overlap() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 10, b"klm", 1, 0.1)
+    stream.segment(base + 6, b"ghij", 2, 0.2)  # ends at 10, where "klm" starts
+    stream.segment(base + 13, b"nop", 3, 0.3)  # starts where "klm" ends
+    assert stream.starts == [6, 10, 13] and log.reports == []
+    assert stream.buffered == 10
+
+
+def test_segment_spanning_two_buffered_ones_fills_only_the_holes() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 4, b"EF", 1, 0.1)
+    stream.segment(base + 8, b"IJ", 2, 0.2)
+    stream.segment(base + 2, b"cdefghijkl", 3, 0.3)  # differs inside the buffered ones
+    assert stream.starts == [2, 4, 6, 8, 10]
+    assert [stream.segs[s] for s in stream.starts] == [b"cd", b"EF", b"gh", b"IJ", b"kl"]
+    assert stream.buffered == 10
+    assert [r[0] for r in log.reports] == ["tcp_overlap_mismatch"]
+
+
+def test_buffered_segment_skipped_exactly_whole_is_not_delivered_empty() -> None:
+    """The consumer asks to skip exactly the next buffered segment: it gets nothing for
+    that segment (no empty delivery) and the following bytes whole."""
+    log = StreamLog(skips=(2,))
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 2, b"cd", 3, 0.3)
+    stream.segment(base + 4, b"ef", 4, 0.4)
+    stream.segment(base, b"ab", 5, 0.5)  # "cd" skipped whole, "ef" delivered whole
+    assert log.calls == [("data", b"ab", 5, 0.5), ("data", b"ef", 5, 0.5)]
+
+
+def test_segment_starting_inside_the_second_of_two_buffered_ones() -> None:
+    """The new segment starts inside the later of two buffered segments, past where the
+    earlier one would reach with the later one's length: it is trimmed against the
+    segment it starts in, never buffered over it."""
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base + 4, b"EF", 1, 0.1)
+    stream.segment(base + 8, b"IJKL", 2, 0.2)
+    stream.segment(base + 10, b"KLmn", 3, 0.3)
+    assert stream.starts == [4, 8, 12] and stream.buffered == 8
+    stream.segment(base, b"abcd", 4, 0.4)
+    stream.segment(base + 6, b"gh", 5, 0.5)
+    delivered = b"".join(c[1] for c in log.calls if c[0] == "data")  # type: ignore[misc]
+    assert delivered == b"abcdEFghIJKLmn"
+    assert log.reports == []
+
+
+def test_overlap_mismatch_from_the_server_names_its_side() -> None:
+    log = StreamLog()
+    stream, _ = _stream(log, from_client=False)
+    base = ISN + 1
+    stream.segment(base + 10, b"abcdef", 1, 0.1)
+    stream.segment(base + 12, b"XY", 2, 0.2)
+    assert log.reports == [
+        (
+            "tcp_overlap_mismatch",
+            2,
+            0.2,
+            "server->client retransmission differs from the bytes first seen; first seen kept",
+        )
+    ]

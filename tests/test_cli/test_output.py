@@ -207,6 +207,41 @@ def test_probe_fail_on_is_at_or_above(tmp_path: Path, fail_on: str, bulk: bool) 
     assert status == expected_status("high", fail_on)
 
 
+def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The command line in this process (so that mutation runs see which code it reaches)."""
+    from dotaudit.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_report_goes_to_stdout_or_the_file_and_the_summary_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "leak.pcap", ["leak.example"])
+    code, out, err = _main(["analyze", str(capture), "--fail-on", "none"], capsys)
+    assert code == 0 and json.loads(out)["kind"] == "analyze"
+    assert "DA-LEAK-001" in err  # the text summary
+    target = tmp_path / "r.json"
+    code, out, err = _main(
+        ["analyze", str(capture), "--fail-on", "none", "-o", str(target)], capsys
+    )
+    assert out == "" and json.loads(target.read_text())["kind"] == "analyze"
+    assert "DA-LEAK-001" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.pcap", "r.json"]  # no temp file
+    code, out, err = _main(["analyze", str(capture), "--fail-on", "none", "-q"], capsys)
+    assert err == "" and json.loads(out)
+    code, out, err = _main(
+        ["analyze", str(capture), "--fail-on", "none", "--format", "text"], capsys
+    )
+    assert "DA-LEAK-001" in out and err == ""  # the text report is not printed twice
+    text = tmp_path / "r.txt"
+    code, out, err = _main(["analyze", str(capture), "--fail-on", "none", "-o", str(text)], capsys)
+    assert out == "" and "DA-LEAK-001" in text.read_text()
+    assert "DA-LEAK-001" in err  # a text report in a file: the summary still on stderr
+
+
 # -- an output that cannot be written: one line, exit 2, for every subcommand -----------------
 
 

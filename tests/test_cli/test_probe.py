@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import select
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -294,6 +297,132 @@ def test_opportunistic_mode_counts_a_certificate_failure_low(tmp_path: Path) -> 
     assert [(f.id, f.severity) for f in strict.findings] == [("DA-PROBE-001", Severity.HIGH)]
     assert exit_status(strict, Severity.HIGH) == EXIT_FINDINGS
     assert "subjectAltName" in strict.findings[0].remediation
+
+
+def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The command line in this process (so that mutation runs see which code it reaches)."""
+    from dotaudit.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_refused_target_is_high_for_opportunistic_clients_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Neither 853 nor 53 answers (both measured): an opportunistic client gets no DNS.
+    argv = ["probe", CLOSED, "-q", "--timeout", "0.5", "--checks", "reach.853,reach.53"]
+    code, out, _ = _main([*argv, "--mode", "opportunistic", "--fail-on", "high"], capsys)
+    (target,) = json.loads(out)["targets"]
+    assert (target["verdict"]["opportunistic"], target["severity"]) == ("fails", "high")
+    assert code == EXIT_FINDINGS
+
+
+def test_a_warned_check_weighs_low_at_and_around_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A loopback TLS server whose valid, named leaf has ten days left: cert.expiry warns
+    (getdns_server_mon: at or below 14 days), which weighs low."""
+    import datetime as dt
+
+    from tests.certgen import NOW, ca, issue
+    from tests.test_probe.cert_server import CertServer
+
+    root = ca()
+    ca_file = tmp_path / "root.pem"
+    ca_file.write_bytes(root.pem())
+    leaf = issue(issuer=root, ips=("127.0.0.1",), not_after=NOW + dt.timedelta(days=10))
+    (tmp_path / "srv").mkdir()
+    with CertServer(tmp_path / "srv", leaf) as server:
+        argv = ["probe", f"127.0.0.1:{server.port}", "-q", "--timeout", "2", "--ca",
+                str(ca_file), "--checks", "cert.chain,cert.name,cert.expiry"]  # fmt: skip
+        expected = {"info": 1, "low": 1, "medium": 0, "high": 0, "none": 0}
+        for fail_on, status in expected.items():
+            code, out, _ = _main([*argv, "--fail-on", fail_on], capsys)
+            assert code == status, fail_on
+    (target,) = json.loads(out)["targets"]
+    assert target["verdict"]["strict"] == "accept" and target["severity"] == "low"
+    checks = {c["id"]: c["status"] for c in target["checks"]}
+    assert checks["cert.expiry"] == "warn" and checks["cert.name"] == "pass"
+
+
+def test_an_unreadable_targets_file_exits_two_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _main(["probe", "--targets", "/nonexistent/targets.txt"], capsys)
+    assert code == 2 and err.startswith("dotaudit: --targets: /nonexistent/targets.txt: ")
+
+
+def test_nagios_usage_errors_are_one_unknown_line_with_exit_three(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Monitoring-plugin guidelines: state UNKNOWN is exit code 3, with a one-line reason.
+    code, out, _ = _main(["probe", "--nagios", "--targets", "/nonexistent/list"], capsys)
+    assert code == 3 and out.startswith("DOT UNKNOWN - --targets: /nonexistent/list")
+    assert out.count("\n") == 1
+    code, out, _ = _main(["probe", "--nagios", CLOSED, "127.54.9.2"], capsys)
+    assert (code, out) == (3, "DOT UNKNOWN - --nagios takes exactly one target\n")
+
+
+def test_the_probe_report_goes_to_the_output_file_and_summaries_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "probe.json"
+    argv = ["probe", CLOSED, "--timeout", "0.5", "--checks", "reach.853", "--fail-on", "none"]
+    code, out, err = _main([*argv, "-q", "-o", str(out_file)], capsys)
+    assert (code, out, err) == (0, "", "")
+    assert json.loads(out_file.read_text())["kind"] == "probe"
+    code, out, err = _main(argv, capsys)
+    assert code == 0 and json.loads(out)["kind"] == "probe"
+    assert "refuse" in err  # the per-target summary lines
+
+
+class _Terminal:
+    """stderr as a terminal: a real pseudo-terminal, whose output the test reads back."""
+
+    def __init__(self) -> None:
+        self.master, follower = os.openpty()
+        self.stream = open(follower, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+
+    def read(self) -> str:
+        chunks = []
+        while select.select([self.master], [], [], 0.2)[0]:
+            chunks.append(os.read(self.master, 65536))
+        return b"".join(chunks).decode()
+
+    def close(self) -> None:
+        self.stream.close()
+        os.close(self.master)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["arguments", "targets-file"])
+def test_the_progress_bar_shows_only_for_several_targets_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    from dotaudit.cli import main
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal.stream)
+    try:
+
+        def probe(count: int) -> str:
+            targets = [f"127.54.9.{i}" for i in range(1, count + 1)]
+            if bulk:
+                listing = tmp_path / "targets.txt"
+                listing.write_text("".join(t + "\n" for t in targets))
+                targets = ["--targets", str(listing)]
+            argv = ["probe", *targets, "-q", "--timeout", "0.5", "--checks", "reach.853"]
+            assert main([*argv, "--fail-on", "none", "-o", str(tmp_path / "r.json")]) == 0
+            terminal.stream.flush()
+            return terminal.read()
+
+        assert "probing" not in probe(1)
+        shown = probe(2)
+        assert "probing" in shown and "100%" in shown
+        assert shown.endswith("\r" + " " * 80 + "\r")  # the bar is cleared at the end
+    finally:
+        terminal.close()
 
 
 def test_what_raises_the_exit_status_is_a_listed_finding(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ def test_capped_groups_of_limit_zero_keep_nothing() -> None:
 
 def test_capped_sample_keeps_first_values_and_counts_distinct_ones() -> None:
     sample = CappedSample(limit=2, track=3)
+    assert (sample.values, sample.count, sample.overflow) == ([], 0, False)
     for value in ("x", "y", "x", "z"):
         sample.add(value)
     assert sample.values == ["x", "y"]

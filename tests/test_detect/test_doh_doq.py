@@ -4,17 +4,27 @@ RFC 9250 §4.1.1 (ALPN "doq", UDP 853) and the corpus manifest's nDPI/Zeek basel
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dotaudit.detect import doh_doq
 from dotaudit.detect.base import Context
 from dotaudit.detect.doh_doq import DohDoqDetector, is_doq_alpn
-from dotaudit.model.events import Event
-from dotaudit.model.findings import Confidence, Finding, Severity
+from dotaudit.model.events import Event, HttpRequestSeen
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
-from tests.factories import client_hello, connection, fed_detector, quic_initial, run_detectors
+from tests.factories import (
+    client_hello,
+    connection,
+    dns_query,
+    dns_response,
+    edns,
+    fed_detector,
+    quic_initial,
+    run_detectors,
+)
 
 
 def _run(events: list[Event], context: Context | None = None) -> DohDoqDetector:
@@ -76,6 +86,10 @@ def test_https_to_unknown_host_or_known_ip_with_other_sni_is_not_doh() -> None:
             client_hello(dst="93.184.216.34", dport=443, sni="example.com"),
             client_hello(dst="93.184.216.34", dport=443, sni=None),
             client_hello(dst="1.1.1.1", dport=8443, sni=None),
+            # A resolver's address with a name that is not an IP literal: some other site
+            # on a shared address, even when the name holds an address.
+            client_hello(dst="1.1.1.1", dport=443, sni="www.example.com", alpn=("h2",)),
+            client_hello(dst="1.1.1.1", dport=443, sni="X1.1.1.1", alpn=("h2",)),
             # DoT belongs to the DoT detectors, not here.
             client_hello(dst="1.1.1.1", dport=853, sni="one.one.one.one"),
         ]
@@ -191,3 +205,292 @@ def test_connections_over_the_open_cap_are_counted(monkeypatch: pytest.MonkeyPat
     assert over.caps() == {"doh_open_flows_full": 1}
     (finding,) = over.finish()
     assert finding.evidence["connections"] == 2  # counted, only its packets go uncounted
+
+
+CLOUDFLARE_IP = "104.16.248.249"
+
+
+def test_doh_row_and_finding_in_full() -> None:
+    first = client_hello(
+        sport=50001, dst=CLOUDFLARE_IP, dport=443, sni="mozilla.cloudflare-dns.com",
+        alpn=("h2", "http/1.1"), ts=100.0,
+    )  # fmt: skip
+    first_conn = connection(
+        sport=50001, dst=CLOUDFLARE_IP, dport=443, start=100.0, end=130.0, ts=100.0,
+        packets_fwd=7, packets_rev=9, app="tls",
+    )  # fmt: skip
+    second = client_hello(
+        sport=50002, dst="104.16.249.249", dport=443, sni="mozilla.cloudflare-dns.com",
+        alpn=("h3", "h2"), ts=140.0,
+    )  # fmt: skip
+    detector = _run([first, first_conn, second])
+    rows = detector.sections()["doh_doq"]
+    assert rows[0] == {
+        "client": "10.0.0.2",
+        "server": CLOUDFLARE_IP,
+        "protocol": "doh",
+        "sni": "mozilla.cloudflare-dns.com",
+        "provider": "Cloudflare 1.1.1.1",
+        "via": "sni",
+        "alpn": ["h2", "http/1.1"],
+        "first_ts": 100.0,
+        "last_ts": 130.0,
+        "connections": 1,
+        "packets": 16,
+        "frames": sorted({first.frame, first_conn.last_frame}),
+    }
+    assert rows[1]["server"] == "104.16.249.249" and rows[1]["packets"] == 0
+    (finding,) = detector.finish()
+    assert finding.id == "DA-DOH-001" and finding.confidence is Confidence.HIGH
+    assert finding.evidence == {
+        "provider": "Cloudflare 1.1.1.1",
+        "servers": [CLOUDFLARE_IP, "104.16.249.249"],
+        "sni": ["mozilla.cloudflare-dns.com"],
+        "via": ["sni"],
+        "alpn": ["h2", "http/1.1", "h3"],
+        "connections": 2,
+        "packets": 16,
+        "approved_by_policy": False,
+    }
+    # Two servers of one provider: the finding names the provider as its server.
+    assert finding.server == "Cloudflare 1.1.1.1"
+    assert finding.dedup_key == "DA-DOH-001|10.0.0.2|Cloudflare 1.1.1.1"
+    assert finding.file == "test.pcap"
+    assert (finding.first_ts, finding.last_ts) == (100.0, 140.0)
+    assert finding.frames == tuple(sorted({first.frame, first_conn.last_frame, second.frame}))
+
+
+def test_doq_by_port_is_medium_and_names_its_server() -> None:
+    initial = quic_initial(dst="192.0.2.77", dport=784, alpn=("h3",), sni=None)
+    (finding,) = _run([initial]).finish()
+    assert finding.id == "DA-DOQ-001" and finding.confidence is Confidence.MEDIUM
+    assert finding.server == "192.0.2.77"
+    assert finding.dedup_key == "DA-DOQ-001|10.0.0.2|192.0.2.77"
+    assert finding.evidence["via"] == ["port"] and finding.evidence["provider"] is None
+    assert finding.evidence["sni"] == []
+    assert _run([quic_initial(dst="192.0.2.77", dport=443, alpn=("h3",), sni=None)]).finish() == []
+
+
+def test_doq_by_port_at_a_known_resolver_names_its_provider() -> None:
+    (finding,) = _run([quic_initial(dst="9.9.9.9", dport=853, alpn=(), sni=None)]).finish()
+    assert finding.evidence["provider"] == "Quad9"
+
+
+def test_tls_to_853_or_offering_dot_is_left_to_the_dot_detector() -> None:
+    cloudflare = {"dst": CLOUDFLARE_IP, "sni": "mozilla.cloudflare-dns.com"}
+    assert _run([client_hello(dport=853, alpn=("h2",), **cloudflare)]).finish() == []
+    assert _run([client_hello(dport=443, alpn=("dot",), **cloudflare)]).finish() == []
+    # A QUIC hello on 853 is DoQ, and "dot" in a QUIC offer does not make it DoT.
+    assert _run([quic_initial(dport=853, alpn=("dot",), sni=None)]).finish()
+
+
+def test_doh_by_address_needs_port_443_and_an_ip_literal_or_no_sni() -> None:
+    literal = client_hello(dst=CLOUDFLARE_IP, dport=443, sni="[104.16.248.249]", alpn=("h2",))
+    (finding,) = _run([literal]).finish()
+    assert finding.evidence["via"] == ["address"] and finding.confidence is Confidence.MEDIUM
+    assert _run([client_hello(dst=CLOUDFLARE_IP, dport=8443, sni=None, alpn=("h2",))]) \
+        .finish() == []  # fmt: skip
+
+
+def test_quic_hello_for_a_doh_host_over_udp_but_tls_over_udp_is_ignored() -> None:
+    udp_tls = client_hello(
+        transport="udp", dst=CLOUDFLARE_IP, dport=443, sni="mozilla.cloudflare-dns.com"
+    )
+    assert _run([udp_tls]).finish() == []
+
+
+def test_mid_stream_quic_needs_udp_quic_and_a_doq_port() -> None:
+    def mid(**kw: object) -> Event:
+        values: dict[str, object] = {
+            "transport": "udp", "app": "quic", "dport": 853, "dst": "9.9.9.9",
+            "outcome": "udp", "packets_fwd": 3, "packets_rev": 4, "start": 50.0, "end": 60.0,
+            "ts": 50.0, "handshake_seen": False,
+        }  # fmt: skip
+        values.update(kw)
+        return connection(**values)
+
+    seen = mid()
+    detector = _run([seen])
+    (row,) = detector.sections()["doh_doq"]
+    assert (row["protocol"], row["via"], row["provider"], row["sni"]) == (
+        "doq",
+        "port",
+        "Quad9",
+        None,
+    )
+    assert (row["connections"], row["packets"], row["first_ts"], row["last_ts"]) == (
+        1,
+        7,
+        50.0,
+        60.0,
+    )
+    assert row["frames"] == sorted({seen.first_frame, seen.last_frame})
+    for other in (mid(transport="tcp"), mid(app="dns"), mid(dport=443)):
+        # A hello on another flow first, so that connection events are looked at at all.
+        rows = _run([quic_initial(sport=50000, dport=853), other]).sections()["doh_doq"]
+        assert [r["packets"] for r in rows] == [0]
+
+
+def test_mid_stream_quic_connections_to_one_server_add_up() -> None:
+    """Two QUIC flows on a DoQ port whose Initials were not captured: one row, two
+    connections."""
+    flows = [
+        connection(transport="udp", app="quic", dport=853, dst="9.9.9.9", outcome="udp",
+                   sport=sport, handshake_seen=False)
+        for sport in (50001, 50002)
+    ]  # fmt: skip
+    (row,) = _run(flows).sections()["doh_doq"]
+    assert (row["via"], row["connections"]) == ("port", 2)
+
+
+def test_row_frames_are_the_first_distinct_ones_up_to_the_cap() -> None:
+    """One connection's Initials (retransmissions included, one frame seen twice): the
+    row names each frame once, the first MAX_FRAMES of them."""
+    frames = [100, 100, *range(101, 101 + 2 * MAX_FRAMES)]
+    initials = [quic_initial(frame=f, ts=10.0 + i / 100) for i, f in enumerate(frames)]
+    (row,) = _run(initials).sections()["doh_doq"]
+    assert row["connections"] == 1
+    assert row["frames"] == list(range(100, 100 + MAX_FRAMES))
+
+
+def test_alpn_lists_are_capped() -> None:
+    offered = tuple(f"p{i}" for i in range(10))
+    hellos = [
+        quic_initial(sport=50000 + i, alpn=("doq", *offered[i : i + 8]), ts=10.0 + i)
+        for i in range(3)
+    ]
+    (row,) = _run(hellos).sections()["doh_doq"]
+    # Eight names read per hello, in first-seen order.
+    assert row["alpn"] == ["doq", *offered[:9]]
+    many = [quic_initial(sport=51000 + i, alpn=("doq", f"x{i}")) for i in range(20)]
+    (row,) = _run(many).sections()["doh_doq"]
+    assert len(row["alpn"]) == 16
+
+
+def test_rows_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doh_doq, "MAX_ROWS", 1)
+    kept = quic_initial(dst="192.0.2.1")
+    dropped = quic_initial(dst="192.0.2.2", sport=50001)
+    (finding,) = _run([kept, dropped]).finish()
+    assert finding.evidence["rows_dropped"] == 1
+    assert "rows_dropped" not in _run([kept]).finish()[0].evidence
+
+
+def test_cleartext_doh_finding_in_full() -> None:
+    events: list[Event] = [
+        h2c_request(frame=1, ts=10.0, authority="doh.example:8080", dport=8080),
+        h2c_request(frame=2, ts=11.0, path="/index.html", dport=8080),
+        h2c_query(frame=3, ts=12.0, qname="a.example", padded=True),
+        h2c_response(frame=4, ts=13.0, qname="a.example"),
+        h2c_query(frame=5, ts=14.0, qname="b.example"),
+    ]
+    (finding,) = _run(events).finish()
+    assert finding.id == "DA-DOH-002" and finding.confidence is Confidence.HIGH
+    assert finding.evidence == {
+        "authorities": ["doh.example:8080"],
+        "provider": None,
+        "ports": [80, 8080],
+        "requests": 2,
+        "doh_requests": 1,
+        "queries": 2,
+        "responses": 1,
+        "padded_queries": 1,
+        "padded_responses": 0,
+        "names": ["a.example", "b.example"],
+        "name_count": 2,
+    }
+    assert finding.dedup_key == "DA-DOH-002|10.0.0.2|192.0.2.80"
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", "192.0.2.80", "test.pcap")
+    assert (finding.first_ts, finding.last_ts) == (10.0, 14.0)
+    assert finding.frames == (1, 3, 4, 5)
+
+
+def test_cleartext_doh_provider_from_the_authority_without_port() -> None:
+    events: list[Event] = [h2c_request(authority="cloudflare-dns.com:80")]
+    (finding,) = _run(events).finish()
+    assert finding.evidence["provider"] == "Cloudflare 1.1.1.1"
+
+
+def test_cleartext_non_doh_row_does_not_hide_later_doh() -> None:
+    events: list[Event] = [
+        h2c_request(path="/grpc.Service/Method", content_type="application/grpc"),
+        h2c_request(dst="192.0.2.81", frame=9),
+    ]
+    (finding,) = _run(events).finish()
+    assert finding.server == "192.0.2.81"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "path", "doh"),
+    [
+        ("application/dns-message", "/dns-query", True),
+        (" Application/DNS-Message ; charset=x; q=1", "/dns-query", True),
+        ("application/json", "/resolve?name=a&dns=AAAB", True),
+        ("application/json", "/resolve?name=a&DNS=AAAB", False),
+        (None, "/dns-query?dns=AAAB", True),
+        (None, "/dns-query", False),
+        ("text/html;application/dns-message", "/", False),
+    ],
+)
+def test_doh_request_shapes(content_type: str | None, path: str, doh: bool) -> None:
+    detector = _run([h2c_request(content_type=content_type, path=path)])
+    assert bool(detector.finish()) is doh
+
+
+def test_cleartext_doh_seen_only_as_dns_messages() -> None:
+    """A capture that starts after the request headers still shows the DoH messages: the
+    row starts at the first message's time."""
+    events: list[Event] = [
+        h2c_query(frame=3, ts=12.0, qname="a.example"),
+        h2c_response(frame=4, ts=13.5, qname="a.example"),
+    ]
+    (finding,) = _run(events).finish()
+    assert (finding.id, finding.first_ts, finding.last_ts) == ("DA-DOH-002", 12.0, 13.5)
+    assert (finding.evidence["queries"], finding.evidence["responses"]) == (1, 1)
+    assert finding.frames == (3, 4)
+
+
+def test_cleartext_doh_keeps_the_first_frames_seen() -> None:
+    """The frame sample holds the first MAX_FRAMES distinct frames in the order seen, not
+    the lowest numbers (events of several flows need not come in frame order)."""
+    frames = [500, 500, *range(499, 499 - 2 * MAX_FRAMES, -1)]
+    events: list[Event] = [h2c_query(frame=f, ts=10.0, qname="a.example") for f in frames]
+    (finding,) = _run(events).finish()
+    assert finding.frames == tuple(sorted(range(500, 500 - MAX_FRAMES, -1)))
+
+
+def test_cleartext_rows_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doh_doq, "MAX_ROWS", 1)
+    detector = _run([h2c_request(), h2c_request(dst="192.0.2.81"), h2c_query(dst="192.0.2.82")])
+    (finding,) = detector.finish()
+    assert finding.server == "192.0.2.80"
+    # Without any encrypted finding, the cleartext one says what the cap turned away.
+    assert finding.evidence["rows_dropped"] == 2
+    assert "rows_dropped" not in _run([h2c_request()]).finish()[0].evidence
+
+
+def h2c_request(**kw: Any) -> HttpRequestSeen:
+    fields: dict[str, Any] = {
+        "file": "test.pcap", "frame": 1, "ts": 10.0, "src": "10.0.0.2", "sport": 40000,
+        "dst": "192.0.2.80", "dport": 80, "transport": "tcp", "method": "GET",
+        "authority": None, "path": "/dns-query?dns=AAAB", "content_type": None, "stream": 1,
+    }  # fmt: skip
+    fields.update(kw)
+    return HttpRequestSeen(**fields)
+
+
+def h2c_query(*, padded: bool = False, **kw: Any) -> Event:
+    values: dict[str, Any] = {
+        "dst": "192.0.2.80", "dport": 80, "transport": "tcp", "service": "doh",
+        "edns": edns(padding=100) if padded else None,
+    }  # fmt: skip
+    values.update(kw)
+    return dns_query(**values)
+
+
+def h2c_response(**kw: Any) -> Event:
+    values: dict[str, Any] = {
+        "src": "192.0.2.80", "sport": 80, "dport": 40000, "transport": "tcp", "service": "doh",
+    }  # fmt: skip
+    values.update(kw)
+    return dns_response(**values)

@@ -19,7 +19,7 @@ from dotaudit.detect.dot_cert import (
     wildcard_match,
 )
 from dotaudit.model.events import Event, TlsCertificateSeen
-from dotaudit.model.findings import Confidence, Finding, Severity
+from dotaudit.model.findings import CATALOGUE, MAX_FRAMES, Confidence, Finding, Severity
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests.conftest import corpus_path
 from tests.detection import detect
@@ -199,3 +199,185 @@ def test_servers_past_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> No
     detector = fed_detector(DotCertDetector, events)
     detector.finish()
     assert detector.caps() == {"dot_cert_servers_full": 1}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "expected"),
+    [
+        ("", "dns.example", False),
+        ("dns.example", "", False),
+        ("*.*.example.com", "a.*.example.com", False),  # a second wildcard, even if echoed
+        ("**.example.com", "ab.example.com", False),
+        ("xn--*.example.com", "xn--ab.example.com", False),  # never inside an A-label
+        ("*.example.com", "xn--ab.example.com", False),
+        ("f*o.example.com", "fo.example.com", True),  # the wildcard may match nothing
+        ("f*o.example.com", "f.example.com", False),  # prefix and suffix cannot overlap
+        ("f*.example.com", "xf.example.com", False),
+        ("*o.example.com", "ox.example.com", False),
+    ],
+)
+def test_wildcard_match_edges(pattern: str, host: str, expected: bool) -> None:
+    assert wildcard_match(pattern, host) is expected
+
+
+def test_name_matches_ip_literal_sni_in_brackets_and_skips_bad_ip_sans() -> None:
+    cert = certificate(san=("IP:not-an-address", "IP:2001:db8::1", "DNS:dns.example"))
+    assert name_matches(cert, "[2001:db8::1]")
+    assert name_matches(cert, "2001:db8::1")
+    assert not name_matches(cert, "2001:db8::2")
+
+
+def test_name_matches_without_san_or_cn_is_false() -> None:
+    cert = certificate(san=(), subject="O=No Common Name")
+    assert not name_matches(cert, "dns.example")
+    assert name_matches(certificate(san=(), subject="O=Org, CN=dns.example"), "dns.example")
+
+
+def test_validity_boundaries_are_inclusive() -> None:
+    # Valid from not_before through not_after, both instants included (RFC 5280 §4.1.2.5).
+    cert = certificate(not_before="1970-01-01T00:16:40Z", not_after="1970-01-01T00:16:40Z")
+    assert cert.ts == 1000.0
+    assert certificate_problems(cert, None, pinned=False) == []
+    assert certificate_problems(replace(cert, ts=1001.0), None, pinned=False) == ["expired"]
+    assert certificate_problems(replace(cert, ts=999.0), None, pinned=False) == ["not_yet_valid"]
+
+
+def test_dot_cert_finding_in_full() -> None:
+    bad = certificate(
+        san=tuple(f"DNS:n{i}.example" for i in range(25)),
+        subject="CN=n0.example",
+        self_signed=True,
+        spki_sha256="KEY=",
+    )
+    good_first = _tls12(cport=41000, ts=900.0, certificates=[certificate(ts=900.0)])
+    problem = _tls12(cport=41001, ts=1000.0, certificates=[bad])
+    (finding,) = _run(good_first + problem)
+    hello = problem[0]
+    leaf = next(e for e in problem if isinstance(e, TlsCertificateSeen))
+    assert finding.evidence == {
+        "reasons": ["name_mismatch", "self_signed"],
+        "sessions": 2,
+        "sessions_with_problems": 1,
+        "leaf": {
+            "sni": "dns.quad9.net",
+            "subject": "CN=n0.example",
+            "issuer": bad.issuer,
+            "san": [f"DNS:n{i}.example" for i in range(20)],
+            "not_before": bad.not_before,
+            "not_after": bad.not_after,
+            "seen_at": leaf.ts,
+            "spki_sha256": "KEY=",
+            "self_signed": True,
+            "pinned": False,
+        },
+    }
+    assert finding.title == CATALOGUE["DA-DOT-005"].title
+    assert finding.frames == tuple(sorted((hello.frame, leaf.frame)))
+    assert finding.dedup_key == "DA-DOT-005|10.0.0.2|9.9.9.9"
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", "9.9.9.9", "test.pcap")
+    assert (finding.first_ts, finding.last_ts) == (900.0 + 0.0, leaf.ts)
+
+
+def test_dot_cert_issuer_hint_in_full() -> None:
+    real = _tls12(cport=42000, certificates=[certificate(issuer="CN=Real CA")])
+    mitm = _tls12(cport=42001, certificates=[certificate(issuer="CN=Corp MITM")])
+    again = _tls12(cport=42002, certificates=[certificate(issuer="CN=Real CA")])
+    (finding,) = _run(real + mitm + again)
+    leaf_frames = [e.frame for e in (*real, *mitm, *again) if isinstance(e, TlsCertificateSeen)]
+    assert finding.evidence == {
+        "reasons": ["issuer_differs"],
+        "sessions": 3,
+        "sessions_with_problems": 0,
+        "leaf": None,
+        "issuers": {"CN=Corp MITM": 1, "CN=Real CA": 2},
+    }
+    assert finding.title == (
+        "DoT certificate issuer differs between sessions (possible interception)"
+    )
+    assert finding.frames == tuple(sorted(leaf_frames))
+    # A real problem as well: the catalogue's title and confidence, the problem frames.
+    bad = _tls12(cport=42003, certificates=[certificate(issuer="CN=Other", self_signed=True)])
+    (finding,) = _run(real + bad)
+    assert finding.evidence["reasons"] == ["self_signed", "issuer_differs"]
+    assert finding.confidence is Confidence.HIGH and finding.severity is Severity.HIGH
+
+
+def test_dot_cert_issuer_count_is_capped_but_known_issuers_still_count() -> None:
+    events: list[Event] = []
+    for i in range(10):
+        events += _tls12(cport=43000 + i, certificates=[certificate(issuer=f"CN=CA {i}")])
+    events += _tls12(cport=43100, certificates=[certificate(issuer="CN=CA 0")])
+    (finding,) = _run(events)
+    issuers = finding.evidence["issuers"]
+    assert len(issuers) == 8 and issuers["CN=CA 0"] == 2 and "CN=CA 9" not in issuers
+
+
+def test_dot_cert_pairs_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_cert, "MAX_PAIRS", 1)
+    first = _tls12(certificates=[certificate(self_signed=True)])
+    second = _tls12(client="10.0.0.7", certificates=[certificate(self_signed=True)])
+    (finding,) = _run(first + second)
+    assert finding.client == "10.0.0.2" and finding.evidence["pairs_dropped"] == 1
+
+
+def test_dot_cert_frames_stop_at_the_cap() -> None:
+    events: list[Event] = []
+    for i in range(MAX_FRAMES):
+        events += _tls12(cport=44000 + i, certificates=[certificate(self_signed=True)])
+    (finding,) = _run(events)
+    assert finding.evidence["sessions_with_problems"] == MAX_FRAMES
+    assert len(finding.frames) == MAX_FRAMES
+
+
+def test_dot_cert_only_the_leaf_is_judged() -> None:
+    intermediate = certificate(position=1, self_signed=True, san=())
+    assert _run(_tls12(certificates=[intermediate])) == []
+    assert _run(_tls12(certificates=[intermediate, certificate()])) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "expected"),
+    [
+        ("a**.example.com", "ab*.example.com", False),  # two wildcards, even matching
+        ("ab*ba.example.com", "aba.example.com", False),  # prefix and suffix overlap
+        ("dns.teX", "dns.te", False),  # only dots are stripped, before lowering
+    ],
+)
+def test_wildcard_match_more_edges(pattern: str, host: str, expected: bool) -> None:
+    assert wildcard_match(pattern, host) is expected
+
+
+def test_common_name_keeps_equals_signs_in_its_value() -> None:
+    cert = certificate(san=(), subject="CN=odd=name")
+    assert name_matches(cert, "odd=name")
+
+
+def test_ip_literal_sni_only_loses_its_brackets() -> None:
+    cert = certificate(san=("IP:192.0.2.1",))
+    assert not name_matches(cert, "X192.0.2.1X")
+
+
+def test_dot_cert_drops_are_counted_each() -> None:
+    from dotaudit.detect import dot_cert as module
+
+    original = module.MAX_PAIRS
+    module.MAX_PAIRS = 1
+    try:
+        events = _tls12(certificates=[certificate(self_signed=True)])
+        for client in ("10.0.0.7", "10.0.0.8"):
+            events += _tls12(client=client, certificates=[certificate(self_signed=True)])
+        (finding,) = _run(events)
+    finally:
+        module.MAX_PAIRS = original
+    assert finding.evidence["pairs_dropped"] == 2
+
+
+def test_dot_cert_frame_sample_keeps_the_first_sessions() -> None:
+    # Frames past the sample are not kept, even smaller ones from a later file.
+    events: list[Event] = []
+    for i in range(MAX_FRAMES // 2):
+        events += _tls12(cport=45000 + i, certificates=[certificate(self_signed=True)])
+    late = _tls12(cport=45999, certificates=[certificate(self_signed=True)])
+    late = [replace(e, frame=1) if isinstance(e, TlsCertificateSeen) else e for e in late]
+    (finding,) = _run(events + late)
+    assert 1 not in finding.frames and len(finding.frames) == MAX_FRAMES

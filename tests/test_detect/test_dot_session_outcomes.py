@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
 from dotaudit.detect import dot_session_outcomes
 from dotaudit.detect.base import Context
 from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
-from dotaudit.model.events import ConnectionSeen, Event
+from dotaudit.model.events import ConnectionSeen, Event, TlsClientHelloSeen, TlsServerHelloSeen
+from dotaudit.model.findings import Confidence
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests import factories as f
 from tests.detection import detect
@@ -169,3 +171,262 @@ def test_findings_list_the_lowest_frames_of_all_sessions() -> None:
     (finding,) = run(events).finish()
     expected = sorted({frame for i in range(40) for frame in (900 - i * 10, 901 - i * 10)})
     assert list(finding.frames) == expected[:50]
+
+
+def test_session_row_holds_every_fact_of_the_connection() -> None:
+    """Every field of a dot_sessions row, from the events the test built (the oracle)."""
+    leaf = f.certificate(position=0)
+    chain = f.certificate(position=1, subject="CN=Test CA,O=Test", spki_sha256="B" * 43 + "=")
+    events = f.dot_session_events(
+        client_lengths=[147, 147], server_lengths=[487, 487], certificates=[chain, leaf]
+    )
+    hello, server_hello, conn = events[0], events[1], events[-1]
+    assert isinstance(hello, TlsClientHelloSeen) and isinstance(conn, ConnectionSeen)
+    assert isinstance(server_hello, TlsServerHelloSeen)
+    detector = run(events)
+    row = detector.sections()["dot_sessions"][0]
+    padding = row.pop("padding")
+    assert padding["verdict"] == "padded" and padding["client_records"] == 2
+    assert row == {
+        "file": f.FILE,
+        "client": f.CLIENT,
+        "sport": 40000,
+        "server": f.SERVER,
+        "dport": 853,
+        "sni": "dns.quad9.net",
+        "alpn": "dot",
+        "alpn_offered": ["dot"],
+        "version": "TLSv1.3",
+        "cipher": "TLS_AES_256_GCM_SHA384",
+        "ja4": hello.ja4,
+        "ja3": hello.ja3,
+        "ech": False,
+        "outcome": "established",
+        "alert": None,
+        "tcp_outcome": "closed_fin",
+        "syn_retransmits": 0,
+        "icmp": None,
+        "start": conn.start,
+        "end": conn.end,
+        "duration_s": 1.0,
+        "queries_est": 2,
+        "close_reason": "FIN by client",
+        "rst_ttl": None,
+        "server_ttl": None,
+        "certificate": {
+            "subject": leaf.subject,
+            "issuer": leaf.issuer,
+            "not_after": leaf.not_after,
+            "spki_sha256": leaf.spki_sha256,
+        },
+        "frames": sorted({conn.first_frame, hello.frame, server_hello.frame, conn.last_frame}),
+        "reset_injected": None,
+    }
+
+
+def test_session_row_alpn_falls_back_to_the_offer_and_alert_is_the_first_fatal() -> None:
+    events = f.dot_session_events(alpn=("dot", "h2"), server_hello_seen=False)
+    conn = events[-1]
+    warning = f.alert(level=1, description=0, description_name="close_notify")
+    fatal = f.alert(description=42, description_name="bad_certificate")
+    later = f.alert(description=40, description_name="handshake_failure")
+    row = run([*events[:-1], warning, fatal, later, conn]).sections()["dot_sessions"][0]
+    assert row["alpn"] == ["dot", "h2"] and row["alpn_offered"] == ["dot", "h2"]
+    assert row["alert"] == "bad_certificate"
+    assert row["outcome"] == "tls_alert" and row["version"] is None and row["cipher"] is None
+
+
+def test_session_row_without_a_hello_has_empty_handshake_facts() -> None:
+    conn = f.connection(outcome="syn_unanswered", syn_retransmits=3, handshake_seen=False)
+    row = run([conn]).sections()["dot_sessions"][0]
+    assert (row["sni"], row["alpn"], row["alpn_offered"], row["ja4"], row["ja3"]) == (
+        None,
+        None,
+        [],
+        None,
+        None,
+    )
+    assert row["ech"] is False and row["certificate"] is None
+    assert row["syn_retransmits"] == 3 and row["tcp_outcome"] == "syn_unanswered"
+
+
+@pytest.mark.parametrize(
+    ("connection", "reason"),
+    [
+        (
+            {"outcome": "syn_unanswered", "syn_retransmits": 2},
+            "never connected: SYN unanswered (2 retransmits)",
+        ),
+        ({"outcome": "refused"}, "never connected: SYN answered by RST"),
+        (
+            {"outcome": "icmp_rejected", "icmp": "admin-prohibited"},
+            "never connected: ICMP admin-prohibited",
+        ),
+        ({"outcome": "icmp_rejected"}, "never connected: ICMP error"),
+        ({"outcome": "closed_fin", "closed_by": "server"}, "FIN by server"),
+        ({"outcome": "closed_rst", "closed_by": "client"}, "RST by client"),
+        ({"outcome": "closed_rst", "closed_by": None}, "RST by unknown side"),
+        (
+            {"outcome": "established", "ended_by": "idle_timeout"},
+            "idle (no packets until the flow expired)",
+        ),
+        (
+            {"outcome": "established", "ended_by": "capture_end"},
+            "still open at the end of the capture",
+        ),
+        ({"outcome": "established", "ended_by": "close"}, "established"),
+    ],
+)
+def test_close_reason_names_how_the_connection_ended(
+    connection: dict[str, Any], reason: str
+) -> None:
+    conn = f.connection(handshake_seen=False, **connection)
+    assert run([conn]).sections()["dot_sessions"][0]["close_reason"] == reason
+
+
+def test_failure_finding_evidence_in_full() -> None:
+    """DA-DOT-001's evidence for three failed attempts of one client to one server."""
+    events: list[Event] = [
+        f.connection(outcome="syn_unanswered", syn_retransmits=2, handshake_seen=False),
+        f.connection(
+            outcome="syn_unanswered", syn_retransmits=5, handshake_seen=False, ts=f.TS + 1
+        ),
+        f.connection(outcome="icmp_rejected", icmp="port-unreachable", handshake_seen=False),
+        *f.dot_session_events(sni="dns.quad9.net", server_hello_seen=False, ts=f.TS + 2),
+    ]
+    hello = events[3]
+    events.insert(4, f.alert(description=40, description_name="handshake_failure"))
+    conns = [e for e in events if isinstance(e, ConnectionSeen)]
+    findings = run(events).finish()
+    assert [x.id for x in findings] == ["DA-DOT-001"]
+    finding = findings[0]
+    assert finding.evidence == {
+        "sessions": 4,
+        "outcomes": {"syn_unanswered": 2, "icmp_rejected": 1, "tls_alert": 1},
+        "versions": {},
+        "sni": ["dns.quad9.net"],
+        "ja4": [hello.ja4],
+        "queries_est": 0,
+        "failures": {"syn_unanswered": 2, "icmp_rejected": 1, "tls_alert": 1},
+        "alerts": ["handshake_failure"],
+        "syn_retransmits": 5,
+        "icmp": ["port-unreachable"],
+    }
+    assert finding.confidence is Confidence.HIGH
+    assert (finding.client, finding.server, finding.file) == (f.CLIENT, f.SERVER, f.FILE)
+    assert finding.first_ts == min(c.start for c in conns)
+    assert finding.last_ts == max(c.end for c in conns)
+    assert finding.dedup_key == f"DA-DOT-001|{f.FILE}|{f.CLIENT}|{f.SERVER}"
+    assert set(finding.frames) >= {c.last_frame for c in conns}
+
+
+def test_established_sessions_evidence_counts_versions_and_queries() -> None:
+    first = f.dot_session_events(client_lengths=[147, 147], server_lengths=[487, 487])
+    second = f.dot_session_events(
+        client_lengths=[147], server_lengths=[487], sni="dns9.quad9.net", ts=f.TS + 5
+    )
+    findings = run([*first, *second]).finish()
+    assert [x.id for x in findings] == ["DA-DOT-006"]
+    hello = first[0]
+    assert isinstance(hello, TlsClientHelloSeen)
+    assert findings[0].evidence == {
+        "sessions": 2,
+        "outcomes": {"established": 2},
+        "versions": {"TLSv1.3": 2},
+        "sni": ["dns.quad9.net", "dns9.quad9.net"],
+        "ja4": [hello.ja4],
+        "queries_est": 3,
+    }
+    assert findings[0].confidence is Confidence.HIGH
+
+
+def test_obsolete_versions_are_each_a_finding_and_tls12_is_its_own() -> None:
+    for version in ("SSLv3", "TLSv1.0", "TLSv1.1"):
+        ids = sorted(x.id for x in run(f.dot_session_events(version=version)).finish())
+        assert ids == ["DA-DOT-002", "DA-DOT-006"], version
+    ids = sorted(x.id for x in run(f.dot_session_events(version="TLSv1.2")).finish())
+    assert ids == ["DA-DOT-003", "DA-DOT-006"]
+    tls13 = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    assert [x.id for x in run(tls13).finish()] == ["DA-DOT-006"]
+
+
+def test_missing_sni_needs_a_client_hello() -> None:
+    # Without a ClientHello (ja4 None) nothing says the client chose to send no SNI.
+    no_hello = f.connection(outcome="closed_fin")
+    assert "DA-DOT-004" not in {x.id for x in run([no_hello]).finish()}
+    failed = f.dot_session_events(sni=None, server_hello_seen=False)
+    assert {x.id for x in run(failed).finish()} == {"DA-DOT-001", "DA-DOT-004"}
+
+
+def test_aborted_after_server_hello_alone_is_medium_confidence() -> None:
+    aborted = f.dot_session_events(client_lengths=[], server_lengths=[])
+    (finding,) = run(aborted).finish()
+    assert finding.id == "DA-DOT-001" and finding.confidence is Confidence.MEDIUM
+    mixed = [*aborted, f.connection(outcome="refused", handshake_seen=False, ts=f.TS + 9)]
+    (finding,) = run(mixed).finish()
+    assert finding.confidence is Confidence.HIGH
+
+
+def test_policy_flags_only_unapproved_servers() -> None:
+    policy = Policy(approved_dot=(ApprovedResolver(address=f.SERVER),))
+    approved = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    other = f.dot_session_events(
+        client_lengths=[147], server_lengths=[487], server="198.51.100.7", ts=f.TS + 3
+    )
+    findings = run([*approved, *other], policy).finish()
+    flagged = [x for x in findings if x.id == "DA-POLICY-001"]
+    assert [x.server for x in flagged] == ["198.51.100.7"]
+    assert "DA-POLICY-001" not in {x.id for x in run(approved + other).finish()}
+
+
+def test_injected_reset_is_marked_by_its_ttl() -> None:
+    normal = f.connection(server_ttl=57, ts=f.TS)
+    reset = f.connection(outcome="refused", rst_ttl=64, server_ttl=None, ts=f.TS + 1)
+    honest = f.connection(outcome="refused", rst_ttl=57, server_ttl=None, ts=f.TS + 2)
+    detector = run([normal, reset, honest])
+    findings = detector.finish()
+    rows = detector.sections()["dot_sessions"]
+    assert [r["reset_injected"] for r in rows] == [None, True, False]
+    assert rows[1]["server_ttls"] == [57] and "server_ttls" not in rows[2]
+    evidence = next(x for x in findings if x.id == "DA-DOT-001").evidence
+    assert evidence["reset_injected"] is True
+    assert evidence["reset_ttl"] == [64] and evidence["server_ttls"] == [57]
+    assert "injected" in evidence["note"]
+    # Without any other packet from the server there is nothing to compare with.
+    lone = run([f.connection(outcome="refused", rst_ttl=64, dst="192.0.2.99")])
+    lone.finish()
+    assert lone.sections()["dot_sessions"][0]["reset_injected"] is False
+
+
+def test_session_row_ech_and_duration_to_the_microsecond() -> None:
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    hello, conn = events[0], events[-1]
+    assert isinstance(hello, TlsClientHelloSeen) and isinstance(conn, ConnectionSeen)
+    hello = dataclasses.replace(hello, ech=True)
+    conn = dataclasses.replace(conn, end=conn.start + 1.2345678)
+    row = run([hello, *events[1:-1], conn]).sections()["dot_sessions"][0]
+    assert row["ech"] is True
+    assert row["duration_s"] == 1.234568
+
+
+def test_mid_stream_rows_do_not_hide_later_sessions() -> None:
+    mid = f.connection(mid_stream=True, handshake_seen=False, sport=40001)
+    failed = f.connection(outcome="refused", handshake_seen=False, sport=40002)
+    assert [x.id for x in run([mid, failed]).finish()] == ["DA-DOT-001"]
+
+
+def test_reset_in_handshake_can_be_an_injected_reset_with_its_note() -> None:
+    normal = f.connection(server_ttl=57, sport=40001)
+    events = f.dot_session_events(server_hello_seen=False, cport=40002)
+    conn = events[-1]
+    assert isinstance(conn, ConnectionSeen)
+    reset = dataclasses.replace(conn, outcome="closed_rst", rst_ttl=250)
+    detector = run([normal, *events[:-1], reset])
+    findings = detector.finish()
+    row = detector.sections()["dot_sessions"][1]
+    assert (row["outcome"], row["reset_injected"]) == ("reset_in_handshake", True)
+    evidence = next(x for x in findings if x.id == "DA-DOT-001").evidence
+    assert evidence["note"] == (
+        "the RST's TTL differs from every packet this server sent on other flows: a "
+        "middlebox on the path most likely injected it"
+    )

@@ -4,10 +4,13 @@ name; nDPI flags ESNI next to an SNI as "TLS Susp ESNI Usage")."""
 
 from __future__ import annotations
 
+import pytest
+
+from dotaudit.detect import ech
 from dotaudit.detect.base import Context
 from dotaudit.detect.ech import EchDetector, classify_ech
 from dotaudit.model.events import Event
-from dotaudit.model.findings import Confidence, Finding, Severity
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
 from tests.factories import client_hello, fed_detector, quic_initial, run_detectors
@@ -88,3 +91,69 @@ def test_corpus_esni() -> None:
     assert finding.evidence["kind"] == "esni" and finding.evidence["hellos"] == 3
     (both,) = _corpus("ndpi/tls-esni-and-sni/tls_esni_sni_both.pcap")
     assert both.evidence["kind"] == "esni_with_sni" and both.evidence["hellos"] == 2
+
+
+def test_ech_finding_in_full() -> None:
+    first = client_hello(sni="cloudflare-ech.com", ech=True, dst="192.0.2.1", ts=10.0)
+    second = quic_initial(sni="Cloudflare-ECH.com.", ech=True, dst="192.0.2.1", ts=12.0)
+    detector = EchDetector(Context())
+    for event in (first, second):
+        detector.on_event(event)
+    (finding,) = detector.finish()
+    assert finding.evidence == {
+        "kind": "ech",
+        "hellos": 2,
+        "outer_sni": ["cloudflare-ech.com", "Cloudflare-ECH.com."],
+        "servers": ["192.0.2.1"],
+        "server_count": 1,
+        "transports": ["quic", "tls"],
+    }
+    assert finding.title == "Encrypted Client Hello in use (outer SNI is an ECH public name)"
+    assert finding.confidence is Confidence.HIGH
+    assert finding.dedup_key == "DA-ECH-001|10.0.0.2|ech"
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", "192.0.2.1", "test.pcap")
+    assert (finding.first_ts, finding.last_ts) == (10.0, 12.0)
+    assert finding.frames == (first.frame, second.frame)
+
+
+def test_ech_to_several_servers_names_none_and_no_sni_is_not_sampled() -> None:
+    hellos = [
+        client_hello(sni=None, ech=True, dst="192.0.2.1"),
+        client_hello(sni=None, ech=True, dst="192.0.2.2"),
+    ]
+    (finding,) = _run(list(hellos))
+    assert finding.server is None
+    assert finding.evidence["outer_sni"] == [] and finding.evidence["server_count"] == 2
+    assert finding.evidence["kind"] == "ech_unverified"
+    assert finding.confidence is Confidence.MEDIUM
+
+
+def test_quic_esni_flag_is_not_read() -> None:
+    # QUIC has no ESNI: an Initial's ECH flag decides alone.
+    assert _run([quic_initial(sni=None, ech=False)]) == []
+
+
+def test_ech_groups_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ech, "MAX_GROUPS", 1)
+    events: list[Event] = [
+        client_hello(sni=None, ech=True),
+        client_hello(sni=None, ech=True, src="10.0.0.3"),
+        client_hello(sni=None, esni=True),
+    ]
+    (finding,) = _run(events)
+    assert finding.evidence["groups_dropped"] == 2
+    assert "groups_dropped" not in _run(events[:1])[0].evidence
+
+
+def test_ech_frames_stop_at_the_cap() -> None:
+    hellos = [client_hello(sni=None, ech=True) for _ in range(MAX_FRAMES + 2)]
+    (finding,) = _run(list(hellos))
+    assert finding.frames == tuple(h.frame for h in hellos[:MAX_FRAMES])
+    assert finding.evidence["hellos"] == MAX_FRAMES + 2
+
+
+def test_ech_frame_sample_keeps_the_first_hellos() -> None:
+    hellos = [client_hello(sni=None, ech=True, frame=1000 + i) for i in range(MAX_FRAMES)]
+    late = client_hello(sni=None, ech=True, frame=1)  # e.g. from a later file
+    (finding,) = _run([*hellos, late])
+    assert 1 not in finding.frames

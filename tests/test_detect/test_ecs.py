@@ -10,7 +10,7 @@ import pytest
 from dotaudit.detect.base import Context
 from dotaudit.detect.ecs import EcsDetector, ecs_prefix
 from dotaudit.model.events import Event
-from dotaudit.model.findings import Severity
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Severity
 from dotaudit.model.policy import Policy
 from tests.detection import detect
 from tests.factories import dns_query, dns_response, edns, fed_detector, run_detectors
@@ -102,3 +102,66 @@ def test_the_smallest_non_zero_prefix_already_leaks(ecs: str, leaks: bool) -> No
     assert [x.id for x in detected.findings if x.id == "DA-LEAK-006"] == (
         ["DA-LEAK-006"] if leaks else []
     )
+
+
+def test_ecs_finding_and_section_in_full() -> None:
+    events: list[Event] = [
+        dns_query(ts=10.0, qname="a.example", edns=edns(ecs="198.51.100.0/24")),
+        dns_query(ts=11.0, qname=None, edns=edns(ecs="198.51.100.0/20"), transport="tcp"),
+        dns_query(ts=12.0, qname="a.example", edns=edns(ecs="198.51.100.0/24")),
+    ]
+    detector = _run(events)
+    (finding,) = detector.finish()
+    assert finding.evidence == {
+        "queries": 3,
+        "subnets": ["198.51.100.0/24", "198.51.100.0/20"],
+        "subnet_count": 2,
+        "max_source_prefix": 24,
+        "qnames": ["a.example"],
+        "qname_count": 1,
+        "transports": ["tcp", "udp"],
+    }
+    assert finding.dedup_key == "DA-LEAK-006|10.0.0.2|9.9.9.9"
+    assert finding.confidence is Confidence.HIGH
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", "9.9.9.9", "test.pcap")
+    assert (finding.first_ts, finding.last_ts) == (10.0, 12.0)
+    assert finding.frames == tuple(e.frame for e in events)
+    assert detector.sections() == {
+        "ecs": [
+            {
+                "client": "10.0.0.2",
+                "server": "9.9.9.9",
+                "queries": 3,
+                "subnets": ["198.51.100.0/24", "198.51.100.0/20"],
+                "first_ts": 10.0,
+                "last_ts": 12.0,
+            }
+        ]
+    }
+
+
+def test_ecs_frames_stop_at_the_cap() -> None:
+    events: list[Event] = [
+        dns_query(ts=10.0 + i, edns=edns(ecs="198.51.100.0/24")) for i in range(MAX_FRAMES + 3)
+    ]
+    (finding,) = _run(events).finish()
+    assert finding.frames == tuple(e.frame for e in events[:MAX_FRAMES])
+    assert finding.evidence["queries"] == MAX_FRAMES + 3
+
+
+def test_ecs_prefix_edges() -> None:
+    # RFC 7871 §6: SOURCE PREFIX-LENGTH is at most 128; text longer than 3 digits is not one.
+    assert ecs_prefix("2001:db8::/128") == 128
+    assert ecs_prefix("192.0.2.0/1000") is None
+    assert ecs_prefix("192.0.2.0/") is None
+    assert ecs_prefix("192.0.2.0") is None
+    assert ecs_prefix("a/b/24") == 24
+
+
+def test_ecs_frame_sample_keeps_the_first_queries() -> None:
+    events: list[Event] = [
+        dns_query(frame=1000 + i, edns=edns(ecs="198.51.100.0/24")) for i in range(MAX_FRAMES)
+    ]
+    events.append(dns_query(frame=1, edns=edns(ecs="198.51.100.0/24")))  # e.g. a later file
+    (finding,) = _run(events).finish()
+    assert 1 not in finding.frames

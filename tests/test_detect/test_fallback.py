@@ -11,8 +11,8 @@ import pytest
 from dotaudit.capture import flows
 from dotaudit.detect import dot_session_outcomes, fallback
 from dotaudit.detect.base import Context
-from dotaudit.detect.fallback import FallbackDetector
-from dotaudit.model.events import Event
+from dotaudit.detect.fallback import FAILURE_TEXT, FallbackDetector
+from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.findings import Severity
 from dotaudit.model.policy import Policy
 from dotaudit.pipeline import analyze_file
@@ -396,3 +396,133 @@ def test_fallbacks_are_found_in_a_syn_flood_and_the_report_states_the_cuts(
     assert anomalies["dot_session_groups_full"] > 0
     assert anomalies["fallback_attempts_cut_short"] > 0
     assert len(result.sections["dot_sessions"]) == TABLE_CAP
+
+
+def test_fallback_row_and_finding_in_full() -> None:
+    attempt = failed_attempt("refused", start=100.0, end=100.5, sport=40100)
+    queries = [
+        f.dns_query(ts=101.0, qname="a.example", dst="192.0.2.53"),
+        f.dns_query(ts=102.0, qname="a.example", dst="192.0.2.53", transport="tcp"),
+        f.dns_query(ts=103.0, qname=None, dst="192.0.2.53"),
+        f.dns_query(ts=104.0, qname="b.example", dst="192.0.2.54"),
+    ]
+    assert isinstance(attempt, ConnectionSeen)
+    detector = run([attempt, *queries])
+    (row,) = detector.sections()["fallback_events"]
+    assert row == {
+        "file": f.FILE,
+        "client": f.CLIENT,
+        "dot_server": f.SERVER,
+        "dot_port": 853,
+        "failure": "reset",
+        "failure_text": FAILURE_TEXT["reset"],
+        "attempt_start": 100.0,
+        "attempt_end": 100.5,
+        "plaintext_server": ["192.0.2.53", "192.0.2.54"],
+        "plaintext_transport": "udp",
+        "first_plaintext_ts": 101.0,
+        "delay_s": 1.0,
+        "qnames": ["a.example", "b.example"],
+        "qname_count": 2,
+        "queries": 4,
+        "same_names_repeated": True,
+        "sni": None,
+        "frames": sorted({attempt.first_frame, attempt.last_frame, *(q.frame for q in queries)}),
+    }
+    (finding,) = detector.finish()
+    assert finding.evidence == {
+        "attempts": 1,
+        "failures": ["reset"],
+        "failure_text": FAILURE_TEXT["reset"],
+        "delay_s": 1.0,
+        "plaintext_queries": 4,
+        "plaintext_servers": ["192.0.2.53", "192.0.2.54"],
+        "qnames": ["a.example", "b.example"],
+        "window_s": 10.0,
+    }
+    assert finding.dedup_key == f"DA-FALLBACK-001|{f.FILE}|{f.CLIENT}|{f.SERVER}"
+    assert (finding.client, finding.server, finding.file) == (f.CLIENT, f.SERVER, f.FILE)
+    assert (finding.first_ts, finding.last_ts) == (100.0, 101.0)
+
+
+def test_fallback_attempts_of_one_pair_share_a_finding() -> None:
+    first = failed_attempt("refused", start=100.0, end=100.5, sport=40100)
+    second = failed_attempt("syn_unanswered", start=200.0, end=203.0, sport=40101)
+    q1 = f.dns_query(ts=100.25, qname="one.example")
+    q2 = f.dns_query(ts=205.0, qname="two.example", dst="192.0.2.9")
+    detector = run([first, q1, q2, second])
+    rows = detector.sections()["fallback_events"]
+    assert [r["plaintext_server"] for r in rows] == [f.SERVER, "192.0.2.9"]
+    assert [r["same_names_repeated"] for r in rows] == [False, False]
+    (finding,) = detector.finish()
+    evidence = finding.evidence
+    assert evidence["attempts"] == 2
+    assert evidence["failures"] == ["reset", "syn_unanswered"]
+    assert evidence["delay_s"] == 0.25
+    assert evidence["plaintext_servers"] == sorted([f.SERVER, "192.0.2.9"])
+    assert evidence["plaintext_queries"] == 2
+    assert evidence["qnames"] == ["one.example"]
+    assert (finding.first_ts, finding.last_ts) == (100.0, 205.0)
+
+
+def test_fallback_failure_text_names_each_failure_mode() -> None:
+    alert = [
+        *f.dot_session_events(server_hello_seen=False, ts=100.0)[:-1],
+        f.alert(description=40, description_name="handshake_failure", ts=100.01),
+        f.dot_session_events(server_hello_seen=False, ts=100.0)[-1],
+    ]
+    # The hello and alert must belong to the same flow as the connection.
+    alert[-1] = f.connection(
+        **{**_fields(alert[-1]), "sport": alert[0].sport, "first_frame": alert[0].frame}
+    )
+    query = f.dns_query(ts=101.0)
+    (row,) = run([*alert, query]).sections()["fallback_events"]
+    assert (row["failure"], row["failure_text"]) == ("tls_alert", FAILURE_TEXT["tls_alert"])
+    assert row["sni"] == "dns.quad9.net"
+
+
+def test_fallback_query_at_the_attempt_start_and_window_end_counts() -> None:
+    # Arriving after the attempt (pending path): both ends of the window are inside it.
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    at_end = f.dns_query(ts=110.5, qname="end.example")
+    (finding,) = run([attempt, at_end]).finish()
+    assert finding.evidence["qnames"] == ["end.example"]
+    early = failed_attempt("refused", start=100.0, end=100.5, sport=40200)
+    at_start = f.dns_query(ts=100.0, qname="start.example")
+    # The query is seen first (by ts order in the capture), the attempt later.
+    (finding,) = run([at_start, early]).finish()
+    assert finding.evidence["qnames"] == ["start.example"]
+
+
+def test_fallback_events_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fallback, "MAX_EVENTS", 2)
+    events: list[Event] = []
+    for i in range(3):
+        events += [
+            failed_attempt("refused", start=100.0 + 20 * i, end=100.5 + 20 * i, sport=41000 + i),
+            f.dns_query(ts=101.0 + 20 * i),
+        ]
+    assert len(run(events).sections()["fallback_events"]) == 2
+
+
+def test_fallback_delay_to_the_microsecond_and_the_finding_frames() -> None:
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    query = f.dns_query(ts=101.2345678)
+    detector = run([attempt, query])
+    (row,) = detector.sections()["fallback_events"]
+    assert row["delay_s"] == 1.234568
+    (finding,) = detector.finish()
+    assert finding.frames == tuple(row["frames"])
+
+
+def test_fallback_row_frames_sample_fifty_queries() -> None:
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    queries = [f.dns_query(ts=101.0 + i * 0.01) for i in range(60)]
+    assert isinstance(attempt, ConnectionSeen)
+    (row,) = run([attempt, *queries]).sections()["fallback_events"]
+    assert row["queries"] == 60
+    assert set(row["frames"]) == {
+        attempt.first_frame,
+        attempt.last_frame,
+        *(q.frame for q in queries[:50]),
+    }

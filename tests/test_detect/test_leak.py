@@ -8,7 +8,7 @@ from dotaudit.detect import leak
 from dotaudit.detect.base import Context
 from dotaudit.detect.leak import PlaintextLeakDetector
 from dotaudit.model.events import Event
-from dotaudit.model.findings import Severity
+from dotaudit.model.findings import Confidence, Severity
 from dotaudit.model.policy import Policy
 from tests import factories as f
 
@@ -119,3 +119,120 @@ def test_pairs_over_the_cap_are_a_counted_anomaly(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(leak, "MAX_PAIRS", 1)
     detector = run([f.dns_query(), f.dns_query(src="10.0.0.9"), f.dns_query(src="10.0.0.9")])
     assert detector.caps() == {"plaintext_pairs_full": 2}
+
+
+def test_plaintext_row_and_finding_in_full() -> None:
+    padded = f.dns_query(ts=10.0, qname="a.example", qtype=28, edns=f.edns(padding=100))
+    plain = f.dns_query(ts=11.0, qname="b.example", qtype=None)
+    answer = f.dns_response(ts=12.0, qname="a.example")
+    detector = run([padded, plain, answer])
+    (row,) = detector.sections()["plaintext_dns"]
+    assert row == {
+        "file": f.FILE,
+        "client": f.CLIENT,
+        "server": f.SERVER,
+        "transport": "udp",
+        "port": 53,
+        "queries": 2,
+        "responses": 1,
+        "qnames": ["a.example", "b.example"],
+        "qname_count": 2,
+        "qtypes": {"AAAA": 1, "none": 1},
+        "padded_queries": 1,
+        "first_ts": 10.0,
+        "last_ts": 12.0,
+        "frames": [padded.frame, plain.frame, answer.frame],
+        "known_resolver": "Quad9",
+        "local_stub": False,
+        "internal": False,
+    }
+    leak, padded_leak = detector.finish()
+    assert leak.id == "DA-LEAK-001" and leak.confidence is Confidence.HIGH
+    assert leak.evidence == {
+        "transport": "udp",
+        "port": 53,
+        "queries": 2,
+        "responses": 1,
+        "qnames": ["a.example", "b.example"],
+        "qname_count": 2,
+        "qtypes": {"AAAA": 1, "none": 1},
+        "known_resolver": "Quad9",
+        "padded_queries": 1,
+    }
+    dedup = f"{f.FILE}|{f.CLIENT}|{f.SERVER}|udp|53"
+    assert leak.dedup_key == f"DA-LEAK-001|{dedup}"
+    assert (leak.client, leak.server, leak.file) == (f.CLIENT, f.SERVER, f.FILE)
+    assert (leak.first_ts, leak.last_ts) == (10.0, 12.0)
+    assert leak.frames == (padded.frame, plain.frame, answer.frame)
+    # Padding in plaintext hides nothing: its own finding, with the padded frames only.
+    assert padded_leak.id == "DA-LEAK-004"
+    assert padded_leak.evidence == {
+        "padded_queries": 1,
+        "queries": 2,
+        "qnames": ["a.example", "b.example"],
+    }
+    assert padded_leak.dedup_key == f"DA-LEAK-004|{dedup}"
+    assert (padded_leak.client, padded_leak.server, padded_leak.file) == (
+        f.CLIENT,
+        f.SERVER,
+        f.FILE,
+    )
+    assert (padded_leak.first_ts, padded_leak.last_ts) == (10.0, 12.0)
+    assert padded_leak.frames == (padded.frame,)
+
+
+def test_padded_queries_to_a_local_stub_are_not_flagged() -> None:
+    events: list[Event] = [f.dns_query(dst="127.0.0.53", edns=f.edns(padding=10))]
+    assert [x.id for x in run(events).finish()] == ["DA-LEAK-003"]
+
+
+def test_responses_only_pair_notes_that_names_still_crossed() -> None:
+    (finding,) = run([f.dns_response(qname="seen.example")]).finish()
+    assert finding.evidence["queries"] == 0 and finding.evidence["responses"] == 1
+    assert finding.evidence["qnames"] == ["seen.example"]
+    assert finding.evidence["note"] == (
+        "only responses were captured; the names still crossed the path"
+    )
+    (one_query,) = run([f.dns_query()]).finish()
+    assert "note" not in one_query.evidence
+
+
+def test_internal_resolver_does_not_stop_later_pairs() -> None:
+    policy = Policy(internal_resolvers=frozenset({"10.0.0.53"}))
+    events: list[Event] = [f.dns_query(dst="10.0.0.53"), f.dns_query(dst="192.0.2.1")]
+    findings = run(events, policy).finish()
+    assert [(x.id, x.server) for x in findings] == [("DA-LEAK-001", "192.0.2.1")]
+
+
+def test_other_port_is_medium_confidence() -> None:
+    (finding,) = run([f.dns_query(dport=5353)]).finish()
+    assert finding.confidence is Confidence.MEDIUM and finding.evidence["port"] == 5353
+
+
+def test_rows_sort_by_queries_then_client_then_server() -> None:
+    events: list[Event] = [
+        f.dns_query(src="10.0.0.9", dst="192.0.2.2"),
+        f.dns_query(src="10.0.0.3", dst="192.0.2.2"),
+        f.dns_query(src="10.0.0.3", dst="192.0.2.1"),
+        f.dns_query(src="10.0.0.9", dst="192.0.2.3"),
+        f.dns_query(src="10.0.0.9", dst="192.0.2.3"),
+    ]
+    rows = run(events).sections()["plaintext_dns"]
+    assert [(r["client"], r["server"], r["queries"]) for r in rows] == [
+        ("10.0.0.9", "192.0.2.3", 2),
+        ("10.0.0.3", "192.0.2.1", 1),
+        ("10.0.0.3", "192.0.2.2", 1),
+        ("10.0.0.9", "192.0.2.2", 1),
+    ]
+
+
+def test_frame_samples_stop_at_their_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leak, "FRAME_SAMPLE", 3)
+    queries = [f.dns_query(edns=f.edns(padding=8)) for _ in range(5)]
+    answers = [f.dns_response() for _ in range(2)]
+    detector = run([*queries, *answers])
+    (row,) = detector.sections()["plaintext_dns"]
+    assert row["frames"] == [q.frame for q in queries[:3]]
+    assert (row["queries"], row["responses"], row["padded_queries"]) == (5, 2, 5)
+    padded_leak = detector.finish()[1]
+    assert padded_leak.frames == tuple(q.frame for q in queries[:3])

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from dotaudit.detect import local_names
 from dotaudit.detect.base import Context
 from dotaudit.detect.local_names import LocalNamesDetector, is_nonlocal
 from dotaudit.model.events import Event
-from dotaudit.model.findings import Finding, Severity
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity
 from dotaudit.model.policy import Policy
 from tests.factories import dns_query, dns_response, fed_detector, run_detectors
 
@@ -121,3 +122,105 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert findings["192.168.1.20"].evidence["qnames"] == ["www.example.com"]
     assert findings["192.168.1.20"].frames == (1,)
     assert findings["192.168.1.21"].evidence["services"] == {"llmnr": 1}
+
+
+def _mdns(**kw: object) -> Event:
+    values: dict[str, object] = {
+        "dst": "224.0.0.251", "dport": 5353, "sport": 5353, "service": "mdns",
+        "qname": "www.example.com",
+    }  # fmt: skip
+    values.update(kw)
+    return dns_query(**values)
+
+
+def _llmnr(**kw: object) -> Event:
+    values: dict[str, object] = {
+        "dst": "224.0.0.252", "dport": 5355, "service": "llmnr", "qname": "fs.corp.example",
+    }  # fmt: skip
+    values.update(kw)
+    return dns_query(**values)
+
+
+def test_local_names_finding_and_section_in_full() -> None:
+    events: list[Event] = [
+        _mdns(ts=10.0, qname="www.example.com", qtype=1),
+        _llmnr(ts=11.0, qname="fs.corp.example", qtype=28),
+        _mdns(ts=12.0, qname="www.example.com", qtype=28, dst="ff02::fb"),
+        _llmnr(ts=13.0, qname="www.example.com", qtype=None),
+    ]
+    detector = _run(events)
+    (finding,) = detector.finish()
+    assert finding.evidence == {
+        "queries": 4,
+        "services": {"llmnr": 2, "mdns": 2},
+        "qnames": ["www.example.com", "fs.corp.example"],
+        "qname_count": 3,
+        "qtypes": {"AAAA": 2, "A": 1, "none": 1},
+        "destinations": ["224.0.0.251", "224.0.0.252", "ff02::fb"],
+    }
+    assert finding.dedup_key == "DA-LEAK-005|10.0.0.2"
+    assert finding.confidence is Confidence.HIGH
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", None, "test.pcap")
+    assert (finding.first_ts, finding.last_ts) == (10.0, 13.0)
+    assert finding.frames == tuple(sorted(e.frame for e in events))
+    assert detector.sections()["local_names"] == [
+        {
+            "client": "10.0.0.2",
+            "service": "mdns",
+            "queries": 2,
+            "qnames": ["www.example.com"],
+            "qname_count": 1,
+            "qtypes": {"A": 1, "AAAA": 1},
+            "first_ts": 10.0,
+            "last_ts": 12.0,
+        },
+        {
+            "client": "10.0.0.2",
+            "service": "llmnr",
+            "queries": 2,
+            "qnames": ["fs.corp.example", "www.example.com"],
+            "qname_count": 2,
+            "qtypes": {"AAAA": 1, "none": 1},
+            "first_ts": 11.0,
+            "last_ts": 13.0,
+        },
+    ]
+
+
+def test_local_names_ignore_answers_malformed_and_plain_dns() -> None:
+    events: list[Event] = [
+        dns_response(service="mdns", qname="www.example.com", dst="224.0.0.251"),
+        _mdns(malformed=True),
+        dns_query(qname="www.example.com"),
+        _mdns(qname=None),
+    ]
+    assert _run(events).finish() == []
+
+
+def test_local_names_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_names, "MAX_GROUPS", 1)
+    events: list[Event] = [_mdns(), _mdns(src="10.0.0.3"), _llmnr()]
+    (finding,) = _run(events).finish()
+    assert finding.evidence["groups_dropped"] == 2
+    assert "groups_dropped" not in _run(events[:1]).finish()[0].evidence
+
+
+def test_local_names_samples_are_bounded() -> None:
+    events: list[Event] = [
+        _mdns(ts=10.0 + i, qtype=i + 1, dst=f"224.0.0.{i}", qname=f"n{i}.example")
+        for i in range(40)
+    ]
+    events += [_mdns(ts=60.0 + i) for i in range(MAX_FRAMES)]
+    (finding,) = _run(events).finish()
+    assert len(finding.evidence["qtypes"]) == 32
+    assert finding.evidence["destinations"] == sorted(f"224.0.0.{i}" for i in range(4))
+    assert finding.evidence["qnames"] == [f"n{i}.example" for i in range(20)]
+    assert finding.evidence["qname_count"] == 41
+    assert finding.frames == tuple(sorted(e.frame for e in events[:MAX_FRAMES]))
+
+
+def test_local_names_frame_sample_keeps_the_first_queries() -> None:
+    events: list[Event] = [_mdns(frame=1000 + i) for i in range(MAX_FRAMES)]
+    events.append(_mdns(frame=1))  # e.g. from a later file
+    (finding,) = _run(events).finish()
+    assert 1 not in finding.frames

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dotaudit.detect import padding
 from dotaudit.detect.padding import (
     PaddingDetector,
     infer_padding,
@@ -24,7 +25,7 @@ from dotaudit.detect.padding import (
 )
 from dotaudit.detect.session_assembly import DotSession, DotSessionAssembler
 from dotaudit.model.events import ConnectionSeen, Event, TlsRecord
-from dotaudit.model.findings import Severity
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import ROOT, corpus_path
 from tests.detection import detect
@@ -487,3 +488,222 @@ def test_only_a_full_record_may_end_in_mid_message(first: int, fraction: float) 
     found = padding_findings(client_plaintexts([first, 16516 - first]))
     verdict = "DA-PAD-002" if fraction >= 0.75 else "DA-PAD-001"
     assert found == [(verdict, fraction, 1.0)]
+
+
+def test_infer_padding_reports_every_field_of_a_padded_session() -> None:
+    session = _session(dot_session_events(client_lengths=[147, 275], server_lengths=[487, 955]))
+    assert infer_padding(session) == {
+        "verdict": "padded",
+        "client_padded_fraction": 1.0,
+        "server_padded_fraction": 1.0,
+        "distinct_sizes": 4,
+        "client_sizes": [147, 275],
+        "server_sizes": [487, 955],
+        "client_records": 2,
+        "server_records": 2,
+        "client_block": 128,
+        "server_block": 468,
+        "overhead": [17, 17],
+        "confidence": "high",
+        "reason": None,
+    }
+
+
+def test_infer_padding_without_records_says_why() -> None:
+    # TLS 1.2 (no encrypted flight to strip) with no application data at all.
+    session = _session(dot_session_events(version="TLSv1.2"))
+    assert infer_padding(session) == {
+        "verdict": "unknown",
+        "client_padded_fraction": None,
+        "server_padded_fraction": None,
+        "distinct_sizes": 0,
+        "client_sizes": [],
+        "server_sizes": [],
+        "client_records": 0,
+        "server_records": 0,
+        "client_block": None,
+        "server_block": None,
+        "overhead": [24, 24],
+        "confidence": "low",
+        "reason": "no DNS-carrying records",
+    }
+
+
+def test_infer_padding_names_the_version_and_cipher_it_cannot_size() -> None:
+    unknown_cipher = _session(
+        dot_session_events(version="TLSv1.2", cipher="0xabcd", client_lengths=[154])
+    )
+    result = infer_padding(unknown_cipher)
+    assert result["reason"] == "record overhead unknown for TLSv1.2/0xabcd"
+    assert result["overhead"] is None and result["client_records"] == 1
+    no_server_hello = _session(
+        dot_session_events(version="TLSv1.2", server_hello_seen=False, client_lengths=[154])
+    )
+    assert infer_padding(no_server_hello)["reason"] == (
+        "record overhead unknown for unknown version/None"
+    )
+
+
+def test_infer_padding_one_record_or_answers_only_is_too_few() -> None:
+    one = infer_padding(_session(dot_session_events(version="TLSv1.2", client_lengths=[154])))
+    assert (one["verdict"], one["reason"]) == ("unknown", "too few DNS-carrying records")
+    assert one["client_padded_fraction"] == 1.0 and one["client_block"] == 128
+    assert one["confidence"] == "low"
+    answers = infer_padding(
+        _session(dot_session_events(version="TLSv1.2", server_lengths=[494, 494]))
+    )
+    assert (answers["verdict"], answers["reason"]) == ("unknown", "too few DNS-carrying records")
+    assert answers["server_padded_fraction"] == 1.0 and answers["server_block"] == 468
+
+
+def test_infer_padding_mixed_direction_is_unknown_with_its_reason() -> None:
+    # Two of three queries padded (2/3: between 1/2 and 3/4), answers padded.
+    session = _session(
+        dot_session_events(client_lengths=[147, 147, 61], server_lengths=[487, 487, 487])
+    )
+    result = infer_padding(session)
+    assert result["verdict"] == "unknown"
+    assert result["reason"] == "sizes are partly consistent with padding"
+    assert result["client_padded_fraction"] == 0.667  # rounded to three places
+    assert result["client_block"] is None and result["server_block"] == 468
+    assert result["confidence"] == "low"
+
+
+def test_infer_padding_confidence_needs_an_exact_overhead() -> None:
+    # CBC overhead is a range: the sizes fit, but only with medium confidence.
+    cbc = _session(
+        dot_session_events(
+            version="TLSv1.2",
+            cipher="TLS_RSA_WITH_AES_128_CBC_SHA",
+            client_lengths=[130 + 37, 130 + 37],
+            server_lengths=[470 + 37, 470 + 37],
+        )
+    )
+    result = infer_padding(cbc)
+    assert (result["verdict"], result["confidence"]) == ("padded", "medium")
+
+
+@pytest.mark.parametrize(
+    ("version", "cipher", "overhead"),
+    [
+        # Oracles: RFC 8446 §5.2 (tag 16 + type 1); RFC 5288 GCM (nonce 8 + tag 16);
+        # RFC 6655 CCM (8 + 16) and CCM_8 (8 + 8); RFC 7905 ChaCha20-Poly1305 (tag 16);
+        # RFC 5246 §6.2.3.2 CBC (IV 16 from TLS 1.1 on, none in 1.0; MAC; padding 1..16).
+        ("TLSv1.3", None, (17, 17)),
+        ("TLSv1.1", "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", (16, 16)),
+        ("TLSv1.0", "TLS_RSA_WITH_AES_128_CCM", (24, 24)),
+        ("TLSv1.2", "tls_ecdhe_rsa_with_aes_128_gcm_sha256", (24, 24)),
+        ("TLSv1.0", "TLS_RSA_WITH_AES_128_CBC_SHA", (21, 36)),
+        ("TLSv1.1", "TLS_RSA_WITH_AES_256_CBC_SHA256", (49, 64)),
+        ("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", (65, 80)),
+        ("TLSv1.2", "TLS_RSA_WITH_AES_128_CBC_MD5", None),
+        ("TLSv1.2", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", None),
+        ("TLSv1.2", "TLS_RSA_WITH_AES_128_SHA", None),
+        ("SSLv3", "TLS_RSA_WITH_AES_128_GCM_SHA256", None),
+        ("TLSv1.2", None, None),
+        ("TLSv1.2", "", None),
+    ],
+)
+def test_record_overhead_per_version_and_cipher(
+    version: str, cipher: str | None, overhead: tuple[int, int] | None
+) -> None:
+    assert record_overhead(version, cipher) == overhead
+
+
+def _run_padding(events: list[Event], policy: Policy | None = None) -> PaddingDetector:
+    return fed_detector(PaddingDetector, events, policy)
+
+
+def test_padding_finding_evidence_in_full() -> None:
+    first = dot_session_events(
+        client_lengths=[147, 147], server_lengths=[487, 487], ts=1000.0, sni="b.example"
+    )
+    second = dot_session_events(
+        cport=40001, client_lengths=[147, 147, 61], server_lengths=[487, 487, 487], ts=1010.0,
+        sni="a.example",
+    )  # fmt: skip
+    third = dot_session_events(
+        cport=40002, client_lengths=[147, 147], server_lengths=[487, 487], ts=990.0, sni=None
+    )
+    (finding,) = _run_padding([*first, *second, *third]).finish()
+    # The second session is mixed (2 of 3 queries padded): no verdict, not counted.
+    assert finding.id == "DA-PAD-002"
+    assert finding.evidence == {
+        "verdict": "padded",
+        "sessions": 2,
+        "records": 8,
+        "sizes": [147, 487],
+        "client_padded_fraction": 1.0,
+        "server_padded_fraction": 1.0,
+        "sni": ["b.example"],
+    }
+    assert finding.confidence is Confidence.HIGH
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", "9.9.9.9", "test.pcap")
+    assert finding.first_ts == 990.0 and finding.last_ts == 1001.0
+
+
+def test_padding_finding_fraction_is_the_mean_over_sessions() -> None:
+    unpadded = dot_session_events(client_lengths=[61, 61], server_lengths=[93, 93])
+    half = dot_session_events(
+        cport=40001, client_lengths=[147, 61, 61, 61], server_lengths=[93, 93, 93, 93], ts=1005.0
+    )
+    third = dot_session_events(
+        cport=40002, client_lengths=[147, 61, 61], server_lengths=[93, 93, 93], ts=1009.0
+    )
+    (finding,) = _run_padding([*unpadded, *half, *third]).finish()
+    assert finding.id == "DA-PAD-001"
+    # (0 + 0.25 + 0.333) / 3, each fraction rounded to three places first
+    assert finding.evidence["client_padded_fraction"] == 0.194
+    assert finding.evidence["server_padded_fraction"] == 0.0
+    assert finding.evidence["records"] == 4 + 8 + 6
+
+
+def test_padding_finding_confidence_is_medium_unless_every_session_is_high() -> None:
+    high = dot_session_events(client_lengths=[147, 147], server_lengths=[487, 487])
+    low_count = dot_session_events(
+        cport=40001, client_lengths=[147], server_lengths=[487], ts=1003.0
+    )
+    (finding,) = _run_padding(high).finish()
+    assert finding.confidence is Confidence.HIGH
+    (finding,) = _run_padding([*high, *low_count]).finish()
+    assert finding.confidence is Confidence.MEDIUM
+
+
+def test_padding_pair_keeps_eight_snis_and_a_bounded_frame_sample() -> None:
+    events: list[Event] = []
+    for i in range(10):
+        events += dot_session_events(
+            cport=41000 + i, client_lengths=[147], server_lengths=[487], sni=f"n{i}.example",
+            ts=1000.0 + i,
+        )  # fmt: skip
+    (finding,) = _run_padding(events).finish()
+    assert finding.evidence["sni"] == sorted(f"n{i}.example" for i in range(8))
+    assert finding.evidence["sessions"] == 10
+    assert len(finding.frames) == MAX_FRAMES
+
+
+def test_padding_pair_frames_are_the_handshake_and_first_four_records_each_way() -> None:
+    events = dot_session_events(client_lengths=[147] * 6, server_lengths=[487] * 6)
+    conn = events[-1]
+    assert isinstance(conn, ConnectionSeen)
+    (finding,) = _run_padding(events).finish()
+    hello_frames = {e.frame for e in events[:2]}
+    fwd = [r.frame for r in conn.tls_records_fwd[1:5]]  # after the client Finished
+    rev = [r.frame for r in conn.tls_records_rev[-6:-2]]  # the first four answers
+    expected = {conn.first_frame, conn.last_frame, *hello_frames, *fwd, *rev}
+    assert set(finding.frames) == expected
+
+
+def test_padding_pairs_cap_counts_dropped_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(padding, "MAX_PAIRS", 1)
+    kept = dot_session_events(client_lengths=[147, 147], server_lengths=[487, 487])
+    dropped = dot_session_events(
+        client_lengths=[147, 147], server_lengths=[487, 487], server="1.1.1.1", ts=1002.0
+    )
+    again = dot_session_events(
+        client_lengths=[147, 147], server_lengths=[487, 487], server="1.0.0.1", ts=1003.0
+    )
+    findings = _run_padding([*kept, *dropped, *again]).finish()
+    assert [f.server for f in findings] == ["9.9.9.9"]
+    assert findings[0].evidence["pairs_dropped"] == 2
+    assert "pairs_dropped" not in _run_padding(kept).finish()[0].evidence

@@ -18,7 +18,7 @@ from dotaudit.detect.session_assembly import (
     DotSessionAssembler,
     SessionStage,
 )
-from dotaudit.model.events import Event
+from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.findings import Finding
 from dotaudit.model.policy import Policy
 from dotaudit.pipeline import analyze_file
@@ -193,3 +193,119 @@ def test_no_caps_bite_no_counts() -> None:
         "flows_evicted",
     ):
         assert cap not in result.anomalies
+    assert "dot_handshake_table_full" not in result.anomalies
+    assert "plaintext_window_full" not in result.anomalies
+
+
+# Oracles below: RFC 7858 §3.1 (DoT is TCP port 853, or ALPN "dot"), RFC 8446 (a TLS 1.3
+# client's Finished is its first application-data record; a close_notify alert is a
+# 2 + 17 byte record) and the events each test builds.
+
+
+def test_the_first_hello_of_a_flow_wins() -> None:
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    hello = events[0]
+    again = dataclasses.replace(hello, frame=hello.frame + 100, sni="second.example")
+    (session,) = _assemble([hello, again, *events[1:]])
+    assert session.client_hello is hello and session.sni == "dns.quad9.net"
+
+
+def test_alerts_and_certificates_are_kept_up_to_sixteen() -> None:
+    assert session_assembly.MAX_HANDSHAKE_FACTS == 16  # the documented value
+    events = f.dot_session_events(server_hello_seen=True, client_lengths=[147])
+    conn = events[-1]
+    extra: list[Event] = [f.alert(ts=f.TS + 0.01) for _ in range(17)]
+    extra += [f.certificate(position=i) for i in range(17)]
+    (session,) = _assemble([*events[:-1], *extra, conn])
+    assert len(session.alerts) == 16 and len(session.certificates) == 16
+
+
+def test_client_alert_is_matched_by_its_own_direction() -> None:
+    events = f.dot_session_events(server_hello_seen=False)
+    client_alert = f.alert(from_server=False, description=48, description_name="unknown_ca")
+    (session,) = _assemble([*events[:-1], client_alert, events[-1]])
+    assert [a.description_name for a in session.alerts] == ["unknown_ca"]
+    assert session.outcome == "tls_alert"
+
+
+@pytest.mark.parametrize(
+    ("connection", "outcome"),
+    [
+        ({"outcome": "syn_unanswered"}, "syn_unanswered"),
+        ({"outcome": "refused"}, "reset"),
+        ({"outcome": "icmp_rejected"}, "icmp_rejected"),
+        ({"outcome": "closed_rst"}, "reset_in_handshake"),
+        ({"outcome": "closed_fin"}, "handshake_incomplete"),
+        ({"outcome": "closed_fin", "mid_stream": True}, "mid_stream"),
+    ],
+)
+def test_outcome_without_a_server_hello(connection: dict[str, object], outcome: str) -> None:
+    (session,) = _assemble([f.connection(handshake_seen=False, **connection)])  # type: ignore[arg-type]
+    assert session.outcome == outcome
+    assert session.failure == (None if outcome == "mid_stream" else outcome)
+
+
+def test_mid_stream_with_a_hello_is_judged_by_its_handshake() -> None:
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    conn = dataclasses.replace(events[-1], mid_stream=True)  # type: ignore[type-var]
+    (session,) = _assemble([*events[:-1], conn])
+    assert session.outcome == "established"
+
+
+def test_fatal_alert_after_queries_is_still_established() -> None:
+    events = f.dot_session_events(client_lengths=[147], server_lengths=[487])
+    (session,) = _assemble([*events[:-1], f.alert(), events[-1]])
+    assert session.outcome == "established" and session.failure is None
+
+
+def test_fatal_alert_with_only_server_records_is_a_tls_alert() -> None:
+    events = f.dot_session_events(version="TLSv1.2", server_lengths=[90])
+    (session,) = _assemble([*events[:-1], f.alert(), events[-1]])
+    assert session.outcome == "tls_alert"
+
+
+@pytest.mark.parametrize(("duration", "outcome"), [(4.99, "aborted_after_server_hello"),
+                                                   (5.0, "established")])  # fmt: skip
+def test_tls13_abort_right_after_the_server_flight(duration: float, outcome: str) -> None:
+    events = f.dot_session_events(server_lengths=[90])
+    conn = events[-1]
+    assert isinstance(conn, ConnectionSeen)
+    conn = dataclasses.replace(conn, end=conn.start + duration)
+    (session,) = _assemble([*events[:-1], conn])
+    assert session.outcome == outcome
+
+
+def test_tls13_records_strip_finished_close_notify_and_the_server_flight() -> None:
+    events = f.dot_session_events(client_lengths=[147, 19, 147], server_lengths=[487, 487])
+    (session,) = _assemble(events)
+    assert [r.length for r in session.app_records(from_client=True)] == [147, 19, 147]
+    # Two messages (the 19-byte record is a bare length prefix), so two answers.
+    assert session.client_messages() == 2
+    assert [r.length for r in session.app_records(from_client=False)] == [487, 487]
+
+
+def test_tls12_counts_every_record_longer_than_a_prefix() -> None:
+    events = f.dot_session_events(version="TLSv1.2", client_lengths=[2, 3, 90])
+    (session,) = _assemble(events)
+    assert session.client_messages() == 2
+
+
+def test_tls13_without_client_messages_has_no_answers() -> None:
+    events = f.dot_session_events(server_lengths=[90, 90])
+    (session,) = _assemble(events)
+    assert session.app_records(from_client=False) == []
+
+
+def test_frames_include_icmp_and_last_frame() -> None:
+    conn = f.connection(outcome="icmp_rejected", icmp="port-unreachable", icmp_frame=777)
+    (session,) = _assemble([conn])
+    assert session.frames() == [conn.first_frame, conn.last_frame, 777]
+
+
+def test_tls13_queries_without_any_answer_record_are_still_established() -> None:
+    events = f.dot_session_events(client_lengths=[147])
+    conn = events[-1]
+    assert isinstance(conn, ConnectionSeen)
+    conn = dataclasses.replace(conn, tls_records_rev=())
+    (session,) = _assemble([*events[:-1], conn])
+    assert session.outcome == "established"

@@ -9,7 +9,7 @@ from dotaudit.detect import sni as sni_module
 from dotaudit.detect.base import Context
 from dotaudit.detect.sni import SniDetector
 from dotaudit.model.events import Event
-from dotaudit.model.findings import Severity
+from dotaudit.model.findings import MAX_FRAMES, Confidence, Severity
 from dotaudit.model.policy import Policy
 from tests.conftest import corpus_path
 from tests.factories import client_hello, dns_query, fed_detector, quic_initial, run_detectors
@@ -162,3 +162,146 @@ def test_names_over_all_clients_are_capped_and_counted(monkeypatch: pytest.Monke
     ]
     (marker,) = [r for r in rows if r["client"] is None]
     assert marker["count"] == 1 and "cap of 2 names" in marker["note"]
+
+
+def test_sni_finding_and_inventory_in_full() -> None:
+    google = client_hello(sni="dns.google", ts=20.0, dst="8.8.8.8")
+    quad9 = client_hello(sni="dns.quad9.net", ts=10.0, dst="9.9.9.9")
+    quad9_again = quic_initial(sni="dns.quad9.net", ts=30.0, dst="9.9.9.10", dport=853)
+    other = client_hello(sni="www.example.org", ts=5.0, dport=443, dst="192.0.2.1")
+    detector = _run([google, quad9, quad9_again, other])
+    (finding,) = detector.finish()
+    assert finding.evidence == {
+        "names": [
+            {
+                "sni": "dns.quad9.net",
+                "provider": "Quad9",
+                "roles": ["dot", "doh"],
+                "count": 2,
+                "servers": ["9.9.9.10", "9.9.9.9"],
+            },
+            {
+                "sni": "dns.google",
+                "provider": "Google Public DNS",
+                "roles": ["dot", "doh"],
+                "count": 1,
+                "servers": ["8.8.8.8"],
+            },
+        ],
+        "hellos": 3,
+    }
+    assert finding.dedup_key == "DA-SNI-001|10.0.0.2"
+    assert finding.confidence is Confidence.HIGH
+    assert (finding.client, finding.server, finding.file) == ("10.0.0.2", None, "test.pcap")
+    assert (finding.first_ts, finding.last_ts) == (10.0, 30.0)
+    assert finding.frames == tuple(sorted((google.frame, quad9.frame, quad9_again.frame)))
+    rows = detector.sections()["sni_inventory"]
+    assert [r["sni"] for r in rows] == ["www.example.org", "dns.quad9.net", "dns.google"]
+    assert rows[0] == {
+        "client": "10.0.0.2",
+        "sni": "www.example.org",
+        "count": 1,
+        "first_ts": 5.0,
+        "last_ts": 5.0,
+        "first_frame": other.frame,
+        "transports": ["tls"],
+        "servers": ["192.0.2.1"],
+        "known_resolver": False,
+        "provider": None,
+        "roles": [],
+        "client_hellos_dropped": 0,
+    }
+    assert rows[1]["first_frame"] == quad9.frame
+
+
+def test_sni_doh_only_name_has_only_the_doh_role() -> None:
+    detector = _run([client_hello(sni="mozilla.cloudflare-dns.com", dport=443)])
+    (row,) = detector.sections()["sni_inventory"]
+    assert row["roles"] == ["doh"] and row["provider"] == "Cloudflare 1.1.1.1"
+
+
+def test_sni_hellos_seen_out_of_order_keep_the_earliest_and_latest() -> None:
+    late = client_hello(sni="dns.google", ts=20.0)
+    early = client_hello(sni="dns.google", ts=10.0)
+    middle = client_hello(sni="dns.google", ts=15.0)
+    (row,) = _run([late, early, middle]).sections()["sni_inventory"]
+    assert (row["first_ts"], row["last_ts"], row["count"]) == (10.0, 20.0, 3)
+
+
+def test_sni_server_and_frame_samples_are_capped() -> None:
+    hellos = [
+        client_hello(sni="dns.google", dst=f"192.0.2.{i}", ts=float(i)) for i in range(MAX_FRAMES)
+    ]
+    detector = _run(hellos)
+    (row,) = detector.sections()["sni_inventory"]
+    assert row["servers"] == sorted(f"192.0.2.{i}" for i in range(8))
+    (finding,) = detector.finish()
+    assert len(finding.frames) == MAX_FRAMES
+    more = _run([*hellos, client_hello(sni="dns.google", ts=99.0)]).finish()[0]
+    assert more.frames == finding.frames
+
+
+def test_sni_dropped_clients_marker_row_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sni_module, "MAX_CLIENTS", 2)
+    detector = _run(
+        [
+            client_hello(sni="a.example"),
+            client_hello(src="10.0.0.3", sni="a.example"),
+            client_hello(src="10.0.0.97", sni="a.example"),
+            client_hello(src="10.0.0.98", sni="a.example"),
+            client_hello(src="10.0.0.98", sni="b.example"),
+            client_hello(src="10.0.0.99", sni="a.example"),
+        ]
+    )
+    marker = detector.sections()["sni_inventory"][-1]
+    # The dropped clients are themselves tracked only up to the cap: "2 more" is a floor.
+    assert marker == {
+        "client": None,
+        "sni": None,
+        "count": 4,
+        "note": "2 more clients over the cap of 2; their hellos are not listed",
+    }
+
+
+def test_sni_drops_per_client_are_counted_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sni_module, "MAX_SNIS_PER_CLIENT", 1)
+    detector = _run([client_hello(sni=f"n{i}.example") for i in range(4)])
+    (row,) = detector.sections()["sni_inventory"]
+    assert row["client_hellos_dropped"] == 3
+
+
+def test_sni_frame_sample_keeps_the_first_hellos() -> None:
+    import dataclasses
+
+    hellos = [client_hello(sni="dns.google", frame=1000 + i) for i in range(MAX_FRAMES)]
+    late = dataclasses.replace(hellos[0], frame=1)  # e.g. from a later file
+    (finding,) = _run([*hellos, late]).finish()
+    assert 1 not in finding.frames
+
+
+def test_names_over_the_per_client_cap_are_counted_in_the_finding() -> None:
+    """At the cap of 500 names a client still gets its finding; each hello whose name
+    found no room is counted in it (snis_dropped), and nothing is counted below the cap."""
+    assert sni_module.MAX_SNIS_PER_CLIENT == 500
+    names = [f"n{i}.dns.nextdns.io" for i in range(500)]  # each a NextDNS name
+    at_cap = [client_hello(sni=name, ts=10.0 + i / 1000) for i, name in enumerate(names)]
+    (finding,) = _run(at_cap).finish()
+    assert len(finding.evidence["names"]) == 500
+    assert "snis_dropped" not in finding.evidence
+    over = [client_hello(sni="n500.dns.nextdns.io"), client_hello(sni="dns.google")]
+    (finding,) = _run([*at_cap, *over]).finish()
+    assert finding.evidence["snis_dropped"] == 2
+    assert "dns.google" not in {n["sni"] for n in finding.evidence["names"]}
+
+
+def test_hellos_of_clients_over_the_client_cap_are_counted_in_every_finding() -> None:
+    assert sni_module.MAX_CLIENTS == 1_000
+    clients = [f"10.1.{i // 256}.{i % 256}" for i in range(1_001)]
+    hellos = [client_hello(src=c, sni="dns.quad9.net", ts=1.0 + i / 1000)
+              for i, c in enumerate(clients)]  # fmt: skip
+    kept = _run(hellos[:-1]).finish()
+    assert len(kept) == 1_000 and all("clients_dropped" not in x.evidence for x in kept)
+    again = client_hello(src=clients[-1], sni="dns.google")
+    found = _run([*hellos, again]).finish()
+    assert len(found) == 1_000 and clients[-1] not in {x.client for x in found}
+    assert {x.evidence.get("clients_dropped") for x in found} == {2}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from dotaudit.detect import split_leak
+from dotaudit.detect import recent_plaintext, split_leak
 from dotaudit.detect.base import Context
 from dotaudit.detect.split_leak import SplitLeakDetector
 from dotaudit.model.events import Event
+from dotaudit.model.findings import CATALOGUE
 from tests import factories as f
 from tests.detection import detect
 
@@ -79,3 +82,112 @@ def test_clients_over_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> No
     over = run([*_split_leak("10.0.0.2"), *_split_leak("10.0.0.3")])
     assert [x.client for x in over.finish()] == ["10.0.0.2"]
     assert over.caps() == {"split_leak_clients_full": 1}
+
+
+def _session(ts: float, **kw: object) -> list[Event]:
+    return f.dot_session_events(client_lengths=[147], server_lengths=[487], ts=ts, **kw)  # type: ignore[arg-type]
+
+
+def test_split_leak_finding_in_full() -> None:
+    first = _session(100.0)
+    second = _session(100.2, cport=40001)  # overlaps the first: its queries count once
+    queries = [
+        f.dns_query(ts=100.3, dst="192.0.2.53", qname="a.example"),
+        f.dns_query(ts=100.4, dst="192.0.2.54", qname=None),
+        f.dns_query(ts=100.6, dst="192.0.2.53", qname="a.example"),
+    ]
+    events = [*first[:-1], *second[:-1], *queries, first[-1], second[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence == {
+        "dot_servers": [f.SERVER],
+        "plaintext_servers": ["192.0.2.53", "192.0.2.54"],
+        "plaintext_queries": 3,
+        "qnames": ["a.example"],
+        "qname_count": 1,
+    }
+    assert finding.server == "192.0.2.53, 192.0.2.54"
+    assert finding.client == f.CLIENT and finding.file == f.FILE
+    assert finding.dedup_key == f"DA-LEAK-007|{f.FILE}|{f.CLIENT}"
+    assert (finding.first_ts, finding.last_ts) == (100.3, 100.6)
+    assert finding.frames == tuple(q.frame for q in queries)
+    assert finding.severity is CATALOGUE["DA-LEAK-007"].severity
+
+
+def test_split_leak_counts_every_query_of_a_long_session() -> None:
+    session = _session(100.0)
+    queries = [f.dns_query(ts=100.0 + i / 1000) for i in range(250)]
+    (finding,) = run([*session[:-1], *queries, session[-1]]).finish()
+    assert finding.evidence["plaintext_queries"] == 250
+
+
+def _ending_at(events: list[Event], end: float) -> list[Event]:
+    return [*events[:-1], dataclasses.replace(events[-1], end=end)]
+
+
+def test_split_leak_counts_a_query_seen_by_two_sessions_once_and_later_ones_too() -> None:
+    first = _ending_at(_session(100.0), 101.0)
+    second = _ending_at(_session(100.5, cport=40001), 102.0)
+    shared = f.dns_query(ts=100.7, qname="both.example")
+    later = f.dns_query(ts=101.5, qname="second.example")
+    events = [*first[:-1], *second[:-1], shared, later, first[-1], second[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence["plaintext_queries"] == 2
+    assert finding.evidence["qnames"] == ["both.example", "second.example"]
+
+
+def test_a_long_overlap_of_two_sessions_counts_each_query_once() -> None:
+    # 300 queries while both sessions are up: more than any fixed list of frames seen.
+    first = _ending_at(_session(100.0), 101.0)
+    second = _ending_at(_session(100.5, cport=40001), 102.0)
+    shared = [f.dns_query(ts=100.5 + i / 1000, qname=f"q{i}.example") for i in range(300)]
+    events = [*first[:-1], *second[:-1], *shared, first[-1], second[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence["plaintext_queries"] == 300
+    assert finding.evidence["qname_count"] == 300
+
+
+def test_a_session_around_an_earlier_one_counts_only_what_that_one_did_not() -> None:
+    # The outer session started first but ends last: the inner one's queries count once,
+    # the outer one's own (before and after the inner one) count too.
+    inner = _ending_at(_session(100.0, cport=40001), 101.0)
+    outer = _ending_at(_session(99.0), 102.0)
+    before = [f.dns_query(ts=99.0 + i / 1000) for i in range(300)]
+    during = [f.dns_query(ts=100.0 + i / 1000) for i in range(300)]
+    after = [f.dns_query(ts=101.5)]
+    events = [*outer[:-1], *inner[:-1], *before, *during, inner[-1], *after, outer[-1]]
+    detected = f.run_detectors(events, only=SplitLeakDetector)
+    (finding,) = detected.findings
+    # The window keeps the client's last 512 queries (recent_plaintext.PER_CLIENT): when
+    # the outer session ends it holds 211 of the 300 before the inner one (601 - 512 = 89
+    # older ones left), all 300 during it (counted once, by the inner one) and the last.
+    assert recent_plaintext.PER_CLIENT == 512
+    assert finding.evidence["plaintext_queries"] == 300 + 211 + 1
+
+
+@pytest.mark.parametrize(("kept", "counted"), [(8, 7), (6, 8)], ids=["bound", "two-less"])
+def test_counted_frames_kept_are_enough_in_the_worst_case(
+    monkeypatch: pytest.MonkeyPatch, kept: int, counted: int
+) -> None:
+    """A window of 4 queries per client: q is counted, then three older queries (in the
+    window beside q) and three newer ones (arriving while q is still there), 2 * 4 - 2
+    after it, and then a last session brings q again. Remembering 2 * PER_CLIENT counted
+    frames counts q once; two fewer, and q is counted twice."""
+    monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 4)
+    monkeypatch.setattr(split_leak, "COUNTED_KEPT", kept)
+    assert kept == split_leak.COUNTED_KEPT
+    older = [f.dns_query(ts=10.0 + i / 10) for i in range(3)]
+    q = f.dns_query(ts=11.0, qname="q.example")
+    newer = [f.dns_query(ts=12.0 + i / 10) for i in range(3)]
+    only_q = _ending_at(_session(10.9, cport=40001), 11.05)
+    only_older = _ending_at(_session(9.9, cport=40002), 10.5)
+    only_newer = _ending_at(_session(11.9, cport=40003), 12.5)
+    q_again = _ending_at(_session(10.95, cport=40004), 13.0)
+    sessions = (only_q, only_older, only_newer, q_again)
+    events = [e for s in sessions for e in s[:-1]]
+    events += [*older, q, only_q[-1], only_older[-1], *newer, only_newer[-1], q_again[-1]]
+    (finding,) = run(events).finish()
+    assert finding.evidence["plaintext_queries"] == counted
+
+
+def test_the_default_bound_is_twice_the_window() -> None:
+    assert split_leak.COUNTED_KEPT == 2 * recent_plaintext.PER_CLIENT == 1024

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -764,14 +763,11 @@ def test_suricata_1500_overlong_questions_are_bounded() -> None:
     streams = tcp_streams(path)
     (message,) = frame_messages(streams[next(key for key in streams if key[1] == 1053)])
     assert looks_like_dns(message)
-    started = time.perf_counter()
     facts = parse_dns(message)
-    elapsed = time.perf_counter() - started
     assert facts.qdcount == 1500
     assert facts.malformed == "name_too_long"
     assert facts.qname is not None
     assert len(facts.qname) <= 255 and facts.qname.startswith("123456789abcdef")
-    assert elapsed < 0.1  # about 1 ms in practice; generous for loaded CI machines
 
 
 def http2_data_by_stream(segments: list[bytes]) -> dict[int, bytes]:

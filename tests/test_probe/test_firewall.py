@@ -89,8 +89,8 @@ def test_blocked_states_classified_with_53_open(
     assert mechanism in by_id["DA-PROBE-002"]["remediation"]
     if klass == "filtered":
         assert found["reach.853"]["elapsed_s"] >= TIMEOUT * 0.9
-    else:
-        assert found["reach.853"]["elapsed_s"] < 0.5
+    else:  # answered, so never waited out (the margin is the filtered case's)
+        assert found["reach.853"]["elapsed_s"] < TIMEOUT * 0.9
     if klass == "icmp":
         assert found["reach.853"]["evidence"]["errno"] in ("EHOSTUNREACH", "EACCES")
 

@@ -64,12 +64,10 @@ def read_stream(path: Path) -> list[dict[str, object]]:
 def test_two_hundred_targets(lab: Lab, tmp_path: Path) -> None:
     expected = write_targets(lab, tmp_path / "targets.txt")
     stream, report = tmp_path / "run.jsonl", tmp_path / "report.json"
-    start = time.monotonic()
+    # Its speed is measured by bench/probe_bulk.py; the timeout only stops a hang.
     done = subprocess.run(command(lab, tmp_path / "targets.txt", stream, report),
                           capture_output=True, text=True, timeout=BUDGET_S * 2)  # fmt: skip
-    elapsed = time.monotonic() - start
     assert done.returncode == 0, done.stderr[-2000:]
-    assert elapsed < BUDGET_S
     rows = read_stream(stream)
     assert len(rows) == 200
     data = json.loads(report.read_text())

@@ -209,3 +209,96 @@ def test_attempt_severity_by_level_and_mode() -> None:
     assert attempt_severity(warn, strict_only=False, mode="strict") is Severity.LOW
     assert attempt_severity(ok, strict_only=False, mode="strict") is None
     assert attempt_severity(nothing, strict_only=False, mode="strict") is None
+
+
+ACCEPT = "a strict client would accept this resolver: it authenticates"
+ENCRYPTED = "an opportunistic client gets an encrypted (if unauthenticated) session"
+
+
+def test_accepting_verdict_in_full() -> None:
+    verdict = judge(results(*GOOD), TlsOutcome(True), pinned=False, named=True)
+    assert verdict.to_dict() == {
+        "strict": "accept",
+        "opportunistic": "encrypted",
+        "reasons": [ACCEPT, ENCRYPTED],
+        "cause": None,
+    }
+
+
+def test_intercepted_verdict_in_full() -> None:
+    res = results(*GOOD, attempt("interception", "fail", "key matches none of the pins"))
+    verdict = judge(res, TlsOutcome(True), pinned=False, named=True)
+    assert verdict.to_dict() == {
+        "strict": "accept",
+        "opportunistic": "intercepted",
+        "reasons": [
+            ACCEPT,
+            "an opportunistic client would accept the interceptor's certificate and leak "
+            "every query to it (key matches none of the pins)",
+        ],
+        "cause": None,
+    }
+    # An interception check that passes or warns is no interception.
+    warned = results(*GOOD, attempt("interception", "warn", "cut short"))
+    assert judge(warned, TlsOutcome(True), pinned=False, named=True).opportunistic == "encrypted"
+
+
+def test_plaintext_fallback_and_no_dns_reasons_in_full() -> None:
+    blocked = attempt("reach.853", "fail", "filtered")
+    tcp_only = attempt("reach.53", "pass", udp53={"answered": False}, tcp53={"answered": True})
+    verdict = judge(results(blocked, tcp_only), TlsOutcome(None), pinned=False, named=True)
+    assert verdict.to_dict() == {
+        "strict": "refuse",
+        "opportunistic": "plaintext-fallback",
+        "reasons": [
+            "a strict client would refuse this resolver because port 853 is not usable: filtered",
+            "an opportunistic client cannot use DoT on port 853 and falls back to plaintext "
+            "port 53, which answers",
+        ],
+        "cause": "port-unusable",
+    }
+    silent = attempt(
+        "reach.53", "not-applicable", udp53={"answered": False}, tcp53={"answered": False}
+    )
+    verdict = judge(results(blocked, silent), TlsOutcome(None), pinned=False, named=True)
+    assert verdict.opportunistic == "fails"
+    assert verdict.reasons[-1] == (
+        "an opportunistic client gets no DNS here: DoT on port 853 does not work and "
+        "plaintext port 53 does not answer"
+    )
+
+
+def test_reach_853_failure_reason_falls_back_to_the_status() -> None:
+    res = results(CheckAttempt("reach.853", CheckStatus.FAIL, Level.MUST, "RFC", {}, None))
+    verdict = judge(res, TlsOutcome(None), pinned=False, named=True)
+    assert verdict.reasons[0] == (
+        "a strict client would refuse this resolver because port 853 is not usable: fail"
+    )
+
+
+def test_handshake_failure_reason_in_full() -> None:
+    verdict = judge(results(*GOOD), TlsOutcome(False, "reset"), pinned=False, named=True)
+    assert verdict.reasons[0] == (
+        "a strict client would refuse this resolver because no TLS session could be set up "
+        "on port 853: reset"
+    )
+
+
+def test_pinned_and_named_needs_the_pin_as_well() -> None:
+    pin_failed = results(*GOOD[:4], attempt("cert.pin", "fail", "no pin matches"))
+    assert list(judge(pin_failed, TlsOutcome(True), pinned=True, named=True).reasons) == [
+        "a strict client would refuse this resolver because cert.pin: no pin matches",
+        ENCRYPTED,
+    ]
+
+
+def test_attempt_severity_strict_only_counts_in_full_in_strict_mode() -> None:
+    must = CheckAttempt("x", CheckStatus.FAIL, Level.MUST, "", {}, "r")
+    may = CheckAttempt("x", CheckStatus.FAIL, Level.MAY, "", {}, "r")
+    error = CheckAttempt("x", CheckStatus.ERROR, Level.MUST, "", {}, "r")
+    skip = CheckAttempt("x", CheckStatus.SKIP, Level.MUST, "", {}, "r")
+    assert attempt_severity(must, strict_only=True, mode="strict") is Severity.HIGH
+    assert attempt_severity(must, strict_only=False, mode="opportunistic") is Severity.HIGH
+    assert attempt_severity(may, strict_only=False, mode="strict") is Severity.LOW
+    assert attempt_severity(error, strict_only=False, mode="strict") is Severity.LOW
+    assert attempt_severity(skip, strict_only=False, mode="strict") is None

@@ -4,24 +4,30 @@ gets its own reason, and the evidence describes what the server sent.
 Oracle: the lab PKI (tests/lab/pki.py: the valid leaf is signed by the lab CA, the
 self_signed leaf by its own key, the untrusted one by the rogue CA, the expired one by
 the lab CA but out of date; pins and CA checked against OpenSSL in test_pki.py).
+
+Without the lab: cert.chain against a loopback TLS server. Oracle: the chain each test built
+and the trust store it gave (RFC 5280 §6 path validation is OpenSSL's).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
 
+from dotaudit import x509
 from dotaudit.probe.base import CheckStatus
 from dotaudit.probe.runner import TargetResult
+from tests.certgen import NOW, Issued, ca, issue
 from tests.lab.lab import Lab
 from tests.test_probe.lab_probe import attempt
+from tests.test_probe.test_checks.conftest import ServerProbe
 
-pytestmark = pytest.mark.lab
-
-Probe = Callable[..., TargetResult]
+LabProbe = Callable[..., TargetResult]
 
 
+@pytest.mark.lab
 def test_valid_chain_passes_and_is_described(lab: Lab, padded_audit: TargetResult) -> None:
     found = attempt(padded_audit, "cert.chain")
     assert found.status is CheckStatus.PASS
@@ -31,6 +37,7 @@ def test_valid_chain_passes_and_is_described(lab: Lab, padded_audit: TargetResul
     assert found.evidence["verified_length"] == 2  # leaf and lab CA
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize(
     ("variant", "why"),
     [
@@ -39,9 +46,80 @@ def test_valid_chain_passes_and_is_described(lab: Lab, padded_audit: TargetResul
         ("expired", "the certificate has expired"),
     ],
 )
-def test_refused_chains_say_why(lab: Lab, probe_lab: Probe, variant: str, why: str) -> None:
+def test_refused_chains_say_why(lab: Lab, probe_lab: LabProbe, variant: str, why: str) -> None:
     found = attempt(probe_lab(variant), "cert.chain")
     assert found.status is CheckStatus.FAIL
     assert why in (found.error_reason or "")
     assert found.evidence["openssl"] and found.evidence["verified_length"] == 0
     assert found.evidence["sent"][0]["spki_pin"] == lab[variant].pin
+
+
+def test_chain_to_the_trusted_root_passes(probe_server: ServerProbe, intermediate: Issued) -> None:
+    leaf = issue(issuer=intermediate)
+    attempt = probe_server(leaf, intermediate)["cert.chain"]
+    assert attempt.status is CheckStatus.PASS and attempt.error_reason is None
+    assert attempt.evidence["sent"] == [
+        x509.describe(leaf.cert),
+        x509.describe(intermediate.cert),
+    ]
+    assert attempt.evidence["verified_length"] == 3
+    assert attempt.evidence["trust_store"].endswith("trust.pem")
+    assert "openssl" not in attempt.evidence
+
+
+def test_self_signed_leaf_fails_as_self_signed(probe_server: ServerProbe) -> None:
+    attempt = probe_server(issue())["cert.chain"]
+    assert attempt.status is CheckStatus.FAIL
+    assert attempt.error_reason is not None
+    assert attempt.error_reason.startswith("the certificate is self-signed (")
+    assert attempt.evidence["verified_length"] == 0
+    assert attempt.evidence["openssl"] in attempt.error_reason
+
+
+def test_expired_leaf_fails_as_expired(probe_server: ServerProbe, root: Issued) -> None:
+    leaf = issue(
+        issuer=root,
+        not_before=NOW - dt.timedelta(days=60),
+        not_after=NOW - dt.timedelta(days=1),
+    )
+    attempt = probe_server(leaf)["cert.chain"]
+    assert attempt.status is CheckStatus.FAIL
+    assert (attempt.error_reason or "").startswith("the certificate has expired (")
+
+
+def test_untrusted_issuer_without_intermediate_says_so(probe_server: ServerProbe) -> None:
+    rogue = ca("Rogue CA")
+    attempt = probe_server(issue(issuer=rogue))["cert.chain"]
+    assert attempt.status is CheckStatus.FAIL
+    assert (attempt.error_reason or "").startswith(
+        "its issuer 'CN=Rogue CA' is not a trusted CA and the server sent no intermediate ("
+    )
+
+
+def test_untrusted_root_behind_an_intermediate_names_the_last_issuer(
+    probe_server: ServerProbe,
+) -> None:
+    rogue = ca("Rogue Root")
+    rogue_intermediate = ca("Rogue Intermediate", issuer=rogue)
+    attempt = probe_server(issue(issuer=rogue_intermediate), rogue_intermediate)["cert.chain"]
+    assert attempt.status is CheckStatus.FAIL
+    reason = attempt.error_reason or ""
+    assert reason.startswith("its issuer 'CN=Rogue Root' is not a trusted CA (")
+    assert "no intermediate" not in reason
+
+
+def test_other_verification_errors_are_named_by_openssl(
+    probe_server: ServerProbe, root: Issued
+) -> None:
+    leaf = issue(issuer=root, not_before=NOW + dt.timedelta(days=2))
+    attempt = probe_server(leaf)["cert.chain"]
+    assert attempt.status is CheckStatus.FAIL
+    assert (attempt.error_reason or "").startswith("OpenSSL rejected the chain (")
+
+
+def test_without_ca_the_system_store_is_the_trust_store(
+    probe_server: ServerProbe, root: Issued
+) -> None:
+    attempt = probe_server(issue(issuer=root), system_store=True)["cert.chain"]
+    assert attempt.evidence["trust_store"] == "system"
+    assert attempt.status is CheckStatus.FAIL  # the test root is in no system store

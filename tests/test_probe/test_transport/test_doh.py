@@ -57,18 +57,18 @@ def test_trickling_server_cannot_outlast_the_deadline(
     assert caught.value.kind == "timeout"
     assert str(caught.value) == (f"DoH to 127.0.0.1:{server.port}: TLS up (ALPN h2), no "
                                  "complete HTTP answer within 1.0 s")  # fmt: skip
-    assert took < 2.0, took
+    # The deadline is honoured (the point of the test, so timed): without the watchdog
+    # the trickle never ends; the deadline again leaves a loaded machine room.
+    assert took < 2 * 1.0, took
 
 
 def test_oversized_body_is_cut_off(local_pki: Pki, hostile: Callable[..., HostileDoh]) -> None:
     """A 10 MB body: the client stops reading past 64 KiB and hangs up at once (httpcore
     reads the socket only as the body is consumed, so the rest never reaches memory)."""
     server = hostile("http2", lambda query: b"\x00" * 10_000_000)
-    start = time.monotonic()
     with pytest.raises(ProbeError) as caught:
         exchange(Transport(), "127.0.0.1", server.port, str(local_pki.ca_cert), 30.0)
-    # The cap ends it, not the deadline: a long deadline leaves a loaded machine (a 2-core
-    # host under load 16 took 3.6 s) room, and half of it still tells the two apart.
+    # The cap ends it, not the deadline (which would be a "timeout" error); the long
+    # deadline leaves a loaded machine room (a 2-core host under load 16 took 3.6 s).
     assert caught.value.kind == "protocol"
     assert str(caught.value).endswith("the body exceeds 65535 octets")
-    assert time.monotonic() - start < 15.0
