@@ -10,8 +10,11 @@ from dotaudit.cli import UsageError
 from dotaudit.cli.events import quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
+    add_grouping_options,
     add_report_options,
     exit_status,
+    grouping,
+    print_input_notes,
     progress_bar,
     report_options,
     timestamp,
@@ -27,16 +30,23 @@ EXAMPLES = """
   dotaudit analyze pcaps/09-office.pcap -o reports/office.html
   dotaudit analyze pcaps/04-fallback.pcap --policy pcaps/loopback-policy.toml --format text
   dotaudit analyze pcaps/ --evidence reports/evidence -o reports/audit.json --fail-on medium
+  dotaudit analyze - -o reports/piped.json
 """
 
 
 def add_arguments(analyze: argparse.ArgumentParser) -> None:
-    analyze.add_argument("inputs", nargs="+", metavar="FILE|DIR")
+    analyze.add_argument(
+        "inputs", nargs="+", metavar="FILE|DIR|-", help="captures; - reads standard input"
+    )
     add_report_options(analyze)
     analyze.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
     analyze.add_argument(
-        "--workers", type=int, metavar="N", help="files analyzed in parallel (default: cores)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="files or capture sets analyzed in parallel (default: cores)",
     )
+    add_grouping_options(analyze)
     analyze.add_argument(
         "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
     )
@@ -51,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_gc()
     options = report_options(args)
+    if args.evidence and "-" in args.inputs:
+        raise UsageError(
+            "--evidence copies frames from the captures again, and standard input can be "
+            "read only once: save the capture to a file and analyze that"
+        )
     policy = load_policy(args.policy) if args.policy else Policy()
     paths = expand_inputs(args.inputs)
     if not paths:
@@ -59,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if workers < 1:
         raise UsageError("--workers must be at least 1")
 
-    def progress_for(path: Path) -> ProgressBar | None:
-        return progress_bar(str(path))
+    def progress_for(label: str) -> ProgressBar | None:
+        return progress_bar(label)
 
     report = analyze(
         paths,
@@ -68,12 +83,11 @@ def run(args: argparse.Namespace) -> int:
         workers=workers,
         progress_for=progress_for,
         generated_at=timestamp(),
+        grouping=grouping(args),
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")
-    for item in report.inputs:
-        for warning in item.get("warnings", []):
-            print(f"warning: {warning}", file=sys.stderr)
+    print_input_notes(report.inputs)
     if args.evidence:
         from dotaudit.capture.evidence import write_evidence
         from dotaudit.model.evidence import plan_evidence

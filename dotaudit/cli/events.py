@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
-from dotaudit.cli.output import atomic_writer, output_path, progress_bar
+from dotaudit.cli.output import (
+    add_grouping_options,
+    atomic_writer,
+    grouping,
+    output_path,
+    print_input_notes,
+    progress_bar,
+)
 from dotaudit.errors import InputError
+
+if TYPE_CHECKING:
+    from dotaudit.capture.sets import InputGroup
 
 EVENT_TYPES = (
     "dns",
@@ -32,11 +41,14 @@ EXAMPLES = """
   dotaudit events pcaps/01-kdig-strict-dot.pcap
   dotaudit events pcaps/ --type dns,tls -o reports/events.jsonl
   dotaudit events pcaps/09-office.pcap --type connection --workers auto --strict
+  dotaudit events - --type dns -o reports/piped.jsonl
 """
 
 
 def add_arguments(events: argparse.ArgumentParser) -> None:
-    events.add_argument("inputs", nargs="+", metavar="FILE|DIR")
+    events.add_argument(
+        "inputs", nargs="+", metavar="FILE|DIR|-", help="captures; - reads standard input"
+    )
     events.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     events.add_argument(
         "--type",
@@ -52,8 +64,10 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N|auto",
         help="processes per capture, each dissecting a share of its flows; the output is "
-        "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more)",
+        "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more; "
+        "standard input is read by one)",
     )
+    add_grouping_options(events)
 
 
 def parse_types(spec: str | None) -> frozenset[str] | None:
@@ -103,7 +117,7 @@ def quiet_gc() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dotaudit.pipeline import expand_inputs
+    from dotaudit.pipeline import expand_inputs, input_groups
 
     quiet_gc()
     types = parse_types(args.type)
@@ -111,46 +125,54 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         raise InputError("no capture files found in " + ", ".join(args.inputs))
+    groups = input_groups(paths, grouping(args))
     if output is None:
-        return _write_events(paths, sys.stdout, types, args.workers, args.strict)
+        return _write_events(groups, sys.stdout, types, args.workers, args.strict)
     with atomic_writer(output) as handle:
-        return _write_events(paths, handle, types, args.workers, args.strict)
+        return _write_events(groups, handle, types, args.workers, args.strict)
 
 
 def _write_events(
-    paths: list[Path], handle: IO[str], types: frozenset[str] | None, workers: int, strict: bool
+    groups: list[InputGroup],
+    handle: IO[str],
+    types: frozenset[str] | None,
+    workers: int,
+    strict: bool,
 ) -> int:
-    from dotaudit.pipeline import CaptureRun
+    from dotaudit.model.report import InputSummary
+    from dotaudit.pipeline import capture_runs, group_label
 
     status = EXIT_OK
     write = handle.write
-    for path in paths:
-        bar = progress_bar(str(path))
-        shards = workers
+    for group in groups:
+        bar = progress_bar(group_label(group))
+        shards = 1 if group.is_stdin else workers
         if shards != 1:  # multiprocessing is imported only when asked for
             from dotaudit.parallel_events import ShardedRun, auto_shards
 
-            shards = shards or auto_shards(path)
+            shards = shards or auto_shards(group)
+        summaries: list[InputSummary] = []
         if shards > 1:
             handle.flush()  # the shards are forked: nothing may be left to flush twice
             sys.stderr.flush()
-            sharded = ShardedRun(path, shards, types, progress=bar)
+            sharded = ShardedRun(group, shards, types, progress=bar)
             for text in sharded.lines():
                 write(text)
-            summary = sharded.summary
+            summaries = sharded.summaries
         else:
-            run = CaptureRun(path, progress=bar, hash_input=False)
-            for text in run.lines(types):
-                write(text)
-            summary = run.summary
+            for capture in capture_runs(group, progress=bar, hash_input=False):
+                for text in capture.lines(types):
+                    write(text)
+                summaries.extend(capture.summaries)
         if bar is not None:
             bar.close()
-        for warning in summary.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        if summary.truncated_at is not None and strict:
-            print(
-                f"error: {path}: truncated at byte offset {summary.truncated_at} (--strict)",
-                file=sys.stderr,
-            )
-            status = EXIT_USAGE
+        print_input_notes([summary.to_dict() for summary in summaries])
+        for summary in summaries:
+            if summary.truncated_at is not None and strict:
+                print(
+                    f"error: {summary.path}: truncated at byte offset {summary.truncated_at} "
+                    "(--strict)",
+                    file=sys.stderr,
+                )
+                status = EXIT_USAGE
     return status

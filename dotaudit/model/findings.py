@@ -250,9 +250,13 @@ class Finding:
     last_ts: float | None = None
     remediation: str = ""
     file: str | None = None
+    frames_by_file: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """A finding of a capture set whose frames lie in several files: every file with its
+    frames, in timeline order (``file`` and ``frames`` are the first of them). Empty when
+    the frames are all in ``file``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "severity": self.severity.label,
             "confidence": self.confidence.label,
@@ -267,6 +271,11 @@ class Finding:
             "dedup_key": self.dedup_key,
             "file": self.file,
         }
+        if self.frames_by_file:
+            out["frames_by_file"] = [
+                {"file": file, "frames": list(frames)} for file, frames in self.frames_by_file
+            ]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
@@ -284,6 +293,10 @@ class Finding:
             last_ts=data.get("last_ts"),
             remediation=str(data.get("remediation", "")),
             file=data.get("file"),
+            frames_by_file=tuple(
+                (str(group["file"]), tuple(int(f) for f in group.get("frames") or ()))
+                for group in data.get("frames_by_file") or ()
+            ),
         )
 
 
