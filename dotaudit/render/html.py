@@ -118,6 +118,13 @@ def finding_view(
         (str(k).replace("_", " "), text_of(v)) for k, v in list(finding.evidence.items())[:30]
     ]
     frames = list(finding.frames)
+    capture = finding.file
+    frames_text = text_of(frames) if frames else "—"
+    if finding.frames_by_file:  # a capture set: the frames of each of its files
+        capture = ", ".join(file for file, _ in finding.frames_by_file)
+        frames_text = "; ".join(
+            f"{file}: {text_of(list(numbers))}" for file, numbers in finding.frames_by_file
+        )
     return {
         "anchor": anchor,
         "index": index,
@@ -128,10 +135,10 @@ def finding_view(
         "title": finding.title,
         "client": finding.client,
         "server": finding.server,
-        "file": finding.file,
+        "file": capture,
         "first": fmt_ts(finding.first_ts),
         "last": fmt_ts(finding.last_ts),
-        "frames": text_of(frames) if frames else "—",
+        "frames": frames_text,
         "evidence": evidence,
         "remediation": finding.remediation,
         "refs": _rfc_refs(finding.remediation),
