@@ -310,6 +310,9 @@ def member_summaries(
         summary.count_traffic(*tallies.by_member.get(member.index, ({}, {}, {})))
         if digests is not None and member.path in digests:
             summary.sha256 = digests[member.path].result()
+        if count == 1:  # a long silence cut it off from the rest: a file read alone
+            summaries.append(summary)
+            continue
         summary.capture_set = {
             "name": capture_set.label,
             "member": member.index + 1,

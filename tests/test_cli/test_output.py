@@ -200,3 +200,17 @@ def test_probe_fail_on_is_at_or_above(tmp_path: Path, fail_on: str, bulk: bool) 
     report = json.loads(out.read_text())
     assert [t["verdict"]["strict"] for t in report["targets"]] == ["refuse"]
     assert status == expected_status("high", fail_on)
+
+
+def test_progress_without_a_total_shows_the_bytes_read() -> None:
+    import io
+
+    from dotaudit.cli.output import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar("<stdin>", stream)
+    bar(3 * 1024 * 1024 + 512 * 1024, 0)  # a pipe: no total
+    assert stream.getvalue().endswith("3.5 MiB read")
+    assert "%" not in stream.getvalue()
+    bar(50, 100)
+    assert "50%" in stream.getvalue()
