@@ -14,6 +14,9 @@ and detectors see one capture. Which inputs form a set (:func:`group_inputs`):
      rotation counter ``tcpdump -C`` appends): ``cap.pcap``, ``cap.pcap1``, ``cap.pcap2``
      (``-C``/``-W``); ``cap-1764590400.pcap`` or ``cap-2026-12-01_12:00:00.pcap`` (``-G``
      with numeric strftime fields); ``ring_00001_20261201120000.pcapng`` (dumpcap);
+     and their first packets follow the order of their names' numbers
+     (:func:`follows_rotation_order`; one wrap-around allowed, as ``tcpdump -W`` reuses
+     its names): files side by side, starting together or out of turn, are no rotation;
   2. they record the same interfaces: the same link type, and for pcapng the same link
      types and interface names, in the same order (a capture of another interface or
      another link layer is another capture);
@@ -48,6 +51,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import pairwise
 from typing import Protocol
 
 from dotaudit.capture.reader import CaptureReader, Frame, FrameSink
@@ -108,6 +112,7 @@ DuplicateSink = Callable[[int, float, str], object]
 
 _DIGITS = re.compile(r"\d+")
 _COMPRESSED = ".gz"
+_ENDS_WITH_COUNTER = re.compile(r"\d(\.gz)?$")
 
 
 def rotation_shape(name: str) -> str:
@@ -118,6 +123,26 @@ def rotation_shape(name: str) -> str:
         name = name[: -len(_COMPRESSED)]
     shape = _DIGITS.sub("#", name)
     return shape[:-1] if shape.endswith("#") else shape
+
+
+def rotation_key(path: str) -> tuple[int, ...]:
+    """The numbers of a file name, in order: the order a rotation wrote its files in."""
+    return tuple(int(number) for number in _DIGITS.findall(os.path.basename(path)))
+
+
+def follows_rotation_order(files: Sequence[tuple[str, float]]) -> bool:
+    """Whether files (path, first timestamp) started one after the other in the order of
+    their names' numbers, allowing one wrap-around (``tcpdump -W`` reuses its names).
+    Files of one rotation never start together or out of turn; captures made side by
+    side (``erspan1.pcap``, ``erspan2.pcap`` of the same traffic) do."""
+    ordered = [ts for _, ts in sorted(files, key=lambda f: rotation_key(f[0]))]
+    steps_back = sum(later <= earlier for earlier, later in pairwise(ordered))
+    if steps_back == 0:
+        return True
+    # A ring of names (cap.pcap0 ... cap.pcap9, the counter at the end) may have wrapped
+    # once: the newest files then carry the lowest numbers.
+    ring = all(_ENDS_WITH_COUNTER.search(path) for path, _ in files)
+    return ring and steps_back == 1 and ordered[0] > ordered[-1]
 
 
 @dataclass(frozen=True)
@@ -223,7 +248,9 @@ def _rotations(paths: Sequence[str], open_source: OpenSource) -> list[InputGroup
                 starts[index] = start
                 by_interfaces.setdefault(start.interfaces, []).append(index)
         for members in by_interfaces.values():
-            if len(members) < 2:
+            if len(members) < 2 or not follows_rotation_order(
+                [(paths[i], starts[i].first_ts) for i in members]
+            ):
                 continue
             timeline = sorted(members, key=lambda i: (starts[i].first_ts, i))
             first_of[members[0]] = InputGroup(

@@ -216,3 +216,36 @@ def test_bytes_read_count_every_file(tmp_path: Path) -> None:
     for _ in capture_set.scan(lambda *_: None):
         pass
     assert capture_set.bytes_read == a.stat().st_size + b.stat().st_size
+
+
+def test_captures_side_by_side_are_no_rotation(tmp_path: Path) -> None:
+    # The same minutes recorded three ways (erspan1.pcap ... erspan3.pcap): they start
+    # together, which files of one rotation never do.
+    side = [write(tmp_path / f"erspan{i}.pcap", [T0, T0 + 5], tag=bytes([i])) for i in (1, 2, 3)]
+    assert [g.is_set for g in group_inputs(list(map(str, side)), Grouping.AUTO)] == [False] * 3
+    # Out of turn: the names' numbers do not follow the start times.
+    (tmp_path / "b").mkdir()
+    turns = [
+        write(tmp_path / "b" / f"part{i}.pcap", [T0 + start])
+        for i, start in ((1, 2), (2, 1), (3, 3))
+    ]
+    assert [g.is_set for g in group_inputs(list(map(str, turns)), Grouping.AUTO)] == [False] * 3
+
+
+def test_a_ring_of_names_that_wrapped_is_one_rotation(tmp_path: Path) -> None:
+    # tcpdump -C 1 -W 3 -w cap.pcap, four files written: cap.pcap0 was reused last.
+    files = [
+        write(tmp_path / "cap.pcap0", [T0 + 3]),
+        write(tmp_path / "cap.pcap1", [T0 + 1]),
+        write(tmp_path / "cap.pcap2", [T0 + 2]),
+    ]
+    (group,) = group_inputs(list(map(str, files)), Grouping.AUTO)
+    frames, _ = merged(group)
+    assert [name for name, _, _ in frames] == ["cap.pcap1", "cap.pcap2", "cap.pcap0"]
+    # Without a counter at the end of the name a wrap is no rotation.
+    (tmp_path / "b").mkdir()
+    named = [
+        write(tmp_path / "b" / f"cap-{i}.pcap", [T0 + start])
+        for i, start in ((0, 3), (1, 1), (2, 2))
+    ]
+    assert [g.is_set for g in group_inputs(list(map(str, named)), Grouping.AUTO)] == [False] * 3
