@@ -249,3 +249,25 @@ def test_a_ring_of_names_that_wrapped_is_one_rotation(tmp_path: Path) -> None:
         for i, start in ((0, 3), (1, 1), (2, 2))
     ]
     assert [g.is_set for g in group_inputs(list(map(str, named)), Grouping.AUTO)] == [False] * 3
+
+
+def pcapng_on(path: Path, interface: bytes, start: float) -> Path:
+    """A pcapng of one Ethernet interface named ``interface`` (if_name), two frames."""
+    import struct
+
+    body = struct.pack("<HHI", 1, 0, 0) + capwrite.option(2, interface) + capwrite.end_of_options()
+    frames = [
+        capwrite.epb(0, round(ts * 1e6), interface + repr(ts).encode()) for ts in (start, start + 1)
+    ]
+    path.write_bytes(capwrite.shb() + capwrite.block(1, body) + b"".join(frames))
+    return path
+
+
+def test_a_capture_of_another_interface_is_another_capture(tmp_path: Path) -> None:
+    # dumpcap -i eth0 -i eth1 writing two rings into one directory.
+    eth0 = [pcapng_on(tmp_path / f"ring_0000{i}_2026120112000{i}.pcapng", b"eth0", T0 + 2 * i)
+            for i in (1, 2)]  # fmt: skip
+    eth1 = pcapng_on(tmp_path / "ring_00003_20261201120003.pcapng", b"eth1", T0 + 3)
+    groups = group_inputs([*map(str, eth0), str(eth1)], Grouping.AUTO)
+    assert [g.files for g in groups] == [tuple(map(str, eth0)), (str(eth1),)]
+    assert groups[0].starts[0].interfaces == ((1, "eth0"),)

@@ -410,3 +410,24 @@ def test_malformed_section_rows_do_not_crash(section: str) -> None:
     ]  # type: ignore[list-item]
     report.sections["fallback_events"] = [{"attempt_start": "x"}, {"attempt_start": 1e300}]
     assert "<!DOCTYPE html>" in render_html(report)
+
+
+def test_a_capture_set_is_listed_file_by_file_with_frames_per_file(tmp_path: Path) -> None:
+    from dotaudit.detect.base import Context
+    from dotaudit.pipeline import analyze
+    from dotaudit.render.text import render_text
+    from tests import rotation
+
+    office = Path(__file__).resolve().parents[2] / "pcaps" / "09-office.pcap"
+    files = rotation.tcpdump_size_names(rotation.pieces(office, tmp_path, [100, 132]))
+    report = analyze(files, Context())
+    spanning = next(f for f in report.findings if f.frames_by_file)
+    page = render_html(report)
+    for path in files:
+        assert f"of the capture set {files[0]}" in page
+        assert str(path) in page
+    first, second = spanning.frames_by_file
+    assert f"{first[0]}: {', '.join(map(str, first[1]))}; {second[0]}:" in page
+    text = render_text(report)
+    assert f"input {files[1]}: 132 packets" in text
+    assert f"(file 2 of 2 of the set {files[0]})" in text
