@@ -207,8 +207,11 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "DA-PROBE-001",
         "A strict-mode client would refuse this DoT resolver",
         Severity.HIGH,
-        "Fix the certificate chain, name or pin (RFC 8310 §8, RFC 6125, RFC 7858 §4.2) so that "
-        "strict clients can authenticate the resolver.",
+        "Depends on why: a DoT port that refuses or drops connections must be opened (RFC 7858 "
+        "§3.1); a failing TLS handshake needs the server's TLS setup fixed; a certificate whose "
+        "chain, name or pin does not hold must be replaced (RFC 8310 §8, RFC 6125, RFC 7858 "
+        "§4.2). Each finding names its cause. Low under --mode opportunistic when only the "
+        "certificate fails: those clients still encrypt.",
     ),
     CatalogueEntry(
         "DA-PROBE-002",
@@ -224,6 +227,23 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "The certificate on port 853 does not match the pin or the expected CA: opportunistic "
         "clients leak every query to the interceptor. Pin the resolver (RFC 7858 §4.2) and use "
         "strict mode (RFC 8310 §5).",
+    ),
+    CatalogueEntry(
+        "DA-PROBE-004",
+        "A probe check failed or warned",
+        Severity.MEDIUM,
+        "Each finding names the check, the RFC section it tests and what to change; its "
+        "severity follows the check's requirement level (RFC 2119: a failed MUST high, SHOULD "
+        "medium, MAY low; a warning low).",
+    ),
+    CatalogueEntry(
+        "DA-PROBE-005",
+        "A probe check could not be completed",
+        Severity.LOW,
+        "The check could not reach a result (a timeout, an unexpected answer): what it tests "
+        "is unknown for this resolver. Probe again, with a longer --timeout if the network is "
+        "slow (each DoT connection costs a TCP and a TLS round trip, RFC 7858 §3.4); the "
+        "finding gives the reason.",
     ),
     CatalogueEntry(
         "DA-POLICY-001",
@@ -318,8 +338,11 @@ def make_finding(
     first_ts: float | None = None,
     last_ts: float | None = None,
     file: str | None = None,
+    remediation: str | None = None,
 ) -> Finding:
-    """Build a finding from its catalogue entry: IDs, titles and remediation live in one place."""
+    """Build a finding from its catalogue entry: IDs, titles and remediation live in one
+    place. ``remediation`` replaces the catalogue's text where the cause calls for more
+    specific advice (a refused port is not fixed by a new certificate)."""
     entry = CATALOGUE[finding_id]
     return Finding(
         id=finding_id,
@@ -333,6 +356,6 @@ def make_finding(
         frames=tuple(sorted(set(frames)))[:MAX_FRAMES],
         first_ts=first_ts,
         last_ts=last_ts,
-        remediation=entry.remediation,
+        remediation=remediation or entry.remediation,
         file=file,
     )

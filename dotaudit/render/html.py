@@ -46,9 +46,12 @@ from dotaudit.render.html_sections import (
     probe_view,
     timeline,
 )
+from dotaudit.render.probe_evidence import probe_setting_rows
 from dotaudit.render.safe_text import finalize, neutral
 
 MAX_DETAILED_FINDINGS = 120
+MAX_REMEDIATION = 1200
+"""Characters of remediation shown: ours are a few sentences, often naming the server."""
 MAX_LISTED_FINDINGS = 400
 
 SEVERITIES = ("high", "medium", "low", "info")
@@ -140,7 +143,7 @@ def finding_view(
         "last": fmt_ts(finding.last_ts),
         "frames": frames_text,
         "evidence": evidence,
-        "remediation": finding.remediation,
+        "remediation": neutral(finding.remediation, MAX_REMEDIATION),
         "refs": _rfc_refs(finding.remediation),
         "href": links.href(index, finding.id) if links else None,
     }
@@ -262,6 +265,9 @@ def probe_summary(targets: list[dict[str, Any]]) -> list[str]:
         f"{accept} of {len(targets)} {plural(len(targets), 'resolver')} would be accepted by a "
         "strict-mode client (RFC 8310)"
     )
+    untested = sum(1 for v in verdicts if v.get("strict") == "not-tested")
+    if untested:
+        sentence += f"; for {words(untested)} that was not tested"
     if opportunistic.get("plaintext-fallback"):
         n = opportunistic["plaintext-fallback"]
         sentence += f"; at {words(n)} an opportunistic client would fall back to plaintext"
@@ -284,7 +290,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
     )
     policy = [(str(k).replace("_", " "), text_of(v)) for k, v in list(report.policy.items())[:30]]
     settings = list(report.probe_config.items()) + list(report.bulk.items())
-    probe_settings = [(str(k).replace("_", " "), text_of(v)) for k, v in settings[:30]]
+    probe_settings = probe_setting_rows(settings[:30])
     has_capture = report.kind != "probe" or bool(report.inputs)
     return {
         "kind": report.kind,

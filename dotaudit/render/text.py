@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from dotaudit.model.endpoint import host_port
 from dotaudit.model.report import AuditReport
+from dotaudit.render.probe_evidence import evidence_line
 
 MAX_FINDINGS = 40
+MAX_TARGET_DETAILS = 50
+"""Targets shown with their reasons and checks; the others get their one line."""
+MAX_EVIDENCE_LINE = 400
+STATUS_ORDER = ("fail", "error", "warn", "skip", "not-applicable")
+"""The check results listed under a target, worst first (passes are only counted)."""
 
 
 def _printable(text: object) -> str:
@@ -53,21 +60,8 @@ def render_text(report: AuditReport) -> str:
         lines.append(
             f"anomalies: {summary['anomalies']} (" + ", ".join(f"{k} {v}" for k, v in top) + ")"
         )
-    for target in report.sections.get("targets", []):
-        verdict = target.get("verdict") or {}
-        checks = target.get("checks") or []
-        severity = target.get("severity")
-        statuses: dict[str, int] = {}
-        for check in checks:
-            status = str(check.get("status"))
-            statuses[status] = statuses.get(status, 0) + 1
-        lines.append(
-            f"target {_printable(target.get('target'))} ({_printable(target.get('address'))} "
-            f"port {target.get('port')}): strict {verdict.get('strict')}, opportunistic "
-            f"{verdict.get('opportunistic')}; checks "
-            + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
-            + (f"; counts as {_printable(severity)}" if isinstance(severity, str) else "")
-        )
+    for number, target in enumerate(report.sections.get("targets", [])):
+        lines += _target_lines(_mapping(target), detailed=number < MAX_TARGET_DETAILS)
     findings = report.sorted_findings()
     for finding in findings[:MAX_FINDINGS]:
         who = " -> ".join(_printable(x) for x in (finding.client, finding.server) if x)
@@ -93,3 +87,41 @@ def _set_note(capture_set: object) -> str:
     if isinstance(duplicates, int) and not isinstance(duplicates, bool) and duplicates > 0:
         note += f", {duplicates} duplicate frames skipped"
     return note
+
+
+def _target_lines(target: dict[str, Any], *, detailed: bool) -> list[str]:
+    """A probed target: its verdicts on one line, then (``detailed``) why, and each check
+    that did not pass with its reason and its evidence as labelled values."""
+    verdict = _mapping(target.get("verdict"))
+    checks = [_mapping(c) for c in target.get("checks") or [] if isinstance(c, dict)]
+    severity = target.get("severity")
+    statuses: dict[str, int] = {}
+    for check in checks:
+        status = str(check.get("status"))
+        statuses[status] = statuses.get(status, 0) + 1
+    where = host_port(str(target.get("address")), _printable(target.get("port")))
+    lines = [
+        f"target {_printable(target.get('target'))} ({_printable(where)}): strict "
+        f"{_printable(verdict.get('strict'))}, opportunistic "
+        f"{_printable(verdict.get('opportunistic'))}; checks "
+        + ", ".join(f"{n} {_printable(status)}" for status, n in sorted(statuses.items()))
+        + (f"; counts as {_printable(severity)}" if isinstance(severity, str) else "")
+    ]
+    if not detailed:
+        return lines
+    reasons = verdict.get("reasons")
+    lines += [f"  {_printable(r)}" for r in (reasons if isinstance(reasons, list) else [])[:10]]
+    rank = {status: n for n, status in enumerate(STATUS_ORDER)}
+    shown = [c for c in checks if str(c.get("status")) in rank]
+    for check in sorted(shown, key=lambda c: rank[str(c.get("status"))]):
+        why = check.get("error_reason")
+        lines.append(
+            f"  [{_printable(check.get('status'))}] {_printable(check.get('id'))}"
+            + (f": {_printable(why)}" if why else "")
+        )
+        if str(check.get("status")) in ("fail", "error", "warn"):
+            seen = evidence_line(check.get("evidence"))
+            if seen:
+                cut = seen[:MAX_EVIDENCE_LINE] + ("…" if len(seen) > MAX_EVIDENCE_LINE else "")
+                lines.append(f"      {_printable(cut)}")
+    return lines

@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any
 
-from dotaudit.probe.transport._sockets import hostport, ms, ssl_reason
+from dotaudit.model.endpoint import host_port
+from dotaudit.probe.transport._sockets import ms, ssl_reason
 from dotaudit.probe.transport.base import (
     Count,
     Deadline,
@@ -52,7 +53,7 @@ def doh_exchange(
     }
     if server_name:
         headers["host"] = server_name
-    what = f"DoH to {hostport(address, port)}"
+    what = f"DoH to {host_port(address, port)}"
     watch = _DohWatch(count, deadline)
     extensions: dict[str, Any] = {"trace": watch.trace}
     if server_name:

@@ -10,7 +10,8 @@ import time
 import dns.exception
 import dns.message
 
-from dotaudit.probe.transport._sockets import family, hostport, ms, recv_exact, retry, sendall
+from dotaudit.model.endpoint import host_port
+from dotaudit.probe.transport._sockets import family, ms, recv_exact, retry, sendall
 from dotaudit.probe.transport.base import MAX_READ, Count, Deadline, ProbeError, classify_oserror
 from dotaudit.probe.transport.tcp import open_tcp
 
@@ -59,7 +60,7 @@ def udp_dns(
 ) -> tuple[dns.message.Message, float]:
     """A plaintext DNS exchange over UDP; ICMP port unreachable surfaces as refused."""
     count("udp_exchanges")
-    what = f"UDP DNS to {hostport(address, port)}"
+    what = f"UDP DNS to {host_port(address, port)}"
     wire = query.to_wire()
     with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
@@ -76,7 +77,7 @@ def udp_dns(
         except ProbeError:
             raise
         except OSError as exc:
-            raise classify_oserror(exc, what) from None
+            raise classify_oserror(exc, what, udp=True) from None
     raise ProbeError("protocol", f"{what}: only unrelated datagrams came back")
 
 
