@@ -369,3 +369,17 @@ def test_standard_input_refuses_what_needs_a_second_read(tmp_path: Path) -> None
     assert result.returncode == 2
     assert b"standard input" in result.stderr and b"Traceback" not in result.stderr
     assert not (tmp_path / "e").exists()
+
+
+def test_evidence_of_a_set_holds_the_frames_of_every_file(tmp_path: Path) -> None:
+    files = rotation.dumpcap_ring_names(rotation.pieces(OFFICE, tmp_path / "ring", [47] * 4 + [44]))
+    outputs = {}
+    for name, inputs in (("whole", [str(OFFICE)]), ("set", [str(f) for f in files])):
+        evidence = tmp_path / name
+        result = dotaudit(
+            "analyze", *inputs, "-q", "--fail-on", "none", "--evidence", str(evidence)
+        )
+        assert result.returncode == 0, result.stderr
+        outputs[name] = {p.name: p.read_bytes() for p in evidence.glob("*.pcap")}
+    assert outputs["set"] == outputs["whole"]
+    assert len(outputs["whole"]) > 1
