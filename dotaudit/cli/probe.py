@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from dotaudit.cli import EXIT_INTERRUPTED, UsageError
+from dotaudit.cli.discovery import (
+    add_discovery_arguments,
+    discovery_settings,
+    run_discovery,
+    wants_discovery,
+)
 from dotaudit.cli.output import (
+    ReportOptions,
     add_report_options,
     exit_status,
     progress_bar,
@@ -55,11 +62,12 @@ NAGIOS_UNKNOWN = 3
 DESCRIPTION = (
     "Probe DNS-over-TLS resolvers and say what strict and opportunistic clients (RFC 8310) "
     "would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, NAME@IP or a host name "
-    "(resolved and reported)."
+    "(resolved and reported). Without TARGET (or with --discover) it finds the network's "
+    "resolvers and what they designate, and surveys what the network does to encrypted DNS."
 )
 EXAMPLES = """
+  dotaudit probe -o reports/network.html
   dotaudit probe dns.quad9.net@9.9.9.9 -o reports/quad9.html
-  dotaudit probe 1.1.1.1 --name cloudflare-dns.com --mode opportunistic --format text
   dotaudit probe --targets resolvers.txt --stream reports/probe.jsonl -o reports/probe.json
   dotaudit probe dns.quad9.net@9.9.9.9 --nagios --cert-warn-days 21 --handshake-crit-ms 500
 """
@@ -178,6 +186,7 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
                 metavar="MS",
                 help=f"{state} when {what} takes MS milliseconds or longer (default: no limit)",
             )
+    add_discovery_arguments(probe)
     add_report_options(probe)
 
 
@@ -216,6 +225,10 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
     InputError naming the file)."""
     if args.timeout <= 0 or (args.budget is not None and args.budget <= 0):
         raise UsageError("--timeout and --budget must be positive")
+    if args.nagios and args.discover:
+        raise UsageError("--discover cannot be combined with --nagios")
+    if args.discover and (args.targets_file or args.stream):
+        raise UsageError("--discover takes TARGET arguments, not --targets or --stream")
     if args.name is not None and not valid_hostname(args.name):
         raise UsageError(f"--name: {args.name!r} is not a valid host name")
     try:
@@ -288,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
         return run_nagios(targets, request.thresholds)
     options = report_options(args)
     request = probe_request(args)
+    if wants_discovery(args):
+        return run_with_discovery(args, request, options)
     if request.bulk.wanted or not request.targets:
         many = bulk_targets(request)
         report, interrupted = run_many(request, many)
@@ -299,6 +314,18 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     report = probe_report(results, request.config, timestamp())
+    write_report(report, options)
+    return exit_status(report, options.fail_on)
+
+
+def run_with_discovery(
+    args: argparse.Namespace, request: ProbeRequest, options: ReportOptions
+) -> int:
+    """Discovery and the survey, plus the TARGETs if any were given, in one report."""
+    settings = discovery_settings(args)
+    results = run_targets(request.targets, request.config) if request.targets else []
+    report = probe_report(results, request.config, timestamp())
+    run_discovery(report, request.config, settings, options.quiet)
     write_report(report, options)
     return exit_status(report, options.fail_on)
 

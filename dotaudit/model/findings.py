@@ -246,6 +246,70 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "finding gives the reason.",
     ),
     CatalogueEntry(
+        "DA-DDR-001",
+        "Malformed DDR record at _dns.resolver.arpa",
+        Severity.MEDIUM,
+        "The resolver answers _dns.resolver.arpa with an SVCB record clients must discard "
+        "(RFC 9460 §2.2, §8; RFC 9461; RFC 9462 §4): fix the record so that clients can "
+        "discover the encrypted resolver, or remove it.",
+    ),
+    CatalogueEntry(
+        "DA-DDR-002",
+        "DDR designation names a resolver that does not resolve",
+        Severity.MEDIUM,
+        "The designated resolver's name has no address at the designating resolver and the "
+        "record carries no ipv4hint/ipv6hint: add the hints or the A/AAAA records "
+        "(RFC 9462 §4 asks for them in the additional section).",
+    ),
+    CatalogueEntry(
+        "DA-DDR-003",
+        "DDR designation cannot be verified",
+        Severity.LOW,
+        "Verified discovery (RFC 9462 §4.2) needs a certificate that chains to a trust anchor "
+        "and lists the unencrypted resolver's IP address as a subjectAltName; without it "
+        "clients MUST NOT use the designation automatically and stay on plaintext DNS.",
+    ),
+    CatalogueEntry(
+        "DA-NET-001",
+        "The network blocks DoT to resolvers",
+        Severity.MEDIUM,
+        "Port 853 (RFC 7858 §3.1) is dropped, reset or rejected on the path: opportunistic "
+        "clients fall back to plaintext port 53 (RFC 8310 §5). Open TCP 853 to the resolvers "
+        "the network's users rely on, or give them a designated resolver that works here.",
+    ),
+    CatalogueEntry(
+        "DA-NET-002",
+        "The network blocks DoH to resolvers",
+        Severity.MEDIUM,
+        "HTTPS to DNS-over-HTTPS resolvers (RFC 8484) is cut, typically by SNI filtering: "
+        "clients fall back to plaintext DNS. Stop filtering on the resolver's name, or offer "
+        "an encrypted resolver of the network's own through DDR (RFC 9462) or DNR (RFC 9463).",
+    ),
+    CatalogueEntry(
+        "DA-NET-003",
+        "The network blocks DoQ to resolvers",
+        Severity.LOW,
+        "UDP 853 (RFC 9250 §4.1.1) gets no answer: DoQ clients fall back to another "
+        "transport. Allow UDP 853 to the resolvers in use.",
+    ),
+    CatalogueEntry(
+        "DA-NET-004",
+        "The network redirects plaintext DNS (port 53 hijack)",
+        Severity.HIGH,
+        "Port 53 to another resolver is answered by someone else (its NSID, RFC 5001, or "
+        "CHAOS identity, RFC 4892, differs from the resolver's over an encrypted path): every "
+        "plaintext name goes to the network's resolver. Use an encrypted transport in strict "
+        "mode (RFC 8310 §5).",
+    ),
+    CatalogueEntry(
+        "DA-NET-005",
+        "Encrypted DNS is intercepted on the path",
+        Severity.HIGH,
+        "A resolver's certificate does not chain to a trust anchor or does not name the "
+        "resolver (RFC 8310 §8, RFC 6125): something on the path terminates the TLS session. "
+        "Strict clients refuse it; opportunistic ones hand every query to the interceptor.",
+    ),
+    CatalogueEntry(
         "DA-POLICY-001",
         "DoT to a resolver that policy does not approve",
         Severity.MEDIUM,

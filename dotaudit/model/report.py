@@ -34,7 +34,16 @@ SECTION_NAMES = (
     "doh_doq",
     "local_names",
     "targets",
+    "network",
+    "system_resolvers",
+    "designations",
+    "dnr",
+    "survey",
 )
+OPTIONAL_SECTIONS = frozenset(
+    {"targets", "network", "system_resolvers", "designations", "dnr", "survey"}
+)
+"""Sections written only when a run made them (a probe's targets, its discovery)."""
 
 ANOMALY_SAMPLES = 50
 """Anomaly records a report keeps as examples (per file and after merging); all are counted."""
@@ -202,7 +211,7 @@ class AuditReport:
             },
         }
         for name in SECTION_NAMES:
-            if name in self.sections or name != "targets":
+            if name in self.sections or name not in OPTIONAL_SECTIONS:
                 out[name] = self.sections.get(name, [])
         if self.redaction is not None:
             out["redaction"] = self.redaction

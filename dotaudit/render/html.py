@@ -33,6 +33,7 @@ from dotaudit.render.html_format import (
     text_of,
     words,
 )
+from dotaudit.render.html_network import network_view
 from dotaudit.render.html_sections import (
     DOH_COLUMNS,
     LOCAL_COLUMNS,
@@ -281,9 +282,12 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
     sections = {name: rows_of(rows) for name, rows in report.sections.items()}
     targets = sections.get("targets", [])
     counts = report.counts_by_severity()
+    network = network_view(sections)
     summary_sentences = (
-        analyze_summary(report) if report.kind != "probe" or not targets else []
-    ) + probe_summary(targets)
+        (analyze_summary(report) if report.kind != "probe" or not targets else [])
+        + probe_summary(targets)
+        + (network["summary"] if network else [])
+    )
     highest = report.highest_severity()
     anomalies = sorted(
         ((str(k), as_int(v)) for k, v in report.anomalies.items()), key=lambda kv: (-kv[1], kv[0])
@@ -322,6 +326,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
         "doh": generic_table(sections.get("doh_doq", []), DOH_COLUMNS),
         "local": generic_table(sections.get("local_names", []), LOCAL_COLUMNS),
         "probe": probe_view(targets) if targets else None,
+        "network": network,
         "anomalies": anomalies[:MAX_TOP],
         "anomalies_more": max(len(anomalies) - MAX_TOP, 0),
         "anomaly_total": sum(v for _, v in anomalies),

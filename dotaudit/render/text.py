@@ -62,6 +62,7 @@ def render_text(report: AuditReport) -> str:
         )
     for number, target in enumerate(report.sections.get("targets", [])):
         lines += _target_lines(_mapping(target), detailed=number < MAX_TARGET_DETAILS)
+    lines += _network_lines(report)
     findings = report.sorted_findings()
     for finding in findings[:MAX_FINDINGS]:
         who = " -> ".join(_printable(x) for x in (finding.client, finding.server) if x)
@@ -124,4 +125,29 @@ def _target_lines(target: dict[str, Any], *, detailed: bool) -> list[str]:
             if seen:
                 cut = seen[:MAX_EVIDENCE_LINE] + ("…" if len(seen) > MAX_EVIDENCE_LINE else "")
                 lines.append(f"      {_printable(cut)}")
+    return lines
+
+
+MAX_NETWORK_ROWS = 40
+
+
+def _network_lines(report: AuditReport) -> list[str]:
+    """What ``probe --discover`` found: resolvers, designations, the network verdict."""
+    lines: list[str] = []
+    for row in report.sections.get("system_resolvers", [])[:MAX_NETWORK_ROWS]:
+        ddr = _mapping(row.get("ddr"))
+        lines.append(
+            f"resolver {_printable(row.get('address'))} ({_printable(row.get('role'))}, "
+            f"{_printable(row.get('source'))}): DDR {_printable(ddr.get('status'))}"
+        )
+    for row in report.sections.get("designations", [])[:MAX_NETWORK_ROWS]:
+        where = row.get("address") or ", ".join(str(a) for a in row.get("addresses") or []) or "-"
+        lines.append(
+            f"  {_printable(row.get('found_by'))} {_printable(row.get('target'))} "
+            f"({_printable(row.get('protocol'))}) at {_printable(where)} via "
+            f"{_printable(row.get('resolver'))}: {_printable(row.get('status'))}"
+        )
+    for row in report.sections.get("network", []):
+        if row.get("verdict"):
+            lines.append(f"network: {_printable(row.get('verdict'))}")
     return lines

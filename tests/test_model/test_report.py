@@ -193,3 +193,21 @@ def test_hostile_rows_are_coerced_not_trusted(tmp_path: Path) -> None:
     assert report.sections["plaintext_dns"] == [{"client": "['a']", "queries": 0}]
     assert report.inputs == [{"packets": 0}]
     assert report.summary()["plaintext_queries"] == 0
+
+
+def test_discovery_sections_appear_only_when_a_run_made_them() -> None:
+    from dotaudit.model.report import AuditReport
+
+    plain = AuditReport(kind="analyze", generated_at="t").to_dict()
+    for name in ("network", "system_resolvers", "designations", "dnr", "survey", "targets"):
+        assert name not in plain
+    report = AuditReport(kind="probe", generated_at="t")
+    report.sections["network"] = [
+        {"verdict": "v", "clauses": [], "known_source": "none", "budget": {}}
+    ]
+    report.sections["survey"] = []
+    data = report.to_dict()
+    assert data["network"][0]["verdict"] == "v" and data["survey"] == []
+    again = AuditReport.from_dict(data)
+    assert again.sections["network"] == report.sections["network"]
+    assert again.to_dict() == data

@@ -26,13 +26,18 @@ class ProbeError(Exception):
     """A network step that did not succeed; ``str(exc)`` is the reason shown to users.
 
     ``kind`` is one of: timeout, refused, icmp, reset, closed, alert, verify, protocol,
-    malformed, resolve, oserror.
+    malformed, resolve, oserror, policy (an address outside ``DOTAUDIT_ALLOWED_NETWORKS``).
     """
 
-    def __init__(self, kind: str, message: str, *, errno_name: str | None = None) -> None:
+    def __init__(
+        self, kind: str, message: str, *, errno_name: str | None = None, phase: str = ""
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.errno_name = errno_name
+        self.phase = phase
+        """Where a TLS exchange ended: "connect" (TCP), "handshake" (after the ClientHello
+        went out), "exchange" (after the handshake); empty where nobody said."""
 
 
 class Deadline:

@@ -81,13 +81,17 @@ def doh_exchange(
                 response.status_code, str(response.http_version),
                 str(response.headers.get("content-type", "")),
             )  # fmt: skip
-    except ProbeError:
+    except ProbeError as exc:
+        exc.phase = exc.phase or watch.phase()
         raise
     except Exception as exc:  # httpx wraps network failures in its own exceptions
         if watch.fired:
             raise ProbeError("timeout", f"{what}: {watch.progress()}, no complete HTTP "
-                             f"answer within {deadline.seconds:.1f} s") from None  # fmt: skip
-        raise _doh_error(exc, what, watch.in_handshake()) from None
+                             f"answer within {deadline.seconds:.1f} s",
+                             phase=watch.phase()) from None  # fmt: skip
+        error = _doh_error(exc, what, watch.in_handshake())
+        error.phase = watch.phase()
+        raise error from None
     finally:
         watch.cancel()
 
@@ -130,6 +134,12 @@ class _DohWatch:
 
     def in_handshake(self) -> bool:
         return self.tls_started is not None and self.ready_at is None
+
+    def phase(self) -> str:
+        """How far the exchange got, as :attr:`ProbeError.phase` names it."""
+        if self.ready_at is not None:
+            return "exchange"
+        return "handshake" if self.tls_started is not None else "connect"
 
     def progress(self) -> str:
         """How far the exchange got, for a timeout's reason."""
