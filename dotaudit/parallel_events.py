@@ -29,7 +29,15 @@ from dotaudit.errors import InputError
 from dotaudit.model.capture_set import SetFrames, is_code, member_of
 from dotaudit.model.events import Event, event_json_line
 from dotaudit.model.report import InputSummary
-from dotaudit.pipeline import DUPLICATE_FRAME, MemberTallies, Progress, member_summaries
+from dotaudit.pipeline import (
+    DUPLICATE_FRAME,
+    MemberTallies,
+    Progress,
+    member_summaries,
+    memory_reserve,
+    out_of_memory,
+    summarise,
+)
 
 Batch = list[tuple[EventKey, str]]
 Pause = tuple[int, int]
@@ -134,24 +142,25 @@ class ShardPass:
         decoder = Decoder(decoder_anomaly, flows=table)
         progress = self._progress
         size = path.stat().st_size if progress is not None else 0
-        for frame in reader.scan(decoder.take):
-            yield (0, frame), out
+        reserve: bytearray | None = memory_reserve()
+        try:
+            for frame in reader.scan(decoder.take):
+                yield (0, frame), out
+                out = []
+                if progress is not None:
+                    progress(reader.bytes_read, size)
+            table.at_frame = END_FRAME
+            decoder.finish()
+            table.finish()
+        except MemoryError:
+            reserve = None  # first: what follows needs a little memory
             out = []
-            if progress is not None:
-                progress(reader.bytes_read, size)
-        table.at_frame = END_FRAME
-        decoder.finish()
-        table.finish()
+            raise out_of_memory(path, reader.frames) from None
+        del reserve
         yield (0, END_FRAME), out
-        summary.packets = reader.frames
-        summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
-        summary.first_ts = reader.first_ts
-        summary.last_ts = reader.last_ts
-        summary.truncated_at = reader.truncated_at
-        summary.warnings.extend(reader.warnings)
-        summary.anomalies = self.counted[0]
-        if not self.shard:
-            summary.anomalies += sum(reader.anomalies.values())
+        # Every shard reads every record; shard 0 alone counts what the reader found.
+        summarise(summary, reader, decoder, reader_anomalies=not self.shard)
+        summary.anomalies += self.counted[0]
 
     def _set_batches(
         self, number: int, capture_set: CaptureSet, done: int, total: int
@@ -293,7 +302,9 @@ def _receive(receive: Connection, path: Path) -> tuple[Pause, Batch]:
     try:
         message: tuple[Pause, Batch] | tuple[str, str] = receive.recv()
     except EOFError:
-        raise RuntimeError(f"{path}: a shard process died") from None
+        raise InputError(
+            f"{path}: a process reading it ended abruptly (killed, or out of memory?)"
+        ) from None
     if message[0] == "input-error":  # e.g. the file changed under the children
         raise InputError(str(message[1]))
     if message[0] == "error":
@@ -304,6 +315,12 @@ def _receive(receive: Connection, path: Path) -> tuple[Pause, Batch]:
 def _child(
     group: InputGroup, shard: int, shards: int, types: frozenset[str] | None, send: Connection
 ) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent alone answers it, and stops
+    # this child with SIGTERM, which must end it at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         run = ShardPass(group, shard, shards, types)
         for pause, batch in run.batches():
@@ -311,6 +328,8 @@ def _child(
         send.send((_DONE, run.counted))
     except InputError as exc:
         send.send(("input-error", str(exc)))
+    except MemoryError:
+        send.send(("input-error", str(out_of_memory(Path(group.files[0])))))
     except Exception as exc:  # reported by the parent, which owns the exit status
         send.send(("error", f"{type(exc).__name__}: {exc}"))
     except KeyboardInterrupt:

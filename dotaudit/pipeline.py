@@ -7,8 +7,9 @@ standard input (``-``) or a capture set (several files read as one timeline,
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,8 +28,10 @@ from dotaudit.capture.sets import (
 )
 from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
+from dotaudit.files import distinct_files, is_regular_file, sha256_file
 from dotaudit.model.capture_set import SetFrames, is_code, member_of
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
+from dotaudit.model.evidence import EVIDENCE_MARKER
 from dotaudit.model.findings import Finding
 from dotaudit.model.report import ANOMALY_SAMPLES, AuditReport, InputSummary, merge_reports
 
@@ -45,28 +48,32 @@ CAPTURE_MAGICS = (
     b"\x0a\x0d\x0d\x0a",
     b"\x1f\x8b",
 )
+CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".gz")
+"""Names a directory scan takes for captures: such a file that is not one is listed in
+the report as skipped. Other files are read when their magic bytes say capture, and
+otherwise ignored without a word (a README beside the captures)."""
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, total bytes; 0 when unknown)."""
 
 
 def _hash_in_background(paths: Sequence[str | Path]) -> dict[str, Future[str]]:
-    """The files' hashes, computed one after the other by a thread of their own."""
+    """The regular files' hashes, computed one after the other by a thread of their own
+    (a pipe can be read once, by the reader; with no thread to be had, under a memory
+    limit, none: they are hashed after reading)."""
     # Imported here: `events` does not hash, and concurrent.futures costs start-up time.
     from concurrent.futures import ThreadPoolExecutor
 
+    regular = [Path(path) for path in paths if is_regular_file(Path(path))]
+    if not regular:
+        return {}
     pool = ThreadPoolExecutor(max_workers=1)
-    digests = {str(path): pool.submit(sha256_file, Path(path)) for path in paths}
+    try:
+        digests = {str(path): pool.submit(sha256_file, path) for path in regular}
+    except RuntimeError:
+        return {}
     pool.shutdown(wait=False)  # the thread ends with the last hash; nothing else is queued
     return digests
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_capture_file(path: Path) -> bool:
@@ -78,23 +85,110 @@ def is_capture_file(path: Path) -> bool:
     return any(head.startswith(magic) for magic in CAPTURE_MAGICS)
 
 
-def expand_inputs(arguments: Iterable[str]) -> list[Path]:
-    """Files as given, capture files (by magic bytes) found under directories, and ``-``
-    (standard input) once at most."""
-    paths: list[Path] = []
+def has_capture_name(path: Path) -> bool:
+    return path.name.lower().endswith(CAPTURE_EXTENSIONS)
+
+
+@dataclass
+class InputSelection:
+    """The files a run reads, and those it lists without reading."""
+
+    paths: list[Path]
+    """To read, in order: as given, directories expanded (sorted), duplicates left out."""
+    skipped: list[InputSummary]
+    """Listed in the report's inputs with the reason: duplicates, evidence directories,
+    capture-named files that are no captures."""
+    named: list[Path]
+    """Every file named or found, skipped or not (``-o`` must be none of them)."""
+
+    def warnings(self) -> list[str]:
+        return [f"{item.path}: skipped: {item.skipped}" for item in self.skipped]
+
+    def nothing_to_read(self, arguments: Sequence[str]) -> InputError:
+        """The error when every file was skipped (or none found), naming the first few."""
+        shown = "; ".join(f"{item.path} ({item.skipped})" for item in self.skipped[:3])
+        more = f"; {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+        return InputError(
+            "no capture files found in "
+            + ", ".join(arguments)
+            + (f"; skipped: {shown}{more}" if shown else "")
+        )
+
+
+def select_inputs(arguments: Iterable[str]) -> InputSelection:
+    """Files as given, and the captures found under directories (by magic bytes, or by
+    name: see :data:`CAPTURE_EXTENSIONS`), each file read once: a file given twice, a
+    file and its directory, a link or an identical copy is read the first time only.
+    Directories that ``analyze --evidence`` wrote are not scanned. ``-`` (standard input)
+    is taken once at most, in its place."""
+    found: list[tuple[Path, bool]] = []  # (path, found by a directory scan)
+    skipped: list[InputSummary] = []
+    stdin_at: int | None = None
     for argument in arguments:
         path = Path(argument)
         if argument == STDIN_ARGUMENT:
-            if path in paths:
+            if stdin_at is not None:
                 raise InputError("-: standard input given twice")
-            paths.append(path)
+            stdin_at = len(found)
         elif path.is_dir():
-            paths.extend(p for p in sorted(path.rglob("*")) if p.is_file() and is_capture_file(p))
+            files, evidence = _scan(path)
+            found.extend((file, True) for file in files)
+            skipped.extend(
+                InputSummary(
+                    path=str(folder),
+                    skipped=f"an evidence directory written by dotaudit ({EVIDENCE_MARKER})",
+                )
+                for folder in evidence
+            )
         elif path.exists():
-            paths.append(path)
+            found.append((path, False))
         else:
             raise InputError(f"{argument}: no such file or directory")
-    return paths
+    captures: list[Path] = []
+    for path, scanned in found:
+        problem = _not_a_capture(path) if scanned else None
+        if problem is None:
+            captures.append(path)
+        else:
+            skipped.append(InputSummary(path=str(path), skipped=problem))
+    paths, duplicates = distinct_files(captures)
+    skipped.extend(
+        InputSummary(path=str(d.path), sha256=d.sha256, skipped=d.reason) for d in duplicates
+    )
+    if stdin_at is not None:  # never a file's duplicate: it is no file
+        before = {path for path, _ in found[:stdin_at]}
+        paths.insert(sum(path in before for path in paths), Path(STDIN_ARGUMENT))
+    return InputSelection(paths, skipped, [path for path, _ in found])
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The capture candidates under ``folder`` (sorted), and the evidence directories
+    that were not entered."""
+    files: list[Path] = []
+    evidence: list[Path] = []
+    for top, dirs, names in os.walk(folder):
+        here = Path(top)
+        if EVIDENCE_MARKER in names and here != folder:
+            evidence.append(here)
+            dirs.clear()
+            continue
+        dirs.sort()
+        for name in names:
+            path = here / name
+            if is_regular_file(path) and (has_capture_name(path) or is_capture_file(path)):
+                files.append(path)
+    return sorted(files), sorted(evidence)
+
+
+def _not_a_capture(path: Path) -> str | None:
+    """Why a file a directory scan found cannot be read as a capture, or None."""
+    try:
+        CaptureReader(path).close()
+    except InputError as exc:
+        text = str(exc)
+        prefix = f"{path}: "
+        return text[len(prefix) :] if text.startswith(prefix) else text
+    return None
 
 
 class CaptureRun:
@@ -127,11 +221,19 @@ class CaptureRun:
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
         self._digests = digests
+        self._reader: CaptureReader | None = None
+        self.memory_reserve: bytearray | None = None
+        """Given back when memory runs out, so that there is room to stop cleanly."""
         self.reader_anomalies: dict[str, int] = {}
         """What the reader counted (records it read, but not as written), by reason."""
 
-    def events(self) -> Iterator[Event]:
-        """Every event of the capture, in capture order (frames of a set are codes)."""
+    @property
+    def packets_read(self) -> int:
+        """Packets read so far (also during the run)."""
+        return self._reader.frames if self._reader is not None else self.summary.packets
+
+    def events(self) -> Generator[Event, None, None]:
+        """Every event of the capture, in capture order."""
         for batch in self._batches(lambda out: out.append):
             yield from batch
 
@@ -165,6 +267,8 @@ class CaptureRun:
             reader, stream = stdin_reader()
         else:
             reader = CaptureReader(self.path)
+        self._reader = reader
+        self.memory_reserve = memory_reserve()
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
@@ -181,7 +285,7 @@ class CaptureRun:
         # The hash runs on the other core while this thread parses; standard input is
         # hashed as it is read.
         digest = (
-            _hash_in_background([self.path])[str(self.path)]
+            _hash_in_background([self.path]).get(str(self.path))
             if self._hash_input and stream is None
             else None
         )
@@ -203,17 +307,17 @@ class CaptureRun:
                 summary.sha256 = digest.result()
             elif stream is not None and self._hash_input:
                 summary.sha256 = stream.hexdigest()
+            elif self._hash_input and is_regular_file(self.path):
+                summary.sha256 = sha256_file(self.path)
+        except MemoryError:
+            self.memory_reserve = None  # first: what follows needs a little memory
+            out.clear()
+            raise out_of_memory(self.path, reader.frames) from None
         finally:
             if digest is not None:
                 digest.cancel()
-        summary.packets = reader.frames
-        summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
-        summary.first_ts = reader.first_ts
-        summary.last_ts = reader.last_ts
-        summary.truncated_at = reader.truncated_at
-        summary.warnings.extend(reader.warnings)
+        summarise(summary, reader, decoder)
         self.reader_anomalies = dict(reader.anomalies)
-        summary.anomalies += sum(reader.anomalies.values())
 
     def _set_batches(
         self, capture_set: CaptureSet, emitter: Callable[[list[Any]], Callable[[Event], None]]
@@ -253,27 +357,52 @@ class CaptureRun:
                 self.reader_anomalies[what] = self.reader_anomalies.get(what, 0) + count
 
 
+def summarise(
+    summary: InputSummary,
+    reader: CaptureReader,
+    decoder: Decoder,
+    *,
+    reader_anomalies: bool = True,
+) -> None:
+    """What the reader and the decoder found, into the input's summary: the one place
+    every way of reading a capture reports through, so that
+    :meth:`InputSummary.completeness` judges each the same way."""
+    summary.packets = reader.frames
+    summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
+    summary.count_packets(
+        records=reader.records, undelivered=reader.undelivered, undecoded=decoder.undecoded
+    )
+    summary.first_ts = reader.first_ts
+    summary.last_ts = reader.last_ts
+    summary.truncated_at = reader.truncated_at
+    summary.stopped_at = reader.stopped_at
+    summary.stop_reason = reader.stop_reason
+    summary.warnings.extend(reader.warnings)
+    if reader_anomalies:
+        summary.anomalies += sum(reader.anomalies.values())
+
+
 DUPLICATE_FRAME = "duplicate_frame"
 """The anomaly of a frame of a set skipped as a repeat of another file's frame."""
 
 
 class MemberTallies:
-    """The decoder's tallies (encapsulations, non-IP, other IP) split by the file of the
+    """The decoder's tallies (encapsulations, non-IP, other IP, undecoded) split by the file of the
     frame being decoded: the difference since the last switch of files goes to the file
     read until then."""
 
     def __init__(self, decoder: Decoder) -> None:
         self._decoder = decoder
         self._current = -1
-        self._seen: tuple[dict[str, int], ...] = ({}, {}, {})
+        self._seen: tuple[dict[str, int], ...] = ({}, {}, {}, {})
         self.by_member: dict[int, tuple[dict[str, int], ...]] = {}
 
     def switch(self, member: int) -> None:
         decoder = self._decoder
-        tallies = (decoder.encapsulations, decoder.not_ip, decoder.other_ip)
+        tallies = (decoder.encapsulations, decoder.not_ip, decoder.other_ip, decoder.undecoded)
         if self._current >= 0 and any(tallies):
             now = tuple(dict(tally) for tally in tallies)
-            mine = self.by_member.setdefault(self._current, ({}, {}, {}))
+            mine = self.by_member.setdefault(self._current, ({}, {}, {}, {}))
             for total, before, own in zip(now, self._seen, mine, strict=True):
                 for name, count in total.items():
                     grown = count - before.get(name, 0)
@@ -297,9 +426,18 @@ def member_summaries(
         summary = InputSummary(path=member.path)
         summary.format = source.format
         summary.packets = source.frames
+        encapsulations, not_ip, other_ip, undecoded = tallies.by_member.get(
+            member.index, ({}, {}, {}, {})
+        )
+        summary.count_traffic(encapsulations, not_ip, other_ip)
+        summary.count_packets(
+            records=source.records, undelivered=source.undelivered, undecoded=undecoded
+        )
         summary.first_ts = source.first_ts
         summary.last_ts = source.last_ts
         summary.truncated_at = source.truncated_at
+        summary.stopped_at = source.stopped_at
+        summary.stop_reason = source.stop_reason
         summary.warnings.extend(source.warnings)
         if member.duplicates:
             summary.warnings.append(
@@ -307,7 +445,6 @@ def member_summaries(
                 "of the set (same bytes, same time); each was counted once"
             )
         summary.anomalies = anomalies.get(member.index, 0) + sum(source.anomalies.values())
-        summary.count_traffic(*tallies.by_member.get(member.index, ({}, {}, {})))
         if digests is not None and member.path in digests:
             summary.sha256 = digests[member.path].result()
         if count == 1:  # a long silence cut it off from the rest: a file read alone
@@ -360,6 +497,24 @@ def input_groups(paths: Sequence[Path | str], grouping: Grouping) -> list[InputG
     return group_inputs([str(p) for p in paths], grouping)
 
 
+MEMORY_RESERVE = 16 << 20
+"""Address space held during a run and given back first when memory runs out: under a
+memory limit (``ulimit -v``) nothing is left once a ``MemoryError`` is raised, and
+CPython then needs some to unwind, close the capture and print the one line (without
+it, 3.11 can spin forever retrying the allocation of an exception handler's state)."""
+
+
+def memory_reserve() -> bytearray:
+    """:data:`MEMORY_RESERVE` bytes of address space (untouched pages: no resident memory)."""
+    return bytearray(MEMORY_RESERVE)
+
+
+def out_of_memory(path: Path, packets: int | None = None) -> InputError:
+    """The one-line error for a capture that exhausted memory (``MemoryError``)."""
+    after = f" after {packets} packets" if packets else ""
+    return InputError(f"{path}: out of memory{after}")
+
+
 # -- analyze -------------------------------------------------------------------------
 
 
@@ -387,15 +542,29 @@ def analyze_run(run: CaptureRun, context: Context) -> FileAnalysis:
     feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
-    for event in run.events():
-        if isinstance(event, AnomalySeen):
-            anomalies[event.what] = anomalies.get(event.what, 0) + 1
-            if len(samples) < ANOMALY_SAMPLES:
-                samples.append(event.to_dict())
-        feed(event)
+    events = run.events()
+    reserve: bytearray | None = memory_reserve()
+    try:
+        for event in events:
+            if isinstance(event, AnomalySeen):
+                anomalies[event.what] = anomalies.get(event.what, 0) + 1
+                if len(samples) < ANOMALY_SAMPLES:
+                    samples.append(event.to_dict())
+            feed(event)
+        result = detection.finish()
+    except MemoryError:
+        reserve = run.memory_reserve = None  # first: what follows needs a little memory
+    if reserve is None:
+        # Out of the handler, the frames its traceback held are gone; the detectors'
+        # state goes next, then the capture's.
+        del detection, feed
+        samples.clear()
+        with suppress(MemoryError):
+            events.close()
+        raise out_of_memory(run.path, run.packets_read)
+    del reserve
     for what, count in run.reader_anomalies.items():
         anomalies[what] = anomalies.get(what, 0) + count
-    result = detection.finish()
     for what, count in result.caps.items():  # caps that bit are counted like anomalies
         anomalies[what] = anomalies.get(what, 0) + count
     findings, sections = result.findings, result.sections
@@ -421,6 +590,45 @@ def _analyze_in_worker(group: InputGroup, context: Context) -> list[FileAnalysis
     return analyze_group(group, context)
 
 
+def _worker_signals() -> None:
+    """In a worker process: Ctrl-C reaches the whole process group, but only the parent
+    answers it (it stops the workers and prints the one line); SIGTERM, which the parent
+    stops workers with, ends a worker at once."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _analyze_in_parallel(
+    groups: list[InputGroup], context: Context, workers: int
+) -> list[list[FileAnalysis]]:
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals)
+    try:
+        futures = [pool.submit(_analyze_in_worker, group, context) for group in groups]
+        results = []
+        for group, future in zip(groups, futures, strict=True):
+            try:
+                results.append(future.result())
+            except BrokenProcessPool:
+                raise InputError(
+                    f"{group_label(group)}: the process analysing it ended abruptly "
+                    "(out of memory?)"
+                ) from None
+    except BaseException:
+        # Interrupted, or failed: the workers still running are stopped, not awaited
+        # (ProcessPoolExecutor has no public way to do so before Python 3.14).
+        for process in list(pool._processes.values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
+
+
 def analyze(
     paths: Sequence[Path | str],
     context: Context,
@@ -429,9 +637,11 @@ def analyze(
     progress_for: Callable[[str], Progress | None] | None = None,
     generated_at: str = "",
     grouping: Grouping = Grouping.AUTO,
+    skipped: Sequence[InputSummary] = (),
 ) -> AuditReport:
-    """Analyze captures (files, standard input, capture sets; each set in parallel when
-    ``workers`` > 1) into one report.
+    """Analyze captures (files, standard input, capture sets; each file or set in
+    parallel when ``workers`` > 1) into one report; ``skipped`` inputs are listed after
+    them.
 
     Results are merged in input order, so a parallel run equals a serial one. A single
     set is read by one process, as a single file is.
@@ -439,19 +649,19 @@ def analyze(
     groups = input_groups(paths, grouping)
     per_group: list[list[FileAnalysis]]
     if workers > 1 and len(groups) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(workers, len(groups))) as pool:
-            per_group = list(pool.map(_analyze_in_worker, groups, [context] * len(groups)))
+        per_group = _analyze_in_parallel(groups, context, min(workers, len(groups)))
     else:
-        per_group = [
-            analyze_group(g, context, progress_for(group_label(g)) if progress_for else None)
-            for g in groups
-        ]
+        per_group = []
+        for group in groups:
+            label = group_label(group)
+            try:
+                per_group.append(
+                    analyze_group(group, context, progress_for(label) if progress_for else None)
+                )
+            except MemoryError:  # before the file's own handler was in place
+                raise out_of_memory(Path(label)) from None
     results = [result for group_results in per_group for result in group_results]
     policy = context.policy.to_dict()
-    if not results:
-        return AuditReport(kind="analyze", generated_at=generated_at, policy=policy)
     per_file = [
         AuditReport(
             kind="analyze",
@@ -465,7 +675,11 @@ def analyze(
         )
         for result in results
     ]
-    return merge_reports(per_file, generated_at)
+    if not per_file:
+        per_file = [AuditReport(kind="analyze", generated_at=generated_at, policy=policy)]
+    report = merge_reports(per_file, generated_at)
+    report.inputs.extend(item.to_dict() for item in skipped)
+    return report
 
 
 def group_label(group: InputGroup) -> str:

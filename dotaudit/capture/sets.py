@@ -96,6 +96,10 @@ class RecordSource(Protocol):
     first_ts: float | None
     last_ts: float | None
     truncated_at: int | None
+    stopped_at: int | None
+    stop_reason: str | None
+    records: int
+    undelivered: dict[str, int]
     warnings: list[str]
     anomalies: dict[str, int]
     bytes_read: int

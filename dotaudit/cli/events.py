@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO, TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.cli.output import (
+    OutputStream,
+    ProgressBar,
     add_grouping_options,
+    add_strict_option,
     atomic_writer,
     grouping,
     output_path,
     print_input_notes,
     progress_bar,
+    refuse_overwriting_inputs,
+    standard_output,
 )
-from dotaudit.errors import InputError
 
 if TYPE_CHECKING:
     from dotaudit.capture.sets import InputGroup
+    from dotaudit.model.report import InputSummary
 
 EVENT_TYPES = (
     "dns",
@@ -55,9 +61,7 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated record types to keep: " + ",".join((*EVENT_TYPES, "tls", "quic")),
     )
-    events.add_argument(
-        "--strict", action="store_true", help="a truncated capture is an error (exit 2)"
-    )
+    add_strict_option(events)
     events.add_argument(
         "--workers",
         type=_workers,
@@ -117,62 +121,87 @@ def quiet_gc() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dotaudit.pipeline import expand_inputs, input_groups
+    from dotaudit.pipeline import input_groups, select_inputs
 
     quiet_gc()
     types = parse_types(args.type)
     output = output_path(args.output)
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
-    groups = input_groups(paths, grouping(args))
+    selection = select_inputs(args.inputs)
+    refuse_overwriting_inputs(output, selection.named)
+    for warning in selection.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    if not selection.paths:
+        raise selection.nothing_to_read(args.inputs)
+    groups = input_groups(selection.paths, grouping(args))
     if output is None:
-        return _write_events(groups, sys.stdout, types, args.workers, args.strict)
+        return _write_events(groups, standard_output(), types, args.workers, args.strict)
     with atomic_writer(output) as handle:
         return _write_events(groups, handle, types, args.workers, args.strict)
 
 
 def _write_events(
     groups: list[InputGroup],
-    handle: IO[str],
+    handle: OutputStream,
     types: frozenset[str] | None,
     workers: int,
     strict: bool,
 ) -> int:
-    from dotaudit.model.report import InputSummary
-    from dotaudit.pipeline import capture_runs, group_label
+    from dotaudit.model.report import PARTIAL, UNREADABLE
+    from dotaudit.pipeline import group_label, out_of_memory
 
     status = EXIT_OK
-    write = handle.write
     for group in groups:
-        bar = progress_bar(group_label(group))
-        shards = 1 if group.is_stdin else workers
-        if shards != 1:  # multiprocessing is imported only when asked for
-            from dotaudit.parallel_events import ShardedRun, auto_shards
-
-            shards = shards or auto_shards(group)
-        summaries: list[InputSummary] = []
-        if shards > 1:
-            handle.flush()  # the shards are forked: nothing may be left to flush twice
-            sys.stderr.flush()
-            sharded = ShardedRun(group, shards, types, progress=bar)
-            for text in sharded.lines():
-                write(text)
-            summaries = sharded.summaries
-        else:
-            for capture in capture_runs(group, progress=bar, hash_input=False):
-                for text in capture.lines(types):
-                    write(text)
-                summaries.extend(capture.summaries)
+        label = group_label(group)
+        bar = progress_bar(label)
+        try:
+            summaries = _write_group(group, handle, types, workers, bar)
+        except MemoryError:
+            raise out_of_memory(Path(label)) from None
         if bar is not None:
             bar.close()
         print_input_notes([summary.to_dict() for summary in summaries])
         for summary in summaries:
-            if summary.truncated_at is not None and strict:
+            judged = summary.completeness()
+            if judged.status == UNREADABLE:
+                print(f"dotaudit: {summary.path}: unreadable: {judged.reason}", file=sys.stderr)
+                status = EXIT_USAGE
+            elif judged.status == PARTIAL and strict:
                 print(
-                    f"error: {summary.path}: truncated at byte offset {summary.truncated_at} "
-                    "(--strict)",
+                    f"dotaudit: {summary.path}: partial: {judged.reason} (--strict)",
                     file=sys.stderr,
                 )
                 status = EXIT_USAGE
+    handle.flush()
     return status
+
+
+def _write_group(
+    group: InputGroup,
+    handle: OutputStream,
+    types: frozenset[str] | None,
+    workers: int,
+    bar: ProgressBar | None,
+) -> list[InputSummary]:
+    """The events of one capture (a file, standard input or the sets of a group of files)
+    to ``handle``; returns what was read, one summary per file."""
+    from dotaudit.pipeline import capture_runs
+
+    write = handle.write
+    shards = 1 if group.is_stdin else workers
+    if shards != 1:  # multiprocessing is imported only when asked for
+        from dotaudit.parallel_events import ShardedRun, auto_shards
+
+        shards = shards or auto_shards(group)
+    if shards > 1:
+        handle.flush()  # the shards are forked: nothing may be left to flush twice
+        sys.stderr.flush()
+        sharded = ShardedRun(group, shards, types, progress=bar)
+        for text in sharded.lines():
+            write(text)
+        return sharded.summaries
+    summaries: list[InputSummary] = []
+    for capture in capture_runs(group, progress=bar, hash_input=False):
+        for text in capture.lines(types):
+            write(text)
+        summaries.extend(capture.summaries)
+    return summaries
