@@ -80,12 +80,14 @@ class ShardPass:
         shards: int,
         types: frozenset[str] | None,
         progress: Progress | None = None,
+        prefilter: bool = True,
     ) -> None:
         self.group = _as_group(source)
         self.path = Path(self.group.files[0])
         self.shard = shard
         self.shards = shards
         self.types = types
+        self.prefilter = prefilter  # bypass flows, as the serial pass does
         self.summaries: list[InputSummary] = []
         self.counted: list[int] = []
         """Anomalies this shard's pipeline counted, per summary (the reader's are shard
@@ -138,7 +140,9 @@ class ShardPass:
             finally:
                 table.phase = phase
 
-        table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
+        table = ShardFlowTable(
+            dispatcher, flow_anomaly, shard=self.shard, shards=self.shards, bypass=self.prefilter
+        )
         decoder = Decoder(decoder_anomaly, flows=table)
         progress = self._progress
         size = path.stat().st_size if progress is not None else 0
@@ -206,7 +210,9 @@ class ShardPass:
             # In place of the frame it repeats: after the frame before, as in one pass.
             reported_by_one(Anomaly(DUPLICATE_FRAME, code, ts, detail), code, PACKET)
 
-        table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
+        table = ShardFlowTable(
+            dispatcher, flow_anomaly, shard=self.shard, shards=self.shards, bypass=self.prefilter
+        )
         decoder = Decoder(decoder_anomaly, flows=table)
         tallies = MemberTallies(decoder)
         progress: Callable[[int, int], None] | None = self._progress
@@ -241,8 +247,9 @@ class ShardedRun:
         types: frozenset[str] | None,
         *,
         progress: Progress | None = None,
+        prefilter: bool = True,
     ) -> None:
-        self._own = ShardPass(source, 0, shards, types, progress)
+        self._own = ShardPass(source, 0, shards, types, progress, prefilter)
 
     @property
     def summaries(self) -> list[InputSummary]:
@@ -264,7 +271,9 @@ class ShardedRun:
             for shard in range(1, own.shards):
                 receive, send = context.Pipe(duplex=False)
                 child = context.Process(
-                    target=_child, args=(own.group, shard, own.shards, own.types, send), daemon=True
+                    target=_child,
+                    args=(own.group, shard, own.shards, own.types, send, own.prefilter),
+                    daemon=True,
                 )
                 child.start()
                 send.close()
@@ -313,7 +322,12 @@ def _receive(receive: Connection, path: Path) -> tuple[Pause, Batch]:
 
 
 def _child(
-    group: InputGroup, shard: int, shards: int, types: frozenset[str] | None, send: Connection
+    group: InputGroup,
+    shard: int,
+    shards: int,
+    types: frozenset[str] | None,
+    send: Connection,
+    prefilter: bool,
 ) -> None:
     import signal
 
@@ -322,7 +336,7 @@ def _child(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        run = ShardPass(group, shard, shards, types)
+        run = ShardPass(group, shard, shards, types, prefilter=prefilter)
         for pause, batch in run.batches():
             send.send((pause, batch))
         send.send((_DONE, run.counted))

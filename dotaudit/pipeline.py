@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dotaudit.capture.decode import Decoder
+from dotaudit.capture.engine import CaptureSource, open_capture
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.packet import Anomaly
 from dotaudit.capture.reader import STDIN_NAME, CaptureReader, stdin_reader
@@ -26,7 +27,7 @@ from dotaudit.capture.sets import (
     capture_sets,
     group_inputs,
 )
-from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.dispatch import Dispatcher, KeepWhole
 from dotaudit.errors import InputError
 from dotaudit.files import distinct_files, is_regular_file, sha256_file
 from dotaudit.model.capture_set import SetFrames, is_code, member_of
@@ -203,6 +204,8 @@ class CaptureRun:
         progress: Progress | None = None,
         hash_input: bool = True,
         digests: Mapping[str, Future[str]] | None = None,
+        prefilter: bool = True,
+        keep_whole: KeepWhole | None = None,
     ) -> None:
         self.capture_set = source if isinstance(source, CaptureSet) else None
         name = source.label if isinstance(source, CaptureSet) else str(source)
@@ -221,9 +224,18 @@ class CaptureRun:
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
         self._digests = digests
-        self._reader: CaptureReader | None = None
+        self._reader: CaptureSource | None = None
         self.memory_reserve: bytearray | None = None
         """Given back when memory runs out, so that there is room to stop cleanly."""
+        # Prefilter: flows the dissectors are done with are bypassed (only their control
+        # packets are read, in C through libpcap when it can take the file); without it
+        # every packet of every flow is read.
+        self.prefilter = prefilter
+        self._keep_whole = keep_whole
+        self.engine = ""
+        """How the capture was read: "libpcap" or "python" (after the run)."""
+        self.source: object = None
+        """What read the capture (a ``CaptureSource``), for measurements."""
         self.reader_anomalies: dict[str, int] = {}
         """What the reader counted (records it read, but not as written), by reason."""
 
@@ -263,23 +275,27 @@ class CaptureRun:
             yield from self._set_batches(self.capture_set, emitter)
             return
         stream = None
-        if self.stdin:
+        reader: CaptureSource
+        if self.stdin:  # a pipe: the Python reader, which never seeks
             reader, stream = stdin_reader()
         else:
-            reader = CaptureReader(self.path)
+            reader = open_capture(self.path, prefilter=self.prefilter)
         self._reader = reader
+        self.engine = reader.engine
+        self.source = reader
         self.memory_reserve = memory_reserve()
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(self.name, emitter(out))
+        dispatcher = Dispatcher(self.name, emitter(out), self._keep_whole)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
-        table = FlowTable(dispatcher, on_anomaly_counted)
+        table = FlowTable(dispatcher, on_anomaly_counted, bypass=self.prefilter)
         decoder = Decoder(on_anomaly_counted, flows=table)
+        reader.attach(table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None and stream is None else 0
         # The hash runs on the other core while this thread parses; standard input is
@@ -323,7 +339,7 @@ class CaptureRun:
         self, capture_set: CaptureSet, emitter: Callable[[list[Any]], Callable[[Event], None]]
     ) -> Iterator[list[Any]]:
         out: list[Any] = []
-        dispatcher = Dispatcher(capture_set.label, emitter(out))
+        dispatcher = Dispatcher(capture_set.label, emitter(out), self._keep_whole)
         anomalies: dict[int, int] = {}
 
         def on_anomaly_counted(anomaly: Anomaly) -> None:
@@ -334,7 +350,9 @@ class CaptureRun:
         def on_duplicate(code: int, ts: float, detail: str) -> None:
             on_anomaly_counted(Anomaly(DUPLICATE_FRAME, code, ts, detail))
 
-        table = FlowTable(dispatcher, on_anomaly_counted)
+        # Bypassed flows as in a file's pass (through the Python reader: the merge pulls
+        # every file's records in turn, which the libpcap engine does not offer).
+        table = FlowTable(dispatcher, on_anomaly_counted, bypass=self.prefilter)
         decoder = Decoder(on_anomaly_counted, flows=table)
         tallies = MemberTallies(decoder)
         progress = self._progress
@@ -359,7 +377,7 @@ class CaptureRun:
 
 def summarise(
     summary: InputSummary,
-    reader: CaptureReader,
+    reader: CaptureSource,
     decoder: Decoder,
     *,
     reader_anomalies: bool = True,
@@ -462,12 +480,18 @@ def member_summaries(
 
 
 def capture_runs(
-    group: InputGroup, *, progress: Progress | None = None, hash_input: bool = True
+    group: InputGroup,
+    *,
+    progress: Progress | None = None,
+    hash_input: bool = True,
+    prefilter: bool = True,
 ) -> Iterator[CaptureRun]:
     """The runs of one input group: one for a file or standard input, one per set for a
     group of files (each made once the one before has been read to its end)."""
     if not group.is_set:
-        yield CaptureRun(group.files[0], progress=progress, hash_input=hash_input)
+        yield CaptureRun(
+            group.files[0], progress=progress, hash_input=hash_input, prefilter=prefilter
+        )
         return
     digests = _hash_in_background(group.files) if hash_input else None
     total = sum(_size(path) for path in group.files)
@@ -481,7 +505,13 @@ def capture_runs(
             def step(read: int, _total: int, report: Progress = report, base: int = base) -> None:
                 report(base + read, total)
 
-        yield CaptureRun(capture_set, progress=step, hash_input=hash_input, digests=digests)
+        yield CaptureRun(
+            capture_set,
+            progress=step,
+            hash_input=hash_input,
+            digests=digests,
+            prefilter=prefilter,
+        )
         done += capture_set.bytes_read
 
 
@@ -542,6 +572,7 @@ def analyze_run(run: CaptureRun, context: Context) -> FileAnalysis:
     feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
+    run._keep_whole = detection.keeps_flow  # flows a detector wants whole stay whole
     events = run.events()
     reserve: bytearray | None = memory_reserve()
     try:
@@ -576,18 +607,27 @@ def analyze_run(run: CaptureRun, context: Context) -> FileAnalysis:
     return FileAnalysis(run.summaries, findings, sections, anomalies, samples)
 
 
-def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
-    return analyze_run(CaptureRun(path, progress=progress), context)
+def analyze_file(
+    path: Path, context: Context, progress: Progress | None = None, *, prefilter: bool = True
+) -> FileAnalysis:
+    return analyze_run(CaptureRun(path, progress=progress, prefilter=prefilter), context)
 
 
 def analyze_group(
-    group: InputGroup, context: Context, progress: Progress | None = None
+    group: InputGroup,
+    context: Context,
+    progress: Progress | None = None,
+    *,
+    prefilter: bool = True,
 ) -> list[FileAnalysis]:
-    return [analyze_run(run, context) for run in capture_runs(group, progress=progress)]
+    return [
+        analyze_run(run, context)
+        for run in capture_runs(group, progress=progress, prefilter=prefilter)
+    ]
 
 
-def _analyze_in_worker(group: InputGroup, context: Context) -> list[FileAnalysis]:
-    return analyze_group(group, context)
+def _analyze_in_worker(group: InputGroup, context: Context, prefilter: bool) -> list[FileAnalysis]:
+    return analyze_group(group, context, prefilter=prefilter)
 
 
 def _worker_signals() -> None:
@@ -601,14 +641,14 @@ def _worker_signals() -> None:
 
 
 def _analyze_in_parallel(
-    groups: list[InputGroup], context: Context, workers: int
+    groups: list[InputGroup], context: Context, workers: int, prefilter: bool
 ) -> list[list[FileAnalysis]]:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals)
     try:
-        futures = [pool.submit(_analyze_in_worker, group, context) for group in groups]
+        futures = [pool.submit(_analyze_in_worker, group, context, prefilter) for group in groups]
         results = []
         for group, future in zip(groups, futures, strict=True):
             try:
@@ -638,6 +678,7 @@ def analyze(
     generated_at: str = "",
     grouping: Grouping = Grouping.AUTO,
     skipped: Sequence[InputSummary] = (),
+    prefilter: bool = True,
 ) -> AuditReport:
     """Analyze captures (files, standard input, capture sets; each file or set in
     parallel when ``workers`` > 1) into one report; ``skipped`` inputs are listed after
@@ -649,14 +690,19 @@ def analyze(
     groups = input_groups(paths, grouping)
     per_group: list[list[FileAnalysis]]
     if workers > 1 and len(groups) > 1:
-        per_group = _analyze_in_parallel(groups, context, min(workers, len(groups)))
+        per_group = _analyze_in_parallel(groups, context, min(workers, len(groups)), prefilter)
     else:
         per_group = []
         for group in groups:
             label = group_label(group)
             try:
                 per_group.append(
-                    analyze_group(group, context, progress_for(label) if progress_for else None)
+                    analyze_group(
+                        group,
+                        context,
+                        progress_for(label) if progress_for else None,
+                        prefilter=prefilter,
+                    )
                 )
             except MemoryError:  # before the file's own handler was in place
                 raise out_of_memory(Path(label)) from None

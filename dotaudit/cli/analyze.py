@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dotaudit.cli import UsageError
-from dotaudit.cli.events import quiet_gc
+from dotaudit.cli.events import add_prefilter_option, note_reader, quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
     add_grouping_options,
@@ -61,6 +61,7 @@ def add_arguments(analyze: argparse.ArgumentParser) -> None:
         help="write a small pcap of each finding's frames here (a new directory, or one "
         "dotaudit wrote before: its parent must exist)",
     )
+    add_prefilter_option(analyze)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     evidence = _evidence_directory(args.evidence, selection.named) if args.evidence else None
     if not selection.paths:
         raise selection.nothing_to_read(args.inputs)
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
 
     def progress_for(label: str) -> ProgressBar | None:
         return progress_bar(label)
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         generated_at=timestamp(),
         grouping=grouping(args),
         skipped=selection.skipped,
+        prefilter=prefilter,
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")

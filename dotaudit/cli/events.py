@@ -72,6 +72,32 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         "standard input is read by one)",
     )
     add_grouping_options(events)
+    add_prefilter_option(events)
+
+
+def add_prefilter_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-prefilter",
+        action="store_true",
+        help="read every packet of every flow: connection records count everything, at "
+        "the cost of speed (by default a flow is no longer read once there is nothing "
+        "more to report about it, and libpcap skips its packets in C)",
+    )
+
+
+def note_reader(prefilter: bool) -> None:
+    """Say once when the fast engine cannot be used: same results, slower."""
+    if not prefilter:
+        return
+    from dotaudit.capture import libpcap
+
+    if libpcap.load() is None:
+        print(
+            f"dotaudit: note: libpcap not usable ({libpcap.unavailable_reason()}); reading "
+            "captures with the Python reader: same results, slower (Debian: apt install "
+            "libpcap0.8)",
+            file=sys.stderr,
+        )
 
 
 def parse_types(spec: str | None) -> frozenset[str] | None:
@@ -133,10 +159,12 @@ def run(args: argparse.Namespace) -> int:
     if not selection.paths:
         raise selection.nothing_to_read(args.inputs)
     groups = input_groups(selection.paths, grouping(args))
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
     if output is None:
-        return _write_events(groups, standard_output(), types, args.workers, args.strict)
+        return _write_events(groups, standard_output(), types, args.workers, args.strict, prefilter)
     with atomic_writer(output) as handle:
-        return _write_events(groups, handle, types, args.workers, args.strict)
+        return _write_events(groups, handle, types, args.workers, args.strict, prefilter)
 
 
 def _write_events(
@@ -145,6 +173,7 @@ def _write_events(
     types: frozenset[str] | None,
     workers: int,
     strict: bool,
+    prefilter: bool,
 ) -> int:
     from dotaudit.model.report import PARTIAL, UNREADABLE
     from dotaudit.pipeline import group_label, out_of_memory
@@ -154,7 +183,7 @@ def _write_events(
         label = group_label(group)
         bar = progress_bar(label)
         try:
-            summaries = _write_group(group, handle, types, workers, bar)
+            summaries = _write_group(group, handle, types, workers, bar, prefilter)
         except MemoryError:
             raise out_of_memory(Path(label)) from None
         if bar is not None:
@@ -181,6 +210,7 @@ def _write_group(
     types: frozenset[str] | None,
     workers: int,
     bar: ProgressBar | None,
+    prefilter: bool,
 ) -> list[InputSummary]:
     """The events of one capture (a file, standard input or the sets of a group of files)
     to ``handle``; returns what was read, one summary per file."""
@@ -195,12 +225,12 @@ def _write_group(
     if shards > 1:
         handle.flush()  # the shards are forked: nothing may be left to flush twice
         sys.stderr.flush()
-        sharded = ShardedRun(group, shards, types, progress=bar)
+        sharded = ShardedRun(group, shards, types, progress=bar, prefilter=prefilter)
         for text in sharded.lines():
             write(text)
         return sharded.summaries
     summaries: list[InputSummary] = []
-    for capture in capture_runs(group, progress=bar, hash_input=False):
+    for capture in capture_runs(group, progress=bar, hash_input=False, prefilter=prefilter):
         for text in capture.lines(types):
             write(text)
         summaries.extend(capture.summaries)

@@ -592,3 +592,14 @@ def test_evidence_of_a_set_holds_the_frames_of_every_file(tmp_path: Path) -> Non
         outputs[name] = {p.name: p.read_bytes() for p in evidence.glob("*.pcap")}
     assert outputs["set"] == outputs["whole"]
     assert len(outputs["whole"]) > 1
+
+
+def test_no_prefilter_gives_the_same_report(mixed_capture: Path) -> None:
+    args = (str(mixed_capture), "--format", "json", "--fail-on", "none", "-q")
+    fast = dotaudit("analyze", *args)
+    full = dotaudit("analyze", "--no-prefilter", *args)
+    assert fast.returncode == full.returncode == 0, fast.stderr + full.stderr
+    strip = lambda text: {k: v for k, v in json.loads(text).items() if k != "generated_at"}  # noqa: E731
+    fast_report, full_report = strip(fast.stdout), strip(full.stdout)
+    assert fast_report["findings"], "the mix has findings to compare"
+    assert fast_report == full_report
