@@ -63,8 +63,12 @@ def frame_in_file(code: int) -> int:
     return code & _FRAME_MASK
 
 
+_OTHER_FRAME_KEYS = frozenset({"bypassed_after"})
+"""Fields holding a frame number whose name does not say so (docs/events.md)."""
+
+
 def _is_frame_key(key: str) -> bool:
-    return key == "frame" or key.endswith("_frame")
+    return key == "frame" or key.endswith("_frame") or key in _OTHER_FRAME_KEYS
 
 
 def _is_frames_key(key: str) -> bool:

@@ -264,7 +264,9 @@ def as_whole(record: Any, offsets: dict[str, int], whole: str, file: str = "") -
             continue
         if key == "file":
             out[key] = whole
-        elif (key == "frame" or key.endswith("_frame")) and isinstance(value, int):
+        elif (key in ("frame", "bypassed_after") or key.endswith("_frame")) and isinstance(
+            value, int
+        ):
             out[key] = offsets[elsewhere.get(key, file)] + value
         elif (key == "frames" or key.endswith("_frames")) and f"{key}_by_file" in record:
             out[key] = [
