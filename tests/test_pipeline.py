@@ -73,6 +73,39 @@ def test_nested_layers_count_once_each(tmp_path: Path) -> None:
     assert summary["encapsulations"] == {"gre": 2}
 
 
+def test_standard_input_is_read_once_counting_bytes_and_hashing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+    import os
+    import sys
+    import threading
+
+    from dotaudit.pipeline import CaptureRun
+
+    data = (ROOT / "pcaps" / "04-fallback.pcap").read_bytes()
+    read_end, write_end = os.pipe()  # a pipe: it cannot seek, and its size is unknown
+
+    def feed() -> None:
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    with os.fdopen(read_end, "r") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        calls: list[tuple[int, int]] = []
+        run = CaptureRun("-", progress=lambda done, total: calls.append((done, total)))
+        events = list(run.events())
+    writer.join()
+    assert events and {e.file for e in events} == {"<stdin>"}
+    assert calls and {total for _, total in calls} == {0}
+    assert calls[-1][0] == len(data)
+    assert run.summary.path == "<stdin>"
+    assert run.summary.sha256 == hashlib.sha256(data).hexdigest()
+    assert run.summary.packets == 12
+
+
 # -- which files a run reads ---------------------------------------------------------------
 
 

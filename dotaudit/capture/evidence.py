@@ -58,8 +58,11 @@ def collect_frames(
 ) -> dict[str, list[Frame]]:
     """The frames of every planned file, in capture order, read in one pass per capture;
     with ``rewrite`` each frame is passed through it first (redacted evidence: see
-    ``dotaudit.capture.redact_frames.FrameRewriter.rewrite``)."""
+    ``dotaudit.capture.redact_frames.FrameRewriter.rewrite``). A file whose frames come
+    from several captures (files of one capture set) has them in timestamp order, as the
+    set's timeline had them."""
     collected: dict[str, list[Frame]] = {}
+    captures_of: dict[str, set[str]] = {}
     for capture, by_frame in plan.frames.items():
         last = max(by_frame)
         for frame, ts, linktype, data, orig_len in CaptureReader(capture):
@@ -69,8 +72,12 @@ def collect_frames(
                     data = rewrite(linktype, data)
                 for name in owners:
                     collected.setdefault(name, []).append((ts, linktype, data, orig_len))
+                    captures_of.setdefault(name, set()).add(capture)
             if frame >= last:
                 break
+    for name, captures in captures_of.items():
+        if len(captures) > 1:
+            collected[name].sort(key=lambda f: f[0])  # stable: each file keeps its order
     return collected
 
 

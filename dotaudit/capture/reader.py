@@ -9,11 +9,13 @@ unusable header at offset 0 raises :class:`~dotaudit.errors.InputError`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple, Protocol
 
 from dotaudit.errors import InputError
 
@@ -75,6 +77,57 @@ _PACKET_BLOCKS = frozenset({_PB, _SPB, _EPB})
 _QUIET_SKIP = frozenset({4, 5, 9, 10, 0x00000BAD, 0x40000BAD})
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_READ = 1 << 16
+_IF_NAME = 2  # pcapng IDB option: the interface's name
+
+STDIN_NAME = "<stdin>"
+"""How standard input is named in warnings, events and reports."""
+
+
+class ByteStream(Protocol):
+    """What a reader reads from: a binary file, or a pipe read once front to back."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def seek(self, offset: int, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class DigestingStream:
+    """Standard input (or any stream that cannot be read twice), hashed (SHA-256) and
+    counted as it is read, for a report that must name what it read.
+
+    Closing it leaves the underlying stream open: it belongs to the process."""
+
+    def __init__(self, raw: ByteStream) -> None:
+        self._raw = raw
+        self._digest = hashlib.sha256()
+        self.bytes_read = 0
+
+    def read(self, size: int, /) -> bytes:
+        data = self._raw.read(size)
+        if data:
+            self._digest.update(data)
+            self.bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        pass
+
+    def seek(self, offset: int, /) -> int:
+        raise OSError("a pipe cannot seek")  # only a file is resumed (the libpcap engine's)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def stdin_reader() -> tuple[CaptureReader, DigestingStream]:
+    """A reader of standard input (a pipe: never seeked or sized), and the stream that
+    hashes what it reads."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(f"{STDIN_NAME}: is a terminal; pipe a capture in")
+    stream = DigestingStream(sys.stdin.buffer)
+    return CaptureReader(STDIN_NAME, stream=stream), stream
 
 
 class _Source:
@@ -84,7 +137,7 @@ class _Source:
     damaged or cut point are still delivered, and multi-member files keep going.
     """
 
-    def __init__(self, raw: BinaryIO, compressed: bool, raw_prefix: bytes = b"") -> None:
+    def __init__(self, raw: ByteStream, compressed: bool, raw_prefix: bytes = b"") -> None:
         self._raw = raw
         self._raw_prefix = raw_prefix  # bytes already taken from ``raw`` to sniff the format
         self._compressed = compressed
@@ -172,6 +225,9 @@ class CaptureReader:
     After (or during) iteration: ``truncated_at`` is the offset of the record that was cut
     off (None for a complete file), ``warnings`` holds one-line problems and ``bytes_read``
     counts the uncompressed bytes read so far.
+
+    With ``stream`` the capture is read from it (a pipe: read once, never seeked or
+    sized) and ``path`` only names it.
     """
 
     engine = "python"
@@ -182,6 +238,7 @@ class CaptureReader:
         path: str | os.PathLike[str],
         chunk_size: int = CHUNK_SIZE,
         *,
+        stream: ByteStream | None = None,
         resume: Resume | None = None,
     ) -> None:
         """``resume``: go on where another reader of this (uncompressed pcap) file
@@ -207,13 +264,20 @@ class CaptureReader:
         self.stop_reason: str | None = None
         """Why it stopped there: "cut short (...)" or "corrupt record (...)"."""
         self.bytes_read = 0
+        self.interfaces: list[tuple[int, str | None]] = []
+        """(link type, name or None) of each interface described so far: the pcap header's
+        link type, or every pcapng interface block read."""
         self._warned: set[str] = set()
         # The file stays open from here to the end of iteration and is read once, front to
         # back, so a pipe (/dev/stdin, process substitution) works like a regular file.
-        try:
-            raw = open(self.path, "rb")  # noqa: SIM115 (closed by __iter__ or close())
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        raw: ByteStream
+        if stream is not None:
+            raw = stream
+        else:
+            try:
+                raw = open(self.path, "rb")  # noqa: SIM115 (closed by __iter__ or close())
+            except OSError as exc:
+                raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
         try:
             sniff = raw.read(2)
             self._compressed = sniff == _GZIP_MAGIC
@@ -338,6 +402,7 @@ class CaptureReader:
         # The header's snaplen is advisory (writers get it wrong); MAX_CAPLEN is the hard cap.
         linktype = struct.unpack_from(order + "I", buf, 20)[0]
         linktype &= 0xFFFF  # the upper bits carry FCS-length flags, not the link type
+        self.interfaces.append((linktype, None))
         cap = MAX_CAPLEN
         unpack = struct.Struct(order + "IIII").unpack_from
         base = 0  # stream offset of buf[0]
@@ -478,8 +543,10 @@ class CaptureReader:
                         elif btype == _IDB:
                             if len(ifaces) >= MAX_INTERFACES:
                                 self._warn("too many interfaces; later ones ignored", once="ifmax")
-                            elif not sec.add_interface(buf, pos, blen):
-                                self._warn(f"bad interface block at byte offset {base + pos}")
+                            else:
+                                if not sec.add_interface(buf, pos, blen):
+                                    self._warn(f"bad interface block at byte offset {base + pos}")
+                                self.interfaces.append((sec.ifaces[-1][0], sec.names[-1]))
                         elif btype != _SHB and btype not in _QUIET_SKIP:
                             self._unknown_block(btype, base + pos)
                         pos += blen
@@ -618,6 +685,8 @@ class _Section:
         self.pb_body = struct.Struct(order + "HH4I").unpack_from
         self.ifaces: list[tuple[int, float, float, int]] = []
         """Per interface: link type, seconds per 2**32 ticks, seconds per tick, offset."""
+        self.names: list[str | None] = []
+        """Per interface: its name (``if_name``), if the block gives one."""
         self.snaplen0 = 0
         self.last_ts = 0.0
         self.frame: tuple[float, int, bytes, int] | None = None
@@ -626,10 +695,12 @@ class _Section:
         """Parse an IDB; a bad one still takes its interface number (as an unknown link)."""
         if blen < 20:
             self.ifaces.append((0xFFFF, 0.0, 1e-6, 0))
+            self.names.append(None)
             return False
         linktype, _reserved, snaplen = struct.unpack_from(self.order + "HHI", buf, pos + 8)
         units = 1_000_000
         offset = 0
+        name: str | None = None
         opt = pos + 16
         stop = pos + blen - 4
         while opt + 4 <= stop:
@@ -642,8 +713,11 @@ class _Section:
                 units = 2 ** (res & 0x7F) if res & 0x80 else 10**res
             elif code == 14 and length >= 8:
                 offset = struct.unpack_from(self.order + "q", buf, value)[0]
+            elif code == _IF_NAME:
+                name = buf[value : value + length].rstrip(b"\0").decode("utf-8", "replace")
             opt = value + ((length + 3) & ~3)
         if not self.ifaces:
             self.snaplen0 = snaplen
         self.ifaces.append((linktype, (1 << 32) / units, 1 / units, offset))
+        self.names.append(name)
         return True

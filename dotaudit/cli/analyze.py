@@ -11,9 +11,12 @@ from dotaudit.cli import UsageError
 from dotaudit.cli.events import add_prefilter_option, note_reader, quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
+    add_grouping_options,
     add_report_options,
     add_strict_option,
     exit_status,
+    grouping,
+    print_input_notes,
     progress_bar,
     refuse_overwriting_inputs,
     report_incomplete_inputs,
@@ -33,20 +36,26 @@ DESCRIPTION = (
 )
 EXAMPLES = """
   dotaudit analyze pcaps/09-office.pcap -o reports/office.html
-  dotaudit analyze pcaps/04-fallback.pcap --policy pcaps/loopback-policy.toml --format text
   dotaudit analyze pcaps/ --evidence reports/evidence -o reports/audit.json --fail-on medium
   dotaudit analyze pcaps/09-office.pcap --redact --redact-key ~/.dotaudit.key -o handover.html
+  dotaudit analyze - -o reports/piped.json
 """
 
 
 def add_arguments(analyze: argparse.ArgumentParser) -> None:
-    analyze.add_argument("inputs", nargs="+", metavar="FILE|DIR")
+    analyze.add_argument(
+        "inputs", nargs="+", metavar="FILE|DIR|-", help="captures; - reads standard input"
+    )
     add_report_options(analyze)
     add_strict_option(analyze)
     analyze.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
     analyze.add_argument(
-        "--workers", type=int, metavar="N", help="files analyzed in parallel (default: cores)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="files or capture sets analyzed in parallel (default: cores)",
     )
+    add_grouping_options(analyze)
     analyze.add_argument(
         "--evidence",
         metavar="DIR",
@@ -67,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     quiet_gc()
     options = report_options(args)
     redaction = redaction_options(args)
+    if args.evidence and "-" in args.inputs:
+        raise UsageError(
+            "--evidence copies frames from the captures again, and standard input can be "
+            "read only once: save the capture to a file and analyze that"
+        )
     policy = _load_policy(args.policy) if args.policy else Policy()
     selection = select_inputs(args.inputs)
     refuse_overwriting_inputs(options.output, selection.named)
@@ -79,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     prefilter = not args.no_prefilter
     note_reader(prefilter)
 
-    def progress_for(path: Path) -> ProgressBar | None:
-        return progress_bar(str(path))
+    def progress_for(label: str) -> ProgressBar | None:
+        return progress_bar(label)
 
     report = analyze(
         selection.paths,
@@ -88,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         workers=workers,
         progress_for=progress_for,
         generated_at=timestamp(),
+        grouping=grouping(args),
         skipped=selection.skipped,
         prefilter=prefilter,
     )
@@ -97,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if redaction is not None:
         # Everything said from here on (warnings, the report, its judgement) is redacted.
         report, redactor = redaction.apply(original)
-    for item in report.inputs:
-        for warning in item.get("warnings", []):
-            print(f"warning: {warning}", file=sys.stderr)
+    print_input_notes(report.inputs)
     failed: OutputError | None = None
     if evidence is not None:  # first: the HTML report links the files that exist
         from dotaudit.capture.evidence import write_evidence

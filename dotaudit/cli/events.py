@@ -11,15 +11,19 @@ from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.cli.output import (
     OutputStream,
     ProgressBar,
+    add_grouping_options,
     add_strict_option,
     atomic_writer,
+    grouping,
     output_path,
+    print_input_notes,
     progress_bar,
     refuse_overwriting_inputs,
     standard_output,
 )
 
 if TYPE_CHECKING:
+    from dotaudit.capture.sets import InputGroup
     from dotaudit.model.report import InputSummary
 
 EVENT_TYPES = (
@@ -44,11 +48,14 @@ EXAMPLES = """
   dotaudit events pcaps/01-kdig-strict-dot.pcap
   dotaudit events pcaps/ --type dns,tls -o reports/events.jsonl
   dotaudit events pcaps/09-office.pcap --type connection --workers auto --strict
+  dotaudit events - --type dns -o reports/piped.jsonl
 """
 
 
 def add_arguments(events: argparse.ArgumentParser) -> None:
-    events.add_argument("inputs", nargs="+", metavar="FILE|DIR")
+    events.add_argument(
+        "inputs", nargs="+", metavar="FILE|DIR|-", help="captures; - reads standard input"
+    )
     events.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     events.add_argument(
         "--type",
@@ -62,8 +69,10 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N|auto",
         help="processes per capture, each dissecting a share of its flows; the output is "
-        "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more)",
+        "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more; "
+        "standard input is read by one)",
     )
+    add_grouping_options(events)
     add_prefilter_option(events)
 
 
@@ -139,7 +148,7 @@ def quiet_gc() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dotaudit.pipeline import select_inputs
+    from dotaudit.pipeline import input_groups, select_inputs
 
     quiet_gc()
     types = parse_types(args.type)
@@ -150,17 +159,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if not selection.paths:
         raise selection.nothing_to_read(args.inputs)
-    paths = selection.paths
+    groups = input_groups(selection.paths, grouping(args))
     prefilter = not args.no_prefilter
     note_reader(prefilter)
     if output is None:
-        return _write_events(paths, standard_output(), types, args.workers, args.strict, prefilter)
+        return _write_events(groups, standard_output(), types, args.workers, args.strict, prefilter)
     with atomic_writer(output) as handle:
-        return _write_events(paths, handle, types, args.workers, args.strict, prefilter)
+        return _write_events(groups, handle, types, args.workers, args.strict, prefilter)
 
 
 def _write_events(
-    paths: list[Path],
+    groups: list[InputGroup],
     handle: OutputStream,
     types: frozenset[str] | None,
     workers: int,
@@ -168,55 +177,62 @@ def _write_events(
     prefilter: bool,
 ) -> int:
     from dotaudit.model.report import PARTIAL, UNREADABLE
-    from dotaudit.pipeline import out_of_memory
+    from dotaudit.pipeline import group_label, out_of_memory
 
     status = EXIT_OK
-    for path in paths:
-        bar = progress_bar(str(path))
+    for group in groups:
+        label = group_label(group)
+        bar = progress_bar(label)
         try:
-            summary = _write_one(path, handle, types, workers, bar, prefilter)
+            summaries = _write_group(group, handle, types, workers, bar, prefilter)
         except MemoryError:
-            raise out_of_memory(path) from None
+            raise out_of_memory(Path(label)) from None
         if bar is not None:
             bar.close()
-        for warning in summary.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        judged = summary.completeness()
-        if judged.status == UNREADABLE:
-            print(f"dotaudit: {path}: unreadable: {judged.reason}", file=sys.stderr)
-            status = EXIT_USAGE
-        elif judged.status == PARTIAL and strict:
-            print(f"dotaudit: {path}: partial: {judged.reason} (--strict)", file=sys.stderr)
-            status = EXIT_USAGE
+        print_input_notes([summary.to_dict() for summary in summaries])
+        for summary in summaries:
+            judged = summary.completeness()
+            if judged.status == UNREADABLE:
+                print(f"dotaudit: {summary.path}: unreadable: {judged.reason}", file=sys.stderr)
+                status = EXIT_USAGE
+            elif judged.status == PARTIAL and strict:
+                print(
+                    f"dotaudit: {summary.path}: partial: {judged.reason} (--strict)",
+                    file=sys.stderr,
+                )
+                status = EXIT_USAGE
     handle.flush()
     return status
 
 
-def _write_one(
-    path: Path,
+def _write_group(
+    group: InputGroup,
     handle: OutputStream,
     types: frozenset[str] | None,
     workers: int,
     bar: ProgressBar | None,
     prefilter: bool,
-) -> InputSummary:
-    """The events of one capture to ``handle``; returns what was read."""
-    from dotaudit.pipeline import CaptureRun
+) -> list[InputSummary]:
+    """The events of one capture (a file, standard input or the sets of a group of files)
+    to ``handle``; returns what was read, one summary per file."""
+    from dotaudit.pipeline import capture_runs
 
     write = handle.write
-    shards = workers
+    shards = 1 if group.is_stdin else workers
     if shards != 1:  # multiprocessing is imported only when asked for
         from dotaudit.parallel_events import ShardedRun, auto_shards
 
-        shards = shards or auto_shards(path)
+        shards = shards or auto_shards(group)
     if shards > 1:
         handle.flush()  # the shards are forked: nothing may be left to flush twice
         sys.stderr.flush()
-        sharded = ShardedRun(path, shards, types, progress=bar, prefilter=prefilter)
+        sharded = ShardedRun(group, shards, types, progress=bar, prefilter=prefilter)
         for text in sharded.lines():
             write(text)
-        return sharded.summary
-    run = CaptureRun(path, progress=bar, hash_input=False, prefilter=prefilter)
-    for text in run.lines(types):
-        write(text)
-    return run.summary
+        return sharded.summaries
+    summaries: list[InputSummary] = []
+    for capture in capture_runs(group, progress=bar, hash_input=False, prefilter=prefilter):
+        for text in capture.lines(types):
+            write(text)
+        summaries.extend(capture.summaries)
+    return summaries

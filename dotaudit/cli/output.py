@@ -13,12 +13,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.errors import OutputError
 
 if TYPE_CHECKING:  # imported where used: `events` writes no report and starts faster
+    from dotaudit.capture.sets import Grouping
     from dotaudit.model.findings import Severity
     from dotaudit.model.report import AuditReport
     from dotaudit.render.base import OutputFormat
@@ -67,6 +68,53 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
         help="exit 1 when a finding is at or above this severity (default: high)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no text summary on stderr")
+
+
+def add_grouping_options(parser: argparse.ArgumentParser) -> None:
+    """``--separate`` and ``--as-one``: which input files are read as one timeline."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--separate",
+        action="store_true",
+        help="read every file on its own (default: rotated files of one capture, by name, "
+        "interfaces and time, are read as one timeline; see docs/capture-sets.md)",
+    )
+    group.add_argument(
+        "--as-one",
+        action="store_true",
+        help="read all input files as one capture, merged by timestamp",
+    )
+
+
+def print_input_notes(inputs: list[dict[str, Any]]) -> None:
+    """Each input's warnings, and which files were read as one capture set, on stderr."""
+    sets: dict[str, list[str]] = {}
+    grouped_by: dict[str, str] = {}
+    for item in inputs:
+        for warning in item.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+        capture_set = item.get("set")
+        if isinstance(capture_set, dict):
+            name = str(capture_set.get("name"))
+            sets.setdefault(name, []).append(str(item.get("path")))
+            grouped_by[name] = str(capture_set.get("grouped_by"))
+    for name, files in sets.items():
+        print(
+            f"note: {len(files)} files read as one capture ({grouped_by[name]}): "
+            + ", ".join(files[:3])
+            + (f" and {len(files) - 3} more" if len(files) > 3 else ""),
+            file=sys.stderr,
+        )
+
+
+def grouping(args: argparse.Namespace) -> Grouping:
+    from dotaudit.capture.sets import Grouping
+
+    if args.separate:
+        return Grouping.SEPARATE
+    if args.as_one:
+        return Grouping.AS_ONE
+    return Grouping.AUTO
 
 
 def report_options(args: argparse.Namespace) -> ReportOptions:
@@ -290,7 +338,11 @@ class ProgressBar:
         self.stream = stream
 
     def __call__(self, done: int, total: int) -> None:
-        fraction = min(done / total, 1.0) if total else 0.0
+        if total <= 0:  # a pipe: how much has come, since nobody knows how much will
+            self.stream.write(f"\r{self.label[-40:]:40} {_size(done):>10} read")
+            self.stream.flush()
+            return
+        fraction = min(done / total, 1.0)
         filled = int(fraction * 30)
         self.stream.write(
             f"\r{self.label[-40:]:40} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}"
@@ -300,6 +352,15 @@ class ProgressBar:
     def close(self) -> None:
         self.stream.write("\r" + " " * 80 + "\r")
         self.stream.flush()
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # unreachable
 
 
 def progress_bar(label: str) -> ProgressBar | None:

@@ -480,6 +480,11 @@ def _generic_line(event: Event) -> str:
     return _DUMPS(record) + "\n"
 
 
+def compact_json(record: dict[str, Any]) -> str:
+    """A record as the events stream writes it (no spaces, ASCII only)."""
+    return _DUMPS(record)
+
+
 def _line_encoder(cls: type) -> Callable[[Any], str]:
     ns: dict[str, Any] = {
         "_s": encode_basestring_ascii,

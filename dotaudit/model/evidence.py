@@ -41,13 +41,19 @@ class EvidencePlan:
 
 def plan_evidence(findings: Sequence[Finding]) -> EvidencePlan:
     """The plan for findings in report order (``AuditReport.sorted_findings()``): findings
-    without a capture file or frames get no file, but keep their number."""
+    without a capture file or frames get no file, but keep their number. The frames of a
+    finding of a capture set may come from several of its files (``frames_by_file``)."""
     plan = EvidencePlan()
     for index, finding in enumerate(findings, 1):
-        if finding.file and finding.frames:
-            name = evidence_name(index, finding.id)
-            plan.names.append(name)
-            by_frame = plan.frames.setdefault(finding.file, {})
-            for frame in finding.frames:
+        groups = finding.frames_by_file or (
+            ((finding.file, finding.frames),) if finding.file and finding.frames else ()
+        )
+        if not groups:
+            continue
+        name = evidence_name(index, finding.id)
+        plan.names.append(name)
+        for capture, frames in groups:
+            by_frame = plan.frames.setdefault(capture, {})
+            for frame in frames:
                 by_frame.setdefault(frame, []).append(name)
     return plan

@@ -337,9 +337,13 @@ class Finding:
     related: tuple[str, ...] = ()
     """``dedup_key`` of the findings about the same incident (the failed DoT attempt, the
     fallback and the plaintext queries that followed it): a report counts them once."""
+    frames_by_file: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """A finding of a capture set whose frames lie in several files: every file with its
+    frames, in timeline order (``file`` and ``frames`` are the first of them). Empty when
+    the frames are all in ``file``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "severity": self.severity.label,
             "confidence": self.confidence.label,
@@ -355,6 +359,11 @@ class Finding:
             "file": self.file,
             "related": list(self.related),
         }
+        if self.frames_by_file:
+            out["frames_by_file"] = [
+                {"file": file, "frames": list(frames)} for file, frames in self.frames_by_file
+            ]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
@@ -373,6 +382,10 @@ class Finding:
             remediation=str(data.get("remediation", "")),
             file=data.get("file"),
             related=_keys(data.get("related")),
+            frames_by_file=tuple(
+                (str(group["file"]), tuple(int(f) for f in group.get("frames") or ()))
+                for group in data.get("frames_by_file") or ()
+            ),
         )
 
 

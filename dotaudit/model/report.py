@@ -153,6 +153,12 @@ class InputSummary:
     """Frames of ordinary non-IP traffic per kind (``arp``, ``lldp``, ``llc``, ...)."""
     other_ip: dict[str, int] = field(default_factory=dict)
     """IP packets of protocols not read, per protocol (``igmp``, ``esp``, ...)."""
+    capture_set: dict[str, Any] | None = None
+    """The ``set`` a file was read in, with other files as one timeline: its ``name`` (the
+    path of its first file, the ``file`` its events carry while analysed), this file's
+    place (``member``, from 1, of ``members``), why the files were grouped
+    (``grouped_by``), and ``duplicate_frames``: frames of this file skipped as repeats
+    of another file's (counted in ``packets``, analysed once). None for a file read alone."""
     undecoded: dict[str, int] = field(default_factory=dict)
     """Packets that could not be decoded, per reason (the decoder's anomaly, or why the
     reader could not deliver a packet record)."""
@@ -232,6 +238,7 @@ class InputSummary:
             "warnings": list(self.warnings),
             "anomalies": self.anomalies,
             **tallies,
+            **({"set": self.capture_set} if self.capture_set is not None else {}),
         }
 
 
@@ -347,7 +354,7 @@ class AuditReport:
             "machines": len(first.machines),
             "client_addresses": first.addresses,
             "machines_by_severity": first.by_severity(),
-            "packets": sum(_count(i.get("packets")) for i in self.inputs if isinstance(i, dict)),
+            "packets": sum(_packets(i) for i in self.inputs if isinstance(i, dict)),
             "plaintext_queries": sum(_count(row.get("queries")) for row in network),
             "plaintext_clients": len(clients),
             "plaintext_machines": len(plaintext_machines),
@@ -426,6 +433,15 @@ class AuditReport:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _packets(item: dict[str, Any]) -> int:
+    """Packets an input contributed: a file of a set counts without its duplicates."""
+    packets = _count(item.get("packets"))
+    capture_set = item.get("set")
+    if isinstance(capture_set, dict):
+        packets -= min(_count(capture_set.get("duplicate_frames")), packets)
+    return packets
 
 
 def _is_probe_config(settings: dict[str, Any]) -> bool:

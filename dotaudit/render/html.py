@@ -157,6 +157,13 @@ def finding_view(
     evidence = evidence_rows(finding.evidence)
     frames = list(finding.frames)
     related = [refs[key] for key in finding.related if refs and key in refs][:20]
+    capture = finding.file
+    frames_text = text_of(frames) if frames else "—"
+    if finding.frames_by_file:  # a capture set: the frames of each of its files
+        capture = ", ".join(file for file, _ in finding.frames_by_file)
+        frames_text = "; ".join(
+            f"{file}: {text_of(list(numbers))}" for file, numbers in finding.frames_by_file
+        )
     return {
         "anchor": anchor,
         "index": index,
@@ -167,10 +174,10 @@ def finding_view(
         "title": finding.title,
         "client": finding.client,
         "server": finding.server,
-        "file": finding.file,
+        "file": capture,
         "first": fmt_ts(finding.first_ts),
         "last": fmt_ts(finding.last_ts),
-        "frames": text_of(frames) if frames else "—",
+        "frames": frames_text,
         "evidence": evidence,
         "remediation": neutral(finding.remediation, MAX_REMEDIATION),
         "refs": _rfc_refs(finding.remediation),

@@ -545,9 +545,25 @@ def inputs_view(report: AuditReport) -> list[dict[str, Any]]:
                 "status": judged.status,
                 "status_reason": judged.reason or "",
                 "warnings": [text_of(w) for w in warnings[:MAX_LIST_ITEMS]],
+                "set": set_text(item.get("set")),
             }
         )
     return out
+
+
+def set_text(capture_set: object) -> str | None:
+    """The line saying which capture set a file was read in, or None for a file alone."""
+    if not isinstance(capture_set, dict):
+        return None
+    text = (
+        f"file {text_of(capture_set.get('member'))} of {text_of(capture_set.get('members'))} "
+        f"of the capture set {text_of(capture_set.get('name'))} "
+        f"({text_of(capture_set.get('grouped_by'))}), read as one timeline"
+    )
+    duplicates = as_int(capture_set.get("duplicate_frames"))
+    if duplicates:
+        text += f"; {duplicates} duplicate frames skipped"
+    return text
 
 
 LOCAL_COLUMNS = ("client", "service", "qname", "qnames", "queries", "first_ts", "last_ts")

@@ -99,6 +99,7 @@ def render_text(report: AuditReport) -> str:
             f"  input {_printable(item.get('path'))}: {item.get('packets', 0)} packets"
             + (f", {span:.1f} s" if isinstance(span, int | float) else "")
             + ("" if judged.status == COMPLETE else f", {judged.status}")
+            + _set_note(item.get("set"))
         )
     counts = summary["by_severity"]
     lines.append(
@@ -133,6 +134,21 @@ def render_text(report: AuditReport) -> str:
     if len(findings) > MAX_FINDINGS:
         lines.append(f"  … {len(findings) - MAX_FINDINGS} more in the JSON report")
     return "\n".join(lines) + "\n"
+
+
+def _set_note(capture_set: object) -> str:
+    """Which capture set an input was read in ("" for a file read alone)."""
+    if not isinstance(capture_set, dict):
+        return ""
+    note = (
+        f" (file {_printable(capture_set.get('member'))} of "
+        f"{_printable(capture_set.get('members'))} of the set "
+        f"{_printable(capture_set.get('name'))})"
+    )
+    duplicates = capture_set.get("duplicate_frames")
+    if isinstance(duplicates, int) and not isinstance(duplicates, bool) and duplicates > 0:
+        note += f", {duplicates} duplicate frames skipped"
+    return note
 
 
 def _target_lines(target: dict[str, Any], *, detailed: bool) -> list[str]:

@@ -3,14 +3,20 @@ exit codes, the report formats, policy and evidence."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
-from tests import pcapgen
+from tests import pcapgen, rotation
 from tests.conftest import ROOT, corpus_path
 from tests.test_cli.command import SCHEMA, dotaudit, jsonl
 
@@ -401,6 +407,193 @@ def test_policy_type_errors_are_one_line_and_exit_2(tmp_path: Path, text: str, l
     assert result.returncode == 2
     assert result.stderr == f"dotaudit: {policy}: {line}\n"
     assert result.stdout == ""
+
+
+# -- capture sets and standard input ----------------------------------------------------
+
+OFFICE = ROOT / "pcaps" / "09-office.pcap"
+FALLBACK = ROOT / "pcaps" / "04-fallback.pcap"
+
+
+def report_of(*argv: str, stdin: bytes | None = None) -> dict[str, Any]:
+    """The JSON report of ``dotaudit analyze ARGV``, reading ``stdin`` through a pipe."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dotaudit", "analyze", *argv, "-q", "--format", "json",
+         "--fail-on", "none"],
+        input=stdin, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    report: dict[str, Any] = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    return report
+
+
+def global_frames(finding: dict[str, Any], offsets: dict[str, int]) -> list[int]:
+    """A finding's (file, frame) pairs as frame numbers of the capture the files were cut
+    from: ``offsets`` holds, per file, the frames of the files before it."""
+    groups = finding.get("frames_by_file") or [
+        {"file": finding["file"], "frames": finding["frames"]}
+    ]
+    return [offsets[g["file"]] + frame for g in groups for frame in g["frames"]]
+
+
+def same_findings(
+    whole: dict[str, Any], split: dict[str, Any], offsets: dict[str, int] | None = None
+) -> None:
+    """Every finding of the whole capture, field for field, with its frames at the same
+    places of the original capture (oracle: editcap cut the files, so frame n of piece k
+    is frame n + ``offsets[piece k]``, by default the frames of the pieces before k)."""
+    if offsets is None:
+        offsets = {}
+        before = 0
+        for item in split["inputs"]:
+            offsets[item["path"]] = before
+            before += item["packets"]
+        assert before == sum(i["packets"] for i in whole["inputs"])
+    assert len(split["findings"]) == len(whole["findings"])
+    for one, other in zip(whole["findings"], split["findings"], strict=True):
+        assert global_frames(other, offsets) == one["frames"], one["id"]
+        for key in one.keys() - {"file", "frames", "dedup_key", "related"}:
+            assert other[key] == one[key], (one["id"], key)
+        # Related findings are named by their dedup keys, which name the input.
+        assert len(other.get("related", ())) == len(one.get("related", ())), one["id"]
+
+
+def test_a_fallback_cut_between_two_files_is_found(tmp_path: Path) -> None:
+    """The DoT attempt ends the first file, its plaintext fallback starts the second."""
+    files = rotation.tcpdump_size_names(rotation.pieces(FALLBACK, tmp_path, [2, 10]))
+    policy = ("--policy", str(LOOPBACK_POLICY))
+    whole = report_of(str(FALLBACK), *policy)
+    split = report_of(*map(str, files), *policy)
+    ids = sorted(f["id"] for f in split["findings"])
+    assert ids.count("DA-FALLBACK-001") == 3
+    same_findings(whole, split)
+    # Each file is listed with its own hash, packet count and span, as one set.
+    for path, item in zip(files, split["inputs"], strict=True):
+        assert item["path"] == str(path)
+        assert item["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert item["set"]["name"] == str(files[0])
+        assert item["set"]["members"] == 2
+    assert [i["packets"] for i in split["inputs"]] == [2, 10]
+    # Read on their own, the files lose the fallback that straddles them.
+    separate = report_of(*map(str, files), *policy, "--separate")
+    assert [f["id"] for f in separate["findings"]].count("DA-FALLBACK-001") == 2
+    assert all("set" not in item for item in separate["inputs"])
+
+
+@pytest.mark.parametrize("naming", ["tcpdump -C", "dumpcap ring", "tcpdump -G"])
+def test_the_office_capture_rotated_gives_the_findings_of_the_whole(
+    tmp_path: Path, naming: str
+) -> None:
+    if naming == "tcpdump -G":  # one file a second, as `tcpdump -G 1` cuts it
+        files = rotation.tcpdump_time_names(rotation.pieces(OFFICE, tmp_path, [27, 118, 1, 86]))
+    else:
+        pieces = rotation.pieces(OFFICE, tmp_path, [47, 47, 47, 47, 44])
+        rename = (
+            rotation.tcpdump_size_names if naming == "tcpdump -C" else rotation.dumpcap_ring_names
+        )
+        files = rename(pieces)
+    whole = report_of(str(OFFICE))
+    split = report_of(str(tmp_path))  # a directory: its files are found and grouped
+    assert [item["path"] for item in split["inputs"]] == [str(f) for f in files]
+    same_findings(whole, split)
+    assert split["summary"] == whole["summary"]
+    assert any("frames_by_file" in f for f in split["findings"]), "a finding spans files"
+
+
+def test_overlapping_files_count_a_repeated_packet_once(tmp_path: Path) -> None:
+    # A sensor restarted with overlap: frames 40-47 are in both files.
+    first = rotation.cut(OFFICE, tmp_path / "cap.pcap", 1, 47)
+    second = rotation.cut(OFFICE, tmp_path / "cap.pcap1", 40, 232)
+    whole = report_of(str(OFFICE))
+    split = report_of(str(first), str(second))
+    assert [item["set"]["duplicate_frames"] for item in split["inputs"]] == [0, 8]
+    assert split["anomalies"]["counts"]["duplicate_frame"] == 8
+    assert split["summary"]["packets"] == 232  # each packet once
+    assert any("counted once" in w for w in split["inputs"][1]["warnings"])
+    # Frames of the second file are its own numbers: its frame n is frame n + 39 of the
+    # whole, and the repeated frames are named in the first file, where they came first.
+    same_findings(whole, split, {str(first): 0, str(second): 39})
+
+
+def test_far_apart_captures_of_one_name_stay_apart(tmp_path: Path) -> None:
+    first, rest = rotation.pieces(FALLBACK, tmp_path / "cut", [2, 10])
+    later = tmp_path / "cap.pcap1"
+    # Two hours later (editcap -t shifts the timestamps): another capture session.
+    subprocess.run(["editcap", "-F", "pcap", "-t", "7200", str(rest), str(later)], check=True)
+    shutil.copy(first, tmp_path / "cap.pcap")
+    policy = ("--policy", str(LOOPBACK_POLICY))
+    report = report_of(str(tmp_path / "cap.pcap"), str(later), *policy)
+    assert all("set" not in item for item in report["inputs"])
+    assert [f["id"] for f in report["findings"]].count("DA-FALLBACK-001") == 2
+    joined = report_of(str(tmp_path / "cap.pcap"), str(later), *policy, "--as-one")
+    assert [item["set"]["grouped_by"] for item in joined["inputs"]] == ["--as-one"] * 2
+
+
+def test_workers_give_the_serial_report_with_sets(tmp_path: Path) -> None:
+    files = rotation.tcpdump_size_names(rotation.pieces(OFFICE, tmp_path / "set", [100, 132]))
+    other = pcapgen.fallback_capture(tmp_path / "alone.pcap", "drop")
+    argv = (*map(str, files), str(other), str(FALLBACK))
+    serial = report_of(*argv, "--workers", "1")
+    parallel = report_of(*argv, "--workers", "3")
+    serial.pop("generated_at", None)
+    parallel.pop("generated_at", None)
+    assert parallel == serial
+    assert len(serial["inputs"]) == 4
+
+
+def test_standard_input_gives_the_findings_of_the_file() -> None:
+    data = OFFICE.read_bytes()
+    whole = report_of(str(OFFICE))
+    for piped in (data, gzip.compress(data)):
+        report = report_of("-", stdin=piped)
+        (item,) = report["inputs"]
+        assert item["path"] == "<stdin>"
+        assert item["sha256"] == hashlib.sha256(piped).hexdigest()
+        assert item["packets"] == whole["inputs"][0]["packets"]
+        for one, other in zip(whole["findings"], report["findings"], strict=True):
+            assert other["file"] == "<stdin>"
+            for key in one.keys() - {"file", "dedup_key", "related"}:
+                assert other[key] == one[key], (one["id"], key)
+        assert len(report["findings"]) == len(whole["findings"])
+
+
+def test_a_pipe_closed_mid_record_is_reported_as_truncated(tmp_path: Path) -> None:
+    data = OFFICE.read_bytes()
+    cut_at = len(data) - 30  # inside the last record
+    short = tmp_path / "short.pcap"
+    short.write_bytes(data[:cut_at])
+    from_file = report_of(str(short))["inputs"][0]
+    from_pipe = report_of("-", stdin=data[:cut_at])["inputs"][0]
+    assert from_pipe["truncated_at"] == from_file["truncated_at"] is not None
+    assert from_pipe["packets"] == from_file["packets"] == 231
+    assert [w.replace("<stdin>", str(short)) for w in from_pipe["warnings"]] == from_file[
+        "warnings"
+    ]
+
+
+def test_standard_input_refuses_what_needs_a_second_read(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dotaudit", "analyze", "-", "--evidence", str(tmp_path / "e")],
+        input=OFFICE.read_bytes(), capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert b"standard input" in result.stderr and b"Traceback" not in result.stderr
+    assert not (tmp_path / "e").exists()
+
+
+def test_evidence_of_a_set_holds_the_frames_of_every_file(tmp_path: Path) -> None:
+    files = rotation.dumpcap_ring_names(rotation.pieces(OFFICE, tmp_path / "ring", [47] * 4 + [44]))
+    outputs = {}
+    for name, inputs in (("whole", [str(OFFICE)]), ("set", [str(f) for f in files])):
+        evidence = tmp_path / name
+        result = dotaudit(
+            "analyze", *inputs, "-q", "--fail-on", "none", "--evidence", str(evidence)
+        )
+        assert result.returncode == 0, result.stderr
+        outputs[name] = {p.name: p.read_bytes() for p in evidence.glob("*.pcap")}
+    assert outputs["set"] == outputs["whole"]
+    assert len(outputs["whole"]) > 1
 
 
 def test_no_prefilter_gives_the_same_report(mixed_capture: Path) -> None:

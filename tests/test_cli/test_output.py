@@ -242,6 +242,20 @@ def test_the_report_goes_to_stdout_or_the_file_and_the_summary_to_stderr(
     assert "DA-LEAK-001" in err  # a text report in a file: the summary still on stderr
 
 
+def test_progress_without_a_total_shows_the_bytes_read() -> None:
+    import io
+
+    from dotaudit.cli.output import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar("<stdin>", stream)
+    bar(3 * 1024 * 1024 + 512 * 1024, 0)  # a pipe: no total
+    assert stream.getvalue().endswith("3.5 MiB read")
+    assert "%" not in stream.getvalue()
+    bar(50, 100)
+    assert "50%" in stream.getvalue()
+
+
 # -- an output that cannot be written: one line, exit 2, for every subcommand -----------------
 
 

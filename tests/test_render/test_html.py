@@ -648,3 +648,30 @@ def test_timeline_axis_fits_the_events() -> None:
     # 3 s of events: the axis ends within a few tenths after the last one, not 10 s on.
     assert 3.0 <= float(ticks[-1]) <= 3.5
     assert view["origin"].startswith("1970-01-01 00:01:39.7")  # 100 s minus 8 % of 3 s
+
+
+def test_a_capture_set_is_listed_file_by_file_with_frames_per_file(tmp_path: Path) -> None:
+    from dotaudit.detect.base import Context
+    from dotaudit.pipeline import analyze
+    from dotaudit.render.text import render_text
+    from tests import rotation
+
+    office = Path(__file__).resolve().parents[2] / "pcaps" / "09-office.pcap"
+    files = rotation.tcpdump_size_names(rotation.pieces(office, tmp_path, [100, 132]))
+    # The findings that span both files are info, which the page folds into "What is
+    # working" without frames: raised here so that one is shown in full.
+    from dotaudit.model.findings import Severity
+    from dotaudit.model.policy import Policy
+
+    raised = Policy(severity_overrides={"DA-PAD-002": Severity.MEDIUM})
+    report = analyze(files, Context(policy=raised))
+    spanning = next(f for f in report.findings if f.frames_by_file and f.id == "DA-PAD-002")
+    page = render_html(report)
+    for path in files:
+        assert f"of the capture set {files[0]}" in page
+        assert str(path) in page
+    first, second = spanning.frames_by_file
+    assert f"{first[0]}: {', '.join(map(str, first[1]))}; {second[0]}:" in page
+    text = render_text(report)
+    assert f"input {files[1]}: 132 packets" in text
+    assert f"(file 2 of 2 of the set {files[0]})" in text
