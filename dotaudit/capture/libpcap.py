@@ -118,6 +118,8 @@ class Libpcap:
         _sig(lib.pcap_set_buffer_size, c_int, [c_void_p, c_int])
         _sig(lib.pcap_stats, c_int, [c_void_p, POINTER(PcapStat)])
         _sig(lib.pcap_breakloop, None, [c_void_p])
+        _sig(lib.pcap_setnonblock, c_int, [c_void_p, c_int, c_char_p])
+        _sig(lib.pcap_get_selectable_fd, c_int, [c_void_p])
         _sig(libc.fopencookie, c_void_p, [c_void_p, c_char_p, CookieIo])
         _sig(libc.open_memstream, c_void_p, [POINTER(c_void_p), POINTER(c_size_t)])
         _sig(libc.setvbuf, c_int, [c_void_p, c_void_p, c_int, c_size_t])

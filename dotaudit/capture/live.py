@@ -12,6 +12,7 @@ hands to the decoder by offset (no copy per packet) and, unchanged, to a capture
 from __future__ import annotations
 
 import ctypes
+import select
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -122,6 +123,17 @@ class LiveCapture:
             if status == libpcap.ERROR_NO_SUCH_DEVICE:
                 raise InputError(f"{device}: no such interface")
             raise InputError(f"{device}: cannot capture: {reason}")
+        # Waits are ours (poll on the capture's descriptor, at most the read timeout):
+        # libpcap's own blocking read may wait forever on a quiet interface and resumes
+        # after a signal, so --duration and Ctrl-C would never be seen.
+        fd = lib.pcap_get_selectable_fd(handle)
+        if fd < 0 or lib.pcap_setnonblock(handle, 1, err):
+            reason = pcap.error(handle) or err.value.decode(errors="replace")
+            self.close()
+            raise InputError(f"{device}: cannot capture: {reason}")
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+        self._timeout_ms = timeout_ms
         self.linktype: int = lib.pcap_datalink(handle)
         self.filter_text = (
             prefilter_expression(self.linktype) if filter_text is None else filter_text
@@ -144,8 +156,12 @@ class LiveCapture:
     def dispatch(self, take: FrameSink, keep: BatchSink | None = None, limit: int = -1) -> int:
         """Wait (up to the read timeout) for packets and hand each to ``take`` with its
         frame number; then the batch as captured goes to ``keep``. Returns how many
-        packets there were, or -1 once :meth:`breakloop` ended the wait."""
+        packets there were (0 when the wait ended with none), or -1 once
+        :meth:`breakloop` ended the wait."""
         if not self._handle or self._out is None:
+            return -1
+        self._poll.poll(self._timeout_ms)  # a signal's handler runs here, within the wait
+        if not self._handle:
             return -1
         lib = self._pcap.lib
         got: int = lib.pcap_dispatch(self._handle, limit, self._pcap.dump, self._out.file)

@@ -61,6 +61,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected megabytes, got {text!r}") from None
+    if not 0.001 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 0.001 and 1000000 megabytes")
+    return value
+
+
 def add_arguments(watch: argparse.ArgumentParser) -> None:
     watch.add_argument("interface", metavar="IFACE", help="interface to capture on (lo, eth0)")
     watch.add_argument(
@@ -95,7 +105,7 @@ def add_arguments(watch: argparse.ArgumentParser) -> None:
     )
     watch.add_argument(
         "--ring-size",
-        type=_positive,
+        type=_megabytes,
         metavar="MB",
         help="with --ring: start the next file after MB megabytes (default 100)",
     )
@@ -121,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         report_every=args.report_every,
         write=args.write,
         ring_files=args.ring or 1,
-        ring_size=(args.ring_size or 100) * 1_000_000 if args.ring else None,
+        ring_size=round((args.ring_size or 100) * 1_000_000) if args.ring else None,
     )
     stream = _open_stream(args.stream)
     try:
