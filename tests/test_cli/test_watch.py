@@ -44,8 +44,9 @@ def leak(*names: str) -> None:
     clients = [
         subprocess.Popen(
             ["kdig", f"@{HOST}", "-p", "53", "+time=1", "+retry=0", name],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for name in names
     ]
     for client in clients:
