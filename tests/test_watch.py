@@ -86,7 +86,7 @@ def test_leaks_and_dot_sessions_are_seen_live_and_the_kept_capture_says_the_same
         ["lo", "--report-every", "1", "--stream", str(stream), "-o", str(report),
          "--write", str(kept), "--fail-on", "high", "--policy", LOOPBACK_POLICY]
     )  # fmt: skip
-    leaked = kdig(resolver.address, "leak.lab.test", port=53, tls=False, padding=False)
+    leaked = kdig(resolver.address, "mail.lab.test", port=53, tls=False, padding=False)
     assert leaked.ok, leaked.stdout + leaked.stderr
     strict = kdig(resolver.address, "www.lab.test", ca=lab.ca, hostname=HOSTNAME)
     assert strict.ok, strict.stdout + strict.stderr
