@@ -108,7 +108,9 @@ def admitted(path: Path) -> int:
     return count
 
 
-def run(pps: int, seconds: float, mix: str, keep: Path | None) -> dict[str, object]:
+def run(
+    pps: int, seconds: float, mix: str, keep: Path | None, every: float, buffer_mb: float
+) -> dict[str, object]:
     packets = int(pps * seconds)
     work = Path(tempfile.mkdtemp(prefix="dotaudit-live-rate-"))
     capture = keep or work / f"live-{mix}-{packets}.pcap"
@@ -126,8 +128,8 @@ def run(pps: int, seconds: float, mix: str, keep: Path | None) -> dict[str, obje
         report = work / "watch.json"
         watch = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-m", "dotaudit", "watch", "lo",
-             "--duration", str(seconds + 4), "--report-every", "2", "-o", str(report),
-             "--fail-on", "none", "-q"],
+             "--duration", str(seconds + 4), "--report-every", str(every), "-o", str(report),
+             "--buffer-size", str(buffer_mb), "--fail-on", "none", "-q"],
             stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
         assert watch.stderr is not None
@@ -153,6 +155,8 @@ def run(pps: int, seconds: float, mix: str, keep: Path | None) -> dict[str, obje
     result = {
         "mix": mix,
         "pps_asked": pps,
+        "report_every": every,
+        "buffer_mb": buffer_mb,
         "sent": sent["sent"],
         "send_seconds": round(sent["seconds"], 3),
         "send_rate": round(sent["rate"]),
@@ -182,6 +186,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--mix", default="default", help="default or bulk (gen_capture.py)")
     parser.add_argument("--capture", type=Path, help="keep (or reuse) the generated capture here")
+    parser.add_argument("--report-every", type=float, default=10.0, help="watch's interval")
+    parser.add_argument("--buffer-size", type=float, default=32, help="watch's kernel buffer, MB")
     parser.add_argument("--send", type=Path, help=argparse.SUPPRESS)  # the sender's own mode
     args = parser.parse_args()
     if args.send is not None:
@@ -190,7 +196,10 @@ def main() -> int:
     if os.geteuid() != 0:
         print("live_rate: needs root (a network namespace, live capture)", file=sys.stderr)
         return 2
-    print(json.dumps(run(args.pps, args.seconds, args.mix, args.capture), indent=1))
+    result = run(
+        args.pps, args.seconds, args.mix, args.capture, args.report_every, args.buffer_size
+    )
+    print(json.dumps(result, indent=1))
     return 0
 
 

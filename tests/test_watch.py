@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.lab.clients import (
@@ -34,6 +35,7 @@ from tests.lab.lab import Lab
 from tests.lab.netns import FirewallLab
 from tests.lab.pki import HOSTNAME
 from tests.lab.ports import wait_tcp
+from tests.test_cli.command import SCHEMA
 
 LOOPBACK_POLICY = str(Path(__file__).parent.parent / "pcaps" / "loopback-policy.toml")
 """The lab is on loopback: judged as the network it stands in for (else DNS to 127/8 is a
@@ -121,6 +123,7 @@ def test_leaks_and_dot_sessions_are_seen_live_and_the_kept_capture_says_the_same
     assert len(ours) >= 3  # kdig, stubby and getdns_query each opened one
     assert all(s["outcome"] == "established" for s in ours), ours
     assert {s.get("sni") for s in ours} == {HOSTNAME}
+    jsonschema.validate(json.loads(report.read_text()), SCHEMA)
     inputs = json.loads(report.read_text())["inputs"]
     assert inputs[0]["live"]["kernel_dropped"] == 0
     assert inputs[0]["live"]["written"][0]["packets"] == inputs[0]["packets"] > 0

@@ -109,6 +109,14 @@ def add_arguments(watch: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="with --ring: start the next file after MB megabytes (default 100)",
     )
+    watch.add_argument(
+        "--buffer-size",
+        type=_megabytes,
+        default=32,
+        metavar="MB",
+        help="kernel buffer for packets not yet read (default 32): room for bursts and "
+        "for the pauses of each interval's report",
+    )
     watch.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
 
 
@@ -132,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         write=args.write,
         ring_files=args.ring or 1,
         ring_size=round((args.ring_size or 100) * 1_000_000) if args.ring else None,
+        buffer_size=round(args.buffer_size * 1_000_000),
     )
     stream = _open_stream(args.stream)
     try:

@@ -14,9 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from tests.test_cli.command import dotaudit
+from tests.test_cli.command import SCHEMA, dotaudit
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
 
@@ -113,6 +114,7 @@ def test_sigterm_ends_with_the_final_report_and_the_exit_follows_fail_on(
     assert "Traceback" not in stderr
     assert "ended by stopped" in stderr
     data = json.loads(report.read_text())
+    jsonschema.validate(data, SCHEMA)
     assert data["inputs"][0]["live"]["ended_by"] == "stopped"
     assert data["inputs"][0]["live"]["filter"] == ONLY_OURS
     ids = [f["id"] for f in data["findings"]]
