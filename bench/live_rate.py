@@ -10,7 +10,9 @@ What it does:
    test runs on the machine use the host's ``lo``);
 3. starts ``dotaudit watch lo`` there with the default filter, and once it is capturing,
    replays the capture at ``pps`` from a paced ``AF_PACKET`` sender in the same namespace
-   (batches of one millisecond's packets, each batch sent at its due time);
+   (batches of one millisecond's packets, each batch sent at its due time); when the
+   sender is done and ``watch`` has gone idle (read all the kernel held), ends it with
+   SIGINT;
 4. reports the packets sent and the rate achieved, how many of them the default filter
    admits (libpcap's own filter run offline over the same frames: the oracle), how many
    ``watch`` captured, libpcap's kernel and interface drop counters, the drop rate, and
@@ -29,6 +31,7 @@ import ctypes
 import json
 import mmap
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -81,6 +84,23 @@ def send(path: Path, pps: int) -> dict[str, float]:
     return {"sent": sent, "seconds": seconds, "rate": sent / seconds}
 
 
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def settle(pid: int, quiet: float = 1.0) -> None:
+    """Wait until ``pid`` used less than 2% of a core over ``quiet`` seconds."""
+    hz = os.sysconf("SC_CLK_TCK")
+    before = cpu_ticks(pid)
+    while True:
+        time.sleep(quiet)
+        now = cpu_ticks(pid)
+        if now - before < 0.02 * hz * quiet:
+            return
+        before = now
+
+
 def admitted(path: Path) -> int:
     """How many frames of ``path`` the default live filter admits (libpcap, offline)."""
     from dotaudit.capture import libpcap
@@ -128,7 +148,7 @@ def run(
         report = work / "watch.json"
         watch = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-m", "dotaudit", "watch", "lo",
-             "--duration", str(seconds + 4), "--report-every", str(every), "-o", str(report),
+             "--report-every", str(every), "-o", str(report),
              "--buffer-size", str(buffer_mb), "--fail-on", "none", "-q"],
             stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
@@ -141,6 +161,10 @@ def run(
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         sent = json.loads(sender.stdout)
+        # The sender is done: let watch read what the kernel still holds for it (until
+        # its CPU time stops growing), then end it as a user would.
+        settle(watch.pid)
+        watch.send_signal(signal.SIGINT)
         _, status, usage = os.wait4(watch.pid, 0)
         lines = watch.stderr.read()
         watch.returncode = os.waitstatus_to_exitcode(status)
