@@ -32,7 +32,7 @@ from tests.lab.clients import (
     stubby_config,
 )
 from tests.lab.lab import Lab
-from tests.lab.netns import FirewallLab
+from tests.lab.netns import FirewallLab, TwoHop
 from tests.lab.pki import HOSTNAME
 from tests.lab.ports import wait_tcp
 from tests.test_cli.command import SCHEMA
@@ -68,11 +68,11 @@ def findings(path: Path) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text())["findings"])
 
 
-def analyze(capture: Path, tmp_path: Path) -> list[dict[str, Any]]:
+def analyze(capture: Path, tmp_path: Path, *, policy: bool = True) -> list[dict[str, Any]]:
     out = tmp_path / "analyzed.json"
     done = subprocess.run(
         [sys.executable, "-m", "dotaudit", "analyze", str(capture), "-q", "--fail-on", "none",
-         "--policy", LOOPBACK_POLICY, "-o", str(out)],
+         *(("--policy", LOOPBACK_POLICY) if policy else ()), "-o", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -160,3 +160,36 @@ def test_a_fallback_behind_an_nftables_drop_is_seen_live(
     streamed = {json.loads(line)["id"] for line in stream.read_text().splitlines()}
     assert "DA-FALLBACK-001" in streamed
     assert analyze(kept, tmp_path) == live
+
+
+def test_across_a_veth_pair_a_router_reset_and_the_fallback_are_seen_live(
+    lab_twohop: TwoHop, lab: Lab, tmp_path: Path
+) -> None:
+    """watch on the client namespace's end of a veth pair: the router resets DoT (RST
+    with its own TTL, one hop nearer than the server's packets), the client falls back to
+    plaintext to the same server (real addresses: no loopback policy needed)."""
+    hop = lab_twohop
+    stream, report, kept = tmp_path / "live.jsonl", tmp_path / "live.json", tmp_path / "kept.pcap"
+    watch = Watching(
+        [hop.client_if, "--duration", "5", "--stream", str(stream), "-o", str(report),
+         "--write", str(kept), "--fail-on", "none"],
+        netns=hop.client.name,
+    )  # fmt: skip
+    tls = kdig(hop.server_addr, "www.lab.test", ca=lab.ca, hostname=HOSTNAME,
+               netns=hop.client.name)  # fmt: skip
+    plain = kdig(hop.server_addr, "www.lab.test", port=53, tls=False, padding=False,
+                 netns=hop.client.name)  # fmt: skip
+    assert not tls.ok and plain.ok
+    status, stderr = watch.end(None)
+
+    assert status == 0 and "ended by duration" in stderr, stderr
+    live = findings(report)
+    ids = {f["id"] for f in live}
+    assert "DA-FALLBACK-001" in ids
+    assert any(f["id"].startswith("DA-LEAK") and f["server"] == hop.server_addr for f in live), ids
+    sessions = json.loads(report.read_text())["dot_sessions"]
+    reset = [s for s in sessions if s["server"] == hop.server_addr]
+    assert reset and all(s["rst_ttl"] == 64 for s in reset), reset
+    streamed = {json.loads(line)["id"] for line in stream.read_text().splitlines()}
+    assert streamed == ids
+    assert analyze(kept, tmp_path, policy=False) == live
