@@ -114,6 +114,7 @@ def test_sigterm_ends_with_the_final_report_and_the_exit_follows_fail_on(
     assert "Traceback" not in stderr
     assert "ended by stopped" in stderr
     data = json.loads(report.read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
     jsonschema.validate(data, SCHEMA)
     assert data["inputs"][0]["live"]["ended_by"] == "stopped"
     assert data["inputs"][0]["live"]["filter"] == ONLY_OURS
