@@ -255,6 +255,9 @@ class Watch:
         summary.last_ts = capture.last_ts
         decoder = self._decoder
         summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
+        # A live capture delivers every packet it reads: a run that read none, or none
+        # it could decode, is judged as such (exit status 2), as a file would be.
+        summary.count_packets(records=capture.frames, undelivered={}, undecoded=decoder.undecoded)
         entry = summary.to_dict()
         live: dict[str, Any] = {
             "interface": self.settings.interface,

@@ -27,6 +27,10 @@ class CaptureSource(Protocol):
     truncated_at: int | None
     warnings: list[str]
     anomalies: dict[str, int]
+    records: int
+    undelivered: dict[str, int]
+    stopped_at: int | None
+    stop_reason: str | None
     bytes_read: int
 
     def attach(self, table: FlowTable) -> None:

@@ -131,6 +131,11 @@ class LibpcapCapture:
         self.warnings: list[str] = []
         self.anomalies: dict[str, int] = {}
         """Records read but not as written, by reason (as the Python reader counts them)."""
+        self.records = 0
+        """Packet records met: a pcap delivers every record it meets (``frames``)."""
+        self.undelivered: dict[str, int] = {}
+        self.stopped_at: int | None = None
+        self.stop_reason: str | None = None
         self.bytes_read = 0
         self.skipped = 0
         """Records libpcap skipped (never handed to Python)."""
@@ -276,6 +281,7 @@ class LibpcapCapture:
                     overflows = self.anomalies.get("timestamp_fraction_overflow")
                     if overflows and len(self.warnings) < MAX_WARNINGS:
                         self.warnings.append(f"{self.path}: {fraction_overflow_warning(overflows)}")
+                    self.records = self.frames
                     self.close()
                     return
                 base = done
@@ -301,6 +307,10 @@ class LibpcapCapture:
             self.truncated_at = reader.truncated_at
             self.warnings.extend(reader.warnings)
             self.anomalies = reader.anomalies
+            self.records = reader.records
+            self.undelivered = reader.undelivered
+            self.stopped_at = reader.stopped_at
+            self.stop_reason = reader.stop_reason
             self.close()
 
     def _close_libpcap(self) -> None:

@@ -15,6 +15,7 @@ from dotaudit.cli.output import (
     add_report_options,
     atomic_writer,
     exit_status,
+    report_incomplete_inputs,
     report_options,
     timestamp,
     write_report,
@@ -35,9 +36,9 @@ DESCRIPTION = (
     "Needs CAP_NET_RAW (root)."
 )
 EXAMPLES = """
-  sudo dotaudit watch eth0 --duration 600 -o reports/live.html
-  sudo dotaudit watch lo --stream - --report-every 5 --fail-on none
-  sudo dotaudit watch eth0 --write caps/site.pcapng --ring 10 --ring-size 100 -o live.json
+  dotaudit watch eth0 --duration 600 -o reports/live.html
+  dotaudit watch lo --stream - --report-every 5 --fail-on none
+  dotaudit watch eth0 --write caps/site.pcapng --ring 10 --ring-size 100 -o live.json
 """
 
 
@@ -121,8 +122,9 @@ def add_arguments(watch: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dotaudit.cli.analyze import _load_policy
     from dotaudit.detect.base import Context
-    from dotaudit.model.policy import Policy, load_policy
+    from dotaudit.model.policy import Policy
     from dotaudit.watch import WatchSettings
 
     quiet_gc()
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--ring and --ring-size need --write")
     if args.ring_size and not args.ring:
         raise UsageError("--ring-size needs --ring")
-    policy = load_policy(args.policy) if args.policy else Policy()
+    policy = _load_policy(args.policy) if args.policy else Policy()
     settings = WatchSettings(
         interface=args.interface,
         filter_text=args.filter,
@@ -219,4 +221,5 @@ def _watch(
             sys.stderr.write(render(report, OutputFormat.TEXT))
     else:
         write_report(report, options)
+    report_incomplete_inputs(report)
     return exit_status(report, options.fail_on)
