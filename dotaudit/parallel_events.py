@@ -10,6 +10,7 @@ the serial pass writes, and memory stays bounded by one batch per shard.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from dotaudit.capture.flow_shard import DECODER, END_FRAME, EventKey, ShardFlowT
 from dotaudit.capture.packet import Anomaly
 from dotaudit.capture.reader import CaptureReader
 from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.errors import InputError
 from dotaudit.model.events import Event, event_json_line
 from dotaudit.model.report import InputSummary
@@ -82,7 +84,22 @@ class ShardPass:
             if types is None or event.type in types:
                 out.append((table.key(), event_json_line(event)))
 
-        dispatcher = Dispatcher(str(self.path), emit)
+        def decoder_fact(event: Event) -> None:
+            # ARP and NDP reach no flow table: shard 0 alone tells them, after the previous
+            # frame's events, where a single pass tells them.
+            phase = table.phase
+            table.phase = DECODER
+            try:
+                emit(event)
+            finally:
+                table.phase = phase
+
+        # Flow starts and DHCP are the facts of the shard that owns the flow; each shard
+        # tells the first of its own, and ShardedRun keeps the first of them all.
+        links = HostIdentityTracker(
+            str(self.path), emit, link_messages=not self.shard, emit_link=decoder_fact
+        )
+        dispatcher = Dispatcher(str(self.path), emit, links=links)
 
         def flow_anomaly(anomaly: Anomaly) -> None:
             summary.anomalies += 1
@@ -103,7 +120,7 @@ class ShardPass:
         table = ShardFlowTable(
             dispatcher, flow_anomaly, shard=self.shard, shards=self.shards, bypass=self.prefilter
         )
-        decoder = Decoder(decoder_anomaly, flows=table)
+        decoder = Decoder(decoder_anomaly, flows=table, links=links)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         reserve: bytearray | None = memory_reserve()
@@ -163,6 +180,7 @@ class ShardedRun:
                 send.close()
                 children.append((child, receive))
             by_key = itemgetter(0)
+            told = _FirstSources()
             for frame, batch in chain([first], batches):
                 for _, receive in children:
                     their_frame, theirs = _receive(receive, path)
@@ -171,6 +189,7 @@ class ShardedRun:
                     batch += theirs
                 if children:
                     batch.sort(key=by_key)
+                    batch = [item for item in batch if told.first(item[1])]
                 if batch:
                     yield "".join([line for _, line in batch])
             for process, receive in children:
@@ -188,6 +207,30 @@ class ShardedRun:
 
 
 _DONE = -1
+
+_HOST_IDENTITY = '{"type":"host_identity",'
+_BINDING = ("mac", "address", "source", "hostname", "client_id", "prefix", "router")
+
+
+class _FirstSources:
+    """The ``host_identity`` lines of flow facts (``source`` ``frame`` or ``dhcp``) already
+    written: each shard tells the first of a binding among its own flows, a single pass
+    the first of all, which is the first of the shards' in key order."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[object, ...]] = set()
+
+    def first(self, line: str) -> bool:
+        if not line.startswith(_HOST_IDENTITY):
+            return True
+        record = json.loads(line)
+        if record.get("source") not in ("frame", "dhcp"):
+            return True
+        key = tuple(record.get(k) for k in _BINDING)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
 
 def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:

@@ -17,6 +17,7 @@ from dotaudit.capture.engine import CaptureSource, open_capture
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
 from dotaudit.dissect.dispatch import Dispatcher, KeepWhole
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.errors import InputError
 from dotaudit.files import distinct_files, is_regular_file, sha256_file
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
@@ -183,6 +184,9 @@ class CaptureRun:
         self.summary = InputSummary(path=str(path))
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
+        self._reader: CaptureSource | None = None
+        self.memory_reserve: bytearray | None = None
+        """Given back when memory runs out, so that there is room to stop cleanly."""
         # Prefilter: flows the dissectors are done with are bypassed (only their control
         # packets are read, in C through libpcap when it can take the file); without it
         # every packet of every flow is read.
@@ -192,9 +196,6 @@ class CaptureRun:
         """How the capture was read: "libpcap" or "python" (after the run)."""
         self.source: object = None
         """What read the capture (a ``CaptureSource``), for measurements."""
-        self._reader: CaptureSource | None = None
-        self.memory_reserve: bytearray | None = None
-        """Given back when memory runs out, so that there is room to stop cleanly."""
         self.reader_anomalies: dict[str, int] = {}
         """What the reader counted (records it read, but not as written), by reason."""
 
@@ -235,14 +236,15 @@ class CaptureRun:
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(str(self.path), emitter(out), self._keep_whole)
+        links = HostIdentityTracker(str(self.path), emitter(out))
+        dispatcher = Dispatcher(str(self.path), emitter(out), self._keep_whole, links)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
         table = FlowTable(dispatcher, on_anomaly_counted, bypass=self.prefilter)
-        decoder = Decoder(on_anomaly_counted, flows=table)
+        decoder = Decoder(on_anomaly_counted, flows=table, links=links)
         reader.attach(table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
@@ -344,7 +346,12 @@ def analyze_file(
     feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
-    run = CaptureRun(path, progress=progress, prefilter=prefilter, keep_whole=detection.keeps_flow)
+    run = CaptureRun(
+        path,
+        progress=progress,
+        prefilter=prefilter,
+        keep_whole=detection.keeps_flow,
+    )
     events = run.events()
     reserve: bytearray | None = memory_reserve()
     try:
@@ -422,8 +429,8 @@ def analyze(
     workers: int = 1,
     progress_for: Callable[[Path], Progress | None] | None = None,
     generated_at: str = "",
-    prefilter: bool = True,
     skipped: Sequence[InputSummary] = (),
+    prefilter: bool = True,
 ) -> AuditReport:
     """Analyze files (in parallel when ``workers`` > 1) into one report; ``skipped``
     inputs are listed after them.

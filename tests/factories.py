@@ -24,6 +24,7 @@ from dotaudit.model.events import (
     DnsMessageSeen,
     Edns,
     Event,
+    HostIdentitySeen,
     QuicInitialSeen,
     TlsAlertSeen,
     TlsCertificateSeen,
@@ -255,6 +256,18 @@ def anomaly(**kw: Any) -> AnomalySeen:
     values.update(what="dns_malformed", detail="test")
     values.update(kw)
     return AnomalySeen(**values)
+
+
+def host_identity(
+    mac: str, address: str | None, source: str = "arp", **kw: Any
+) -> HostIdentitySeen:
+    """One ``host_identity`` binding (``transport`` follows ``source``)."""
+    transport = {"arp": "arp", "ndp": "icmpv6", "dhcp": "udp"}.get(source, "udp")
+    values = _base({}, dport=0, transport=transport)
+    values.update(src=address or "0.0.0.0", sport=0, mac=mac, address=address, source=source)
+    values.update(hostname=None, client_id=None, prefix=None, router=False)
+    values.update(kw)
+    return HostIdentitySeen(**values)
 
 
 def dot_session_events(

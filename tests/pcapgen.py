@@ -96,6 +96,137 @@ def plaintext_capture(path: Path, names: list[str], *, client: str = CLIENT) -> 
     return write(path, packets)
 
 
+# -- the link: ARP, NDP, DHCP and the frames hosts send ------------------------------------
+
+ROUTER_MAC = "02:00:00:00:00:fe"
+HOST_A = ("02:00:00:00:00:0a", "192.0.2.10", "2001:db8:1::a")
+"""A dual-stack host: its IPv4 address in ARP, its IPv6 address in NDP."""
+HOST_B = ("02:00:00:00:00:0b", "192.0.2.11", None)
+HOST_DHCP = ("02:00:00:00:00:0c", "192.0.2.12", None)
+"""Gets its address by DHCP (host name "printer-3f", client id a DUID)."""
+HOST_SLAAC_MAC = "02:00:00:00:00:0d"
+REMOTE = ("203.0.113.53", "203.0.113.54", "2001:db8:53::53")
+"""Servers beyond the router: their packets carry the router's MAC."""
+
+
+def eui64(mac: str, prefix: str = "2001:db8:1::") -> str:
+    """The SLAAC address of ``mac`` in ``prefix``/64 (RFC 4291 appendix A)."""
+    import ipaddress
+
+    raw = bytes.fromhex(mac.replace(":", ""))
+    iid = bytes([raw[0] ^ 0x02]) + raw[1:3] + b"\xff\xfe" + raw[3:]
+    return str(ipaddress.IPv6Address(ipaddress.IPv6Address(prefix).packed[:8] + iid))
+
+
+def link_capture(path: Path) -> Path:
+    """Every way the capture shows who uses which address, and the traps: a router whose
+    MAC fronts remote servers, an ARP probe, duplicate address detection, an NA to a
+    multicast target, a forwarded NS (hop limit 64), an OFFER that is not an ACK."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet6 import (
+        ICMPv6ND_NA,
+        ICMPv6ND_NS,
+        ICMPv6ND_RA,
+        ICMPv6NDOptDstLLAddr,
+        ICMPv6NDOptPrefixInfo,
+        ICMPv6NDOptSrcLLAddr,
+        IPv6,
+    )
+    from scapy.layers.l2 import ARP
+
+    mac_a, v4_a, v6_a = HOST_A
+    mac_b, v4_b, _ = HOST_B
+    mac_d, v4_d, _ = HOST_DHCP
+    slaac = eui64(HOST_SLAAC_MAC)
+    t = 10.0
+    packets: list[Any] = []
+
+    def add(packet: Any) -> None:
+        nonlocal t
+        t += 0.01
+        packets.append(_stamp(packet, t))
+
+    bcast = "ff:ff:ff:ff:ff:ff"
+    add(Ether(src=mac_a, dst=bcast) / ARP(op=1, hwsrc=mac_a, psrc=v4_a, pdst="192.0.2.1"))
+    add(Ether(src=ROUTER_MAC, dst=mac_a) / ARP(op=2, hwsrc=ROUTER_MAC, psrc="192.0.2.1",
+                                             hwdst=mac_a, pdst=v4_a))  # fmt: skip
+    add(Ether(src=mac_b, dst=bcast) / ARP(op=1, hwsrc=mac_b, psrc=v4_b, pdst=v4_b))  # gratuitous
+    add(Ether(src=mac_b, dst=bcast) / ARP(op=1, hwsrc=mac_b, psrc="0.0.0.0", pdst=v4_b))  # probe
+    # NDP: A solicits the router from its global address; the router answers and advertises.
+    solicited = "ff02::1:ff00:1"
+    add(Ether(src=mac_a, dst="33:33:ff:00:00:01") / IPv6(src=v6_a, dst=solicited, hlim=255)
+        / ICMPv6ND_NS(tgt="2001:db8:1::1") / ICMPv6NDOptSrcLLAddr(lladdr=mac_a))  # fmt: skip
+    add(Ether(src=ROUTER_MAC, dst=mac_a) / IPv6(src="2001:db8:1::1", dst=v6_a, hlim=255)
+        / ICMPv6ND_NA(tgt="2001:db8:1::1", R=1, S=1, O=1)
+        / ICMPv6NDOptDstLLAddr(lladdr=ROUTER_MAC))  # fmt: skip
+    all_nodes = Ether(src=ROUTER_MAC, dst="33:33:00:00:00:01") / IPv6(
+        src="fe80::fe", dst="ff02::1", hlim=255
+    )
+    prefix = ICMPv6NDOptPrefixInfo(prefix="2001:db8:1::", prefixlen=64, L=1, A=1)
+    add(all_nodes / ICMPv6ND_RA() / ICMPv6NDOptSrcLLAddr(lladdr=ROUTER_MAC) / prefix)
+    # Traps: duplicate address detection from ::, a forwarded NS, an NA to a multicast target.
+    add(Ether(src=mac_b, dst="33:33:ff:00:00:0b") / IPv6(src="::", dst="ff02::1:ff00:b", hlim=255)
+        / ICMPv6ND_NS(tgt="2001:db8:1::b") / ICMPv6NDOptSrcLLAddr(lladdr=mac_b))  # fmt: skip
+    add(Ether(src=mac_b, dst=ROUTER_MAC) / IPv6(src="2001:db8:9::b", dst="2001:db8:1::1", hlim=64)
+        / ICMPv6ND_NS(tgt="2001:db8:1::1") / ICMPv6NDOptSrcLLAddr(lladdr=mac_b))  # fmt: skip
+    add(Ether(src=mac_b, dst="33:33:00:00:00:01") / IPv6(src="fe80::b", dst="ff02::1", hlim=255)
+        / ICMPv6ND_NA(tgt="ff02::1") / ICMPv6NDOptDstLLAddr(lladdr=mac_b))  # fmt: skip
+    # DHCP: DISCOVER, OFFER (not a binding), REQUEST, ACK with mask and host name.
+    client_id = b"\xff\x00\x00\x00\x01\x00\x01\x00\x01\x2a\x2b\x2c\x2d"  # IAID + DUID-LLT
+    chaddr = bytes.fromhex(mac_d.replace(":", ""))
+
+    def dhcp(op: int, kind: str, yiaddr: str, src: str, dst: str, options: list[Any]) -> Any:
+        sport, dport = (68, 67) if op == 1 else (67, 68)
+        return (
+            Ether(src=mac_d if op == 1 else ROUTER_MAC, dst=bcast)
+            / IP(src=src, dst=dst)
+            / UDP(sport=sport, dport=dport)
+            / BOOTP(op=op, chaddr=chaddr, yiaddr=yiaddr, xid=0x1234)
+            / DHCP(options=[("message-type", kind), *options, "end"])
+        )
+
+    ident = [("client_id", client_id), ("hostname", b"printer-3f")]
+    add(dhcp(1, "discover", "0.0.0.0", "0.0.0.0", "255.255.255.255", ident))
+    add(dhcp(2, "offer", "192.0.2.99", "192.0.2.1", "255.255.255.255",
+             [("subnet_mask", "255.255.255.0")]))  # fmt: skip
+    add(dhcp(1, "request", "0.0.0.0", "0.0.0.0", "255.255.255.255",
+             [("requested_addr", v4_d), *ident]))  # fmt: skip
+    add(dhcp(2, "ack", v4_d, "192.0.2.1", "255.255.255.255",
+             [("subnet_mask", "255.255.255.0"), ("router", "192.0.2.1")]))  # fmt: skip
+    # Traffic: A over IPv4 and IPv6, the SLAAC host, B, and the servers' answers through
+    # the router's MAC.
+    out_a, in_a = Ether(src=mac_a, dst=ROUTER_MAC), Ether(src=ROUTER_MAC, dst=mac_a)
+    add(out_a / IP(src=v4_a, dst=REMOTE[0]) / TCP(sport=40001, dport=853, flags="S"))
+    add(in_a / IP(src=REMOTE[0], dst=v4_a) / TCP(sport=853, dport=40001, flags="SA"))
+
+    def query(qid: int, name: str, sport: int) -> Any:
+        return UDP(sport=sport, dport=53) / DNS(id=qid, qd=DNSQR(qname=name))
+
+    def answer(qid: int, name: str, dport: int) -> Any:
+        return UDP(sport=53, dport=dport) / DNS(id=qid, qr=1, qd=DNSQR(qname=name))
+
+    add(out_a / IPv6(src=v6_a, dst=REMOTE[2]) / query(1, "a.example", 40002))
+    add(in_a / IPv6(src=REMOTE[2], dst=v6_a) / answer(1, "a.example", 40002))
+    slaac_out = Ether(src=HOST_SLAAC_MAC, dst=ROUTER_MAC)
+    add(slaac_out / IPv6(src=slaac, dst=REMOTE[2]) / query(2, "s.example", 40003))
+    add(
+        Ether(src=mac_b, dst=ROUTER_MAC)
+        / IP(src=v4_b, dst=REMOTE[1])
+        / query(3, "b.example", 40004)
+    )
+    add(
+        Ether(src=ROUTER_MAC, dst=mac_b)
+        / IP(src=REMOTE[1], dst=v4_b)
+        / answer(3, "b.example", 40004)
+    )
+    add(
+        Ether(src=mac_d, dst=ROUTER_MAC)
+        / IP(src=v4_d, dst=REMOTE[1])
+        / query(4, "d.example", 40005)
+    )
+    return write(path, packets)
+
+
 # -- captures that cannot be read whole ------------------------------------------------------
 
 PCAP_HEADER = 24

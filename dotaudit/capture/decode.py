@@ -51,6 +51,7 @@ from dotaudit.capture.packet import (
     AnomalySink,
     FlowSink,
     IcmpQuote,
+    LinkObserver,
     Packet,
     Tunnel,
     TunnelledPacket,
@@ -81,6 +82,13 @@ _FRAG6 = struct.Struct("!BxHI").unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _GTP = struct.Struct("!BBHI").unpack_from
 _PPPOE = struct.Struct("!BBHH").unpack_from
+
+MAX_LINK_SOURCES = 16_384
+"""Addresses whose first flow's Ethernet source is reported to the link observer; flows
+from further new addresses are counted (``host_identity_table_full``)."""
+_FULL_REPORT_EVERY = 1000
+ETH_ARP = 0x0806
+_NDP_TYPES = frozenset({133, 134, 135, 136, 137})
 
 MAX_TUNNEL_DEPTH = 8
 """Nested encapsulations followed; deeper is a ``tunnel_too_deep`` anomaly (a hostile
@@ -285,8 +293,18 @@ class Decoder:
         max_frag_bytes: int = 4 << 20,
         frag_timeout: float = 30.0,
         flows: FlowSink | None = None,
+        links: LinkObserver | None = None,
     ) -> None:
         self._sink = sink
+        self._links = links
+        # Addresses whose first flow was reported to ``links``, and the frame being
+        # decoded: where the flow table's on_flow_start finds the link-layer source.
+        self._sources: set[bytes] = set()
+        self._sources_refused = 0
+        self._frame_buf = b""
+        self._frame_at = 0
+        self._frame_link = 1
+        """The link type of the frame being decoded: 1 (Ethernet) on the fast path."""
         self.frags = FragmentReassembler(sink, max_frag_bytes, frag_timeout)
         self._unknown_links: set[int] = set()
         self.encapsulations: dict[str, int] = {}
@@ -311,6 +329,8 @@ class Decoder:
         self._tunnelled: Callable[[Packet], None] = getattr(flows, "tunnelled", flows.process)
         if hasattr(flows, "decapsulate"):
             flows.decapsulate = self._udp_tunnel_fast
+        if hasattr(flows, "on_flow_start"):
+            flows.on_flow_start = self._flow_start if self._links is not None else None
 
     def finish(self) -> None:
         """Capture ended: report fragments that never completed."""
@@ -336,6 +356,10 @@ class Decoder:
         self, frame: int, ts: float, linktype: int, buf: bytes, start: int, end: int, orig_len: int
     ) -> None:
         """Decode the frame ``buf[start:end]`` into the flow table (a reader's FrameSink)."""
+        # Two stores, so that a flow start finds its frame's link-layer source (see
+        # _flow_start); the fast path below is Ethernet's, the general path says its own.
+        self._frame_buf = buf
+        self._frame_at = start
         # Fast path for the common case: Ethernet (one optional 802.1Q tag), IPv4 without
         # options or IPv6 without extension headers, TCP or UDP, all read by one unpack
         # that includes the ethertype. Anything unusual (or cut) takes the general path
@@ -410,9 +434,39 @@ class Decoder:
                                 return
                 elif self._short_udp(frame, ts, 6, buf, base + 14, end, orig_len):
                     return
+        self._frame_link = linktype
         decoded = self._decode(frame, ts, linktype, buf[start:end], orig_len)
         if decoded is not None:
             self._process(decoded)
+        self._frame_link = 1
+
+    # -- the capture's own link: who uses which address ------------------------------
+
+    def _flow_start(
+        self, frame: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int, proto: int
+    ) -> None:
+        """The flow table's ``on_flow_start``: the first flow ``src`` started reports the
+        Ethernet source of its frame (the frame being decoded; never a tunnelled one)."""
+        sources = self._sources
+        if src in sources or self._depth:
+            return
+        if len(sources) >= MAX_LINK_SOURCES:
+            self._sources_refused += 1
+            if self._sources_refused % _FULL_REPORT_EVERY == 1:
+                self._anomaly(
+                    "host_identity_table_full", frame, ts,
+                    f"{self._sources_refused} flows from addresses beyond the first "
+                    f"{MAX_LINK_SOURCES} not checked for their Ethernet source",
+                )  # fmt: skip
+            return
+        sources.add(src)
+        at = _link_source_at(self._frame_link, self._frame_buf, self._frame_at)
+        if at < 0 or not any(src):
+            return
+        mac = self._frame_buf[at : at + 6]
+        if len(mac) == 6 and not mac[0] & 1 and any(mac):  # unicast, not all zero
+            assert self._links is not None
+            self._links.frame_source(frame, ts, mac, src, sport, dst, dport, proto)
 
     def _short_udp(
         self, frame: int, ts: float, version: int, buf: bytes, off: int, end: int, orig_len: int
@@ -708,6 +762,15 @@ class Decoder:
                 data[pos + 8 : stop], 0, 0, 0, cut, None, wire_len,
             )  # fmt: skip
         if proto in _ICMPS:
+            if (
+                proto == ICMPV6
+                and pos < end
+                and data[pos] in _NDP_TYPES
+                and not self._depth
+                and not cut
+                and self._links is not None
+            ):
+                self._links.ndp(frame, ts, src, dst, ttl, data[pos:end])
             if end - pos < 8:
                 return None  # too short to be an error we could use
             quote = self._icmp_error(frame, ts, version, data, pos, end)
@@ -772,6 +835,8 @@ class Decoder:
         carrier: str,
     ) -> Packet | None:  # fmt: skip
         """What an ethertype (or a tunnel's protocol field, ``carrier``) names, not IP."""
+        if etype == ETH_ARP and not self._depth and self._links is not None:
+            self._links.arp(frame, ts, data[off:])
         if etype == ETH_PPPOE_SESSION:
             return self._pppoe(frame, ts, data, off, orig_len)
         if etype in ETH_MPLS:
@@ -1191,6 +1256,27 @@ class Decoder:
         if cut:
             return self._snaplen(frame, ts, detail)
         return self._anomaly(what, frame, ts, detail)
+
+
+def _link_source_at(linktype: int, buf: bytes, start: int) -> int:
+    """Where the sender's 6-byte Ethernet address of the frame at ``buf[start:]`` sits, or
+    -1 for a link type without one.
+
+    Ethernet: after the destination. Linux cooked captures name the sender's address for
+    every packet type (for outgoing packets the capturing host's own): SLL at byte 6 and
+    SLL2 at byte 12, used when the hardware type is Ethernet (1) with a 6-byte address.
+    """
+    if linktype == 1:
+        return start + 6
+    if linktype == 113 and buf[start + 2 : start + 6] == b"\x00\x01\x00\x06":
+        return start + 6
+    if (
+        linktype == 276
+        and buf[start + 8 : start + 10] == b"\x00\x01"
+        and buf[start + 11 : start + 12] == b"\x06"
+    ):
+        return start + 12
+    return -1
 
 
 def _pair(a: bytes, b: bytes) -> tuple[bytes, bytes]:

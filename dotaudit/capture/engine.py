@@ -27,11 +27,22 @@ class CaptureSource(Protocol):
     truncated_at: int | None
     warnings: list[str]
     anomalies: dict[str, int]
-    records: int
-    undelivered: dict[str, int]
-    stopped_at: int | None
-    stop_reason: str | None
     bytes_read: int
+
+    @property
+    def records(self) -> int:
+        """Records met in the file (delivered or not: see ``undelivered``)."""
+
+    @property
+    def undelivered(self) -> dict[str, int]:
+        """Records met but not delivered as frames, by reason."""
+
+    @property
+    def stopped_at(self) -> int | None:
+        """Byte offset where reading stopped before the end of the file, or None."""
+
+    @property
+    def stop_reason(self) -> str | None: ...
 
     def attach(self, table: FlowTable) -> None:
         """The flow table of this pass (an engine that skips packets keeps in step)."""

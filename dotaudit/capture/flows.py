@@ -43,6 +43,9 @@ UdpTunnelSink = Callable[
     [int, float, int, bytes, int, bytes, int, int, int, bytes, int, int, int], None
 ]
 """A datagram to a UDP tunnel port, with ``udp_fast``'s arguments: the decoder's."""
+FlowStartSink = Callable[[int, float, bytes, int, bytes, int, int], None]
+"""``(frame, ts, src, sport, dst, dport, proto)`` of the packet that started a flow (a TCP
+SYN, or the datagram that made a UDP flow), told while that frame is being decoded."""
 
 
 class BypassListener(Protocol):
@@ -259,6 +262,8 @@ class FlowTable:
             if offer is not None:
                 offer(self.bypass)
         self.decapsulate: UdpTunnelSink | None = None
+        self.on_flow_start: FlowStartSink | None = None
+        """Set by a decoder that reports the link-layer source of a flow's start."""
 
     @property
     def active_flows(self) -> int:
@@ -576,6 +581,9 @@ class FlowTable:
         if flags & SYN:
             to_server = not flags & ACK
             mid_stream = False
+            started = self.on_flow_start
+            if started is not None and to_server and pkt.tunnel is None:
+                started(pkt.frame, ts, pkt.src, pkt.sport, pkt.dst, pkt.dport, TCP)
         else:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             mid_stream = True
@@ -667,6 +675,10 @@ class FlowTable:
         """A flow for a packet ``src:sport -> dst:dport``, stored under both keys."""
         if self._active >= self.max_flows:
             self._evict_one(frame, ts)
+        if proto == UDP:
+            started = self.on_flow_start
+            if started is not None:
+                started(frame, ts, src, sport, dst, dport, UDP)
         if not to_server:
             src, sport, dst, dport = dst, dport, src, sport
         flow = Flow(proto, src, sport, dst, dport, frame, ts)

@@ -186,6 +186,30 @@ class Anomaly:
 AnomalySink = Callable[[Anomaly], None]
 
 
+class LinkObserver(Protocol):
+    """What a decoder tells about the capture's own link: frames that were not inside an
+    encapsulation. ARP and NDP are told before the frame goes on (they reach no flow
+    table); a flow start while the flow table makes the flow."""
+
+    def arp(self, frame: int, ts: float, body: bytes) -> None:
+        """An ARP message (``body`` from its hardware type on, Ethernet padding included)."""
+        ...
+
+    def ndp(
+        self, frame: int, ts: float, src: bytes, dst: bytes, hop_limit: int, message: bytes
+    ) -> None:
+        """An ICMPv6 message of types 133-137 (``message`` from its type byte on)."""
+        ...
+
+    def frame_source(
+        self, frame: int, ts: float, mac: bytes, src: bytes, sport: int, dst: bytes,
+        dport: int, proto: int,
+    ) -> None:  # fmt: skip
+        """The Ethernet source ``mac`` of the first flow an address started (its TCP SYN or
+        first UDP datagram; once per address; unicast MACs only)."""
+        ...
+
+
 class FlowSink(Protocol):
     """Where a decoder puts packets: a flow table (``capture.flows.FlowTable``)."""
 

@@ -131,11 +131,6 @@ class LibpcapCapture:
         self.warnings: list[str] = []
         self.anomalies: dict[str, int] = {}
         """Records read but not as written, by reason (as the Python reader counts them)."""
-        self.records = 0
-        """Packet records met: a pcap delivers every record it meets (``frames``)."""
-        self.undelivered: dict[str, int] = {}
-        self.stopped_at: int | None = None
-        self.stop_reason: str | None = None
         self.bytes_read = 0
         self.skipped = 0
         """Records libpcap skipped (never handed to Python)."""
@@ -267,6 +262,25 @@ class LibpcapCapture:
 
     # -- reading -----------------------------------------------------------------------
 
+    # Where reading stopped and what was not delivered is the Python reader's to say: a
+    # file libpcap cannot read to its end is handed over to it (see ``scan``).
+
+    @property
+    def records(self) -> int:
+        return self._python.records if self._python is not None else self.frames
+
+    @property
+    def undelivered(self) -> dict[str, int]:
+        return self._python.undelivered if self._python is not None else {}
+
+    @property
+    def stopped_at(self) -> int | None:
+        return self._python.stopped_at if self._python is not None else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._python.stop_reason if self._python is not None else None
+
     def scan(self, take: FrameSink) -> Iterator[int]:
         """Hand every record the flow table would not ignore to ``take``; yields after
         each batch."""
@@ -281,7 +295,6 @@ class LibpcapCapture:
                     overflows = self.anomalies.get("timestamp_fraction_overflow")
                     if overflows and len(self.warnings) < MAX_WARNINGS:
                         self.warnings.append(f"{self.path}: {fraction_overflow_warning(overflows)}")
-                    self.records = self.frames
                     self.close()
                     return
                 base = done
@@ -307,10 +320,6 @@ class LibpcapCapture:
             self.truncated_at = reader.truncated_at
             self.warnings.extend(reader.warnings)
             self.anomalies = reader.anomalies
-            self.records = reader.records
-            self.undelivered = reader.undelivered
-            self.stopped_at = reader.stopped_at
-            self.stop_reason = reader.stop_reason
             self.close()
 
     def _close_libpcap(self) -> None:

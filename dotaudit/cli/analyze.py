@@ -21,6 +21,7 @@ from dotaudit.cli.output import (
     timestamp,
     write_report,
 )
+from dotaudit.cli.redaction import add_redaction_options, redaction_options, write_redacted_evidence
 from dotaudit.errors import InputError, OutputError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ EXAMPLES = """
   dotaudit analyze pcaps/09-office.pcap -o reports/office.html
   dotaudit analyze pcaps/04-fallback.pcap --policy pcaps/loopback-policy.toml --format text
   dotaudit analyze pcaps/ --evidence reports/evidence -o reports/audit.json --fail-on medium
+  dotaudit analyze pcaps/09-office.pcap --redact --redact-key ~/.dotaudit.key -o handover.html
 """
 
 
@@ -52,6 +54,7 @@ def add_arguments(analyze: argparse.ArgumentParser) -> None:
         "dotaudit wrote before: its parent must exist)",
     )
     add_prefilter_option(analyze)
+    add_redaction_options(analyze)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_gc()
     options = report_options(args)
+    redaction = redaction_options(args)
     policy = _load_policy(args.policy) if args.policy else Policy()
     selection = select_inputs(args.inputs)
     refuse_overwriting_inputs(options.output, selection.named)
@@ -89,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")
+    original = report
+    if redaction is not None:
+        # Everything said from here on (warnings, the report, its judgement) is redacted.
+        report, redactor = redaction.apply(original)
     for item in report.inputs:
         for warning in item.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
@@ -98,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
         from dotaudit.model.evidence import plan_evidence
 
         try:
-            written = write_evidence(plan_evidence(report.sorted_findings()), evidence)
-            print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+            if redaction is not None:
+                written = write_redacted_evidence(original, report, redactor, evidence)
+            else:
+                written = write_evidence(plan_evidence(report.sorted_findings()), evidence)
+            state = "redacted " if redaction is not None else ""
+            print(f"wrote {written} {state}evidence captures to {args.evidence}", file=sys.stderr)
         except OutputError as exc:
             failed = exc  # the report is still written, then the error is the exit status
     write_report(report, options)

@@ -30,6 +30,7 @@ EVENT_TYPES = (
     "tls_alert",
     "quic_initial",
     "http_request",
+    "host_identity",
     "connection",
     "anomaly",
 )

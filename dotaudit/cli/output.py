@@ -195,8 +195,9 @@ def atomic_writer(target: str) -> Iterator[OutputStream]:
             with suppress(OSError, ValueError):
                 direct.close()
             raise
-        with suppress(OSError):  # the flush above already said what failed
-            direct.close()
+        finally:
+            with suppress(OSError, ValueError):  # the flush above already said what failed
+                direct.close()
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -35,6 +35,7 @@ from dotaudit.cli.output import (
     timestamp,
     write_report,
 )
+from dotaudit.cli.redaction import Redaction, add_redaction_options, redaction_options
 from dotaudit.errors import InputError
 from dotaudit.model.report import AuditReport
 from dotaudit.probe.base import DEFAULT_TARGET_BUDGET, CheckOptions, ProbeConfig
@@ -50,7 +51,7 @@ from dotaudit.probe.bulk import (
 from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
 from dotaudit.probe.nagios import Thresholds, nagios_line
 from dotaudit.probe.registry import CHECKS, UnknownCheckError, with_dependencies
-from dotaudit.probe.runner import probe_report, run_target, run_targets
+from dotaudit.probe.runner import TargetResult, probe_report, run_target, run_targets
 from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
 from dotaudit.probe.tls_context import check_ca_file
 from dotaudit.x509 import normalise_pin
@@ -188,6 +189,7 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
             )
     add_discovery_arguments(probe)
     add_report_options(probe)
+    add_redaction_options(probe)
 
 
 # -- the typed request -----------------------------------------------------------------
@@ -295,17 +297,28 @@ def run(args: argparse.Namespace) -> int:
         try:
             request = probe_request(args)
             targets = bulk_targets(request)
+            redaction = redaction_options(args)
         except (UsageError, InputError) as exc:
             print(f"DOT UNKNOWN - {exc}")
             return NAGIOS_UNKNOWN
-        return run_nagios(targets, request.thresholds)
+        return run_nagios(targets, request.thresholds, redaction)
     options = report_options(args)
     request = probe_request(args)
     if wants_discovery(args):
+        if args.redact or args.redact_key or args.redact_names or args.redact_resolvers:
+            # Refused before the key file is made: the discovery sections (this host's
+            # network, its system resolvers, DNR, the survey) have no redaction rules yet.
+            raise UsageError(
+                "--redact is for probes of given resolvers: give TARGET or --targets "
+                "(discovery reports are not redacted)"
+            )
         return run_with_discovery(args, request, options)
+    redaction = redaction_options(args)
     if request.bulk.wanted or not request.targets:
         many = bulk_targets(request)
-        report, interrupted = run_many(request, many)
+        report, interrupted = run_many(request, many, redaction)
+        if redaction is not None:
+            report, _ = redaction.apply(report)
         write_report(report, options)
         return EXIT_INTERRUPTED if interrupted else exit_status(report, options.fail_on)
 
@@ -314,6 +327,8 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     report = probe_report(results, request.config, timestamp())
+    if redaction is not None:
+        report, _ = redaction.apply(report)
     write_report(report, options)
     return exit_status(report, options.fail_on)
 
@@ -352,8 +367,11 @@ def bulk_targets(request: ProbeRequest) -> list[BulkTarget]:
     return targets
 
 
-def run_nagios(targets: list[BulkTarget], thresholds: Thresholds) -> int:
-    """Print the one monitoring-plugin line; return its state (0-3)."""
+def run_nagios(
+    targets: list[BulkTarget], thresholds: Thresholds, redaction: Redaction | None = None
+) -> int:
+    """Print the one monitoring-plugin line; return its state (0-3). With ``redaction`` the
+    line says nothing the redacted report would hide."""
     if len(targets) != 1:
         print("DOT UNKNOWN - --nagios takes exactly one target")
         return NAGIOS_UNKNOWN
@@ -364,14 +382,20 @@ def run_nagios(targets: list[BulkTarget], thresholds: Thresholds) -> int:
         print(f"DOT UNKNOWN - internal error: {type(exc).__name__}")
         return NAGIOS_UNKNOWN
     state, line = nagios_line(result, thresholds, item.config.mode)
+    if redaction is not None:
+        (line,) = redaction.text(probe_report([result], item.config, timestamp()), [line])
     print(line)
     return state
 
 
-def run_many(request: ProbeRequest, targets: list[BulkTarget]) -> tuple[AuditReport, bool]:
-    """Probe in bulk; on Ctrl-C stop starting targets and report what finished.
+def run_many(
+    request: ProbeRequest, targets: list[BulkTarget], redaction: Redaction | None = None
+) -> tuple[AuditReport, bool]:
+    """Probe in bulk; on Ctrl-C stop starting targets and report what finished. With
+    ``redaction`` each ``--stream`` line is redacted as the final report will be (the
+    pseudonyms and masks depend on the key alone, not on the other targets).
 
-    Returns the report and whether the run was interrupted.
+    Returns the report (not redacted) and whether the run was interrupted.
     """
     stream_handle = None
     if request.bulk.stream:
@@ -380,6 +404,14 @@ def run_many(request: ProbeRequest, targets: list[BulkTarget]) -> tuple[AuditRep
         except OSError as exc:
             raise InputError(f"--stream: {request.bulk.stream}: {exc.strerror or exc}") from None
     stream = JsonlStream(stream_handle) if stream_handle else None
+    on_result = stream.write if stream else None
+    if stream is not None and redaction is not None:
+        redacting = redaction
+
+        def on_result(result: TargetResult) -> None:
+            alone = probe_report([result], request.config, timestamp())
+            stream.write_record(redacting.record(alone, result.to_dict()))
+
     stop = threading.Event()
     interrupted = False
 
@@ -398,7 +430,7 @@ def run_many(request: ProbeRequest, targets: list[BulkTarget]) -> tuple[AuditRep
             targets,
             request.bulk.concurrency,
             request.bulk.per_address,
-            stream.write if stream else None,
+            on_result,
             bar,
             stop,
         )

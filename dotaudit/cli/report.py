@@ -16,8 +16,10 @@ from dotaudit.cli.output import (
     timestamp,
     write_report,
 )
+from dotaudit.cli.redaction import add_redaction_options, redaction_options
 from dotaudit.files import distinct_files
 from dotaudit.model.report import SKIPPED, AuditReport, InputSummary, load_report, merge_reports
+from dotaudit.redact import RedactionError, merged_redaction
 
 DESCRIPTION = (
     "Load reports written with --format json and write them in any format; several merge "
@@ -27,6 +29,7 @@ EXAMPLES = """
   dotaudit report reports/demo.json -o reports/demo.html
   dotaudit report reports/office.json reports/probe.json -o reports/audit.html
   dotaudit report reports/audit.json --evidence reports/evidence -o reports/audit.html
+  dotaudit report reports/office.json --redact --redact-key ~/.dotaudit.key -o handover.html
 """
 
 
@@ -39,6 +42,7 @@ def add_arguments(report: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="link findings to the evidence pcaps that 'analyze --evidence DIR' wrote",
     )
+    add_redaction_options(report)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,10 +53,22 @@ def run(args: argparse.Namespace) -> int:
     skipped = [InputSummary(path=str(d.path), skipped=d.reason) for d in duplicates]
     if options.evidence_dir and len(paths) > 1:
         raise UsageError("--evidence links need a single input report (finding numbers change)")
+    if args.redact and options.evidence_dir:
+        raise UsageError(
+            "--redact with --evidence: those pcaps were written unredacted; run "
+            "'dotaudit analyze --redact --evidence DIR' to write redacted ones"
+        )
+    redaction = redaction_options(args)
+    reports = [(path, load_report(str(path))) for path in paths]
+    try:
+        # Redacted and unredacted reports never mix, nor two keys or levels: judged over
+        # every report given, also one whose captures another already has.
+        block = merged_redaction([report for _, report in reports])
+    except RedactionError as exc:
+        raise UsageError(str(exc)) from None
     loaded: list[AuditReport] = []
     seen: dict[str, str] = {}  # sha256 of an analysed capture -> the report that has it
-    for path in paths:
-        report = load_report(str(path))
+    for path, report in reports:
         again = _captures_already_merged(report, seen)
         if again is not None:
             skipped.append(
@@ -63,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
             seen.setdefault(digest, str(path))
         loaded.append(report)
     merged = merge_reports(loaded, timestamp())
+    if len(loaded) > 1:
+        merged.redaction = block
     merged.inputs.extend(item.to_dict() for item in skipped)
+    if redaction is not None:  # after the skipped inputs: their paths are redacted too
+        merged, _ = redaction.apply(merged)
     write_report(merged, options)
     report_incomplete_inputs(merged, strict=args.strict)
     return exit_status(merged, options.fail_on, strict=args.strict)

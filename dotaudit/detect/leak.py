@@ -21,7 +21,8 @@ MAX_PAIRS = 100_000
 FRAME_SAMPLE = 50
 
 
-def _qtype_name(qtype: int | None) -> str:
+def qtype_name(qtype: int | None) -> str:
+    """The mnemonic of a query type (``A``, ``HTTPS``), ``TYPEnnn`` for one without."""
     if qtype is None:
         return "none"
     try:
@@ -62,7 +63,7 @@ class _PlaintextPair:
         if event.qname is not None:
             self.names.add(event.qname)
         if is_query:
-            self.qtypes[_qtype_name(event.qtype)] += 1
+            self.qtypes[qtype_name(event.qtype)] += 1
         if len(self.frames) < FRAME_SAMPLE:
             self.frames.append(event.frame)
 

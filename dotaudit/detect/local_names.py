@@ -9,10 +9,12 @@ to every host nearby (and an invitation to answer it, as Responder-style attacks
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import CappedGroups, CappedSample, Context, Detector, Section
+from dotaudit.detect.leak import qtype_name
 from dotaudit.model.events import (
     DnsMessageSeen,
     Event,
@@ -21,6 +23,8 @@ from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_findin
 
 MAX_GROUPS = 10_000
 NAMES_SAMPLE = 20
+MAX_QTYPES = 32
+"""Distinct query types counted per group (by name, as the plaintext findings count them)."""
 LINK_LOCAL_REVERSE = (
     "254.169.in-addr.arpa",
     "8.e.f.ip6.arpa",
@@ -60,7 +64,7 @@ class _Group:
     names: CappedSample = field(
         default_factory=lambda: CappedSample(limit=NAMES_SAMPLE, track=10_000)
     )
-    qtypes: set[int] = field(default_factory=set)
+    qtypes: Counter[str] = field(default_factory=Counter)
     groups: set[str] = field(default_factory=set)
     frames: list[int] = field(default_factory=list)
 
@@ -91,8 +95,9 @@ class LocalNamesDetector(Detector):
         group.first_ts = min(group.first_ts, event.ts)
         group.last_ts = max(group.last_ts, event.ts)
         group.names.add(event.qname)
-        if event.qtype is not None and len(group.qtypes) < 32:
-            group.qtypes.add(event.qtype)
+        name = qtype_name(event.qtype)
+        if name in group.qtypes or len(group.qtypes) < MAX_QTYPES:
+            group.qtypes[name] += 1
         if len(group.groups) < 4:
             group.groups.add(event.dst)
         if len(group.frames) < MAX_FRAMES:
@@ -112,7 +117,7 @@ class LocalNamesDetector(Detector):
                 "services": {service: g.queries for service, g in sorted(groups)},
                 "qnames": names[:NAMES_SAMPLE],
                 "qname_count": sum(g.names.count for _, g in groups),
-                "qtypes": sorted({t for _, g in groups for t in g.qtypes}),
+                "qtypes": dict(sum((g.qtypes for _, g in groups), Counter()).most_common()),
                 "destinations": sorted({d for _, g in groups for d in g.groups}),
             }
             if self._groups.dropped:
@@ -140,7 +145,7 @@ class LocalNamesDetector(Detector):
                 "queries": group.queries,
                 "qnames": group.names.values,
                 "qname_count": group.names.count,
-                "qtypes": sorted(group.qtypes),
+                "qtypes": dict(group.qtypes.most_common()),
                 "first_ts": group.first_ts,
                 "last_ts": group.last_ts,
             }

@@ -12,6 +12,7 @@ from dotaudit.detect.ecs import EcsDetector
 from dotaudit.detect.fallback import FallbackDetector
 from dotaudit.detect.leak import PlaintextLeakDetector
 from dotaudit.detect.local_names import LocalNamesDetector
+from dotaudit.detect.machines import MachineDetector
 from dotaudit.detect.padding import PaddingDetector
 from dotaudit.detect.sni import SniDetector
 from dotaudit.detect.split_leak import SplitLeakDetector
@@ -28,4 +29,5 @@ DETECTORS: tuple[type[Detector], ...] = (
     DohDoqDetector,
     SniDetector,
     EchDetector,
+    MachineDetector,
 )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dotaudit.detect.base import Context, Detector, Section
+from dotaudit.detect.incidents import link_related
 from dotaudit.detect.registry import DETECTORS
 from dotaudit.detect.session_assembly import SessionStage
 from dotaudit.model.events import Event
@@ -67,7 +68,7 @@ class DetectorRunner:
             findings.extend(detector.finish())
             for name, rows in detector.sections().items():
                 sections.setdefault(name, []).extend(rows)
-        findings = apply_severity_overrides(findings, self.context.policy)
+        findings = link_related(apply_severity_overrides(findings, self.context.policy))
         caps = self._stage.caps() if self._stage is not None else {}
         return Detection(findings, sections, caps)
 

@@ -15,6 +15,7 @@ from dotaudit.capture.flows import Flow
 from dotaudit.capture.packet import TCP, Anomaly, Packet, addr_text, cached_addr_text
 from dotaudit.dissect.dns import DnsTcpFramer, dns_fields, looks_like_dns
 from dotaudit.dissect.fingerprint import ja3_pair, ja4
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.dissect.http2 import H2cConnection, H2Item, H2Request, looks_like_h2c
 from dotaudit.dissect.quic import (
     QuicInitialTracker,
@@ -128,6 +129,15 @@ class _OtherApp:
         self.ends = ends
 
 
+class _DhcpApp:
+    """DHCP between ports 67 and 68: each datagram goes to the host identity tracker."""
+
+    __slots__ = ("ends",)
+
+    def __init__(self, ends: _Ends) -> None:
+        self.ends = ends
+
+
 class _H2cApp:
     """Cleartext HTTP/2: its DNS messages go the DNS way, marked as service "doh"."""
 
@@ -139,17 +149,26 @@ class _H2cApp:
         self.dns = _DnsApp(ends, "doh", tcp=False)
 
 
-App = _DnsApp | _TlsApp | _QuicApp | _OtherApp | _H2cApp
-_App = (_DnsApp, _TlsApp, _QuicApp, _OtherApp, _H2cApp)
+App = _DnsApp | _TlsApp | _QuicApp | _OtherApp | _H2cApp | _DhcpApp
+_App = (_DnsApp, _TlsApp, _QuicApp, _OtherApp, _H2cApp, _DhcpApp)
+DHCP_PORTS = frozenset({67, 68})
 
 
 class Dispatcher:
     """Implements the capture layer's FlowConsumer protocol."""
 
-    def __init__(self, file: str, emit: Emit, keep_whole: KeepWhole | None = None) -> None:
+    def __init__(
+        self,
+        file: str,
+        emit: Emit,
+        keep_whole: KeepWhole | None = None,
+        links: HostIdentityTracker | None = None,
+    ) -> None:
         self.file = file
         self.emit = emit
         self._keep_whole = keep_whole
+        self.links = links
+        """Where DHCP goes (``host_identity``); None: DHCP is not read."""
         self._bypass: Callable[[Flow], None] | None = None
 
     def set_bypass(self, bypass: Callable[[Flow], None]) -> None:
@@ -446,6 +465,9 @@ class Dispatcher:
                 flow.ignore_payload = True  # short-header bulk: counted, never delivered
                 if not app.keep:
                     self._done_with(flow)
+        elif type(app) is _DhcpApp and self.links is not None:
+            src, sport, dst, dport = _direction(app.ends, from_client)
+            self.links.dhcp(frame, ts, src, sport, dst, dport, payload)
         else:
             flow.ignore_payload = True
             self._done_with(flow)
@@ -461,6 +483,8 @@ class Dispatcher:
             return _QuicApp(ends)
         if looks_like_dns(payload):
             return _DnsApp(ends, "dns", tcp=False)
+        if flow.sport in DHCP_PORTS and flow.cport in DHCP_PORTS and flow.tunnel is None:
+            return _DhcpApp(ends)
         return _OtherApp(ends)
 
     def _quic_datagram(self, app: _QuicApp, payload: bytes, frame: int, ts: float) -> None:

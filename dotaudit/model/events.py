@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
-EVENTS_SCHEMA = "dotaudit.events/1"
+EVENTS_SCHEMA = "dotaudit.events/2"
+"""Version 2 added the ``host_identity`` record (which Ethernet address sent which IP address)."""
 
 _T = TypeVar("_T")
 
@@ -405,6 +406,38 @@ class HttpRequestSeen(Event):
     """HTTP/2 stream id (1 for the HTTP/1.1 request that asked for the upgrade)."""
     h2c: bool = True
     """Cleartext HTTP/2: prior-knowledge preface or ``Upgrade: h2c``."""
+
+
+@_record
+class HostIdentitySeen(Event):
+    """Which Ethernet address (MAC) a host on the capture's link used for which IP address,
+    once per distinct binding. What groups a machine's addresses in ``analyze``.
+
+    ``src``/``dst`` (and ports) are those of the packet that told: ARP's sender and target
+    protocol addresses, the IPv6 addresses of an NDP message, a DHCP message's, or the first
+    TCP SYN or UDP datagram an address sent. ``transport`` is ``arp``, ``icmpv6``, ``udp``
+    or ``tcp``.
+    """
+
+    type: ClassVar[str] = "host_identity"
+    mac: str
+    """``aa:bb:cc:dd:ee:ff``, lower case."""
+    address: str | None
+    """The IP address bound to ``mac``; None for a DHCP message that names no address yet
+    (its ``hostname`` or ``client_id`` still identify the machine)."""
+    source: str
+    """``arp`` (an ARP sender), ``ndp`` (NS/RS source or NA target with its link-layer
+    address option, an RA's router), ``dhcp`` (chaddr with the assigned or used address),
+    or ``frame`` (the Ethernet source of the first frame from ``address``)."""
+    hostname: str | None = None
+    """DHCP host name (option 12), escaped like other wire text."""
+    client_id: str | None = None
+    """DHCP client identifier (option 61) as hex."""
+    prefix: str | None = None
+    """An on-link prefix this fact announces: a DHCP subnet (``address/len``), an RA
+    prefix with the on-link flag."""
+    router: bool = False
+    """The MAC is a router's: it sent a Router Advertisement or an NA with the router flag."""
 
 
 # -- JSON lines -----------------------------------------------------------------------

@@ -334,6 +334,9 @@ class Finding:
     last_ts: float | None = None
     remediation: str = ""
     file: str | None = None
+    related: tuple[str, ...] = ()
+    """``dedup_key`` of the findings about the same incident (the failed DoT attempt, the
+    fallback and the plaintext queries that followed it): a report counts them once."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -350,6 +353,7 @@ class Finding:
             "remediation": self.remediation,
             "dedup_key": self.dedup_key,
             "file": self.file,
+            "related": list(self.related),
         }
 
     @classmethod
@@ -368,7 +372,12 @@ class Finding:
             last_ts=data.get("last_ts"),
             remediation=str(data.get("remediation", "")),
             file=data.get("file"),
+            related=_keys(data.get("related")),
         )
+
+
+def _keys(value: object) -> tuple[str, ...]:
+    return tuple(str(key) for key in value) if isinstance(value, list | tuple) else ()
 
 
 MAX_FRAMES = 50

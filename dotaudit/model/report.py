@@ -13,12 +13,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotaudit import __version__
 from dotaudit.errors import InputError
 from dotaudit.model.coerce import as_dict, as_int, rows_of, scalar
 from dotaudit.model.findings import Finding, Severity
+
+if TYPE_CHECKING:  # `events` never asks for machines: it does not pay for their import
+    from dotaudit.model.fix_first import FixFirst
 
 REPORT_SCHEMA = "dotaudit.report/2"
 """Version 2 moved the probe settings out of ``policy`` into ``probe_config`` and the bulk
@@ -33,6 +36,7 @@ SECTION_NAMES = (
     "sni_inventory",
     "doh_doq",
     "local_names",
+    "machines",
     "targets",
     "network",
     "system_resolvers",
@@ -41,9 +45,10 @@ SECTION_NAMES = (
     "survey",
 )
 OPTIONAL_SECTIONS = frozenset(
-    {"targets", "network", "system_resolvers", "designations", "dnr", "survey"}
+    {"machines", "targets", "network", "system_resolvers", "designations", "dnr", "survey"}
 )
-"""Sections written only when a run made them (a probe's targets, its discovery)."""
+"""Sections written only when a run made them: a probe's targets and its discovery, an
+analysis's ``machines`` (which addresses are one machine)."""
 
 ANOMALY_SAMPLES = 50
 """Anomaly records a report keeps as examples (per file and after merging); all are counted."""
@@ -318,18 +323,34 @@ class AuditReport:
             "skipped": skipped,
         }
 
-    def summary(self) -> dict[str, Any]:
+    def fix_first(self) -> FixFirst:
+        """What to fix first, by machine and action (``model/fix_first.py``)."""
+        from dotaudit.model.fix_first import fix_first
+
+        return fix_first(self.findings, self.sections)
+
+    def summary(self, first: FixFirst | None = None) -> dict[str, Any]:
+        """Counts for the report's summary; ``first`` is this report's ``fix_first()``
+        when the caller already has it (grouping machines is the costly part)."""
         # Reports may be re-read from JSON written by anyone: count defensively.
         plaintext = [r for r in self.sections.get("plaintext_dns", []) if isinstance(r, dict)]
         sessions = [r for r in self.sections.get("dot_sessions", []) if isinstance(r, dict)]
         network = [r for r in plaintext if not r.get("local_stub")]
         clients = {str(row.get("client")) for row in network}
+        first = first or self.fix_first()
+        plaintext_machines = {
+            id(m) for m in first.machines if any(a in clients for a in m.addresses)
+        }
         return {
             "findings": len(self.findings),
             "by_severity": self.counts_by_severity(),
+            "machines": len(first.machines),
+            "client_addresses": first.addresses,
+            "machines_by_severity": first.by_severity(),
             "packets": sum(_count(i.get("packets")) for i in self.inputs if isinstance(i, dict)),
             "plaintext_queries": sum(_count(row.get("queries")) for row in network),
             "plaintext_clients": len(clients),
+            "plaintext_machines": len(plaintext_machines),
             "dot_sessions": len(sessions),
             "dot_established": sum(1 for s in sessions if s.get("outcome") == "established"),
             "fallback_events": len(self.sections.get("fallback_events", [])),
@@ -352,6 +373,7 @@ class AuditReport:
             out["bulk"] = self.bulk
         out |= {
             "summary": self.summary(),
+            "fix_first": self.fix_first().to_dict(),
             "findings": [f.to_dict() for f in self.sorted_findings()],
             "anomalies": {
                 "counts": dict(sorted(self.anomalies.items())),

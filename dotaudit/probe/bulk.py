@@ -91,7 +91,11 @@ class JsonlStream:
         self._lock = threading.Lock()
 
     def write(self, result: TargetResult) -> None:
-        line = json.dumps(result.to_dict(), sort_keys=True, default=str)
+        self.write_record(result.to_dict())
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """One line as given (a target's ``to_dict()``, redacted by the caller, say)."""
+        line = json.dumps(record, sort_keys=True, default=str)
         with self._lock:
             self.handle.write(line + "\n")
             self.handle.flush()

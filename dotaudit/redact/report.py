@@ -28,11 +28,14 @@ from dotaudit.redact.redactor import RedactionConfig, Redactor, parse_address
 
 REDACTION_SCHEME = "dotaudit.redaction/1"
 
-CLIENT_NAME_KEYS = frozenset({"qname", "qnames", "sni", "outer_sni", "names", "snis"})
-"""Fields that hold names a client asked for or sent: masked at the configured level."""
+CLIENT_NAME_KEYS = frozenset(
+    {"qname", "qnames", "sni", "outer_sni", "names", "snis", "hostname", "hostnames"}
+)
+"""Fields that hold names a client asked for or sent (or, DHCP host names, gave itself):
+masked at the configured level."""
 AUTHORITY_KEYS = frozenset({"authority", "authorities"})
 """``host[:port]`` as a DoH client sent it."""
-RESOLVER_NAME_KEYS = frozenset({"san"})
+RESOLVER_NAME_KEYS = frozenset({"san", "san_dns"})
 """Certificate names of resolvers: masked only when resolvers are hidden too. Other
 resolver names (probe targets and their ADNs, approved resolvers) are learned and masked
 by the free-text pass wherever they appear."""
@@ -73,7 +76,7 @@ REWRITTEN = [
     "client addresses (every field and every free text: titles, notes, dedup keys, paths)",
     "addresses of other servers (web servers in the SNI inventory, ICMP senders)",
     "MAC addresses",
-    "query names, SNI, outer SNI and DoH authorities (at the names level)",
+    "query names, SNI, outer SNI, DoH authorities and DHCP host names (at the names level)",
     "names and addresses inside reverse-DNS names",
 ]
 KEPT = [
@@ -298,6 +301,12 @@ def redact_report(
         block["kept"] = ["resolver addresses and names (what the admin acts on)", *KEPT]
     redacted.redaction = block
     return redacted
+
+
+def redact_data(data: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """A JSON object (a streamed probe line, say) rewritten as :func:`redact_report`
+    rewrites a report's fields, with ``redactor``'s decisions."""
+    return _Rewriter(redactor).mapping(data)
 
 
 def merged_redaction(reports: Sequence[AuditReport]) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ assumes a type: every accessor coerces, and containers are capped when shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,9 +113,15 @@ class Table:
 
 
 def generic_table(
-    rows: list[dict[str, Any]], preferred: Iterable[str], skip: Iterable[str] = ("file", "frames")
+    rows: list[dict[str, Any]],
+    preferred: Iterable[str],
+    skip: Iterable[str] = ("file", "frames"),
+    *,
+    label: Callable[[str], str] = lambda key: key.replace("_", " "),
+    value: Callable[[str, object], str] = cell,
 ) -> Table:
-    """A table for a section whose rows this renderer has no special layout for."""
+    """A table for a section whose rows this renderer has no special layout for; ``label``
+    names a column and ``value`` formats a cell (``render/labels.py`` gives words)."""
     preferred = list(preferred)
     skipped = set(skip)
     seen: list[str] = []
@@ -125,8 +131,20 @@ def generic_table(
                 seen.append(key)
     columns = [k for k in preferred if k in seen]
     columns += [k for k in seen if k not in columns][: max(0, 9 - len(columns))]
-    shown = [[cell(k, row.get(k)) for k in columns] for row in rows[:MAX_ROWS]]
-    return Table([c.replace("_", " ") for c in columns], shown, len(rows))
+    shown = [[value(k, row.get(k)) for k in columns] for row in rows[:MAX_ROWS]]
+    return Table([label(c) for c in columns], shown, len(rows))
+
+
+REDACTED_EVIDENCE_WORDS = {
+    "frames": "frames rewritten",
+    "dns_messages_masked": "DNS messages with names masked",
+    "dns_labels_hidden": "DNS labels replaced by '*'",
+    "tls_payloads_zeroed": "TLS record bodies zeroed",
+    "other_payloads_zeroed": "other payloads zeroed",
+    "unparsed_zeroed": "frames zeroed whole (not parsed)",
+    "method": "how",
+}
+"""The evidence rewriter's counts (``capture/redact_frames.py``) in words."""
 
 
 def redaction_view(block: object) -> dict[str, Any] | None:
@@ -148,6 +166,7 @@ def redaction_view(block: object) -> dict[str, Any] | None:
         "masked": as_int(names.get("masked")),
         "kept": [text_of(item) for item in as_list(data.get("kept"))[:MAX_LIST_ITEMS]],
         "evidence": [
-            (str(k).replace("_", " "), text_of(v)) for k, v in list(evidence.items())[:MAX_TOP]
+            (REDACTED_EVIDENCE_WORDS.get(str(k), str(k).replace("_", " ")), text_of(v))
+            for k, v in list(evidence.items())[:MAX_TOP]
         ],
     }

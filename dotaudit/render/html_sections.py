@@ -9,13 +9,12 @@ from dotaudit.model.coerce import as_dict, as_int, as_list, as_str, num, rows_of
 from dotaudit.model.endpoint import host_port
 from dotaudit.model.findings import Severity
 from dotaudit.model.report import AuditReport, input_completeness
-from dotaudit.render import svg
+from dotaudit.render import labels, svg
 from dotaudit.render.html_format import (
     MAX_LIST_ITEMS,
     MAX_ROWS,
     MAX_TOP,
     Table,
-    cell,
     fmt_span,
     fmt_ts,
     plural,
@@ -171,12 +170,12 @@ def dot_view(rows: list[dict[str, Any]]) -> Table:
                 fmt_ts(row.get("start"))[:19],
                 text_of(row.get("client")),
                 text_of(row.get("server")) + ("" if port in (853, None) else f" port {port}"),
-                text_of(row.get("sni")) if row.get("sni") else "(no SNI)",
+                _sni_cell(row),
                 version.removeprefix("TLSv"),
                 text_of(alpn),
                 text_of(row.get("ja4")),
-                text_of(row.get("outcome")).replace("_", " "),
-                text_of(padding.get("verdict", "—")),
+                labels.words_of(text_of(row.get("outcome"))),
+                labels.words_of(text_of(padding.get("verdict", "—"))),
             ]
         )
     return Table(
@@ -194,6 +193,15 @@ def dot_view(rows: list[dict[str, Any]]) -> Table:
         shown,
         len(rows),
     )
+
+
+def _sni_cell(row: dict[str, Any]) -> str:
+    """The SNI of a DoT attempt; "(no SNI)" only when a ClientHello was seen without one."""
+    if row.get("sni"):
+        return text_of(row.get("sni"))
+    if row.get("ja4") or row.get("version"):
+        return "(no SNI)"
+    return "no TLS handshake"
 
 
 def certificates_view(rows: list[dict[str, Any]]) -> Table:
@@ -267,12 +275,16 @@ def histograms(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         )
     return {
         "charts": charts,
-        "verdicts": sorted(verdicts.items(), key=lambda kv: (-kv[1], kv[0])),
+        "verdicts": [
+            (labels.words_of(verdict), n)
+            for verdict, n in sorted(verdicts.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
         "unknown_overhead": unknown_overhead,
     }
 
 
 def timeline(report: AuditReport) -> dict[str, Any] | None:
+    """The fallback chart: one lane per client address, the axis fitted to the events."""
     events = rows_of(report.sections.get("fallback_events"))
     if not events:
         return None
@@ -282,19 +294,27 @@ def timeline(report: AuditReport) -> dict[str, Any] | None:
         if client not in clients:
             clients.append(client)
     shown_clients = clients[:MAX_LANES]
-    starts = [num(r.get("attempt_start")) for r in events if str(r.get("client")) in shown_clients]
-    ends = [num(r.get("first_plaintext_ts")) for r in events]
-    begin = min((s for s in starts if s is not None), default=None)
-    if begin is None:
+    shown = [r for r in events if str(r.get("client")) in shown_clients]
+    moments = [
+        t
+        for r in shown
+        for t in (
+            num(r.get("attempt_start")),
+            num(r.get("attempt_end")),
+            num(r.get("first_plaintext_ts")),
+        )
+        if t is not None and abs(t) < 1e12
+    ]
+    if not moments:
         return None
-    finish = max((e for e in ends + starts if e is not None), default=begin)
-    window = num(report.policy.get("fallback_window_s")) or 10.0
-    origin = begin - 1.0
-    span = max(finish - origin + min(window, 10.0), 2.0)
+    begin, finish = min(moments), max(moments)
+    pad = max((finish - begin) * 0.08, 0.05)
+    origin = begin - pad
+    span = finish - begin + 2 * pad
     stop = origin + span
     lanes: list[svg.Lane] = []
     for number, client in enumerate(shown_clients, 1):
-        lane = svg.Lane(number)
+        lane = svg.Lane(number, label=client)
         for row in rows_of(report.sections.get("dot_sessions")):
             start, end = num(row.get("start")), num(row.get("end"))
             if str(row.get("client")) != client or start is None or not origin <= start <= stop:
@@ -322,19 +342,16 @@ def timeline(report: AuditReport) -> dict[str, Any] | None:
         lanes.append(lane)
     table = []
     for row in events[:MAX_ROWS]:
-        client = str(row.get("client"))
-        lane_no = shown_clients.index(client) + 1 if client in shown_clients else None
         attempt = num(row.get("attempt_start"))
         table.append(
             [
-                f"client {lane_no}" if lane_no else "—",
-                client,
+                text_of(row.get("client")),
                 f"+{attempt - origin:.3f} s" if attempt is not None else "—",
                 text_of(row.get("dot_server")),
-                text_of(row.get("failure_text") or row.get("failure")),
-                cell("delay_s", row.get("delay_s")),
+                text_of(row.get("failure_text") or labels.words_of(row.get("failure"))),
+                labels.value("delay_s", row.get("delay_s")),
                 text_of(row.get("plaintext_server")),
-                text_of(row.get("queries")),
+                labels.value("queries", row.get("queries")),
                 text_of(row.get("qnames")),
             ]
         )
@@ -344,12 +361,11 @@ def timeline(report: AuditReport) -> dict[str, Any] | None:
         "lanes_hidden": len(clients) - len(shown_clients),
         "table": Table(
             [
-                "lane",
                 "client",
-                "DoT attempt",
+                "DoT attempt (from the chart's start)",
                 "DoT server",
-                "failure",
-                "plaintext after",
+                "what failed",
+                "plaintext began",
                 "plaintext resolver",
                 "queries",
                 "names",

@@ -1,9 +1,10 @@
 """Inline SVG charts for the HTML report, drawn server-side from numbers.
 
-Nothing here takes text from a report: lanes are numbered, labels are formatted numbers
-or fixed strings, and every value still goes through ``markupsafe.escape`` so that a
-caller passing the wrong thing cannot inject markup. Each chart has a ``<title>`` and a
-``<desc>``; the HTML beside it carries the full text equivalent.
+Text from a report reaches a chart only as a lane label (a client address, cut to
+``MAX_LANE_LABEL`` characters); labels are otherwise formatted numbers or fixed strings,
+and every value goes through ``markupsafe.escape``, so that nothing can inject markup.
+Each chart has a ``<title>`` and a ``<desc>``; the HTML beside it carries the full text
+equivalent.
 """
 
 from __future__ import annotations
@@ -54,13 +55,15 @@ class _Svg:
 # -- findings by severity ------------------------------------------------------------
 
 
-def severity_bar(counts: dict[str, int]) -> Markup:
-    """Horizontal bars, one per severity, each labelled with its name, shape and count."""
+def severity_bar(counts: dict[str, int], what: str = "findings") -> Markup:
+    """Horizontal bars, one per severity, each labelled with its name, shape and count of
+    ``what`` (findings, or machines counted at their most severe finding)."""
     rows = [(label, max(int(counts.get(label, 0)), 0)) for label in SEVERITY_ORDER]
     top = max((n for _, n in rows), default=0) or 1
     width, label_w, row_h = 560.0, 110.0, 26.0
     desc = ", ".join(f"{n} {label}" for label, n in rows)
-    svg = _Svg(width, row_h * len(rows) + 6, "Findings by severity", desc)
+    title = "Findings by severity" if what == "findings" else f"{what.capitalize()} by severity"
+    svg = _Svg(width, row_h * len(rows) + 6, title, desc)
     bar_room = width - label_w - 60
     for i, (label, n) in enumerate(rows):
         y = 4 + i * row_h
@@ -182,6 +185,8 @@ class Attempt:
 @dataclass
 class Lane:
     number: int
+    label: str = ""
+    """The lane's client address (escaped on the way in, like every text here)."""
     attempts: list[Attempt] = field(default_factory=list)
     plaintext: list[tuple[float, float]] = field(default_factory=list)
     fallbacks: list[float] = field(default_factory=list)
@@ -197,10 +202,23 @@ def _ticks(span: float) -> list[float]:
     return [i * step for i in range(int(span / step) + 1)]
 
 
+MAX_LANE_LABEL = 39
+"""Characters of a lane label shown (a full IPv6 address); longer ones end in "…"."""
+
+
 def fallback_timeline(lanes: Sequence[Lane], origin: float, span: float) -> Markup:
-    """One lane per client: DoT attempts, the failure mode and the plaintext that followed."""
+    """One lane per client address: DoT attempts, the failure mode and the plaintext that
+    followed. Marks sit inside their lane: the failure letter above the attempt bar, the
+    plaintext bar and the fallback marker below it."""
     span = max(span, 1e-3)
-    width, left, right, lane_h, head, foot = 760.0, 78.0, 24.0, 38.0, 14.0, 26.0
+    names = [
+        (lane.label or f"client {lane.number}")[:MAX_LANE_LABEL]
+        + ("…" if len(lane.label) > MAX_LANE_LABEL else "")
+        for lane in lanes
+    ]
+    longest = max((len(n) for n in names), default=8)
+    width, right, lane_h, head, foot = 760.0, 24.0, 52.0, 10.0, 26.0
+    left = min(max(longest * 7.0 + 14.0, 70.0), 290.0)
     plot_w = width - left - right
     height = head + lane_h * len(lanes) + foot
     attempts = sum(len(lane.attempts) for lane in lanes)
@@ -213,26 +231,26 @@ def fallback_timeline(lanes: Sequence[Lane], origin: float, span: float) -> Mark
     def x_of(ts: float) -> float:
         return left + plot_w * min(max((ts - origin) / span, 0.0), 1.0)
 
-    for i, lane in enumerate(lanes):
+    def label_at(x: float) -> dict[str, float | str]:
+        # A mark near the right edge is written leftwards, so that it stays in the plot.
+        return {"x": x, "text_anchor": "end"} if x > left + plot_w - 24 else {"x": x}
+
+    for i, (lane, name) in enumerate(zip(lanes, names, strict=True)):
         y = head + i * lane_h
-        svg.element("rect", x=left, y=y + 2, width=plot_w, height=lane_h - 4, class_="lane")
-        svg.element("text", f"client {lane.number}", x=4, y=y + lane_h / 2 + 4, class_="lbl")
+        svg.element("rect", x=left, y=y + 3, width=plot_w, height=lane_h - 6, class_="lane")
+        svg.element("text", name, x=4, y=y + lane_h / 2 + 4, class_="lbl addr")
         mid = y + lane_h / 2
         for start, end in lane.plaintext:
             x1, x2 = x_of(start), x_of(end)
             svg.element("rect", x=x1, y=mid + 4, width=max(x2 - x1, 3.0), height=7, class_="plain")
         for attempt in lane.attempts:
             x1, x2 = x_of(attempt.start), x_of(attempt.end)
-            if attempt.ok:
-                svg.element(
-                    "rect", x=x1, y=mid - 10, width=max(x2 - x1, 3.0), height=8, class_="ok"
-                )
-                svg.element("text", "✓", x=x1, y=mid - 12, class_="mark ok-t")
-            else:
-                svg.element(
-                    "rect", x=x1, y=mid - 10, width=max(x2 - x1, 2.0), height=8, class_="fail"
-                )
-                svg.element("text", "✗" + attempt.code, x=x1, y=mid - 12, class_="mark fail-t")
+            css, mark = ("ok", "✓") if attempt.ok else ("fail", "✗" + attempt.code)
+            svg.element(
+                "rect", x=x1, y=mid - 8, width=max(x2 - x1, 3.0 if attempt.ok else 2.0),
+                height=7, class_=css,
+            )  # fmt: skip
+            svg.element("text", mark, y=mid - 11, class_=f"mark {css}-t", **label_at(x1))
         for ts in lane.fallbacks:
             x = x_of(ts)
             svg.element("path", d=f"M{_num(x - 9)} {_num(mid + 2)} l8 5.5 l-8 5.5 z", class_="fb")

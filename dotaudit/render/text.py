@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dotaudit.model.endpoint import host_port
+from dotaudit.model.fix_first import FixFirst
 from dotaudit.model.report import (
     COMPLETE,
     PARTIAL,
@@ -16,6 +17,8 @@ from dotaudit.model.report import (
 from dotaudit.render.probe_evidence import evidence_line
 
 MAX_FINDINGS = 40
+MAX_FIX_GROUPS = 10
+MAX_FIX_SUBJECTS = 6
 MAX_TARGET_DETAILS = 50
 """Targets shown with their reasons and checks; the others get their one line."""
 MAX_EVIDENCE_LINE = 400
@@ -30,6 +33,27 @@ def _printable(text: object) -> str:
 
 def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _fix_first(first: FixFirst) -> list[str]:
+    """The machines and the "Fix first" groups, one line each (the HTML has the detail)."""
+    if not first.machines:
+        return []
+    worst = first.by_severity()
+    counted = ", ".join(f"{worst[s]} {s}" for s in ("high", "medium", "low") if worst[s])
+    lines = [
+        f"machines: {len(first.machines)} ({first.addresses} addresses); "
+        f"{len(first.to_fix())} need a fix" + (f" ({counted})" if counted else "")
+    ]
+    for group in first.groups[:MAX_FIX_GROUPS]:
+        who = ", ".join(_printable(item.subject) for item in group.items[:MAX_FIX_SUBJECTS])
+        more = len(group.items) - MAX_FIX_SUBJECTS
+        lines.append(
+            f"  fix first [{group.severity.label.upper():6}] {_printable(group.sentence())}: "
+            + who
+            + (f" … ({more} more)" if more > 0 else "")
+        )
+    return lines
 
 
 def completeness_lines(report: AuditReport) -> list[str]:
@@ -51,7 +75,8 @@ def completeness_lines(report: AuditReport) -> list[str]:
 
 
 def render_text(report: AuditReport) -> str:
-    summary = report.summary()
+    first = report.fix_first()
+    summary = report.summary(first)
     lines = [f"dotaudit {report.tool_version} — {report.kind} report"]
     lines += completeness_lines(report)
     if report.redaction is not None:
@@ -84,9 +109,12 @@ def render_text(report: AuditReport) -> str:
     if report.kind == "analyze":
         lines.append(
             f"plaintext DNS: {summary['plaintext_queries']} queries from "
-            f"{summary['plaintext_clients']} clients; DoT sessions: {summary['dot_sessions']} "
+            f"{summary['plaintext_machines']} machines ({summary['plaintext_clients']} "
+            f"addresses); DoT sessions: {summary['dot_sessions']} "
             f"({summary['dot_established']} established); fallbacks: {summary['fallback_events']}"
         )
+    if report.kind != "probe":
+        lines.extend(_fix_first(first))
     if summary["anomalies"]:
         top = sorted(report.anomalies.items(), key=lambda kv: -kv[1])[:5]
         lines.append(

@@ -121,21 +121,15 @@ def test_module_and_console_script_run_the_same_main() -> None:
 # -- interrupted, terminated, out of memory: one line, never a traceback ---------------------
 
 
-def feed_fifos(
-    fifos: list[Path], data: bytes, hold: threading.Event | None = None
-) -> list[threading.Thread]:
+def feed_fifos(fifos: list[Path], data: bytes) -> list[threading.Thread]:
     """Write ``data`` into each FIFO from a thread of its own (each open blocks until the
-    reader opens it), so that the readers are busy when a signal lands; with ``hold``,
-    keep each FIFO open (the reader waits for more) until it is set."""
+    reader opens it), so that the readers are busy when a signal lands."""
 
     def feed(fifo: Path) -> None:
         try:
             with open(fifo, "wb") as pipe:
                 for at in range(0, len(data), 1 << 16):
                     pipe.write(data[at : at + (1 << 16)])
-                if hold is not None:
-                    pipe.flush()
-                    hold.wait(120)
         except BrokenPipeError:
             pass  # the reader was stopped: that is the point
 
@@ -163,8 +157,8 @@ def test_ctrl_c_during_parallel_analyze_is_one_line(mixed_capture: Path, tmp_pat
          "-o", str(tmp_path / "r.json")],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    data = mixed_capture.read_bytes()
-    threads = feed_fifos(fifos, data * 4)
+    raw = mixed_capture.read_bytes()
+    threads = feed_fifos(fifos, raw[:24] + raw[24:] * 4)
     wait_for(lambda: len(children_of(proc.pid)) >= 2, "two worker processes")
     time.sleep(1.0)  # both are analysing now
     os.killpg(proc.pid, signal.SIGINT)
@@ -191,18 +185,15 @@ def test_sigterm_removes_the_temporary_output_and_exits_143(
         [sys.executable, "-m", "dotaudit", command, str(fifo), "-o", str(out)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    # The FIFO stays open after the capture: however fast the reading, the run is still
-    # going (waiting for more) when the signal lands.
-    more = threading.Event()
-    feed_fifos([fifo], mixed_capture.read_bytes(), hold=more)
+    # One capture eight times as long (one file header: a second header in the middle
+    # would read as a corrupt record and end the run before the signal comes).
+    raw = mixed_capture.read_bytes()
+    feed_fifos([fifo], raw[:24] + raw[24:] * 8)
     if command == "events":  # its output is open from the start: the temporary file exists
         wait_for(lambda: any(out.parent.iterdir()), "the temporary output file")
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        more.set()
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143
     assert stderr == "dotaudit: terminated\n"
     assert list(out.parent.iterdir()) == []

@@ -69,7 +69,7 @@ def test_aggregates_per_client_across_services() -> None:
     assert finding.evidence["services"] == {"llmnr": 1, "mdns": 2}
     assert finding.evidence["qnames"] == ["www.example.com", "intranet.corp.example"]
     assert finding.evidence["qname_count"] == 2
-    assert finding.evidence["qtypes"] == [1, 28]
+    assert finding.evidence["qtypes"] == {"A": 2, "AAAA": 1}  # named, as DA-LEAK-001 counts them
     assert finding.first_ts == 1.0 and finding.last_ts == 4.0
     assert len(finding.frames) == 3
     rows = detector.sections()["local_names"]

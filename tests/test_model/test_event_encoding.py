@@ -71,6 +71,8 @@ def _one_of_each(text: str = "x", ts: float = 1000.25) -> list[Event]:
         f.connection(tls_records_fwd=(TlsRecord(ts=ts, frame=1, length=2, content_type=23),)),
         f.anomaly(detail=text, what=text),
         _http_request(authority=text, path=text, content_type=None),
+        f.host_identity("02:00:00:00:00:0a", text, "dhcp", hostname=text, client_id=text, ts=ts),
+        f.host_identity("02:00:00:00:00:0a", None, "ndp", prefix=text, router=True),
     ]
 
 

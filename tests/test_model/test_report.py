@@ -134,8 +134,15 @@ def test_version_1_analyze_report_is_read_unchanged() -> None:
     assert report.probe_config == {} and report.bulk == {}
     upgraded = report.to_dict()
     jsonschema.validate(upgraded, SCHEMA)
-    for key in ("findings", "inputs", "plaintext_dns", "summary", "anomalies"):
+    for key in ("inputs", "plaintext_dns", "anomalies"):
         assert upgraded[key] == original[key], key
+    # Findings gained "related" (empty: version 1 had no links), the summary counts
+    # machines: everything version 1 wrote is there unchanged.
+    assert [{k: v for k, v in f.items() if k != "related"} for f in upgraded["findings"]] == (
+        original["findings"]
+    )
+    assert all(f["related"] == [] for f in upgraded["findings"])
+    assert {k: upgraded["summary"][k] for k in original["summary"]} == original["summary"]
 
 
 def test_version_1_bulk_probe_report_moves_settings_and_aggregate() -> None:

@@ -26,6 +26,7 @@ from dotaudit.render.html import environment, render_html
 from dotaudit.render.safe_text import neutral
 from dotaudit.render.svg import SizeHistogram, bin_width_for, size_histogram
 from tests import pcapgen
+from tests.conftest import ROOT
 
 RENDER_DIR = Path(html_module.__file__).parent
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -33,7 +34,8 @@ ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "main", "nav", "section",
     "footer", "div", "span", "h1", "h2", "h3", "h4", "p", "a", "b", "code", "table", "thead",
     "tbody", "tr", "th", "td", "dl", "dt", "dd", "ul", "li", "figure", "figcaption", "article",
-    "br", "bdi", "svg", "desc", "rect", "line", "text", "path", "caption",
+    "br", "bdi", "svg", "desc", "rect", "line", "text", "path", "ol", "details", "summary",
+    "caption",
 }  # fmt: skip
 HOSTILE = "<script>document.title='x'</script>\"><img src=x onerror=alert(1)>"
 
@@ -448,7 +450,7 @@ def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> Non
     body = out.read_text(encoding="utf-8")
     doc = Doc(body)
     assert (
-        "1 of 1 client sent 1 DNS query in plaintext; one fell back from DoT to plaintext "
+        "1 of 1 machine sent 1 DNS query in plaintext; one fell back from DoT to plaintext "
         "after port 853 was dropped." in doc.visible
     )
     assert "chart-timeline" in body and "✗D" in doc.visible
@@ -482,3 +484,167 @@ def test_malformed_section_rows_do_not_crash(section: str) -> None:
     ]  # type: ignore[list-item]
     report.sections["fallback_events"] = [{"attempt_start": "x"}, {"attempt_start": 1e300}]
     assert "<!DOCTYPE html>" in render_html(report)
+
+
+# -- the office report, read as an admin reads it ----------------------------------------
+
+SNAKE_CASE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+UNIT_ARTIFACT = re.compile(r"\b(?:s|ms|est|ts|fraction)$")
+RAW_TAGS = {"code", "style", "title"}
+VOID_TAGS = {"br", "meta", "img", "input", "hr", "link", "wbr", "col", "area", "base"}
+
+
+class DomWalk(HTMLParser):
+    """Text nodes with the elements they sit in (the DOM the HTML5 parser builds for this
+    document: every non-void element is closed, so a stack follows nesting)."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[tuple[str, tuple[tuple[str, dict[str, str | None]], ...]]] = []
+        self.feed(markup)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in VOID_TAGS:
+            self.stack.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self.stack) - 1, -1, -1):
+            if self.stack[depth][0] == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append((data, tuple(self.stack)))
+
+    def words(self) -> list[tuple[str, str]]:
+        """(text, innermost tag) outside code and raw-value elements."""
+        out = []
+        for text, stack in self.texts:
+            raw = any(
+                tag in RAW_TAGS or {"mono", "hash"} & set((attrs.get("class") or "").split())
+                for tag, attrs in stack
+            )
+            if not raw:
+                out.append((text, stack[-1][0] if stack else ""))
+        return out
+
+
+@pytest.fixture(scope="module")
+def office_html() -> str:
+    from dotaudit.detect.base import Context
+    from dotaudit.pipeline import analyze
+
+    report = analyze([ROOT / "pcaps" / "09-office.pcap"], Context(), workers=1)
+    return render_html(report)
+
+
+def test_no_raw_keys_outside_code_in_the_office_report(office_html: str) -> None:
+    walk = DomWalk(office_html)
+    words = walk.words()
+    assert len(words) > 300  # the walk sees the document, not an empty shell
+    assert [(t, tag) for t, tag in words if SNAKE_CASE.search(t)] == []
+    labels = [t.strip() for t, tag in words if tag in ("th", "dt")]
+    assert [label for label in labels if UNIT_ARTIFACT.search(label)] == []
+    for phrase in ("delay s", "window s", "queries est", "client padded fraction"):
+        assert phrase not in office_html
+    # The raw values are there, as code: the walk skipped them, it did not miss them.
+    raw = [t for t, stack in walk.texts if stack and stack[-1][0] == "code"]
+    assert any("_" in t for t in raw)
+
+
+def test_the_office_report_opens_with_fix_first_counting_eight_machines(office_html: str) -> None:
+    doc = Doc(office_html)
+    sections = [a.get("id") for tag, a in doc.tags if tag == "section"]
+    assert sections[0] == "fix-first" and sections.index("findings") > 0
+    visible = " ".join(doc.visible.split())
+    assert "8 machines (9 addresses) in this capture; 5 need a fix" in visible
+    assert "2 machines fall back to plaintext DNS when DoT fails" in visible
+    assert "2 machines send DNS in plaintext" in visible
+    assert visible.index("fall back to plaintext") < visible.index("send DNS in plaintext")
+    assert "these addresses share the Ethernet address ba:44:8d:ee:75:fd" in visible
+    assert "tls_authentication: GETDNS_AUTHENTICATION_REQUIRED" in visible
+
+
+def test_fix_first_counts_machines_over_every_capture_read() -> None:
+    from dotaudit.detect.base import Context
+    from dotaudit.pipeline import analyze
+
+    captures = [ROOT / "pcaps" / "04-fallback.pcap", ROOT / "pcaps" / "09-office.pcap"]
+    visible = " ".join(Doc(render_html(analyze(captures, Context(), workers=1))).visible.split())
+    assert "in these 2 captures;" in visible and "in this capture" not in visible
+
+
+def test_info_findings_are_folded_without_remediation(office_html: str) -> None:
+    working = office_html.split('<details class="working"', 1)[1].split("</details>", 1)[0]
+    assert "DA-DOT-006" in working and "DA-PAD-002" in working
+    assert 'class="remedy"' not in working
+    # No informational finding has a card of its own.
+    cards = re.findall(r'<article class="finding sev-(\w+)"', office_html)
+    assert cards and "info" not in cards
+    assert "<script" not in office_html.lower()  # folding is details/summary, not script
+
+
+def test_every_glossary_term_links_once_to_its_entry(office_html: str) -> None:
+    doc = Doc(office_html)
+    ids = {a.get("id") for _, a in doc.tags}
+    links = [a["href"] for t, a in doc.tags if t == "a" and "term" in (a.get("class") or "")]
+    assert links and len(links) == len(set(links))  # the first appearance only
+    assert all(href is not None and href[1:] in ids for href in links)
+    from dotaudit.render.glossary import GLOSSARY
+
+    assert {f"#g-{t.key}" for t in GLOSSARY} >= set(links)
+    assert {"#g-dot", "#g-sni", "#g-strict", "#g-ja4", "#g-ecs"} <= set(links)
+
+
+def test_no_sni_only_where_a_clienthello_was_seen(office_html: str) -> None:
+    dot = office_html.split('id="dot"', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", dot, re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
+    by_client = {(c[1], c[3]) for c in cells if len(c) > 3}
+    assert ("198.51.100.24", "no TLS handshake") in by_client  # the dropped SYN
+    assert ("198.51.100.25", "no TLS handshake") in by_client  # the refused one
+    assert ("2001:db8:1::22", "(no SNI)") in by_client  # kdig's pin-only hello
+
+
+def test_timeline_lanes_are_addresses_and_marks_stay_inside_them(office_html: str) -> None:
+    svg = office_html.split('class="chart chart-timeline"', 1)[1].split("</svg>", 1)[0]
+    labels = re.findall(r'<text x="4" y="[\d.]+" class="lbl addr">([^<]+)</text>', svg)
+    assert labels == ["198.51.100.24", "198.51.100.25"]
+    lanes = [
+        (float(y), float(y) + float(h))
+        for y, h in re.findall(
+            r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" class="lane"', svg
+        )
+    ]
+    marks = [float(y) for y in re.findall(r'y="([\d.]+)" class="mark', svg)]
+    bars = [
+        (float(y), float(y) + float(h))
+        for y, h in re.findall(
+            r'y="([\d.]+)" width="[\d.]+" height="([\d.]+)" class="(?:ok|fail|plain)"', svg
+        )
+    ]
+    assert marks and bars
+    for top in marks:  # a mark's glyph reaches about 9 px above its baseline
+        assert any(lo + 1 <= top - 9 and top <= hi - 1 for lo, hi in lanes), top
+    for lo_bar, hi_bar in bars:
+        assert any(lo < lo_bar and hi_bar < hi for lo, hi in lanes), (lo_bar, hi_bar)
+
+
+def test_timeline_axis_fits_the_events() -> None:
+    from dotaudit.render.html_sections import timeline
+
+    report = AuditReport(kind="analyze", generated_at="t")
+    report.sections["fallback_events"] = [
+        {"client": "10.0.0.2", "attempt_start": 100.0, "attempt_end": 101.0,
+         "first_plaintext_ts": 103.0, "failure": "syn_unanswered"},
+        {"client": "2001:db8::2", "attempt_start": 100.5, "attempt_end": 100.5,
+         "first_plaintext_ts": 100.6, "failure": "reset"},
+    ]  # fmt: skip
+    view = timeline(report)
+    assert view is not None
+    ticks = re.findall(r">\+([\d.]+) s<", str(view["svg"]))
+    # 3 s of events: the axis ends within a few tenths after the last one, not 10 s on.
+    assert 3.0 <= float(ticks[-1]) <= 3.5
+    assert view["origin"].startswith("1970-01-01 00:01:39.7")  # 100 s minus 8 % of 3 s

@@ -233,6 +233,65 @@ def test_demo_report_screenshot(chromium: str, trap: Trap, tmp_path: Path) -> No
     assert trap.page_requests() == []
 
 
+def test_office_report_full_and_redacted_render_alike_and_are_saved(
+    chromium: str, trap: Trap, tmp_path: Path
+) -> None:
+    """The office report, full and redacted (--redact through the CLI), in Chromium at 1280
+    and 390 px: the same sections and Fix-first groups, and screenshots in reports/."""
+    office = ROOT / "pcaps" / "09-office.pcap"
+    key = tmp_path / "office.key"
+    pages = {"office": tmp_path / "office.html", "office-redacted": tmp_path / "redacted.html"}
+    for name, page in pages.items():
+        redact = ["--redact", "--redact-key", str(key)] if name.endswith("redacted") else []
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dotaudit",
+                "analyze",
+                str(office),
+                "-o",
+                str(page),
+                "-q",
+                "--fail-on",
+                "none",
+                *redact,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+    doms = {name: Doc(browse(chromium, page, trap, "--dump-dom")) for name, page in pages.items()}
+
+    def outline(doc: Doc) -> list[str]:
+        """Sections by id, and each finding, fix and list item by its kind: anchors hash
+        the dedup keys, which redaction rewrites, and table rows of names that masking
+        made equal merge (three names under *.test are one row)."""
+        kinds = ("section", "article", "li", "details")
+        return [
+            a.get("id") or "" if tag == "section" else tag for tag, a in doc.tags if tag in kinds
+        ]
+
+    assert outline(doms["office"]) == outline(doms["office-redacted"])
+    full, redacted = (" ".join(d.visible.split()) for d in doms.values())
+    for text in (full, redacted):
+        assert "Fix first" in text and "8 machines (9 addresses) in this capture" in text
+        assert "2 machines fall back to plaintext DNS when DoT fails" in text
+    assert "198.51.100.24" in full and "198.51.100.24" not in redacted
+    assert "Redacted report." in redacted and "Redacted report." not in full
+    reports = ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    for name, page in pages.items():
+        for width, height in ((1280, 2600), (390, 3400)):
+            shot = reports / f"{name}-{width}.png"
+            shot.unlink(missing_ok=True)
+            browse(chromium, page, trap, f"--screenshot={shot}", f"--window-size={width},{height}")
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert shot.stat().st_size > 20_000
+    assert trap.page_requests() == []
+
+
 OVERFLOW_PROBE = """<script>(function () {
   var width = document.documentElement.clientWidth, over = [];
   document.querySelectorAll("#probe table, #probe .scroll, #probe .matrix-group, #probe article")

@@ -1,0 +1,69 @@
+"""Findings of one incident link to each other (detect/incidents.py); others do not."""
+
+from __future__ import annotations
+
+from dotaudit.detect.incidents import link_related
+from dotaudit.model.findings import Finding, make_finding
+
+C, D = "10.0.0.2", "10.0.0.3"
+DOT, PLAIN = "9.9.9.9", "10.0.0.53"
+
+
+def finding(fid: str, client: str | None, server: str | None, **evidence: object) -> Finding:
+    return make_finding(
+        fid, dedup_key=f"{client}|{server}", client=client, server=server, evidence=evidence
+    )
+
+
+def related(findings: list[Finding]) -> dict[str, set[str]]:
+    return {f.dedup_key: set(f.related) for f in link_related(findings)}
+
+
+def test_a_fallback_links_its_failed_attempt_and_its_plaintext() -> None:
+    fallback = finding("DA-FALLBACK-001", C, DOT, plaintext_servers=[PLAIN])
+    failed = finding("DA-DOT-001", C, DOT)
+    leak = finding("DA-LEAK-001", C, PLAIN)
+    unrelated = [
+        finding("DA-DOT-001", C, "1.1.1.1"),  # another DoT server
+        finding("DA-LEAK-001", D, PLAIN),  # another client
+        finding("DA-LEAK-001", C, "8.8.8.8"),  # plaintext to a server the fallback did not use
+    ]
+    links = related([fallback, failed, leak, *unrelated])
+    assert links[fallback.dedup_key] == {failed.dedup_key, leak.dedup_key}
+    assert links[failed.dedup_key] == {fallback.dedup_key}
+    assert links[leak.dedup_key] == {fallback.dedup_key}
+    assert all(links[f.dedup_key] == set() for f in unrelated)
+
+
+def test_without_plaintext_servers_the_fallback_server_counts() -> None:
+    fallback = finding("DA-FALLBACK-001", C, DOT)
+    leak = finding("DA-LEAK-002", C, DOT)
+    assert related([fallback, leak])[leak.dedup_key] == {fallback.dedup_key}
+
+
+def test_findings_about_the_same_plaintext_link() -> None:
+    leak = finding("DA-LEAK-001", C, PLAIN)
+    padded = finding("DA-LEAK-004", C, PLAIN)
+    ecs = finding("DA-LEAK-006", C, PLAIN)
+    split = finding("DA-LEAK-007", C, f"{PLAIN}, 8.8.8.8")  # a split leak names several
+    links = related([leak, padded, ecs, split])
+    assert links[leak.dedup_key] == {padded.dedup_key, ecs.dedup_key, split.dedup_key}
+    assert links[ecs.dedup_key] == {leak.dedup_key}  # not to its siblings: they need no link
+
+
+def test_findings_about_the_same_dot_sessions_link_but_a_failure_does_not() -> None:
+    padding = finding("DA-PAD-001", C, DOT)
+    tls = finding("DA-DOT-003", C, DOT)
+    working = finding("DA-DOT-006", C, DOT)
+    failed = finding("DA-DOT-001", C, DOT)
+    links = related([padding, tls, working, failed])
+    assert links[padding.dedup_key] == {tls.dedup_key, working.dedup_key}
+    assert links[failed.dedup_key] == set()
+
+
+def test_order_is_kept_and_findings_without_a_client_are_left_alone() -> None:
+    probe = finding("DA-PROBE-001", None, DOT)
+    leak = finding("DA-LEAK-001", C, PLAIN)
+    out = link_related([probe, leak])
+    assert [f.dedup_key for f in out] == [probe.dedup_key, leak.dedup_key]
+    assert out[0].related == ()

@@ -1,0 +1,162 @@
+"""Grouping addresses into machines (detect/machines.py): each clause of the rule, on both
+sides. Oracle: the rule as written in the module docstring and docs/findings.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dotaudit.detect import machines as machines_module
+from dotaudit.detect.machines import MAX_MACHINE_ADDRESSES, MachineDetector, eui64_matches
+from dotaudit.model.events import Event
+from tests.factories import fed_detector, host_identity
+
+HOST = "02:00:00:00:00:0a"
+OTHER = "02:00:00:00:00:0b"
+ROUTER = "02:00:00:00:00:fe"
+
+
+def grouped(events: list[Event]) -> list[dict[str, Any]]:
+    return fed_detector(MachineDetector, events).sections()["machines"]
+
+
+def groups_of(events: list[Event]) -> list[list[str]]:
+    return [row["addresses"] for row in grouped(events)]
+
+
+def test_arp_and_ndp_of_one_mac_are_one_machine() -> None:
+    rows = grouped([host_identity(HOST, "192.0.2.10"), host_identity(HOST, "2001:db8:1::a", "ndp")])
+    assert [r["addresses"] for r in rows] == [["192.0.2.10", "2001:db8:1::a"]]
+    assert rows[0]["evidence"] == [
+        {"address": "192.0.2.10", "mac": HOST, "via": ["arp"]},
+        {"address": "2001:db8:1::a", "mac": HOST, "via": ["ndp"]},
+    ]
+
+
+def test_a_frame_source_binds_an_address_in_an_on_link_ipv6_prefix_only() -> None:
+    ndp = host_identity(HOST, "2001:db8:1::a", "ndp")  # puts 2001:db8:1::/64 on the link
+    inside = host_identity(HOST, "2001:db8:1::abcd", "frame")  # a privacy address
+    assert groups_of([ndp, inside]) == [["2001:db8:1::a", "2001:db8:1::abcd"]]
+    outside = host_identity(OTHER, "2001:db8:2::1", "frame")  # the next /64: off the link
+    assert groups_of([ndp, outside]) == [["2001:db8:1::a"]]
+
+
+def test_ipv4_on_link_is_the_slash_24_of_an_arp_address_without_a_dhcp_mask() -> None:
+    arp = host_identity(OTHER, "192.0.2.200")
+    assert groups_of([arp, host_identity(HOST, "192.0.2.10", "frame")]) == [
+        ["192.0.2.10"],
+        ["192.0.2.200"],
+    ]
+    assert groups_of([arp, host_identity(HOST, "192.0.3.10", "frame")]) == [["192.0.2.200"]]
+
+
+@pytest.mark.parametrize(("last", "on_link"), [(126, True), (127, True), (128, False)])
+def test_a_dhcp_subnet_replaces_the_slash_24(last: int, on_link: bool) -> None:
+    ack = host_identity(OTHER, "192.0.2.5", "dhcp", prefix="192.0.2.0/25")
+    frame = host_identity(HOST, f"192.0.2.{last}", "frame")
+    expected = [["192.0.2.5"], [f"192.0.2.{last}"]] if on_link else [["192.0.2.5"]]
+    assert sorted(groups_of([ack, frame])) == sorted(expected)
+
+
+def test_without_any_on_link_prefix_frames_bind_link_local_and_slaac_only() -> None:
+    link_local = host_identity(HOST, "fe80::1234", "frame")
+    slaac = host_identity(HOST, "2001:db8:7::ff:fe00:a", "frame")  # EUI-64 of HOST
+    stranger = host_identity(HOST, "2001:db8:7::99", "frame")
+    v4 = host_identity(HOST, "10.1.2.3", "frame")
+    assert groups_of([link_local, slaac, stranger, v4]) == [["2001:db8:7::ff:fe00:a", "fe80::1234"]]
+
+
+def test_eui64_is_the_modified_interface_identifier_of_that_very_mac() -> None:
+    import ipaddress
+
+    assert eui64_matches(ipaddress.ip_address("2001:db8::ff:fe00:a"), HOST)
+    assert not eui64_matches(ipaddress.ip_address("2001:db8::ff:fe00:a"), OTHER)
+    assert not eui64_matches(ipaddress.ip_address("2001:db8::200:ff:fe00:a"), HOST)  # U/L bit
+    assert not eui64_matches(ipaddress.ip_address("192.0.2.1"), HOST)
+
+
+def test_a_router_mac_binds_its_own_addresses_not_what_it_forwards() -> None:
+    events: list[Event] = [
+        host_identity(HOST, "192.0.2.10"),
+        host_identity(ROUTER, "192.0.2.1"),
+        host_identity(ROUTER, "203.0.113.53", "frame"),  # off the link: ROUTER forwards
+        host_identity(ROUTER, "192.0.2.77", "frame"),  # on the link, but ROUTER's frames
+        host_identity(HOST, "192.0.2.10", "frame"),
+    ]
+    rows = grouped(events)
+    assert [(r["addresses"], r["router"]) for r in rows] == [
+        (["192.0.2.1"], True),
+        (["192.0.2.10"], False),
+    ]
+
+
+def test_a_router_advertisement_marks_the_mac_a_router() -> None:
+    ra = host_identity(ROUTER, "fe80::1", "ndp", router=True)
+    frame = host_identity(ROUTER, "fe80::99", "frame")  # link-local, yet a router's frame
+    rows = grouped([ra, frame])
+    assert [(r["addresses"], r["router"]) for r in rows] == [(["fe80::1"], True)]
+
+
+@pytest.mark.parametrize("count", [MAX_MACHINE_ADDRESSES, MAX_MACHINE_ADDRESSES + 1])
+def test_a_mac_with_too_many_addresses_is_no_machine(count: int) -> None:
+    assert MAX_MACHINE_ADDRESSES == 16  # docs/findings.md
+    events = [host_identity(HOST, f"192.0.2.{n}") for n in range(1, count + 1)]
+    rows = grouped(events)
+    if count <= MAX_MACHINE_ADDRESSES:
+        assert [len(r["addresses"]) for r in rows] == [count]
+    else:
+        assert rows == []  # a proxy-ARP router or a NAT: its addresses stay apart
+
+
+def test_an_address_seen_from_two_macs_joins_neither() -> None:
+    rows = grouped(
+        [
+            host_identity(HOST, "192.0.2.10"),
+            host_identity(HOST, "2001:db8:1::a", "ndp"),
+            host_identity(OTHER, "192.0.2.10"),
+            host_identity(OTHER, "192.0.2.11"),
+        ]
+    )
+    assert [(r["addresses"], r.get("ambiguous_macs")) for r in rows] == [
+        (["192.0.2.10"], [HOST, OTHER]),
+        (["192.0.2.11"], None),
+        (["2001:db8:1::a"], None),
+    ]
+
+
+def test_a_duid_client_identifier_joins_two_macs_a_mac_based_one_does_not() -> None:
+    duid = "ff0000000100010001aabbccdd"
+    wired = host_identity(HOST, "192.0.2.10", "dhcp", client_id=duid, hostname="laptop")
+    wifi = host_identity(OTHER, "192.0.2.20", "dhcp", client_id=duid)
+    rows = grouped([wired, wifi])
+    assert [(r["addresses"], r["macs"], r["hostnames"]) for r in rows] == [
+        (["192.0.2.10", "192.0.2.20"], [HOST, OTHER], ["laptop"])
+    ]
+    by_mac = "01" + OTHER.replace(":", "")
+    rows = grouped([wired, host_identity(OTHER, "192.0.2.20", "dhcp", client_id=by_mac)])
+    assert len(rows) == 2
+
+
+def test_bindings_beyond_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machines_module, "MAX_BINDINGS", 2)
+    rows = grouped([host_identity(f"02:00:00:00:00:{n:02x}", f"192.0.2.{n}") for n in (1, 2, 3)])
+    assert [r["addresses"] for r in rows] == [["192.0.2.1"], ["192.0.2.2"]]
+    assert {r["bindings_dropped"] for r in rows} == {1}
+
+
+def test_the_office_capture_has_eight_client_machines_and_a_router(office: Any) -> None:
+    rows = office.sections["machines"]
+    clients = [r["addresses"] for r in rows if not r["router"]]
+    assert len(clients) == 8
+    assert ["198.51.100.22", "2001:db8:1::22"] in clients
+    assert [r["addresses"] for r in rows if r["router"]] == [["198.51.100.1", "2001:db8:1::1"]]
+
+
+@pytest.fixture(scope="module")
+def office() -> Any:
+    from dotaudit.detect.base import Context
+    from dotaudit.pipeline import analyze
+    from tests.conftest import ROOT
+
+    return analyze([ROOT / "pcaps" / "09-office.pcap"], Context(), workers=1)
