@@ -31,6 +31,7 @@ import ctypes
 import json
 import mmap
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -129,10 +130,15 @@ def admitted(path: Path) -> int:
 
 
 def run(
-    pps: int, seconds: float, mix: str, keep: Path | None, every: float, buffer_mb: float
+    pps: int,
+    seconds: float,
+    mix: str,
+    keep: Path | None,
+    every: float,
+    buffer_mb: float,
+    work: Path,
 ) -> dict[str, object]:
     packets = int(pps * seconds)
-    work = Path(tempfile.mkdtemp(prefix="dotaudit-live-rate-"))
     capture = keep or work / f"live-{mix}-{packets}.pcap"
     if not capture.exists():
         subprocess.run(
@@ -198,9 +204,6 @@ def run(
         "findings": len(data["findings"]),
         "interval_lines": [line for line in lines.splitlines() if line.startswith("watch ")],
     }
-    if keep is None:
-        capture.unlink(missing_ok=True)
-    report.unlink(missing_ok=True)
     return result
 
 
@@ -220,9 +223,14 @@ def main() -> int:
     if os.geteuid() != 0:
         print("live_rate: needs root (a network namespace, live capture)", file=sys.stderr)
         return 2
-    result = run(
-        args.pps, args.seconds, args.mix, args.capture, args.report_every, args.buffer_size
-    )
+    work = Path(tempfile.mkdtemp(prefix="dotaudit-live-rate-"))
+    try:  # the generated capture and watch's report go with it (a --capture is kept)
+        result = run(
+            args.pps, args.seconds, args.mix, args.capture, args.report_every,
+            args.buffer_size, work,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=1))
     return 0
 
