@@ -36,6 +36,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "render": frozenset({"errors", "model"}),
     "pipeline": frozenset({"errors", "files", "model", "x509", "capture", "dissect", "detect"}),
     "parallel_events": frozenset({"errors", "model", "capture", "dissect", "pipeline"}),
+    # live capture judged as it comes: the layers of analyze over an interface
+    "watch": frozenset({"errors", "model", "x509", "capture", "dissect", "detect"}),
     "__main__": frozenset({"cli"}),
 }
 LAYERS["cli"] = frozenset(LAYERS) - {"__main__"}  # the command line may use every part

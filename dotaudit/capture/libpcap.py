@@ -59,6 +59,20 @@ class PktHdr(Structure):
     _fields_ = [("ts", _Timeval), ("caplen", c_uint32), ("len", c_uint32)]
 
 
+class PcapStat(Structure):
+    """``struct pcap_stat``: packets the kernel passed to the capture (after its filter),
+    dropped for want of buffer room, and dropped by the interface or its driver."""
+
+    _fields_ = [("ps_recv", c_uint), ("ps_drop", c_uint), ("ps_ifdrop", c_uint)]
+
+
+ERROR_NO_SUCH_DEVICE = -5
+ERROR_PERM_DENIED = -8
+ERROR_IFACE_NOT_UP = -9
+ERROR_BREAK = -2
+"""``pcap_dispatch`` after ``pcap_breakloop``."""
+
+
 CookieRead = CFUNCTYPE(c_ssize_t, c_void_p, c_void_p, c_size_t)
 """``ssize_t read(void *cookie, char *buf, size_t size)`` of ``fopencookie``."""
 CookieSeek = CFUNCTYPE(c_int, c_void_p, POINTER(c_int64), c_int)
@@ -101,6 +115,11 @@ class Libpcap:
         _sig(lib.pcap_set_immediate_mode, c_int, [c_void_p, c_int])
         _sig(lib.pcap_activate, c_int, [c_void_p])
         _sig(lib.pcap_statustostr, c_char_p, [c_int])
+        _sig(lib.pcap_set_buffer_size, c_int, [c_void_p, c_int])
+        _sig(lib.pcap_stats, c_int, [c_void_p, POINTER(PcapStat)])
+        _sig(lib.pcap_breakloop, None, [c_void_p])
+        _sig(lib.pcap_setnonblock, c_int, [c_void_p, c_int, c_char_p])
+        _sig(lib.pcap_get_selectable_fd, c_int, [c_void_p])
         _sig(libc.fopencookie, c_void_p, [c_void_p, c_char_p, CookieIo])
         _sig(libc.open_memstream, c_void_p, [POINTER(c_void_p), POINTER(c_size_t)])
         _sig(libc.setvbuf, c_int, [c_void_p, c_void_p, c_int, c_size_t])

@@ -1,8 +1,9 @@
-"""Command line: ``dotaudit events | analyze | probe | report``.
+"""Command line: ``dotaudit events | analyze | probe | report | watch``.
 
-One module per subcommand (``events.py``, ``analyze.py``, ``report.py``, ``probe.py``),
-each with its ``DESCRIPTION``, ``EXAMPLES`` (the end of its ``--help``), ``add_arguments``
-and ``run`` (parsed arguments in, exit status out); ``output.py`` holds what they share.
+One module per subcommand (``events.py``, ``analyze.py``, ``report.py``, ``probe.py``,
+``watch.py``), each with its ``DESCRIPTION``, ``EXAMPLES`` (the end of its ``--help``),
+``add_arguments`` and ``run`` (parsed arguments in, exit status out); ``output.py`` holds
+what they share.
 Nothing below this package sees ``argparse``: each ``run`` turns its arguments into typed
 settings first.
 
@@ -40,6 +41,7 @@ COMMANDS = {
     "analyze": "judge what captures leak about DNS: findings with frame-level evidence",
     "report": "re-render saved JSON reports (several analyze and probe results merge into one)",
     "probe": "probe DoT resolvers: reachability, TLS, strict-mode authentication",
+    "watch": "capture live from an interface and judge it as it comes (needs root)",
 }
 """The subcommands, each a module of this package, with the line ``dotaudit --help`` shows.
 Adding one is a module with ``DESCRIPTION``, ``EXAMPLES``, ``add_arguments`` and ``run``,

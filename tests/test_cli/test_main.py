@@ -28,6 +28,7 @@ ARGUMENTS = {
     "analyze": ["x.pcap"],
     "report": ["x.json"],
     "probe": ["127.0.0.1"],
+    "watch": ["lo"],
 }
 
 
