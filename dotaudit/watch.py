@@ -28,6 +28,7 @@ from dotaudit.capture.live import BUFFER_SIZE, CaptureStats, LiveCapture
 from dotaudit.detect.base import Context
 from dotaudit.detect.runner import Detection, DetectorRunner
 from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.host_identity import HostIdentityTracker
 from dotaudit.model.events import AnomalySeen, Event
 from dotaudit.model.findings import Finding
 from dotaudit.model.report import ANOMALY_SAMPLES, AuditReport, InputSummary
@@ -145,14 +146,16 @@ class Watch:
                     tally.samples.append(event.to_dict())
             feed(event)
 
-        dispatcher = Dispatcher(self.label, emit, self._runner.keeps_flow)
+        # The machines behind addresses, as analyze of the --write capture finds them.
+        links = HostIdentityTracker(self.label, emit)
+        dispatcher = Dispatcher(self.label, emit, self._runner.keeps_flow, links)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
         self._table = FlowTable(dispatcher, on_anomaly_counted, bypass=True)
-        self._decoder = Decoder(on_anomaly_counted, flows=self._table)
+        self._decoder = Decoder(on_anomaly_counted, flows=self._table, links=links)
         self._started = 0.0
         self._last_stats = CaptureStats(0, 0, 0)
         self._findings_before = 0
