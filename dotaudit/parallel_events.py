@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.flow_shard import DECODER, END_FRAME, EventKey, ShardFlowTable
@@ -29,7 +30,10 @@ from dotaudit.model.events import Event, event_json_line
 from dotaudit.model.report import InputSummary
 from dotaudit.pipeline import Progress
 
-Batch = list[tuple[EventKey, str]]
+Batch = list[tuple[EventKey, Any]]
+"""Encoded events (JSON lines, or whatever the caller's ``encode`` makes), each keyed by
+where a single pass would have written it."""
+Encode = Callable[[Event], Any]
 
 MIN_SHARDED_BYTES = 8 << 20
 """Below this a capture is read by one process: forking would cost more than it saves."""
@@ -51,7 +55,8 @@ def auto_shards(path: Path) -> int:
 
 
 class ShardPass:
-    """One shard's pass over a capture: batches of keyed JSON lines."""
+    """One shard's pass over a capture: batches of keyed encoded events (JSON lines by
+    default)."""
 
     def __init__(
         self,
@@ -60,11 +65,13 @@ class ShardPass:
         shards: int,
         types: frozenset[str] | None,
         progress: Progress | None = None,
+        encode: Encode = event_json_line,
     ) -> None:
         self.path = path
         self.shard = shard
         self.shards = shards
         self.types = types
+        self.encode = encode
         self.summary = InputSummary(path=str(path))
         self._progress = progress
 
@@ -74,11 +81,12 @@ class ShardPass:
         summary = self.summary
         summary.format = reader.format
         types = self.types
+        encode = self.encode
         out: Batch = []
 
         def emit(event: Event) -> None:
             if types is None or event.type in types:
-                out.append((table.key(), event_json_line(event)))
+                out.append((table.key(), encode(event)))
 
         dispatcher = Dispatcher(str(self.path), emit)
 
@@ -121,7 +129,10 @@ class ShardPass:
 
 class ShardedRun:
     """The ``dotaudit events`` lines of one capture, computed by ``shards`` processes,
-    identical to a single pass's output. Iterate ``lines()``; read ``summary`` afterwards.
+    identical to a single pass's output. Iterate ``lines()`` (or ``records()``, for an
+    ``encode`` other than JSON lines); read ``summary`` afterwards. ``encode`` runs in the
+    shard processes, and what it makes is pickled back: plain tuples are cheap, event
+    objects are not.
     """
 
     def __init__(
@@ -131,12 +142,19 @@ class ShardedRun:
         types: frozenset[str] | None,
         *,
         progress: Progress | None = None,
+        encode: Encode = event_json_line,
     ) -> None:
-        self._own = ShardPass(path, 0, shards, types, progress)
+        self._own = ShardPass(path, 0, shards, types, progress, encode)
         self.summary = self._own.summary
 
     def lines(self) -> Iterator[str]:
         """Batches of joined JSON lines. Flush buffered output first: children are forked."""
+        for batch in self.records():
+            yield "".join(batch)
+
+    def records(self) -> Iterator[list[Any]]:
+        """Batches of encoded events in single-pass order. Flush buffered output first:
+        children are forked."""
         own = self._own
         path = own.path
         batches = own.batches()
@@ -147,7 +165,9 @@ class ShardedRun:
             for shard in range(1, own.shards):
                 receive, send = context.Pipe(duplex=False)
                 child = context.Process(
-                    target=_child, args=(path, shard, own.shards, own.types, send), daemon=True
+                    target=_child,
+                    args=(path, shard, own.shards, own.types, own.encode, send),
+                    daemon=True,
                 )
                 child.start()
                 send.close()
@@ -162,7 +182,7 @@ class ShardedRun:
                 if children:
                     batch.sort(key=by_key)
                 if batch:
-                    yield "".join([line for _, line in batch])
+                    yield [encoded for _, encoded in batch]
             for process, receive in children:
                 done, anomalies = _receive(receive, path)
                 if done != _DONE:
@@ -193,10 +213,15 @@ def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:
 
 
 def _child(
-    path: Path, shard: int, shards: int, types: frozenset[str] | None, send: Connection
+    path: Path,
+    shard: int,
+    shards: int,
+    types: frozenset[str] | None,
+    encode: Encode,
+    send: Connection,
 ) -> None:
     try:
-        run = ShardPass(path, shard, shards, types)
+        run = ShardPass(path, shard, shards, types, encode=encode)
         for frame, batch in run.batches():
             send.send((frame, batch))
         send.send((_DONE, run.summary.anomalies))

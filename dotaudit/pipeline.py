@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.flows import FlowTable
@@ -33,6 +33,8 @@ CAPTURE_MAGICS = (
     b"\x0a\x0d\x0d\x0a",
     b"\x1f\x8b",
 )
+
+_R = TypeVar("_R")
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, file size)."""
@@ -110,6 +112,20 @@ class CaptureRun:
 
         for batch in self._batches(encoder):
             yield "".join(batch)
+
+    def records(
+        self, encode: Callable[[Event], _R], types: frozenset[str] | None = None
+    ) -> Iterator[list[_R]]:
+        """Every event as ``encode`` makes it, in batches at every reader pause (as
+        ``lines``). A batch list is reused: consume it before asking for the next."""
+
+        def encoder(out: list[_R]) -> Callable[[Event], None]:
+            append = out.append
+            if types is None:
+                return lambda event: append(encode(event))
+            return lambda event: append(encode(event)) if event.type in types else None
+
+        yield from self._batches(encoder)
 
     def _batches(
         self, emitter: Callable[[list[Any]], Callable[[Event], None]]

@@ -1,15 +1,28 @@
-"""``dotaudit events``: the fact stream (JSONL) that the detectors consume."""
+"""``dotaudit events``: the fact stream (JSONL, or a Parquet dataset) that the detectors
+consume."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
-from dotaudit.cli.output import atomic_writer, output_path, progress_bar
+from dotaudit.cli.output import (
+    atomic_directory,
+    atomic_writer,
+    output_path,
+    progress_bar,
+    refuse_output_directory,
+)
 from dotaudit.errors import InputError
+
+if TYPE_CHECKING:
+    from dotaudit.model.report import InputSummary
+    from dotaudit.render.parquet import ParquetEventWriter, Row
 
 EVENT_TYPES = (
     "dns",
@@ -27,17 +40,36 @@ TYPE_GROUPS = {
     "quic": ("quic_initial",),
 }
 
-DESCRIPTION = "Dissect captures (pcap, pcapng, gzip) and write one JSON record per fact."
+FORMATS = ("jsonl", "parquet")
+PARQUET_MISSING = "--format parquet needs pyarrow: pip install 'dotaudit[parquet]'"
+
+DESCRIPTION = (
+    "Dissect captures (pcap, pcapng, gzip) and write one JSON record per fact, or a "
+    "Parquet dataset partitioned by record type and date."
+)
 EXAMPLES = """
   dotaudit events pcaps/01-kdig-strict-dot.pcap
   dotaudit events pcaps/ --type dns,tls -o reports/events.jsonl
+  dotaudit events pcaps/ --format parquet -o reports/events-parquet
   dotaudit events pcaps/09-office.pcap --type connection --workers auto --strict
 """
 
 
 def add_arguments(events: argparse.ArgumentParser) -> None:
     events.add_argument("inputs", nargs="+", metavar="FILE|DIR")
-    events.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    events.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file (default: stdout); for parquet a directory to create (new or empty)",
+    )
+    events.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl: one JSON record per line; parquet: a dataset under -o DIR, "
+        "DIR/type=TYPE/date=YYYY-MM-DD/part-NNNNN.parquet (needs pyarrow) (default: jsonl)",
+    )
     events.add_argument(
         "--type",
         metavar="LIST",
@@ -107,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_gc()
     types = parse_types(args.type)
+    if args.format == "parquet":
+        return _run_parquet(args, types)
     output = output_path(args.output)
     paths = expand_inputs(args.inputs)
     if not paths:
@@ -145,12 +179,92 @@ def _write_events(
             summary = run.summary
         if bar is not None:
             bar.close()
-        for warning in summary.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        if summary.truncated_at is not None and strict:
-            print(
-                f"error: {path}: truncated at byte offset {summary.truncated_at} (--strict)",
-                file=sys.stderr,
-            )
-            status = EXIT_USAGE
+        status = max(status, _report_input(path, summary, strict))
+    return status
+
+
+def _report_input(path: Path, summary: InputSummary, strict: bool) -> int:
+    """The reader's warnings on stderr; with ``--strict``, a truncated capture is exit 2."""
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if summary.truncated_at is not None and strict:
+        print(
+            f"error: {path}: truncated at byte offset {summary.truncated_at} (--strict)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# -- Parquet ---------------------------------------------------------------------------
+
+
+def _run_parquet(args: argparse.Namespace, types: frozenset[str] | None) -> int:
+    from dotaudit.pipeline import expand_inputs
+
+    if not args.output or args.output == "-":
+        raise UsageError("--format parquet needs -o DIR (a directory to create)")
+    try:
+        from dotaudit.render.parquet import ParquetEventWriter
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] != "pyarrow":
+            raise
+        raise UsageError(PARQUET_MISSING) from None
+    target: str = args.output
+    refuse_output_directory(target)  # before any work; the rename at the end checks again
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    with atomic_directory(target) as directory:
+        writer = ParquetEventWriter(directory)
+        try:
+            status = _write_parquet(paths, writer, types, args.workers, args.strict, target)
+            _output_step(writer.close, target)
+        except BaseException:
+            writer.abort()
+            raise
+    return status
+
+
+def _output_step(step: Callable[[], None], target: str) -> None:
+    """A write into the dataset; an OS error (disk full, permissions) becomes one line
+    naming ``target``, never a traceback."""
+    try:
+        step()
+    except OSError as exc:
+        raise UsageError(f"{target}: {exc.strerror or exc}") from None
+
+
+def _write_parquet(
+    paths: list[Path],
+    writer: ParquetEventWriter,
+    types: frozenset[str] | None,
+    workers: int,
+    strict: bool,
+    target: str,
+) -> int:
+    from dotaudit.pipeline import CaptureRun
+    from dotaudit.render.parquet import encode_event
+
+    status = EXIT_OK
+    for path in paths:
+        bar = progress_bar(str(path))
+        shards = workers
+        if shards != 1:
+            from dotaudit.parallel_events import ShardedRun, auto_shards
+
+            shards = shards or auto_shards(path)
+        batches: Iterator[list[tuple[str, Row]]]
+        if shards > 1:
+            sys.stderr.flush()  # the shards are forked: nothing may be left to flush twice
+            sharded = ShardedRun(path, shards, types, progress=bar, encode=encode_event)
+            batches, summary = sharded.records(), sharded.summary
+        else:
+            run = CaptureRun(path, progress=bar, hash_input=False)
+            batches, summary = run.records(encode_event, types), run.summary
+        for batch in batches:
+            _output_step(partial(writer.write, batch), target)
+        if bar is not None:
+            bar.close()
+        status = max(status, _report_input(path, summary, strict))
     return status

@@ -401,6 +401,21 @@ class HttpRequestSeen(Event):
     """Cleartext HTTP/2: prior-knowledge preface or ``Upgrade: h2c``."""
 
 
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    DnsMessageSeen,
+    TlsClientHelloSeen,
+    TlsServerHelloSeen,
+    TlsCertificateSeen,
+    TlsAlertSeen,
+    QuicInitialSeen,
+    HttpRequestSeen,
+    ConnectionSeen,
+    AnomalySeen,
+)
+"""Every record type ``dotaudit events`` writes, in the order of docs/events.md (outputs
+that need the types up front, such as the Parquet schemas, derive them from here)."""
+
+
 # -- JSON lines -----------------------------------------------------------------------
 
 
