@@ -49,6 +49,8 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 """Hive's name for a null partition value: the date of a ``ts`` that has none (not
 finite, or outside the years 1-9999)."""
 _MAX_MICROSECONDS = float(2**63 - 1)
+_FIRST_DAY = (date.min - date(1970, 1, 1)).days
+_LAST_DAY = (date.max - date(1970, 1, 1)).days
 
 
 # -- schema ----------------------------------------------------------------------------
@@ -234,10 +236,14 @@ class ParquetEventWriter:
         rows = self.rows
         for type_name, row in records:
             ts = row[2]  # every record's third field (Event: file, frame, ts, ...)
+            day: int | None
             try:
-                day: int | None = int(ts // 86400.0)
-            except (TypeError, ValueError, OverflowError):
+                number = int(ts // 86400.0)
+            except (TypeError, ValueError, OverflowError):  # NaN, inf
                 day = None
+            else:
+                # Days without a date share one key: they share the null partition's files.
+                day = number if _FIRST_DAY <= number <= _LAST_DAY else None
             key = (type_name, day)
             buffer = buffers.get(key)
             if buffer is None:
@@ -302,12 +308,9 @@ class ParquetEventWriter:
 
 def partition_date(day: int | None) -> str:
     """The ``date=`` directory value of a day number (days since 1970-01-01, UTC)."""
-    if day is None:
+    if day is None or not _FIRST_DAY <= day <= _LAST_DAY:
         return NULL_PARTITION
-    try:
-        return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-    except OverflowError:
-        return NULL_PARTITION
+    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
 
 
 def _partition_order(key: Partition) -> tuple[str, bool, int]:
