@@ -193,7 +193,7 @@ def test_columns_follow_the_record_classes(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     record = json.loads(event_json_line(events[0]))
     names = [name for name in record if name not in ("type", "schema")]
-    assert [n for n in schema.names if n != "time"] == names[:8] + ["tunnel"] + names[8:]
+    assert [n for n in schema.names if n != "time"] == [*names[:8], "tunnel", *names[8:]]
     assert schema.metadata[b"dotaudit.schema"] == EVENTS_SCHEMA.encode()
     # Optional fields are nullable, the others not.
     assert schema.field("qname").nullable and schema.field("edns").nullable
