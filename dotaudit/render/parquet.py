@@ -38,7 +38,7 @@ Row = Sequence[Any]
 """One event's field values in its class's field order; nested records as tuples."""
 
 ROW_GROUP_ROWS = 65_536
-BUFFERED_ITEMS = 262_144
+BUFFERED_ITEMS = 65_536
 OPEN_FILES = 32
 COMPRESSION = "zstd"
 
