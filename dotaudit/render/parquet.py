@@ -38,7 +38,7 @@ Row = Sequence[Any]
 """One event's field values in its class's field order; nested records as tuples."""
 
 ROW_GROUP_ROWS = 65_536
-BUFFERED_ITEMS = 65_536
+BUFFERED_ITEMS = 16_384
 OPEN_FILES = 32
 COMPRESSION = "zstd"
 
@@ -264,18 +264,21 @@ class ParquetEventWriter:
     def close(self) -> None:
         for key in sorted(self._buffers, key=_partition_order):
             self._flush(key)
-        self.abort()
+        while self._writers:
+            _, writer = self._writers.popitem(last=False)
+            writer.close()
 
     def abort(self) -> None:
+        """Close the files, writing nothing more; errors are dropped (the dataset is being
+        discarded, and the error that got us here is the one to report)."""
+        self._buffers.clear()
+        self._buffered = 0
         writers, self._writers = self._writers, OrderedDict()
-        failure: BaseException | None = None
         for writer in writers.values():
             try:
                 writer.close()
-            except BaseException as exc:  # close the others all the same
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+            except Exception:  # closing the others matters more
+                continue
 
     def _flush(self, key: Partition) -> None:
         buffer = self._buffers.pop(key, None)
