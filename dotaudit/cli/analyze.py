@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotaudit.cli import UsageError
 from dotaudit.cli.events import quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
     add_report_options,
+    add_strict_option,
     exit_status,
     progress_bar,
+    refuse_overwriting_inputs,
+    report_incomplete_inputs,
     report_options,
     timestamp,
     write_report,
 )
-from dotaudit.errors import InputError
+from dotaudit.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from dotaudit.model.policy import Policy
 
 DESCRIPTION = (
     "Analyze captures: plaintext DNS leaks, DoT sessions, fallbacks, SNI, DoH/DoQ and padding "
@@ -33,12 +40,16 @@ EXAMPLES = """
 def add_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     add_report_options(analyze)
+    add_strict_option(analyze)
     analyze.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
     analyze.add_argument(
         "--workers", type=int, metavar="N", help="files analyzed in parallel (default: cores)"
     )
     analyze.add_argument(
-        "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
+        "--evidence",
+        metavar="DIR",
+        help="write a small pcap of each finding's frames here (a new directory, or one "
+        "dotaudit wrote before: its parent must exist)",
     )
 
 
@@ -46,39 +57,76 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from dotaudit.detect.base import Context
-    from dotaudit.model.policy import Policy, load_policy
-    from dotaudit.pipeline import analyze, expand_inputs
+    from dotaudit.model.policy import Policy
+    from dotaudit.pipeline import analyze, select_inputs
 
     quiet_gc()
     options = report_options(args)
-    policy = load_policy(args.policy) if args.policy else Policy()
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    policy = _load_policy(args.policy) if args.policy else Policy()
+    selection = select_inputs(args.inputs)
+    refuse_overwriting_inputs(options.output, selection.named)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers must be at least 1")
+    evidence = _evidence_directory(args.evidence, selection.named) if args.evidence else None
+    if not selection.paths:
+        raise selection.nothing_to_read(args.inputs)
 
     def progress_for(path: Path) -> ProgressBar | None:
         return progress_bar(str(path))
 
     report = analyze(
-        paths,
+        selection.paths,
         Context(policy=policy),
         workers=workers,
         progress_for=progress_for,
         generated_at=timestamp(),
+        skipped=selection.skipped,
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")
     for item in report.inputs:
         for warning in item.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
-    if args.evidence:
+    failed: OutputError | None = None
+    if evidence is not None:  # first: the HTML report links the files that exist
         from dotaudit.capture.evidence import write_evidence
         from dotaudit.model.evidence import plan_evidence
 
-        written = write_evidence(plan_evidence(report.sorted_findings()), Path(args.evidence))
-        print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+        try:
+            written = write_evidence(plan_evidence(report.sorted_findings()), evidence)
+            print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+        except OutputError as exc:
+            failed = exc  # the report is still written, then the error is the exit status
     write_report(report, options)
-    return exit_status(report, options.fail_on)
+    if failed is not None:
+        raise failed
+    report_incomplete_inputs(report, strict=args.strict)
+    return exit_status(report, options.fail_on, strict=args.strict)
+
+
+def _load_policy(path: str) -> Policy:
+    """The policy file; whatever is wrong with it is one line naming it (exit 2)."""
+    from dotaudit.model.policy import load_policy
+
+    try:
+        return load_policy(path)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise InputError(f"{path}: not a valid policy ({exc})") from None
+
+
+def _evidence_directory(directory: str, inputs: list[Path]) -> Path:
+    """``--evidence DIR`` checked and made ready before any work: never a directory that
+    holds an input, never one that holds other files (its marker would hide them from
+    later directory scans), never a missing parent created on the way."""
+    from dotaudit.capture.evidence import prepare_evidence_directory
+
+    folder = Path(directory)
+    resolved = folder.resolve()
+    for path in inputs:
+        if resolved in path.resolve().parents:
+            raise UsageError(
+                f"{directory}: holds the input {path} (--evidence needs its own directory)"
+            )
+    prepare_evidence_directory(folder)
+    return folder

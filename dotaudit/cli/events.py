@@ -8,20 +8,25 @@ import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.cli.output import (
+    OutputStream,
+    ProgressBar,
+    add_strict_option,
     atomic_directory,
     atomic_writer,
     output_path,
     progress_bar,
     refuse_output_directory,
+    refuse_overwriting_inputs,
+    standard_output,
 )
-from dotaudit.errors import InputError
 
 if TYPE_CHECKING:
     from dotaudit.model.report import InputSummary
+    from dotaudit.pipeline import InputSelection
     from dotaudit.render.parquet import ParquetEventWriter, Row
 
 EVENT_TYPES = (
@@ -75,9 +80,7 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated record types to keep: " + ",".join((*EVENT_TYPES, "tls", "quic")),
     )
-    events.add_argument(
-        "--strict", action="store_true", help="a truncated capture is an error (exit 2)"
-    )
+    add_strict_option(events)
     events.add_argument(
         "--workers",
         type=_workers,
@@ -135,72 +138,105 @@ def quiet_gc() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dotaudit.pipeline import expand_inputs
+    from dotaudit.pipeline import select_inputs
 
     quiet_gc()
     types = parse_types(args.type)
     if args.format == "parquet":
         return _run_parquet(args, types)
     output = output_path(args.output)
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    selection = select_inputs(args.inputs)
+    refuse_overwriting_inputs(output, selection.named)
+    paths = _readable(selection, args.inputs)
     if output is None:
-        return _write_events(paths, sys.stdout, types, args.workers, args.strict)
+        return _write_events(paths, standard_output(), types, args.workers, args.strict)
     with atomic_writer(output) as handle:
         return _write_events(paths, handle, types, args.workers, args.strict)
 
 
 def _write_events(
-    paths: list[Path], handle: IO[str], types: frozenset[str] | None, workers: int, strict: bool
+    paths: list[Path],
+    handle: OutputStream,
+    types: frozenset[str] | None,
+    workers: int,
+    strict: bool,
 ) -> int:
-    from dotaudit.pipeline import CaptureRun
+    from dotaudit.pipeline import out_of_memory
 
     status = EXIT_OK
-    write = handle.write
     for path in paths:
         bar = progress_bar(str(path))
-        shards = workers
-        if shards != 1:  # multiprocessing is imported only when asked for
-            from dotaudit.parallel_events import ShardedRun, auto_shards
-
-            shards = shards or auto_shards(path)
-        if shards > 1:
-            handle.flush()  # the shards are forked: nothing may be left to flush twice
-            sys.stderr.flush()
-            sharded = ShardedRun(path, shards, types, progress=bar)
-            for text in sharded.lines():
-                write(text)
-            summary = sharded.summary
-        else:
-            run = CaptureRun(path, progress=bar, hash_input=False)
-            for text in run.lines(types):
-                write(text)
-            summary = run.summary
+        try:
+            summary = _write_one(path, handle, types, workers, bar)
+        except MemoryError:
+            raise out_of_memory(path) from None
         if bar is not None:
             bar.close()
-        status = max(status, _report_input(path, summary, strict))
+        status = max(status, _judge_input(path, summary, strict))
+    handle.flush()
     return status
 
 
-def _report_input(path: Path, summary: InputSummary, strict: bool) -> int:
-    """The reader's warnings on stderr; with ``--strict``, a truncated capture is exit 2."""
+def _readable(selection: InputSelection, arguments: list[str]) -> list[Path]:
+    """The inputs to read; the selection's warnings on stderr."""
+    for warning in selection.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    if not selection.paths:
+        raise selection.nothing_to_read(arguments)
+    return selection.paths
+
+
+def _judge_input(path: Path, summary: InputSummary, strict: bool) -> int:
+    """The reader's warnings on stderr, and the exit status the input earns: 2 when it was
+    unreadable, or read only in part under ``--strict``."""
+    from dotaudit.model.report import PARTIAL, UNREADABLE
+
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if summary.truncated_at is not None and strict:
-        print(
-            f"error: {path}: truncated at byte offset {summary.truncated_at} (--strict)",
-            file=sys.stderr,
-        )
+    judged = summary.completeness()
+    if judged.status == UNREADABLE:
+        print(f"dotaudit: {path}: unreadable: {judged.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    if judged.status == PARTIAL and strict:
+        print(f"dotaudit: {path}: partial: {judged.reason} (--strict)", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _write_one(
+    path: Path,
+    handle: OutputStream,
+    types: frozenset[str] | None,
+    workers: int,
+    bar: ProgressBar | None,
+) -> InputSummary:
+    """The events of one capture to ``handle``; returns what was read."""
+    from dotaudit.pipeline import CaptureRun
+
+    write = handle.write
+    shards = workers
+    if shards != 1:  # multiprocessing is imported only when asked for
+        from dotaudit.parallel_events import ShardedRun, auto_shards
+
+        shards = shards or auto_shards(path)
+    if shards > 1:
+        handle.flush()  # the shards are forked: nothing may be left to flush twice
+        sys.stderr.flush()
+        sharded = ShardedRun(path, shards, types, progress=bar)
+        for text in sharded.lines():
+            write(text)
+        return sharded.summary
+    run = CaptureRun(path, progress=bar, hash_input=False)
+    for text in run.lines(types):
+        write(text)
+    return run.summary
 
 
 # -- Parquet ---------------------------------------------------------------------------
 
 
 def _run_parquet(args: argparse.Namespace, types: frozenset[str] | None) -> int:
-    from dotaudit.pipeline import expand_inputs
+    from dotaudit.pipeline import select_inputs
 
     if not args.output or args.output == "-":
         raise UsageError("--format parquet needs -o DIR (a directory to create)")
@@ -212,9 +248,7 @@ def _run_parquet(args: argparse.Namespace, types: frozenset[str] | None) -> int:
         raise UsageError(PARQUET_MISSING) from None
     target: str = args.output
     refuse_output_directory(target)  # before any work; the rename at the end checks again
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    paths = _readable(select_inputs(args.inputs), args.inputs)
     with atomic_directory(target) as directory:
         writer = ParquetEventWriter(directory)
         try:
@@ -243,28 +277,46 @@ def _write_parquet(
     strict: bool,
     target: str,
 ) -> int:
-    from dotaudit.pipeline import CaptureRun
-    from dotaudit.render.parquet import encode_event
+    from dotaudit.pipeline import out_of_memory
 
     status = EXIT_OK
     for path in paths:
         bar = progress_bar(str(path))
-        shards = workers
-        if shards != 1:
-            from dotaudit.parallel_events import ShardedRun, auto_shards
-
-            shards = shards or auto_shards(path)
-        batches: Iterator[list[tuple[str, Row]]]
-        if shards > 1:
-            sys.stderr.flush()  # the shards are forked: nothing may be left to flush twice
-            sharded = ShardedRun(path, shards, types, progress=bar, encode=encode_event)
-            batches, summary = sharded.records(), sharded.summary
-        else:
-            run = CaptureRun(path, progress=bar, hash_input=False)
-            batches, summary = run.records(encode_event, types), run.summary
-        for batch in batches:
-            _output_step(partial(writer.write, batch), target)
+        try:
+            summary = _write_one_parquet(path, writer, types, workers, bar, target)
+        except MemoryError:
+            raise out_of_memory(path) from None
         if bar is not None:
             bar.close()
-        status = max(status, _report_input(path, summary, strict))
+        status = max(status, _judge_input(path, summary, strict))
     return status
+
+
+def _write_one_parquet(
+    path: Path,
+    writer: ParquetEventWriter,
+    types: frozenset[str] | None,
+    workers: int,
+    bar: ProgressBar | None,
+    target: str,
+) -> InputSummary:
+    """The events of one capture into the dataset; returns what was read."""
+    from dotaudit.pipeline import CaptureRun
+    from dotaudit.render.parquet import encode_event
+
+    shards = workers
+    if shards != 1:
+        from dotaudit.parallel_events import ShardedRun, auto_shards
+
+        shards = shards or auto_shards(path)
+    batches: Iterator[list[tuple[str, Row]]]
+    if shards > 1:
+        sys.stderr.flush()  # the shards are forked: nothing may be left to flush twice
+        sharded = ShardedRun(path, shards, types, progress=bar, encode=encode_event)
+        batches, summary = sharded.records(), sharded.summary
+    else:
+        run = CaptureRun(path, progress=bar, hash_input=False)
+        batches, summary = run.records(encode_event, types), run.summary
+    for batch in batches:
+        _output_step(partial(writer.write, batch), target)
+    return summary

@@ -8,7 +8,7 @@ from typing import Any
 from dotaudit.model.coerce import as_dict, as_int, as_list, as_str, num, rows_of
 from dotaudit.model.endpoint import host_port
 from dotaudit.model.findings import Severity
-from dotaudit.model.report import AuditReport
+from dotaudit.model.report import AuditReport, input_completeness
 from dotaudit.render import svg
 from dotaudit.render.html_format import (
     MAX_LIST_ITEMS,
@@ -18,6 +18,7 @@ from dotaudit.render.html_format import (
     cell,
     fmt_span,
     fmt_ts,
+    plural,
     readable_dn,
     text_of,
 )
@@ -479,12 +480,42 @@ def probe_view(targets: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def completeness_view(report: AuditReport) -> dict[str, Any] | None:
+    """The banner at the top of a report whose inputs were not all read whole (or some
+    skipped): None when every input was."""
+    block = report.completeness()
+    warnings = [text_of(line) for line in as_list(block.get("warnings"))]
+    skipped = [text_of(line) for line in as_list(block.get("skipped"))]
+    if not warnings and not skipped:
+        return None
+    counts = as_dict(block.get("inputs"))
+    parts = [
+        f"{as_int(counts.get(status))} {status}"
+        for status in ("unreadable", "partial")
+        if as_int(counts.get(status))
+    ]
+    read = sum(as_int(n) for status, n in counts.items() if status != "skipped")
+    headline = (
+        f"Incomplete audit: {' and '.join(parts)} of {read} {plural(read, 'input', 'inputs')}."
+        if parts
+        else ""
+    )
+    return {
+        "headline": headline,
+        "warnings": warnings[:MAX_LIST_ITEMS],
+        "warnings_more": max(len(warnings) - MAX_LIST_ITEMS, 0),
+        "skipped": skipped[:MAX_LIST_ITEMS],
+        "skipped_more": max(len(skipped) - MAX_LIST_ITEMS, 0),
+    }
+
+
 def inputs_view(report: AuditReport) -> list[dict[str, Any]]:
     out = []
     for item in report.inputs[:MAX_ROWS]:
         if not isinstance(item, dict):
             continue
         warnings = as_list(item.get("warnings"))
+        judged = input_completeness(item)
         out.append(
             {
                 "path": item.get("path"),
@@ -495,6 +526,8 @@ def inputs_view(report: AuditReport) -> list[dict[str, Any]]:
                 "last": fmt_ts(item.get("last_ts")),
                 "span": fmt_span(item.get("span_s")),
                 "truncated_at": item.get("truncated_at"),
+                "status": judged.status,
+                "status_reason": judged.reason or "",
                 "warnings": [text_of(w) for w in warnings[:MAX_LIST_ITEMS]],
             }
         )

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from dotaudit.model.endpoint import host_port
-from dotaudit.model.report import AuditReport
+from dotaudit.model.report import (
+    COMPLETE,
+    PARTIAL,
+    SKIPPED,
+    UNREADABLE,
+    AuditReport,
+    input_completeness,
+)
 from dotaudit.render.probe_evidence import evidence_line
 
 MAX_FINDINGS = 40
@@ -25,9 +32,28 @@ def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def completeness_lines(report: AuditReport) -> list[str]:
+    """The top of the summary when not every input was read whole: a WARNING line per
+    input unreadable or partial, a note per input skipped."""
+    block = report.completeness()
+    lines = []
+    if block["status"] != COMPLETE:
+        counts = block["inputs"]
+        read = sum(n for status, n in counts.items() if status != SKIPPED)
+        parts = [f"{counts[s]} {s}" for s in (UNREADABLE, PARTIAL) if counts[s]]
+        lines.append(
+            f"WARNING: incomplete audit: {' and '.join(parts)} of {read} "
+            f"input{'s' if read != 1 else ''}; nothing found there does not mean nothing there"
+        )
+    lines += [f"WARNING: {_printable(line)}" for line in block["warnings"]]
+    lines += [f"note: {_printable(line)}" for line in block["skipped"]]
+    return lines
+
+
 def render_text(report: AuditReport) -> str:
     summary = report.summary()
     lines = [f"dotaudit {report.tool_version} — {report.kind} report"]
+    lines += completeness_lines(report)
     if report.redaction is not None:
         block: dict[str, Any] = report.redaction if isinstance(report.redaction, dict) else {}
         names = _mapping(block.get("names"))
@@ -37,10 +63,17 @@ def render_text(report: AuditReport) -> str:
             f"{_printable(names.get('level'))}, resolvers {_printable(addresses.get('resolvers'))}"
         )
     for item in report.inputs:
+        if not isinstance(item, dict):
+            continue
+        judged = input_completeness(item)
+        if judged.status == SKIPPED:
+            lines.append(f"  input {_printable(item.get('path'))}: skipped")
+            continue
         span = item.get("span_s")
         lines.append(
             f"  input {_printable(item.get('path'))}: {item.get('packets', 0)} packets"
             + (f", {span:.1f} s" if isinstance(span, int | float) else "")
+            + ("" if judged.status == COMPLETE else f", {judged.status}")
         )
     counts = summary["by_severity"]
     lines.append(

@@ -433,6 +433,7 @@ def test_no_raw_key_labels_in_the_probe_section() -> None:
 def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> None:
     capture = pcapgen.fallback_capture(tmp_path / "fb.pcap", "drop")
     out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
     evidence = tmp_path / "evidence"
     run = subprocess.run(
         [
