@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := /var/tmp/dotaudit-apt.done
 
-# Debian packages the tests (and the lab) use.
-DEBS := tshark tcpdump unbound knot-dnsutils stubby getdns-utils dnsdist nftables iproute2 \
-        chromium chromium-driver poppler-utils dnsmasq-base isc-dhcp-client
+# Debian packages the tests (and the lab) use. libpcap0.8 comes with tcpdump; named here
+# because the capture engine loads it (without it, captures are read the slower way).
+DEBS := tshark tcpdump libpcap0.8 unbound knot-dnsutils stubby getdns-utils dnsdist nftables \
+        iproute2 chromium chromium-driver poppler-utils dnsmasq-base isc-dhcp-client
 # Debian packages `make demo` needs: none beyond Python.
 
 .PHONY: demo test lint typecheck pytest fuzz fuzz-properties fuzz-captures debs venv pcaps bench clean

@@ -20,16 +20,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sessions import CONCURRENCY, DEFAULT_MIX, KINDS, World, new_session
+from sessions import CONCURRENCY, DEFAULT_MIX, KINDS, MIXES, World, new_session
 from wire import PCAP_HEADER, PCAP_RECORD
 
 START_US = 1_714_564_800_000_000  # 2024-05-01T12:00:00Z
 MEAN_GAP_US = 150
-MID_STREAM_KINDS = ("tls", "quic", "dot")
+MID_STREAM_KINDS = ("tls", "quic", "video", "dot")
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """``tls=55,quic=25`` -> weights; kinds not named get weight 0."""
+    """A mix name (``default``, ``bulk``) or ``tls=55,quic=25`` -> weights; kinds not
+    named get weight 0."""
+    if text in MIXES:
+        return dict(MIXES[text])
     mix: dict[str, float] = {}
     for part in text.split(","):
         kind, _, weight = part.partition("=")
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "--mix",
         type=parse_mix,
         default=None,
-        help="packet share per kind, e.g. tls=55,quic=24,dns_udp=9,dns_tcp=2,dot=6,mdns=2,other=2",
+        help="packet share per kind, e.g. tls=55,quic=24,dns_udp=9,dns_tcp=2,dot=6,mdns=2,other=2,"
+        " or a named mix: " + ", ".join(MIXES),
     )
     args = parser.parse_args(argv)
     if args.packets < 1:

@@ -18,7 +18,7 @@ import quicinit
 import tlsmsg
 from wire import ACK, FIN, PSH, Link, Payload, Tcp, arp_request, fold, ones_sum
 
-KINDS = ("tls", "quic", "dns_udp", "dns_tcp", "dot", "mdns", "other")
+KINDS = ("tls", "quic", "video", "dns_udp", "dns_tcp", "dot", "mdns", "other")
 DEFAULT_MIX = {
     "tls": 55,
     "quic": 24,
@@ -28,7 +28,22 @@ DEFAULT_MIX = {
     "mdns": 2,
     "other": 2,
 }
-CONCURRENCY = {"tls": 40, "quic": 20, "dns_udp": 6, "dns_tcp": 2, "dot": 3, "mdns": 1, "other": 1}
+BULK_MIX = {
+    "tls": 30,
+    "quic": 30,
+    "video": 35,
+    "dns_udp": 2.5,
+    "dns_tcp": 0.5,
+    "dot": 1.5,
+    "mdns": 0.3,
+    "other": 0.2,
+}
+"""The realistic case: 95% of the packets are HTTPS, QUIC and video bulk (handshakes
+included); DNS, DoT and the rest make up 5%."""
+MIXES = {"default": DEFAULT_MIX, "bulk": BULK_MIX}
+CONCURRENCY = {
+    "tls": 40, "quic": 20, "video": 6, "dns_udp": 6, "dns_tcp": 2, "dot": 3, "mdns": 1, "other": 1,
+}  # fmt: skip
 
 Frames = Iterator[bytes]
 
@@ -261,6 +276,30 @@ def tls_session(world: World, mid_stream: bool = False) -> Frames:
     yield from _close(tcp, rng)
 
 
+def video_session(world: World, mid_stream: bool = False) -> Frames:
+    """A video stream over TLS 1.3 on 443: one handshake, then minutes of 16 KB records
+    in full-size segments, the client asking for the next chunk now and then."""
+    rng = world.rng
+    sni = rng.choice(("rr3---sn-4g5e6nzs.googlevideo.com", "video.twimg.com", "vod.example.net"))
+    link, v6 = world.link(
+        world.server_addr(sni, False), world.server_addr(sni, True), world.ephemeral_port(), 443
+    )
+    tcp = _tcp(world, link)
+    mss = 1428 if v6 else 1448
+    if not mid_stream:
+        yield from _handshake(tcp, v6)
+        hello = tlsmsg.record(22, tlsmsg.client_hello(rng, sni, "chrome", ("h2",)), 0x0301)
+        yield from _send(tcp, True, hello, mss)
+        yield from _send(tcp, False, tlsmsg.server_flight_13(rng), mss)
+        finished = tlsmsg.record(20, b"\x01") + tlsmsg.app_data(rng, 53)
+        yield from _send(tcp, True, finished, mss)
+    large = world.bulk[mss]["large"]
+    for _ in range(rng.randrange(20, 60)):
+        yield from _send(tcp, True, tlsmsg.app_data(rng, rng.randrange(60, 200)), mss)
+        yield from _send_segments(tcp, False, rng.choice(large) * rng.randrange(2, 6))
+    yield from _close(tcp, rng)
+
+
 def _short_header(
     link: Link, from_a: bool, dcid_sum: int, dcid: bytes, body: Payload, rand: Callable[[], float]
 ) -> bytes:
@@ -468,6 +507,8 @@ def new_session(kind: str, world: World, mid_stream: bool = False) -> Frames:
         return tls_session(world, mid_stream)
     if kind == "quic":
         return quic_session(world, mid_stream)
+    if kind == "video":
+        return video_session(world, mid_stream)
     if kind == "dns_udp":
         return dns_udp_session(world)
     if kind == "dns_tcp":

@@ -65,12 +65,14 @@ class ShardPass:
         shards: int,
         types: frozenset[str] | None,
         progress: Progress | None = None,
+        prefilter: bool = True,
         encode: Encode = event_json_line,
     ) -> None:
         self.path = path
         self.shard = shard
         self.shards = shards
         self.types = types
+        self.prefilter = prefilter  # bypass flows, as the serial pass does
         self.encode = encode
         self.summary = InputSummary(path=str(path))
         self._progress = progress
@@ -106,7 +108,9 @@ class ShardPass:
             finally:
                 table.phase = phase
 
-        table = ShardFlowTable(dispatcher, flow_anomaly, shard=self.shard, shards=self.shards)
+        table = ShardFlowTable(
+            dispatcher, flow_anomaly, shard=self.shard, shards=self.shards, bypass=self.prefilter
+        )
         decoder = Decoder(decoder_anomaly, flows=table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
@@ -145,9 +149,10 @@ class ShardedRun:
         types: frozenset[str] | None,
         *,
         progress: Progress | None = None,
+        prefilter: bool = True,
         encode: Encode = event_json_line,
     ) -> None:
-        self._own = ShardPass(path, 0, shards, types, progress, encode)
+        self._own = ShardPass(path, 0, shards, types, progress, prefilter, encode)
         self.summary = self._own.summary
 
     def lines(self) -> Iterator[str]:
@@ -169,7 +174,7 @@ class ShardedRun:
                 receive, send = context.Pipe(duplex=False)
                 child = context.Process(
                     target=_child,
-                    args=(path, shard, own.shards, own.types, own.encode, send),
+                    args=(path, shard, own.shards, own.types, send, own.prefilter, own.encode),
                     daemon=True,
                 )
                 child.start()
@@ -222,8 +227,9 @@ def _child(
     shard: int,
     shards: int,
     types: frozenset[str] | None,
-    encode: Encode,
     send: Connection,
+    prefilter: bool,
+    encode: Encode,
 ) -> None:
     import signal
 
@@ -232,7 +238,7 @@ def _child(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        run = ShardPass(path, shard, shards, types, encode=encode)
+        run = ShardPass(path, shard, shards, types, prefilter=prefilter, encode=encode)
         for frame, batch in run.batches():
             send.send((frame, batch))
         send.send((_DONE, run.summary.anomalies))

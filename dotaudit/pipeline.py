@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dotaudit.capture.decode import Decoder
+from dotaudit.capture.engine import CaptureSource, open_capture
 from dotaudit.capture.flows import FlowTable
 from dotaudit.capture.reader import CaptureReader
-from dotaudit.dissect.dispatch import Dispatcher
+from dotaudit.dissect.dispatch import Dispatcher, KeepWhole
 from dotaudit.errors import InputError
 from dotaudit.files import distinct_files, is_regular_file, sha256_file
 from dotaudit.model.events import AnomalySeen, Event, event_json_line
@@ -172,15 +173,30 @@ class CaptureRun:
     """One pass over one capture file. Iterate ``events()``; read ``summary`` afterwards."""
 
     def __init__(
-        self, path: Path | str, *, progress: Progress | None = None, hash_input: bool = True
+        self,
+        path: Path | str,
+        *,
+        progress: Progress | None = None,
+        hash_input: bool = True,
+        prefilter: bool = True,
+        keep_whole: KeepWhole | None = None,
     ) -> None:
         self.path = Path(path)
         self.summary = InputSummary(path=str(path))
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
-        self._reader: CaptureReader | None = None
+        self._reader: CaptureSource | None = None
         self.memory_reserve: bytearray | None = None
         """Given back when memory runs out, so that there is room to stop cleanly."""
+        # Prefilter: flows the dissectors are done with are bypassed (only their control
+        # packets are read, in C through libpcap when it can take the file); without it
+        # every packet of every flow is read.
+        self.prefilter = prefilter
+        self._keep_whole = keep_whole
+        self.engine = ""
+        """How the capture was read: "libpcap" or "python" (after the run)."""
+        self.source: object = None
+        """What read the capture (a ``CaptureSource``), for measurements."""
         self.reader_anomalies: dict[str, int] = {}
         """What the reader counted (records it read, but not as written), by reason."""
 
@@ -228,19 +244,22 @@ class CaptureRun:
         """Run the capture through every layer; ``emitter(out)`` makes the function the
         dissectors call with each event, which is to fill ``out``. ``out`` is yielded (and
         then emptied) whenever the reader pauses, and once at the end."""
-        reader = self._reader = CaptureReader(self.path)
+        reader = self._reader = open_capture(self.path, prefilter=self.prefilter)
+        self.engine = reader.engine
+        self.source = reader
         self.memory_reserve = memory_reserve()
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(str(self.path), emitter(out))
+        dispatcher = Dispatcher(str(self.path), emitter(out), self._keep_whole)
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1
             dispatcher.on_anomaly(anomaly)  # type: ignore[arg-type]
 
-        table = FlowTable(dispatcher, on_anomaly_counted)
+        table = FlowTable(dispatcher, on_anomaly_counted, bypass=self.prefilter)
         decoder = Decoder(on_anomaly_counted, flows=table)
+        reader.attach(table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
         # The hash runs on the other core while this thread parses.
@@ -276,7 +295,7 @@ class CaptureRun:
 
 def summarise(
     summary: InputSummary,
-    reader: CaptureReader,
+    reader: CaptureSource,
     decoder: Decoder,
     *,
     reader_anomalies: bool = True,
@@ -331,7 +350,9 @@ class FileAnalysis:
     anomaly_samples: list[dict[str, Any]]
 
 
-def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
+def analyze_file(
+    path: Path, context: Context, progress: Progress | None = None, *, prefilter: bool = True
+) -> FileAnalysis:
     from dotaudit.detect.runner import DetectorRunner
 
     # The session stage, every detector, and the policy's severity overrides, once.
@@ -339,7 +360,12 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
     feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
-    run = CaptureRun(path, progress=progress)
+    run = CaptureRun(
+        path,
+        progress=progress,
+        prefilter=prefilter,
+        keep_whole=detection.keeps_flow,
+    )
     events = run.events()
     reserve: bytearray | None = memory_reserve()
     try:
@@ -368,8 +394,8 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
     return FileAnalysis(run.summary, result.findings, result.sections, anomalies, samples)
 
 
-def _analyze_in_worker(path: Path, context: Context) -> FileAnalysis:
-    return analyze_file(path, context)
+def _analyze_in_worker(path: Path, context: Context, prefilter: bool) -> FileAnalysis:
+    return analyze_file(path, context, prefilter=prefilter)
 
 
 def _worker_signals() -> None:
@@ -382,13 +408,15 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _analyze_in_parallel(paths: list[Path], context: Context, workers: int) -> list[FileAnalysis]:
+def _analyze_in_parallel(
+    paths: list[Path], context: Context, workers: int, prefilter: bool
+) -> list[FileAnalysis]:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals)
     try:
-        futures = [pool.submit(_analyze_in_worker, path, context) for path in paths]
+        futures = [pool.submit(_analyze_in_worker, path, context, prefilter) for path in paths]
         results = []
         for path, future in zip(paths, futures, strict=True):
             try:
@@ -416,6 +444,7 @@ def analyze(
     progress_for: Callable[[Path], Progress | None] | None = None,
     generated_at: str = "",
     skipped: Sequence[InputSummary] = (),
+    prefilter: bool = True,
 ) -> AuditReport:
     """Analyze files (in parallel when ``workers`` > 1) into one report; ``skipped``
     inputs are listed after them.
@@ -424,13 +453,18 @@ def analyze(
     """
     results: list[FileAnalysis]
     if workers > 1 and len(paths) > 1:
-        results = _analyze_in_parallel(paths, context, min(workers, len(paths)))
+        results = _analyze_in_parallel(paths, context, min(workers, len(paths)), prefilter)
     else:
         results = []
         for path in paths:
             try:
                 results.append(
-                    analyze_file(path, context, progress_for(path) if progress_for else None)
+                    analyze_file(
+                        path,
+                        context,
+                        progress_for(path) if progress_for else None,
+                        prefilter=prefilter,
+                    )
                 )
             except MemoryError:  # before the file's own handler was in place
                 raise out_of_memory(path) from None

@@ -166,17 +166,30 @@ def test_run_end_to_end_prints_ratio(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     ratios = re.findall(r"RATIO dotaudit events / tshark packets/s: ([0-9.]+)x", done.stdout)
-    assert len(ratios) == 2 and all(float(r) > 0 for r in ratios), done.stdout
+    assert len(ratios) == 4 and all(float(r) > 0 for r in ratios), done.stdout  # 2 mixes
     assert re.search(r"dotaudit events peak RSS [0-9.]+ MB at 200 packets", done.stdout)
+    shares = re.findall(r"admitted: [0-9,]+ of ([0-9,]+) packets reach Python", done.stdout)
+    assert shares == ["200", "2,000", "200", "2,000"], done.stdout
+    assert "HEADLINE benchmark mix" in done.stdout and "HEADLINE bulk mix" in done.stdout
     assert "facts: DNS names" in done.stdout and "facts: SNIs" in done.stdout
     result = json.loads((tmp_path / "result.json").read_text())
     big = result["captures"][-1]
-    assert big["packets"] == 2000
+    assert big["packets"] == 2000 and big["capture"].endswith("bulk-2000.pcap")
+    assert 0 < big["admitted"]["admitted"] <= 2000 and big["full_ratio"] > 0
     assert big["events"]["peak_rss_mb"] > 0 and big["tshark"]["peak_rss_mb"] > 0
     # Default: one process. --workers auto forks only for captures of 8 MiB or more.
     assert big["events"]["processes"] == 1 and big["events_parallel"]["processes"] == 1
     assert big["parallel_ratio"] > 0 and "with --workers auto: " in done.stdout
     assert big["facts"]["dns"]["tshark_count"] > 0
+
+
+def test_bulk_mix_is_bulk_dominated(tmp_path: Path) -> None:
+    """95% of the bulk mix's packets are HTTPS, QUIC and video (oracle: the independent
+    classifier above, from headers alone)."""
+    path = generate(tmp_path, 20000, "--mix", "bulk")
+    kinds = Counter(classify(f)[0] for f in frames(path))
+    bulk = kinds["tls"] + kinds["quic"]
+    assert bulk >= 0.93 * 20000, kinds
 
 
 def test_measure_charges_every_process_of_the_tree(tmp_path: Path) -> None:

@@ -216,3 +216,13 @@ def test_one_pass_lines_equal_encoded_events(mixed_capture: Path, types: frozens
     run = CaptureRun(mixed_capture, hash_input=False)
     assert "".join(run.lines(types)) == serial_text(mixed_capture, types)
     assert run.summary.packets == 30000
+
+
+def test_full_path_shards_equal_the_full_serial_pass(mixed_capture: Path) -> None:
+    """--no-prefilter with --workers: every shard reads every flow in full too."""
+    serial = "".join(
+        event_json_line(e)
+        for e in CaptureRun(mixed_capture, hash_input=False, prefilter=False).events()
+    )
+    assert '"bypassed_after"' not in serial
+    assert "".join(ShardedRun(mixed_capture, 2, None, prefilter=False).lines()) == serial

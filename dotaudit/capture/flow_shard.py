@@ -40,9 +40,15 @@ class ShardFlowTable(FlowTable):
     packet's timestamp, as the whole table would."""
 
     def __init__(
-        self, consumer: FlowConsumer, sink: AnomalySink, *, shard: int, shards: int
+        self,
+        consumer: FlowConsumer,
+        sink: AnomalySink,
+        *,
+        shard: int,
+        shards: int,
+        bypass: bool = False,
     ) -> None:
-        super().__init__(consumer, sink)
+        super().__init__(consumer, sink, bypass=bypass)
         self.shard = shard
         self.shards = shards
         self.at_frame = 0

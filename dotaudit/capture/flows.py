@@ -45,6 +45,17 @@ UdpTunnelSink = Callable[
 """A datagram to a UDP tunnel port, with ``udp_fast``'s arguments: the decoder's."""
 
 
+class BypassListener(Protocol):
+    """Told when flows start and stop being bypassed (see :meth:`FlowTable.bypass`): a
+    capture engine that skips the packets of bypassed flows before they are read keeps
+    its filter in step through these calls."""
+
+    def bypassed(self, flow: Flow) -> None: ...
+
+    def released(self, flow: Flow) -> None:
+        """``flow``'s next packets must be read again (a keep-alive probe, or its end)."""
+
+
 class FlowConsumer(StreamConsumer, Protocol):
     def on_datagram(self, flow: Flow, from_client: bool, pkt: Packet) -> None: ...
 
@@ -70,6 +81,7 @@ def server_is_destination(sport: int, dport: int) -> bool:
 
 class Flow:
     __slots__ = (
+        "_bypass_wanted",
         "_close",
         "_closed_at",
         "_due",
@@ -78,6 +90,7 @@ class Flow:
         "_fin_by",
         "_icmp_early",
         "_isn",
+        "_probe",
         "_refused",
         "_rst_by",
         "_settled",
@@ -85,6 +98,8 @@ class Flow:
         "_syns",
         "_ts_back",
         "app",
+        "bypassed",
+        "bypassed_after",
         "bytes_fwd",
         "bytes_rev",
         "c2s",
@@ -171,6 +186,17 @@ class Flow:
         self._ts_back = False
         self._due = 0.0
         self._ended = False
+        self.bypassed = False
+        """The consumer has nothing more to learn from this flow: only its SYN, FIN and
+        RST segments are read now (see :meth:`FlowTable.bypass`)."""
+        self.bypassed_after: int | None = None
+        """The last frame read in full before the flow was bypassed."""
+        self._bypass_wanted = False
+        """The consumer is done, but no packet of the server was read yet: the flow is
+        bypassed once one is (its TTL is a fact of the connection record)."""
+        self._probe = False
+        """Bypassed and idle as far as the packets read show: the next packet is read
+        (and counted) to learn whether the flow is still alive."""
         self.tunnel: Tunnel | None = None
         """The encapsulation of a flow seen inside one: it is keyed by its 5-tuple and the
         tunnel's identity, so the same inner 5-tuple in two tunnels makes two flows."""
@@ -198,6 +224,7 @@ class FlowTable:
         max_stream_buffer: int = 256 * 1024,
         max_total_buffer: int = 64 * 1024 * 1024,
         max_flows: int = 500_000,
+        bypass: bool = False,
     ) -> None:
         self.consumer = consumer
         self.sink = sink
@@ -224,6 +251,13 @@ class FlowTable:
         # Most datagrams are DNS, each its own short flow: a consumer that takes plain
         # values spares building a Packet for every one of them.
         self._on_udp_payload: UdpPayloadSink | None = getattr(consumer, "on_udp_payload", None)
+        self.bypass_listener: BypassListener | None = None
+        if bypass:
+            # The consumer says when a flow has nothing more to tell; without this the
+            # table reads every packet of every flow (the full path).
+            offer = getattr(consumer, "set_bypass", None)
+            if offer is not None:
+                offer(self.bypass)
         self.decapsulate: UdpTunnelSink | None = None
 
     @property
@@ -287,6 +321,12 @@ class FlowTable:
         flow = self._tcp.get((src, sport, dst, dport))
         if flow is None or flags & 0x07 or not flow._settled or ts < flow.end:  # SYN|FIN|RST
             return False
+        if flow.bypassed:
+            if flow._probe:
+                self._probe_seen(
+                    flow, sport == flow.cport and src == flow.client, frame, ts, end - start
+                )
+            return True
         flow.last_frame = frame
         flow.end = ts
         n = end - start
@@ -300,6 +340,8 @@ class FlowTable:
             flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
+                if flow._bypass_wanted:
+                    self.bypass(flow)
             peer = flow.c2s
         if n and not flow.ignore_payload:
             stream = flow.c2s if from_client else flow.s2c
@@ -370,6 +412,12 @@ class FlowTable:
                     UDP, src, sport, dst, dport, frame, ts, server_is_destination(sport, dport),
                     self.udp_idle,
                 )  # fmt: skip
+        elif flow.bypassed:
+            if flow._probe:
+                self._probe_seen(
+                    flow, sport == flow.cport and src == flow.client, frame, ts, end - start
+                )
+            return
         elif ts < flow.end or (on_payload is None and not flow.ignore_payload):
             flow = None
         if flow is None:
@@ -392,6 +440,8 @@ class FlowTable:
             flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = ttl
+                if flow._bypass_wanted:
+                    self.bypass(flow)
         if n and not flow.ignore_payload and on_payload is not None:
             on_payload(flow, from_client, data[start:end], frame, ts)
 
@@ -433,6 +483,11 @@ class FlowTable:
     # --- TCP -----------------------------------------------------------------------
 
     def _tcp_slow(self, pkt: Packet, flow: Flow | None, flags: int, ts: float) -> None:
+        if flow is not None and flow.bypassed and not flags & (SYN | FIN | RST):
+            if flow._probe:
+                from_client = pkt.sport == flow.cport and pkt.src == flow.client
+                self._probe_seen(flow, from_client, pkt.frame, ts, len(pkt.payload))
+            return
         syn_only = flags & (SYN | ACK) == SYN
         if flow is not None and syn_only and _syn_starts_new_flow(flow, pkt.seq):
             self._end(flow, "close" if flow._close or flow._fin else "idle_timeout")
@@ -482,6 +537,8 @@ class FlowTable:
             self._closing(flow, ts)
         flow._settled = not flow._synack or flow.handshake_seen
         self._tcp_data(flow, from_client, pkt, flags, ts)
+        if flow._bypass_wanted and flow.server_ttl is not None:
+            self.bypass(flow)
 
     def _tcp_data(self, flow: Flow, from_client: bool, pkt: Packet, flags: int, ts: float) -> None:
         frame = flow.last_frame = pkt.frame
@@ -546,6 +603,11 @@ class FlowTable:
 
     def _udp_packet(self, pkt: Packet, ts: float) -> None:
         flow = self._udp.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        if flow is not None and flow.bypassed:
+            if flow._probe:
+                from_client = pkt.sport == flow.cport and pkt.src == flow.client
+                self._probe_seen(flow, from_client, pkt.frame, ts, len(pkt.payload))
+            return
         if flow is None:
             to_server = server_is_destination(pkt.sport, pkt.dport)
             flow = self._new_flow(
@@ -570,6 +632,8 @@ class FlowTable:
             flow.bytes_rev += n
             if flow.server_ttl is None:
                 flow.server_ttl = pkt.ttl
+                if flow._bypass_wanted:
+                    self.bypass(flow)
         if n and not flow.ignore_payload:
             on_payload = self._on_udp_payload
             if on_payload is not None:
@@ -662,6 +726,13 @@ class FlowTable:
             else:
                 idle_due = flow.end + self.udp_idle
             if idle_due <= now:
+                if flow.bypassed and not flow._probe and closed_at is None:
+                    # Idle only as far as the packets read show: read its next packet.
+                    flow._probe = True
+                    if self.bypass_listener is not None:
+                        self.bypass_listener.released(flow)
+                    self._schedule(flow, now + (idle_due - flow.end))
+                    continue
                 self._end(flow, "idle_timeout")
             elif closed_at is None:
                 self._schedule(flow, idle_due)
@@ -688,6 +759,8 @@ class FlowTable:
         if flow._ended:
             return
         flow._ended = True
+        if flow.bypassed and self.bypass_listener is not None:
+            self.bypass_listener.released(flow)
         # One of these per flow, most of them one-transaction UDP DNS flows: no loops
         # over tuples built for the purpose, no call for a UDP flow's outcome.
         if flow.c2s is not None:
@@ -720,6 +793,54 @@ class FlowTable:
                     del table[key5]
         self._active -= 1
         self.consumer.on_flow_end(flow)
+
+    # --- bypass ----------------------------------------------------------------------
+
+    def bypass(self, flow: Flow) -> None:
+        """The consumer has learnt all it reports about ``flow``: from now on only its
+        SYN, FIN and RST segments are read (they still decide how it ends), plus one
+        packet whenever it looks idle, to learn whether it is still alive. Its counters,
+        ``end`` and ``last_frame`` then describe only what was read.
+
+        Never bypassed: flows on UDP tunnel ports (they carry other flows, so tunnelled
+        traffic is never hidden), and flows seen inside a tunnel (an engine that skips
+        packets before they are read matches outer headers only; their inner 5-tuple in
+        its filter would skip a plain flow that happens to share it)."""
+        if flow.bypassed or flow._ended or flow.tunnel is not None:
+            return
+        if flow.proto == UDP and (flow.sport in UDP_TUNNEL_PORTS or flow.cport in UDP_TUNNEL_PORTS):
+            return
+        if flow.server_ttl is None:
+            flow._bypass_wanted = True
+            return
+        flow._bypass_wanted = False
+        flow.bypassed = True
+        flow.bypassed_after = flow.last_frame
+        flow.ignore_payload = True
+        if self.bypass_listener is not None:
+            self.bypass_listener.bypassed(flow)
+
+    def _probe_seen(self, flow: Flow, from_client: bool, frame: int, ts: float, n: int) -> None:
+        """A packet of a bypassed flow that was being probed: counted, and the flow is
+        alive, so it is bypassed again."""
+        flow._probe = False
+        flow.last_frame = frame
+        if ts >= flow.end:
+            flow.end = ts
+        if from_client:
+            flow.packets_fwd += 1
+            flow.bytes_fwd += n
+        else:
+            flow.packets_rev += 1
+            flow.bytes_rev += n
+        if self.bypass_listener is not None:
+            self.bypass_listener.bypassed(flow)
+
+    def tick(self, ts: float) -> None:
+        """Time passes as a packet of a bypassed flow that was never read would tell it:
+        the same expiry sweep runs as if the packet had been read (and ignored)."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
 
     # --- anomalies -------------------------------------------------------------------
 

@@ -13,9 +13,28 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from dotaudit.errors import InputError
+
+
+def fraction_overflow_warning(records: int) -> str:
+    return (
+        f"a sub-second timestamp field of a whole second or more in {records} "
+        "records; read with the excess carried into the seconds"
+    )
+
+
+class Resume(NamedTuple):
+    """Where another reader left a plain pcap file: the offset of the next record, the
+    frames read before it, their first and last timestamps and what was counted in them."""
+
+    offset: int
+    frames: int
+    first_ts: float | None
+    last_ts: float | None
+    anomalies: dict[str, int] | None = None
+
 
 Frame = tuple[int, float, int, bytes, int]
 """(frame number from 1, epoch seconds, link type, captured bytes, original length)."""
@@ -140,6 +159,12 @@ class _Source:
     def close(self) -> None:
         self._raw.close()
 
+    def seek(self, offset: int) -> None:
+        """Read on from ``offset`` of an uncompressed file."""
+        self._raw.seek(offset)
+        self._raw_prefix = b""
+        self._pushback = b""
+
 
 class CaptureReader:
     """Iterate the frames of a pcap/pcapng(.gz) file: ``for frame, ts, linktype, data, orig_len``.
@@ -149,16 +174,28 @@ class CaptureReader:
     counts the uncompressed bytes read so far.
     """
 
-    def __init__(self, path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE) -> None:
+    engine = "python"
+    """Which engine reads the file (see ``dotaudit.capture.engine``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        chunk_size: int = CHUNK_SIZE,
+        *,
+        resume: Resume | None = None,
+    ) -> None:
+        """``resume``: go on where another reader of this (uncompressed pcap) file
+        stopped, numbering frames on from there."""
         self.path = os.fspath(path)
         self.chunk_size = max(64, chunk_size)
         self.truncated_at: int | None = None
-        self.frames = 0
+        self._resume = resume
+        self.frames = resume.frames if resume else 0
         """Frames read so far."""
-        self.first_ts: float | None = None
-        self.last_ts: float | None = None
+        self.first_ts: float | None = resume.first_ts if resume else None
+        self.last_ts: float | None = resume.last_ts if resume else None
         self.warnings: list[str] = []
-        self.anomalies: dict[str, int] = {}
+        self.anomalies: dict[str, int] = dict(resume.anomalies or {}) if resume else {}
         """Records read but not as written, by reason (counted, never silently mended)."""
         self.records = 0
         """Packet records met, delivered or not (``frames`` is the last delivered one)."""
@@ -214,6 +251,9 @@ class CaptureReader:
         if self._src is not None:
             self._src.close()
             self._src = None
+
+    def attach(self, table: object) -> None:
+        """Every frame is read and handed on: nothing to keep in step with."""
 
     def __enter__(self) -> CaptureReader:
         return self
@@ -285,10 +325,7 @@ class CaptureReader:
                 self.records = self.frames  # a pcap delivers every record it meets
             overflows = self.anomalies.get("timestamp_fraction_overflow")
             if overflows:
-                self._warn(
-                    f"a sub-second timestamp field of a whole second or more in {overflows} "
-                    "records; read with the excess carried into the seconds"
-                )
+                self._warn(fraction_overflow_warning(overflows))
 
     def _pcap(self, src: _Source, take: FrameSink) -> Iterator[int]:
         chunk = self.chunk_size
@@ -305,15 +342,20 @@ class CaptureReader:
         unpack = struct.Struct(order + "IIII").unpack_from
         base = 0  # stream offset of buf[0]
         pos = 24  # start of the next record
-        end = len(buf)
         frame = 0
-        ts = 0.0
+        resume = self._resume
+        if resume is not None and not self._compressed:
+            src.seek(resume.offset)
+            buf = src.read(chunk)
+            base, pos, frame = resume.offset, 0, resume.frames
+        end = len(buf)
+        ts = resume.last_ts if resume is not None and resume.last_ts is not None else 0.0
         # The seconds field as a float, converted once per new second: adding two floats
         # is far cheaper than adding a two-digit int to a float (the same exact result,
         # as any 32-bit integer is exact in a double).
         second = -1
         whole = 0.0
-        self.bytes_read = end
+        self.bytes_read = base + end
         while True:
             data = pos + 16  # start of the record's packet bytes
             incl = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dotaudit.cli import UsageError
-from dotaudit.cli.events import quiet_gc
+from dotaudit.cli.events import add_prefilter_option, note_reader, quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
     add_report_options,
@@ -51,6 +51,7 @@ def add_arguments(analyze: argparse.ArgumentParser) -> None:
         help="write a small pcap of each finding's frames here (a new directory, or one "
         "dotaudit wrote before: its parent must exist)",
     )
+    add_prefilter_option(analyze)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     evidence = _evidence_directory(args.evidence, selection.named) if args.evidence else None
     if not selection.paths:
         raise selection.nothing_to_read(args.inputs)
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
 
     def progress_for(path: Path) -> ProgressBar | None:
         return progress_bar(str(path))
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         progress_for=progress_for,
         generated_at=timestamp(),
         skipped=selection.skipped,
+        prefilter=prefilter,
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")

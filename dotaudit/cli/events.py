@@ -89,6 +89,32 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         help="processes per capture, each dissecting a share of its flows; the output is "
         "the same (default 1; auto = one per core, up to 4, for captures of 8 MiB or more)",
     )
+    add_prefilter_option(events)
+
+
+def add_prefilter_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-prefilter",
+        action="store_true",
+        help="read every packet of every flow: connection records count everything, at "
+        "the cost of speed (by default a flow is no longer read once there is nothing "
+        "more to report about it, and libpcap skips its packets in C)",
+    )
+
+
+def note_reader(prefilter: bool) -> None:
+    """Say once when the fast engine cannot be used: same results, slower."""
+    if not prefilter:
+        return
+    from dotaudit.capture import libpcap
+
+    if libpcap.load() is None:
+        print(
+            f"dotaudit: note: libpcap not usable ({libpcap.unavailable_reason()}); reading "
+            "captures with the Python reader: same results, slower (Debian: apt install "
+            "libpcap0.8)",
+            file=sys.stderr,
+        )
 
 
 def parse_types(spec: str | None) -> frozenset[str] | None:
@@ -148,10 +174,12 @@ def run(args: argparse.Namespace) -> int:
     selection = select_inputs(args.inputs)
     refuse_overwriting_inputs(output, selection.named)
     paths = _readable(selection, args.inputs)
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
     if output is None:
-        return _write_events(paths, standard_output(), types, args.workers, args.strict)
+        return _write_events(paths, standard_output(), types, args.workers, args.strict, prefilter)
     with atomic_writer(output) as handle:
-        return _write_events(paths, handle, types, args.workers, args.strict)
+        return _write_events(paths, handle, types, args.workers, args.strict, prefilter)
 
 
 def _write_events(
@@ -160,6 +188,7 @@ def _write_events(
     types: frozenset[str] | None,
     workers: int,
     strict: bool,
+    prefilter: bool,
 ) -> int:
     from dotaudit.pipeline import out_of_memory
 
@@ -167,7 +196,7 @@ def _write_events(
     for path in paths:
         bar = progress_bar(str(path))
         try:
-            summary = _write_one(path, handle, types, workers, bar)
+            summary = _write_one(path, handle, types, workers, bar, prefilter)
         except MemoryError:
             raise out_of_memory(path) from None
         if bar is not None:
@@ -209,6 +238,7 @@ def _write_one(
     types: frozenset[str] | None,
     workers: int,
     bar: ProgressBar | None,
+    prefilter: bool,
 ) -> InputSummary:
     """The events of one capture to ``handle``; returns what was read."""
     from dotaudit.pipeline import CaptureRun
@@ -222,11 +252,11 @@ def _write_one(
     if shards > 1:
         handle.flush()  # the shards are forked: nothing may be left to flush twice
         sys.stderr.flush()
-        sharded = ShardedRun(path, shards, types, progress=bar)
+        sharded = ShardedRun(path, shards, types, progress=bar, prefilter=prefilter)
         for text in sharded.lines():
             write(text)
         return sharded.summary
-    run = CaptureRun(path, progress=bar, hash_input=False)
+    run = CaptureRun(path, progress=bar, hash_input=False, prefilter=prefilter)
     for text in run.lines(types):
         write(text)
     return run.summary
@@ -249,10 +279,14 @@ def _run_parquet(args: argparse.Namespace, types: frozenset[str] | None) -> int:
     target: str = args.output
     refuse_output_directory(target)  # before any work; the rename at the end checks again
     paths = _readable(select_inputs(args.inputs), args.inputs)
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
     with atomic_directory(target) as directory:
         writer = ParquetEventWriter(directory)
         try:
-            status = _write_parquet(paths, writer, types, args.workers, args.strict, target)
+            status = _write_parquet(
+                paths, writer, types, args.workers, args.strict, target, prefilter
+            )
             _output_step(writer.close, target)
         except BaseException:
             writer.abort()
@@ -276,6 +310,7 @@ def _write_parquet(
     workers: int,
     strict: bool,
     target: str,
+    prefilter: bool,
 ) -> int:
     from dotaudit.pipeline import out_of_memory
 
@@ -283,7 +318,7 @@ def _write_parquet(
     for path in paths:
         bar = progress_bar(str(path))
         try:
-            summary = _write_one_parquet(path, writer, types, workers, bar, target)
+            summary = _write_one_parquet(path, writer, types, workers, bar, target, prefilter)
         except MemoryError:
             raise out_of_memory(path) from None
         if bar is not None:
@@ -299,6 +334,7 @@ def _write_one_parquet(
     workers: int,
     bar: ProgressBar | None,
     target: str,
+    prefilter: bool,
 ) -> InputSummary:
     """The events of one capture into the dataset; returns what was read."""
     from dotaudit.pipeline import CaptureRun
@@ -312,10 +348,12 @@ def _write_one_parquet(
     batches: Iterator[list[tuple[str, Row]]]
     if shards > 1:
         sys.stderr.flush()  # the shards are forked: nothing may be left to flush twice
-        sharded = ShardedRun(path, shards, types, progress=bar, encode=encode_event)
+        sharded = ShardedRun(
+            path, shards, types, progress=bar, prefilter=prefilter, encode=encode_event
+        )
         batches, summary = sharded.records(), sharded.summary
     else:
-        run = CaptureRun(path, progress=bar, hash_input=False)
+        run = CaptureRun(path, progress=bar, hash_input=False, prefilter=prefilter)
         batches, summary = run.records(encode_event, types), run.summary
     for batch in batches:
         _output_step(partial(writer.write, batch), target)

@@ -187,8 +187,16 @@ def atomic_writer(target: str) -> Iterator[OutputStream]:
         try:
             yield stream
             stream.flush()
+        except BaseException:
+            # An interrupted or failed run: a FIFO or pipe whose reader stopped would
+            # block the flush of what is still buffered forever; drop it instead.
+            with suppress(OSError):
+                os.close(direct.fileno())
+            with suppress(OSError, ValueError):
+                direct.close()
+            raise
         finally:
-            with suppress(OSError):  # the flush above already said what failed
+            with suppress(OSError, ValueError):  # the flush above already said what failed
                 direct.close()
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

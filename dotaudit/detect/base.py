@@ -49,6 +49,12 @@ class Detector(ABC):
         """Report sections this detector fills (e.g. ``plaintext_dns``); call after finish."""
         return {}
 
+    def keeps_flow(self, hello: Event) -> bool:
+        """Asked with each ClientHello and QUIC Initial event: does this detector use
+        every packet of that flow (counts them, say)? A flow nobody keeps may be
+        bypassed once the dissectors are done with it: its later packets are not read."""
+        return False
+
 
 class CappedSample:
     """Keeps the first ``limit`` distinct values in arrival order, and counts them all."""

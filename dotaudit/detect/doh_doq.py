@@ -165,6 +165,17 @@ class DohDoqDetector(Detector):
         elif type(event) is HttpRequestSeen and event.h2c:
             self._h2c_request(event)
 
+    def keeps_flow(self, hello: Event) -> bool:
+        # A DoH/DoQ row counts the packets of its connections.
+        if type(hello) is TlsClientHelloSeen:
+            return (
+                hello.transport == "tcp"
+                and self._classify(hello, hello.sni, hello.alpn, quic=False) is not None
+            )
+        if type(hello) is QuicInitialSeen:
+            return self._classify(hello, hello.sni, hello.alpn, quic=True) is not None
+        return False
+
     def _cleartext_row(self, file: str, client: str, server: str, ts: float) -> _Cleartext | None:
         key = (file, client, server)
         row = self._cleartext.get(key)

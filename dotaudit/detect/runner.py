@@ -47,6 +47,14 @@ class DetectorRunner:
             self._stage = SessionStage(context.policy, self.feed)
             for event_type, handler in self._stage.handlers().items():
                 self._routes[event_type] = [handler, *self._routes.get(event_type, ())]
+        self._keepers = [
+            d.keeps_flow for d in self.detectors if type(d).keeps_flow is not Detector.keeps_flow
+        ]
+
+    def keeps_flow(self, hello: Event) -> bool:
+        """Does a detector use every packet of this ClientHello's or QUIC Initial's flow
+        (:meth:`Detector.keeps_flow`)? Such a flow is never bypassed."""
+        return any(keeps(hello) for keeps in self._keepers)
 
     def feed(self, event: Event) -> None:
         for handle in self._routes.get(type(event), ()):

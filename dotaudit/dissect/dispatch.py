@@ -52,10 +52,16 @@ from dotaudit.model.events import (
 )
 
 Emit = Callable[[Event], None]
+KeepWhole = Callable[[Event], bool]
+"""Asked with a ClientHello or QUIC Initial event: must every packet of its flow be read
+(a detector counts them)? Flows it answers yes for are never bypassed."""
 
 DNS_SERVICES = {53: "dns", 5353: "mdns", 5355: "llmnr"}
 MAX_RECORDS_KEPT = 2000
 """TLS record lengths kept per direction for the connection event (padding inference)."""
+WHOLE_FLOW_PORTS = frozenset({53, 853, 784, 8853, 5353, 5355})
+"""DNS, DoT and DoQ ports: every record of these flows is a fact (DNS messages, DoT
+record sizes and alerts, DoQ packet counts), so they are never bypassed."""
 
 
 class _Ends:
@@ -86,10 +92,12 @@ class _DnsApp:
 
 
 class _TlsApp:
-    __slots__ = ("client_stream", "ends", "records", "server_stream")
+    __slots__ = ("client_stream", "ends", "keep", "records", "server_stream")
 
     def __init__(self, ends: _Ends) -> None:
         self.ends = ends
+        self.keep = False
+        """Never bypassed: DoT by ALPN, or a detector counts this flow's packets."""
         # The streams put each record straight into these lists, as TlsRecords.
         self.records: tuple[list[TlsRecord], list[TlsRecord]] = ([], [])
         self.client_stream = TlsStream(
@@ -105,10 +113,11 @@ class _TlsApp:
 
 
 class _QuicApp:
-    __slots__ = ("ends", "tracker")
+    __slots__ = ("ends", "keep", "tracker")
 
     def __init__(self, ends: _Ends) -> None:
         self.ends = ends
+        self.keep = False
         self.tracker = QuicInitialTracker()
 
 
@@ -137,9 +146,25 @@ _App = (_DnsApp, _TlsApp, _QuicApp, _OtherApp, _H2cApp)
 class Dispatcher:
     """Implements the capture layer's FlowConsumer protocol."""
 
-    def __init__(self, file: str, emit: Emit) -> None:
+    def __init__(self, file: str, emit: Emit, keep_whole: KeepWhole | None = None) -> None:
         self.file = file
         self.emit = emit
+        self._keep_whole = keep_whole
+        self._bypass: Callable[[Flow], None] | None = None
+
+    def set_bypass(self, bypass: Callable[[Flow], None]) -> None:
+        """Offered by a flow table that may stop reading flows this dispatcher is done
+        with (see ``FlowTable.bypass``)."""
+        self._bypass = bypass
+
+    def _done_with(self, flow: Flow) -> None:
+        """Nothing more about ``flow`` will be reported: let the table bypass it."""
+        if (
+            self._bypass is not None
+            and flow.sport not in WHOLE_FLOW_PORTS
+            and flow.cport not in WHOLE_FLOW_PORTS
+        ):
+            self._bypass(flow)
 
     # -- capture-layer anomalies -------------------------------------------------
 
@@ -207,9 +232,20 @@ class Dispatcher:
             except MalformedError as exc:
                 self._flow_anomaly(app.ends, from_client, frame, ts, "tls_malformed", str(exc))
                 flow.ignore_payload = True
+                self._done_with(flow)
                 return 0
             for item in items:  # handshake facts and alerts: the records went to app.records
                 self._tls_item(app, from_client, item)
+            if (
+                self._bypass is not None
+                and not app.keep
+                and app.client_stream.handshake_over
+                and app.server_stream.handshake_over
+            ):
+                # Only record sizes and encrypted alerts would follow: nothing reported
+                # outside DoT, whose flows are kept whole.
+                self._done_with(flow)
+                return 0
             # Bulk application data: the rest of the record is only counted, not read.
             return stream.take_skip()
         if isinstance(app, _DnsApp):
@@ -230,6 +266,7 @@ class Dispatcher:
         if len(data) > 2 and (data[0] << 8 | data[1]) >= 12 and looks_like_dns(data[2:]):
             return _DnsApp(ends, "dns", tcp=True)
         flow.ignore_payload = True
+        self._done_with(flow)
         return _OtherApp(ends)
 
     def on_stream_gap(
@@ -292,6 +329,7 @@ class Dispatcher:
             self._flow_anomaly(ends, from_client, frame, ts, "http2_malformed", error)
         if error is not None or app.conn.done:
             flow.ignore_payload = True
+            self._done_with(flow)
 
     def _tls_item(self, app: _TlsApp, from_client: bool, item: TlsItem) -> None:
         if isinstance(item, ClientHelloItem):
@@ -306,20 +344,23 @@ class Dispatcher:
     def _client_hello(self, app: _TlsApp, from_client: bool, item: ClientHelloItem) -> None:
         hello = item.hello
         ja3_text, ja3_md5 = ja3_pair(hello)
-        self.emit(
-            TlsClientHelloSeen(
-                **self._where(app.ends, from_client, item.frame, item.ts),
-                sni=hello.sni,
-                alpn=hello.alpn,
-                versions=_offered_versions(hello.supported_versions, hello.legacy_version),
-                ciphers=len(hello.ciphers),
-                ja4=ja4(hello),
-                ja3=ja3_md5,
-                ja3_string=ja3_text,
-                ech=hello.ech,
-                esni=hello.esni,
-            )
+        event = TlsClientHelloSeen(
+            **self._where(app.ends, from_client, item.frame, item.ts),
+            sni=hello.sni,
+            alpn=hello.alpn,
+            versions=_offered_versions(hello.supported_versions, hello.legacy_version),
+            ciphers=len(hello.ciphers),
+            ja4=ja4(hello),
+            ja3=ja3_md5,
+            ja3_string=ja3_text,
+            ech=hello.ech,
+            esni=hello.esni,
         )
+        self.emit(event)
+        if self._bypass is not None and (
+            "dot" in hello.alpn or (self._keep_whole is not None and self._keep_whole(event))
+        ):
+            app.keep = True
 
     def _server_hello(self, app: _TlsApp, from_client: bool, item: ServerHelloItem) -> None:
         hello = item.hello
@@ -403,8 +444,11 @@ class Dispatcher:
                 self._quic_datagram(app, payload, frame, ts)
             if app.tracker.done:
                 flow.ignore_payload = True  # short-header bulk: counted, never delivered
+                if not app.keep:
+                    self._done_with(flow)
         else:
             flow.ignore_payload = True
+            self._done_with(flow)
 
     def _classify_udp(self, flow: Flow, payload: bytes) -> App:
         ends = _Ends(flow)
@@ -438,17 +482,18 @@ class Dispatcher:
             self._flow_anomaly(app.ends, True, frame, ts, "quic_tls_malformed", str(exc))
         else:
             alpn, sni, ech, fingerprint = ch.alpn, ch.sni, ch.ech, ja4(ch, quic=True)
-        self.emit(
-            QuicInitialSeen(
-                **self._where(app.ends, True, frame, ts),
-                version=hello.version_name,
-                dcid=hello.dcid.hex(),
-                sni=sni,
-                alpn=alpn,
-                ja4=fingerprint,
-                ech=ech,
-            )
+        event = QuicInitialSeen(
+            **self._where(app.ends, True, frame, ts),
+            version=hello.version_name,
+            dcid=hello.dcid.hex(),
+            sni=sni,
+            alpn=alpn,
+            ja4=fingerprint,
+            ech=ech,
         )
+        self.emit(event)
+        if self._bypass is not None and self._keep_whole is not None and self._keep_whole(event):
+            app.keep = True
 
     # -- DNS (both transports) ---------------------------------------------------
 
@@ -552,8 +597,11 @@ class Dispatcher:
         event.server_ttl = flow.server_ttl
         event.tls_records_fwd = fwd
         event.tls_records_rev = rev
-        event.tls_records_truncated = truncated
+        event.tls_records_truncated = truncated or (
+            kind == "tls" and flow.bypassed_after is not None
+        )
         event.app = kind
+        event.bypassed_after = flow.bypassed_after
         event.__class__ = ConnectionSeen
         self.emit(event)
         # The flow may linger (a stale expiry entry); its parser state and records may not.

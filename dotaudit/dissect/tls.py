@@ -645,6 +645,19 @@ class TlsStream:
         """The server negotiated TLS 1.3: everything after its ServerHello is encrypted."""
         self.encrypted = True
 
+    @property
+    def handshake_over(self) -> bool:
+        """Nothing more in this direction will be read as cleartext handshake: it is
+        encrypted, application data has flowed, or handshake parsing stopped."""
+        if self._expect_hrr_hello:
+            return False
+        if self.encrypted or self._dead or self._hs_off:
+            return True
+        if self._ctype == CT_APPLICATION_DATA:
+            return True
+        sink = self._sink
+        return bool(sink) and sink[-1].content_type == CT_APPLICATION_DATA  # type: ignore[index]
+
     def hello_retry(self) -> None:
         """The server sent a HelloRetryRequest: the client's next ChangeCipherSpec is the
         middlebox-compatibility one and its second ClientHello is still cleartext."""

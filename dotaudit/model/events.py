@@ -138,9 +138,10 @@ class Event:
         return out
 
 
-OMITTED_WHEN_NONE = frozenset({"tunnel"})
-"""Fields left out of the JSON when None: records of traffic that was not tunnelled keep
-exactly the shape they had before tunnels were decoded."""
+OMITTED_WHEN_NONE = frozenset({"tunnel", "bypassed_after"})
+"""Fields left out of the JSON when None: a reader of the fact stream sees them only on the
+records they concern (tunnelled traffic, bypassed flows), and every other record keeps
+exactly the shape it had before they existed."""
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -361,6 +362,11 @@ class ConnectionSeen(Event):
     tls_records_truncated: bool = False
     app: str | None = None
     """What the payload was recognised as: "tls", "dns", "quic" or None."""
+    bypassed_after: int | None = None
+    """Set when dotaudit stopped reading this flow in full after this frame (it had
+    nothing more to report): from there on only its SYN/FIN/RST segments, and one packet
+    per idle timeout, were read. Counters, ``end``, ``last_frame``, ``ended_by`` and the
+    TLS records then describe only what was read. Omitted from JSON when None."""
 
 
 OUTCOMES = (

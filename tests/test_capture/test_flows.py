@@ -5,7 +5,20 @@ from __future__ import annotations
 import pytest
 
 from dotaudit.capture.flows import Flow, FlowTable, server_is_destination
-from dotaudit.capture.packet import ACK, FIN, PSH, RST, SYN, TCP, UDP, Anomaly, IcmpQuote, Packet
+from dotaudit.capture.packet import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    TCP,
+    UDP,
+    Anomaly,
+    IcmpQuote,
+    Packet,
+    Tunnel,
+    TunnelledPacket,
+)
 from dotaudit.model.events import OUTCOMES
 
 CLIENT = bytes([10, 0, 0, 1])
@@ -518,3 +531,150 @@ def test_flow_churn_keeps_expiry_schedule_bounded() -> None:
     assert len(rec.ended) >= 4995
     assert all(f.outcome == "closed_rst" and f.ended_by == "close" for f in rec.ended)
     assert not hasattr(rec.ended[0], "__dict__")  # slotted: no per-flow dict
+
+
+# -- bypass: the consumer is done with a flow ------------------------------------------
+
+
+class Bypassing(Recorder):
+    """A consumer that is done with a flow at its first data, like the dispatcher with
+    a payload it does not recognise; it also records the table's bypass calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bypass: object = None
+        self.calls: list[tuple[str, Flow]] = []
+
+    def set_bypass(self, bypass: object) -> None:
+        self.bypass = bypass
+
+    def on_stream_data(
+        self, flow: Flow, from_client: bool, data: bytes, frame: int, ts: float
+    ) -> None:
+        super().on_stream_data(flow, from_client, data, frame, ts)
+        self.bypass(flow)  # type: ignore[operator]
+
+    def bypassed(self, flow: Flow) -> None:
+        self.calls.append(("bypassed", flow))
+
+    def released(self, flow: Flow) -> None:
+        self.calls.append(("released", flow))
+
+
+def bypass_table(**kwargs: float | int) -> tuple[FlowTable, Bypassing]:
+    rec = Bypassing()
+    table = FlowTable(rec, rec.anomalies.append, bypass=True, **kwargs)  # type: ignore[arg-type]
+    table.bypass_listener = rec
+    return table, rec
+
+
+def test_without_bypass_mode_the_consumer_is_never_offered_it() -> None:
+    rec = Bypassing()
+    FlowTable(rec, rec.anomalies.append)
+    assert rec.bypass is None
+
+
+def test_bypassed_flow_counts_only_control_segments() -> None:
+    table, rec = bypass_table()
+    conn = Conn(table, sport=8080)
+    conn.handshake()
+    conn.c(ACK | PSH, b"GET / HTTP/1.1\r\n\r\n")  # done with it here: bypassed after frame 4
+    for _ in range(5):
+        conn.s(ACK, b"x" * 1000)
+        conn.c(ACK)
+    conn.c(FIN | ACK)
+    conn.s(FIN | ACK)
+    conn.c(ACK)
+    table.finish()
+    flow = only_flow(rec)
+    assert flow.bypassed and flow.bypassed_after == 4
+    assert rec.stream(flow, False) == b""  # nothing delivered after the bypass
+    assert (flow.packets_fwd, flow.packets_rev) == (3 + 1, 1 + 1)  # handshake, data, FINs
+    assert flow.outcome == "closed_fin" and flow.closed_by == "client"
+    assert flow.last_frame == 16 and flow.server_ttl == 57
+    assert [what for what, _ in rec.calls] == ["bypassed", "released"]
+
+
+def test_bypass_waits_for_the_server_ttl() -> None:
+    table, _rec = bypass_table()
+    table.process(udp(1, T0, CLIENT, 50000, SERVER, 9999, b"a"))
+    flow = table.get(UDP, CLIENT, 50000, SERVER, 9999)
+    assert flow is not None
+    table.bypass(flow)
+    assert not flow.bypassed  # no packet of the server read yet
+    table.process(udp(2, T0 + 0.1, CLIENT, 50000, SERVER, 9999, b"b"))
+    table.process(udp(3, T0 + 0.2, SERVER, 9999, CLIENT, 50000, b"c"))
+    assert flow.bypassed and flow.bypassed_after == 3 and flow.server_ttl == 64
+    table.process(udp(4, T0 + 0.3, SERVER, 9999, CLIENT, 50000, b"d"))
+    assert flow.packets_rev == 1 and flow.packets_fwd == 2
+
+
+def test_tunnel_flows_are_never_bypassed() -> None:
+    table, _rec = bypass_table()
+    for port in (4789, 6081, 2152):
+        table.process(udp(1, T0, CLIENT, 50000, SERVER, port, b"a"))
+        table.process(udp(2, T0, SERVER, port, CLIENT, 50000, b"b"))
+        flow = table.get(UDP, CLIENT, 50000, SERVER, port)
+        assert flow is not None
+        table.bypass(flow)
+        assert not flow.bypassed
+
+
+def test_idle_looking_bypassed_flow_is_probed_then_kept_or_ended() -> None:
+    """Idle only as far as the packets read show: the next packet is read (and counted);
+    a flow that shows no packet for another idle period ends."""
+    table, rec = bypass_table(udp_idle=60.0)
+    table.process(udp(1, T0, CLIENT, 50000, SERVER, 9999, b"a"))
+    table.process(udp(2, T0 + 1, SERVER, 9999, CLIENT, 50000, b"b"))
+    flow = table.get(UDP, CLIENT, 50000, SERVER, 9999)
+    assert flow is not None
+    table.bypass(flow)
+    table.process(udp(3, T0 + 30, SERVER, 9999, CLIENT, 50000, b"ignored"))
+    assert flow.packets_rev == 1
+    table.tick(T0 + 62)  # idle as far as read: probe
+    assert flow._probe and not flow._ended
+    assert ("released", flow) in rec.calls
+    table.process(udp(4, T0 + 70, SERVER, 9999, CLIENT, 50000, b"alive"))
+    assert not flow._probe and flow.packets_rev == 2 and flow.end == T0 + 70
+    assert flow.last_frame == 4 and flow.bypassed
+    table.tick(T0 + 131)
+    assert flow._probe
+    table.tick(T0 + 200)  # no packet for a whole idle period: it ends
+    assert rec.ended == [flow] and flow.ended_by == "idle_timeout" and flow.end == T0 + 70
+
+
+def test_tick_runs_the_expiry_sweep_like_a_read_packet() -> None:
+    table, rec = make_table(udp_idle=5.0)
+    table.process(udp(1, T0, CLIENT, 50000, SERVER, 9999, b"a"))
+    table.tick(T0 + 4)
+    assert rec.ended == []
+    table.tick(T0 + 6)
+    assert len(rec.ended) == 1
+
+
+class _InTunnel:
+    """Hands a :class:`Conn`'s packets to the table as if decoded from inside a tunnel."""
+
+    def __init__(self, table: FlowTable) -> None:
+        self.table = table
+        self.tunnel = Tunnel(("vxlan", 42), "vxlan:vni=42")
+
+    def process(self, pkt: Packet) -> None:
+        self.table.tunnelled(TunnelledPacket(pkt, self.tunnel))
+
+
+def test_flows_inside_a_tunnel_are_never_bypassed() -> None:
+    """An engine that skips packets before they are read matches outer headers only: an
+    inner 5-tuple in its filter would skip a plain flow that shares it."""
+    table, rec = bypass_table()
+    conn = Conn(_InTunnel(table), sport=8080)  # type: ignore[arg-type]
+    conn.handshake()
+    conn.c(ACK | PSH, b"GET / HTTP/1.1\r\n\r\n")  # the consumer is done with it here
+    for _ in range(3):
+        conn.s(ACK | PSH, b"x" * 100)
+    table.finish()
+    flow = only_flow(rec)
+    assert flow.tunnel is not None
+    assert not flow.bypassed and flow.bypassed_after is None
+    assert rec.stream(flow, False) == b"x" * 300  # every segment still delivered
+    assert rec.calls == []  # the engine's filter never hears of it

@@ -401,3 +401,14 @@ def test_policy_type_errors_are_one_line_and_exit_2(tmp_path: Path, text: str, l
     assert result.returncode == 2
     assert result.stderr == f"dotaudit: {policy}: {line}\n"
     assert result.stdout == ""
+
+
+def test_no_prefilter_gives_the_same_report(mixed_capture: Path) -> None:
+    args = (str(mixed_capture), "--format", "json", "--fail-on", "none", "-q")
+    fast = dotaudit("analyze", *args)
+    full = dotaudit("analyze", "--no-prefilter", *args)
+    assert fast.returncode == full.returncode == 0, fast.stderr + full.stderr
+    strip = lambda text: {k: v for k, v in json.loads(text).items() if k != "generated_at"}  # noqa: E731
+    fast_report, full_report = strip(fast.stdout), strip(full.stdout)
+    assert fast_report["findings"], "the mix has findings to compare"
+    assert fast_report == full_report

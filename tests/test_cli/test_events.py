@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import pcapgen
+from tests.bypass_oracle import differences
 from tests.test_cli.command import dotaudit, jsonl
 
 
@@ -243,3 +244,12 @@ def test_events_read_each_capture_once_and_never_overwrite_one(tmp_path: Path) -
     assert refused.returncode == 2
     assert refused.stderr == f"dotaudit: {capture}: is an input; refusing to overwrite it\n"
     assert capture.read_bytes() == before
+
+
+def test_no_prefilter_reads_every_flow_in_full(mixed_capture: Path) -> None:
+    fast = dotaudit("events", str(mixed_capture))
+    full = dotaudit("events", "--no-prefilter", str(mixed_capture))
+    assert fast.returncode == full.returncode == 0, fast.stderr + full.stderr
+    assert '"bypassed_after"' in fast.stdout and '"bypassed_after"' not in full.stdout
+    # What may differ is documented (docs/events.md); tests/bypass_oracle.py holds it.
+    assert differences(jsonl(full.stdout), jsonl(fast.stdout)) == []

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from dotaudit.model.events import OMITTED_WHEN_NONE
 from tests.conftest import ROOT
 from tests.test_cli.command import dotaudit, jsonl
 
@@ -37,8 +38,9 @@ def dataset_rows(out: Path) -> list[dict[str, Any]]:
         for row in query.fetchall():
             record = dict(zip(names, row, strict=True))
             del record["time"], record["date"]
-            if record["tunnel"] is None:
-                del record["tunnel"]
+            for name in OMITTED_WHEN_NONE:
+                if name in record and record[name] is None:
+                    del record[name]
             record["schema"] = "dotaudit.events/1"
             records.append(record)
     return records

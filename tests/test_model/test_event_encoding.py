@@ -19,6 +19,7 @@ from dotaudit.model import events
 from dotaudit.model.events import (
     EVENTS_SCHEMA,
     MEMO_SIZE,
+    ConnectionSeen,
     Edns,
     Event,
     HttpRequestSeen,
@@ -172,6 +173,24 @@ def _different(value: Any) -> Any:
     if isinstance(value, int | float):
         return value + 1
     return None
+
+
+def test_bypassed_after_is_written_only_when_set() -> None:
+    """The field is there on the connection records it concerns; a run without bypass
+    writes exactly what it always wrote (oracle: json.dumps of to_dict)."""
+    common = dict(
+        file="f", frame=1, ts=1.5, src="a", sport=1, dst="b", dport=2, transport="tcp",
+        outcome="established", start=1.5, end=2.5, first_frame=1, last_frame=9,
+        packets_fwd=3, packets_rev=4, bytes_fwd=5, bytes_rev=6,
+    )  # fmt: skip
+    for value in (None, 7):
+        for tunnel in (None, "vxlan:42"):
+            event = ConnectionSeen(**common, tunnel=tunnel, bypassed_after=value)  # type: ignore[arg-type]
+            line = event_json_line(event)
+            assert line == _reference(event)
+            assert ('"bypassed_after":7' in line) == (value == 7)
+            assert ("bypassed_after" in line) == (value is not None)
+            assert ('"tunnel"' in line) == (tunnel is not None)
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))

@@ -16,7 +16,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from dotaudit.model.events import EVENT_CLASSES, EVENTS_SCHEMA, Event, event_json_line
+from dotaudit.model.events import (
+    EVENT_CLASSES,
+    EVENTS_SCHEMA,
+    OMITTED_WHEN_NONE,
+    Event,
+    event_json_line,
+)
 from dotaudit.pipeline import CaptureRun
 from dotaudit.render.parquet import (
     LAYOUTS,
@@ -70,11 +76,12 @@ def parquet_records(out: Path, record_type: str) -> list[dict[str, Any]]:
 
 def as_jsonl(row: dict[str, Any]) -> dict[str, Any]:
     """A DuckDB row in the JSONL record's shape: the partition columns and ``time`` out,
-    ``schema`` in, ``tunnel`` absent when null (as the JSON stream leaves it out)."""
+    ``schema`` in, ``tunnel`` and the like absent when null (as the JSON leaves them out)."""
     record = {k: v for k, v in row.items() if k not in ("date", "time")}
     record["schema"] = EVENTS_SCHEMA
-    if record.get("tunnel") is None:
-        record.pop("tunnel", None)
+    for name in OMITTED_WHEN_NONE:
+        if record.get(name) is None:
+            record.pop(name, None)
     return record
 
 
