@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dotaudit.capture.decode import Decoder
 from dotaudit.capture.engine import CaptureSource, open_capture
@@ -55,6 +55,8 @@ CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".gz")
 """Names a directory scan takes for captures: such a file that is not one is listed in
 the report as skipped. Other files are read when their magic bytes say capture, and
 otherwise ignored without a word (a README beside the captures)."""
+
+_R = TypeVar("_R")
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, total bytes; 0 when unknown)."""
@@ -268,6 +270,20 @@ class CaptureRun:
 
         for batch in self._batches(encoder):
             yield "".join(batch)
+
+    def records(
+        self, encode: Callable[[Event], _R], types: frozenset[str] | None = None
+    ) -> Iterator[list[_R]]:
+        """Every event as ``encode`` makes it, in batches at every reader pause (as
+        ``lines``). A batch list is reused: consume it before asking for the next."""
+
+        def encoder(out: list[_R]) -> Callable[[Event], None]:
+            append = out.append
+            if types is None:
+                return lambda event: append(encode(event))
+            return lambda event: append(encode(event)) if event.type in types else None
+
+        yield from self._batches(encoder)
 
     def _batches(
         self, emitter: Callable[[list[Any]], Callable[[Event], None]]

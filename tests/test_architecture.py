@@ -56,6 +56,7 @@ RESTRICTED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("socket", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("httpx", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("aioquic", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
+    ("pyarrow", ("dotaudit.render.parquet",), "Parquet only in its writer (optional)"),
 )  # fmt: skip
 
 

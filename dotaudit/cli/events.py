@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,11 +15,13 @@ from dotaudit.cli.output import (
     ProgressBar,
     add_grouping_options,
     add_strict_option,
+    atomic_directory,
     atomic_writer,
     grouping,
     output_path,
     print_input_notes,
     progress_bar,
+    refuse_output_directory,
     refuse_overwriting_inputs,
     standard_output,
 )
@@ -25,6 +29,8 @@ from dotaudit.cli.output import (
 if TYPE_CHECKING:
     from dotaudit.capture.sets import InputGroup
     from dotaudit.model.report import InputSummary
+    from dotaudit.pipeline import InputSelection
+    from dotaudit.render.parquet import ParquetEventWriter, Row
 
 EVENT_TYPES = (
     "dns",
@@ -38,6 +44,8 @@ EVENT_TYPES = (
     "connection",
     "anomaly",
 )
+FORMATS = ("jsonl", "parquet")
+PARQUET_MISSING = "--format parquet needs pyarrow: pip install 'dotaudit[parquet]'"
 TYPE_GROUPS = {
     "tls": tuple(t for t in EVENT_TYPES if t.startswith("tls_")),
     "quic": ("quic_initial",),
@@ -56,7 +64,19 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
     events.add_argument(
         "inputs", nargs="+", metavar="FILE|DIR|-", help="captures; - reads standard input"
     )
-    events.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    events.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file (default: stdout); for parquet a directory to create (new or empty)",
+    )
+    events.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl: one JSON record per line; parquet: a dataset under -o DIR, "
+        "DIR/type=TYPE/date=YYYY-MM-DD/part-NNNNN.parquet (needs pyarrow) (default: jsonl)",
+    )
     events.add_argument(
         "--type",
         metavar="LIST",
@@ -152,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_gc()
     types = parse_types(args.type)
+    if args.format == "parquet":
+        return _run_parquet(args, types)
     output = output_path(args.output)
     selection = select_inputs(args.inputs)
     refuse_overwriting_inputs(output, selection.named)
@@ -236,3 +258,121 @@ def _write_group(
             write(text)
         summaries.extend(capture.summaries)
     return summaries
+
+
+def _readable(selection: InputSelection, arguments: list[str]) -> list[Path]:
+    """The inputs to read; the selection's warnings on stderr."""
+    for warning in selection.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    if not selection.paths:
+        raise selection.nothing_to_read(arguments)
+    return selection.paths
+
+
+def _judge_input(path: Path, summary: InputSummary, strict: bool) -> int:
+    """The reader's warnings on stderr, and the exit status the input earns: 2 when it was
+    unreadable, or read only in part under ``--strict``."""
+    from dotaudit.model.report import PARTIAL, UNREADABLE
+
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    judged = summary.completeness()
+    if judged.status == UNREADABLE:
+        print(f"dotaudit: {path}: unreadable: {judged.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    if judged.status == PARTIAL and strict:
+        print(f"dotaudit: {path}: partial: {judged.reason} (--strict)", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# -- Parquet ---------------------------------------------------------------------------
+
+
+def _run_parquet(args: argparse.Namespace, types: frozenset[str] | None) -> int:
+    from dotaudit.pipeline import select_inputs
+
+    if not args.output or args.output == "-":
+        raise UsageError("--format parquet needs -o DIR (a directory to create)")
+    # The dataset is written by this process, one capture file after another: each file's
+    # rows name its own frames (a capture set's merged timeline and shards of one file are
+    # for the JSON lines).
+    if args.workers != 1:
+        raise UsageError("--format parquet writes from one process: leave out --workers")
+    if getattr(args, "as_one", False) or "-" in args.inputs:
+        raise UsageError("--format parquet reads capture files one by one: no --as-one or -")
+    try:
+        from dotaudit.render.parquet import ParquetEventWriter
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] != "pyarrow":
+            raise
+        raise UsageError(PARQUET_MISSING) from None
+    target: str = args.output
+    refuse_output_directory(target)  # before any work; the rename at the end checks again
+    paths = _readable(select_inputs(args.inputs), args.inputs)
+    prefilter = not args.no_prefilter
+    note_reader(prefilter)
+    with atomic_directory(target) as directory:
+        writer = ParquetEventWriter(directory)
+        try:
+            status = _write_parquet(
+                paths, writer, types, args.workers, args.strict, target, prefilter
+            )
+            _output_step(writer.close, target)
+        except BaseException:
+            writer.abort()
+            raise
+    return status
+
+
+def _output_step(step: Callable[[], None], target: str) -> None:
+    """A write into the dataset; an OS error (disk full, permissions) becomes one line
+    naming ``target``, never a traceback."""
+    try:
+        step()
+    except OSError as exc:
+        raise UsageError(f"{target}: {exc.strerror or exc}") from None
+
+
+def _write_parquet(
+    paths: list[Path],
+    writer: ParquetEventWriter,
+    types: frozenset[str] | None,
+    workers: int,
+    strict: bool,
+    target: str,
+    prefilter: bool,
+) -> int:
+    from dotaudit.pipeline import out_of_memory
+
+    status = EXIT_OK
+    for path in paths:
+        bar = progress_bar(str(path))
+        try:
+            summary = _write_one_parquet(path, writer, types, workers, bar, target, prefilter)
+        except MemoryError:
+            raise out_of_memory(path) from None
+        if bar is not None:
+            bar.close()
+        status = max(status, _judge_input(path, summary, strict))
+    return status
+
+
+def _write_one_parquet(
+    path: Path,
+    writer: ParquetEventWriter,
+    types: frozenset[str] | None,
+    workers: int,
+    bar: ProgressBar | None,
+    target: str,
+    prefilter: bool,
+) -> InputSummary:
+    """The events of one capture file into the dataset; returns what was read."""
+    from dotaudit.pipeline import CaptureRun
+    from dotaudit.render.parquet import encode_event
+
+    run = CaptureRun(path, progress=bar, hash_input=False, prefilter=prefilter)
+    batches: Iterator[list[tuple[str, Row]]] = run.records(encode_event, types)
+    for batch in batches:
+        _output_step(partial(writer.write, batch), target)
+    return run.summary

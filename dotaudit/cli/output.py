@@ -268,6 +268,49 @@ def atomic_writer(target: str) -> Iterator[OutputStream]:
         raise
 
 
+def refuse_output_directory(target: str) -> Path:
+    """``target`` as a directory for a new dataset: absent, or an empty directory."""
+    path = Path(target)
+    if path.is_dir():
+        try:
+            occupied = any(path.iterdir())
+        except OSError as exc:
+            raise UsageError(f"{target}: {exc.strerror or exc}") from None
+        if occupied:
+            raise UsageError(f"{target}: directory is not empty (give a new or empty one)")
+    elif path.exists() or path.is_symlink():
+        raise UsageError(f"{target}: exists and is not a directory")
+    return path
+
+
+@contextmanager
+def atomic_directory(target: str) -> Iterator[Path]:
+    """A temporary directory beside ``target`` that becomes ``target`` when the block ends
+    normally, and is removed, with everything in it, when it raises (Ctrl-C too).
+
+    ``target`` must be absent or an empty directory (:func:`refuse_output_directory`).
+    """
+    import shutil
+
+    path = refuse_output_directory(target)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.mkdir()
+    except OSError as exc:
+        raise UsageError(f"{target}: {exc.strerror or exc}") from None
+    try:
+        yield temporary
+        try:
+            # rename(2) replaces an empty directory and fails on one that filled meanwhile.
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise UsageError(f"{target}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
 def write_report(report: AuditReport, options: ReportOptions) -> None:
     """The report where asked (``-o`` or stdout), and the text summary on stderr unless
     ``-q`` or the report itself is text on the terminal."""

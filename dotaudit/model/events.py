@@ -440,6 +440,22 @@ class HostIdentitySeen(Event):
     """The MAC is a router's: it sent a Router Advertisement or an NA with the router flag."""
 
 
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    DnsMessageSeen,
+    TlsClientHelloSeen,
+    TlsServerHelloSeen,
+    TlsCertificateSeen,
+    TlsAlertSeen,
+    QuicInitialSeen,
+    HttpRequestSeen,
+    ConnectionSeen,
+    AnomalySeen,
+    HostIdentitySeen,
+)
+"""Every record type ``dotaudit events`` writes, in the order of docs/events.md (outputs
+that need the types up front, such as the Parquet schemas, derive them from here)."""
+
+
 # -- JSON lines -----------------------------------------------------------------------
 
 

@@ -48,3 +48,12 @@ def test_a_shape_the_generator_does_not_handle_is_refused() -> None:
 
     with pytest.raises(TypeError):
         events._fast_init(Positional)
+
+
+def test_event_classes_are_every_record_type_the_command_knows() -> None:
+    from dotaudit.cli.events import EVENT_TYPES
+    from dotaudit.model import events
+
+    public = {c for c in events.Event.__subclasses__() if getattr(events, c.__name__, None) is c}
+    assert set(events.EVENT_CLASSES) == public
+    assert sorted(c.type for c in events.EVENT_CLASSES) == sorted(EVENT_TYPES)
