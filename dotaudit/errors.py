@@ -11,3 +11,7 @@ class MalformedError(ValueError):
 
 class InputError(Exception):
     """A whole input (a file) that cannot be used; maps to exit code 2."""
+
+
+class ClusterError(Exception):
+    """A distributed run that cannot start or go on (no Dask, no scheduler); exit code 2."""

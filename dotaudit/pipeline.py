@@ -83,10 +83,17 @@ class CaptureRun:
     """One pass over one capture file. Iterate ``events()``; read ``summary`` afterwards."""
 
     def __init__(
-        self, path: Path | str, *, progress: Progress | None = None, hash_input: bool = True
+        self,
+        path: Path | str,
+        *,
+        progress: Progress | None = None,
+        hash_input: bool = True,
+        name: str | None = None,
     ) -> None:
         self.path = Path(path)
-        self.summary = InputSummary(path=str(path))
+        self.name = name if name is not None else str(self.path)
+        """What events and the report call the input (a URL read from a local copy)."""
+        self.summary = InputSummary(path=name if name is not None else str(path))
         self._progress = progress
         self._hash_input = hash_input  # reports name their inputs' sha256; `events` does not
         self.reader_anomalies: dict[str, int] = {}
@@ -121,7 +128,7 @@ class CaptureRun:
         summary = self.summary
         summary.format = reader.format
         out: list[Any] = []
-        dispatcher = Dispatcher(str(self.path), emitter(out))
+        dispatcher = Dispatcher(self.name, emitter(out))
 
         def on_anomaly_counted(anomaly: object) -> None:
             summary.anomalies += 1

@@ -183,6 +183,26 @@ class DotCertDetector(Detector):
                 "pinned": pinned,
             }
 
+    def shared_facts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Leaf issuers by (file, server): the issuer hint compares every client's view."""
+        return self._issuers
+
+    @classmethod
+    def merge_shared_facts(
+        cls, shares: list[dict[tuple[str, str], dict[str, int]]]
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        merged: dict[tuple[str, str], dict[str, int]] = {}
+        for share in shares:
+            for key, counts in share.items():
+                issuers = merged.setdefault(key, {})
+                for issuer, count in counts.items():
+                    if issuer in issuers or len(issuers) < MAX_ISSUERS:
+                        issuers[issuer] = issuers.get(issuer, 0) + count
+        return merged
+
+    def adopt_shared_facts(self, facts: dict[tuple[str, str], dict[str, int]]) -> None:
+        self._issuers = facts
+
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
         for (file, client, server), pair in self._pairs.items():

@@ -122,6 +122,24 @@ class DotSessionOutcomesDetector(Detector):
         ):
             self.server_ttls.setdefault(event.dst, set()).add(event.server_ttl)
 
+    def shared_facts(self) -> dict[str, set[int]]:
+        """TTLs by server: a reset is judged against what the server sent to anyone."""
+        return self.server_ttls
+
+    @classmethod
+    def merge_shared_facts(cls, shares: list[dict[str, set[int]]]) -> dict[str, set[int]]:
+        merged: dict[str, set[int]] = {}
+        for share in shares:
+            for server, ttls in share.items():
+                if server in merged:
+                    merged[server] |= ttls
+                elif len(merged) < MAX_SESSIONS:
+                    merged[server] = set(ttls)
+        return merged
+
+    def adopt_shared_facts(self, facts: dict[str, set[int]]) -> None:
+        self.server_ttls = facts
+
     def _mark_injected_resets(self) -> None:
         for row in self.rows:
             rst_ttl = row.get("rst_ttl")
