@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotaudit.cli import UsageError
 from dotaudit.cli.events import quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
+    ReportOptions,
     add_report_options,
     exit_status,
     progress_bar,
@@ -18,6 +20,9 @@ from dotaudit.cli.output import (
     write_report,
 )
 from dotaudit.errors import InputError
+
+if TYPE_CHECKING:
+    from dotaudit.detect.base import Context
 
 DESCRIPTION = (
     "Analyze captures: plaintext DNS leaks, DoT sessions, fallbacks, SNI, DoH/DoQ and padding "
@@ -40,6 +45,13 @@ def add_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument(
         "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
     )
+    analyze.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://HOST:8786 (an existing scheduler) or local:N (N "
+        "worker processes here); inputs may then be fsspec URLs (s3://, gs://, https://, "
+        "file://), read by the workers (docs/scale.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_gc()
     options = report_options(args)
     policy = load_policy(args.policy) if args.policy else Policy()
+    if args.cluster:
+        return _run_on_cluster(args, options, Context(policy=policy))
     paths = expand_inputs(args.inputs)
     if not paths:
         raise InputError("no capture files found in " + ", ".join(args.inputs))
@@ -80,5 +94,48 @@ def run(args: argparse.Namespace) -> int:
 
         written = write_evidence(plan_evidence(report.sorted_findings()), Path(args.evidence))
         print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+    write_report(report, options)
+    return exit_status(report, options.fail_on)
+
+
+def _run_on_cluster(args: argparse.Namespace, options: ReportOptions, context: Context) -> int:
+    from dotaudit.cluster.engine import ClusterProgress, analyze_on_cluster
+    from dotaudit.errors import ClusterError
+    from dotaudit.pipeline import expand_inputs
+
+    if args.workers is not None:
+        raise UsageError("--workers and --cluster: the cluster's workers do the work")
+    if args.evidence:
+        raise UsageError("--evidence reads the captures here: not with --cluster")
+    urls: list[str] = []
+    names: list[str] = []
+    for argument in args.inputs:
+        if "://" in argument and not argument.startswith("file://"):
+            urls.append(argument)  # read by the workers; checked there
+            names.append(argument)
+            continue
+        # Local files are named as given (as a local run names them) and read by their
+        # absolute path: the workers may run in another directory.
+        for path in expand_inputs([argument.removeprefix("file://")]):
+            urls.append(str(path.resolve()))
+            names.append(str(path))
+    if not urls:
+        raise InputError("no capture files found in " + ", ".join(args.inputs))
+
+    def show(state: ClusterProgress) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(
+                f"\rcluster: {state.files_done}/{state.files} files, {state.packets} packets, "
+                f"{state.shuffled_bytes / 1e6:.1f} MB shuffled"
+            )
+
+    try:
+        report = analyze_on_cluster(
+            urls, context, args.cluster, progress=show, generated_at=timestamp(), names=names
+        )
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 80 + "\r")
     write_report(report, options)
     return exit_status(report, options.fail_on)

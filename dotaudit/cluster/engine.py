@@ -112,10 +112,15 @@ def assemble_report(
 
 
 def run_shares(
-    urls: Sequence[str], context: Context, shares: int, generated_at: str = ""
+    urls: Sequence[str],
+    context: Context,
+    shares: int,
+    generated_at: str = "",
+    names: Sequence[str] | None = None,
 ) -> AuditReport:
     """The cluster's work done here, task by task (the reference for the cluster run)."""
-    mapped = [map_capture(url, shares) for url in urls]
+    names = list(names) if names is not None else list(urls)
+    mapped = [map_capture(url, shares, name) for url, name in zip(urls, names, strict=True)]
     detections: list[list[Detection]] = []
     for timeline in timelines_of(urls):
         runners = [
@@ -171,9 +176,12 @@ def analyze_on_cluster(
     progress: ProgressSink | None = None,
     generated_at: str = "",
     shares: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> AuditReport:
     """``analyze`` of ``urls`` on the Dask cluster at ``address``; equal to the local run
-    in findings (see ``assemble_report`` for the order)."""
+    in findings (see ``assemble_report`` for the order). ``names`` are what the report
+    calls the inputs (the URLs by default)."""
+    names = list(names) if names is not None else list(urls)
     distributed = _import_distributed()
     client, cluster = connect(address)
     futures: list[Any] = []
@@ -183,8 +191,8 @@ def analyze_on_cluster(
         submit = client.submit
         # Inputs are read where the task runs: the URL travels, never the bytes.
         map_futures = [
-            submit(map_capture, url, shares, key=f"map-{index}", retries=TASK_RETRIES)
-            for index, url in enumerate(urls)
+            submit(map_capture, url, shares, name, key=f"map-{index}", retries=TASK_RETRIES)
+            for index, (url, name) in enumerate(zip(urls, names, strict=True))
         ]
         futures.extend(map_futures)
         _follow_maps(distributed, map_futures, progress)
@@ -241,9 +249,8 @@ def _merge_facts(*shares: dict[str, Any]) -> dict[str, Any]:
 
 def _follow_maps(distributed: Any, futures: list[Any], progress: ProgressSink | None) -> None:
     """Wait for every input's map task, telling ``progress`` as each one ends."""
-    done = packets = shuffled = events = 0
-    for future in distributed.as_completed(futures):
-        done += 1
+    packets = shuffled = events = 0
+    for done, future in enumerate(distributed.as_completed(futures), 1):
         if future.status == "finished":
             result = future.result()
             packets += int(result.summary.get("packets", 0))

@@ -98,14 +98,16 @@ def opened_locally(url: str) -> Iterator[Path]:
         Path(name).unlink(missing_ok=True)
 
 
-def map_capture(url: str, shares: int) -> MappedCapture:
-    """Read and dissect one input; its events that detectors read, cut into shares."""
+def map_capture(url: str, shares: int, name: str | None = None) -> MappedCapture:
+    """Read and dissect one input; its events that detectors read, cut into shares.
+    ``name`` is what events and the report call it (``url`` by default)."""
+    name = name if name is not None else url
     by_share: dict[int, list[Event]] = {}
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
     events = 0
     with opened_locally(url) as path:
-        run = CaptureRun(path, name=url)
+        run = CaptureRun(path, name=name)
         try:
             for event in run.events():
                 if type(event) is AnomalySeen:
@@ -123,11 +125,11 @@ def map_capture(url: str, shares: int) -> MappedCapture:
                 events += 1
         except InputError as exc:
             # The reader names the local copy; the report names what was asked for.
-            raise InputError(str(exc).replace(str(path), url)) from None
+            raise InputError(str(exc).replace(str(path), name)) from None
     for what, count in run.reader_anomalies.items():
         anomalies[what] = anomalies.get(what, 0) + count
     summary = run.summary
-    summary.warnings = [w.replace(str(path), url) for w in summary.warnings]
+    summary.warnings = [w.replace(str(path), name) for w in summary.warnings]
     return MappedCapture(
         summary.to_dict(),
         anomalies,

@@ -28,6 +28,7 @@ CODEC_VERSION = 1
 # (or None), or a tuple of nested records.
 _PLAIN, _RECORD, _RECORDS = 0, 1, 2
 
+
 class _Shape:
     """How one record class is taken apart and put back together."""
 
@@ -79,7 +80,7 @@ def _flat(record: Any) -> tuple[Any, ...]:
     shape = _shape(type(record))
     values = shape.get(record)
     if not shape.nested:
-        return values  # type: ignore[no-any-return]
+        return values
     out = list(values)
     for position, kind, _ in shape.nested:
         value = out[position]
