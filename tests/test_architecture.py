@@ -34,6 +34,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "render": frozenset({"errors", "model"}),
     "pipeline": frozenset({"errors", "model", "x509", "capture", "dissect", "detect"}),
     "parallel_events": frozenset({"errors", "model", "capture", "dissect", "pipeline"}),
+    # distributed analyze: the pipeline's work as tasks on a Dask cluster
+    "cluster": frozenset({"errors", "model", "x509", "capture", "dissect", "detect", "pipeline"}),
     "__main__": frozenset({"cli"}),
 }
 LAYERS["cli"] = frozenset(LAYERS) - {"__main__"}  # the command line may use every part
@@ -52,6 +54,10 @@ RESTRICTED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("socket", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("httpx", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("aioquic", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
+    ("distributed", ("dotaudit.cluster",), "Dask only in the cluster engine (optional)"),
+    ("dask", ("dotaudit.cluster",), "Dask only in the cluster engine (optional)"),
+    ("fsspec", ("dotaudit.cluster",), "remote inputs are read only by the cluster's tasks"),
+    ("pyarrow", ("dotaudit.render.parquet",), "Parquet only in its writer (optional)"),
 )  # fmt: skip
 
 
