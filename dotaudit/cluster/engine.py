@@ -9,7 +9,7 @@ is what the cluster's result is compared with, share for share.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from dotaudit.cluster.tasks import (
     detect_share,
     finish_share,
     map_capture,
+    map_summary,
     share_facts,
     share_of,
 )
@@ -63,7 +64,7 @@ def _canonical_row(row: dict[str, Any]) -> tuple[str, str, str, str]:
 
 def assemble_report(
     urls: Sequence[str],
-    mapped: Sequence[MappedCapture | InputError],
+    mapped: Sequence[MappedCapture],
     detections: Sequence[Sequence[Detection]],
     context: Context,
     generated_at: str,
@@ -80,8 +81,8 @@ def assemble_report(
         samples: list[dict[str, Any]] = []
         for index in timeline:
             result = mapped[index]
-            if isinstance(result, InputError):
-                raise result
+            if result.error is not None:
+                raise InputError(result.error)
             inputs.append(result.summary)
             for what, count in result.anomalies.items():
                 anomalies[what] = anomalies.get(what, 0) + count
@@ -155,7 +156,7 @@ def connect(address: str) -> tuple[Any, Any]:
             n_workers=int(count),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never "8787 is already in use"
             silence_logs=50,
         )
         return distributed.Client(cluster), cluster
@@ -194,11 +195,14 @@ def analyze_on_cluster(
             submit(map_capture, url, shares, name, key=f"map-{index}", retries=TASK_RETRIES)
             for index, (url, name) in enumerate(zip(urls, names, strict=True))
         ]
-        futures.extend(map_futures)
-        _follow_maps(distributed, map_futures, progress)
-        errors = _input_errors(client, map_futures)
-        if errors:
-            raise errors[0]
+        # Only summaries come back here: the events stay on the workers.
+        summaries = [
+            submit(map_summary, f, key=f"summary-{index}") for index, f in enumerate(map_futures)
+        ]
+        futures.extend([*map_futures, *summaries])
+        for result in _follow_maps(distributed, summaries, progress):
+            if result.error is not None:
+                raise InputError(result.error)
         detections = []
         for number, timeline in enumerate(timelines_of(urls)):
             runners = []
@@ -228,7 +232,7 @@ def analyze_on_cluster(
             futures.extend([*runners, *facts, merged, *finished])
             detections.append(finished)
         gathered = client.gather(detections)
-        mapped = client.gather(map_futures)
+        mapped = client.gather(summaries)
         return assemble_report(urls, mapped, gathered, context, generated_at)
     except KeyboardInterrupt:
         client.cancel(futures, force=True)
@@ -247,26 +251,16 @@ def _merge_facts(*shares: dict[str, Any]) -> dict[str, Any]:
     return merge_shared_facts(shares)
 
 
-def _follow_maps(distributed: Any, futures: list[Any], progress: ProgressSink | None) -> None:
-    """Wait for every input's map task, telling ``progress`` as each one ends."""
+def _follow_maps(
+    distributed: Any, futures: list[Any], progress: ProgressSink | None
+) -> Iterator[MappedCapture]:
+    """Each input's map result as it ends (in the order they end), telling ``progress``."""
     packets = shuffled = events = 0
     for done, future in enumerate(distributed.as_completed(futures), 1):
-        if future.status == "finished":
-            result = future.result()
-            packets += int(result.summary.get("packets", 0))
-            shuffled += result.shuffled_bytes
-            events += result.events
+        result: MappedCapture = future.result()
+        packets += int(result.summary.get("packets", 0))
+        shuffled += result.shuffled_bytes
+        events += result.events
         if progress is not None:
             progress(ClusterProgress(done, len(futures), packets, shuffled, events))
-
-
-def _input_errors(client: Any, futures: list[Any]) -> list[InputError]:
-    errors = []
-    for future in futures:
-        if future.status == "error":
-            exc = future.exception()
-            if isinstance(exc, InputError):
-                errors.append(exc)
-            else:
-                raise exc
-    return errors
+        yield result

@@ -16,6 +16,7 @@ beside the cluster itself). ``engine.py`` wires them into a task graph:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import shutil
@@ -56,10 +57,16 @@ class MappedCapture:
     """Encoded event batches by share number; shares with no events are absent."""
     events: int = 0
     """Events shipped (those some detector reads)."""
+    error: str | None = None
+    """Why the input could not be read (the one line ``analyze`` prints), else None: a
+    failure is data here, so that it reaches the client as it was worded."""
 
-    @property
-    def shuffled_bytes(self) -> int:
-        return sum(len(batch) for batch in self.shares.values())
+    shuffled_bytes: int = 0
+    """The size of every share's batch: what the shuffle moves for this input."""
+
+    def without_shares(self) -> MappedCapture:
+        """What the client needs to know of a map result: all but the events."""
+        return dataclasses.replace(self, shares={})
 
 
 def is_local(url: str) -> bool:
@@ -91,8 +98,10 @@ def opened_locally(url: str) -> Iterator[Path]:
             try:
                 with fsspec.open(url, "rb") as remote:
                     shutil.copyfileobj(remote, out, COPY_CHUNK)
+            except FileNotFoundError:
+                raise InputError(f"{url}: cannot read: no such object") from None
             except (OSError, ValueError) as exc:  # fsspec maps remote errors to these
-                raise InputError(f"{url}: cannot read: {exc}") from exc
+                raise InputError(f"{url}: cannot read: {exc}") from None
         yield Path(name)
     finally:
         Path(name).unlink(missing_ok=True)
@@ -100,8 +109,16 @@ def opened_locally(url: str) -> Iterator[Path]:
 
 def map_capture(url: str, shares: int, name: str | None = None) -> MappedCapture:
     """Read and dissect one input; its events that detectors read, cut into shares.
-    ``name`` is what events and the report call it (``url`` by default)."""
+    ``name`` is what events and the report call it (``url`` by default). An input that
+    cannot be read gives a ``MappedCapture`` whose ``error`` says why."""
     name = name if name is not None else url
+    try:
+        return _map_capture(url, shares, name)
+    except InputError as exc:
+        return MappedCapture({"path": name}, {}, [], error=str(exc))
+
+
+def _map_capture(url: str, shares: int, name: str) -> MappedCapture:
     by_share: dict[int, list[Event]] = {}
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
@@ -130,13 +147,19 @@ def map_capture(url: str, shares: int, name: str | None = None) -> MappedCapture
         anomalies[what] = anomalies.get(what, 0) + count
     summary = run.summary
     summary.warnings = [w.replace(str(path), name) for w in summary.warnings]
+    batches = {share: encode_events(batch) for share, batch in sorted(by_share.items())}
     return MappedCapture(
         summary.to_dict(),
         anomalies,
         samples,
-        {share: encode_events(batch) for share, batch in sorted(by_share.items())},
+        batches,
         events,
+        shuffled_bytes=sum(len(batch) for batch in batches.values()),
     )
+
+
+def map_summary(mapped: MappedCapture) -> MappedCapture:
+    return mapped.without_shares()
 
 
 def share_of(mapped: MappedCapture, share: int) -> bytes:
