@@ -9,7 +9,7 @@ APT_STAMP := /var/tmp/dotaudit-apt.done
 
 # Debian packages the tests (and the lab) use.
 DEBS := tshark tcpdump unbound knot-dnsutils stubby getdns-utils dnsdist nftables iproute2 \
-        chromium chromium-driver poppler-utils
+        chromium chromium-driver poppler-utils dnsmasq-base isc-dhcp-client
 # Debian packages `make demo` needs: none beyond Python.
 
 .PHONY: demo test lint typecheck pytest fuzz fuzz-properties fuzz-captures debs venv pcaps bench clean

@@ -27,7 +27,7 @@ from tests.test_probe.test_part2_bulk import write_targets  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--max-idle-wait", type=float, default=None, help="default: the CLI's bulk default"
+        "--max-idle-wait", type=float, default=None, help="default: the CLI's (no idle wait)"
     )
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=3.0)

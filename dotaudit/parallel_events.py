@@ -27,7 +27,7 @@ from dotaudit.dissect.dispatch import Dispatcher
 from dotaudit.errors import InputError
 from dotaudit.model.events import Event, event_json_line
 from dotaudit.model.report import InputSummary
-from dotaudit.pipeline import Progress
+from dotaudit.pipeline import Progress, memory_reserve, out_of_memory, summarise
 
 Batch = list[tuple[EventKey, str]]
 
@@ -102,21 +102,24 @@ class ShardPass:
         decoder = Decoder(decoder_anomaly, flows=table)
         progress = self._progress
         size = self.path.stat().st_size if progress is not None else 0
-        for frame in reader.scan(decoder.take):
-            yield frame, out
+        reserve: bytearray | None = memory_reserve()
+        try:
+            for frame in reader.scan(decoder.take):
+                yield frame, out
+                out = []
+                if progress is not None:
+                    progress(reader.bytes_read, size)
+            table.at_frame = END_FRAME
+            decoder.finish()
+            table.finish()
+        except MemoryError:
+            reserve = None  # first: what follows needs a little memory
             out = []
-            if progress is not None:
-                progress(reader.bytes_read, size)
-        table.at_frame = END_FRAME
-        decoder.finish()
-        table.finish()
+            raise out_of_memory(self.path, reader.frames) from None
+        del reserve
         yield END_FRAME, out
-        summary.packets = reader.frames
-        summary.count_traffic(decoder.encapsulations, decoder.not_ip, decoder.other_ip)
-        summary.first_ts = reader.first_ts
-        summary.last_ts = reader.last_ts
-        summary.truncated_at = reader.truncated_at
-        summary.warnings.extend(reader.warnings)
+        # Every shard reads every record; shard 0 alone counts what the reader found.
+        summarise(summary, reader, decoder, reader_anomalies=not self.shard)
 
 
 class ShardedRun:
@@ -184,7 +187,9 @@ def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:
     try:
         message: tuple[int, Batch] | tuple[str, str] = receive.recv()
     except EOFError:
-        raise RuntimeError(f"{path}: a shard process died") from None
+        raise InputError(
+            f"{path}: a process reading it ended abruptly (killed, or out of memory?)"
+        ) from None
     if message[0] == "input-error":  # e.g. the file changed under the children
         raise InputError(str(message[1]))
     if message[0] == "error":
@@ -195,6 +200,12 @@ def _receive(receive: Connection, path: Path) -> tuple[int, Batch]:
 def _child(
     path: Path, shard: int, shards: int, types: frozenset[str] | None, send: Connection
 ) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent alone answers it, and stops
+    # this child with SIGTERM, which must end it at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         run = ShardPass(path, shard, shards, types)
         for frame, batch in run.batches():
@@ -202,6 +213,8 @@ def _child(
         send.send((_DONE, run.summary.anomalies))
     except InputError as exc:
         send.send(("input-error", str(exc)))
+    except MemoryError:
+        send.send(("input-error", str(out_of_memory(path))))
     except Exception as exc:  # reported by the parent, which owns the exit status
         send.send(("error", f"{type(exc).__name__}: {exc}"))
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,13 @@ from tests.ci_guard import (  # noqa: F401  (hooks: the CI skip guard)
 pytest.register_assert_rewrite("tests.conformance.tunnel_oracle")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+LAB_NETWORKS = "127.0.0.0/8,::1/128,192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32"
+"""Network rule for tests, held by the prober itself: its transport refuses any address
+outside loopback and the documentation prefixes the lab's namespaces use. Set before any
+test runs and inherited by every dotaudit the tests start, so that a test that forgets
+``--known`` or ``--resolv-conf`` meets a refusal, not the internet."""
+os.environ["DOTAUDIT_ALLOWED_NETWORKS"] = LAB_NETWORKS
 
 
 def _shared_dir() -> Path:
@@ -102,4 +110,12 @@ def corpus() -> Path:
     return CORPUS
 
 
-from tests.lab.fixtures import lab, lab_capture, lab_firewall, lab_twohop  # noqa: E402, F401
+from tests.lab.fixtures import (  # noqa: E402, F401
+    dhcp_leases,
+    lab,
+    lab_capture,
+    lab_dropping,
+    lab_firewall,
+    lab_hostile,
+    lab_twohop,
+)

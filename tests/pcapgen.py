@@ -94,3 +94,63 @@ def plaintext_capture(path: Path, names: list[str], *, client: str = CLIENT) -> 
     for i, name in enumerate(names):
         packets += dns_udp_exchange(name, 10.0 + i, client=client, qid=i + 1, sport=40000 + i)
     return write(path, packets)
+
+
+# -- captures that cannot be read whole ------------------------------------------------------
+
+PCAP_HEADER = 24
+RECORD_HEADER = 16
+
+
+def damaged_capture(path: Path, damage: str) -> Path:
+    """A capture of two plaintext DNS exchanges (a high leak where it can be read),
+    damaged one way:
+
+    - ``link-105``: the link type says 802.11 (105), which dotaudit does not decode:
+      every record read, none decodable;
+    - ``corrupt-first``: the first record claims 10 MB of captured bytes: nothing read;
+    - ``empty``: the file header alone (tcpdump killed before the first packet);
+    - ``cut``: the last record cut short (tcpdump killed mid-write): partial;
+    - ``corrupt-later``: the third record claims 10 MB: partial, corrupt.
+    """
+    plaintext_capture(path, ["first.example", "second.example"])
+    data = bytearray(path.read_bytes())
+    first = PCAP_HEADER
+    third = first + 2 * RECORD_HEADER + 2 * int.from_bytes(data[first + 8 : first + 12], "little")
+    if damage == "link-105":
+        data[20:24] = (105).to_bytes(4, "little")
+    elif damage == "corrupt-first":
+        data[first + 8 : first + 16] = (10_000_000).to_bytes(4, "little") * 2
+    elif damage == "empty":
+        del data[PCAP_HEADER:]
+    elif damage == "cut":
+        del data[-10:]
+    elif damage == "corrupt-later":
+        data[third + 8 : third + 16] = (10_000_000).to_bytes(4, "little") * 2
+    else:
+        raise ValueError(damage)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def distinct_clients_flood(path: Path, clients: int) -> Path:
+    """One UDP/53 query from each of ``clients`` addresses (10.x.y.z), all in the same
+    second: a flow per client for the whole capture. Written with struct (scapy would
+    take minutes)."""
+    import struct
+
+    ether = bytes.fromhex("0200000000020200000000010800")
+    question = (
+        bytes.fromhex("000101000001000000000000") + b"\x04leak\x07example\x00\x00\x01\x00\x01"
+    )
+    udp_length = 8 + len(question)
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for n in range(clients):
+        client = bytes([10, (n >> 16) & 255, (n >> 8) & 255, n & 255])
+        udp = struct.pack("!HHHH", 1024 + n % 60000, 53, udp_length, 0) + question
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_length, 0, 0, 64, 17, 0, client,
+                         bytes([198, 51, 100, 53]))  # fmt: skip
+        frame = ether + ip + udp
+        records.append(struct.pack("<IIII", 1000, n % 1_000_000, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(records))
+    return path

@@ -23,6 +23,8 @@ PACKAGE = ROOT / "dotaudit"
 # (``dotaudit.__version__``). Read it bottom-up: each part may use the ones above it.
 LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(),
+    # which files a run reads: identity by inode, content by hash (no dotaudit imports)
+    "files": frozenset(),
     "model": frozenset({"errors"}),
     "x509": frozenset({"errors", "model"}),  # certificates: shared by dissect and probe
     # redaction: pseudonyms and name masks, shared by the report pass and evidence rewriting
@@ -32,7 +34,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "detect": frozenset({"errors", "model", "x509", "capture", "dissect"}),
     "probe": frozenset({"errors", "model", "x509"}),
     "render": frozenset({"errors", "model"}),
-    "pipeline": frozenset({"errors", "model", "x509", "capture", "dissect", "detect"}),
+    "pipeline": frozenset({"errors", "files", "model", "x509", "capture", "dissect", "detect"}),
     "parallel_events": frozenset({"errors", "model", "capture", "dissect", "pipeline"}),
     # distributed analyze: the pipeline's work as tasks on a Dask cluster
     "cluster": frozenset({"errors", "model", "x509", "capture", "dissect", "detect", "pipeline"}),

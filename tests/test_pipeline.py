@@ -5,13 +5,18 @@ JSON Schema; for the counts, the frames the captures were built from."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from dotaudit.detect.base import Context
-from dotaudit.pipeline import analyze
+from dotaudit.errors import InputError
+from dotaudit.model.evidence import EVIDENCE_MARKER
+from dotaudit.pipeline import analyze, select_inputs
+from tests import pcapgen
 from tests.conftest import ROOT
 from tests.lab import encap
 from tests.lab.tunnels import read_pcap
@@ -65,3 +70,69 @@ def test_nested_layers_count_once_each(tmp_path: Path) -> None:
     path.write_bytes(pcap([(1.0, over_ip(encap.gre(inner, encap.ETH_TEB, key=1), 47, A, B))]))
     [summary] = analyze([path], Context()).to_dict()["inputs"]
     assert summary["encapsulations"] == {"gre": 2}
+
+
+# -- which files a run reads ---------------------------------------------------------------
+
+
+def test_a_directory_scan_reads_each_capture_once_and_lists_what_it_skips(
+    tmp_path: Path,
+) -> None:
+    captures = tmp_path / "captures"
+    (captures / "sub").mkdir(parents=True)
+    (captures / "evidence").mkdir()
+    a = pcapgen.plaintext_capture(captures / "a.pcap", ["a.example"])
+    b = pcapgen.plaintext_capture(captures / "sub" / "b", ["b.example"])  # found by magic
+    (captures / "sub" / "copy.pcap").write_bytes(a.read_bytes())
+    (captures / "notes.pcap").write_text("not a capture")
+    (captures / "logs.gz").write_bytes(gzip.compress(b"log lines"))
+    (captures / "README").write_text("ignored without a word")
+    (captures / "evidence" / EVIDENCE_MARKER).write_text("")
+    (captures / "evidence" / "001-DA-LEAK-001.pcap").write_bytes(a.read_bytes())
+    selection = select_inputs([str(captures), str(a)])
+    assert selection.paths == [a, b]
+    skipped = {
+        Path(item.path).relative_to(captures).as_posix(): item.skipped for item in selection.skipped
+    }
+    assert skipped == {
+        "evidence": "an evidence directory written by dotaudit (.dotaudit-evidence)",
+        "notes.pcap": "not a pcap or pcapng file",
+        "logs.gz": "not a pcap or pcapng file",
+        "sub/copy.pcap": f"the same content as {a}",
+        "a.pcap": "given twice",
+    }
+    assert all(item.completeness().status == "skipped" for item in selection.skipped)
+    assert set(selection.named) >= {a, b, captures / "notes.pcap"}
+    assert "README" not in {p.name for p in selection.named}
+
+
+def test_an_evidence_directory_named_itself_is_read(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / EVIDENCE_MARKER).write_text("")
+    pcap_ = pcapgen.plaintext_capture(evidence / "001-DA-LEAK-001.pcap", ["x.example"])
+    assert select_inputs([str(evidence)]).paths == [pcap_]
+
+
+def test_a_named_file_that_is_no_capture_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    """Skipping is for what a directory scan finds; a file named on the command line
+    that cannot be read is the user's error (exit 2 when it is read)."""
+    notes = tmp_path / "notes.pcap"
+    notes.write_text("not a capture")
+    assert select_inputs([str(notes)]).paths == [notes]
+    with pytest.raises(InputError, match="no such file or directory"):
+        select_inputs([str(tmp_path / "absent.pcap")])
+
+
+def test_analyze_counts_a_capture_and_its_copy_once(tmp_path: Path) -> None:
+    a = pcapgen.plaintext_capture(tmp_path / "a.pcap", ["leak.example"])
+    (tmp_path / "b.pcap").write_bytes(a.read_bytes())
+    selection = select_inputs([str(tmp_path), str(a)])
+    report = analyze(selection.paths, Context(), skipped=selection.skipped)
+    assert len(report.findings) == 1
+    assert [(i["path"], i["status"]) for i in report.inputs] == [
+        (str(a), "complete"),
+        (str(a), "skipped"),  # given twice (in the directory, then by name)
+        (str(tmp_path / "b.pcap"), "skipped"),  # the same content
+    ]
+    jsonschema.validate(report.to_dict(), SCHEMA)

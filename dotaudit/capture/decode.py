@@ -273,7 +273,9 @@ class Decoder:
     through the very same code.
 
     ``encapsulations``, ``not_ip`` and ``other_ip`` count, per name, the packets that had
-    each encapsulation layer, the non-IP frames and the IP packets of protocols not read.
+    each encapsulation layer, the non-IP frames and the IP packets of protocols not read;
+    ``undecoded`` the frames that could not be decoded, per anomaly (the first one a frame
+    met).
     """
 
     def __init__(
@@ -290,6 +292,9 @@ class Decoder:
         self.encapsulations: dict[str, int] = {}
         self.not_ip: dict[str, int] = {}
         self.other_ip: dict[str, int] = {}
+        self.undecoded: dict[str, int] = {}
+        """Frames that could not be decoded (and reached no flow), per anomaly."""
+        self._undecoded_frame = 0
         self._depth = 0
         self._chain: list[Layer] = []
         """The layers entered for the current frame, outermost first (``_depth`` of them
@@ -472,6 +477,8 @@ class Decoder:
         if linktype not in self._unknown_links:
             self._unknown_links.add(linktype)
             self._anomaly("unknown_linktype", frame, ts, f"link type {linktype} not decoded")
+        else:  # one anomaly per link type, but every such frame is counted
+            self._count_undecoded("unknown_linktype", frame)
         return None
 
     def _ether(self, frame: int, ts: float, data: bytes, at: int, orig_len: int) -> Packet | None:
@@ -657,7 +664,7 @@ class Decoder:
                     frame, ts, cut and hlen >= 20, "tcp_header_malformed", f"data offset {hlen}"
                 )
             if cut:
-                self._snaplen(frame, ts, "TCP payload cut")
+                self._payload_cut(frame, ts, "TCP payload cut")
             return Packet(
                 frame,
                 ts,
@@ -695,7 +702,7 @@ class Decoder:
                     frame, ts, src, dst, dport, data, pos + 8, stop, pos + ulen - stop, wire_len
                 )
             if cut:
-                self._snaplen(frame, ts, "UDP payload cut")
+                self._payload_cut(frame, ts, "UDP payload cut")
             return Packet(
                 frame, ts, version, src, dst, UDP, ttl, ident, sport, dport,
                 data[pos + 8 : stop], 0, 0, 0, cut, None, wire_len,
@@ -1148,16 +1155,30 @@ class Decoder:
     # -- anomalies -----------------------------------------------------------------
 
     def _anomaly(self, what: str, frame: int, ts: float, detail: str) -> Packet | None:
+        """Report a packet that cannot be decoded further (and count it undecoded)."""
+        self._count_undecoded(what, frame)
+        self._report(what, frame, ts, detail)
+        return None
+
+    def _report(self, what: str, frame: int, ts: float, detail: str) -> None:
         depth = self._depth
         if depth:  # found inside an encapsulation: the anomaly names it
             tunnel = self._tunnel(tuple(self._chain[:depth])).text
             self._sink(Anomaly(what, frame, ts, detail, tunnel=tunnel))
         else:
             self._sink(Anomaly(what, frame, ts, detail))
-        return None
+
+    def _count_undecoded(self, what: str, frame: int) -> None:
+        if frame != self._undecoded_frame:  # a frame is counted once, by its first reason
+            self._undecoded_frame = frame
+            self.undecoded[what] = self.undecoded.get(what, 0) + 1
 
     def _snaplen(self, frame: int, ts: float, detail: str) -> Packet | None:
         return self._anomaly("snaplen_truncated", frame, ts, detail)
+
+    def _payload_cut(self, frame: int, ts: float, detail: str) -> None:
+        """A packet decoded whole but for the end of its payload: reported, still used."""
+        self._report("snaplen_truncated", frame, ts, detail)
 
     def _short_link(
         self, frame: int, ts: float, data: bytes, orig_len: int, layer: str

@@ -160,6 +160,15 @@ class CaptureReader:
         self.warnings: list[str] = []
         self.anomalies: dict[str, int] = {}
         """Records read but not as written, by reason (counted, never silently mended)."""
+        self.records = 0
+        """Packet records met, delivered or not (``frames`` is the last delivered one)."""
+        self.undelivered: dict[str, int] = {}
+        """Packet records met but not delivered, by reason."""
+        self.stopped_at: int | None = None
+        """Byte offset where reading stopped before the end of the file (a cut or a
+        corrupt record), or None when it read to the end."""
+        self.stop_reason: str | None = None
+        """Why it stopped there: "cut short (...)" or "corrupt record (...)"."""
         self.bytes_read = 0
         self._warned: set[str] = set()
         # The file stays open from here to the end of iteration and is read once, front to
@@ -225,12 +234,19 @@ class CaptureReader:
     def _count(self, what: str) -> None:
         self.anomalies[what] = self.anomalies.get(what, 0) + 1
 
+    def _undelivered(self, what: str) -> None:
+        self.undelivered[what] = self.undelivered.get(what, 0) + 1
+
     def _cut(self, offset: int, what: str, src: _Source) -> None:
         self.truncated_at = offset
         reason = f"; {src.error}" if src.error else ""
+        self.stopped_at = offset
+        self.stop_reason = f"cut short ({what}{reason})"
         self._warn(f"truncated at byte offset {offset} ({what}){reason}")
 
     def _stop(self, offset: int, what: str) -> None:
+        self.stopped_at = offset
+        self.stop_reason = f"corrupt record ({what})"
         self._warn(f"corrupt record at byte offset {offset}: {what}; stopped reading")
 
     # -- iteration -------------------------------------------------------------------
@@ -265,6 +281,8 @@ class CaptureReader:
                 yield from self._pcap(src, take)
         finally:
             src.close()
+            if not self.format.startswith("pcapng"):
+                self.records = self.frames  # a pcap delivers every record it meets
             overflows = self.anomalies.get("timestamp_fraction_overflow")
             if overflows:
                 self._warn(
@@ -459,6 +477,7 @@ class CaptureReader:
                 self.bytes_read = base + end
         finally:
             self._publish(first, ts, before if skipped == frame else frame)
+            self.records = frame
 
     def _refill(
         self, src: _Source, buf: bytes, pos: int, base: int, need: int, cut: str, boundary: str
@@ -490,6 +509,7 @@ class CaptureReader:
         sec.frame = None
         if btype == _SPB:
             if not sec.ifaces:
+                self._undelivered("packet_before_interface")
                 self._warn(f"packet block at byte offset {base + pos} before any interface")
                 return True
             orig = sec.u32(buf, pos + 8)[0]
@@ -499,6 +519,7 @@ class CaptureReader:
             sec.frame = (sec.last_ts, linktype, buf[pos + 12 : pos + 12 + caplen], orig)
             return True
         if blen < 32:
+            self._undelivered("packet_block_too_short")
             self._warn(f"packet block at byte offset {base + pos} is too short")
             return True
         if btype == _EPB:
@@ -509,8 +530,10 @@ class CaptureReader:
             self._stop(base + pos, f"captured length {caplen} exceeds {MAX_CAPLEN}")
             return False
         if 32 + caplen > blen:
+            self._undelivered("packet_block_overrun")
             self._warn(f"packet block at byte offset {base + pos} overruns itself")
         elif ifid >= len(sec.ifaces):
+            self._undelivered("packet_unknown_interface")
             self._warn(
                 f"packet block at byte offset {base + pos} names unknown interface {ifid}",
                 once=f"ifid{ifid}",

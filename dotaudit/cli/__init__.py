@@ -7,7 +7,8 @@ Nothing below this package sees ``argparse``: each ``run`` turns its arguments i
 settings first.
 
 Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, input or output
-error (one line, ``dotaudit: PATH: reason``), 130 interrupted.
+error (one line, ``dotaudit: PATH: reason``), also an unreadable input (and, with
+``--strict``, a partial one), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from importlib import import_module
 from typing import Any
 
 from dotaudit import __version__
-from dotaudit.errors import InputError
+from dotaudit.errors import InputError, OutputError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15
+"""Ended by SIGTERM (as a shell reports a process its signal ended)."""
 
 
 class UsageError(Exception):
@@ -131,16 +134,75 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it ends as Ctrl-C ends it: temporary
+    output files removed, worker processes stopped, one line on stderr."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(build_parser(), argv)
+    previous = _on_sigterm(_terminate)
     try:
         code: int = args.handler(args)
-    except (InputError, UsageError) as exc:
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+    except (InputError, OutputError, UsageError) as exc:
         print(f"dotaudit: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except OSError as exc:
+        _flush_or_silence_stdout()
+        print(f"dotaudit: {_where(exc, args.command)}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print(f"dotaudit: {args.command}: out of memory", file=sys.stderr)
+        return EXIT_USAGE
+    except Terminated:
+        print("dotaudit: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("dotaudit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        _on_sigterm(previous)
     return code
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM (from the main thread only); the one it replaces."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _where(exc: OSError, command: str) -> str:
+    """The path an OS error concerns, as the one-line error names it."""
+    return str(exc.filename) if exc.filename is not None else command
+
+
+def _flush_or_silence_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not
+    fail again on what could not be written (and print a second error)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

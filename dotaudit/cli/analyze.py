@@ -13,16 +13,20 @@ from dotaudit.cli.output import (
     ProgressBar,
     ReportOptions,
     add_report_options,
+    add_strict_option,
     exit_status,
     progress_bar,
+    refuse_overwriting_inputs,
+    report_incomplete_inputs,
     report_options,
     timestamp,
     write_report,
 )
-from dotaudit.errors import InputError
+from dotaudit.errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from dotaudit.detect.base import Context
+    from dotaudit.model.policy import Policy
 
 DESCRIPTION = (
     "Analyze captures: plaintext DNS leaks, DoT sessions, fallbacks, SNI, DoH/DoQ and padding "
@@ -38,12 +42,16 @@ EXAMPLES = """
 def add_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     add_report_options(analyze)
+    add_strict_option(analyze)
     analyze.add_argument("--policy", metavar="FILE", help="audit policy (TOML)")
     analyze.add_argument(
         "--workers", type=int, metavar="N", help="files analyzed in parallel (default: cores)"
     )
     analyze.add_argument(
-        "--evidence", metavar="DIR", help="write a small pcap of each finding's frames here"
+        "--evidence",
+        metavar="DIR",
+        help="write a small pcap of each finding's frames here (a new directory, or one "
+        "dotaudit wrote before: its parent must exist)",
     )
     analyze.add_argument(
         "--cluster",
@@ -58,69 +66,110 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from dotaudit.detect.base import Context
-    from dotaudit.model.policy import Policy, load_policy
-    from dotaudit.pipeline import analyze, expand_inputs
+    from dotaudit.model.policy import Policy
+    from dotaudit.pipeline import analyze, select_inputs
 
     quiet_gc()
     options = report_options(args)
-    policy = load_policy(args.policy) if args.policy else Policy()
+    policy = _load_policy(args.policy) if args.policy else Policy()
     if args.cluster:
         return _run_on_cluster(args, options, Context(policy=policy))
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    selection = select_inputs(args.inputs)
+    refuse_overwriting_inputs(options.output, selection.named)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers must be at least 1")
+    evidence = _evidence_directory(args.evidence, selection.named) if args.evidence else None
+    if not selection.paths:
+        raise selection.nothing_to_read(args.inputs)
 
     def progress_for(path: Path) -> ProgressBar | None:
         return progress_bar(str(path))
 
     report = analyze(
-        paths,
+        selection.paths,
         Context(policy=policy),
         workers=workers,
         progress_for=progress_for,
         generated_at=timestamp(),
+        skipped=selection.skipped,
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")
     for item in report.inputs:
         for warning in item.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
-    if args.evidence:
+    failed: OutputError | None = None
+    if evidence is not None:  # first: the HTML report links the files that exist
         from dotaudit.capture.evidence import write_evidence
         from dotaudit.model.evidence import plan_evidence
 
-        written = write_evidence(plan_evidence(report.sorted_findings()), Path(args.evidence))
-        print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+        try:
+            written = write_evidence(plan_evidence(report.sorted_findings()), evidence)
+            print(f"wrote {written} evidence captures to {args.evidence}", file=sys.stderr)
+        except OutputError as exc:
+            failed = exc  # the report is still written, then the error is the exit status
     write_report(report, options)
-    return exit_status(report, options.fail_on)
+    if failed is not None:
+        raise failed
+    report_incomplete_inputs(report, strict=args.strict)
+    return exit_status(report, options.fail_on, strict=args.strict)
+
+
+def _load_policy(path: str) -> Policy:
+    """The policy file; whatever is wrong with it is one line naming it (exit 2)."""
+    from dotaudit.model.policy import load_policy
+
+    try:
+        return load_policy(path)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise InputError(f"{path}: not a valid policy ({exc})") from None
+
+
+def _evidence_directory(directory: str, inputs: list[Path]) -> Path:
+    """``--evidence DIR`` checked and made ready before any work: never a directory that
+    holds an input, never one that holds other files (its marker would hide them from
+    later directory scans), never a missing parent created on the way."""
+    from dotaudit.capture.evidence import prepare_evidence_directory
+
+    folder = Path(directory)
+    resolved = folder.resolve()
+    for path in inputs:
+        if resolved in path.resolve().parents:
+            raise UsageError(
+                f"{directory}: holds the input {path} (--evidence needs its own directory)"
+            )
+    prepare_evidence_directory(folder)
+    return folder
 
 
 def _run_on_cluster(args: argparse.Namespace, options: ReportOptions, context: Context) -> int:
     from dotaudit.cluster.engine import ClusterProgress, analyze_on_cluster
     from dotaudit.errors import ClusterError
-    from dotaudit.pipeline import expand_inputs
+    from dotaudit.pipeline import select_inputs
 
     if args.workers is not None:
         raise UsageError("--workers and --cluster: the cluster's workers do the work")
     if args.evidence:
         raise UsageError("--evidence reads the captures here: not with --cluster")
-    urls: list[str] = []
-    names: list[str] = []
-    for argument in args.inputs:
-        if "://" in argument and not argument.startswith("file://"):
-            urls.append(argument)  # read by the workers; checked there
-            names.append(argument)
-            continue
-        # Local files are named as given (as a local run names them) and read by their
-        # absolute path: the workers may run in another directory.
-        for path in expand_inputs([argument.removeprefix("file://")]):
-            urls.append(str(path.resolve()))
-            names.append(str(path))
+    remote = [a for a in args.inputs if "://" in a and not a.startswith("file://")]
+    local = [a.removeprefix("file://") for a in args.inputs if a not in remote]
+    # Local files are chosen as a local run chooses them (each read once, evidence
+    # directories skipped), named as given and read by their absolute path: the workers
+    # may run in another directory. URLs are read, and checked, by the workers.
+    selection = select_inputs(local) if local else None
+    if selection is not None:
+        refuse_overwriting_inputs(options.output, selection.named)
+    urls = [str(p.resolve()) for p in selection.paths] if selection else []
+    names = [str(p) for p in selection.paths] if selection else []
+    urls += remote
+    names += remote
     if not urls:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
+        raise (
+            selection.nothing_to_read(args.inputs)
+            if selection
+            else InputError("no capture files found in " + ", ".join(args.inputs))
+        )
 
     def show(state: ClusterProgress) -> None:
         if sys.stderr.isatty():
@@ -137,5 +186,11 @@ def _run_on_cluster(args: argparse.Namespace, options: ReportOptions, context: C
         raise UsageError(str(exc)) from None
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 80 + "\r")
+    if selection is not None:
+        report.inputs.extend(item.to_dict() for item in selection.skipped)
+    for item in report.inputs:
+        for warning in item.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
     write_report(report, options)
-    return exit_status(report, options.fail_on)
+    report_incomplete_inputs(report, strict=args.strict)
+    return exit_status(report, options.fail_on, strict=args.strict)

@@ -5,11 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import IO
+from typing import TYPE_CHECKING
 
 from dotaudit.cli import EXIT_OK, EXIT_USAGE, UsageError
-from dotaudit.cli.output import atomic_writer, output_path, progress_bar
-from dotaudit.errors import InputError
+from dotaudit.cli.output import (
+    OutputStream,
+    ProgressBar,
+    add_strict_option,
+    atomic_writer,
+    output_path,
+    progress_bar,
+    refuse_overwriting_inputs,
+    standard_output,
+)
+
+if TYPE_CHECKING:
+    from dotaudit.model.report import InputSummary
 
 EVENT_TYPES = (
     "dns",
@@ -43,9 +54,7 @@ def add_arguments(events: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated record types to keep: " + ",".join((*EVENT_TYPES, "tls", "quic")),
     )
-    events.add_argument(
-        "--strict", action="store_true", help="a truncated capture is an error (exit 2)"
-    )
+    add_strict_option(events)
     events.add_argument(
         "--workers",
         type=_workers,
@@ -103,54 +112,80 @@ def quiet_gc() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dotaudit.pipeline import expand_inputs
+    from dotaudit.pipeline import select_inputs
 
     quiet_gc()
     types = parse_types(args.type)
     output = output_path(args.output)
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise InputError("no capture files found in " + ", ".join(args.inputs))
+    selection = select_inputs(args.inputs)
+    refuse_overwriting_inputs(output, selection.named)
+    for warning in selection.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    if not selection.paths:
+        raise selection.nothing_to_read(args.inputs)
+    paths = selection.paths
     if output is None:
-        return _write_events(paths, sys.stdout, types, args.workers, args.strict)
+        return _write_events(paths, standard_output(), types, args.workers, args.strict)
     with atomic_writer(output) as handle:
         return _write_events(paths, handle, types, args.workers, args.strict)
 
 
 def _write_events(
-    paths: list[Path], handle: IO[str], types: frozenset[str] | None, workers: int, strict: bool
+    paths: list[Path],
+    handle: OutputStream,
+    types: frozenset[str] | None,
+    workers: int,
+    strict: bool,
 ) -> int:
-    from dotaudit.pipeline import CaptureRun
+    from dotaudit.model.report import PARTIAL, UNREADABLE
+    from dotaudit.pipeline import out_of_memory
 
     status = EXIT_OK
-    write = handle.write
     for path in paths:
         bar = progress_bar(str(path))
-        shards = workers
-        if shards != 1:  # multiprocessing is imported only when asked for
-            from dotaudit.parallel_events import ShardedRun, auto_shards
-
-            shards = shards or auto_shards(path)
-        if shards > 1:
-            handle.flush()  # the shards are forked: nothing may be left to flush twice
-            sys.stderr.flush()
-            sharded = ShardedRun(path, shards, types, progress=bar)
-            for text in sharded.lines():
-                write(text)
-            summary = sharded.summary
-        else:
-            run = CaptureRun(path, progress=bar, hash_input=False)
-            for text in run.lines(types):
-                write(text)
-            summary = run.summary
+        try:
+            summary = _write_one(path, handle, types, workers, bar)
+        except MemoryError:
+            raise out_of_memory(path) from None
         if bar is not None:
             bar.close()
         for warning in summary.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        if summary.truncated_at is not None and strict:
-            print(
-                f"error: {path}: truncated at byte offset {summary.truncated_at} (--strict)",
-                file=sys.stderr,
-            )
+        judged = summary.completeness()
+        if judged.status == UNREADABLE:
+            print(f"dotaudit: {path}: unreadable: {judged.reason}", file=sys.stderr)
             status = EXIT_USAGE
+        elif judged.status == PARTIAL and strict:
+            print(f"dotaudit: {path}: partial: {judged.reason} (--strict)", file=sys.stderr)
+            status = EXIT_USAGE
+    handle.flush()
     return status
+
+
+def _write_one(
+    path: Path,
+    handle: OutputStream,
+    types: frozenset[str] | None,
+    workers: int,
+    bar: ProgressBar | None,
+) -> InputSummary:
+    """The events of one capture to ``handle``; returns what was read."""
+    from dotaudit.pipeline import CaptureRun
+
+    write = handle.write
+    shards = workers
+    if shards != 1:  # multiprocessing is imported only when asked for
+        from dotaudit.parallel_events import ShardedRun, auto_shards
+
+        shards = shards or auto_shards(path)
+    if shards > 1:
+        handle.flush()  # the shards are forked: nothing may be left to flush twice
+        sys.stderr.flush()
+        sharded = ShardedRun(path, shards, types, progress=bar)
+        for text in sharded.lines():
+            write(text)
+        return sharded.summary
+    run = CaptureRun(path, progress=bar, hash_input=False)
+    for text in run.lines(types):
+        write(text)
+    return run.summary

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
+from dotaudit.errors import OutputError
 
 if TYPE_CHECKING:  # imported where used: `events` writes no report and starts faster
     from dotaudit.model.findings import Severity
@@ -84,14 +85,36 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
 
 
 def output_path(output: str | None) -> str | None:
-    """``-o`` as a file to write, or None for stdout (``-o -``). A directory is refused."""
+    """``-o`` as a file to write, or None for stdout (``-o -``). A directory is refused,
+    and so is a file in a directory that does not exist: it is never created, since a
+    typo should not go unnoticed."""
     if not output or output == "-":
         return None
     if Path(output).is_dir():
         raise UsageError(f"{output}: is a directory (-o takes a file name)")
     if output.endswith(("/", os.sep)):
         raise UsageError(f"{output}: names a directory (-o takes a file name)")
+    parent = Path(output).parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{output}: {parent} {what} (output directories are not created)")
     return output
+
+
+def refuse_overwriting_inputs(output: str | None, inputs: Iterable[Path]) -> None:
+    """``-o`` must name none of the inputs, by resolved path or by inode (a symlink or a
+    hard link to one): writing the report would replace it."""
+    if output is None:
+        return
+    from dotaudit.files import same_file
+
+    target = Path(output)
+    if not target.exists():
+        return
+    for path in inputs:
+        if same_file(target, path):
+            shown = "" if str(path) == output else f" ({path})"
+            raise UsageError(f"{output}: is an input{shown}; refusing to overwrite it")
 
 
 def choose_format(output: str | None, name: str | None) -> OutputFormat:
@@ -113,13 +136,44 @@ def choose_format(output: str | None, name: str | None) -> OutputFormat:
 # -- writing -------------------------------------------------------------------------
 
 
+class OutputStream:
+    """A text stream whose write errors name the output: a full disk, a read-only file
+    system or ``/dev/full`` is one line, ``dotaudit: PATH: reason``, and exit status 2.
+    (A closed pipe stays a ``BrokenPipeError``.)"""
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        self._stream = stream
+        self.name = name
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{self.name}: cannot write: {exc.strerror or exc}") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{self.name}: cannot write: {exc.strerror or exc}") from None
+
+
+def standard_output() -> OutputStream:
+    return OutputStream(sys.stdout, "<stdout>")
+
+
 @contextmanager
-def atomic_writer(target: str) -> Iterator[IO[str]]:
-    """A text handle on ``target`` that appears whole or not at all.
+def atomic_writer(target: str) -> Iterator[OutputStream]:
+    """A text stream on ``target`` that appears whole or not at all.
 
     The text goes to a temporary file beside ``target``, renamed into place when the
-    block ends normally and removed when it raises. Targets that are not regular files
-    (``/dev/null``, a FIFO) are written directly.
+    block ends normally and removed when it raises (Ctrl-C and SIGTERM included).
+    Targets that are not regular files (``/dev/null``, a FIFO) are written directly. The
+    directory must exist: it is not created.
     """
     path = Path(target)
     if path.is_dir():
@@ -128,21 +182,32 @@ def atomic_writer(target: str) -> Iterator[IO[str]]:
         try:
             direct = path.open("w", encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"{target}: {exc.strerror or exc}") from None
-        with direct:
-            yield direct
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        stream = OutputStream(direct, target)
+        try:
+            yield stream
+            stream.flush()
+        finally:
+            with suppress(OSError):  # the flush above already said what failed
+                direct.close()
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         handle = temporary.open("w", encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"{target}: {exc.strerror or exc}") from None
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
     try:
-        with handle:
-            yield handle
-        os.replace(temporary, path)
+        stream = OutputStream(handle, target)
+        yield stream
+        stream.flush()
+        try:
+            handle.close()
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
+        with suppress(OSError):  # what failed is already being raised
+            handle.close()
         temporary.unlink(missing_ok=True)
         raise
 
@@ -162,18 +227,48 @@ def write_report(report: AuditReport, options: ReportOptions) -> None:
         with atomic_writer(options.output) as handle:
             handle.write(body)
     else:
-        sys.stdout.write(body)
+        stdout = standard_output()
+        stdout.write(body)
+        stdout.flush()
     if not (options.format is OutputFormat.TEXT and options.output is None) and not options.quiet:
         sys.stderr.write(render(report, OutputFormat.TEXT))
 
 
-def exit_status(report: AuditReport, fail_on: Severity | None) -> int:
-    """The exit status of a report: 1 when what ``--fail-on`` weighs (its findings and
-    probed targets, :meth:`AuditReport.exit_severity`) reaches the threshold, else 0."""
+def exit_status(report: AuditReport, fail_on: Severity | None, *, strict: bool = False) -> int:
+    """The exit status of a report: 2 when an input was unreadable (or, ``strict``, read
+    only in part), since the audit is incomplete whatever it found; else 1 when what
+    ``--fail-on`` weighs (its findings and probed targets,
+    :meth:`AuditReport.exit_severity`) reaches the threshold, else 0."""
+    from dotaudit.model.report import PARTIAL, UNREADABLE
+
+    completeness = report.completeness_status()
+    if completeness == UNREADABLE or (strict and completeness == PARTIAL):
+        return EXIT_USAGE
     if fail_on is None:
         return EXIT_OK
     highest = report.exit_severity()
     return EXIT_FINDINGS if highest is not None and highest >= fail_on else EXIT_OK
+
+
+def report_incomplete_inputs(report: AuditReport, *, strict: bool = False) -> None:
+    """One error line on stderr per input that makes the exit status 2 (printed even
+    under ``-q``): an unreadable one, and with ``strict`` a partial one."""
+    from dotaudit.model.report import PARTIAL, UNREADABLE
+
+    for path, judged in report.input_judgements():
+        if judged.status == UNREADABLE:
+            print(f"dotaudit: {path}: unreadable: {judged.reason}", file=sys.stderr)
+        elif judged.status == PARTIAL and strict:
+            print(f"dotaudit: {path}: partial: {judged.reason} (--strict)", file=sys.stderr)
+
+
+def add_strict_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an input read only in part (cut short, or a corrupt record) is an error "
+        "(exit 2), as an unreadable input always is",
+    )
 
 
 # -- progress ------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from dotaudit.cli import EXIT_INTERRUPTED, UsageError
+from dotaudit.cli.discovery import (
+    add_discovery_arguments,
+    discovery_settings,
+    run_discovery,
+    wants_discovery,
+)
 from dotaudit.cli.output import (
+    ReportOptions,
     add_report_options,
     exit_status,
     progress_bar,
@@ -30,7 +37,7 @@ from dotaudit.cli.output import (
 )
 from dotaudit.errors import InputError
 from dotaudit.model.report import AuditReport
-from dotaudit.probe.base import CheckOptions, ProbeConfig
+from dotaudit.probe.base import DEFAULT_TARGET_BUDGET, CheckOptions, ProbeConfig
 from dotaudit.probe.bulk import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_ADDRESS,
@@ -43,12 +50,11 @@ from dotaudit.probe.bulk import (
 from dotaudit.probe.checks.keepalive import DEFAULT_MAX_IDLE_WAIT
 from dotaudit.probe.nagios import Thresholds, nagios_line
 from dotaudit.probe.registry import CHECKS, UnknownCheckError, with_dependencies
-from dotaudit.probe.runner import probe_report, run_target, run_targets, summary_lines
+from dotaudit.probe.runner import probe_report, run_target, run_targets
 from dotaudit.probe.target import ProbeTarget, TargetError, parse_target, valid_hostname
+from dotaudit.probe.tls_context import check_ca_file
 from dotaudit.x509 import normalise_pin
 
-BULK_MAX_IDLE_WAIT = 5.0
-"""Bulk default: the idle wait holds a concurrency slot for its whole length."""
 MAX_TARGETS_FILE = 64 * 1024 * 1024
 NAGIOS_UNKNOWN = 3
 """The monitoring-plugin exit status when the probe itself cannot run."""
@@ -56,11 +62,12 @@ NAGIOS_UNKNOWN = 3
 DESCRIPTION = (
     "Probe DNS-over-TLS resolvers and say what strict and opportunistic clients (RFC 8310) "
     "would do with each. TARGET is IP, IP:PORT, [IPv6]:PORT, NAME@IP or a host name "
-    "(resolved and reported)."
+    "(resolved and reported). Without TARGET (or with --discover) it finds the network's "
+    "resolvers and what they designate, and surveys what the network does to encrypted DNS."
 )
 EXAMPLES = """
+  dotaudit probe -o reports/network.html
   dotaudit probe dns.quad9.net@9.9.9.9 -o reports/quad9.html
-  dotaudit probe 1.1.1.1 --name cloudflare-dns.com --mode opportunistic --format text
   dotaudit probe --targets resolvers.txt --stream reports/probe.jsonl -o reports/probe.json
   dotaudit probe dns.quad9.net@9.9.9.9 --nagios --cert-warn-days 21 --handshake-crit-ms 500
 """
@@ -77,7 +84,11 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=3.0, metavar="S", help="per network step (default 3)"
     )
     probe.add_argument(
-        "--budget", type=float, default=90.0, metavar="S", help="per target (default 90)"
+        "--budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"per target (default {DEFAULT_TARGET_BUDGET:g}, plus --max-idle-wait)",
     )
     probe.add_argument(
         "--checks",
@@ -106,8 +117,9 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="S",
-        help=f"longest wait for the idle close (default {DEFAULT_MAX_IDLE_WAIT:g}; "
-        f"{BULK_MAX_IDLE_WAIT:g} with --targets, where the wait would hold a concurrency slot)",
+        help="measure the server's idle close, waiting at most S seconds (default "
+        f"{DEFAULT_MAX_IDLE_WAIT:g}: not measured; the keepalive result names the S that "
+        "would measure it)",
     )
     checks.add_argument(
         "--online",
@@ -174,6 +186,7 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
                 metavar="MS",
                 help=f"{state} when {what} takes MS milliseconds or longer (default: no limit)",
             )
+    add_discovery_arguments(probe)
     add_report_options(probe)
 
 
@@ -210,16 +223,25 @@ class ProbeRequest:
 def probe_request(args: argparse.Namespace) -> ProbeRequest:
     """The probe settings of a parsed command line; a bad value is a UsageError (or an
     InputError naming the file)."""
-    if args.timeout <= 0 or args.budget <= 0:
+    if args.timeout <= 0 or (args.budget is not None and args.budget <= 0):
         raise UsageError("--timeout and --budget must be positive")
+    if args.nagios and args.discover:
+        raise UsageError("--discover cannot be combined with --nagios")
+    if args.discover and (args.targets_file or args.stream):
+        raise UsageError("--discover takes TARGET arguments, not --targets or --stream")
     if args.name is not None and not valid_hostname(args.name):
         raise UsageError(f"--name: {args.name!r} is not a valid host name")
     try:
         pins = tuple(normalise_pin(p) for p in args.pin or ())
     except ValueError as exc:
         raise UsageError(f"--pin: {exc}") from None
-    if args.ca and not Path(args.ca).is_file():
-        raise InputError(f"--ca: {args.ca} is not a readable file")
+    if args.ca:
+        if not Path(args.ca).is_file():
+            raise InputError(f"{args.ca}: --ca is not a readable file")
+        try:
+            check_ca_file(args.ca)
+        except ValueError as exc:
+            raise InputError(f"{args.ca}: --ca: {exc}") from None
     checks = None
     if args.checks:
         checks = frozenset(c.strip() for c in args.checks.split(",") if c.strip())
@@ -231,11 +253,11 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
         targets = tuple(parse_target(t) for t in args.targets)
     except TargetError as exc:
         raise UsageError(f"target {exc}") from None
-    max_idle_wait = args.max_idle_wait
-    if max_idle_wait is None:
-        max_idle_wait = BULK_MAX_IDLE_WAIT if args.targets_file else DEFAULT_MAX_IDLE_WAIT
+    max_idle_wait = DEFAULT_MAX_IDLE_WAIT if args.max_idle_wait is None else args.max_idle_wait
     if max_idle_wait < 0:
         raise UsageError("--max-idle-wait must not be negative")
+    # The idle wait comes on top of the other checks, unless the budget was given.
+    budget = DEFAULT_TARGET_BUDGET + max_idle_wait if args.budget is None else args.budget
     if args.slow_qname is not None and not valid_hostname(args.slow_qname):
         raise UsageError(f"--slow-qname: {args.slow_qname!r} is not a valid name")
     if args.concurrency < 1 or args.per_address < 1:
@@ -245,7 +267,7 @@ def probe_request(args: argparse.Namespace) -> ProbeRequest:
         pins=pins,
         ca_file=args.ca,
         timeout=args.timeout,
-        target_budget=args.budget,
+        target_budget=budget,
         mode=args.mode,
         qname=args.qname,
         checks=checks,
@@ -279,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
         return run_nagios(targets, request.thresholds)
     options = report_options(args)
     request = probe_request(args)
+    if wants_discovery(args):
+        return run_with_discovery(args, request, options)
     if request.bulk.wanted or not request.targets:
         many = bulk_targets(request)
         report, interrupted = run_many(request, many)
@@ -291,9 +315,18 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     report = probe_report(results, request.config, timestamp())
     write_report(report, options)
-    if not options.quiet:
-        for result in results:
-            sys.stderr.write("".join(line + "\n" for line in summary_lines(result)))
+    return exit_status(report, options.fail_on)
+
+
+def run_with_discovery(
+    args: argparse.Namespace, request: ProbeRequest, options: ReportOptions
+) -> int:
+    """Discovery and the survey, plus the TARGETs if any were given, in one report."""
+    settings = discovery_settings(args)
+    results = run_targets(request.targets, request.config) if request.targets else []
+    report = probe_report(results, request.config, timestamp())
+    run_discovery(report, request.config, settings, options.quiet)
+    write_report(report, options)
     return exit_status(report, options.fail_on)
 
 

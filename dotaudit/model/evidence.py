@@ -15,6 +15,12 @@ from dotaudit.model.findings import Finding
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+EVIDENCE_MARKER = ".dotaudit-evidence"
+"""The file that marks a directory as written by ``analyze --evidence``: directory scans
+skip it (and say so), so that evidence pcaps are never read back as inputs."""
+EVIDENCE_FILE = re.compile(r"\d{3,}-[A-Za-z0-9._-]+\.pcap")
+"""The names :func:`evidence_name` gives."""
+
 
 def evidence_name(index: int, finding_id: str) -> str:
     """The file name of the ``index``-th finding's evidence pcap (1-based, report order)."""

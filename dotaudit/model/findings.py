@@ -207,8 +207,11 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "DA-PROBE-001",
         "A strict-mode client would refuse this DoT resolver",
         Severity.HIGH,
-        "Fix the certificate chain, name or pin (RFC 8310 §8, RFC 6125, RFC 7858 §4.2) so that "
-        "strict clients can authenticate the resolver.",
+        "Depends on why: a DoT port that refuses or drops connections must be opened (RFC 7858 "
+        "§3.1); a failing TLS handshake needs the server's TLS setup fixed; a certificate whose "
+        "chain, name or pin does not hold must be replaced (RFC 8310 §8, RFC 6125, RFC 7858 "
+        "§4.2). Each finding names its cause. Low under --mode opportunistic when only the "
+        "certificate fails: those clients still encrypt.",
     ),
     CatalogueEntry(
         "DA-PROBE-002",
@@ -224,6 +227,87 @@ CATALOGUE: dict[str, CatalogueEntry] = _entries(
         "The certificate on port 853 does not match the pin or the expected CA: opportunistic "
         "clients leak every query to the interceptor. Pin the resolver (RFC 7858 §4.2) and use "
         "strict mode (RFC 8310 §5).",
+    ),
+    CatalogueEntry(
+        "DA-PROBE-004",
+        "A probe check failed or warned",
+        Severity.MEDIUM,
+        "Each finding names the check, the RFC section it tests and what to change; its "
+        "severity follows the check's requirement level (RFC 2119: a failed MUST high, SHOULD "
+        "medium, MAY low; a warning low).",
+    ),
+    CatalogueEntry(
+        "DA-PROBE-005",
+        "A probe check could not be completed",
+        Severity.LOW,
+        "The check could not reach a result (a timeout, an unexpected answer): what it tests "
+        "is unknown for this resolver. Probe again, with a longer --timeout if the network is "
+        "slow (each DoT connection costs a TCP and a TLS round trip, RFC 7858 §3.4); the "
+        "finding gives the reason.",
+    ),
+    CatalogueEntry(
+        "DA-DDR-001",
+        "Malformed DDR record at _dns.resolver.arpa",
+        Severity.MEDIUM,
+        "The resolver answers _dns.resolver.arpa with an SVCB record clients must discard "
+        "(RFC 9460 §2.2, §8; RFC 9461; RFC 9462 §4): fix the record so that clients can "
+        "discover the encrypted resolver, or remove it.",
+    ),
+    CatalogueEntry(
+        "DA-DDR-002",
+        "DDR designation names a resolver that does not resolve",
+        Severity.MEDIUM,
+        "The designated resolver's name has no address at the designating resolver and the "
+        "record carries no ipv4hint/ipv6hint: add the hints or the A/AAAA records "
+        "(RFC 9462 §4 asks for them in the additional section).",
+    ),
+    CatalogueEntry(
+        "DA-DDR-003",
+        "DDR designation cannot be verified",
+        Severity.LOW,
+        "Verified discovery (RFC 9462 §4.2) needs a certificate that chains to a trust anchor "
+        "and lists the unencrypted resolver's IP address as a subjectAltName; without it "
+        "clients MUST NOT use the designation automatically and stay on plaintext DNS.",
+    ),
+    CatalogueEntry(
+        "DA-NET-001",
+        "The network blocks DoT to resolvers",
+        Severity.MEDIUM,
+        "Port 853 (RFC 7858 §3.1) is dropped, reset or rejected on the path: opportunistic "
+        "clients fall back to plaintext port 53 (RFC 8310 §5). Open TCP 853 to the resolvers "
+        "the network's users rely on, or give them a designated resolver that works here.",
+    ),
+    CatalogueEntry(
+        "DA-NET-002",
+        "The network blocks DoH to resolvers",
+        Severity.MEDIUM,
+        "HTTPS to DNS-over-HTTPS resolvers (RFC 8484) is cut, typically by SNI filtering: "
+        "clients fall back to plaintext DNS. Stop filtering on the resolver's name, or offer "
+        "an encrypted resolver of the network's own through DDR (RFC 9462) or DNR (RFC 9463).",
+    ),
+    CatalogueEntry(
+        "DA-NET-003",
+        "The network blocks DoQ to resolvers",
+        Severity.LOW,
+        "UDP 853 (RFC 9250 §4.1.1) gets no answer: DoQ clients fall back to another "
+        "transport. Allow UDP 853 to the resolvers in use.",
+    ),
+    CatalogueEntry(
+        "DA-NET-004",
+        "The network redirects plaintext DNS (port 53 hijack)",
+        Severity.HIGH,
+        "Port 53 to another resolver is answered by someone else (its NSID, RFC 5001, or "
+        "CHAOS identity, RFC 4892, differs from the resolver's over an encrypted path): every "
+        "plaintext name goes to the network's resolver. Use an encrypted transport in strict "
+        "mode (RFC 8310 §5).",
+    ),
+    CatalogueEntry(
+        "DA-NET-005",
+        "Encrypted DNS is intercepted on the path",
+        Severity.HIGH,
+        "A resolver's certificate does not chain to a trust anchor or does not name the "
+        "resolver (RFC 8310 §8, RFC 6125): something on the path terminates the TLS session. "
+        "Strict clients refuse it; opportunistic ones hand every query to the interceptor.",
     ),
     CatalogueEntry(
         "DA-POLICY-001",
@@ -305,8 +389,11 @@ def make_finding(
     first_ts: float | None = None,
     last_ts: float | None = None,
     file: str | None = None,
+    remediation: str | None = None,
 ) -> Finding:
-    """Build a finding from its catalogue entry: IDs, titles and remediation live in one place."""
+    """Build a finding from its catalogue entry: IDs, titles and remediation live in one
+    place. ``remediation`` replaces the catalogue's text where the cause calls for more
+    specific advice (a refused port is not fixed by a new certificate)."""
     entry = CATALOGUE[finding_id]
     return Finding(
         id=finding_id,
@@ -320,6 +407,6 @@ def make_finding(
         frames=tuple(sorted(set(frames)))[:MAX_FRAMES],
         first_ts=first_ts,
         last_ts=last_ts,
-        remediation=entry.remediation,
+        remediation=remediation or entry.remediation,
         file=file,
     )

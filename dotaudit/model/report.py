@@ -34,7 +34,16 @@ SECTION_NAMES = (
     "doh_doq",
     "local_names",
     "targets",
+    "network",
+    "system_resolvers",
+    "designations",
+    "dnr",
+    "survey",
 )
+OPTIONAL_SECTIONS = frozenset(
+    {"targets", "network", "system_resolvers", "designations", "dnr", "survey"}
+)
+"""Sections written only when a run made them (a probe's targets, its discovery)."""
 
 ANOMALY_SAMPLES = 50
 """Anomaly records a report keeps as examples (per file and after merging); all are counted."""
@@ -43,6 +52,81 @@ MAX_REPORT_BYTES = 512 * 1024 * 1024
 
 _BULK_KEYS = ("aggregate", "interrupted", "targets_given")
 """What a bulk probe run added to ``policy`` in schema version 1."""
+
+# -- completeness: was every input read? -------------------------------------------
+
+COMPLETE = "complete"
+"""Read to its end, and packets were decoded."""
+PARTIAL = "partial"
+"""Reading stopped before the end (a cut, as a killed tcpdump leaves it, or a corrupt
+record): what came before was analysed. A warning; ``--strict`` makes it an error."""
+UNREADABLE = "unreadable"
+"""Nothing could be decoded: no packets, a corrupt first record, or a link type not
+decoded throughout. The audit is incomplete: exit status 2."""
+SKIPPED = "skipped"
+"""Not read on purpose: the same content as another input, an evidence directory, or a
+file named like a capture that is not one."""
+INPUT_STATUSES = (COMPLETE, PARTIAL, UNREADABLE, SKIPPED)
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """How much of one input was read: its ``status`` and why (with the byte offset
+    where reading stopped)."""
+
+    status: str
+    reason: str | None = None
+    stopped_at: int | None = None
+
+
+def judge_input(
+    *,
+    packets: int,
+    decoded: int,
+    undecoded: Mapping[str, int],
+    stopped_at: int | None,
+    stop_reason: str | None,
+) -> Completeness:
+    """The one judgement of an input that was read, from what its reader and decoder
+    reported: ``packets`` read, ``decoded`` of them, ``undecoded`` per reason, and where
+    (and why) reading stopped early, if it did."""
+    where = f" at byte offset {stopped_at}" if stopped_at is not None else ""
+    if packets <= 0:
+        if stopped_at is not None:
+            return Completeness(UNREADABLE, f"no packet read: {stop_reason}{where}", stopped_at)
+        return Completeness(UNREADABLE, "the capture holds no packets")
+    if decoded <= 0:
+        reasons = ", ".join(
+            f"{what} {count}" for what, count in sorted(undecoded.items(), key=lambda kv: -kv[1])
+        )
+        detail = f" ({reasons})" if reasons else ""
+        stop = f"; then {stop_reason}{where}" if stopped_at is not None else ""
+        return Completeness(
+            UNREADABLE, f"none of its {packets} packets could be decoded{detail}{stop}", stopped_at
+        )
+    if stopped_at is not None:
+        read = f"{packets} packet{'s' if packets != 1 else ''}"
+        return Completeness(PARTIAL, f"{stop_reason}{where}; {read} read before", stopped_at)
+    return Completeness(COMPLETE)
+
+
+def input_completeness(item: Mapping[str, Any]) -> Completeness:
+    """The completeness an ``inputs[]`` entry records (from any JSON: checked). Entries
+    written before statuses were recorded are judged from what they hold: a truncation
+    offset is partial, a packet count of 0 unreadable."""
+    status = item.get("status")
+    stopped = item.get("stopped_at")
+    stopped_at = stopped if isinstance(stopped, int) and not isinstance(stopped, bool) else None
+    if status in INPUT_STATUSES:
+        reason = item.get("status_reason")
+        return Completeness(str(status), None if reason is None else str(reason), stopped_at)
+    truncated = item.get("truncated_at")
+    if isinstance(truncated, int) and not isinstance(truncated, bool):
+        return Completeness(PARTIAL, f"truncated at byte offset {truncated}", truncated)
+    packets = item.get("packets")
+    if packets == 0 and not isinstance(packets, bool):
+        return Completeness(UNREADABLE, "no packets read")
+    return Completeness(COMPLETE)
 
 
 @dataclass
@@ -64,6 +148,42 @@ class InputSummary:
     """Frames of ordinary non-IP traffic per kind (``arp``, ``lldp``, ``llc``, ...)."""
     other_ip: dict[str, int] = field(default_factory=dict)
     """IP packets of protocols not read, per protocol (``igmp``, ``esp``, ...)."""
+    undecoded: dict[str, int] = field(default_factory=dict)
+    """Packets that could not be decoded, per reason (the decoder's anomaly, or why the
+    reader could not deliver a packet record)."""
+    decoded: int = 0
+    """Packets decoded (read, less ``undecoded``); not written out."""
+    stopped_at: int | None = None
+    """Byte offset where reading stopped before the end of the file, if it did."""
+    stop_reason: str | None = None
+    skipped: str | None = None
+    """Why the file was not read at all (it is listed, with this reason)."""
+
+    def count_packets(
+        self,
+        *,
+        records: int,
+        undelivered: Mapping[str, int],
+        undecoded: Mapping[str, int],
+    ) -> None:
+        """Take what the reader met (``records``, ``undelivered`` of them) and what the
+        decoder could not decode (every shard's decoder sees every packet)."""
+        counts = dict(undelivered)
+        for what, count in undecoded.items():
+            counts[what] = counts.get(what, 0) + count
+        self.undecoded = dict(sorted(counts.items()))
+        self.decoded = max(records - sum(counts.values()), 0)
+
+    def completeness(self) -> Completeness:
+        if self.skipped is not None:
+            return Completeness(SKIPPED, self.skipped)
+        return judge_input(
+            packets=self.packets,
+            decoded=self.decoded,
+            undecoded=self.undecoded,
+            stopped_at=self.stopped_at,
+            stop_reason=self.stop_reason,
+        )
 
     def count_traffic(
         self,
@@ -77,6 +197,7 @@ class InputSummary:
         self.other_ip = dict(sorted(other_ip.items()))
 
     def to_dict(self) -> dict[str, object]:
+        judged = self.completeness()
         tallies = {
             name: counts
             for name, counts in (
@@ -99,6 +220,10 @@ class InputSummary:
                 else None
             ),
             "truncated_at": self.truncated_at,
+            "status": judged.status,
+            "status_reason": judged.reason,
+            "stopped_at": judged.stopped_at,
+            "undecoded": dict(self.undecoded),
             "warnings": list(self.warnings),
             "anomalies": self.anomalies,
             **tallies,
@@ -155,6 +280,44 @@ class AuditReport:
         shown in every format of the report."""
         return max((*(f.severity for f in self.findings), *self.target_severities()), default=None)
 
+    def input_judgements(self) -> list[tuple[str, Completeness]]:
+        """Each input's path and completeness, in report order."""
+        return [
+            (str(item.get("path", "")), input_completeness(item))
+            for item in self.inputs
+            if isinstance(item, dict)
+        ]
+
+    def completeness_status(self) -> str:
+        """The worst status of the inputs that were read: unreadable, partial or complete
+        (a report without inputs, such as a probe's, is complete)."""
+        statuses = {judged.status for _, judged in self.input_judgements()}
+        for status in (UNREADABLE, PARTIAL):
+            if status in statuses:
+                return status
+        return COMPLETE
+
+    def completeness(self) -> dict[str, Any]:
+        """What the top of every format says about the inputs: the worst status, the
+        count per status, one warning line per input not read whole, one line per input
+        skipped."""
+        counts = dict.fromkeys(INPUT_STATUSES, 0)
+        warnings: list[str] = []
+        skipped: list[str] = []
+        for path, judged in self.input_judgements():
+            counts[judged.status] += 1
+            line = f"{path}: {judged.status}" + (f": {judged.reason}" if judged.reason else "")
+            if judged.status == SKIPPED:
+                skipped.append(line)
+            elif judged.status != COMPLETE:
+                warnings.append(line)
+        return {
+            "status": self.completeness_status(),
+            "inputs": counts,
+            "warnings": warnings,
+            "skipped": skipped,
+        }
+
     def summary(self) -> dict[str, Any]:
         # Reports may be re-read from JSON written by anyone: count defensively.
         plaintext = [r for r in self.sections.get("plaintext_dns", []) if isinstance(r, dict)]
@@ -179,6 +342,7 @@ class AuditReport:
             "tool": {"name": "dotaudit", "version": self.tool_version},
             "kind": self.kind,
             "generated_at": self.generated_at,
+            "completeness": self.completeness(),
             "inputs": self.inputs,
             "policy": self.policy,
         }
@@ -195,7 +359,7 @@ class AuditReport:
             },
         }
         for name in SECTION_NAMES:
-            if name in self.sections or name != "targets":
+            if name in self.sections or name not in OPTIONAL_SECTIONS:
                 out[name] = self.sections.get(name, [])
         if self.redaction is not None:
             out["redaction"] = self.redaction
@@ -333,7 +497,7 @@ def coerce_report(report: AuditReport) -> AuditReport:
                 row["queries"] = as_int(row["queries"])
             clean.append(row)
         sections[str(name)] = clean
-    inputs = [dict(item, packets=as_int(item.get("packets"))) for item in rows_of(report.inputs)]
+    inputs = [_coerced_input(item) for item in rows_of(report.inputs)]
     return replace(
         report,
         inputs=inputs,
@@ -349,6 +513,21 @@ def coerce_report(report: AuditReport) -> AuditReport:
     )
 
 
+def _coerced_input(item: dict[str, Any]) -> dict[str, Any]:
+    """An ``inputs[]`` entry with a numeric packet count, judged as it was read: when
+    coercing would change its completeness (a count of "lots" is no count of 0), the
+    judgement is recorded in it."""
+    coerced = dict(item, packets=as_int(item.get("packets")))
+    judged = input_completeness(item)
+    if input_completeness(coerced) != judged:
+        coerced |= {
+            "status": judged.status,
+            "status_reason": judged.reason,
+            "stopped_at": judged.stopped_at,
+        }
+    return coerced
+
+
 def load_report(path: str) -> AuditReport:
     """A saved ``--format json`` report (this schema or the previous one), coerced; anything
     else is an :class:`InputError` naming the file."""
@@ -359,6 +538,8 @@ def load_report(path: str) -> AuditReport:
         data = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except MemoryError:
+        raise InputError(f"{path}: out of memory reading it") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path}: not a JSON report ({exc})") from None
     if not isinstance(data, dict):

@@ -3,11 +3,13 @@
 A check is one file under ``probe/checks/`` defining a :class:`Check` subclass with its
 stable ``id``, the RFC section it tests, a requirement ``level``, the checks it
 ``depends_on`` (they must pass or warn, else this one is skipped), the checks it merely
-runs ``after`` (it reads their results if present) and a time ``budget``. ``run`` returns
-an :class:`Outcome`; the runner wraps it into a :class:`CheckAttempt`. A check never
-does I/O itself: it asks the :class:`CheckContext`, whose network calls live in
-``probe/transport/``, and whose TLS connections are shared through a cache so that a full
-audit stays within a handful of handshakes.
+runs ``after`` (it reads their results if present), a time ``budget`` and the ``advice``
+its finding gives when it fails or warns. ``run`` returns an :class:`Outcome` (pass, warn,
+fail, skip when it could not be tested, not-applicable when there is nothing to test);
+the runner wraps it into a :class:`CheckAttempt`. A check never does I/O itself: it asks
+the :class:`CheckContext`, whose network calls live in ``probe/transport/``, and whose TLS
+connections are shared through a cache so that a full audit stays within a handful of
+handshakes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class CheckStatus(StrEnum):
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
+    """Not run: a check it needs did not pass, or it needs --online (a budget that ran out
+    is an ERROR instead: the audit is incomplete)."""
+    NOT_APPLICABLE = "not-applicable"
+    """Run, but the target offers nothing it could test (no pin given, no DoQ server ...)."""
 
 
 class Level(StrEnum):
@@ -75,6 +81,10 @@ NEEDS_INTERNET = "needs internet (an online-only check; run with --online)"
 
 def skipped(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
     return Outcome(CheckStatus.SKIP, evidence or {}, reason)
+
+
+def not_applicable(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
+    return Outcome(CheckStatus.NOT_APPLICABLE, evidence or {}, reason)
 
 
 def errored(reason: str, evidence: dict[str, Any] | None = None) -> Outcome:
@@ -320,10 +330,17 @@ class Check(ABC):
     after: ClassVar[tuple[str, ...]] = ()
     budget: ClassVar[float] = 10.0
     """Seconds at the default ``--timeout``; scaled when ``--timeout`` is larger."""
+    advice: ClassVar[str] = ""
+    """What to change on the resolver when the check fails or warns: the remediation of
+    its finding (DA-PROBE-004)."""
     strict_only: ClassVar[bool] = False
     """Failing it stops a strict client only: counted low in opportunistic mode."""
     online_only: ClassVar[bool] = False
     """It needs the resolver to reach the internet: run only with ``--online``."""
+
+    def extra_wait(self, config: ProbeConfig) -> float:
+        """Seconds of deliberate waiting the run's options add to ``budget`` (unscaled)."""
+        return 0.0
 
     @abstractmethod
     def run(self, ctx: CheckContext) -> Outcome:

@@ -14,6 +14,7 @@ from typing import Any
 
 from dotaudit.probe.base import CheckStatus, Level
 from dotaudit.probe.runner import TargetResult
+from dotaudit.probe.verdict import NOT_TESTED
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -90,7 +91,10 @@ def _evaluate(result: TargetResult, th: Thresholds, mode: str = "strict") -> tup
     warn: list[str] = []
     if mode == "strict" and result.verdict.strict == "refuse":
         crit.append(result.verdict.reasons[0] if result.verdict.reasons else "strict refuse")
-    elif mode == "opportunistic" and result.verdict.opportunistic != "encrypted":
+    elif mode == "opportunistic" and result.verdict.opportunistic not in (
+        "encrypted",
+        NOT_TESTED,
+    ):
         crit.append(f"opportunistic: {result.verdict.opportunistic}")
     for attempt in result.attempts:
         why = f"{attempt.id}: {attempt.error_reason or attempt.status.value}"

@@ -2,7 +2,8 @@
 
 Per target: resolve a hostname, then run the selected checks (plus what they depend on)
 in registry order. A check whose dependencies did not pass or warn is skipped with the
-reason; every check gets its own deadline, clipped to the target's overall budget; any
+reason; every check gets its own deadline, clipped to the target's overall budget (a
+check the budget leaves no time for is an ``error``: the audit is incomplete); any
 exception a check raises becomes an ``error`` attempt, never a crash.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dotaudit.model.findings import Finding, Severity, make_finding
+from dotaudit.model.findings import Finding, Severity
 from dotaudit.model.report import AuditReport
 from dotaudit.probe.base import (
     DEFAULT_TIMEOUT,
@@ -28,16 +29,11 @@ from dotaudit.probe.base import (
     ProbeConfig,
     skipped,
 )
-from dotaudit.probe.registry import BY_ID, CHECKS, with_dependencies
+from dotaudit.probe.findings import target_findings
+from dotaudit.probe.registry import CHECKS, with_dependencies
 from dotaudit.probe.target import ProbeTarget
 from dotaudit.probe.transport import Deadline, ProbeError, Transport
-from dotaudit.probe.verdict import (
-    TlsOutcome,
-    Verdict,
-    attempt_severity,
-    judge,
-    verdict_severity,
-)
+from dotaudit.probe.verdict import TlsOutcome, Verdict, judge
 
 
 @dataclass
@@ -69,7 +65,8 @@ class TargetResult:
 
 
 def check_budget(check: Check, config: ProbeConfig) -> float:
-    return check.budget * max(1.0, config.timeout / DEFAULT_TIMEOUT)
+    """The check's budget, scaled with ``--timeout``, plus the waits its options ask for."""
+    return check.budget * max(1.0, config.timeout / DEFAULT_TIMEOUT) + check.extra_wait(config)
 
 
 def _attempt(check: Check, outcome: Outcome, elapsed: float) -> CheckAttempt:
@@ -106,8 +103,12 @@ def run_check(check: Check, ctx: CheckContext) -> CheckAttempt:
         return _attempt(check, skipped(NEEDS_INTERNET, {"online_only": True}), 0.0)
     left = ctx.target_deadline.remaining()
     if left <= 0:
-        reason = f"target budget of {ctx.config.target_budget:.0f} s used up"
-        return _attempt(check, Outcome(CheckStatus.SKIP, {}, reason), 0.0)
+        # Not the user's choice, unlike --checks: an audit cut short is not a clean one.
+        reason = (
+            f"not run: the target budget of {ctx.config.target_budget:.0f} s was used up "
+            "(raise --budget)"
+        )
+        return _attempt(check, Outcome(CheckStatus.ERROR, {"error_kind": "budget"}, reason), 0.0)
     ctx.deadline = Deadline(min(check_budget(check, ctx.config), left))
     start = time.monotonic()
     try:
@@ -163,8 +164,14 @@ def run_target(
             attempts.append(attempt)
     finally:
         ctx.close()
-    tls = _tls_outcome(ctx) if error is None else TlsOutcome(False, error)
-    verdict = judge(ctx.results, tls, pinned=bool(config.pins), named=ctx.name is not None)
+    verdict = judge(
+        ctx.results,
+        _tls_outcome(ctx),
+        pinned=bool(config.pins),
+        named=ctx.name is not None,
+        port=target.port,
+        unresolved=error,
+    )
     return TargetResult(
         target,
         ctx.name,
@@ -189,15 +196,15 @@ def run_targets(
     return results
 
 
+def findings_of(result: TargetResult, mode: str) -> list[Finding]:
+    """The target's findings for ``mode`` (:mod:`dotaudit.probe.findings`)."""
+    return target_findings(result.target, result.name, result.attempts, result.verdict, mode)
+
+
 def result_severity(result: TargetResult, mode: str) -> Severity | None:
-    """How a target counts towards ``--fail-on``: its verdict for ``mode`` and each check
-    result weighed by its level (:mod:`dotaudit.probe.verdict`)."""
-    levels = [verdict_severity(result.verdict, mode)]
-    for attempt in result.attempts:
-        check = BY_ID.get(attempt.id)
-        strict_only = check.strict_only if check is not None else False
-        levels.append(attempt_severity(attempt, strict_only=strict_only, mode=mode))
-    return max((s for s in levels if s is not None), default=None)
+    """How a target counts towards ``--fail-on``: the highest of its findings, so that
+    what counts is always listed."""
+    return max((f.severity for f in findings_of(result, mode)), default=None)
 
 
 def target_row(result: TargetResult, mode: str) -> dict[str, Any]:
@@ -217,55 +224,14 @@ def probe_report(
     report = AuditReport(kind="probe", generated_at=generated_at, bulk=bulk or {})
     report.sections["targets"] = [target_row(r, config.mode) for r in results]
     for result in results:
-        for attempt in result.attempts:
-            report.findings.extend(attempt.findings)
-        report.findings.extend(_verdict_findings(result))
+        report.findings.extend(findings_of(result, config.mode))
     report.probe_config = {
         "mode": config.mode,
         "timeout_s": config.timeout,
         "target_budget_s": config.target_budget,
+        "max_idle_wait_s": config.options.max_idle_wait,
         "ca_file": config.ca_file,
         "pins": list(config.pins),
         "checks": sorted(config.checks) if config.checks else [c.id for c in CHECKS],
     }
     return report
-
-
-def _verdict_findings(result: TargetResult) -> list[Finding]:
-    """The target's verdicts as catalogue findings, so reports rank probes like captures."""
-    verdict = result.verdict
-    target = result.target
-    server = f"{target.address or target.target}:{target.port}"
-    evidence = {"target": target.target, "name": result.name, "reasons": list(verdict.reasons)}
-    wanted = []
-    if verdict.strict == "refuse":
-        wanted.append("DA-PROBE-001")
-    if verdict.opportunistic == "plaintext-fallback":
-        wanted.append("DA-PROBE-002")
-    if verdict.opportunistic == "intercepted":
-        wanted.append("DA-PROBE-003")
-    return [
-        make_finding(finding_id, dedup_key=server, server=server, evidence=dict(evidence))
-        for finding_id in wanted
-    ]
-
-
-def summary_lines(result: TargetResult) -> list[str]:
-    """A few terminal lines per target: the verdicts, then each non-passing check."""
-    where = result.target.address or "?"
-    lines = [
-        f"{_printable(result.target.target)} ({where} port {result.target.port}, name "
-        f"{_printable(result.name or '-')}): strict {result.verdict.strict}, opportunistic "
-        f"{result.verdict.opportunistic}"
-    ]
-    lines += [f"  {_printable(reason)}" for reason in result.verdict.reasons]
-    for attempt in result.attempts:
-        if attempt.status is not CheckStatus.PASS:
-            why = f": {_printable(attempt.error_reason)}" if attempt.error_reason else ""
-            lines.append(f"  [{attempt.status.value:5}] {attempt.id}{why}")
-    return lines
-
-
-def _printable(text: object) -> str:
-    # Certificate fields and names reach the terminal; escape control characters.
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))

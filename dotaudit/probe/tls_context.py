@@ -17,6 +17,21 @@ DOT_ALPN = "dot"
 """RFC 7858 has no ALPN; "dot" is registered by RFC 9103 §7.1 and sent by most clients."""
 
 
+def check_ca_file(path: str) -> None:
+    """Raise ValueError saying why the CA bundle at ``path`` cannot be used (``--ca``):
+    it must be PEM and hold at least one certificate."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        probe.load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc).lower().replace("_", " ")
+        raise ValueError(f"not a PEM certificate bundle ({reason})") from None
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
+    if probe.cert_store_stats().get("x509", 0) == 0:
+        raise ValueError("not a PEM certificate bundle (it holds no certificate)")
+
+
 def client_context(
     *,
     verify: bool,

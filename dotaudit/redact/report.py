@@ -45,6 +45,9 @@ RESOLVER_SECTION_FIELDS = {
     "fallback_events": ("dot_server", "plaintext_server"),
     "doh_doq": ("server",),
     "targets": ("address", "resolved"),
+    "system_resolvers": ("address",),
+    "designations": ("address", "addresses", "resolver"),
+    "survey": ("address",),
 }
 RESOLVER_EVIDENCE_FIELDS = ("servers", "plaintext_servers")
 RESOLVER_FINDING_PREFIXES = (
@@ -62,6 +65,7 @@ RESOLVER_FINDING_PREFIXES = (
     "DA-SNI-",
     "DA-PROBE-",
     "DA-POLICY-",
+    "DA-DDR-",
 )
 """Findings whose ``server`` is a resolver. Others (ECH: a web server) are pseudonymised."""
 

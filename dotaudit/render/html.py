@@ -33,11 +33,13 @@ from dotaudit.render.html_format import (
     text_of,
     words,
 )
+from dotaudit.render.html_network import network_view
 from dotaudit.render.html_sections import (
     DOH_COLUMNS,
     LOCAL_COLUMNS,
     SNI_COLUMNS,
     certificates_view,
+    completeness_view,
     dot_view,
     histograms,
     inputs_view,
@@ -46,9 +48,12 @@ from dotaudit.render.html_sections import (
     probe_view,
     timeline,
 )
+from dotaudit.render.probe_evidence import probe_setting_rows
 from dotaudit.render.safe_text import finalize, neutral
 
 MAX_DETAILED_FINDINGS = 120
+MAX_REMEDIATION = 1200
+"""Characters of remediation shown: ours are a few sentences, often naming the server."""
 MAX_LISTED_FINDINGS = 400
 
 SEVERITIES = ("high", "medium", "low", "info")
@@ -133,7 +138,7 @@ def finding_view(
         "last": fmt_ts(finding.last_ts),
         "frames": text_of(frames) if frames else "—",
         "evidence": evidence,
-        "remediation": finding.remediation,
+        "remediation": neutral(finding.remediation, MAX_REMEDIATION),
         "refs": _rfc_refs(finding.remediation),
         "href": links.href(index, finding.id) if links else None,
     }
@@ -255,6 +260,9 @@ def probe_summary(targets: list[dict[str, Any]]) -> list[str]:
         f"{accept} of {len(targets)} {plural(len(targets), 'resolver')} would be accepted by a "
         "strict-mode client (RFC 8310)"
     )
+    untested = sum(1 for v in verdicts if v.get("strict") == "not-tested")
+    if untested:
+        sentence += f"; for {words(untested)} that was not tested"
     if opportunistic.get("plaintext-fallback"):
         n = opportunistic["plaintext-fallback"]
         sentence += f"; at {words(n)} an opportunistic client would fall back to plaintext"
@@ -268,16 +276,19 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
     sections = {name: rows_of(rows) for name, rows in report.sections.items()}
     targets = sections.get("targets", [])
     counts = report.counts_by_severity()
+    network = network_view(sections)
     summary_sentences = (
-        analyze_summary(report) if report.kind != "probe" or not targets else []
-    ) + probe_summary(targets)
+        (analyze_summary(report) if report.kind != "probe" or not targets else [])
+        + probe_summary(targets)
+        + (network["summary"] if network else [])
+    )
     highest = report.highest_severity()
     anomalies = sorted(
         ((str(k), as_int(v)) for k, v in report.anomalies.items()), key=lambda kv: (-kv[1], kv[0])
     )
     policy = [(str(k).replace("_", " "), text_of(v)) for k, v in list(report.policy.items())[:30]]
     settings = list(report.probe_config.items()) + list(report.bulk.items())
-    probe_settings = [(str(k).replace("_", " "), text_of(v)) for k, v in settings[:30]]
+    probe_settings = probe_setting_rows(settings[:30])
     has_capture = report.kind != "probe" or bool(report.inputs)
     return {
         "kind": report.kind,
@@ -287,6 +298,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
         }.get(report.kind, "DNS privacy audit"),
         "generated_at": report.generated_at or "—",
         "redaction": redaction_view(report.redaction),
+        "completeness": completeness_view(report),
         "version": report.tool_version or "unknown",
         "inputs": inputs_view(report),
         "inputs_more": max(len(report.inputs) - MAX_ROWS, 0),
@@ -309,6 +321,7 @@ def build_view(report: AuditReport, links: EvidenceLinks | None = None) -> dict[
         "doh": generic_table(sections.get("doh_doq", []), DOH_COLUMNS),
         "local": generic_table(sections.get("local_names", []), LOCAL_COLUMNS),
         "probe": probe_view(targets) if targets else None,
+        "network": network,
         "anomalies": anomalies[:MAX_TOP],
         "anomalies_more": max(len(anomalies) - MAX_TOP, 0),
         "anomaly_total": sum(v for _, v in anomalies),

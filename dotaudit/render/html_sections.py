@@ -6,8 +6,9 @@ from collections import Counter
 from typing import Any
 
 from dotaudit.model.coerce import as_dict, as_int, as_list, as_str, num, rows_of
+from dotaudit.model.endpoint import host_port
 from dotaudit.model.findings import Severity
-from dotaudit.model.report import AuditReport
+from dotaudit.model.report import AuditReport, input_completeness
 from dotaudit.render import svg
 from dotaudit.render.html_format import (
     MAX_LIST_ITEMS,
@@ -17,9 +18,11 @@ from dotaudit.render.html_format import (
     cell,
     fmt_span,
     fmt_ts,
+    plural,
     readable_dn,
     text_of,
 )
+from dotaudit.render.probe_evidence import evidence_rows
 
 MAX_TARGET_DETAILS = 50
 _SEVERITY_LABELS = frozenset(s.label for s in Severity)
@@ -28,41 +31,45 @@ MAX_MATRIX_CHECKS = 40
 MAX_LANES = 12
 MAX_HIST_SIZES = 50_000
 
-CHECK_ORDER = (
-    # The probe matrix keeps this column order: transport and TLS checks, then DNS checks.
-    "reach.853",
-    "reach.53",
-    "rst-injection",
-    "blocked-port",
-    "tls.versions",
-    "cert.chain",
-    "cert.name",
-    "cert.pin",
-    "cert.expiry",
-    "cert.quality",
-    "interception",
-    "cleartext-on-853",
-    "tls.resumption",
-    "dns.answer",
-    "padding.response",
-    "padding.unsolicited",
-    "keepalive",
-    "pipelining",
-    "reuse",
-    "latency",
-    "hijack.53",
-    "doh",
-    "doq",
-    "dnssec",
-    "qname-min",
-)
+CHECK_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # The probe matrix: one narrow table per group, so that it fits a phone's width.
+    ("Reachability", ("reach.853", "reach.53", "rst-injection", "blocked-port")),
+    (
+        "TLS and authentication",
+        ("tls.versions", "cert.chain", "cert.name", "cert.pin", "cert.expiry", "cert.quality",
+         "interception", "cleartext-on-853", "tls.resumption"),
+    ),
+    (
+        "DNS behaviour",
+        ("dns.answer", "padding.response", "padding.unsolicited", "keepalive", "pipelining",
+         "reuse", "latency", "hijack.53", "dnssec", "qname-min"),
+    ),
+    ("Other transports", ("doh", "doq")),
+)  # fmt: skip
+MAX_GROUP_COLUMNS = 10
+"""Columns of one matrix table: ten narrow columns and the resolver fit a phone's width."""
+OTHER_GROUP = "Other checks"
+"""Checks a report names that this renderer does not know (a newer or edited report)."""
+CHECK_ORDER = tuple(check for _, checks in CHECK_GROUPS for check in checks)
 
 STATUS = {
-    "pass": ("✓", "pass"),
-    "warn": ("!", "warn"),
-    "fail": ("✗", "fail"),
-    "error": ("⚠", "error"),
-    "skip": ("–", "skip"),
+    "pass": ("✓", "pass", "pass", "pass"),
+    "warn": ("!", "warn", "warning", "warning"),
+    "fail": ("✗", "fail", "fail", "fail"),
+    "error": ("⚠", "error", "error", "error: could not complete"),
+    "skip": ("–", "skip", "skipped", "skipped: not tested"),
+    "not-applicable": ("○", "na", "not applicable", "not applicable: nothing to test"),
+}
+"""status -> (symbol, CSS class, word, the legend's explanation)."""
+
+VERDICT_WORDS = {
+    "accept": "accepts",
+    "refuse": "refuses",
+    "encrypted": "encrypted",
+    "plaintext-fallback": "falls back to plaintext",
+    "intercepted": "intercepted",
+    "fails": "no DNS at all",
+    "not-tested": "not tested",
 }
 
 FAILURE_CODE = {
@@ -357,6 +364,33 @@ def _severity_label(value: object) -> str | None:
     return value if isinstance(value, str) and value in _SEVERITY_LABELS else None
 
 
+def _status(value: object) -> dict[str, str]:
+    text = str(value) if value is not None else "—"
+    symbol, css, word, _ = STATUS.get(text, ("?", "unknown", text, text))
+    return {"symbol": symbol, "css": css, "text": word}
+
+
+def _groups(ids: list[str]) -> list[tuple[str, list[str]]]:
+    """The matrix's column groups holding the checks a report has, in their order."""
+    groups = [(title, [c for c in checks if c in ids]) for title, checks in CHECK_GROUPS]
+    other = [c for c in ids if c not in CHECK_ORDER]
+    groups.append((OTHER_GROUP, other))
+    shown: list[tuple[str, list[str]]] = []
+    budget = MAX_MATRIX_CHECKS
+    for title, checks in groups:
+        checks = checks[: max(budget, 0)]
+        budget -= len(checks)
+        for start in range(0, len(checks), MAX_GROUP_COLUMNS):
+            part = f" ({start // MAX_GROUP_COLUMNS + 1})" if len(checks) > MAX_GROUP_COLUMNS else ""
+            shown.append((title + part, checks[start : start + MAX_GROUP_COLUMNS]))
+    return shown
+
+
+def _verdict_text(value: object) -> str:
+    text = text_of(value)
+    return VERDICT_WORDS.get(text, text)
+
+
 def probe_view(targets: list[dict[str, Any]]) -> dict[str, Any]:
     ids: list[str] = []
     for target in targets[:MAX_MATRIX_TARGETS]:
@@ -364,72 +398,114 @@ def probe_view(targets: list[dict[str, Any]]) -> dict[str, Any]:
             check_id = str(check.get("id"))
             if check_id not in ids:
                 ids.append(check_id)
-    known = [c for c in CHECK_ORDER if c in ids]
-    columns = (known + [c for c in ids if c not in CHECK_ORDER])[:MAX_MATRIX_CHECKS]
+    groups = _groups(ids)
 
-    def status(value: object) -> dict[str, str]:
-        text = str(value) if value is not None else "—"
-        symbol, css = STATUS.get(text, ("?", "unknown"))
-        return {"symbol": symbol, "css": css, "text": text}
-
-    matrix = []
+    verdicts = []
+    matrices: list[dict[str, Any]] = [
+        {"title": title, "columns": columns, "rows": []} for title, columns in groups
+    ]
     details = []
     for number, target in enumerate(targets, 1):
         verdict = as_dict(target.get("verdict"))
         checks = {str(c.get("id")): c for c in rows_of(target.get("checks"))}
         anchor = f"target-{number}"
         label = text_of(target.get("target") or target.get("address"))
+        severity = _severity_label(target.get("severity"))
         if number <= MAX_MATRIX_TARGETS:
-            matrix.append(
+            detailed = number <= MAX_TARGET_DETAILS
+            verdicts.append(
                 {
                     "anchor": anchor,
                     "label": label,
-                    "strict": text_of(verdict.get("strict")),
-                    "strict_ok": verdict.get("strict") == "accept",
-                    "opportunistic": text_of(verdict.get("opportunistic")),
-                    "cells": [
-                        status(checks[c].get("status")) if c in checks else None for c in columns
-                    ],
-                    "detailed": number <= MAX_TARGET_DETAILS,
+                    "strict": _verdict_text(verdict.get("strict")),
+                    "strict_css": {"accept": "pass", "refuse": "fail"}.get(
+                        str(verdict.get("strict")), "skip"
+                    ),
+                    "opportunistic": _verdict_text(verdict.get("opportunistic")),
+                    "severity": severity,
+                    "detailed": detailed,
                 }
             )
+            for matrix in matrices:
+                matrix["rows"].append(
+                    {
+                        "anchor": anchor,
+                        "label": label,
+                        "detailed": detailed,
+                        "cells": [
+                            _status(checks[c].get("status")) if c in checks else None
+                            for c in matrix["columns"]
+                        ],
+                    }
+                )
         if number <= MAX_TARGET_DETAILS:
             reasons = as_list(verdict.get("reasons"))
             details.append(
                 {
                     "anchor": anchor,
                     "label": label,
-                    "address": text_of(target.get("address")),
-                    "port": text_of(target.get("port")),
+                    "where": host_port(text_of(target.get("address")), text_of(target.get("port"))),
                     "name": text_of(target.get("name")) if target.get("name") else "—",
-                    "severity": _severity_label(target.get("severity")),
-                    "strict": text_of(verdict.get("strict")),
-                    "strict_ok": verdict.get("strict") == "accept",
-                    "opportunistic": text_of(verdict.get("opportunistic")),
+                    "severity": severity,
+                    "strict": _verdict_text(verdict.get("strict")),
+                    "strict_css": {"accept": "pass", "refuse": "fail"}.get(
+                        str(verdict.get("strict")), "skip"
+                    ),
+                    "opportunistic": _verdict_text(verdict.get("opportunistic")),
                     "reasons": [text_of(r) for r in reasons[:MAX_LIST_ITEMS]],
                     "checks": [
                         {
                             "id": text_of(c.get("id")),
-                            "status": status(c.get("status")),
+                            "title": text_of(c.get("title")) if c.get("title") else "",
+                            "status": _status(c.get("status")),
                             "level": text_of(c.get("level")),
                             "rfc": text_of(c.get("rfc")),
-                            "evidence": text_of(c.get("evidence")),
-                            "error": text_of(c.get("error_reason"))
+                            "reason": text_of(c.get("error_reason"))
                             if c.get("error_reason")
                             else "",
+                            "evidence": evidence_rows(c.get("evidence")),
                         }
                         for c in rows_of(target.get("checks"))[:60]
                     ],
                 }
             )
     return {
-        "columns": columns,
-        "matrix": matrix,
+        "verdicts": verdicts,
+        "matrices": matrices,
         "details": details,
         "total": len(targets),
         "matrix_more": max(len(targets) - MAX_MATRIX_TARGETS, 0),
         "details_more": max(len(targets) - MAX_TARGET_DETAILS, 0),
-        "legend": [(symbol, css, name) for name, (symbol, css) in STATUS.items()],
+        "legend": [(symbol, css, explained) for symbol, css, _, explained in STATUS.values()],
+    }
+
+
+def completeness_view(report: AuditReport) -> dict[str, Any] | None:
+    """The banner at the top of a report whose inputs were not all read whole (or some
+    skipped): None when every input was."""
+    block = report.completeness()
+    warnings = [text_of(line) for line in as_list(block.get("warnings"))]
+    skipped = [text_of(line) for line in as_list(block.get("skipped"))]
+    if not warnings and not skipped:
+        return None
+    counts = as_dict(block.get("inputs"))
+    parts = [
+        f"{as_int(counts.get(status))} {status}"
+        for status in ("unreadable", "partial")
+        if as_int(counts.get(status))
+    ]
+    read = sum(as_int(n) for status, n in counts.items() if status != "skipped")
+    headline = (
+        f"Incomplete audit: {' and '.join(parts)} of {read} {plural(read, 'input', 'inputs')}."
+        if parts
+        else ""
+    )
+    return {
+        "headline": headline,
+        "warnings": warnings[:MAX_LIST_ITEMS],
+        "warnings_more": max(len(warnings) - MAX_LIST_ITEMS, 0),
+        "skipped": skipped[:MAX_LIST_ITEMS],
+        "skipped_more": max(len(skipped) - MAX_LIST_ITEMS, 0),
     }
 
 
@@ -439,6 +515,7 @@ def inputs_view(report: AuditReport) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             continue
         warnings = as_list(item.get("warnings"))
+        judged = input_completeness(item)
         out.append(
             {
                 "path": item.get("path"),
@@ -449,6 +526,8 @@ def inputs_view(report: AuditReport) -> list[dict[str, Any]]:
                 "last": fmt_ts(item.get("last_ts")),
                 "span": fmt_span(item.get("span_s")),
                 "truncated_at": item.get("truncated_at"),
+                "status": judged.status,
+                "status_reason": judged.reason or "",
                 "warnings": [text_of(w) for w in warnings[:MAX_LIST_ITEMS]],
             }
         )

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from dotaudit.model.report import AuditReport
+from dotaudit.model.endpoint import host_port
+from dotaudit.model.report import (
+    COMPLETE,
+    PARTIAL,
+    SKIPPED,
+    UNREADABLE,
+    AuditReport,
+    input_completeness,
+)
+from dotaudit.render.probe_evidence import evidence_line
 
 MAX_FINDINGS = 40
+MAX_TARGET_DETAILS = 50
+"""Targets shown with their reasons and checks; the others get their one line."""
+MAX_EVIDENCE_LINE = 400
+STATUS_ORDER = ("fail", "error", "warn", "skip", "not-applicable")
+"""The check results listed under a target, worst first (passes are only counted)."""
 
 
 def _printable(text: object) -> str:
@@ -18,9 +32,28 @@ def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def completeness_lines(report: AuditReport) -> list[str]:
+    """The top of the summary when not every input was read whole: a WARNING line per
+    input unreadable or partial, a note per input skipped."""
+    block = report.completeness()
+    lines = []
+    if block["status"] != COMPLETE:
+        counts = block["inputs"]
+        read = sum(n for status, n in counts.items() if status != SKIPPED)
+        parts = [f"{counts[s]} {s}" for s in (UNREADABLE, PARTIAL) if counts[s]]
+        lines.append(
+            f"WARNING: incomplete audit: {' and '.join(parts)} of {read} "
+            f"input{'s' if read != 1 else ''}; nothing found there does not mean nothing there"
+        )
+    lines += [f"WARNING: {_printable(line)}" for line in block["warnings"]]
+    lines += [f"note: {_printable(line)}" for line in block["skipped"]]
+    return lines
+
+
 def render_text(report: AuditReport) -> str:
     summary = report.summary()
     lines = [f"dotaudit {report.tool_version} — {report.kind} report"]
+    lines += completeness_lines(report)
     if report.redaction is not None:
         block: dict[str, Any] = report.redaction if isinstance(report.redaction, dict) else {}
         names = _mapping(block.get("names"))
@@ -30,10 +63,17 @@ def render_text(report: AuditReport) -> str:
             f"{_printable(names.get('level'))}, resolvers {_printable(addresses.get('resolvers'))}"
         )
     for item in report.inputs:
+        if not isinstance(item, dict):
+            continue
+        judged = input_completeness(item)
+        if judged.status == SKIPPED:
+            lines.append(f"  input {_printable(item.get('path'))}: skipped")
+            continue
         span = item.get("span_s")
         lines.append(
             f"  input {_printable(item.get('path'))}: {item.get('packets', 0)} packets"
             + (f", {span:.1f} s" if isinstance(span, int | float) else "")
+            + ("" if judged.status == COMPLETE else f", {judged.status}")
         )
     counts = summary["by_severity"]
     lines.append(
@@ -52,21 +92,9 @@ def render_text(report: AuditReport) -> str:
         lines.append(
             f"anomalies: {summary['anomalies']} (" + ", ".join(f"{k} {v}" for k, v in top) + ")"
         )
-    for target in report.sections.get("targets", []):
-        verdict = target.get("verdict") or {}
-        checks = target.get("checks") or []
-        severity = target.get("severity")
-        statuses: dict[str, int] = {}
-        for check in checks:
-            status = str(check.get("status"))
-            statuses[status] = statuses.get(status, 0) + 1
-        lines.append(
-            f"target {_printable(target.get('target'))} ({_printable(target.get('address'))} "
-            f"port {target.get('port')}): strict {verdict.get('strict')}, opportunistic "
-            f"{verdict.get('opportunistic')}; checks "
-            + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
-            + (f"; counts as {_printable(severity)}" if isinstance(severity, str) else "")
-        )
+    for number, target in enumerate(report.sections.get("targets", [])):
+        lines += _target_lines(_mapping(target), detailed=number < MAX_TARGET_DETAILS)
+    lines += _network_lines(report)
     findings = report.sorted_findings()
     for finding in findings[:MAX_FINDINGS]:
         who = " -> ".join(_printable(x) for x in (finding.client, finding.server) if x)
@@ -77,3 +105,66 @@ def render_text(report: AuditReport) -> str:
     if len(findings) > MAX_FINDINGS:
         lines.append(f"  … {len(findings) - MAX_FINDINGS} more in the JSON report")
     return "\n".join(lines) + "\n"
+
+
+def _target_lines(target: dict[str, Any], *, detailed: bool) -> list[str]:
+    """A probed target: its verdicts on one line, then (``detailed``) why, and each check
+    that did not pass with its reason and its evidence as labelled values."""
+    verdict = _mapping(target.get("verdict"))
+    checks = [_mapping(c) for c in target.get("checks") or [] if isinstance(c, dict)]
+    severity = target.get("severity")
+    statuses: dict[str, int] = {}
+    for check in checks:
+        status = str(check.get("status"))
+        statuses[status] = statuses.get(status, 0) + 1
+    where = host_port(str(target.get("address")), _printable(target.get("port")))
+    lines = [
+        f"target {_printable(target.get('target'))} ({_printable(where)}): strict "
+        f"{_printable(verdict.get('strict'))}, opportunistic "
+        f"{_printable(verdict.get('opportunistic'))}; checks "
+        + ", ".join(f"{n} {_printable(status)}" for status, n in sorted(statuses.items()))
+        + (f"; counts as {_printable(severity)}" if isinstance(severity, str) else "")
+    ]
+    if not detailed:
+        return lines
+    reasons = verdict.get("reasons")
+    lines += [f"  {_printable(r)}" for r in (reasons if isinstance(reasons, list) else [])[:10]]
+    rank = {status: n for n, status in enumerate(STATUS_ORDER)}
+    shown = [c for c in checks if str(c.get("status")) in rank]
+    for check in sorted(shown, key=lambda c: rank[str(c.get("status"))]):
+        why = check.get("error_reason")
+        lines.append(
+            f"  [{_printable(check.get('status'))}] {_printable(check.get('id'))}"
+            + (f": {_printable(why)}" if why else "")
+        )
+        if str(check.get("status")) in ("fail", "error", "warn"):
+            seen = evidence_line(check.get("evidence"))
+            if seen:
+                cut = seen[:MAX_EVIDENCE_LINE] + ("…" if len(seen) > MAX_EVIDENCE_LINE else "")
+                lines.append(f"      {_printable(cut)}")
+    return lines
+
+
+MAX_NETWORK_ROWS = 40
+
+
+def _network_lines(report: AuditReport) -> list[str]:
+    """What ``probe --discover`` found: resolvers, designations, the network verdict."""
+    lines: list[str] = []
+    for row in report.sections.get("system_resolvers", [])[:MAX_NETWORK_ROWS]:
+        ddr = _mapping(row.get("ddr"))
+        lines.append(
+            f"resolver {_printable(row.get('address'))} ({_printable(row.get('role'))}, "
+            f"{_printable(row.get('source'))}): DDR {_printable(ddr.get('status'))}"
+        )
+    for row in report.sections.get("designations", [])[:MAX_NETWORK_ROWS]:
+        where = row.get("address") or ", ".join(str(a) for a in row.get("addresses") or []) or "-"
+        lines.append(
+            f"  {_printable(row.get('found_by'))} {_printable(row.get('target'))} "
+            f"({_printable(row.get('protocol'))}) at {_printable(where)} via "
+            f"{_printable(row.get('resolver'))}: {_printable(row.get('status'))}"
+        )
+    for row in report.sections.get("network", []):
+        if row.get("verdict"):
+            lines.append(f"network: {_printable(row.get('verdict'))}")
+    return lines

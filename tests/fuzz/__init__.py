@@ -17,6 +17,8 @@ under an address-space limit (1 GiB) and a time limit (20 s). Each run is judged
 - ok: exit 0 or 1, and the output is what its format promises (a JSON report, JSON lines);
 - input error: exit 2 with exactly one stderr line ``dotaudit: ...`` (the last; others may
   only be ``warning:``/``error:`` lines) and no traceback;
+- incomplete: exit 2 because the input was unreadable (``dotaudit: FILE: unreadable: ...``
+  the last line, after the text summary), and the output written all the same;
 - crash: anything else: a traceback, another exit code, a signal, the time or memory
   limit, a temporary file left in the output directory, a changed input, bad output.
 

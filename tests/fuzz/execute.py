@@ -38,6 +38,8 @@ POLICY = ROOT / "tests" / "policies" / "severity-overrides.toml"
 """Loopback counts as the network: the sample captures are loopback traffic, and without
 it most detectors would stay quiet on their mutants."""
 _FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
+_INCOMPLETE = re.compile(r"^dotaudit: .+: (unreadable: .+|partial: .+ \(--strict\))$")
+"""The line of an audit that could not read its input whole (exit 2, output written)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class Invocation:
 @dataclass(frozen=True)
 class Outcome:
     """``kind``: ``ok`` (exit 0/1, valid output), ``input-error`` (exit 2, one clean
-    ``dotaudit:`` line) or ``crash``; ``signature`` names the crash class."""
+    ``dotaudit:`` line), ``incomplete`` (exit 2 for an input not read whole, valid output)
+    or ``crash``; ``signature`` names the crash class."""
 
     kind: str
     signature: str = ""
@@ -114,6 +117,13 @@ def classify(
         others = [
             line for line in lines if not line.startswith(("dotaudit: ", "warning: ", "error: "))
         ]
+        if len(ours) == 1 and lines[-1] == ours[0] and _INCOMPLETE.match(ours[0]):
+            # The audit ran but could not read its input: the report (and the text
+            # summary before this line) is written all the same.
+            problem = output_problem(invocation)
+            if problem:
+                return Outcome("crash", problem.replace("exit 0/1", "exit 2 (incomplete)"), tail)
+            return Outcome("incomplete", "", ours[0])
         if len(ours) == 1 and lines[-1] == ours[0] and not others:
             return Outcome("input-error", "", ours[0])
         return Outcome("crash", "exit 2 without exactly one 'dotaudit:' line", tail)

@@ -20,13 +20,4 @@ class OpenCrash:
     """The run that shows it (tests.fuzz.execute.TARGETS)."""
 
 
-OPEN_CRASHES: dict[str, OpenCrash] = {
-    "struct.error in dotaudit/capture/evidence.py:write_pcap": OpenCrash(
-        "the evidence writer (classic pcap, 32-bit seconds) cannot hold every timestamp the "
-        "reader accepts (after 2106, before 1970, or a pcap sub-second field of a second or "
-        "more carried past 2**32 s); it must fall back to pcapng with nanosecond resolution "
-        "and leave no temporary file: left to the evidence writer's rework",
-        capture="3224d1ba72ff352b.pcapng",
-        target="evidence",
-    ),
-}
+OPEN_CRASHES: dict[str, OpenCrash] = {}

@@ -4,6 +4,10 @@
 - ``lab_firewall`` (session): namespace with 853 open/drop/reset/icmp/closed.
 - ``lab_twohop`` (session): client/router/server namespaces, router resets 853.
 - ``lab_capture`` (function): start a tcpdump on lo (or in a namespace) into tmp_path.
+- ``lab_hostile`` (session): client/router/internet namespaces where the router injects
+  resets on 853, redirects port 53 and filters DoH by SNI (tests/lab/hostile_net.py).
+- ``lab_dropping`` (session): client/router namespaces where the router drops everything.
+- ``dhcp_leases`` (session): lease files ISC dhclient wrote from a dnsmasq offering DNR.
 
 Not root or a binary missing: the tests skip with the reason. Under CI=true a lab that
 cannot start fails loudly instead.
@@ -18,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab import dhcp
 from tests.lab.capture import Capture, start_capture
+from tests.lab.hostile_net import DroppingNet, HostileNet, start_dropping, start_hostile
 from tests.lab.lab import Lab, missing_prerequisite, start_lab
 from tests.lab.netns import FirewallLab, TwoHop, start_firewall, start_twohop
 from tests.lab.procs import LabError
@@ -85,3 +91,33 @@ def lab_capture(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., Capture]]:
     for cap in running:
         if cap.proc in lab.pm.procs:
             lab.pm.stop(cap.proc)
+
+
+@pytest.fixture(scope="session")
+def lab_hostile(lab: Lab) -> HostileNet:
+    try:
+        return start_hostile(lab.pm, lab.pki, lab.base)
+    except LabError as exc:
+        lab_unavailable(str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def lab_dropping(lab: Lab) -> DroppingNet:
+    try:
+        return start_dropping(lab.pm)
+    except LabError as exc:
+        lab_unavailable(str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def dhcp_leases(lab: Lab) -> dhcp.DhcpLeases:
+    reason = dhcp.missing()
+    if reason:
+        lab_unavailable(reason)
+    try:
+        return dhcp.take_leases(lab.pm, lab.base)
+    except LabError as exc:
+        lab_unavailable(str(exc))
+        raise

@@ -19,6 +19,7 @@ from tests.lab.pki import HOSTNAME, Pki, make_pki
 from tests.lab.ports import require_free, wait_line, wait_tcp
 from tests.lab.procs import LabError, Proc, ProcessManager
 from tests.lab.unbound import UnboundVariant, write_instance
+from tests.lab.zone import DDR_ADDRESS, DDR_ALIAS_ADDRESS, DDR_ALIAS_RECORDS, DDR_RECORDS
 
 REQUIRED_BINARIES = ("unbound", "dnsdist", "kdig", "tcpdump", "nft", "ip")
 
@@ -35,6 +36,17 @@ VARIANTS: tuple[UnboundVariant, ...] = (
     UnboundVariant("wrong_host", ("127.53.1.3",), leaf="wrong_host"),
     UnboundVariant("self_signed", ("127.53.1.4",), leaf="self_signed"),
     UnboundVariant("untrusted", ("127.53.1.5",), leaf="untrusted"),
+    UnboundVariant(
+        "ddr", (DDR_ADDRESS,), local_data=DDR_RECORDS, identity="lab-ddr", notes="DDR designations"
+    ),
+    UnboundVariant(
+        "ddr_alias",
+        (DDR_ALIAS_ADDRESS,),
+        leaf="wrong_host",
+        local_data=DDR_ALIAS_RECORDS,
+        identity="lab-ddr-alias",
+        notes="DDR via AliasMode, leaf without IP SANs",
+    ),
 )
 INTERCEPT_ADDRESS = "127.53.2.1"
 INTERCEPT_BACKEND = "padded"

@@ -28,6 +28,10 @@ class UnboundVariant:
     tls_addresses: tuple[str, ...] | None = None
     """Addresses that get the TLS port (default: all of ``addresses``)."""
     netns: str | None = None
+    local_data: tuple[str, ...] = ()
+    """Records served besides the lab zone (presentation format, one RR each)."""
+    identity: str | None = None
+    """What it answers to id.server/hostname.bind and as its NSID (RFC 4892, RFC 5001)."""
     notes: str = field(default="", compare=False)
 
     @property
@@ -99,8 +103,11 @@ def render(variant: UnboundVariant, pki: Pki, workdir: Path) -> str:
         ]
         for addr in variant.tls_addresses or variant.addresses:
             lines.append(f"interface: {_port_suffix(addr, variant.tls_port)}")
+    if variant.identity is not None:
+        lines += [f'identity: "{variant.identity}"', f'nsid: "ascii_{variant.identity}"']
     lines.append('local-zone: "." static')
     lines += unbound_local_data()
+    lines += [f"local-data: '{record}'" for record in variant.local_data]
     lines += ["remote-control:", "control-enable: no"]
     return "\n".join(lines) + "\n"
 

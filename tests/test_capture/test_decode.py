@@ -373,3 +373,29 @@ def test_mutated_frames_never_raise(linktype: int, seed: bytes, edits, cut: int)
     pkt = Decoder(sink.append).decode(1, 0.0, linktype, bytes(data[:cut]), len(data))
     if pkt is not None:
         assert len(pkt.payload) <= len(data)
+
+
+# -- frames that could not be decoded, counted per reason --------------------------------
+
+
+def test_every_frame_of_an_unknown_link_type_is_counted_undecoded():
+    """One anomaly per link type (above), but the input's completeness needs the count of
+    frames (model/report.judge_input: none decoded is an unreadable input)."""
+    dec = Decoder(Sink().append)
+    for frame in range(1, 6):
+        dec.decode(frame, float(frame), 105, raw(TCP4), 50)
+    dec.decode(6, 6.0, 1, raw(eth() / TCP4), 60)
+    assert dec.undecoded == {"unknown_linktype": 5}
+
+
+def test_a_frame_is_counted_undecoded_once_and_a_cut_payload_not_at_all():
+    dec = Decoder(Sink().append)
+    frame = raw(eth() / TCP4)
+    dec.decode(1, 1.0, 1, frame[:60], len(frame))  # payload cut: still decoded and used
+    dec.decode(2, 2.0, 1, frame[:40], len(frame))  # TCP header cut: not decoded
+    tags = eth()
+    for _ in range(9):
+        tags = tags / Dot1Q(vlan=1)
+    dec.decode(3, 3.0, 1, raw(tags / TCP4), 200)
+    dec.decode(4, 4.0, 1, raw(eth() / ARP()), 60)  # not IP: tallied, not undecoded
+    assert dec.undecoded == {"snaplen_truncated": 1, "vlan_too_deep": 1}

@@ -4,6 +4,7 @@ exit codes, the report formats, policy and evidence."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -165,6 +166,214 @@ def test_readme_says_how_to_run_the_installed_command() -> None:
         for word in words:
             if word.startswith("pcaps/"):
                 assert (ROOT / word).is_file(), word
+
+
+# -- "nothing found" never means "nothing read" ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("link-105", "none of its 4 packets could be decoded (unknown_linktype 4)"),
+        ("corrupt-first", "no packet read: corrupt record (captured length 10000000 exceeds "
+                          "262144) at byte offset 24"),
+        ("empty", "the capture holds no packets"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("fail_on", ["info", "none"])
+def test_an_unreadable_input_exits_2_and_the_report_keeps_every_finding(
+    tmp_path: Path, damage: str, reason: str, fail_on: str
+) -> None:
+    leak = pcapgen.plaintext_capture(tmp_path / "leak.pcap", ["leak.example"])
+    bad = pcapgen.damaged_capture(tmp_path / "bad.pcap", damage)
+    out = tmp_path / "r.json"
+    result = dotaudit("analyze", str(leak), str(bad), "--fail-on", fail_on, "-o", str(out))
+    assert result.returncode == 2, result.stderr  # even though the other input has findings
+    assert result.stderr.splitlines()[-1] == f"dotaudit: {bad}: unreadable: {reason}"
+    assert "Traceback" not in result.stderr
+    report = json.loads(out.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert [f["id"] for f in report["findings"]] == ["DA-LEAK-001"]
+    assert report["completeness"]["status"] == "unreadable"
+    assert report["completeness"]["warnings"] == [f"{bad}: unreadable: {reason}"]
+    statuses = [(i["path"], i["status"], i["status_reason"]) for i in report["inputs"]]
+    assert statuses == [(str(leak), "complete", None), (str(bad), "unreadable", reason)]
+
+
+def test_an_unreadable_input_counts_its_undecoded_packets(tmp_path: Path) -> None:
+    bad = pcapgen.damaged_capture(tmp_path / "wifi.pcap", "link-105")
+    result = dotaudit("analyze", str(bad), "-q", "--fail-on", "none")
+    assert result.returncode == 2
+    (entry,) = json.loads(result.stdout)["inputs"]
+    assert (entry["packets"], entry["undecoded"]) == (4, {"unknown_linktype": 4})
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("cut", "cut short (record data cut) at byte offset 292; 3 packets read before"),
+        ("corrupt-later", "corrupt record (captured length 10000000 exceeds 262144) at byte "
+                          "offset 202; 2 packets read before"),
+    ],
+)  # fmt: skip
+def test_a_partial_input_warns_and_strict_makes_it_an_error(
+    tmp_path: Path, damage: str, reason: str
+) -> None:
+    cut = pcapgen.damaged_capture(tmp_path / "cut.pcap", damage)
+    relaxed = dotaudit("analyze", str(cut), "-q", "--fail-on", "none")
+    assert relaxed.returncode == 0, relaxed.stderr  # a warning: what was read is judged
+    report = json.loads(relaxed.stdout)
+    assert report["completeness"]["status"] == "partial"
+    assert report["inputs"][0]["stopped_at"] == int(reason.split("byte offset ")[1].split(";")[0])
+    assert [f["id"] for f in report["findings"]] == ["DA-LEAK-001"]  # from before the damage
+    strict = dotaudit("analyze", str(cut), "-q", "--fail-on", "none", "--strict")
+    assert strict.returncode == 2
+    assert strict.stderr.splitlines()[-1] == f"dotaudit: {cut}: partial: {reason} (--strict)"
+    assert json.loads(strict.stdout)["findings"] == report["findings"]  # still written
+
+
+def test_a_capture_read_whole_is_complete(tmp_path: Path) -> None:
+    leak = pcapgen.plaintext_capture(tmp_path / "leak.pcap", ["leak.example"])
+    result = dotaudit("analyze", str(leak), "-q", "--strict", "--fail-on", "none")
+    assert result.returncode == 0 and result.stderr == ""
+    report = json.loads(result.stdout)
+    assert report["completeness"] == {
+        "status": "complete",
+        "inputs": {"complete": 1, "partial": 0, "unreadable": 0, "skipped": 0},
+        "warnings": [],
+        "skipped": [],
+    }
+    assert report["inputs"][0]["undecoded"] == {}
+
+
+def test_every_format_says_it_at_the_top(tmp_path: Path) -> None:
+    bad = pcapgen.damaged_capture(tmp_path / "x<b>bad<i>.pcap", "link-105")
+    leak = pcapgen.plaintext_capture(tmp_path / "leak.pcap", ["leak.example"])
+    out = {fmt: tmp_path / f"r.{ext}" for fmt, ext in
+           (("json", "json"), ("jsonl", "jsonl"), ("text", "txt"), ("html", "html"))}  # fmt: skip
+    for path in out.values():
+        result = dotaudit("analyze", str(leak), str(bad), "-q", "-o", str(path))
+        assert result.returncode == 2, result.stderr
+    warning = f"{bad}: unreadable: none of its 4 packets could be decoded (unknown_linktype 4)"
+    assert list(json.loads(out["json"].read_text()))[4] == "completeness"
+    first = jsonl(out["jsonl"].read_text())[0]
+    assert (first["record"], first["path"], first["status"]) == ("input", str(bad), "unreadable")
+    lines = out["text"].read_text().splitlines()
+    assert lines[1].startswith("WARNING: incomplete audit: 1 unreadable of 2 inputs")
+    assert lines[2] == f"WARNING: {warning}"
+    body = out["html"].read_text()
+    banner = body.index('<div class="incomplete" role="alert"')
+    assert banner < body.index("<main>")  # in the header, above everything else
+    assert "x&lt;b&gt;bad&lt;i&gt;.pcap" in body[banner:] and "<b>bad<i>" not in body
+    assert "Incomplete audit: 1 unreadable of 2 inputs." in body
+
+
+# -- no data lost, nothing counted twice ----------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink"])
+def test_o_naming_an_input_is_refused(tmp_path: Path, how: str) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "x.pcap", ["a.example"])
+    before = capture.read_bytes()
+    target = capture
+    if how == "symlink":
+        target = tmp_path / "link.pcap"
+        target.symlink_to(capture)
+    elif how == "hardlink":
+        target = tmp_path / "hard.pcap"
+        os.link(capture, target)
+    result = dotaudit("analyze", str(capture), "--format", "json", "-o", str(target))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"dotaudit: {target}: is an input")
+    assert len(result.stderr.splitlines()) == 1
+    assert capture.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"x.pcap", target.name})
+
+
+def test_evidence_is_never_read_back_as_input(tmp_path: Path) -> None:
+    """``analyze . --evidence evidence`` then ``analyze .``: the evidence pcaps hold the
+    findings' frames again, and reading them would count every finding twice."""
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    pcapgen.plaintext_capture(folder / "a.pcap", ["a.example", "b.example"])
+    pcapgen.fallback_capture(folder / "f.pcap", "drop")
+    first = dotaudit("analyze", str(folder), "--evidence", str(folder / "evidence"), "-q",
+                     "--fail-on", "none")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert len(list((folder / "evidence").glob("*.pcap"))) >= 2
+    again = dotaudit("analyze", str(folder), "-q", "--fail-on", "none")
+    assert again.returncode == 0, again.stderr
+    before, after = json.loads(first.stdout), json.loads(again.stdout)
+    assert len(after["findings"]) == len(before["findings"])
+    assert after["completeness"]["skipped"] == [
+        f"{folder / 'evidence'}: skipped: an evidence directory written by dotaudit "
+        "(.dotaudit-evidence)"
+    ]
+
+
+def test_evidence_is_never_written_among_the_inputs(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "a.pcap", ["a.example"])
+    result = dotaudit("analyze", str(capture), "--evidence", str(tmp_path), "-q")
+    assert result.returncode == 2
+    assert result.stderr == f"dotaudit: {tmp_path}: holds the input {capture} (--evidence " \
+                            "needs its own directory)\n"  # fmt: skip
+    assert not (tmp_path / ".dotaudit-evidence").exists()
+
+
+@pytest.mark.parametrize("given", ["twice", "with-its-directory", "a-copy"])
+def test_the_same_capture_given_twice_is_counted_once(tmp_path: Path, given: str) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    capture = pcapgen.plaintext_capture(folder / "a.pcap", ["a.example", "b.example"])
+    once = json.loads(dotaudit("analyze", str(capture), "-q", "--fail-on", "none").stdout)
+    second = {"twice": capture, "with-its-directory": folder, "a-copy": tmp_path / "copy.pcap"}
+    if given == "a-copy":
+        second[given].write_bytes(capture.read_bytes())
+    result = dotaudit("analyze", str(capture), str(second[given]), "-q", "--fail-on", "none")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["findings"]) == len(once["findings"]) == 1
+    assert report["summary"]["packets"] == once["summary"]["packets"]
+    skipped_path = tmp_path / "copy.pcap" if given == "a-copy" else capture
+    reason = f"the same content as {capture}" if given == "a-copy" else "given twice"
+    assert report["completeness"]["skipped"] == [f"{skipped_path}: skipped: {reason}"]
+
+
+def test_a_capture_named_file_that_is_no_capture_is_listed(tmp_path: Path) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    pcapgen.plaintext_capture(folder / "a.pcap", ["a.example"])
+    (folder / "b.pcapng").write_text("an export that went wrong\n")
+    (folder / "notes.txt").write_text("not named like a capture: not listed\n")
+    result = dotaudit("analyze", str(folder), "-q", "--fail-on", "none")
+    assert result.returncode == 0, result.stderr
+    inputs = json.loads(result.stdout)["inputs"]
+    assert [(Path(i["path"]).name, i["status"], i["status_reason"]) for i in inputs] == [
+        ("a.pcap", "complete", None),
+        ("b.pcapng", "skipped", "not a pcap or pcapng file"),
+    ]
+
+
+def test_only_skipped_files_is_an_error_naming_them(tmp_path: Path) -> None:
+    (tmp_path / "b.pcap").write_text("not a capture\n")
+    result = dotaudit("analyze", str(tmp_path), "-q")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"dotaudit: no capture files found in {tmp_path}; skipped: {tmp_path / 'b.pcap'} "
+        "(not a pcap or pcapng file)\n"
+    )
+
+
+def test_a_policy_of_wrong_types_is_one_line(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    for text in ("approved_dot = 5\n", "[severity]\nx = 1\n", "severity = 5\n",
+                 "approved_dot = [\"9.9.9.9\"]\n"):  # fmt: skip
+        policy = tmp_path / "policy.toml"
+        policy.write_text(text)
+        result = dotaudit("analyze", str(capture), "--policy", str(policy))
+        assert result.returncode == 2, (text, result.stderr)
+        assert result.stderr.startswith(f"dotaudit: {policy}: "), text
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import pcapgen
 from tests.test_cli.command import dotaudit, jsonl
 
@@ -40,6 +42,7 @@ def test_events_jsonl_carries_the_common_fields(tmp_path: Path) -> None:
 def test_events_type_filter_and_output_file(tmp_path: Path) -> None:
     capture = pcapgen.fallback_capture(tmp_path / "f.pcap", "reset")
     out = tmp_path / "out" / "events.jsonl"
+    out.parent.mkdir()
     result = dotaudit("events", str(capture), "--type", "connection", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
@@ -128,19 +131,25 @@ def test_cli_workers_option(mixed_capture: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--workers" in bad.stderr
 
 
-def test_cli_sharded_output_to_stdout_is_written_once(mixed_capture: Path) -> None:
-    # Forked children must not flush the parent's buffered stdout a second time.
-    one = subprocess.run(
-        [sys.executable, "-m", "dotaudit", "events", "--workers", "1", str(mixed_capture)],
-        capture_output=True, timeout=300,
-    )  # fmt: skip
+def test_cli_sharded_output_to_stdout_is_written_once(mixed_capture: Path, tmp_path: Path) -> None:
+    # Forked children must not flush the parent's buffered stdout a second time: the
+    # first capture's lines are still buffered when the second one's shards are forked.
+    small = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["second.example"])
+    singles = [
+        subprocess.run(
+            [sys.executable, "-m", "dotaudit", "events", "--workers", "1", str(capture)],
+            capture_output=True,
+            timeout=300,
+        )
+        for capture in (mixed_capture, small)
+    ]
     two = subprocess.run(
         [sys.executable, "-m", "dotaudit", "events", "--workers", "2",
-         str(mixed_capture), str(mixed_capture)],
+         str(mixed_capture), str(small)],
         capture_output=True, timeout=300,
     )  # fmt: skip
-    assert one.returncode == two.returncode == 0
-    assert two.stdout == one.stdout * 2
+    assert [r.returncode for r in singles] == [0, 0] and two.returncode == 0
+    assert two.stdout == singles[0].stdout + singles[1].stdout
 
 
 def test_ctrl_c_stops_every_shard_quietly(mixed_capture: Path, tmp_path: Path) -> None:
@@ -180,3 +189,57 @@ def _children(pid: int) -> list[int]:
     except OSError:
         pass
     return found
+
+
+# -- every input judged -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("link-105", "none of its 4 packets could be decoded (unknown_linktype 4)"),
+        ("corrupt-first", "no packet read: corrupt record (captured length 10000000 exceeds "
+                          "262144) at byte offset 24"),
+        ("empty", "the capture holds no packets"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unreadable_input_exits_2_without_strict(
+    tmp_path: Path, damage: str, reason: str, workers: str
+) -> None:
+    good = pcapgen.plaintext_capture(tmp_path / "good.pcap", ["a.example"])
+    bad = pcapgen.damaged_capture(tmp_path / "bad.pcap", damage)
+    result = dotaudit("events", str(good), str(bad), "--workers", workers)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"dotaudit: {bad}: unreadable: {reason}"
+    assert "Traceback" not in result.stderr
+    facts = [r for r in jsonl(result.stdout) if r["type"] != "anomaly"]
+    assert {r["file"] for r in facts} == {str(good)}  # the other input's are still written
+
+
+def test_strict_covers_a_corrupt_record_as_it_covers_a_cut(tmp_path: Path) -> None:
+    damaged = pcapgen.damaged_capture(tmp_path / "k.pcap", "corrupt-later")
+    relaxed = dotaudit("events", str(damaged))
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert "corrupt record at byte offset 202" in relaxed.stderr
+    strict = dotaudit("events", "--strict", str(damaged))
+    assert strict.returncode == 2
+    assert strict.stderr.splitlines()[-1] == (
+        f"dotaudit: {damaged}: partial: corrupt record (captured length 10000000 exceeds "
+        "262144) at byte offset 202; 2 packets read before (--strict)"
+    )
+    assert strict.stdout == relaxed.stdout
+
+
+def test_events_read_each_capture_once_and_never_overwrite_one(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    once = dotaudit("events", str(capture))
+    twice = dotaudit("events", str(capture), str(tmp_path))
+    assert twice.returncode == 0
+    assert twice.stdout == once.stdout
+    assert twice.stderr == f"warning: {capture}: skipped: given twice\n"
+    before = capture.read_bytes()
+    refused = dotaudit("events", str(tmp_path), "-o", str(capture))
+    assert refused.returncode == 2
+    assert refused.stderr == f"dotaudit: {capture}: is an input; refusing to overwrite it\n"
+    assert capture.read_bytes() == before

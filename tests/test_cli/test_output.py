@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.cli.output import (
     TIMESTAMP_FORMAT,
     atomic_writer,
@@ -18,6 +21,7 @@ from dotaudit.cli.output import (
     output_path,
     timestamp,
 )
+from dotaudit.errors import OutputError
 from dotaudit.model.findings import Severity, make_finding
 from dotaudit.model.report import AuditReport
 from dotaudit.render.base import OutputFormat
@@ -58,6 +62,7 @@ def test_o_directory_says_is_a_directory(tmp_path: Path, command: str) -> None:
 
 def test_atomic_writer_replaces_only_on_success(tmp_path: Path) -> None:
     target = tmp_path / "out" / "r.txt"
+    target.parent.mkdir()
     with atomic_writer(str(target)) as handle:
         handle.write("first")
     assert target.read_text() == "first"
@@ -72,7 +77,7 @@ def test_atomic_writer_names_the_file_it_cannot_write(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     where = re.escape(str(blocker / "r.txt"))
-    with pytest.raises(UsageError, match=rf"^{where}: "), atomic_writer(str(blocker / "r.txt")):
+    with pytest.raises(OutputError, match=rf"^{where}: "), atomic_writer(str(blocker / "r.txt")):
         pass
 
 
@@ -200,3 +205,115 @@ def test_probe_fail_on_is_at_or_above(tmp_path: Path, fail_on: str, bulk: bool) 
     report = json.loads(out.read_text())
     assert [t["verdict"]["strict"] for t in report["targets"]] == ["refuse"]
     assert status == expected_status("high", fail_on)
+
+
+# -- an output that cannot be written: one line, exit 2, for every subcommand -----------------
+
+
+def command_line(command: str, tmp_path: Path, output: str) -> list[str]:
+    """``command`` writing its result to ``output`` (-o)."""
+    if command == "events":
+        capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+        return ["events", str(capture), "-o", output]
+    if command == "analyze":
+        capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+        return ["analyze", str(capture), "-q", "--format", "json", "-o", output]
+    if command == "report":
+        saved = tmp_path / "saved.json"
+        saved.write_text(json.dumps(AuditReport(kind="analyze", generated_at="t").to_dict()))
+        return ["report", str(saved), "-q", "--format", "json", "-o", output]
+    # nothing listens on 127.0.0.1:9: refused at once
+    return ["probe", "127.0.0.1:9", "--checks", "reach.853", "--timeout", "2", "-q",
+            "--format", "json", "-o", output]  # fmt: skip
+
+
+COMMANDS = ["events", "analyze", "report", "probe"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/proc/dotaudit-report.json", "cannot write: No such file or directory"),
+        ("/dev/full", "cannot write: No space left on device"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line(
+    tmp_path: Path, command: str, target: str, reason: str
+) -> None:
+    result = dotaudit(*command_line(command, tmp_path, target))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"dotaudit: {target}: {reason}\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_missing_output_directory_is_refused_not_created(tmp_path: Path, command: str) -> None:
+    target = tmp_path / "reprots" / "r.json"  # a typo
+    result = dotaudit(*command_line(command, tmp_path, str(target)))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"dotaudit: {target}: {target.parent} does not exist (output directories are not created)\n"
+    )
+    assert not target.parent.exists()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_read_only_file_system_is_one_line(tmp_path: Path, command: str) -> None:
+    """A tmpfs mounted read-only in a private mount namespace (``unshare -m``, as root)."""
+    unshare = shutil.which("unshare")
+    assert unshare is not None, "util-linux unshare (Debian: util-linux)"
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    target = readonly / "r.json"
+    argv = command_line(command, tmp_path, str(target))
+    script = f'mount -t tmpfs -o ro tmpfs "{readonly}" && exec "$@"'
+    result = subprocess.run(
+        [unshare, "-m", "sh", "-c", script, "sh", sys.executable, "-m", "dotaudit", *argv],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"dotaudit: {target}: cannot write: Read-only file system\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_full_stdout_is_one_line(tmp_path: Path, command: str) -> None:
+    argv = command_line(command, tmp_path, "-")  # -o -: standard output
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "dotaudit", *argv],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "dotaudit: <stdout>: cannot write: No space left on device\n"
+
+
+def test_an_evidence_directory_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    capture = pcapgen.plaintext_capture(tmp_path / "p.pcap", ["a.example"])
+    for evidence, reason in (
+        ("/proc/dotaudit-evidence", "cannot write: No such file or directory"),
+        (str(capture), "not a directory"),
+    ):
+        result = dotaudit("analyze", str(capture), "-q", "--evidence", evidence)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"dotaudit: {evidence}: {reason}\n"
+
+
+@pytest.mark.parametrize(
+    ("status", "strict", "fail_on", "expected"),
+    [
+        ("complete", True, Severity.HIGH, EXIT_FINDINGS),
+        ("partial", False, Severity.HIGH, EXIT_FINDINGS),  # a warning
+        ("partial", False, None, EXIT_OK),
+        ("partial", True, None, EXIT_USAGE),
+        ("unreadable", False, None, EXIT_USAGE),  # --fail-on none: findings, not gaps
+        ("unreadable", False, Severity.HIGH, EXIT_USAGE),  # more than "findings"
+        ("skipped", True, None, EXIT_OK),
+    ],
+)
+def test_exit_status_says_when_the_audit_is_incomplete(
+    status: str, strict: bool, fail_on: Severity | None, expected: int
+) -> None:
+    report = report_with([Severity.HIGH], [])
+    report.inputs = [{"path": "a.pcap", "packets": 3, "status": "complete"},
+                     {"path": "b.pcap", "packets": 3, "status": status}]  # fmt: skip
+    assert exit_status(report, fail_on, strict=strict) == expected

@@ -18,8 +18,11 @@ from dotaudit.pipeline import analyze, analyze_file
 from tests import factories as f
 from tests.conftest import ROOT
 
-DETECTOR_IDS = frozenset(i for i in CATALOGUE if not i.startswith("DA-PROBE-"))
-"""Every finding ID ``analyze`` can make (the probe's are made by ``probe``)."""
+DETECTOR_IDS = frozenset(
+    i for i in CATALOGUE if not i.startswith(("DA-PROBE-", "DA-DDR-", "DA-NET-"))
+)
+"""Every finding ID ``analyze`` can make (the probe's, discovery's and the network
+survey's are made by ``probe``)."""
 APPROVED_ELSEWHERE = (ApprovedResolver("203.0.113.53"),)
 """Approves a resolver no test session uses, so that every session is DA-POLICY-001."""
 OVERRIDES_POLICY = ROOT / "tests" / "policies" / "severity-overrides.toml"

@@ -96,6 +96,24 @@ def test_exit_2_needs_exactly_one_dotaudit_line_last(tmp_path: Path) -> None:
     assert classify(inv, 2, "").crashed
 
 
+def test_exit_2_for_an_unreadable_input_needs_its_report(tmp_path: Path) -> None:
+    inv = invocation(tmp_path)
+    stderr = (
+        "dotaudit 0.1.0 — analyze report\n"
+        "WARNING: c.pcap: unreadable: none of its 4 packets could be decoded\n"
+        "findings: 0 high, 0 medium, 0 low, 0 info (0 total)\n"
+        "dotaudit: c.pcap: unreadable: none of its 4 packets could be decoded\n"
+    )
+    assert classify(inv, 2, stderr).crashed  # no report written
+    assert classify(inv, 2, stderr).signature == "exit 2 (incomplete) without an output file"
+    (inv.outdir / "out.json").write_text('{"findings": []}')
+    assert classify(inv, 2, stderr).kind == "incomplete"
+    strict = "dotaudit: c.pcap: partial: cut short at byte offset 40 (--strict)\n"
+    assert classify(inv, 2, "summary\n" + strict).kind == "incomplete"
+    assert classify(inv, 2, stderr + "after\n").crashed  # the one line comes last
+    assert classify(inv, 2, "summary\ndotaudit: c.pcap: bad\n").crashed  # not incomplete
+
+
 @pytest.mark.parametrize("code", [3, 127, 130])
 def test_other_exit_codes_are_crashes(tmp_path: Path, code: int) -> None:
     assert classify(invocation(tmp_path), code, "").signature == f"exit {code}"

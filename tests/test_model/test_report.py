@@ -23,10 +23,16 @@ from dotaudit.model.findings import Severity, make_finding
 from dotaudit.model.policy import Policy
 from dotaudit.model.report import (
     ANOMALY_SAMPLES,
+    COMPLETE,
+    PARTIAL,
     PREVIOUS_SCHEMA,
     REPORT_SCHEMA,
+    SKIPPED,
+    UNREADABLE,
     AuditReport,
     InputSummary,
+    input_completeness,
+    judge_input,
     load_report,
     merge_reports,
 )
@@ -191,5 +197,134 @@ def test_hostile_rows_are_coerced_not_trusted(tmp_path: Path) -> None:
     data["inputs"] = ["x", {"packets": "lots"}]
     report = load_report(saved(tmp_path, data))
     assert report.sections["plaintext_dns"] == [{"client": "['a']", "queries": 0}]
-    assert report.inputs == [{"packets": 0}]
+    # "lots" is no count of 0 (which would judge the input unreadable): the judgement of
+    # the entry as written is kept beside the coerced count.
+    judged = {"status": "complete", "status_reason": None, "stopped_at": None}
+    assert report.inputs == [{"packets": 0, **judged}]
     assert report.summary()["plaintext_queries"] == 0
+
+
+# -- completeness: every input judged ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("packets", "decoded", "stopped_at", "status"),
+    [
+        (0, 0, None, UNREADABLE),  # an empty capture: nothing read
+        (0, 0, 24, UNREADABLE),  # a corrupt first record
+        (5, 0, None, UNREADABLE),  # nothing decodable (a link type not decoded throughout)
+        (5, 1, None, COMPLETE),  # one decoded packet is a capture that was read
+        (5, 5, None, COMPLETE),
+        (1, 1, 100, PARTIAL),  # read up to a cut: partial, however little came before
+        (5, 0, 100, UNREADABLE),  # cut, and nothing before it decodable
+    ],
+)
+def test_an_input_is_judged_by_what_was_read_and_decoded(
+    packets: int, decoded: int, stopped_at: int | None, status: str
+) -> None:
+    judged = judge_input(
+        packets=packets,
+        decoded=decoded,
+        undecoded={"unknown_linktype": packets - decoded} if packets > decoded else {},
+        stopped_at=stopped_at,
+        stop_reason="cut short (record data cut)" if stopped_at is not None else None,
+    )
+    assert judged.status == status
+    assert judged.stopped_at == stopped_at
+    assert (judged.reason is None) == (status == COMPLETE)
+    if stopped_at is not None:
+        assert f"byte offset {stopped_at}" in str(judged.reason)
+
+
+def test_the_input_summary_counts_undecoded_packets_per_reason() -> None:
+    summary = InputSummary(path="x.pcap", packets=4)
+    summary.count_packets(
+        records=5,  # one record the reader met but could not deliver
+        undelivered={"packet_unknown_interface": 1},
+        undecoded={"unknown_linktype": 3},
+    )
+    entry = summary.to_dict()
+    assert entry["undecoded"] == {"packet_unknown_interface": 1, "unknown_linktype": 3}
+    assert (entry["status"], entry["stopped_at"]) == (COMPLETE, None)  # 1 of 5 decoded
+    summary.count_packets(records=5, undelivered={}, undecoded={"unknown_linktype": 5})
+    entry = summary.to_dict()
+    assert entry["status"] == UNREADABLE
+    assert entry["status_reason"] == "none of its 4 packets could be decoded (unknown_linktype 5)"
+    skipped = InputSummary(path="y.pcap", skipped="given twice").to_dict()
+    assert (skipped["status"], skipped["status_reason"]) == (SKIPPED, "given twice")
+    report = AuditReport(kind="analyze", generated_at="t", inputs=[entry, skipped])
+    jsonschema.validate(report.to_dict(), SCHEMA)
+
+
+def test_the_report_says_at_its_top_which_inputs_were_not_read_whole() -> None:
+    report = AuditReport(
+        kind="analyze",
+        generated_at="t",
+        inputs=[
+            {"path": "ok.pcap", "packets": 3, "status": COMPLETE},
+            {"path": "cut.pcap", "packets": 2, "status": PARTIAL, "status_reason": "cut"},
+            {"path": "wifi.pcap", "packets": 9, "status": UNREADABLE, "status_reason": "lt"},
+            {"path": "again.pcap", "status": SKIPPED, "status_reason": "given twice"},
+        ],
+    )
+    data = report.to_dict()
+    assert list(data)[:5] == ["schema", "tool", "kind", "generated_at", "completeness"]
+    assert data["completeness"] == {
+        "status": UNREADABLE,
+        "inputs": {COMPLETE: 1, PARTIAL: 1, UNREADABLE: 1, SKIPPED: 1},
+        "warnings": ["cut.pcap: partial: cut", "wifi.pcap: unreadable: lt"],
+        "skipped": ["again.pcap: skipped: given twice"],
+    }
+    jsonschema.validate(data, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):  # the schema names the statuses
+        jsonschema.validate(
+            data | {"completeness": dict(data["completeness"], status="ok")}, SCHEMA
+        )
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data | {"inputs": [{"path": "a", "status": "read"}]}, SCHEMA)
+    report.inputs.pop(2)
+    assert report.completeness_status() == PARTIAL
+    report.inputs.pop(1)
+    assert report.completeness_status() == COMPLETE  # a skipped input is no gap
+    assert AuditReport(kind="probe", generated_at="t").completeness_status() == COMPLETE
+
+
+@pytest.mark.parametrize(
+    ("entry", "status"),
+    [
+        ({"path": "a", "packets": 3, "truncated_at": None}, COMPLETE),
+        ({"path": "a", "packets": 3, "truncated_at": 99}, PARTIAL),
+        ({"path": "a", "packets": 0, "truncated_at": None}, UNREADABLE),
+        ({"path": "a", "packets": "lots"}, COMPLETE),  # no count is not a count of 0
+        ({"path": "a", "packets": False}, COMPLETE),
+        ({"path": "a", "status": "bogus", "packets": 0}, UNREADABLE),  # unknown: judged again
+    ],
+)
+def test_saved_inputs_without_a_status_are_judged_from_what_they_hold(
+    entry: dict[str, Any], status: str
+) -> None:
+    """Reports written before inputs carried a status (schema 1, early schema 2)."""
+    assert input_completeness(entry).status == status
+
+
+def test_a_saved_version_1_report_is_complete() -> None:
+    report = load_report(str(DATA / "report-v1-analyze.json"))
+    assert report.completeness_status() == COMPLETE
+
+
+def test_discovery_sections_appear_only_when_a_run_made_them() -> None:
+    from dotaudit.model.report import AuditReport
+
+    plain = AuditReport(kind="analyze", generated_at="t").to_dict()
+    for name in ("network", "system_resolvers", "designations", "dnr", "survey", "targets"):
+        assert name not in plain
+    report = AuditReport(kind="probe", generated_at="t")
+    report.sections["network"] = [
+        {"verdict": "v", "clauses": [], "known_source": "none", "budget": {}}
+    ]
+    report.sections["survey"] = []
+    data = report.to_dict()
+    assert data["network"][0]["verdict"] == "v" and data["survey"] == []
+    again = AuditReport.from_dict(data)
+    assert again.sections["network"] == report.sections["network"]
+    assert again.to_dict() == data

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from dotaudit.probe.findings import PORT_CLASS
 from tests.lab.lab import Lab
 from tests.lab.netns import FirewallLab, TwoHop
 
@@ -27,6 +28,11 @@ TIMEOUT = 2.0
 
 
 def probe_in(netns: str, *argv: str) -> dict[str, Any]:
+    target: dict[str, Any] = report_in(netns, *argv)["targets"][0]
+    return target
+
+
+def report_in(netns: str, *argv: str) -> dict[str, Any]:
     done = subprocess.run(
         ["ip", "netns", "exec", netns, sys.executable, "-m", "dotaudit", "probe", *argv,
          "--timeout", str(TIMEOUT), "--fail-on", "none", "-q"],
@@ -35,8 +41,7 @@ def probe_in(netns: str, *argv: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     jsonschema.validate(report, SCHEMA)
-    target: dict[str, Any] = report["targets"][0]
-    return target
+    return report
 
 
 def checks(target: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -56,8 +61,9 @@ def test_blocked_states_classified_with_53_open(
     lab: Lab, lab_firewall: FirewallLab, state: str, klass: str, mechanism: str
 ) -> None:
     addr = lab_firewall.addresses[state]
-    target = probe_in(lab_firewall.ns.name, f"dns.test@{addr}", "--ca", str(lab.ca),
-                      "--checks", "blocked-port,cert.chain")  # fmt: skip
+    report = report_in(lab_firewall.ns.name, f"dns.test@{addr}", "--ca", str(lab.ca),
+                       "--checks", "blocked-port,cert.chain")  # fmt: skip
+    target = report["targets"][0]
     found = checks(target)
     assert found["reach.853"]["status"] == "fail"
     assert found["reach.853"]["evidence"]["class"] == klass
@@ -71,7 +77,16 @@ def test_blocked_states_classified_with_53_open(
         "strict": "refuse",
         "opportunistic": "plaintext-fallback",
         "reasons": target["verdict"]["reasons"],
+        "cause": "port-unusable",
     }
+    # One incident, two findings: the refusal and the fallback; the failed reach.853 and
+    # blocked-port are their evidence, not findings of their own.
+    by_id = {f["id"]: f for f in report["findings"]}
+    assert sorted(by_id) == ["DA-PROBE-001", "DA-PROBE-002"]
+    refusal = by_id["DA-PROBE-001"]["remediation"]
+    assert PORT_CLASS[klass] in refusal and "not the problem" in refusal
+    assert "Fix the certificate" not in refusal
+    assert mechanism in by_id["DA-PROBE-002"]["remediation"]
     if klass == "filtered":
         assert found["reach.853"]["elapsed_s"] >= TIMEOUT * 0.9
     else:
@@ -93,12 +108,18 @@ def test_open_address_is_open(lab: Lab, lab_firewall: FirewallLab) -> None:
 
 def test_injected_reset_told_apart_by_ttl(lab: Lab, lab_twohop: TwoHop) -> None:
     hop = lab_twohop
-    target = probe_in(hop.client.name, f"dns.test@{hop.server_addr}", "--ca", str(lab.ca),
-                      "--checks", "blocked-port")  # fmt: skip
-    found = checks(target)
+    report = report_in(hop.client.name, f"dns.test@{hop.server_addr}", "--ca", str(lab.ca),
+                       "--checks", "blocked-port")  # fmt: skip
+    found = checks(report["targets"][0])
     rst = found["rst-injection"]
     assert rst["status"] == "fail" and rst["evidence"]["injected"] is True
     replies = rst["evidence"]["replies"]
     assert replies["853"]["kind"] == "rst" and replies["853"]["ttl"] == 64  # the router's
     assert replies["53"]["kind"] == "syn-ack" and replies["53"]["ttl"] == 63  # the server's
     assert "injected by a middlebox" in found["blocked-port"]["evidence"]["mechanism"]
+    # the remediation names the middlebox, and the injection stays a finding of its own
+    by_id = {f["id"]: f for f in report["findings"]}
+    assert "A middlebox on the path injects the resets" in by_id["DA-PROBE-001"]["remediation"]
+    assert [f["evidence"]["check"] for f in report["findings"] if f["id"] == "DA-PROBE-004"] == [
+        "rst-injection"
+    ]

@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 
 from dotaudit.probe.base import CheckAttempt, CheckStatus
-from dotaudit.probe.runner import TargetResult
+from dotaudit.probe.runner import TargetResult, findings_of, result_severity
 from tests.lab.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -41,18 +41,21 @@ def test_good_unbound_passes_everything(lab: Lab, probe_lab: Probe) -> None:
     result = probe_lab("padded", pins=(lab["padded"].pin,))
     not_passing = {a.id: (a.status, a.error_reason) for a in result.attempts
                    if a.status is not CheckStatus.PASS}  # fmt: skip
-    # The lab has no DoH server and no QUIC on this address, and tests never go online:
-    # those checks skip, with their reason; everything else must pass.
-    expected_skips = {"doh", "doq", "dnssec", "qname-min"}
-    assert {k for k, (status, _) in not_passing.items() if status is CheckStatus.SKIP} <= (
-        expected_skips
-    )
-    assert {k: v for k, v in not_passing.items() if k not in expected_skips} == {}
-    for check_id in expected_skips & set(not_passing):
-        assert not_passing[check_id][1], f"{check_id} skipped without a reason"
+    # The lab has no DoH server and no QUIC on this address, and 853 sends no reset: those
+    # checks have nothing to test. Tests never go online: those checks are not tested.
+    assert {k: status for k, (status, _) in not_passing.items()} == {
+        "doh": CheckStatus.NOT_APPLICABLE,
+        "doq": CheckStatus.NOT_APPLICABLE,
+        "rst-injection": CheckStatus.NOT_APPLICABLE,
+        "dnssec": CheckStatus.SKIP,
+        "qname-min": CheckStatus.SKIP,
+    }
+    for check_id, (_, reason) in not_passing.items():
+        assert reason, f"{check_id} is {not_passing[check_id][0]} without a reason"
     assert (result.verdict.strict, result.verdict.opportunistic) == ("accept", "encrypted")
     assert attempt(result, "cert.pin").evidence["leaf_pin"] == lab["padded"].pin
     assert attempt(result, "reach.853").evidence["class"] == "open"
+    assert findings_of(result, "strict") == [] and result_severity(result, "strict") is None
 
 
 def test_full_audit_stays_within_the_connection_budget(padded_audit: TargetResult) -> None:
@@ -183,8 +186,9 @@ def test_address_only_target_fails_without_its_ip_san(lab: Lab) -> None:
 def test_probe_fail_on_counts_a_warning_as_low(
     lab: Lab, tmp_path: Path, fail_on: str, status: int, bulk: bool
 ) -> None:
-    """The TLS 1.2-only Unbound: a strict client accepts it (no finding), but tls.versions
-    warns, which README weighs as low: at or above --fail-on low, below medium."""
+    """The TLS 1.2-only Unbound: a strict client accepts it, but tls.versions warns, which
+    README weighs as low: at or above --fail-on low, below medium. The warning is the
+    finding the exit status comes from (before, it exited 1 under "0 findings")."""
     resolver = lab["tls12"]
     target = f"dns.test@{resolver.address}"
     out = tmp_path / "probe.json"
@@ -197,11 +201,52 @@ def test_probe_fail_on_counts_a_warning_as_low(
     else:
         done = cli(target, *options)
     report = json.loads(out.read_text())
-    assert report["findings"] == []
+    assert [(f["id"], f["severity"], f["evidence"]["check"]) for f in report["findings"]] == [
+        ("DA-PROBE-004", "low", "tls.versions")
+    ]
+    assert report["summary"]["findings"] == 1
     (only,) = report["targets"]
-    assert only["verdict"]["strict"] == "accept"
+    assert only["verdict"]["strict"] == "accept" and only["severity"] == "low"
     assert {c["id"]: c["status"] for c in only["checks"]}["tls.versions"] == "warn"
     assert done.returncode == status, done.stderr
+
+
+def test_a_healthy_resolver_has_no_finding_and_exits_0_at_fail_on_low(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The default probe of the padded Unbound: nothing to list, nothing to exit 1 for."""
+    resolver = lab["padded"]
+    out = tmp_path / "probe.json"
+    done = cli(f"dns.test@{resolver.address}", "--ca", str(lab.ca), "--qname", "www.lab.test",
+               "--timeout", "2", "--fail-on", "low", "-o", str(out))  # fmt: skip
+    report = json.loads(out.read_text())
+    assert (done.returncode, report["findings"], report["targets"][0]["severity"]) == (
+        0, [], None)  # fmt: skip
+    assert "(0 total)" in done.stderr
+
+
+@pytest.mark.parametrize(("mode", "severity", "status"),
+                         [("opportunistic", "low", 0), ("strict", "high", 1)])  # fmt: skip
+def test_a_wrong_name_weighs_by_mode(
+    lab: Lab, tmp_path: Path, mode: str, severity: str, status: int
+) -> None:
+    """RFC 8310 §5: an opportunistic client that cannot authenticate the resolver still
+    encrypts, so a wrong name is low for it; a strict client refuses. Before, --mode
+    opportunistic still exited 1 with [HIGH] DA-PROBE-001."""
+    resolver = lab["padded"]
+    out = tmp_path / "probe.json"
+    done = cli(resolver.address, "--name", "wrong.example", "--ca", str(lab.ca),
+               "--checks", "cert.name,cert.chain,interception", "--mode", mode,
+               "-o", str(out))  # fmt: skip
+    assert done.returncode == status, done.stderr
+    report = json.loads(out.read_text())
+    assert [(f["id"], f["severity"]) for f in report["findings"]] == [("DA-PROBE-001", severity)]
+    assert f"[{severity.upper():6}] DA-PROBE-001" in done.stderr
+    (finding,) = report["findings"]
+    assert finding["evidence"]["cause"] == "authentication"
+    assert "wrong.example" in finding["remediation"]
+    assert "subjectAltName" in finding["remediation"]
+    assert report["targets"][0]["verdict"]["opportunistic"] == "encrypted"
 
 
 # -- cert.expiry on a real leaf, the probe's clock set at each threshold ------------------

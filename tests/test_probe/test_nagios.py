@@ -90,6 +90,15 @@ def test_nagios_states_from_checks() -> None:
     assert state == UNKNOWN and line.startswith("DOT UNKNOWN - ")
 
 
+@pytest.mark.parametrize(("opportunistic", "state"),
+                         [("fails", CRITICAL), ("not-tested", OK), ("encrypted", OK)])  # fmt: skip
+def test_an_untested_opportunistic_verdict_is_not_critical(opportunistic: str, state: int) -> None:
+    """``not-tested`` means the checks that decide it did not run (--checks): no alarm."""
+    target = result(*good())
+    target.verdict = Verdict("accept", opportunistic, ("why",))
+    assert nagios_line(target, Thresholds(), "opportunistic")[0] == state
+
+
 def test_nagios_summary_cannot_break_the_line() -> None:
     hostile = CheckAttempt("reuse", CheckStatus.WARN, Level.SHOULD, "RFC", {},
                            "evil | x=1\nDOT OK")  # fmt: skip

@@ -19,7 +19,7 @@ from dotaudit.probe.base import (
     ProbeConfig,
 )
 from dotaudit.probe.registry import BY_ID
-from dotaudit.probe.runner import TargetResult, run_target
+from dotaudit.probe.runner import TargetResult, findings_of, run_target
 from dotaudit.probe.target import parse_target
 
 
@@ -68,12 +68,19 @@ def test_exception_is_an_error_attempt_and_dependants_skip() -> None:
     assert "needs test.boom, which is error" in (needs.error_reason or "")
 
 
-def test_target_budget_exhausted_skips_the_rest() -> None:
+def test_target_budget_exhausted_is_an_incomplete_audit() -> None:
+    """A check the budget left no time for could not be completed: an error that counts
+    (DA-PROBE-005), never a skip that would read as nothing wrong."""
     config = ProbeConfig(target_budget=0.0)
     result = run_target(parse_target("127.0.0.1:1"), config, checks=[BY_ID["reach.853"]])
     reach = result.attempt("reach.853")
-    assert reach is not None and reach.status is CheckStatus.SKIP
-    assert "budget" in (reach.error_reason or "")
+    assert reach is not None and reach.status is CheckStatus.ERROR
+    assert "budget of 0 s was used up (raise --budget)" in (reach.error_reason or "")
+    # nothing is known about the server: the verdict is not tested, the error is listed
+    assert result.verdict.strict == "not-tested"
+    assert [(f.id, f.severity.label) for f in findings_of(result, "strict")] == [
+        ("DA-PROBE-005", "low")
+    ]
 
 
 class _OnlineOnly(Check):

@@ -50,3 +50,21 @@ def test_probe_report_with_hidden_resolvers() -> None:
     assert data["targets"][0]["target"].startswith("*.quad9.net@")
     assert data["findings"][0]["server"].endswith(":853")
     assert data["redaction"]["addresses"]["resolvers"] == "pseudonymised"
+
+
+def test_discovery_keeps_its_resolvers_unless_asked() -> None:
+    """The resolvers discovery found and surveyed are resolvers like probe targets: kept by
+    default, pseudonymised with the rest under --redact-resolvers."""
+    from tests.test_render.test_html_network import discovery_report
+
+    report = discovery_report()
+    kept = json.loads(render(redact_report(report, RedactionConfig(key=KEY)), OutputFormat.JSON))
+    assert kept["system_resolvers"][0]["address"] == "198.51.100.1"
+    assert kept["designations"][0]["address"] == "198.51.100.53"
+    assert kept["survey"][0]["address"] == "203.0.113.53"
+    hidden = render(
+        redact_report(discovery_report(), RedactionConfig(key=KEY, resolvers=True)),
+        OutputFormat.JSON,
+    )
+    for text in ("198.51.100.1", "198.51.100.53", "203.0.113.53"):
+        assert text not in hidden, text

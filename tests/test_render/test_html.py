@@ -20,6 +20,7 @@ import pytest
 from dotaudit.model.findings import Confidence, Finding, Severity, make_finding
 from dotaudit.model.report import AuditReport
 from dotaudit.render import html as html_module
+from dotaudit.render import html_sections
 from dotaudit.render.base import OutputFormat, render
 from dotaudit.render.html import environment, render_html
 from dotaudit.render.safe_text import neutral
@@ -32,7 +33,7 @@ ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "main", "nav", "section",
     "footer", "div", "span", "h1", "h2", "h3", "h4", "p", "a", "b", "code", "table", "thead",
     "tbody", "tr", "th", "td", "dl", "dt", "dd", "ul", "li", "figure", "figcaption", "article",
-    "br", "bdi", "svg", "desc", "rect", "line", "text", "path",
+    "br", "bdi", "svg", "desc", "rect", "line", "text", "path", "caption",
 }  # fmt: skip
 HOSTILE = "<script>document.title='x'</script>\"><img src=x onerror=alert(1)>"
 
@@ -343,25 +344,96 @@ def probe_report() -> AuditReport:
     return report
 
 
-def test_probe_matrix_orders_checks_and_labels_every_status() -> None:
+def test_probe_matrix_groups_checks_and_labels_every_status() -> None:
     view = html_module.build_view(probe_report())
     probe = view["probe"]
-    assert probe["columns"] == ["reach.853", "cert.name", "custom.extra"]
-    second = probe["matrix"][1]
-    assert [c["text"] if c else None for c in second["cells"]] == ["fail", "error", None]
-    assert [c["symbol"] for c in second["cells"] if c] == ["✗", "⚠"]
+    assert [(m["title"], m["columns"]) for m in probe["matrices"]] == [
+        ("Reachability", ["reach.853"]),
+        ("TLS and authentication", ["cert.name"]),
+        ("Other checks", ["custom.extra"]),
+    ]
+    second = [m["rows"][1]["cells"][0] for m in probe["matrices"]]
+    assert [c["text"] if c else None for c in second] == ["fail", "error", None]
+    assert [c["symbol"] for c in second if c] == ["✗", "⚠"]
     assert view["summary"] == [
         "1 of 2 resolvers would be accepted by a strict-mode client (RFC 8310); at one an "
         "opportunistic client would fall back to plaintext."
     ]
     visible = Doc(render_html(probe_report())).visible
     assert "timeout after 5 s" in visible and "853 filtered while 53 answers" in visible
-    assert "✗ fail" in visible and "✓ pass" in visible and "– skip" in visible
+    assert "✗ fail" in visible and "✓ pass" in visible and "– skipped" in visible
+    assert "○ not applicable: nothing to test" in visible  # the legend
+
+
+def test_an_untested_verdict_is_not_counted_as_refused() -> None:
+    report = probe_report()
+    report.sections["targets"][1]["verdict"]["strict"] = "not-tested"
+    report.sections["targets"][1]["verdict"]["opportunistic"] = "not-tested"
+    view = html_module.build_view(report)
+    assert view["summary"] == [
+        "1 of 2 resolvers would be accepted by a strict-mode client (RFC 8310); for one that "
+        "was not tested."
+    ]
+    assert [v["strict"] for v in view["probe"]["verdicts"]] == ["accepts", "not tested"]
+
+
+def test_a_wide_unknown_group_is_split_into_narrow_tables() -> None:
+    report = probe_report()
+    report.sections["targets"][0]["checks"] += [
+        {"id": f"custom.{n}", "status": "pass"} for n in range(14)
+    ]
+    widths = [len(m["columns"]) for m in html_module.build_view(report)["probe"]["matrices"]]
+    assert max(widths) == html_sections.MAX_GROUP_COLUMNS and sum(widths) == 2 + 15
+
+
+def test_probe_evidence_is_labelled_rows_with_units() -> None:
+    """Before, evidence was one string: ``connect_ms: 0.11; errno: —; error_kind: refused``."""
+    report = probe_report()
+    report.sections["targets"][1]["checks"][0]["evidence"] = {
+        "class": "refused", "connect_ms": 0.113, "errno": None, "error_kind": "refused",
+        "udp53": {"answered": False, "query_ms": 1523.0}, "advertised_ms": 120000,
+        "some_new_thing_s": 2,
+    }  # fmt: skip
+    body = render_html(report)
+    detail = body.split('id="target-2"', 1)[1].split("</article>", 1)[0]
+    rows = re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", detail.split('<dl class="ev">', 1)[1])
+    assert rows == [
+        ("result", "refused"),
+        ("TCP connect time", "0.11 ms"),
+        ("what went wrong", "refused"),
+        ("UDP 53: answered", "no"),
+        ("UDP 53: query time", "1.52 s"),
+        ("advertised idle timeout", "120 s"),
+        ("some new thing", "2 s"),
+    ]
+    assert "errno" not in detail and "—" not in detail.split('<dl class="ev">', 1)[1]
+
+
+def test_no_raw_key_labels_in_the_probe_section() -> None:
+    """Walk the probe section's labels (table heads, evidence terms, captions, legend):
+    none is a snake_case key."""
+    report = probe_report()
+    report.probe_config = {"mode": "strict", "timeout_s": 3.0, "max_idle_wait_s": 0.0}
+    for target in report.sections["targets"]:
+        for check in target["checks"]:
+            check["evidence"] = {"connect_ms": 1, "error_kind": "x", "reach_853": "open",
+                                 "udp53": {"query_ms": 2}, "measured_idle_close_ms": 3}  # fmt: skip
+    body = render_html(report)
+    section = body.split('<section id="probe">', 1)[1].split("</section>", 1)[0]
+    labels = re.findall(r"<(?:dt|th|caption)[^>]*>(.*?)</(?:dt|th|caption)>", section)
+    assert labels
+    snake = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
+    assert [label for label in labels if snake.search(label)] == []
+    settings = re.sub(r"<[^>]+>", " ", body.split("Probe settings", 1)[1].split("</dl>", 1)[0])
+    assert not snake.search(settings) and " s " not in settings.replace("3 s ", ""), settings
+    assert "time per network step (--timeout)  3 s" in settings
+    assert "the idle close was not measured" in settings
 
 
 def test_fallback_capture_gets_timeline_and_plain_summary(tmp_path: Path) -> None:
     capture = pcapgen.fallback_capture(tmp_path / "fb.pcap", "drop")
     out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
     evidence = tmp_path / "evidence"
     run = subprocess.run(
         [

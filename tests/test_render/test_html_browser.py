@@ -231,3 +231,95 @@ def test_demo_report_screenshot(chromium: str, trap: Trap, tmp_path: Path) -> No
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     assert trap.page_requests() == []
+
+
+OVERFLOW_PROBE = """<script>(function () {
+  var width = document.documentElement.clientWidth, over = [];
+  document.querySelectorAll("#probe table, #probe .scroll, #probe .matrix-group, #probe article")
+    .forEach(function (el) {
+      var box = el.getBoundingClientRect();
+      if (el.scrollWidth > el.clientWidth + 1 || box.right > width + 1 || box.left < -1) {
+        over.push(el.tagName + "." + el.className + " " + el.scrollWidth + ">" + el.clientWidth);
+      }
+    });
+  var out = parent.document.createElement("pre");
+  out.id = "overflow";
+  out.textContent = JSON.stringify({width: width, page: document.documentElement.scrollWidth,
+                                    over: over});
+  parent.document.body.appendChild(out);
+})();</script>"""
+"""Measures, inside the report, every probe table and its box against the viewport. Only
+this test's copy of the report runs it: the report itself forbids scripts (CSP)."""
+
+
+def probe_matrix_report() -> str:
+    """Every registered check on resolvers with long labels, each status somewhere."""
+    from dotaudit.probe.base import CheckAttempt, CheckStatus, ProbeConfig
+    from dotaudit.probe.registry import CHECKS
+    from dotaudit.probe.runner import TargetResult, probe_report
+    from dotaudit.probe.target import parse_target
+    from dotaudit.probe.verdict import Verdict
+    from dotaudit.render.html import render_html
+
+    statuses = list(CheckStatus)
+    evidence = {
+        "class": "refused",
+        "connect_ms": 0.113,
+        "leaf_pin": "A" * 43 + "=",
+        "udp53": {"answered": False, "error": "UDP DNS to [2001:db8::53]:53: refused"},
+    }
+    targets = ("dns.test@127.53.0.1", "resolver-with-a-long-name.example.internal@"
+               "[2001:db8:ffff:ffff::53]:8853", "192.0.2.1")  # fmt: skip
+    results = [
+        TargetResult(
+            parse_target(target),
+            "dns.test",
+            [
+                CheckAttempt(
+                    c.id,
+                    statuses[(i + n) % len(statuses)],
+                    c.level,
+                    c.rfc,
+                    evidence,
+                    "a reason of some length that explains the result",
+                    c.title,
+                )
+                for i, c in enumerate(CHECKS)
+            ],
+            Verdict("refuse", "plaintext-fallback", ("why",)),
+        )
+        for n, target in enumerate(targets)
+    ]
+    return render_html(probe_report(results, ProbeConfig(), "2024-01-01T00:00:00Z"))
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_probe_matrix_fits_without_sideways_scrolling(
+    chromium: str, trap: Trap, tmp_path: Path, width: int
+) -> None:
+    """Before, the resolver x check matrix was one table of 28 columns that scrolled
+    sideways even at 1280 px; grouped, each table fits, down to a phone's 390 px.
+
+    The report is laid out in an iframe exactly ``width`` px wide (headless Chromium's
+    window has a minimum width larger than a phone's), its scrollbar hidden as on a phone.
+    """
+    import html as html_lib
+    import re
+
+    page = probe_matrix_report()
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    page = page.replace("</head>", "<style>::-webkit-scrollbar{display:none}</style></head>")
+    page = page.replace("</body>", OVERFLOW_PROBE + "</body>")
+    outer = tmp_path / "frame.html"
+    outer.write_text(
+        f'<!doctype html><body style="margin:0"><iframe style="width:{width}px;height:3000px;'
+        f'border:0" srcdoc="{html_lib.escape(page, quote=True)}"></iframe></body>',
+        encoding="utf-8",
+    )
+    dom = browse(chromium, outer, trap, "--dump-dom", "--window-size=1400,3000")
+    found = re.search(r'<pre id="overflow">(.*?)</pre>', dom)
+    assert found, dom[-2000:]
+    measured = json.loads(html_lib.unescape(found.group(1)))
+    assert measured["width"] == width
+    assert measured["over"] == [] and measured["page"] == width, measured
+    assert trap.page_requests() == []

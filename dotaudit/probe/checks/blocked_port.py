@@ -1,9 +1,22 @@
-"""blocked-port: when 853 does not work, would clients fall back to plaintext 53, and
-what is most likely blocking it?"""
+"""blocked-port: when the DoT port does not work, would clients fall back to plaintext 53,
+and what is most likely blocking it? Concluded only from what reach.853 and reach.53
+measured."""
 
 from __future__ import annotations
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, warned
+from dotaudit.probe.base import (
+    Check,
+    CheckContext,
+    CheckStatus,
+    Level,
+    Outcome,
+    failed,
+    passed,
+    skipped,
+    warned,
+)
+
+MEASURED = (CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.NOT_APPLICABLE)
 
 MECHANISM = {
     "filtered": "firewall DROP (SYNs vanish)",
@@ -14,14 +27,23 @@ MECHANISM = {
 
 class BlockedPort(Check):
     id = "blocked-port"
-    title = "Port 853 is not blocked while port 53 works"
+    title = "The DoT port is not blocked while port 53 works"
     rfc = "RFC 8310 §5; RFC 7858 §3.1"
     level = Level.SHOULD
+    advice = (
+        "Open the DoT port on the path (RFC 7858 §3.1), and configure clients in strict "
+        "mode (RFC 8310 §5) so that a blocked port makes them fail closed instead of "
+        "falling back to port 53."
+    )
     after = ("reach.853", "reach.53", "rst-injection")
     budget = 1.0
 
     def run(self, ctx: CheckContext) -> Outcome:
         klass = ctx.evidence("reach.853").get("class")
+        if ctx.status("reach.853") not in MEASURED or klass is None:
+            return skipped(f"reach.853 did not measure port {ctx.port}")
+        if klass != "open" and ctx.status("reach.53") not in MEASURED:
+            return skipped("reach.53 did not measure port 53: whether clients fall back is unknown")
         plain = ctx.evidence("reach.53")
         udp = bool(plain.get("udp53", {}).get("answered"))
         tcp = bool(plain.get("tcp53", {}).get("answered"))
@@ -37,9 +59,9 @@ class BlockedPort(Check):
         evidence["mechanism"] = mechanism
         if udp or tcp:
             return failed(
-                f"853 is {klass} while 53 answers: opportunistic clients fall back to "
+                f"{ctx.port} is {klass} while 53 answers: opportunistic clients fall back to "
                 f"plaintext here; likely cause: {mechanism}",
                 evidence,
             )
-        return warned(f"853 is {klass} and 53 does not answer either; likely cause: "
+        return warned(f"{ctx.port} is {klass} and 53 does not answer either; likely cause: "
                       f"{mechanism}", evidence)  # fmt: skip

@@ -15,6 +15,10 @@ class CertChain(Check):
     title = "Certificate chain validates to a trusted CA"
     rfc = "RFC 8310 §8.1; RFC 5280 §6"
     level = Level.MUST
+    advice = (
+        "Serve the whole certificate chain up to a CA the clients trust, and renew an "
+        "expired certificate (RFC 8310 §8.1); for a private CA, give it with --ca."
+    )
     depends_on = ("reach.853",)
     budget = 8.0
     strict_only = True

@@ -27,6 +27,10 @@ class CertExpiry(Check):
     title = "Certificate is valid for at least 14 more days"
     rfc = "RFC 5280 §4.1.2.5"
     level = Level.MUST
+    advice = (
+        "Renew the certificate before it expires, and automate renewal (ACME, RFC 8555) "
+        "so that strict clients are never cut off."
+    )
     depends_on = ("reach.853",)
     budget = 8.0
     strict_only = True

@@ -13,6 +13,10 @@ class CertName(Check):
     title = "Certificate matches the authentication domain name"
     rfc = "RFC 8310 §8.1; RFC 6125 §6"
     level = Level.MUST
+    advice = (
+        "Install a certificate whose subjectAltName lists the name clients use for this "
+        "resolver (RFC 6125 §6), or probe with that name (--name)."
+    )
     depends_on = ("reach.853",)
     budget = 8.0
     strict_only = True

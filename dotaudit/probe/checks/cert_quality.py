@@ -15,6 +15,11 @@ class CertQuality(Check):
     title = "Strong key and signature; intermediates sent"
     rfc = "RFC 9325 §4.2-4.3 (BCP 195); RFC 8446 §4.4.2"
     level = Level.SHOULD
+    advice = (
+        "Reissue the certificate with a strong key (RSA of 2048 bits or more, or ECDSA "
+        "P-256) and a SHA-256 or better signature, and have the server send its "
+        "intermediate certificates (RFC 9325 §4.2)."
+    )
     depends_on = ("reach.853",)
     after = ("cert.chain",)
     budget = 8.0

@@ -55,6 +55,9 @@ class CleartextOn853(Check):
     title = "No answer to cleartext DNS on the DoT port"
     rfc = "RFC 7858 §3.1"
     level = Level.MUST
+    advice = (
+        "The DoT port must speak only TLS (RFC 7858 §3.1): stop the plaintext DNS listener on it."
+    )
     depends_on = ("reach.853",)
     budget = 8.0
 

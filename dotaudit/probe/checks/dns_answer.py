@@ -16,6 +16,11 @@ class DnsAnswer(Check):
     title = "A query is answered over DoT"
     rfc = "RFC 7858 §3.3"
     level = Level.MUST
+    advice = (
+        "The server accepts TLS but does not answer DNS over it: check that the DoT "
+        "listener reaches the resolver and that the resolver answers the query name "
+        "(--qname)."
+    )
     depends_on = ("reach.853",)
     after = ("tls.resumption",)
     budget = 8.0

@@ -23,6 +23,10 @@ class Dnssec(Check):
     title = "[online] DNSSEC validation"
     rfc = "RFC 4035 §3.2; RFC 8310 §9 (online check)"
     level = Level.SHOULD
+    advice = (
+        "Turn on DNSSEC validation in the resolver (RFC 4035 §3.2), so that clients get "
+        "authentic answers."
+    )
     depends_on = ("reach.853",)
     after = ("dns.answer",)
     budget = 15.0

@@ -20,7 +20,17 @@ from typing import Any
 import dns.flags
 import dns.message
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped, warned
+from dotaudit.probe.base import (
+    Check,
+    CheckContext,
+    Level,
+    Outcome,
+    failed,
+    not_applicable,
+    passed,
+    skipped,
+    warned,
+)
 from dotaudit.probe.checks import _dns, _secure
 from dotaudit.probe.tls_context import client_context
 from dotaudit.probe.transport import ProbeError, SecureExchange
@@ -48,6 +58,10 @@ class Doh(Check):
     title = "DNS over HTTPS: reachable, authenticated, answers"
     rfc = "RFC 8484 §4.1, §4.2, §6"
     level = Level.MAY
+    advice = (
+        "Fix the DoH service (RFC 8484): a valid certificate for the name, HTTP/2, and "
+        "answers to POSTed application/dns-message queries."
+    )
     after = ("reach.53",)
     budget = 12.0
 
@@ -58,7 +72,10 @@ class Doh(Check):
         path = str(_dns.option(ctx, "doh_path", "/dns-query"))
         seen = ctx.evidence("reach.53").get("tcp443", {})
         if port == DOH_PORT and "reach.53" in ctx.results and seen.get("class") != "open":
-            return skipped(f"TCP {DOH_PORT} is not open ({seen.get('class', 'unknown')})")
+            return not_applicable(
+                f"TCP {DOH_PORT} is not open ({seen.get('class', 'unknown')}): no DoH service "
+                "to test"
+            )
         query = ctx.make_query(pad=_dns.QUERY_BLOCK)
         query.id = 0  # RFC 8484 §4.1: 0 keeps responses cache-friendly
         wire = query.to_wire()

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, failed, passed, skipped, warned
+from dotaudit.probe.base import (
+    Check,
+    CheckContext,
+    Level,
+    Outcome,
+    failed,
+    not_applicable,
+    passed,
+    warned,
+)
 from dotaudit.probe.checks import _dns, _secure
 from dotaudit.probe.transport import SecureExchange
 
@@ -21,13 +30,20 @@ class Doq(Check):
     title = "DNS over QUIC: reachable, authenticated, padded"
     rfc = "RFC 9250 §4.1, §4.2, §5.4"
     level = Level.MAY
+    advice = (
+        "Fix the DoQ service (RFC 9250): ALPN doq, a valid certificate for the name, "
+        "message ID 0 and padded responses."
+    )
     after = ("reach.53",)
     budget = 12.0
 
     def run(self, ctx: CheckContext) -> Outcome:
         seen = ctx.evidence("reach.53").get("udp853", {})
         if "reach.53" in ctx.results and seen.get("class") != "quic":
-            return skipped(f"UDP {DOQ_PORT} does not speak QUIC ({seen.get('class', 'unknown')})")
+            return not_applicable(
+                f"UDP {DOQ_PORT} does not speak QUIC ({seen.get('class', 'unknown')}): "
+                "no DoQ service to test"
+            )
         port = int(_dns.option(ctx, "doq_port", DOQ_PORT))
         query = ctx.make_query(pad=_dns.QUERY_BLOCK)
         query.id = 0  # RFC 9250 §4.2.1

@@ -21,8 +21,8 @@ from dotaudit.probe.base import (
     Level,
     Outcome,
     failed,
+    not_applicable,
     passed,
-    skipped,
     warned,
 )
 from dotaudit.probe.checks import _dns
@@ -64,27 +64,35 @@ def identity(ask: Callable[[dns.message.Message], dns.message.Message],
     return seen
 
 
-def differences(tls: dict[str, Any], plain: dict[str, Any]) -> tuple[list[str], list[str]]:
+def differences(
+    tls: dict[str, Any], plain: dict[str, Any], dot_port: int = 853, plain_port: int = 53
+) -> tuple[list[str], list[str]]:
     """(identity differences, answer differences): the first are proof, the second only a
     hint, since a resolver may rotate or geolocate its answers between two queries."""
     strong: list[str] = []
     for key in ("nsid", *CHAOS_NAMES):
         if tls.get(key) != plain.get(key) and (tls.get(key) or plain.get(key)):
-            strong.append(f"{key}: {tls.get(key)} over 853, {plain.get(key)} over 53")
+            strong.append(
+                f"{key}: {tls.get(key)} over {dot_port}, {plain.get(key)} over {plain_port}"
+            )
     weak: list[str] = []
     if (tls["rcode"], tls["answer"]) != (plain["rcode"], plain["answer"]):
         weak.append(
-            f"answer: {tls['rcode']} {tls['answer'][:3]} over 853, "
-            f"{plain['rcode']} {plain['answer'][:3]} over 53"
+            f"answer: {tls['rcode']} {tls['answer'][:3]} over {dot_port}, "
+            f"{plain['rcode']} {plain['answer'][:3]} over {plain_port}"
         )
     return strong, weak
 
 
 class Hijack53(Check):
     id = "hijack.53"
-    title = "Port 53 reaches the same resolver as port 853"
+    title = "Port 53 reaches the same resolver as the DoT port"
     rfc = "RFC 5001 (NSID); RFC 4892 (id.server); RFC 8310 §5"
     level = Level.SHOULD
+    advice = (
+        "Something other than the DoT resolver answers port 53 on this address: look for "
+        "a transparent DNS proxy or a NAT rule that redirects port 53."
+    )
     depends_on = ("reach.853",)
     after = ("reach.53", "dns.answer")
     budget = 12.0
@@ -93,7 +101,7 @@ class Hijack53(Check):
         port = int(_dns.option(ctx, "plain_port", 53))
         udp = ctx.evidence("reach.53").get("udp53", {})
         if port == 53 and "reach.53" in ctx.results and not udp.get("answered"):
-            return skipped("UDP 53 does not answer on this address: nothing to compare")
+            return not_applicable("UDP 53 does not answer on this address: nothing to compare")
         conn = _dns.live(ctx)
 
         def over_tls(query: dns.message.Message) -> dns.message.Message:
@@ -106,9 +114,11 @@ class Hijack53(Check):
         try:
             plain = identity(over_udp, ctx)
         except ProbeError as exc:
-            return skipped(f"port {port} did not answer ({exc})", {"tls": tls})
+            return not_applicable(
+                f"UDP {port} did not answer ({exc}): nothing to compare", {"tls": tls}
+            )
         evidence: dict[str, Any] = {"tls": tls, "plain": plain, "plain_port": port}
-        strong, weak = differences(tls, plain)
+        strong, weak = differences(tls, plain, ctx.port, port)
         evidence["differences"] = strong + weak
         if strong:
             return failed(
@@ -118,7 +128,7 @@ class Hijack53(Check):
             )
         if weak:
             return warned(
-                f"the same question got different answers on {port} and 853 ("
+                f"the same question got different answers on {port} and {ctx.port} ("
                 + "; ".join(weak)
                 + "): a proxy on 53, or answers that rotate",
                 evidence,

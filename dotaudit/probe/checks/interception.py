@@ -22,6 +22,10 @@ class Interception(Check):
     title = "No sign of TLS interception"
     rfc = "RFC 8310 §5; RFC 7858 §4.2"
     level = Level.MUST
+    advice = (
+        "Find the device on the path that terminates TLS; pin the resolver's key (RFC "
+        "7858 §4.2) and use strict mode (RFC 8310 §5)."
+    )
     depends_on = ("reach.853",)
     after = ("reach.53", "cert.chain", "cert.name", "cert.pin")
     budget = 10.0
@@ -106,6 +110,8 @@ class Interception(Check):
         if pin_443 == pin:
             return
         if verified_443 and not verified_853:
-            strong.append("443 presents a valid certificate for the same name, 853 another one")
+            strong.append(
+                f"443 presents a valid certificate for the same name, {ctx.port} another one"
+            )
         else:
-            weak.append("the certificate on 853 differs from the one on 443")
+            weak.append(f"the certificate on {ctx.port} differs from the one on 443")

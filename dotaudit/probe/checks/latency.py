@@ -37,6 +37,10 @@ class Latency(Check):
     title = "Latency: connect, handshake, first and reused query, UDP 53"
     rfc = "RFC 7858 §3.4; RFC 7766 §6.2"
     level = Level.MAY
+    advice = (
+        "Look at what is slow: the path, the resolver's load, or the missing session "
+        "resumption (RFC 7858 §3.4)."
+    )
     depends_on = ("reach.853",)
     after = ("reach.53", "tls.resumption", "dns.answer", "reuse")
     budget = 12.0

@@ -32,6 +32,10 @@ class PaddingResponse(Check):
     title = "Padded queries get responses padded to 468-octet blocks"
     rfc = "RFC 7830 §4; RFC 8467 §4.1"
     level = Level.MUST
+    advice = (
+        "Pad responses to 468-octet blocks when the query is padded (RFC 7830 §4, RFC "
+        "8467 §4.1); in Unbound: pad-responses: yes, pad-responses-block-size: 468."
+    )
     depends_on = ("reach.853",)
     after = ("dns.answer",)
     budget = 8.0

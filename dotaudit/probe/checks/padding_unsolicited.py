@@ -20,6 +20,7 @@ class PaddingUnsolicited(Check):
     title = "Responses are not padded unless the query asked for it"
     rfc = "RFC 7830 §4"
     level = Level.MUST
+    advice = "Pad responses only when the query carried the padding option (RFC 7830 §4)."
     depends_on = ("reach.853",)
     after = ("padding.response",)
     budget = 8.0

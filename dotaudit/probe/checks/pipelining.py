@@ -30,6 +30,10 @@ class Pipelining(Check):
     title = "Pipelined queries are all answered (out of order when one is slow)"
     rfc = "RFC 7858 §3.3; RFC 7766 §6.2.1.1"
     level = Level.MUST
+    advice = (
+        "Let the DoT server work on several queries of one connection at once and answer "
+        "each when ready (RFC 7766 §6.2.1.1), rather than one at a time or dropping some."
+    )
     depends_on = ("reach.853",)
     after = ("padding.unsolicited",)
     budget = 10.0

@@ -18,6 +18,10 @@ class QnameMin(Check):
     title = "[online] QNAME minimisation"
     rfc = "RFC 9156 §2 (online check)"
     level = Level.MAY
+    advice = (
+        "Turn on QNAME minimisation in the resolver (RFC 9156), so that authoritative "
+        "servers see only the labels they need."
+    )
     depends_on = ("reach.853",)
     after = ("dns.answer",)
     budget = 15.0

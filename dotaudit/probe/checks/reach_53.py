@@ -1,6 +1,7 @@
 """reach.53: what else answers on the host: plaintext DNS on UDP and TCP 53, TCP 443
-(DoH) and UDP 853 (DoQ). Measured for the blocked-port verdict and reported alongside;
-the check itself passes once everything is measured.
+(DoH) and UDP 853 (DoQ). Measured for the blocked-port verdict and reported alongside:
+the check passes when something answers, and is not applicable when nothing does (there
+is no other transport on the host to report).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 import dns.rcode
 
-from dotaudit.probe.base import Check, CheckContext, Level, Outcome, passed
+from dotaudit.probe.base import Check, CheckContext, Level, Outcome, not_applicable, passed
 from dotaudit.probe.transport import ProbeError
 
 QUIC_WAIT = 1.5
@@ -48,4 +49,20 @@ class Reach53(Check):
                 exc.kind, "error"
             )
             evidence["udp853"] = {"class": klass, "error": str(exc)}
-        return passed(evidence)
+        answering = [
+            what
+            for what, answers in (
+                ("UDP 53", evidence["udp53"]["answered"]),
+                ("TCP 53", evidence["tcp53"]["answered"]),
+                ("TCP 443", evidence["tcp443"]["class"] == "open"),
+                ("QUIC on UDP 853", evidence["udp853"]["class"] == "quic"),
+            )
+            if answers
+        ]
+        if not answering:
+            return not_applicable(
+                "nothing answers on UDP or TCP 53, TCP 443 or UDP 853: no plaintext DNS, DoH "
+                "or DoQ on this host",
+                evidence,
+            )
+        return passed(evidence, "answering: " + ", ".join(answering))

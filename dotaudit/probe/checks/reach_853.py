@@ -18,9 +18,13 @@ EXPLAIN = {
 
 class Reach853(Check):
     id = "reach.853"
-    title = "TCP port 853 accepts connections"
+    title = "The DoT port accepts TCP connections"
     rfc = "RFC 7858 §3.1"
     level = Level.MUST
+    advice = (
+        "Start the DoT service on this address and port, or open the port on every "
+        "firewall between the clients and the resolver (RFC 7858 §3.1)."
+    )
     budget = 5.0
 
     def run(self, ctx: CheckContext) -> Outcome:

@@ -20,6 +20,10 @@ class Reuse(Check):
     title = "The connection is reused for several queries"
     rfc = "RFC 7858 §3.4"
     level = Level.SHOULD
+    advice = (
+        "Keep DoT connections open for several queries (RFC 7858 §3.4): raise the "
+        "server's idle timeout and its limit of queries per connection."
+    )
     depends_on = ("reach.853",)
     after = ("pipelining",)
     budget = 10.0

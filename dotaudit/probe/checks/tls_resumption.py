@@ -17,6 +17,10 @@ class TlsResumption(Check):
     title = "TLS session resumption supported"
     rfc = "RFC 7858 §3.4"
     level = Level.SHOULD
+    advice = (
+        "Enable TLS session tickets or a session cache on the DoT server (RFC 7858 §3.4), "
+        "so that reconnecting clients save a full handshake."
+    )
     depends_on = ("reach.853",)
     budget = 10.0
 

@@ -22,6 +22,10 @@ class TlsVersions(Check):
     title = "Only TLS 1.2 and 1.3 accepted; TLS 1.3 available"
     rfc = "RFC 7858 §8 (BCP 195: RFC 9325 §3.1.1, RFC 8996)"
     level = Level.MUST
+    advice = (
+        "Disable TLS 1.0 and 1.1 (RFC 8996) and offer TLS 1.3 alongside 1.2 (RFC 9325 "
+        "§3.1.1) in the DoT server's TLS settings."
+    )
     depends_on = ("reach.853",)
     budget = 16.0
 

@@ -24,6 +24,8 @@ counts every connection it opens (a full audit is held to a connection budget).
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -37,7 +39,12 @@ from dotaudit.probe.transport.raw import RawReply, can_send_raw
 from dotaudit.probe.transport.tcp import TcpResult
 from dotaudit.probe.transport.tls import TlsConnection
 
+ALLOWED_NETWORKS_VARIABLE = "DOTAUDIT_ALLOWED_NETWORKS"
+"""When set (comma-separated prefixes), the transport contacts no address outside them:
+a lab or an audit confined to known networks can never reach anything else."""
+
 __all__ = [
+    "ALLOWED_NETWORKS_VARIABLE",
     "Deadline",
     "ProbeError",
     "RawReply",
@@ -46,6 +53,7 @@ __all__ = [
     "TlsConnection",
     "Transport",
     "TransportStats",
+    "allowed_networks",
     "can_send_raw",
 ]
 
@@ -72,6 +80,23 @@ class TransportStats:
         }
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed_networks(text: str | None) -> tuple[IpNetwork, ...] | None:
+    """The prefixes of :data:`ALLOWED_NETWORKS_VARIABLE`; None when it is unset. A prefix
+    that does not parse allows nothing rather than everything."""
+    if text is None:
+        return None
+    found: list[IpNetwork] = []
+    for part in text.split(","):
+        try:
+            found.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(found)
+
+
 class Transport:
     """The prober's network: one per target run, counting what it opens. Each method is
     its protocol module's function, given this transport's counter."""
@@ -79,6 +104,20 @@ class Transport:
     def __init__(self) -> None:
         self.stats = TransportStats()
         self._lock = threading.Lock()
+        self._allowed = allowed_networks(os.environ.get(ALLOWED_NETWORKS_VARIABLE))
+
+    def _permit(self, address: str) -> None:
+        """Refuse an address outside ``DOTAUDIT_ALLOWED_NETWORKS`` before any packet."""
+        if self._allowed is None:
+            return
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            raise ProbeError("policy", f"{address!r} is not an IP address") from None
+        if not any(ip.version == net.version and ip in net for net in self._allowed):
+            raise ProbeError(
+                "policy", f"{address} is outside {ALLOWED_NETWORKS_VARIABLE}: not contacted"
+            )
 
     def _count(self, name: str) -> None:
         # DoH's trace hook counts from httpx's thread.
@@ -86,27 +125,33 @@ class Transport:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
     def open_tcp(self, address: str, port: int, deadline: Deadline) -> tuple[socket.socket, float]:
+        self._permit(address)
         return tcp.open_tcp(self._count, address, port, deadline)
 
     def tcp_connect(self, address: str, port: int, deadline: Deadline) -> TcpResult:
+        self._permit(address)
         return tcp.tcp_connect(self._count, address, port, deadline)
 
     def tcp_exchange(
         self, address: str, port: int, payloads: list[bytes], deadline: Deadline, listen_s: float
     ) -> tuple[bytes, str, dict[str, float | None]]:
+        self._permit(address)
         return tcp.tcp_exchange(self._count, address, port, payloads, deadline, listen_s)
 
     def tcp_dns(
         self, address: str, port: int, query: dns.message.Message, deadline: Deadline
     ) -> tuple[dns.message.Message, dict[str, float | None]]:
+        self._permit(address)
         return plain_dns.tcp_dns(self._count, address, port, query, deadline)
 
     def udp_dns(
         self, address: str, port: int, query: dns.message.Message, deadline: Deadline
     ) -> tuple[dns.message.Message, float]:
+        self._permit(address)
         return plain_dns.udp_dns(self._count, address, port, query, deadline)
 
     def udp_quic_version_probe(self, address: str, port: int, deadline: Deadline) -> list[int]:
+        self._permit(address)
         return doq.udp_quic_version_probe(self._count, address, port, deadline)
 
     def tls_connect(
@@ -118,6 +163,7 @@ class Transport:
         deadline: Deadline,
         session: ssl.SSLSession | None = None,
     ) -> TlsConnection:
+        self._permit(address)
         return tls.tls_connect(self._count, address, port, context, server_name, deadline, session)
 
     def doq_exchange(
@@ -129,6 +175,7 @@ class Transport:
         server_name: str | None,
         verify: bool | str,
     ) -> SecureExchange:
+        self._permit(address)
         return doq.doq_exchange(self._count, address, port, wire, deadline, server_name, verify)
 
     def doh_exchange(
@@ -141,11 +188,25 @@ class Transport:
         context: ssl.SSLContext,
         path: str = "/dns-query",
     ) -> SecureExchange:
+        self._permit(address)
         return doh.doh_exchange(
             self._count, address, port, wire, deadline, server_name, context, path
         )
 
+    def udp_dns_wire(
+        self, address: str, port: int, wire: bytes, deadline: Deadline
+    ) -> tuple[bytes, float]:
+        self._permit(address)
+        return plain_dns.udp_dns_wire(self._count, address, port, wire, deadline)
+
+    def tcp_dns_wire(
+        self, address: str, port: int, wire: bytes, deadline: Deadline
+    ) -> tuple[bytes, float]:
+        self._permit(address)
+        return plain_dns.tcp_dns_wire(self._count, address, port, wire, deadline)
+
     def raw_syn(self, address: str, port: int, timeout: float) -> RawReply:
+        self._permit(address)
         return raw.raw_syn(self._count, address, port, timeout)
 
     def resolve(self, hostname: str, deadline: Deadline) -> list[str]:

@@ -21,10 +21,6 @@ def family(address: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
-def hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def ssl_reason(exc: ssl.SSLError) -> str:
     return str(exc.reason or exc.args[-1] if exc.args else exc).lower().replace("_", " ")
 

@@ -26,13 +26,18 @@ class ProbeError(Exception):
     """A network step that did not succeed; ``str(exc)`` is the reason shown to users.
 
     ``kind`` is one of: timeout, refused, icmp, reset, closed, alert, verify, protocol,
-    malformed, resolve, oserror.
+    malformed, resolve, oserror, policy (an address outside ``DOTAUDIT_ALLOWED_NETWORKS``).
     """
 
-    def __init__(self, kind: str, message: str, *, errno_name: str | None = None) -> None:
+    def __init__(
+        self, kind: str, message: str, *, errno_name: str | None = None, phase: str = ""
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.errno_name = errno_name
+        self.phase = phase
+        """Where a TLS exchange ended: "connect" (TCP), "handshake" (after the ClientHello
+        went out), "exchange" (after the handshake); empty where nobody said."""
 
 
 class Deadline:
@@ -64,14 +69,19 @@ def _errno_name(code: int | None) -> str | None:
     return errno.errorcode.get(code) if code is not None else None
 
 
-def classify_oserror(exc: OSError, what: str) -> ProbeError:
-    """Map a socket error to a ProbeError kind; the errno name stays in the evidence."""
+def classify_oserror(exc: OSError, what: str, *, udp: bool = False) -> ProbeError:
+    """Map a socket error to a ProbeError kind; the errno name stays in the evidence.
+
+    ``udp``: the socket is a datagram one, where "refused" is what the kernel makes of an
+    ICMP port unreachable, not of a TCP RST.
+    """
     code = exc.errno
     name = _errno_name(code)
     if isinstance(exc, TimeoutError) or code == errno.ETIMEDOUT:
         return ProbeError("timeout", f"{what}: timed out", errno_name=name)
     if code == errno.ECONNREFUSED:
-        return ProbeError("refused", f"{what}: connection refused (TCP RST)", errno_name=name)
+        how = "ICMP port unreachable: nothing listens on that UDP port" if udp else "TCP RST"
+        return ProbeError("refused", f"{what}: connection refused ({how})", errno_name=name)
     if code in ICMP_ERRNOS:
         return ProbeError("icmp", f"{what}: {ICMP_ERRNOS[code]}", errno_name=name)
     if code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):

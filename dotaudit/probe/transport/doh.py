@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any
 
-from dotaudit.probe.transport._sockets import hostport, ms, ssl_reason
+from dotaudit.model.endpoint import host_port
+from dotaudit.probe.transport._sockets import ms, ssl_reason
 from dotaudit.probe.transport.base import (
     Count,
     Deadline,
@@ -52,7 +53,7 @@ def doh_exchange(
     }
     if server_name:
         headers["host"] = server_name
-    what = f"DoH to {hostport(address, port)}"
+    what = f"DoH to {host_port(address, port)}"
     watch = _DohWatch(count, deadline)
     extensions: dict[str, Any] = {"trace": watch.trace}
     if server_name:
@@ -80,13 +81,17 @@ def doh_exchange(
                 response.status_code, str(response.http_version),
                 str(response.headers.get("content-type", "")),
             )  # fmt: skip
-    except ProbeError:
+    except ProbeError as exc:
+        exc.phase = exc.phase or watch.phase()
         raise
     except Exception as exc:  # httpx wraps network failures in its own exceptions
         if watch.fired:
             raise ProbeError("timeout", f"{what}: {watch.progress()}, no complete HTTP "
-                             f"answer within {deadline.seconds:.1f} s") from None  # fmt: skip
-        raise _doh_error(exc, what, watch.in_handshake()) from None
+                             f"answer within {deadline.seconds:.1f} s",
+                             phase=watch.phase()) from None  # fmt: skip
+        error = _doh_error(exc, what, watch.in_handshake())
+        error.phase = watch.phase()
+        raise error from None
     finally:
         watch.cancel()
 
@@ -129,6 +134,12 @@ class _DohWatch:
 
     def in_handshake(self) -> bool:
         return self.tls_started is not None and self.ready_at is None
+
+    def phase(self) -> str:
+        """How far the exchange got, as :attr:`ProbeError.phase` names it."""
+        if self.ready_at is not None:
+            return "exchange"
+        return "handshake" if self.tls_started is not None else "connect"
 
     def progress(self) -> str:
         """How far the exchange got, for a timeout's reason."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import dns.exception
 
-from dotaudit.probe.transport._sockets import family, hostport, ms, retry
+from dotaudit.model.endpoint import host_port
+from dotaudit.probe.transport._sockets import family, ms, retry
 from dotaudit.probe.transport.base import (
     MAX_READ,
     Count,
@@ -45,7 +46,7 @@ def doq_exchange(
     if not quic.have_quic:
         raise ProbeError("unsupported", "DoQ needs aioquic, which is not installed")
     count("quic_handshakes")
-    what = f"DoQ to {hostport(address, port)}"
+    what = f"DoQ to {host_port(address, port)}"
     factory: Any = quic.SyncQuicManager
     manager: Any = factory(verify_mode=verify, server_name=server_name)
     try:
@@ -77,7 +78,7 @@ def doq_exchange(
     except ProbeError:
         raise
     except OSError as exc:
-        raise classify_oserror(exc, what) from None
+        raise classify_oserror(exc, what, udp=True) from None
     except Exception as exc:  # aioquic raises its own types on hostile peers
         raise ProbeError("protocol", f"{what}: {type(exc).__name__}: {exc}") from None
 
@@ -96,7 +97,7 @@ def udp_quic_version_probe(count: Count, address: str, port: int, deadline: Dead
     """Send a QUIC Initial with a reserved version: a QUIC server must answer with
     Version Negotiation (RFC 9000 §6), listing the versions it speaks."""
     count("udp_exchanges")
-    what = f"QUIC probe to {hostport(address, port)}"
+    what = f"QUIC probe to {host_port(address, port)}"
     packet = _quic_vn_trigger()
     with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
@@ -112,7 +113,7 @@ def udp_quic_version_probe(count: Count, address: str, port: int, deadline: Dead
         except ProbeError:
             raise
         except OSError as exc:
-            raise classify_oserror(exc, what) from None
+            raise classify_oserror(exc, what, udp=True) from None
     raise ProbeError("protocol", f"{what}: datagrams came back but none was QUIC")
 
 

@@ -10,7 +10,8 @@ import time
 import dns.exception
 import dns.message
 
-from dotaudit.probe.transport._sockets import family, hostport, ms, recv_exact, retry, sendall
+from dotaudit.model.endpoint import host_port
+from dotaudit.probe.transport._sockets import family, ms, recv_exact, retry, sendall
 from dotaudit.probe.transport.base import MAX_READ, Count, Deadline, ProbeError, classify_oserror
 from dotaudit.probe.transport.tcp import open_tcp
 
@@ -59,7 +60,7 @@ def udp_dns(
 ) -> tuple[dns.message.Message, float]:
     """A plaintext DNS exchange over UDP; ICMP port unreachable surfaces as refused."""
     count("udp_exchanges")
-    what = f"UDP DNS to {hostport(address, port)}"
+    what = f"UDP DNS to {host_port(address, port)}"
     wire = query.to_wire()
     with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
@@ -76,7 +77,7 @@ def udp_dns(
         except ProbeError:
             raise
         except OSError as exc:
-            raise classify_oserror(exc, what) from None
+            raise classify_oserror(exc, what, udp=True) from None
     raise ProbeError("protocol", f"{what}: only unrelated datagrams came back")
 
 
@@ -89,5 +90,62 @@ def tcp_dns(
         start = time.monotonic()
         reply = framed_exchange(sock, query, deadline)
         return reply, {"connect_ms": connect_ms, "query_ms": ms(time.monotonic() - start)}
+    finally:
+        sock.close()
+
+
+def _answers(data: bytes, query_id: int) -> bool:
+    """``data`` is a DNS response (QR set) to the query with ``query_id``; nothing else
+    of it is read, so a response whose records do not parse still comes back whole."""
+    if len(data) < 12:
+        return False
+    return struct.unpack_from("!H", data)[0] == query_id and bool(data[2] & 0x80)
+
+
+def udp_dns_wire(
+    count: Count, address: str, port: int, wire: bytes, deadline: Deadline
+) -> tuple[bytes, float]:
+    """Send one DNS query as given and return the raw response with its ID, unparsed
+    (records a parser refuses are the caller's to judge), and the time in ms."""
+    if len(wire) < 12:
+        raise ProbeError("protocol", "a DNS query has a 12-octet header")
+    count("udp_exchanges")
+    what = f"UDP DNS to {host_port(address, port)}"
+    query_id = struct.unpack_from("!H", wire)[0]
+    with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        start = time.monotonic()
+        try:
+            sock.connect((address, port))
+            sock.send(wire)
+            for _ in range(MAX_MESSAGES_PER_EXCHANGE):
+                data: bytes = retry(sock, deadline, "waiting for a UDP answer",
+                                     lambda: sock.recv(MAX_READ))  # fmt: skip
+                if _answers(data, query_id):
+                    return data, ms(time.monotonic() - start)
+        except ProbeError:
+            raise
+        except OSError as exc:
+            raise classify_oserror(exc, what) from None
+    raise ProbeError("protocol", f"{what}: only unrelated datagrams came back")
+
+
+def tcp_dns_wire(
+    count: Count, address: str, port: int, wire: bytes, deadline: Deadline
+) -> tuple[bytes, float]:
+    """As :func:`udp_dns_wire` over TCP (RFC 7766 framing): for answers that came back
+    truncated over UDP."""
+    if len(wire) < 12:
+        raise ProbeError("protocol", "a DNS query has a 12-octet header")
+    query_id = struct.unpack_from("!H", wire)[0]
+    sock, _ = open_tcp(count, address, port, deadline)
+    try:
+        start = time.monotonic()
+        sendall(sock, frame(wire), deadline, "sending the DNS query")
+        for _ in range(MAX_MESSAGES_PER_EXCHANGE):
+            data = read_framed(sock, deadline)
+            if _answers(data, query_id):
+                return data, ms(time.monotonic() - start)
+        raise ProbeError("protocol", "no response with the query's ID came back")
     finally:
         sock.close()

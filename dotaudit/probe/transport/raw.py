@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from dotaudit.probe.transport._sockets import hostport
+from dotaudit.model.endpoint import host_port
 from dotaudit.probe.transport.base import Count, classify_oserror
 
 
@@ -48,7 +48,7 @@ def _raw_syn(address: str, port: int, timeout: float) -> RawReply:
             conf.L3socket = L3RawSocket  # the default L3 socket cannot see replies on lo
         answer = sr1(packet, timeout=max(timeout, 0.05), verbose=0)
     except OSError as exc:
-        raise classify_oserror(exc, f"raw SYN to {hostport(address, port)}") from None
+        raise classify_oserror(exc, f"raw SYN to {host_port(address, port)}") from None
     finally:
         conf.L3socket = saved
     if answer is None:

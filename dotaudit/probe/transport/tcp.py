@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dotaudit.probe.transport._sockets import family, hostport, ms, recv_some, sendall
+from dotaudit.model.endpoint import host_port
+from dotaudit.probe.transport._sockets import family, ms, recv_some, sendall
 from dotaudit.probe.transport.base import MAX_READ, Count, Deadline, ProbeError, classify_oserror
 
 
@@ -37,7 +38,7 @@ def open_tcp(
 ) -> tuple[socket.socket, float]:
     """A connected non-blocking socket and the connect time in ms."""
     count("tcp_connects")
-    what = f"TCP connect to {hostport(address, port)}"
+    what = f"TCP connect to {host_port(address, port)}"
     sock = socket.socket(family(address), socket.SOCK_STREAM)
     start = time.monotonic()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import socket
 import ssl
 import struct
 import time
@@ -38,8 +39,32 @@ def tls_connect(
     deadline: Deadline,
     session: ssl.SSLSession | None = None,
 ) -> TlsConnection:
-    """TCP connect plus a TLS handshake, each phase timed."""
-    sock, connect_ms = open_tcp(count, address, port, deadline)
+    """TCP connect plus a TLS handshake, each phase timed; a ProbeError's ``phase`` says
+    which of the two failed."""
+    try:
+        sock, connect_ms = open_tcp(count, address, port, deadline)
+    except ProbeError as exc:
+        exc.phase = "connect"
+        raise
+    try:
+        return _handshake(count, sock, connect_ms, address, port, context, server_name,
+                          deadline, session)  # fmt: skip
+    except ProbeError as exc:
+        exc.phase = "handshake"
+        raise
+
+
+def _handshake(
+    count: Count,
+    sock: socket.socket,
+    connect_ms: float,
+    address: str,
+    port: int,
+    context: ssl.SSLContext,
+    server_name: str | None,
+    deadline: Deadline,
+    session: ssl.SSLSession | None,
+) -> TlsConnection:
     count("tls_handshakes")
     start = time.monotonic()
     try:

@@ -149,10 +149,10 @@ def test_doh_within_connection_budget(doh_result: TargetResult) -> None:
 
 
 @LAB
-def test_doh_skipped_with_reason_on_a_dot_only_address(lab: Lab) -> None:
+def test_doh_not_applicable_on_a_dot_only_address(lab: Lab) -> None:
     found = doh_attempt(probe(lab, "padded", {"doh"}))
-    assert found.status.value == "skip"
-    assert found.error_reason == "TCP 443 is not open (refused)"
+    assert found.status.value == "not-applicable"
+    assert found.error_reason == "TCP 443 is not open (refused): no DoH service to test"
 
 
 @LAB
@@ -239,8 +239,11 @@ def test_cli_probe_checks_doh(lab: Lab) -> None:
     assert checks["doh"]["evidence"]["alpn"] == "h2"
     assert checks["doh"]["evidence"]["answer"] == ANSWER
     assert target["connections"]["https_requests"] == 1
-    # No DoT on this address: the DoT verdict says so rather than borrowing DoH's pass.
-    assert target["verdict"]["strict"] == "refuse"
+    # DoT was not probed (--checks doh): its verdict says so rather than borrowing DoH's
+    # pass, or guessing a refusal from checks that never ran.
+    assert (target["verdict"]["strict"], target["verdict"]["opportunistic"]) == (
+        "not-tested", "not-tested")  # fmt: skip
+    assert any("reach.853 was not run" in r for r in target["verdict"]["reasons"])
 
 
 # --- hostile DoH servers (no lab needed: tests/test_probe/hostile_doh.py) ----------------

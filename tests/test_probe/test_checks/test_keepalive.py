@@ -12,7 +12,11 @@ import re
 
 import pytest
 
-from dotaudit.probe.checks.keepalive import judge
+from dotaudit.probe.base import ProbeConfig
+from dotaudit.probe.checks.keepalive import judge, wait_needed
+from dotaudit.probe.registry import with_dependencies
+from dotaudit.probe.runner import run_target
+from dotaudit.probe.target import parse_target
 from tests.lab.lab import Lab
 from tests.test_probe.lab_probe import (
     DOT_VARIANTS,
@@ -45,11 +49,41 @@ from tests.test_probe.lab_probe import (
         (10.0, "open", 11.0, 11.0, "warn"),
         (0.1, "open", 0.1, 0.1, "pass"),  # the smallest advertisable value, 1 x 100 ms
         (None, "open", 20.0, 20.0, "warn"),
+        # Not measured (the default): the advertisement alone is judged.
+        (120.0, "open", 0.0, 0.0, "pass"),
+        (None, "open", 0.0, 0.0, "warn"),
+        (0.0, "open", 0.0, 0.0, "warn"),
     ],
 )
 def test_keepalive_judge(advertised: float | None, end: str, waited: float, wait: float,
                          status: str) -> None:  # fmt: skip
     assert judge(advertised, end, waited, wait)[0] == status
+
+
+def test_what_was_not_waited_for_is_said() -> None:
+    assert judge(120.0, "open", 0.0, 0.0)[1] == (
+        "advertised 120 s; idle close not measured (use --max-idle-wait 132 to measure)"
+    )
+    # waited, but not long enough to reach the advertised timeout
+    assert judge(120.0, "open", 20.0, 20.0)[1].endswith("(use --max-idle-wait 132 to measure)")
+    assert wait_needed(2.0) == 4 and wait_needed(120.0) == 132 and wait_needed(0.1) == 2
+
+
+@pytest.mark.lab
+def test_the_default_probe_does_not_wait_for_the_idle_close(lab: Lab) -> None:
+    """Before, every probe waited up to 20 s here: 20 of a healthy resolver's 22 s."""
+    resolver = lab["padded"]
+    config = ProbeConfig(ca_file=str(lab.ca), qname=QNAME, timeout=2.0)
+    assert config.options.max_idle_wait is None  # the check's own default applies
+    result = run_target(parse_target(f"{resolver.hostname}@{resolver.address}"), config,
+                        checks=with_dependencies({"keepalive"}))  # fmt: skip
+    found = evidence(result, "keepalive")
+    assert (found["idle_close"], found["waited_s"], found["max_wait_s"]) == ("not measured", 0, 0)
+    assert found["advertised_ms"] == resolver.keepalive_ms and found["wait_needed_s"] == 132
+    assert status(result, "keepalive") == "pass"
+    assert "idle close not measured (use --max-idle-wait 132" in (
+        result.attempt("keepalive").error_reason or ""  # type: ignore[union-attr]
+    )
 
 
 @pytest.mark.lab

@@ -1,7 +1,10 @@
-"""rst-injection without root: the raw-SYN probe falls back to connect() and says so.
-With root, tests/test_probe/test_firewall.py tells an injected reset by its TTL."""
+"""rst-injection without root: connect() cannot tell whose reset it is, so the check is
+skipped and says why; with no reset at all there is nothing to attribute. With root,
+tests/test_probe/test_firewall.py tells an injected reset by its TTL."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
@@ -19,6 +22,21 @@ def test_rst_probe_without_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None
     result = run_target(parse_target(f"127.0.0.1:{closed_port()}"), ProbeConfig(timeout=1.0),
                         checks=checks)  # fmt: skip
     rst = result.attempt("rst-injection")
-    assert rst is not None and rst.status is CheckStatus.WARN
+    assert rst is not None and rst.status is CheckStatus.SKIP  # not tested: no finding
     assert rst.evidence["method"] == "connect"
     assert "needs root" in (rst.error_reason or "")
+
+
+def test_no_reset_is_nothing_to_attribute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a port that sent no reset "passed" a check that had nothing to test."""
+    monkeypatch.setattr(rst_injection, "can_send_raw", lambda: True)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        checks = [BY_ID["reach.853"], BY_ID["rst-injection"]]
+        result = run_target(parse_target(f"127.0.0.1:{port}"), ProbeConfig(timeout=1.0),
+                            checks=checks)  # fmt: skip
+    rst = result.attempt("rst-injection")
+    assert rst is not None and rst.status is CheckStatus.NOT_APPLICABLE
+    assert rst.error_reason == f"{port} sent no reset (open): nothing to attribute"

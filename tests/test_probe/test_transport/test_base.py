@@ -44,3 +44,14 @@ def test_socket_errors_are_classified(exc: OSError, kind: str, name: str) -> Non
     found = classify_oserror(exc, "TCP connect to 192.0.2.1:853")
     assert (found.kind, found.errno_name) == (kind, name)
     assert str(found).startswith("TCP connect to 192.0.2.1:853: ")
+
+
+def test_a_refused_datagram_is_not_called_a_tcp_reset() -> None:
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "refused")
+    assert "(TCP RST)" in str(classify_oserror(refused, "TCP connect to 192.0.2.1:853"))
+    found = classify_oserror(refused, "UDP DNS to [2001:db8::1]:53", udp=True)
+    assert found.kind == "refused"
+    assert str(found) == (
+        "UDP DNS to [2001:db8::1]:53: connection refused (ICMP port unreachable: nothing "
+        "listens on that UDP port)"
+    )

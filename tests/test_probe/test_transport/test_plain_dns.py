@@ -76,6 +76,8 @@ def test_udp_to_a_closed_port_is_refused() -> None:
         net.udp_dns("127.0.0.1", closed_port(), dns.message.make_query(QNAME, "A"),
                     Deadline(2.0))  # fmt: skip
     assert caught.value.kind == "refused"
+    # UDP has no RST: the kernel reports the ICMP port unreachable as "refused"
+    assert "ICMP port unreachable" in str(caught.value) and "TCP" not in str(caught.value)
     assert net.stats.udp_exchanges == 1
 
 
@@ -90,3 +92,26 @@ def test_udp_and_tcp_answers_from_unbound(lab: Lab) -> None:
     assert [rd.to_text() for rrset in reply.answer for rd in rrset] == ["198.51.100.80"]
     assert timings["connect_ms"] is not None and timings["query_ms"] is not None
     assert (net.stats.udp_exchanges, net.stats.tcp_connects) == (1, 1)
+
+
+@pytest.mark.lab
+def test_wire_exchanges_return_the_octets_unparsed(lab: Lab) -> None:
+    """The DDR Unbound's answer holds a record dnspython refuses (tests/lab/zone.py, case
+    8): the raw exchanges return it whole, over UDP and over TCP alike."""
+    from tests.lab.zone import DDR_ADDRESS
+
+    query = dns.message.make_query("_dns.resolver.arpa", "SVCB", use_edns=0, payload=4096)
+    net = Transport()
+    udp, _ = net.udp_dns_wire(DDR_ADDRESS, 53, query.to_wire(), Deadline(3.0))
+    tcp, _ = net.tcp_dns_wire(DDR_ADDRESS, 53, query.to_wire(), Deadline(3.0))
+    for wire in (udp, tcp):
+        assert wire[:2] == query.to_wire()[:2] and wire[2] & 0x80
+        assert bytes.fromhex("000803646e73047465737400000000020001") in wire
+        with pytest.raises(Exception):  # noqa: B017 - a whole-message parser gives up
+            dns.message.from_wire(wire)
+    assert (net.stats.udp_exchanges, net.stats.tcp_connects) == (1, 1)
+
+
+def test_wire_exchanges_need_a_header() -> None:
+    with pytest.raises(ProbeError, match="12-octet header"):
+        Transport().udp_dns_wire("127.0.0.1", 53, b"short", Deadline(1.0))

@@ -96,3 +96,16 @@ def test_idle_close_is_seen(lab: Lab) -> None:
     finally:
         conn.close()
     assert end in ("closed", "reset") and 1.5 < waited < 3.5
+
+
+def test_a_failure_says_which_phase_it_ended_in(lab: Lab) -> None:
+    from tests.test_probe.test_runner import closed_port
+
+    net = Transport()
+    context = client_context(verify=True, ca_file=str(lab.ca))
+    with pytest.raises(ProbeError) as refused:
+        net.tls_connect("127.0.0.1", closed_port(), context, "dns.test", Deadline(2.0))
+    assert (refused.value.kind, refused.value.phase) == ("refused", "connect")
+    with pytest.raises(ProbeError) as untrusted:
+        net.tls_connect(lab["untrusted"].address, 853, context, "dns.test", Deadline(5.0))
+    assert (untrusted.value.kind, untrusted.value.phase) == ("verify", "handshake")
