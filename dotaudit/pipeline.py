@@ -322,7 +322,11 @@ class FileAnalysis:
     anomaly_samples: list[dict[str, Any]]
 
 
-def analyze_file(path: Path, context: Context, progress: Progress | None = None) -> FileAnalysis:
+def analyze_file(
+    path: Path, context: Context, progress: Progress | None = None, name: str | None = None
+) -> FileAnalysis:
+    """One capture through every layer and the detectors; ``name`` is what the report
+    calls it (its path by default)."""
     from dotaudit.detect.runner import DetectorRunner
 
     # The session stage, every detector, and the policy's severity overrides, once.
@@ -330,7 +334,7 @@ def analyze_file(path: Path, context: Context, progress: Progress | None = None)
     feed = detection.feed
     anomalies: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
-    run = CaptureRun(path, progress=progress)
+    run = CaptureRun(path, progress=progress, name=name)
     events = run.events()
     reserve: bytearray | None = memory_reserve()
     try:

@@ -156,14 +156,24 @@ def _run_on_cluster(args: argparse.Namespace, options: ReportOptions, context: C
     local = [a.removeprefix("file://") for a in args.inputs if a not in remote]
     # Local files are chosen as a local run chooses them (each read once, evidence
     # directories skipped), named as given and read by their absolute path: the workers
-    # may run in another directory. URLs are read, and checked, by the workers.
+    # may run in another directory. URLs are read, and checked, by the workers. Inputs
+    # keep the order they were given in.
     selection = select_inputs(local) if local else None
     if selection is not None:
         refuse_overwriting_inputs(options.output, selection.named)
-    urls = [str(p.resolve()) for p in selection.paths] if selection else []
-    names = [str(p) for p in selection.paths] if selection else []
-    urls += remote
-    names += remote
+    chosen = set(selection.paths) if selection else set()
+    urls: list[str] = []
+    names: list[str] = []
+    for argument in args.inputs:
+        if argument in remote:
+            urls.append(argument)
+            names.append(argument)
+            continue
+        for path in select_inputs([argument.removeprefix("file://")]).paths:
+            if path in chosen:
+                chosen.discard(path)
+                urls.append(str(path.resolve()))
+                names.append(str(path))
     if not urls:
         raise (
             selection.nothing_to_read(args.inputs)

@@ -15,12 +15,15 @@ from typing import Any
 
 from dotaudit.cluster.tasks import (
     MappedCapture,
+    analyze_input,
     detect_share,
+    detection_of_analysis,
     finish_share,
     map_capture,
     map_summary,
     share_facts,
     share_of,
+    summary_of_analysis,
 )
 from dotaudit.detect.base import Context
 from dotaudit.detect.runner import Detection, merge_shared_facts
@@ -152,6 +155,12 @@ def connect(address: str) -> tuple[Any, Any]:
         count = address.removeprefix(LOCAL_PREFIX)
         if not count.isdigit() or int(count) < 1:
             raise ClusterError(f"--cluster {address}: local:N needs a worker count of 1 or more")
+        import dask
+
+        # The workers' statistical profiler samples every task's stack 100 times a
+        # second: about 9% of the CPU of these pure-Python tasks, for a dashboard
+        # nobody looks at here.
+        dask.config.set({"distributed.worker.profile.enabled": False})
         cluster = distributed.LocalCluster(
             n_workers=int(count),
             threads_per_worker=1,
@@ -178,10 +187,13 @@ def analyze_on_cluster(
     generated_at: str = "",
     shares: int | None = None,
     names: Sequence[str] | None = None,
+    shuffle: bool | None = None,
 ) -> AuditReport:
     """``analyze`` of ``urls`` on the Dask cluster at ``address``; equal to the local run
     in findings (see ``assemble_report`` for the order). ``names`` are what the report
-    calls the inputs (the URLs by default)."""
+    calls the inputs (the URLs by default). ``shuffle``: None shuffles by client only the
+    timelines of several inputs (a timeline of one input is read and judged in one task,
+    with nothing to move); True shuffles every timeline, False none."""
     names = list(names) if names is not None else list(urls)
     distributed = _import_distributed()
     client, cluster = connect(address)
@@ -190,34 +202,36 @@ def analyze_on_cluster(
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         shares = shares or 2 * workers
         submit = client.submit
-        # Inputs are read where the task runs: the URL travels, never the bytes.
-        map_futures = [
-            submit(map_capture, url, shares, name, key=f"map-{index}", retries=TASK_RETRIES)
-            for index, (url, name) in enumerate(zip(urls, names, strict=True))
-        ]
-        # Only summaries come back here: the events stay on the workers.
-        summaries = [
-            submit(map_summary, f, key=f"summary-{index}") for index, f in enumerate(map_futures)
-        ]
-        futures.extend([*map_futures, *summaries])
-        for result in _follow_maps(distributed, summaries, progress):
-            if result.error is not None:
-                raise InputError(result.error)
-        detections = []
+        summaries: list[Any] = [None] * len(urls)
+        detections: list[list[Any]] = []
+        # Everything is submitted at once, so that reduces start as their maps end. Inputs
+        # are read where their task runs: the URL travels, never the bytes, and only
+        # summaries and findings come back here.
         for number, timeline in enumerate(timelines_of(urls)):
+            if not (shuffle or (shuffle is None and len(timeline) > 1)):
+                (index,) = timeline
+                whole = submit(analyze_input, urls[index], names[index], context,
+                               key=f"analyze-{index}", retries=TASK_RETRIES)  # fmt: skip
+                summaries[index] = submit(summary_of_analysis, whole, key=f"summary-{index}")
+                found = submit(detection_of_analysis, whole, key=f"found-{index}")
+                futures.extend([whole, summaries[index], found])
+                detections.append([found])
+                continue
+            maps = {}
+            for index in timeline:
+                maps[index] = submit(map_capture, urls[index], shares, names[index],
+                                     key=f"map-{index}", retries=TASK_RETRIES)  # fmt: skip
+                summaries[index] = submit(map_summary, maps[index], key=f"summary-{index}")
+            futures.extend([*maps.values(), *(summaries[i] for i in timeline)])
             runners = []
             for share in range(shares):
                 parts = [
-                    submit(share_of, map_futures[i], share, key=f"share-{i}-{share}")
-                    for i in timeline
+                    submit(share_of, maps[i], share, key=f"share-{i}-{share}") for i in timeline
                 ]
+                detect_key = f"detect-{number}-{share}"
                 runners.append(
                     submit(
-                        _detect_share_parts,
-                        context,
-                        *parts,
-                        key=f"detect-{number}-{share}",
-                        retries=TASK_RETRIES,
+                        _detect_share_parts, context, *parts, key=detect_key, retries=TASK_RETRIES
                     )
                 )
                 futures.extend(parts)
@@ -231,6 +245,9 @@ def analyze_on_cluster(
             ]
             futures.extend([*runners, *facts, merged, *finished])
             detections.append(finished)
+        for result in _follow_maps(distributed, summaries, progress):
+            if result.error is not None:
+                raise InputError(result.error)
         gathered = client.gather(detections)
         mapped = client.gather(summaries)
         return assemble_report(urls, mapped, gathered, context, generated_at)
@@ -238,6 +255,7 @@ def analyze_on_cluster(
         client.cancel(futures, force=True)
         raise
     finally:
+        client.cancel(futures)  # an error above leaves nothing running on the cluster
         client.close()
         if cluster is not None:
             cluster.close()

@@ -35,7 +35,7 @@ from dotaudit.errors import InputError
 from dotaudit.model.event_codec import decode_events, encode_events
 from dotaudit.model.events import AnomalySeen, Event
 from dotaudit.model.report import ANOMALY_SAMPLES
-from dotaudit.pipeline import CaptureRun
+from dotaudit.pipeline import CaptureRun, analyze_file
 
 COPY_CHUNK = 1 << 20
 
@@ -156,6 +156,32 @@ def _map_capture(url: str, shares: int, name: str) -> MappedCapture:
         events,
         shuffled_bytes=sum(len(batch) for batch in batches.values()),
     )
+
+
+def analyze_input(url: str, name: str, context: Context) -> tuple[MappedCapture, Detection]:
+    """A timeline of one input, read and judged in one task, as ``analyze`` does locally:
+    with nothing to correlate across inputs there is nothing to shuffle."""
+    try:
+        with opened_locally(url) as path:
+            try:
+                result = analyze_file(path, context, name=name)
+            except InputError as exc:
+                raise InputError(str(exc).replace(str(path), name)) from None
+    except InputError as exc:
+        return MappedCapture({"path": name}, {}, [], error=str(exc)), Detection([], {})
+    summary = result.summary
+    summary.warnings = [w.replace(str(path), name) for w in summary.warnings]
+    mapped = MappedCapture(summary.to_dict(), result.anomalies, result.anomaly_samples)
+    # The caps that bit are already among the anomalies, as analyze_file counts them.
+    return mapped, Detection(result.findings, result.sections)
+
+
+def summary_of_analysis(analysis: tuple[MappedCapture, Detection]) -> MappedCapture:
+    return analysis[0]
+
+
+def detection_of_analysis(analysis: tuple[MappedCapture, Detection]) -> Detection:
+    return analysis[1]
 
 
 def map_summary(mapped: MappedCapture) -> MappedCapture:

@@ -163,21 +163,38 @@ def _distinct_captures(directory: Path, count: int, packets: int) -> list[str]:
     return paths
 
 
-def test_a_worker_lost_mid_run_gives_the_same_report(cluster: DaskCluster, tmp_path: Path) -> None:
+_SHUFFLED_RUN = """
+import json, sys
+from dotaudit.cluster.engine import analyze_on_cluster
+from dotaudit.detect.base import Context
+from dotaudit.render.json import render_json
+report = analyze_on_cluster(sys.argv[3:], Context(), sys.argv[1], shuffle=True)
+open(sys.argv[2], "w").write(render_json(report))
+"""
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["one task per input", "shuffled"])
+def test_a_worker_lost_mid_run_gives_the_same_report(
+    cluster: DaskCluster, tmp_path: Path, shuffled: bool
+) -> None:
     inputs = _distinct_captures(tmp_path, 4, 15_000)
     local_out, cluster_out = tmp_path / "local.json", tmp_path / "cluster.json"
     _dotaudit("analyze", *inputs, "-o", str(local_out), "-q", "--fail-on", "none")
-    victim_address, victim_pid = sorted(cluster.worker_pids().items())[0]
+    _, victim_pid = sorted(cluster.worker_pids().items())[0]
+    if shuffled:
+        command = [sys.executable, "-c", _SHUFFLED_RUN, cluster.address, str(cluster_out), *inputs]
+    else:
+        command = [sys.executable, "-m", "dotaudit", "analyze", "--cluster", cluster.address,
+                   *inputs, "-o", str(cluster_out), "-q", "--fail-on", "none"]  # fmt: skip
     run = subprocess.Popen(
-        [sys.executable, "-m", "dotaudit", "analyze", "--cluster", cluster.address, *inputs,
-         "-o", str(cluster_out), "-q", "--fail-on", "none"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        # Kill the worker once the run holds results on it: the first input read.
+        # Kill a worker once the run holds results on the cluster: the first input read.
         deadline = time.monotonic() + RUN_TIMEOUT
         while not any(
-            k.startswith("map-") and s == "memory" for k, s in cluster.task_states().items()
+            k.startswith(("map-", "analyze-")) and s == "memory"
+            for k, s in cluster.task_states().items()
         ):
             assert run.poll() is None, run.communicate()
             assert time.monotonic() < deadline
@@ -188,9 +205,25 @@ def test_a_worker_lost_mid_run_gives_the_same_report(cluster: DaskCluster, tmp_p
         if run.poll() is None:
             run.kill()
     assert run.returncode == 0, stderr
-    assert victim_address not in cluster.worker_pids() or True  # the nanny may restart it
     assert canonical(cluster_out) == canonical(local_out)
-    cluster.wait_for_workers(2)
+    cluster.wait_for_workers(2)  # the nanny starts a new worker
+
+
+def test_every_input_shuffled_on_the_cluster_equals_the_local_run(
+    cluster: DaskCluster, tmp_path: Path
+) -> None:
+    from dotaudit.cluster.engine import analyze_on_cluster
+    from dotaudit.detect.base import Context
+    from dotaudit.model.policy import load_policy
+    from dotaudit.pipeline import analyze
+    from dotaudit.render.json import render_json
+
+    context = Context(policy=load_policy(ROOT / "pcaps" / "loopback-policy.toml"))
+    remote = analyze_on_cluster([str(p) for p in SAMPLES], context, cluster.address, shuffle=True)
+    local = analyze(list(SAMPLES), context)
+    (tmp_path / "remote.json").write_text(render_json(remote))
+    (tmp_path / "local.json").write_text(render_json(local))
+    assert canonical(tmp_path / "remote.json") == canonical(tmp_path / "local.json")
 
 
 def test_interrupt_cancels_the_cluster_s_tasks(cluster: DaskCluster, tmp_path: Path) -> None:
@@ -201,7 +234,7 @@ def test_interrupt_cancels_the_cluster_s_tasks(cluster: DaskCluster, tmp_path: P
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + RUN_TIMEOUT
-    while not any(k.startswith("map-") for k in cluster.task_states()):
+    while not any(k.startswith(("map-", "analyze-")) for k in cluster.task_states()):
         assert run.poll() is None, run.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
