@@ -210,13 +210,17 @@ class CaptureRun:
         digests: Mapping[str, Future[str]] | None = None,
         prefilter: bool = True,
         keep_whole: KeepWhole | None = None,
+        name: str | None = None,
     ) -> None:
+        override = name
         self.capture_set = source if isinstance(source, CaptureSet) else None
         name = source.label if isinstance(source, CaptureSet) else str(source)
         self.path = Path(name)
         self.stdin = self.capture_set is None and name == STDIN_ARGUMENT
+        if override is not None:
+            name = override
         self.name = STDIN_NAME if self.stdin else name
-        """The ``file`` of the events."""
+        """The ``file`` of the events (``name`` when given: a URL read from a local copy)."""
         self.summary = InputSummary(path=self.name)
         self.summaries = [self.summary]
         self.set_frames = (

@@ -38,6 +38,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "parallel_events": frozenset({"errors", "model", "capture", "dissect", "pipeline"}),
     # live capture judged as it comes: the layers of analyze over an interface
     "watch": frozenset({"errors", "model", "x509", "capture", "dissect", "detect"}),
+    # distributed analyze: the pipeline's work as tasks on a Dask cluster
+    "cluster": frozenset({"errors", "model", "x509", "capture", "dissect", "detect", "pipeline"}),
     "__main__": frozenset({"cli"}),
 }
 LAYERS["cli"] = frozenset(LAYERS) - {"__main__"}  # the command line may use every part
@@ -56,6 +58,9 @@ RESTRICTED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("socket", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("httpx", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
     ("aioquic", ("dotaudit.probe.transport",), "network I/O only in the probe transport"),
+    ("distributed", ("dotaudit.cluster",), "Dask only in the cluster engine (optional)"),
+    ("dask", ("dotaudit.cluster",), "Dask only in the cluster engine (optional)"),
+    ("fsspec", ("dotaudit.cluster",), "remote inputs are read only by the cluster's tasks"),
     ("pyarrow", ("dotaudit.render.parquet",), "Parquet only in its writer (optional)"),
 )  # fmt: skip
 

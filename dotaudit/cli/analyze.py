@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dotaudit.cli import UsageError
 from dotaudit.cli.events import add_prefilter_option, note_reader, quiet_gc
 from dotaudit.cli.output import (
     ProgressBar,
+    ReportOptions,
     add_grouping_options,
     add_report_options,
     add_strict_option,
@@ -28,6 +29,7 @@ from dotaudit.cli.redaction import add_redaction_options, redaction_options, wri
 from dotaudit.errors import InputError, OutputError
 
 if TYPE_CHECKING:
+    from dotaudit.detect.base import Context
     from dotaudit.model.policy import Policy
 
 DESCRIPTION = (
@@ -64,6 +66,13 @@ def add_arguments(analyze: argparse.ArgumentParser) -> None:
     )
     add_prefilter_option(analyze)
     add_redaction_options(analyze)
+    analyze.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://HOST:8786 (an existing scheduler) or local:N (N "
+        "worker processes here); inputs may then be fsspec URLs (s3://, gs://, https://, "
+        "file://), read by the workers (docs/scale.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
             "read only once: save the capture to a file and analyze that"
         )
     policy = _load_policy(args.policy) if args.policy else Policy()
+    if args.cluster:
+        return _run_on_cluster(args, options, Context(policy=policy), redaction)
     selection = select_inputs(args.inputs)
     refuse_overwriting_inputs(options.output, selection.named)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -159,3 +170,87 @@ def _evidence_directory(directory: str, inputs: list[Path]) -> Path:
             )
     prepare_evidence_directory(folder)
     return folder
+
+
+def _run_on_cluster(
+    args: argparse.Namespace, options: ReportOptions, context: Context, redaction: Any
+) -> int:
+    from dotaudit.cluster.engine import ClusterProgress, analyze_on_cluster
+    from dotaudit.errors import ClusterError
+    from dotaudit.pipeline import input_groups, select_inputs
+
+    if args.workers is not None:
+        raise UsageError("--workers and --cluster: the cluster's workers do the work")
+    if args.evidence:
+        raise UsageError("--evidence reads the captures here: not with --cluster")
+    if "-" in args.inputs:
+        raise UsageError("standard input is read here: not with --cluster")
+    remote = [a for a in args.inputs if "://" in a and not a.startswith("file://")]
+    local = [a.removeprefix("file://") for a in args.inputs if a not in remote]
+    # Local files are chosen as a local run chooses them (each read once, evidence
+    # directories skipped), named as given and read by their absolute path: the workers
+    # may run in another directory. URLs are read, and checked, by the workers. Inputs
+    # keep the order they were given in.
+    selection = select_inputs(local) if local else None
+    if selection is not None:
+        refuse_overwriting_inputs(options.output, selection.named)
+    chosen = set(selection.paths) if selection else set()
+    urls: list[str] = []
+    names: list[str] = []
+    for argument in args.inputs:
+        if argument in remote:
+            urls.append(argument)
+            names.append(argument)
+            continue
+        for path in select_inputs([argument.removeprefix("file://")]).paths:
+            if path in chosen:
+                chosen.discard(path)
+                urls.append(str(path.resolve()))
+                names.append(str(path))
+    if not urls:
+        raise (
+            selection.nothing_to_read(args.inputs)
+            if selection
+            else InputError("no capture files found in " + ", ".join(args.inputs))
+        )
+
+    # Capture sets are read as a local run reads them: each as one timeline.
+    number = {url: n for n, url in enumerate(urls)}
+    local_urls = [url for url in urls if url not in remote]
+    found = input_groups(local_urls, grouping(args)) if local_urls else []
+    sets = {number[group.files[0]]: group for group in found if len(group.files) > 1}
+    in_sets = {number[f] for group in sets.values() for f in group.files}
+    groups = [[number[f] for f in group.files] for group in sets.values()]
+    groups += [[n] for n in range(len(urls)) if n not in in_sets]
+    groups.sort(key=lambda group: group[0])
+
+    def show(state: ClusterProgress) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(
+                f"\rcluster: {state.files_done}/{state.files} files, {state.packets} packets, "
+                f"{state.shuffled_bytes / 1e6:.1f} MB shuffled"
+            )
+
+    try:
+        report = analyze_on_cluster(
+            urls,
+            context,
+            args.cluster,
+            progress=show,
+            generated_at=timestamp(),
+            names=names,
+            groups=groups,
+            capture_sets=sets,
+        )
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 80 + "\r")
+    if selection is not None:
+        report.inputs.extend(item.to_dict() for item in selection.skipped)
+    if redaction is not None:
+        report, _ = redaction.apply(report)
+    print_input_notes(report.inputs)
+    write_report(report, options)
+    report_incomplete_inputs(report, strict=args.strict)
+    return exit_status(report, options.fail_on, strict=args.strict)

@@ -61,6 +61,24 @@ class Detector(ABC):
         anomalies like the session stage's). Names say what was cut; zeros are left out."""
         return {}
 
+    # A distributed run (``dotaudit/cluster/``) feeds each detector one share of the
+    # clients. A detector that also judges by what *servers* did across every client
+    # hands those facts over before ``finish``; the shares' facts are merged and given
+    # back to every share, so each judges as a single run over all clients would.
+
+    def shared_facts(self) -> Any:
+        """Facts about servers gathered from this run's clients, or None if it keeps none."""
+        return None
+
+    @classmethod
+    def merge_shared_facts(cls, shares: list[Any]) -> Any:
+        """One value from several ``shared_facts``, as one run over all of them would keep."""
+        raise NotImplementedError(f"{cls.__name__} keeps no shared facts")
+
+    def adopt_shared_facts(self, facts: Any) -> None:
+        """Judge from ``facts`` (every share's, merged) instead of this run's own."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no shared facts")
+
 
 def bitten(counts: dict[str, int]) -> dict[str, int]:
     """The caps of ``counts`` that cut something."""

@@ -202,6 +202,32 @@ class DotCertDetector(Detector):
             }
         )
 
+    def shared_facts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Leaf issuers by (file, server): the issuer hint compares every client's view."""
+        return self._issuers
+
+    @classmethod
+    def merge_shared_facts(
+        cls, shares: list[dict[tuple[str, str], dict[str, int]]]
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        merged: dict[tuple[str, str], dict[str, int]] = {}
+        for share in shares:
+            for key, counts in share.items():
+                if key not in merged and len(merged) >= MAX_SERVERS:
+                    continue
+                issuers = merged.setdefault(key, {})
+                for issuer, count in counts.items():
+                    if issuer in issuers or len(issuers) < MAX_ISSUERS:
+                        issuers[issuer] = issuers.get(issuer, 0) + count
+        return merged
+
+    def adopt_shared_facts(self, facts: dict[tuple[str, str], dict[str, int]]) -> None:
+        # Caps already bit per share and are counted there; the merged facts are kept whole.
+        dropped = self._issuers.dropped
+        self._issuers = CappedGroups(MAX_SERVERS)
+        self._issuers.update(facts)
+        self._issuers.dropped = dropped
+
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
         for (file, client, server), pair in self._pairs.items():

@@ -221,6 +221,28 @@ class DotSessionOutcomesDetector(Detector):
                     continue
             group.add(row)
 
+    def shared_facts(self) -> dict[str, set[int]]:
+        """TTLs by server: a reset is judged against what the server sent to anyone."""
+        return self.server_ttls
+
+    @classmethod
+    def merge_shared_facts(cls, shares: list[dict[str, set[int]]]) -> dict[str, set[int]]:
+        merged: dict[str, set[int]] = {}
+        for share in shares:
+            for server, ttls in share.items():
+                if server in merged:
+                    merged[server] |= ttls
+                elif len(merged) < MAX_SERVERS:
+                    merged[server] = set(ttls)
+        return merged
+
+    def adopt_shared_facts(self, facts: dict[str, set[int]]) -> None:
+        # Caps already bit per share and are counted there; the merged facts are kept whole.
+        dropped = self.server_ttls.dropped
+        self.server_ttls = CappedGroups(MAX_SERVERS)
+        self.server_ttls.update(facts)
+        self.server_ttls.dropped = dropped
+
     def _mark_injected_resets(self) -> None:
         for row in self.rows:
             rst_ttl = row.get("rst_ttl")

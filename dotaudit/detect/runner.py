@@ -9,8 +9,9 @@ policy's severity overrides are applied to all findings, once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dotaudit.detect.base import Context, Detector, Section
 from dotaudit.detect.incidents import link_related
@@ -62,7 +63,22 @@ class DetectorRunner:
         for handle in self._routes.get(type(event), ()):
             handle(event)
 
-    def finish(self) -> Detection:
+    def shared_facts(self) -> dict[str, Any]:
+        """What each detector knows about servers from this run's clients, by detector
+        name (see ``Detector.shared_facts``): a distributed run merges these across its
+        shares with :func:`merge_shared_facts` and passes the result to ``finish``."""
+        facts = {}
+        for detector in self.detectors:
+            share = detector.shared_facts()
+            if share is not None:
+                facts[detector.name] = share
+        return facts
+
+    def finish(self, shared_facts: Mapping[str, Any] | None = None) -> Detection:
+        if shared_facts is not None:
+            for detector in self.detectors:
+                if detector.name in shared_facts:
+                    detector.adopt_shared_facts(shared_facts[detector.name])
         findings: list[Finding] = []
         sections: dict[str, Section] = {}
         for detector in self.detectors:
@@ -75,6 +91,21 @@ class DetectorRunner:
             for name, count in detector.caps().items():
                 caps[name] = caps.get(name, 0) + count
         return Detection(findings, sections, caps)
+
+
+def merge_shared_facts(
+    shares: Iterable[Mapping[str, Any]], detectors: Iterable[type[Detector]] = DETECTORS
+) -> dict[str, Any]:
+    """The shares' ``DetectorRunner.shared_facts`` merged, detector by detector."""
+    by_name: dict[str, list[Any]] = {}
+    for share in shares:
+        for name, facts in share.items():
+            by_name.setdefault(name, []).append(facts)
+    return {
+        cls.name: cls.merge_shared_facts(by_name[cls.name])
+        for cls in detectors
+        if cls.name in by_name
+    }
 
 
 def run_detectors(

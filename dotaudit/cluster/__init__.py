@@ -1,0 +1,1 @@
+"""Distributed analysis on a Dask cluster (``dotaudit analyze --cluster``); docs/scale.md."""
