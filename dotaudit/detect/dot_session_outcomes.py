@@ -24,9 +24,9 @@ from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
 from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
-MAX_SESSIONS = 10_000
+MAX_SESSIONS = 5_000
 """Rows of the ``dot_sessions`` table; the findings count every session."""
-MAX_GROUPS = 10_000
+MAX_GROUPS = 5_000
 """(finding, client, server) groups the findings are made of."""
 MAX_SERVERS = 10_000
 """Servers whose own TTLs are remembered (to tell an injected reset)."""
