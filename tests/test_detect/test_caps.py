@@ -55,7 +55,7 @@ CAPS = [
     Cap("padding pairs", padding.MAX_PAIRS, 10_000, "DA-PAD-001", "pairs_dropped",
         lambda i: f.dot_session_events(client=client(i), ts=1.0 + i * 1e-2,
                                        client_lengths=[61], server_lengths=[93])),
-    Cap("DoT session groups", dot_session_outcomes.MAX_GROUPS, 10_000, "DA-DOT-001",
+    Cap("DoT session groups", dot_session_outcomes.MAX_GROUPS, 5_000, "DA-DOT-001",
         "groups_dropped",
         lambda i: [f.connection(src=client(i), ts=1.0 + i * 1e-2, start=1.0 + i * 1e-2,
                                 end=4.0 + i * 1e-2, outcome="syn_unanswered",
