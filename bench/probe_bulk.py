@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.lab.lab import start_lab  # noqa: E402
-from tests.test_probe.test_part2_bulk import write_targets  # noqa: E402
+from tests.test_probe.test_bulk_lab import write_targets  # noqa: E402
 
 
 def main() -> int:
