@@ -112,6 +112,27 @@ class ShardPass:
             yield from self._set_batches(number, capture_set, done, total)
             done += capture_set.bytes_read
 
+    def _links(
+        self, label: str, emit: Callable[[Event], None], table: Callable[[], ShardFlowTable]
+    ) -> HostIdentityTracker:
+        """This shard's host identity tracker. Flow starts and DHCP are the facts of the
+        shard that owns the flow; each shard tells the first of its own, and ShardedRun
+        keeps the first of them all. ARP and NDP reach no flow table: shard 0 alone tells
+        them, after the previous frame's events, where a single pass tells them."""
+
+        def decoder_fact(event: Event) -> None:
+            flows = table()
+            phase = flows.phase
+            flows.phase = DECODER
+            try:
+                emit(event)
+            finally:
+                flows.phase = phase
+
+        return HostIdentityTracker(
+            label, emit, link_messages=not self.shard, emit_link=decoder_fact
+        )
+
     def _file_batches(self, path: Path) -> Iterator[tuple[Pause, Batch]]:
         reader = CaptureReader(path)
         summary = InputSummary(path=str(path))
@@ -125,21 +146,7 @@ class ShardPass:
             if types is None or event.type in types:
                 out.append((table.key(), event_json_line(event)))
 
-        def decoder_fact(event: Event) -> None:
-            # ARP and NDP reach no flow table: shard 0 alone tells them, after the previous
-            # frame's events, where a single pass tells them.
-            phase = table.phase
-            table.phase = DECODER
-            try:
-                emit(event)
-            finally:
-                table.phase = phase
-
-        # Flow starts and DHCP are the facts of the shard that owns the flow; each shard
-        # tells the first of its own, and ShardedRun keeps the first of them all.
-        links = HostIdentityTracker(
-            str(path), emit, link_messages=not self.shard, emit_link=decoder_fact
-        )
+        links = self._links(str(path), emit, lambda: table)
         dispatcher = Dispatcher(str(path), emit, links=links)
 
         def flow_anomaly(anomaly: Anomaly) -> None:
@@ -196,18 +203,7 @@ class ShardPass:
             if types is None or event.type in types:
                 out.append((table.key(), encode(event)))
 
-        def decoder_fact(event: Event) -> None:
-            # ARP and NDP reach no flow table: shard 0 alone tells them (as for a file).
-            phase = table.phase
-            table.phase = DECODER
-            try:
-                emit(event)
-            finally:
-                table.phase = phase
-
-        links = HostIdentityTracker(
-            capture_set.label, emit, link_messages=not self.shard, emit_link=decoder_fact
-        )
+        links = self._links(capture_set.label, emit, lambda: table)
         dispatcher = Dispatcher(capture_set.label, emit, links=links)
 
         def count(anomaly: Anomaly) -> None:
