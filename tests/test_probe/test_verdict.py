@@ -8,11 +8,14 @@ results given to ``judge`` by hand.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from dotaudit.model.findings import Severity
 from dotaudit.probe.base import CheckAttempt, CheckStatus, Level
 from dotaudit.probe.verdict import (
+    NOT_TESTED,
     Cause,
     TlsOutcome,
     Verdict,
@@ -302,3 +305,339 @@ def test_attempt_severity_strict_only_counts_in_full_in_strict_mode() -> None:
     assert attempt_severity(may, strict_only=False, mode="strict") is Severity.LOW
     assert attempt_severity(error, strict_only=False, mode="strict") is Severity.LOW
     assert attempt_severity(skip, strict_only=False, mode="strict") is None
+
+
+# --- every verdict branch, with the reasons a user reads in full ----------------------------
+
+STRICT_REFUSES = "a strict client would refuse this resolver because "
+STRICT_UNTESTED = "whether a strict client accepts this resolver was not tested: "
+FALLS_BACK = (
+    "an opportunistic client cannot use DoT on port 853 and falls back to plaintext port 53, "
+    "which answers"
+)
+NO_DNS = (
+    "an opportunistic client gets no DNS here: DoT on port 853 does not work and plaintext "
+    "port 53 does not answer"
+)
+FALLBACK_UNTESTED = (
+    "an opportunistic client cannot use DoT on port 853; whether it falls back to plaintext "
+    "port 53 was not tested: "
+)
+OPPORTUNISTIC_UNTESTED = "what an opportunistic client gets was not tested: "
+OUT_OF_BUDGET = "not run: the target budget of 90 s was used up (raise --budget)"
+CONNECT_ERROR = "connect failed in an unclassified way: [Errno 22] Invalid argument"
+REACH_ERROR = attempt("reach.853", "error", CONNECT_ERROR, **{"class": "error"})
+
+
+def needing_reach(reach: CheckAttempt) -> tuple[CheckAttempt, ...]:
+    """The certificate checks as the runner leaves them when reach.853 did not pass: each
+    depends on it, so none ran and no handshake was tried."""
+    why = f"needs reach.853, which is {reach.status.value}: {reach.error_reason}"
+    return tuple(attempt(g, "skip", why) for g in ("cert.chain", "cert.name", "cert.pin"))
+
+
+@dataclass(frozen=True)
+class Case:
+    results: dict[str, CheckAttempt]
+    tls: TlsOutcome
+    strict: str
+    opportunistic: str
+    reasons: tuple[str, ...]
+    cause: Cause | None = None
+    covers: tuple[str, ...] = ()
+    pinned: bool = False
+    named: bool = True
+    port: int = 853
+    unresolved: str | None = None
+
+
+CASES = [
+    pytest.param(
+        Case(results(*GOOD), TlsOutcome(True), "accept", "encrypted", (ACCEPT, ENCRYPTED)),
+        id="authenticated-and-encrypted",
+    ),
+    pytest.param(
+        Case(
+            results(*GOOD, attempt("cert.name", "fail", "the certificate is not for dns.test")),
+            TlsOutcome(True),
+            "refuse",
+            "encrypted",
+            (STRICT_REFUSES + "cert.name: the certificate is not for dns.test", ENCRYPTED),
+            Cause.AUTHENTICATION,
+            ("cert.name",),
+        ),
+        id="certificate-not-for-the-name",
+    ),
+    pytest.param(
+        Case(
+            results(
+                *GOOD, attempt("cert.chain", "fail", "self-signed"), attempt("cert.pin", "pass")
+            ),
+            TlsOutcome(True),
+            "accept",
+            "encrypted",
+            (ACCEPT, ENCRYPTED),
+            pinned=True,
+            named=False,
+        ),
+        id="pin-alone-authenticates-an-unnamed-target",
+    ),
+    pytest.param(
+        Case(
+            results(*GOOD, attempt("interception", "fail", "key matches none of the pins")),
+            TlsOutcome(True),
+            "accept",
+            "intercepted",
+            (
+                ACCEPT,
+                "an opportunistic client would accept the interceptor's certificate and leak "
+                "every query to it (key matches none of the pins)",
+            ),
+        ),
+        id="intercepted",
+    ),
+    pytest.param(
+        Case(
+            results(*GOOD, attempt("cert.name", "error", OUT_OF_BUDGET, error_kind="budget")),
+            TlsOutcome(True),
+            NOT_TESTED,
+            "encrypted",
+            (STRICT_UNTESTED + f"cert.name is error ({OUT_OF_BUDGET})", ENCRYPTED),
+        ),
+        id="name-check-out-of-budget",
+    ),
+    pytest.param(
+        Case(
+            results(REACH_OK, PLAIN_53, attempt("cert.chain", "error", "reset")),
+            TlsOutcome(False, "reset"),
+            "refuse",
+            "plaintext-fallback",
+            (STRICT_REFUSES + "no TLS session could be set up on port 853: reset", FALLS_BACK),
+            Cause.TLS_FAILED,
+            ("cert.chain",),
+        ),
+        id="handshake-fails-and-53-answers",
+    ),
+    pytest.param(
+        Case(
+            results(REFUSED, PLAIN_53, *needing_reach(REFUSED)),
+            TlsOutcome(None),
+            "refuse",
+            "plaintext-fallback",
+            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
+            Cause.PORT_UNUSABLE,
+            ("reach.853", "blocked-port"),
+        ),
+        id="853-refused-and-53-answers",
+    ),
+    pytest.param(
+        Case(
+            results(
+                REFUSED,
+                attempt("reach.53", "pass", udp53={"answered": True}, tcp53={"answered": False}),
+            ),
+            TlsOutcome(None),
+            "refuse",
+            "plaintext-fallback",
+            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
+            Cause.PORT_UNUSABLE,
+            ("reach.853", "blocked-port"),
+        ),
+        id="853-refused-and-only-udp-53-answers",
+    ),
+    pytest.param(
+        Case(
+            results(
+                REFUSED,
+                attempt("reach.53", "pass", udp53={"answered": False}, tcp53={"answered": True}),
+            ),
+            TlsOutcome(None),
+            "refuse",
+            "plaintext-fallback",
+            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
+            Cause.PORT_UNUSABLE,
+            ("reach.853", "blocked-port"),
+        ),
+        id="853-refused-and-only-tcp-53-answers",
+    ),
+    pytest.param(
+        Case(
+            results(REFUSED, NO_53),
+            TlsOutcome(None),
+            "refuse",
+            "fails",
+            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", NO_DNS),
+            Cause.PORT_UNUSABLE,
+            ("reach.853", "blocked-port"),
+        ),
+        id="853-refused-and-nothing-on-53",
+    ),
+    pytest.param(
+        Case(
+            results(REFUSED),
+            TlsOutcome(None),
+            "refuse",
+            NOT_TESTED,
+            (
+                STRICT_REFUSES + "port 853 is not usable: refused: a RST",
+                FALLBACK_UNTESTED + "reach.53 was not run (not among --checks)",
+            ),
+            Cause.PORT_UNUSABLE,
+            ("reach.853", "blocked-port"),
+        ),
+        id="853-refused-and-53-not-among-checks",
+    ),
+    pytest.param(
+        Case(
+            results(REFUSED, attempt("reach.53", "error", OUT_OF_BUDGET, error_kind="budget")),
+            TlsOutcome(None),
+            "refuse",
+            NOT_TESTED,
+            (
+                STRICT_REFUSES + "port 853 is not usable: refused: a RST",
+                FALLBACK_UNTESTED + f"reach.53 is error ({OUT_OF_BUDGET})",
+            ),
+            Cause.PORT_UNUSABLE,
+            ("reach.853", "blocked-port"),
+        ),
+        id="853-refused-and-53-out-of-budget",
+    ),
+    pytest.param(
+        Case(
+            results(REACH_OK, PLAIN_53),
+            TlsOutcome(None),
+            NOT_TESTED,
+            NOT_TESTED,
+            (
+                STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
+                STRICT_UNTESTED + "cert.name was not run (not among --checks)",
+                "port 853 accepts connections, but no TLS handshake was tried (no TLS check "
+                "among --checks): what an opportunistic client gets was not tested",
+            ),
+        ),
+        id="853-open-and-no-tls-check-among-checks",
+    ),
+    pytest.param(
+        Case(
+            results(attempt("reach.853", "pass", port=8853, **{"class": "open"}), PLAIN_53),
+            TlsOutcome(None),
+            NOT_TESTED,
+            NOT_TESTED,
+            (
+                STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
+                STRICT_UNTESTED + "cert.name was not run (not among --checks)",
+                "port 8853 accepts connections, but no TLS handshake was tried (no TLS check "
+                "among --checks): what an opportunistic client gets was not tested",
+            ),
+            port=8853,
+        ),
+        id="another-port-open-and-no-tls-check-among-checks",
+    ),
+    pytest.param(
+        Case(
+            results(PLAIN_53),
+            TlsOutcome(None),
+            NOT_TESTED,
+            NOT_TESTED,
+            (
+                STRICT_UNTESTED + "reach.853 was not run (not among --checks)",
+                STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
+                STRICT_UNTESTED + "cert.name was not run (not among --checks)",
+                OPPORTUNISTIC_UNTESTED + "reach.853 was not run (not among --checks)",
+            ),
+        ),
+        id="853-not-among-checks",
+    ),
+    pytest.param(
+        Case(
+            results(REACH_ERROR, PLAIN_53, *needing_reach(REACH_ERROR)),
+            TlsOutcome(None),
+            NOT_TESTED,
+            NOT_TESTED,
+            (
+                STRICT_UNTESTED + f"reach.853 is error ({CONNECT_ERROR})",
+                STRICT_UNTESTED
+                + f"cert.chain is skip (needs reach.853, which is error: {CONNECT_ERROR})",
+                STRICT_UNTESTED
+                + f"cert.name is skip (needs reach.853, which is error: {CONNECT_ERROR})",
+                OPPORTUNISTIC_UNTESTED + f"reach.853 is error ({CONNECT_ERROR})",
+            ),
+        ),
+        id="853-connect-error",
+    ),
+    pytest.param(
+        Case(
+            results(*(attempt(a.id, "skip", "NXDOMAIN") for a in GOOD)),
+            TlsOutcome(None),
+            "refuse",
+            "fails",
+            (
+                "a strict client would refuse this resolver because its name did not resolve: "
+                "NXDOMAIN",
+                "an opportunistic client gets no DNS from it either",
+            ),
+            Cause.UNRESOLVED,
+            unresolved="NXDOMAIN",
+        ),
+        id="name-did-not-resolve",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_verdict_and_what_the_user_is_told(case: Case) -> None:
+    verdict = judge(
+        case.results,
+        case.tls,
+        pinned=case.pinned,
+        named=case.named,
+        port=case.port,
+        unresolved=case.unresolved,
+    )
+    assert (verdict.strict, verdict.opportunistic) == (case.strict, case.opportunistic)
+    assert verdict.reasons == case.reasons
+    assert (verdict.cause, verdict.covers) == (case.cause, case.covers)
+    assert verdict.to_dict()["reasons"] == list(case.reasons)
+
+
+JUDGED = {param.id: param.values[0] for param in CASES}
+
+
+REFUSAL_853 = ("DA-PROBE-001", Severity.HIGH, ("reach.853", "blocked-port"))
+REFUSAL_TLS = ("DA-PROBE-001", Severity.HIGH, ("cert.chain",))
+FALLBACK = ("DA-PROBE-002", Severity.HIGH, ("blocked-port",))
+INTERCEPTION = ("DA-PROBE-003", Severity.HIGH, ("interception",))
+
+
+# A refusal, a fallback and an interception each stand for the check results that show
+# them (``covers``): those get no finding of their own.
+@pytest.mark.parametrize(
+    ("situation", "mode", "findings"),
+    [
+        ("authenticated-and-encrypted", "strict", []),
+        ("853-open-and-no-tls-check-among-checks", "strict", []),
+        ("853-refused-and-53-not-among-checks", "strict", [REFUSAL_853]),
+        ("853-refused-and-53-answers", "strict", [REFUSAL_853, FALLBACK]),
+        ("853-refused-and-53-answers", "opportunistic", [REFUSAL_853, FALLBACK]),
+        ("handshake-fails-and-53-answers", "strict", [REFUSAL_TLS, FALLBACK]),
+        ("handshake-fails-and-53-answers", "opportunistic", [REFUSAL_TLS, FALLBACK]),
+        (
+            "certificate-not-for-the-name",
+            "strict",
+            [("DA-PROBE-001", Severity.HIGH, ("cert.name",))],
+        ),
+        (
+            "certificate-not-for-the-name",
+            "opportunistic",
+            [("DA-PROBE-001", Severity.LOW, ("cert.name",))],
+        ),
+        ("intercepted", "strict", [INTERCEPTION]),
+        ("intercepted", "opportunistic", [INTERCEPTION]),
+    ],
+)
+def test_the_findings_of_a_verdict_and_what_each_stands_for(
+    situation: str, mode: str, findings: list[tuple[str, Severity, tuple[str, ...]]]
+) -> None:
+    case = JUDGED[situation]
+    verdict = judge(case.results, case.tls, pinned=case.pinned, named=case.named, port=case.port)
+    assert [(f.id, f.severity, f.covers) for f in verdict_findings(verdict, mode)] == findings
