@@ -351,240 +351,190 @@ class Case:
     unresolved: str | None = None
 
 
-CASES = [
-    pytest.param(
-        Case(results(*GOOD), TlsOutcome(True), "accept", "encrypted", (ACCEPT, ENCRYPTED)),
-        id="authenticated-and-encrypted",
+# Each row is what a probe run leaves: the results of the checks it ran (``--checks`` may
+# leave some out; a check that needs reach.853 is skipped when that did not pass).
+CASES = {
+    "authenticated-and-encrypted": Case(
+        results(*GOOD), TlsOutcome(True), "accept", "encrypted", (ACCEPT, ENCRYPTED)
     ),
-    pytest.param(
-        Case(
-            results(*GOOD, attempt("cert.name", "fail", "the certificate is not for dns.test")),
-            TlsOutcome(True),
-            "refuse",
-            "encrypted",
-            (STRICT_REFUSES + "cert.name: the certificate is not for dns.test", ENCRYPTED),
-            Cause.AUTHENTICATION,
-            ("cert.name",),
+    "certificate-not-for-the-name": Case(
+        results(*GOOD, attempt("cert.name", "fail", "the certificate is not for dns.test")),
+        TlsOutcome(True),
+        "refuse",
+        "encrypted",
+        (STRICT_REFUSES + "cert.name: the certificate is not for dns.test", ENCRYPTED),
+        Cause.AUTHENTICATION,
+        ("cert.name",),
+    ),
+    "pin-alone-authenticates-an-unnamed-target": Case(
+        results(*GOOD, attempt("cert.chain", "fail", "self-signed"), attempt("cert.pin", "pass")),
+        TlsOutcome(True),
+        "accept",
+        "encrypted",
+        (ACCEPT, ENCRYPTED),
+        pinned=True,
+        named=False,
+    ),
+    "intercepted": Case(
+        results(*GOOD, attempt("interception", "fail", "key matches none of the pins")),
+        TlsOutcome(True),
+        "accept",
+        "intercepted",
+        (
+            ACCEPT,
+            "an opportunistic client would accept the interceptor's certificate and leak "
+            "every query to it (key matches none of the pins)",
         ),
-        id="certificate-not-for-the-name",
     ),
-    pytest.param(
-        Case(
-            results(
-                *GOOD, attempt("cert.chain", "fail", "self-signed"), attempt("cert.pin", "pass")
-            ),
-            TlsOutcome(True),
-            "accept",
-            "encrypted",
-            (ACCEPT, ENCRYPTED),
-            pinned=True,
-            named=False,
+    "name-check-out-of-budget": Case(
+        results(*GOOD, attempt("cert.name", "error", OUT_OF_BUDGET, error_kind="budget")),
+        TlsOutcome(True),
+        NOT_TESTED,
+        "encrypted",
+        (STRICT_UNTESTED + f"cert.name is error ({OUT_OF_BUDGET})", ENCRYPTED),
+    ),
+    "handshake-fails-and-53-answers": Case(
+        results(REACH_OK, PLAIN_53, attempt("cert.chain", "error", "reset")),
+        TlsOutcome(False, "reset"),
+        "refuse",
+        "plaintext-fallback",
+        (STRICT_REFUSES + "no TLS session could be set up on port 853: reset", FALLS_BACK),
+        Cause.TLS_FAILED,
+        ("cert.chain",),
+    ),
+    "853-refused-and-53-answers": Case(
+        results(REFUSED, PLAIN_53, *needing_reach(REFUSED)),
+        TlsOutcome(None),
+        "refuse",
+        "plaintext-fallback",
+        (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
+        Cause.PORT_UNUSABLE,
+        ("reach.853", "blocked-port"),
+    ),
+    "853-refused-and-only-udp-53-answers": Case(
+        results(
+            REFUSED,
+            attempt("reach.53", "pass", udp53={"answered": True}, tcp53={"answered": False}),
         ),
-        id="pin-alone-authenticates-an-unnamed-target",
+        TlsOutcome(None),
+        "refuse",
+        "plaintext-fallback",
+        (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
+        Cause.PORT_UNUSABLE,
+        ("reach.853", "blocked-port"),
     ),
-    pytest.param(
-        Case(
-            results(*GOOD, attempt("interception", "fail", "key matches none of the pins")),
-            TlsOutcome(True),
-            "accept",
-            "intercepted",
-            (
-                ACCEPT,
-                "an opportunistic client would accept the interceptor's certificate and leak "
-                "every query to it (key matches none of the pins)",
-            ),
+    "853-refused-and-only-tcp-53-answers": Case(
+        results(
+            REFUSED,
+            attempt("reach.53", "pass", udp53={"answered": False}, tcp53={"answered": True}),
         ),
-        id="intercepted",
+        TlsOutcome(None),
+        "refuse",
+        "plaintext-fallback",
+        (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
+        Cause.PORT_UNUSABLE,
+        ("reach.853", "blocked-port"),
     ),
-    pytest.param(
-        Case(
-            results(*GOOD, attempt("cert.name", "error", OUT_OF_BUDGET, error_kind="budget")),
-            TlsOutcome(True),
-            NOT_TESTED,
-            "encrypted",
-            (STRICT_UNTESTED + f"cert.name is error ({OUT_OF_BUDGET})", ENCRYPTED),
+    "853-refused-and-nothing-on-53": Case(
+        results(REFUSED, NO_53),
+        TlsOutcome(None),
+        "refuse",
+        "fails",
+        (STRICT_REFUSES + "port 853 is not usable: refused: a RST", NO_DNS),
+        Cause.PORT_UNUSABLE,
+        ("reach.853", "blocked-port"),
+    ),
+    "853-refused-and-53-not-among-checks": Case(
+        results(REFUSED),
+        TlsOutcome(None),
+        "refuse",
+        NOT_TESTED,
+        (
+            STRICT_REFUSES + "port 853 is not usable: refused: a RST",
+            FALLBACK_UNTESTED + "reach.53 was not run (not among --checks)",
         ),
-        id="name-check-out-of-budget",
+        Cause.PORT_UNUSABLE,
+        ("reach.853", "blocked-port"),
     ),
-    pytest.param(
-        Case(
-            results(REACH_OK, PLAIN_53, attempt("cert.chain", "error", "reset")),
-            TlsOutcome(False, "reset"),
-            "refuse",
-            "plaintext-fallback",
-            (STRICT_REFUSES + "no TLS session could be set up on port 853: reset", FALLS_BACK),
-            Cause.TLS_FAILED,
-            ("cert.chain",),
+    "853-refused-and-53-out-of-budget": Case(
+        results(REFUSED, attempt("reach.53", "error", OUT_OF_BUDGET, error_kind="budget")),
+        TlsOutcome(None),
+        "refuse",
+        NOT_TESTED,
+        (
+            STRICT_REFUSES + "port 853 is not usable: refused: a RST",
+            FALLBACK_UNTESTED + f"reach.53 is error ({OUT_OF_BUDGET})",
         ),
-        id="handshake-fails-and-53-answers",
+        Cause.PORT_UNUSABLE,
+        ("reach.853", "blocked-port"),
     ),
-    pytest.param(
-        Case(
-            results(REFUSED, PLAIN_53, *needing_reach(REFUSED)),
-            TlsOutcome(None),
-            "refuse",
-            "plaintext-fallback",
-            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
-            Cause.PORT_UNUSABLE,
-            ("reach.853", "blocked-port"),
+    "853-open-and-no-tls-check-among-checks": Case(
+        results(REACH_OK, PLAIN_53),
+        TlsOutcome(None),
+        NOT_TESTED,
+        NOT_TESTED,
+        (
+            STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
+            STRICT_UNTESTED + "cert.name was not run (not among --checks)",
+            "port 853 accepts connections, but no TLS handshake was tried (no TLS check "
+            "among --checks): what an opportunistic client gets was not tested",
         ),
-        id="853-refused-and-53-answers",
     ),
-    pytest.param(
-        Case(
-            results(
-                REFUSED,
-                attempt("reach.53", "pass", udp53={"answered": True}, tcp53={"answered": False}),
-            ),
-            TlsOutcome(None),
-            "refuse",
-            "plaintext-fallback",
-            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
-            Cause.PORT_UNUSABLE,
-            ("reach.853", "blocked-port"),
+    "another-port-open-and-no-tls-check-among-checks": Case(
+        results(attempt("reach.853", "pass", port=8853, **{"class": "open"}), PLAIN_53),
+        TlsOutcome(None),
+        NOT_TESTED,
+        NOT_TESTED,
+        (
+            STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
+            STRICT_UNTESTED + "cert.name was not run (not among --checks)",
+            "port 8853 accepts connections, but no TLS handshake was tried (no TLS check "
+            "among --checks): what an opportunistic client gets was not tested",
         ),
-        id="853-refused-and-only-udp-53-answers",
+        port=8853,
     ),
-    pytest.param(
-        Case(
-            results(
-                REFUSED,
-                attempt("reach.53", "pass", udp53={"answered": False}, tcp53={"answered": True}),
-            ),
-            TlsOutcome(None),
-            "refuse",
-            "plaintext-fallback",
-            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", FALLS_BACK),
-            Cause.PORT_UNUSABLE,
-            ("reach.853", "blocked-port"),
+    "853-not-among-checks": Case(
+        results(PLAIN_53),
+        TlsOutcome(None),
+        NOT_TESTED,
+        NOT_TESTED,
+        (
+            STRICT_UNTESTED + "reach.853 was not run (not among --checks)",
+            STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
+            STRICT_UNTESTED + "cert.name was not run (not among --checks)",
+            OPPORTUNISTIC_UNTESTED + "reach.853 was not run (not among --checks)",
         ),
-        id="853-refused-and-only-tcp-53-answers",
     ),
-    pytest.param(
-        Case(
-            results(REFUSED, NO_53),
-            TlsOutcome(None),
-            "refuse",
-            "fails",
-            (STRICT_REFUSES + "port 853 is not usable: refused: a RST", NO_DNS),
-            Cause.PORT_UNUSABLE,
-            ("reach.853", "blocked-port"),
+    "853-connect-error": Case(
+        results(REACH_ERROR, PLAIN_53, *needing_reach(REACH_ERROR)),
+        TlsOutcome(None),
+        NOT_TESTED,
+        NOT_TESTED,
+        (
+            STRICT_UNTESTED + f"reach.853 is error ({CONNECT_ERROR})",
+            STRICT_UNTESTED
+            + f"cert.chain is skip (needs reach.853, which is error: {CONNECT_ERROR})",
+            STRICT_UNTESTED
+            + f"cert.name is skip (needs reach.853, which is error: {CONNECT_ERROR})",
+            OPPORTUNISTIC_UNTESTED + f"reach.853 is error ({CONNECT_ERROR})",
         ),
-        id="853-refused-and-nothing-on-53",
     ),
-    pytest.param(
-        Case(
-            results(REFUSED),
-            TlsOutcome(None),
-            "refuse",
-            NOT_TESTED,
-            (
-                STRICT_REFUSES + "port 853 is not usable: refused: a RST",
-                FALLBACK_UNTESTED + "reach.53 was not run (not among --checks)",
-            ),
-            Cause.PORT_UNUSABLE,
-            ("reach.853", "blocked-port"),
+    "name-did-not-resolve": Case(
+        results(*(attempt(a.id, "skip", "NXDOMAIN") for a in GOOD)),
+        TlsOutcome(None),
+        "refuse",
+        "fails",
+        (
+            "a strict client would refuse this resolver because its name did not resolve: NXDOMAIN",
+            "an opportunistic client gets no DNS from it either",
         ),
-        id="853-refused-and-53-not-among-checks",
+        Cause.UNRESOLVED,
+        unresolved="NXDOMAIN",
     ),
-    pytest.param(
-        Case(
-            results(REFUSED, attempt("reach.53", "error", OUT_OF_BUDGET, error_kind="budget")),
-            TlsOutcome(None),
-            "refuse",
-            NOT_TESTED,
-            (
-                STRICT_REFUSES + "port 853 is not usable: refused: a RST",
-                FALLBACK_UNTESTED + f"reach.53 is error ({OUT_OF_BUDGET})",
-            ),
-            Cause.PORT_UNUSABLE,
-            ("reach.853", "blocked-port"),
-        ),
-        id="853-refused-and-53-out-of-budget",
-    ),
-    pytest.param(
-        Case(
-            results(REACH_OK, PLAIN_53),
-            TlsOutcome(None),
-            NOT_TESTED,
-            NOT_TESTED,
-            (
-                STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
-                STRICT_UNTESTED + "cert.name was not run (not among --checks)",
-                "port 853 accepts connections, but no TLS handshake was tried (no TLS check "
-                "among --checks): what an opportunistic client gets was not tested",
-            ),
-        ),
-        id="853-open-and-no-tls-check-among-checks",
-    ),
-    pytest.param(
-        Case(
-            results(attempt("reach.853", "pass", port=8853, **{"class": "open"}), PLAIN_53),
-            TlsOutcome(None),
-            NOT_TESTED,
-            NOT_TESTED,
-            (
-                STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
-                STRICT_UNTESTED + "cert.name was not run (not among --checks)",
-                "port 8853 accepts connections, but no TLS handshake was tried (no TLS check "
-                "among --checks): what an opportunistic client gets was not tested",
-            ),
-            port=8853,
-        ),
-        id="another-port-open-and-no-tls-check-among-checks",
-    ),
-    pytest.param(
-        Case(
-            results(PLAIN_53),
-            TlsOutcome(None),
-            NOT_TESTED,
-            NOT_TESTED,
-            (
-                STRICT_UNTESTED + "reach.853 was not run (not among --checks)",
-                STRICT_UNTESTED + "cert.chain was not run (not among --checks)",
-                STRICT_UNTESTED + "cert.name was not run (not among --checks)",
-                OPPORTUNISTIC_UNTESTED + "reach.853 was not run (not among --checks)",
-            ),
-        ),
-        id="853-not-among-checks",
-    ),
-    pytest.param(
-        Case(
-            results(REACH_ERROR, PLAIN_53, *needing_reach(REACH_ERROR)),
-            TlsOutcome(None),
-            NOT_TESTED,
-            NOT_TESTED,
-            (
-                STRICT_UNTESTED + f"reach.853 is error ({CONNECT_ERROR})",
-                STRICT_UNTESTED
-                + f"cert.chain is skip (needs reach.853, which is error: {CONNECT_ERROR})",
-                STRICT_UNTESTED
-                + f"cert.name is skip (needs reach.853, which is error: {CONNECT_ERROR})",
-                OPPORTUNISTIC_UNTESTED + f"reach.853 is error ({CONNECT_ERROR})",
-            ),
-        ),
-        id="853-connect-error",
-    ),
-    pytest.param(
-        Case(
-            results(*(attempt(a.id, "skip", "NXDOMAIN") for a in GOOD)),
-            TlsOutcome(None),
-            "refuse",
-            "fails",
-            (
-                "a strict client would refuse this resolver because its name did not resolve: "
-                "NXDOMAIN",
-                "an opportunistic client gets no DNS from it either",
-            ),
-            Cause.UNRESOLVED,
-            unresolved="NXDOMAIN",
-        ),
-        id="name-did-not-resolve",
-    ),
-]
+}
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_each_verdict_and_what_the_user_is_told(case: Case) -> None:
     verdict = judge(
         case.results,
@@ -598,9 +548,6 @@ def test_each_verdict_and_what_the_user_is_told(case: Case) -> None:
     assert verdict.reasons == case.reasons
     assert (verdict.cause, verdict.covers) == (case.cause, case.covers)
     assert verdict.to_dict()["reasons"] == list(case.reasons)
-
-
-JUDGED = {param.id: param.values[0] for param in CASES}
 
 
 REFUSAL_853 = ("DA-PROBE-001", Severity.HIGH, ("reach.853", "blocked-port"))
@@ -638,6 +585,6 @@ INTERCEPTION = ("DA-PROBE-003", Severity.HIGH, ("interception",))
 def test_the_findings_of_a_verdict_and_what_each_stands_for(
     situation: str, mode: str, findings: list[tuple[str, Severity, tuple[str, ...]]]
 ) -> None:
-    case = JUDGED[situation]
+    case = CASES[situation]
     verdict = judge(case.results, case.tls, pinned=case.pinned, named=case.named, port=case.port)
     assert [(f.id, f.severity, f.covers) for f in verdict_findings(verdict, mode)] == findings
