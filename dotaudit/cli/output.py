@@ -314,20 +314,22 @@ def atomic_directory(target: str) -> Iterator[Path]:
 def write_report(report: AuditReport, options: ReportOptions) -> None:
     """The report where asked (``-o`` or stdout), and the text summary on stderr unless
     ``-q`` or the report itself is text on the terminal."""
-    from dotaudit.render.base import OutputFormat, RendererUnavailable, render
+    from dotaudit.render.base import OutputFormat, RendererUnavailable, render, render_chunks
 
     try:
-        body = render(
+        chunks = render_chunks(
             report, options.format, evidence_dir=options.evidence_dir, output=options.output
         )
     except RendererUnavailable as exc:
         raise UsageError(str(exc)) from None
     if options.output is not None:
         with atomic_writer(options.output) as handle:
-            handle.write(body)
+            for chunk in chunks:
+                handle.write(chunk)
     else:
         stdout = standard_output()
-        stdout.write(body)
+        for chunk in chunks:
+            stdout.write(chunk)
         stdout.flush()
     if not (options.format is OutputFormat.TEXT and options.output is None) and not options.quiet:
         sys.stderr.write(render(report, OutputFormat.TEXT))

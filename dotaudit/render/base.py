@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import Enum
 from typing import assert_never
 
@@ -55,3 +56,25 @@ def render(
 
         return render_html(report, evidence_dir=evidence_dir, output=output)
     assert_never(fmt)
+
+
+def render_chunks(
+    report: AuditReport,
+    fmt: OutputFormat,
+    *,
+    evidence_dir: str | None = None,
+    output: str | None = None,
+) -> Iterator[str]:
+    """``render``'s text in pieces, to be written one after the other: JSON and JSONL
+    are made as they are written, so a large report is never held whole as text. Any
+    other format is made here, before the first piece is asked for (so that a renderer
+    that cannot run fails before its output is opened)."""
+    if fmt is OutputFormat.JSON:
+        from dotaudit.render.json import json_chunks
+
+        return json_chunks(report)
+    if fmt is OutputFormat.JSONL:
+        from dotaudit.render.jsonl import jsonl_lines
+
+        return jsonl_lines(report)
+    return iter((render(report, fmt, evidence_dir=evidence_dir, output=output),))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from dotaudit.model.report import AuditReport
 
@@ -13,14 +14,18 @@ that is many times the text itself."""
 
 
 def render_json(report: AuditReport) -> str:
+    return "".join(json_chunks(report))
+
+
+def json_chunks(report: AuditReport) -> Iterator[str]:
+    """The report's JSON text in pieces of a few hundred kilobytes, for a writer that
+    need not hold the whole text at once (a large report's text is tens of megabytes)."""
     encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
-    parts: list[str] = []
     pieces: list[str] = []
     for piece in encoder.iterencode(report.to_dict()):
         pieces.append(piece)
         if len(pieces) >= _JOIN_EVERY:
-            parts.append("".join(pieces))
+            yield "".join(pieces)
             pieces.clear()
-    parts.append("".join(pieces))
-    parts.append("\n")
-    return "".join(parts)
+    pieces.append("\n")
+    yield "".join(pieces)

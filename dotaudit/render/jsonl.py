@@ -10,21 +10,26 @@ consumers that want findings only keep the lines whose ``record`` is ``"finding"
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from dotaudit.model.report import COMPLETE, REPORT_SCHEMA, AuditReport, input_completeness
 
 
 def render_jsonl(report: AuditReport) -> str:
+    return "".join(jsonl_lines(report))
+
+
+def jsonl_lines(report: AuditReport) -> Iterator[str]:
+    """The report's lines one at a time (a writer need not hold them all)."""
     envelope = {"schema": REPORT_SCHEMA, "kind": report.kind, "generated_at": report.generated_at}
-    records: list[dict[str, Any]] = []
     for item in report.inputs:
         if not isinstance(item, dict):
             continue
         judged = input_completeness(item)
         if judged.status == COMPLETE:
             continue
-        records.append(
+        yield _line(
             {
                 "record": "input",
                 "path": item.get("path"),
@@ -39,7 +44,8 @@ def render_jsonl(report: AuditReport) -> str:
     for finding in report.sorted_findings():
         record: dict[str, Any] = {"record": "finding", **finding.to_dict()}
         record.update(envelope)
-        records.append(record)
-    return "".join(
-        json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records
-    )
+        yield _line(record)
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"

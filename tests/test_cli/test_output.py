@@ -15,16 +15,18 @@ import pytest
 from dotaudit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
 from dotaudit.cli.output import (
     TIMESTAMP_FORMAT,
+    ReportOptions,
     atomic_writer,
     choose_format,
     exit_status,
     output_path,
     timestamp,
+    write_report,
 )
 from dotaudit.errors import OutputError
 from dotaudit.model.findings import Severity, make_finding
 from dotaudit.model.report import AuditReport
-from dotaudit.render.base import OutputFormat
+from dotaudit.render.base import OutputFormat, render_chunks
 from tests import pcapgen
 from tests.test_cli.command import dotaudit
 
@@ -366,3 +368,16 @@ def test_exit_status_says_when_the_audit_is_incomplete(
     report.inputs = [{"path": "a.pcap", "packets": 3, "status": "complete"},
                      {"path": "b.pcap", "packets": 3, "status": status}]  # fmt: skip
     assert exit_status(report, fail_on, strict=strict) == expected
+
+
+def test_a_report_written_in_pieces_is_the_rendered_one(tmp_path: Path) -> None:
+    report = AuditReport(kind="analyze", generated_at="2026-01-01T00:00:00Z")
+    report.findings = [
+        make_finding("DA-LEAK-001", client=f"10.0.{i >> 8}.{i & 255}", dedup_key=f"k{i}")
+        for i in range(300)
+    ]
+    for fmt, name in ((OutputFormat.JSON, "r.json"), (OutputFormat.JSONL, "r.jsonl")):
+        target = tmp_path / name
+        write_report(report, ReportOptions(str(target), fmt, None, quiet=True))
+        assert target.read_text() == "".join(render_chunks(report, fmt))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.jsonl"]  # no temp left
