@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from dotaudit.model.events import Event
@@ -21,10 +21,36 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+TRACK_BUDGET = 100_000
+"""Distinct values (names, servers, subnets) the detectors of one run remember together,
+over all their groups: one budget for all of them, so that a capture that fills every
+detector's samples at once costs no more than one that fills one."""
+
+
+class TrackBudget:
+    """What is left of a run's ``TRACK_BUDGET``; each detector draws on it through a
+    ``TrackShare`` of its own, which counts what it was refused."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+
+def _new_track_budget() -> TrackBudget:
+    return TrackBudget(TRACK_BUDGET)
+
+
 @dataclass(frozen=True)
 class Context:
     policy: Policy = field(default_factory=Policy)
     resolvers: ResolverDirectory = field(default_factory=known_resolvers)
+    track: TrackBudget = field(default_factory=_new_track_budget, compare=False)
+    """The run's budget of remembered values (``DetectorRunner`` gives each run a new one)."""
+
+    def for_one_run(self) -> Context:
+        """This context with a budget of remembered values of its own."""
+        return replace(self, track=_new_track_budget())
 
 
 class Detector(ABC):
@@ -85,19 +111,14 @@ def bitten(counts: dict[str, int]) -> dict[str, int]:
     return {name: count for name, count in counts.items() if count}
 
 
-TRACK_BUDGET = 100_000
-"""Distinct values (names, servers, subnets) one detector remembers over all its groups."""
+class TrackShare:
+    """One detector's draw on its run's ``TrackBudget``; ``refused`` counts the values it
+    saw once the budget was spent (their samples' counts are then lower bounds)."""
 
+    __slots__ = ("pool", "refused")
 
-class TrackBudget:
-    """Distinct values the samples of one detector may remember together, so that many
-    groups of many names stay bounded as a whole; ``refused`` counts the values seen once
-    the budget was spent (their samples' counts are then lower bounds)."""
-
-    __slots__ = ("left", "refused")
-
-    def __init__(self, limit: int) -> None:
-        self.left = limit
+    def __init__(self, pool: TrackBudget) -> None:
+        self.pool = pool
         self.refused = 0
 
 
@@ -108,7 +129,7 @@ class CappedSample:
     __slots__ = ("_budget", "_seen", "_track", "limit", "overflow", "values")
 
     def __init__(
-        self, limit: int = 20, track: int = 10_000, budget: TrackBudget | None = None
+        self, limit: int = 20, track: int = 10_000, budget: TrackShare | None = None
     ) -> None:
         self.limit = limit
         self.values: list[str] = []
@@ -121,14 +142,14 @@ class CappedSample:
     def add(self, value: str) -> None:
         if value in self._seen:
             return
-        budget = self._budget
-        if len(self._seen) < self._track and (budget is None or budget.left > 0):
+        share = self._budget
+        if len(self._seen) < self._track and (share is None or share.pool.left > 0):
             self._seen.add(value)
-            if budget is not None:
-                budget.left -= 1
+            if share is not None:
+                share.pool.left -= 1
         else:
-            if budget is not None and budget.left <= 0:
-                budget.refused += 1
+            if share is not None and share.pool.left <= 0:
+                share.refused += 1
             self.overflow = True
             if value in self.values:  # not remembered, but already in the sample
                 return

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import (
-    TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
     Detector,
     Section,
-    TrackBudget,
+    TrackShare,
     bitten,
 )
 from dotaudit.model.events import (
@@ -159,7 +158,7 @@ class DohDoqDetector(Detector):
         self._rows: CappedGroups[RowKey, _Row] = CappedGroups(MAX_ROWS)
         self._flows: dict[FlowKey, RowKey] = {}
         self._cleartext: CappedGroups[tuple[str, str, str], _Cleartext] = CappedGroups(MAX_ROWS)
-        self._budget = TrackBudget(TRACK_BUDGET)
+        self._budget = TrackShare(context.track)
         self._untracked_flows = 0
         """Connections not followed because ``MAX_OPEN`` were: their packets go uncounted."""
 

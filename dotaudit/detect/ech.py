@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dotaudit.detect.base import (
-    TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
     Detector,
-    TrackBudget,
+    TrackShare,
     bitten,
 )
 from dotaudit.model.events import (
@@ -90,7 +89,7 @@ class EchDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._groups: CappedGroups[tuple[str, str], _Group] = CappedGroups(MAX_GROUPS)
-        self._budget = TrackBudget(TRACK_BUDGET)
+        self._budget = TrackShare(context.track)
 
     def on_event(self, event: Event) -> None:
         kind_of_event = type(event)

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import (
-    TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
     Detector,
     Section,
-    TrackBudget,
+    TrackShare,
     bitten,
 )
 from dotaudit.model.events import (
@@ -59,7 +58,7 @@ class EcsDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._pairs: CappedGroups[tuple[str, str], _Pair] = CappedGroups(MAX_PAIRS)
-        self._budget = TrackBudget(TRACK_BUDGET)
+        self._budget = TrackShare(context.track)
 
     def on_event(self, event: Event) -> None:
         if type(event) is not DnsMessageSeen:

@@ -14,13 +14,12 @@ from typing import Any, ClassVar
 import dns.rdatatype
 
 from dotaudit.detect.base import (
-    TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
     Detector,
     Section,
-    TrackBudget,
+    TrackShare,
     bitten,
 )
 from dotaudit.model.events import DnsMessageSeen, Event
@@ -92,7 +91,7 @@ class PlaintextLeakDetector(Detector):
         self.pairs: CappedGroups[tuple[str, str, str, str, int], _PlaintextPair] = CappedGroups(
             MAX_PAIRS
         )
-        self._budget = TrackBudget(TRACK_BUDGET)
+        self._budget = TrackShare(context.track)
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, DnsMessageSeen) or event.service != "dns" or event.opcode != 0:

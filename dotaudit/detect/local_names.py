@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dotaudit.detect.base import (
-    TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
     Detector,
     Section,
-    TrackBudget,
+    TrackShare,
     bitten,
 )
 from dotaudit.detect.leak import qtype_name
@@ -84,7 +83,7 @@ class LocalNamesDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._groups: CappedGroups[tuple[str, str], _Group] = CappedGroups(MAX_GROUPS)
-        self._budget = TrackBudget(TRACK_BUDGET)
+        self._budget = TrackShare(context.track)
 
     def on_event(self, event: Event) -> None:
         if type(event) is not DnsMessageSeen:

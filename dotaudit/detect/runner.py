@@ -39,7 +39,7 @@ class DetectorRunner:
     """``feed`` every event in capture order, then ``finish`` once."""
 
     def __init__(self, context: Context, detectors: Iterable[type[Detector]] = DETECTORS) -> None:
-        self.context = context
+        self.context = context = context.for_one_run()
         self.detectors = [cls(context) for cls in detectors]
         self._routes: dict[type[Event], list[Handler]] = {}
         for detector in self.detectors:

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dotaudit.detect.base import (
-    TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
     Detector,
-    TrackBudget,
+    TrackShare,
     bitten,
 )
 from dotaudit.detect.recent_plaintext import PER_CLIENT
@@ -61,7 +60,7 @@ class SplitLeakDetector(Detector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.splits: CappedGroups[tuple[str, str], _Split] = CappedGroups(MAX_CLIENTS)
-        self._budget = TrackBudget(TRACK_BUDGET)
+        self._budget = TrackShare(context.track)
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, DotSessionAssembled):

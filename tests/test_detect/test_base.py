@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from dotaudit.detect.base import CappedGroups, CappedSample
+from dotaudit.detect.base import (
+    TRACK_BUDGET,
+    CappedGroups,
+    CappedSample,
+    Context,
+    TrackBudget,
+    TrackShare,
+)
 
 
 def test_capped_groups_keeps_up_to_the_limit_and_counts_the_rest() -> None:
@@ -34,3 +41,27 @@ def test_capped_sample_keeps_first_values_and_counts_distinct_ones() -> None:
     sample.add("w")  # a fourth distinct value is over the tracking cap
     assert sample.overflow and sample.count == 3
     assert "x" in sample and "w" not in sample
+
+
+def test_samples_drawing_on_one_budget_share_it_and_count_their_own_refusals() -> None:
+    pool = TrackBudget(3)
+    first, second = TrackShare(pool), TrackShare(pool)
+    a, b = CappedSample(budget=first), CappedSample(budget=second)
+    for value in ("x", "y", "x"):
+        a.add(value)
+    b.add("z")  # the third and last value the budget holds
+    assert (pool.left, first.refused, second.refused) == (0, 0, 0)
+    assert (a.count, b.count, a.overflow, b.overflow) == (2, 1, False, False)
+    b.add("w")
+    a.add("x")  # already remembered: no draw, no refusal
+    assert (first.refused, second.refused, b.count, b.overflow) == (0, 1, 1, True)
+    assert b.values == ["z", "w"] and "w" not in b
+
+
+def test_a_context_gives_each_run_a_budget_of_its_own() -> None:
+    context = Context()
+    assert context.track.left == TRACK_BUDGET == 100_000
+    context.track.left = 0
+    fresh = context.for_one_run()
+    assert fresh.track.left == TRACK_BUDGET and fresh.policy is context.policy
+    assert context.track.left == 0

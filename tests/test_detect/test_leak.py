@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dotaudit.detect import leak
+from dotaudit.detect import base, leak
 from dotaudit.detect.base import Context
 from dotaudit.detect.leak import PlaintextLeakDetector
 from dotaudit.model.events import Event
@@ -100,7 +100,7 @@ def test_query_types_past_the_cap_count_as_other(monkeypatch: pytest.MonkeyPatch
 def test_names_past_the_detectors_budget_are_counted_and_marked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(leak, "TRACK_BUDGET", 2)
+    monkeypatch.setattr(base, "TRACK_BUDGET", 2)
     at_cap = run([f.dns_query(qname="a.example"), f.dns_query(qname="b.example", src="10.0.0.9")])
     assert at_cap.caps() == {}
     assert all("qname_count_is_lower_bound" not in x.evidence for x in at_cap.finish())

@@ -8,9 +8,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from dotaudit.detect import runner
+from dotaudit.detect import base, runner
 from dotaudit.detect.base import Context
 from dotaudit.detect.leak import PlaintextLeakDetector
+from dotaudit.detect.local_names import LocalNamesDetector
 from dotaudit.model.events import Event, HttpRequestSeen
 from dotaudit.model.findings import CATALOGUE, Finding, Severity
 from dotaudit.model.policy import ApprovedResolver, Policy, load_policy
@@ -178,3 +179,20 @@ def test_routing_sends_each_event_type_only_to_its_subscribers() -> None:
     detection.feed(f.client_hello())  # not a type the leak detector reads
     detection.feed(f.dns_query())
     assert len(leak.pairs) == 1
+
+
+def test_the_detectors_of_one_run_remember_names_from_one_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "TRACK_BUDGET", 3)
+    plaintext = [f.dns_query(qname=f"n{i}.example") for i in range(3)]
+    over_mdns = f.dns_query(qname="www.example.org", service="mdns", dport=5353, dst="224.0.0.251")
+    context = Context()
+    detectors = (PlaintextLeakDetector, LocalNamesDetector)
+    first = runner.DetectorRunner(context, detectors)
+    for event in (*plaintext, over_mdns):
+        first.feed(event)
+    assert first.finish().caps == {"local_names_untracked": 1}  # the leak took all three
+    second = runner.DetectorRunner(context, detectors)  # a new run: a new budget
+    second.feed(over_mdns)
+    assert second.finish().caps == {}
