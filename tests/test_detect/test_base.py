@@ -1,15 +1,29 @@
-"""The bounded containers every detector keeps its state in: CappedSample, CappedGroups."""
+"""The detector interface's defaults, and the bounded containers every detector keeps its
+state in: CappedSample, CappedGroups."""
 
 from __future__ import annotations
+
+import pytest
 
 from dotaudit.detect.base import (
     TRACK_BUDGET,
     CappedGroups,
     CappedSample,
     Context,
+    Detector,
     TrackBudget,
     TrackShare,
 )
+from dotaudit.detect.doh_doq import DohDoqDetector
+from dotaudit.detect.dot_cert import DotCertDetector
+from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
+from dotaudit.detect.registry import DETECTORS
+from dotaudit.model.events import Event
+from tests.factories import client_hello, quic_initial
+
+
+def _name(cls: type[Detector]) -> str:
+    return cls.name
 
 
 def test_capped_groups_keeps_up_to_the_limit_and_counts_the_rest() -> None:
@@ -65,3 +79,30 @@ def test_a_context_gives_each_run_a_budget_of_its_own() -> None:
     fresh = context.for_one_run()
     assert fresh.track.left == TRACK_BUDGET and fresh.policy is context.policy
     assert context.track.left == 0
+
+
+OWN_FACTS = {DotCertDetector, DotSessionOutcomesDetector}
+"""The detectors that judge by what servers did across every client (``shared_facts``)."""
+
+
+@pytest.mark.parametrize("cls", [d for d in DETECTORS if d not in OWN_FACTS], ids=_name)
+def test_a_detector_without_server_facts_shares_none_and_refuses_to_merge_them(
+    cls: type[Detector],
+) -> None:
+    detector = cls(Context())
+    assert detector.shared_facts() is None  # the runner hands nothing over for it
+    with pytest.raises(NotImplementedError, match=f"^{cls.__name__} keeps no shared facts$"):
+        cls.merge_shared_facts([{}, {}])
+    with pytest.raises(NotImplementedError, match=f"^{cls.__name__} keeps no shared facts$"):
+        detector.adopt_shared_facts({})
+
+
+@pytest.mark.parametrize("cls", [d for d in DETECTORS if d is not DohDoqDetector], ids=_name)
+def test_only_the_doh_detector_wants_flows_whole(cls: type[Detector]) -> None:
+    # The hellos DohDoqDetector keeps (tests/test_detect/test_doh_doq.py): no other
+    # detector counts the packets of a flow, so none asks for one whole.
+    doh = client_hello(dst="1.1.1.1", dport=443, sni="cloudflare-dns.com", alpn=("h2",))
+    hellos: list[Event] = [doh, quic_initial(), client_hello()]
+    assert DohDoqDetector(Context()).keeps_flow(doh)
+    detector = cls(Context())
+    assert [detector.keeps_flow(hello) for hello in hellos] == [False, False, False]

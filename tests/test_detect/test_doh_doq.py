@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dotaudit.detect import doh_doq
+from dotaudit.detect import base, doh_doq
 from dotaudit.detect.base import Context
 from dotaudit.detect.doh_doq import DohDoqDetector, is_doq_alpn
 from dotaudit.model.events import Event, HttpRequestSeen
@@ -494,3 +494,109 @@ def h2c_response(**kw: Any) -> Event:
     }  # fmt: skip
     values.update(kw)
     return dns_response(**values)
+
+
+UNKNOWN_IP = "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    ("hello", "kept"),
+    [
+        # DoH by its name, wherever it goes, over TCP and over QUIC (HTTP/3).
+        pytest.param(
+            client_hello(dst=UNKNOWN_IP, dport=443, sni="cloudflare-dns.com", alpn=("h2",)),
+            True,
+            id="doh-by-name",
+        ),
+        pytest.param(
+            quic_initial(dst=UNKNOWN_IP, dport=443, alpn=("h3",), sni="dns.google"),
+            True,
+            id="doh3-by-name",
+        ),
+        # DoH by a resolver's address without a name.
+        pytest.param(
+            client_hello(dst="1.1.1.1", dport=443, sni=None, alpn=("h2",)),
+            True,
+            id="doh-by-address",
+        ),
+        # DoQ by its ALPN and by its port.
+        pytest.param(quic_initial(), True, id="doq-by-alpn"),
+        pytest.param(
+            quic_initial(dst="192.0.2.1", dport=784, alpn=("h3",), sni=None),
+            True,
+            id="doq-by-port",
+        ),
+        # Not DoH or DoQ: the web, DoT (the DoT detectors read it from its records), TLS
+        # over UDP, and an empty name, which is neither a DoH host nor an IP literal.
+        pytest.param(
+            client_hello(dst="93.184.216.34", dport=443, sni="example.com", alpn=("h2",)),
+            False,
+            id="https",
+        ),
+        pytest.param(
+            quic_initial(dst=UNKNOWN_IP, dport=443, alpn=("h3",), sni="a.example"),
+            False,
+            id="http3",
+        ),
+        pytest.param(client_hello(), False, id="dot"),
+        pytest.param(
+            client_hello(dst="1.1.1.1", dport=853, sni="one.one.one.one"),
+            False,
+            id="dot-to-a-doh-resolver",
+        ),
+        pytest.param(
+            client_hello(transport="udp", dst=CLOUDFLARE_IP, dport=443, sni="cloudflare-dns.com"),
+            False,
+            id="tls-over-udp",
+        ),
+        pytest.param(
+            client_hello(dst="1.1.1.1", dport=443, sni="", alpn=("h2",)),
+            False,
+            id="empty-name",
+        ),
+    ],
+)
+def test_flows_kept_whole_are_exactly_those_of_doh_and_doq_rows(hello: Event, kept: bool) -> None:
+    # A DoH/DoQ row counts the packets of its connections, so its flows must be read whole;
+    # any other flow may be bypassed.
+    detector = DohDoqDetector(Context())
+    assert detector.keeps_flow(hello) is kept
+    assert bool(_run([hello]).sections()["doh_doq"]) is kept
+
+
+def test_only_hellos_ask_for_a_flow_whole() -> None:
+    detector = DohDoqDetector(Context())
+    doh_flow = connection(dst="1.1.1.1", dport=443)
+    for event in (doh_flow, h2c_request(), h2c_query(), dns_query(dst="1.1.1.1")):
+        assert detector.keeps_flow(event) is False
+
+
+def test_cleartext_names_draw_on_the_run_s_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "TRACK_BUDGET", 2)
+    names = ("a.example", "b.example", "c.example")
+    detector = _run([h2c_query(frame=n, qname=name) for n, name in enumerate(names, 1)])
+    (finding,) = detector.finish()
+    assert finding.evidence["names"] == list(names)  # the sample still lists it
+    assert finding.evidence["name_count"] == 2
+    assert finding.evidence["name_count_is_lower_bound"] is True
+    assert detector.caps() == {"doh_names_untracked": 1}
+
+
+def test_cleartext_authorities_draw_on_the_same_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "TRACK_BUDGET", 1)
+    detector = _run([h2c_request(authority="doh.example"), h2c_query(qname="a.example")])
+    (finding,) = detector.finish()
+    assert finding.evidence["authorities"] == ["doh.example"]
+    assert (finding.evidence["names"], finding.evidence["name_count"]) == (["a.example"], 0)
+    assert detector.caps() == {"doh_names_untracked": 1}
+
+
+@pytest.mark.parametrize("count", [10, 11])
+def test_cleartext_finding_lists_the_first_ten_authorities(count: int) -> None:
+    authorities = [f"doh{n}.example" for n in range(count)]
+    events: list[Event] = [
+        h2c_request(frame=n, authority=authority) for n, authority in enumerate(authorities, 1)
+    ]
+    (finding,) = _run(events).finish()
+    assert finding.evidence["authorities"] == authorities[:10]
+    assert finding.evidence["doh_requests"] == count

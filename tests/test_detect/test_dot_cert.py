@@ -23,7 +23,13 @@ from dotaudit.model.findings import CATALOGUE, MAX_FRAMES, Confidence, Finding, 
 from dotaudit.model.policy import ApprovedResolver, Policy
 from tests.conftest import corpus_path
 from tests.detection import detect
-from tests.factories import certificate, dot_session_events, fed_detector, run_detectors
+from tests.factories import (
+    CLIENT,
+    certificate,
+    dot_session_events,
+    fed_detector,
+    run_detectors,
+)
 
 Y2020 = 1577836800.0  # 2020-01-01T00:00:00Z
 
@@ -381,3 +387,85 @@ def test_dot_cert_frame_sample_keeps_the_first_sessions() -> None:
     late = [replace(e, frame=1) if isinstance(e, TlsCertificateSeen) else e for e in late]
     (finding,) = _run(events + late)
     assert 1 not in finding.frames and len(finding.frames) == MAX_FRAMES
+
+
+# A distributed run feeds each share of the clients to a detector of its own, merges
+# their ``shared_facts`` and has every share adopt the result before ``finish``: the
+# merge must keep what one run over every client keeps, caps included.
+
+OTHER_CLIENT = "10.0.0.3"
+S1, S2, S3 = "9.9.9.9", "198.51.100.7", "198.51.100.8"
+
+
+def _sessions(client: str, views: list[tuple[str, str]], port: int) -> list[Event]:
+    """One TLS 1.2 session of ``client`` per (server, leaf issuer), in order."""
+    events: list[Event] = []
+    for n, (server, issuer) in enumerate(views):
+        leaf = certificate(issuer=issuer)
+        events += _tls12(client=client, server=server, cport=port + n, certificates=[leaf])
+    return events
+
+
+def _one_run_and_shares(
+    shares: list[list[Event]],
+) -> tuple[DotCertDetector, list[DotCertDetector]]:
+    whole = fed_detector(DotCertDetector, [e for share in shares for e in share])
+    return whole, [fed_detector(DotCertDetector, share) for share in shares]
+
+
+def test_merged_issuers_are_what_one_run_over_every_client_keeps() -> None:
+    first = _sessions(CLIENT, [(S1, "CN=A"), (S2, "CN=A"), (S1, "CN=B")], 42000)
+    second = _sessions(OTHER_CLIENT, [(S2, "CN=A"), (S1, "CN=A"), (S1, "CN=C")], 43000)
+    whole, shares = _one_run_and_shares([first, second])
+    merged = DotCertDetector.merge_shared_facts([share.shared_facts() for share in shares])
+    assert (
+        merged
+        == whole.shared_facts()
+        == {
+            ("test.pcap", S1): {"CN=A": 2, "CN=B": 1, "CN=C": 1},
+            ("test.pcap", S2): {"CN=A": 2},
+        }
+    )
+    # Each share alone sees S1 with fewer issuers; adopting the merge, both judge alike.
+    for share in shares:
+        share.adopt_shared_facts(merged)
+    findings = sorted((f for share in shares for f in share.finish()), key=lambda f: f.client)
+    assert [f.to_dict() for f in findings] == [
+        f.to_dict() for f in sorted(whole.finish(), key=lambda f: f.client)
+    ]
+    assert {(f.client, f.server) for f in findings} == {(CLIENT, S1), (OTHER_CLIENT, S1)}
+
+
+def test_merged_issuers_stop_at_the_caps_as_one_run_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_cert, "MAX_SERVERS", 2)
+    monkeypatch.setattr(dot_cert, "MAX_ISSUERS", 2)
+    # Each share stays within the caps; only together do S3 and CN=C find no room.
+    first = _sessions(CLIENT, [(S1, "CN=A"), (S2, "CN=A"), (S1, "CN=B")], 42000)
+    second = _sessions(OTHER_CLIENT, [(S3, "CN=A"), (S1, "CN=C"), (S1, "CN=A")], 43000)
+    second += _sessions(OTHER_CLIENT, [(S1, "CN=A")], 43100)
+    whole, shares = _one_run_and_shares([first, second])
+    assert [share.caps() for share in shares] == [{}, {}]
+    assert whole.caps() == {"dot_cert_servers_full": 1, "dot_cert_issuers_full": 1}
+    merged = DotCertDetector.merge_shared_facts([share.shared_facts() for share in shares])
+    assert (
+        merged
+        == whole.shared_facts()
+        == {
+            ("test.pcap", S1): {"CN=A": 3, "CN=B": 1},  # a known issuer still counts
+            ("test.pcap", S2): {"CN=A": 1},
+        }
+    )
+
+
+def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_cert, "MAX_SERVERS", 1)
+    share = fed_detector(DotCertDetector, _sessions(CLIENT, [(S1, "CN=A"), (S2, "CN=A")], 42000))
+    other = fed_detector(DotCertDetector, _sessions(OTHER_CLIENT, [(S1, "CN=B")], 43000))
+    assert share.caps() == {"dot_cert_servers_full": 1}
+    merged = DotCertDetector.merge_shared_facts([share.shared_facts(), other.shared_facts()])
+    share.adopt_shared_facts(merged)
+    (finding,) = share.finish()
+    assert finding.evidence["issuers"] == {"CN=A": 1, "CN=B": 1}
+    assert share.caps() == {"dot_cert_servers_full": 1}

@@ -10,8 +10,10 @@ import pytest
 
 from dotaudit.detect import base, runner
 from dotaudit.detect.base import Context
+from dotaudit.detect.doh_doq import DohDoqDetector
 from dotaudit.detect.leak import PlaintextLeakDetector
 from dotaudit.detect.local_names import LocalNamesDetector
+from dotaudit.detect.registry import DETECTORS
 from dotaudit.model.events import Event, HttpRequestSeen
 from dotaudit.model.findings import CATALOGUE, Finding, Severity
 from dotaudit.model.policy import ApprovedResolver, Policy, load_policy
@@ -196,3 +198,14 @@ def test_the_detectors_of_one_run_remember_names_from_one_budget(
     second = runner.DetectorRunner(context, detectors)  # a new run: a new budget
     second.feed(over_mdns)
     assert second.finish().caps == {}
+
+
+def test_a_flow_is_kept_whole_when_one_detector_wants_it() -> None:
+    doh = f.client_hello(dst="1.1.1.1", dport=443, sni="cloudflare-dns.com", alpn=("h2",))
+    web = f.client_hello(dst="93.184.216.34", dport=443, sni="example.com", alpn=("h2",))
+    every = runner.DetectorRunner(Context())
+    assert every.keeps_flow(doh) and every.keeps_flow(f.quic_initial())
+    assert not every.keeps_flow(web)
+    # Without the one detector that counts a flow's packets, no flow is kept whole.
+    others = tuple(d for d in DETECTORS if d is not DohDoqDetector)
+    assert not runner.DetectorRunner(Context(), others).keeps_flow(doh)
