@@ -430,3 +430,71 @@ def test_reset_in_handshake_can_be_an_injected_reset_with_its_note() -> None:
         "the RST's TTL differs from every packet this server sent on other flows: a "
         "middlebox on the path most likely injected it"
     )
+
+
+# A distributed run feeds each share of the clients to a detector of its own, merges
+# their ``shared_facts`` (the TTLs each server sent) and has every share adopt the result
+# before ``finish``: the merge must keep what one run over every client keeps.
+
+S1, S2, S3 = "9.9.9.9", "198.51.100.7", "198.51.100.8"
+
+
+def _answers(client: str, ttls: list[tuple[str, int]]) -> list[Event]:
+    """A plain DNS flow of ``client`` per (server, TTL of what the server sent)."""
+    return [
+        f.connection(src=client, sport=41000 + n, dst=server, dport=53, server_ttl=ttl)
+        for n, (server, ttl) in enumerate(ttls)
+    ]
+
+
+def test_merged_server_ttls_are_what_one_run_over_every_client_keeps() -> None:
+    first = _answers("10.0.0.2", [(S1, 57), (S2, 50)])
+    second = _answers("10.0.0.3", [(S1, 58)])
+    # The second client's connection to S1 is reset with the TTL S1 used towards the first.
+    reset = f.connection(
+        src="10.0.0.3", sport=42000, dst=S1, outcome="refused", handshake_seen=False, rst_ttl=57
+    )
+    second.append(reset)
+    whole = run(first + second)
+    shares = [run(first), run(second)]
+    merged = DotSessionOutcomesDetector.merge_shared_facts([s.shared_facts() for s in shares])
+    assert merged == whole.shared_facts() == {S1: {57, 58}, S2: {50}}
+    # Alone, the second share takes the reset for an injected one; with every client's
+    # view of S1 it judges as the one run does: S1 itself sent TTL 57.
+    (alone,) = run(second).finish()
+    assert alone.evidence["reset_injected"] is True
+    shares[1].adopt_shared_facts(merged)
+    (failed,) = shares[1].finish()
+    assert "reset_injected" not in failed.evidence
+    assert shares[1].sections()["dot_sessions"][-1]["reset_injected"] is False
+    assert failed.to_dict() == whole.finish()[0].to_dict()
+
+
+def test_merged_server_ttls_stop_at_the_cap_as_one_run_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SERVERS", 2)
+    # Each share stays within the cap; only together does S3 find no room.
+    first = _answers("10.0.0.2", [(S1, 57), (S2, 50)])
+    second = _answers("10.0.0.3", [(S3, 60), (S1, 58)])
+    whole = run(first + second)
+    shares = [run(first), run(second)]
+    assert [s.caps() for s in shares] == [{}, {}]
+    assert whole.caps() == {"dot_server_ttl_table_full": 1}
+    merged = DotSessionOutcomesDetector.merge_shared_facts([s.shared_facts() for s in shares])
+    assert merged == whole.shared_facts() == {S1: {57, 58}, S2: {50}}
+
+
+def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SERVERS", 1)
+    share = run(_answers("10.0.0.2", [(S1, 57), (S2, 50)]))
+    other = run(_answers("10.0.0.3", [(S1, 58)]))
+    assert share.caps() == {"dot_server_ttl_table_full": 1}
+    merged = DotSessionOutcomesDetector.merge_shared_facts(
+        [share.shared_facts(), other.shared_facts()]
+    )
+    share.adopt_shared_facts(merged)
+    assert share.shared_facts() == {S1: {57, 58}}
+    assert share.caps() == {"dot_server_ttl_table_full": 1}

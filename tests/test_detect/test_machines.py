@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from dotaudit.detect import machines as machines_module
-from dotaudit.detect.machines import MAX_MACHINE_ADDRESSES, MachineDetector, eui64_matches
+from dotaudit.detect.machines import (
+    MAX_ANNOUNCED_PREFIXES,
+    MAX_MACHINE_ADDRESSES,
+    MachineDetector,
+    eui64_matches,
+)
 from dotaudit.model.events import Event
 from tests.factories import fed_detector, host_identity
 
@@ -51,9 +56,10 @@ def test_ipv4_on_link_is_the_slash_24_of_an_arp_address_without_a_dhcp_mask() ->
     assert groups_of([arp, host_identity(HOST, "192.0.3.10", "frame")]) == [["192.0.2.200"]]
 
 
+@pytest.mark.parametrize("subnet", ["192.0.2.0/25", "192.0.2.5/25"])  # address/len too
 @pytest.mark.parametrize(("last", "on_link"), [(126, True), (127, True), (128, False)])
-def test_a_dhcp_subnet_replaces_the_slash_24(last: int, on_link: bool) -> None:
-    ack = host_identity(OTHER, "192.0.2.5", "dhcp", prefix="192.0.2.0/25")
+def test_a_dhcp_subnet_replaces_the_slash_24(subnet: str, last: int, on_link: bool) -> None:
+    ack = host_identity(OTHER, "192.0.2.5", "dhcp", prefix=subnet)
     frame = host_identity(HOST, f"192.0.2.{last}", "frame")
     expected = [["192.0.2.5"], [f"192.0.2.{last}"]] if on_link else [["192.0.2.5"]]
     assert sorted(groups_of([ack, frame])) == sorted(expected)
@@ -160,3 +166,55 @@ def office() -> Any:
     from tests.conftest import ROOT
 
     return analyze([ROOT / "pcaps" / "09-office.pcap"], Context(), workers=1)
+
+
+@pytest.mark.parametrize("count", [MAX_ANNOUNCED_PREFIXES, MAX_ANNOUNCED_PREFIXES + 1])
+def test_announced_prefixes_past_the_cap_put_nothing_on_the_link(count: int) -> None:
+    assert MAX_ANNOUNCED_PREFIXES == 256
+    # One router announcing ``count`` /64s (RA prefixes with the on-link flag), each from
+    # a link-local address of its own; then a host's frame from inside the last of them.
+    announced: list[Event] = [
+        host_identity(ROUTER, f"fe80::{n:x}", "ndp", router=True, prefix=f"2001:db8:{n:x}::/64")
+        for n in range(1, count + 1)
+    ]
+    last = f"2001:db8:{count:x}::abcd"
+    rows = grouped([*announced, host_identity(HOST, last, "frame")])
+    hosts = [r["addresses"] for r in rows if HOST in r["macs"]]
+    assert hosts == ([[last]] if count <= MAX_ANNOUNCED_PREFIXES else [])
+
+
+def test_an_ndp_bound_link_local_address_shows_no_on_link_prefix() -> None:
+    # With only link-local addresses known, the capture cannot tell a global IPv6
+    # address off the link: its frame source is not taken for a router.
+    link_local = host_identity(HOST, "fe80::a", "ndp")
+    own_v4 = host_identity(OTHER, "192.0.2.11")
+    global_frame = host_identity(OTHER, "2001:db8:9::1", "frame")
+    rows = grouped([link_local, own_v4, global_frame])
+    assert [(r["addresses"], r["router"]) for r in rows] == [
+        (["192.0.2.11"], False),
+        (["fe80::a"], False),
+    ]
+    # A global address bound by NDP shows its /64: now the frame from another /64 is a
+    # router's.
+    global_ndp = host_identity(HOST, "2001:db8:1::a", "ndp")
+    rows = grouped([global_ndp, own_v4, global_frame])
+    assert [(r["addresses"], r["router"]) for r in rows] == [
+        (["192.0.2.11"], True),
+        (["2001:db8:1::a"], False),
+    ]
+
+
+def test_a_client_identifier_that_is_just_the_mac_joins_nothing() -> None:
+    # RFC 2132 §9.14: type 1 and the hardware address (in hex, as the dissector writes
+    # it) names no more than the MAC. Sent also from another MAC, it joins that one to
+    # nothing: only identifiers that are not the sender's MAC join (docs/findings.md).
+    own = "01" + HOST.replace(":", "")
+    assert own == "0102000000000a"
+    first = host_identity(HOST, "192.0.2.10", "dhcp", client_id=own)
+    second = host_identity(OTHER, "192.0.2.20", "dhcp", client_id=own)
+    assert groups_of([first, second]) == [["192.0.2.10"], ["192.0.2.20"]]
+    # The same pair with an identifier that is neither MAC: one machine.
+    duid = "ff0000000100010001aabbccdd"
+    wired = host_identity(HOST, "192.0.2.10", "dhcp", client_id=duid)
+    wifi = host_identity(OTHER, "192.0.2.20", "dhcp", client_id=duid)
+    assert groups_of([wired, wifi]) == [["192.0.2.10", "192.0.2.20"]]
