@@ -222,11 +222,18 @@ class DotCertDetector(Detector):
         return merged
 
     def adopt_shared_facts(self, facts: dict[tuple[str, str], dict[str, int]]) -> None:
-        # Caps already bit per share and are counted there; the merged facts are kept whole.
-        dropped = self._issuers.dropped
-        self._issuers = CappedGroups(MAX_SERVERS)
-        self._issuers.update(facts)
-        self._issuers.dropped = dropped
+        # Caps that bit in this share are counted already; what the merge's caps cut of
+        # this share's own facts is counted here, as one run counts it: the sessions of a
+        # server, the leaves of an issuer. The merged facts are kept whole.
+        issuers = self._issuers
+        for key, counts in issuers.items():
+            kept = facts.get(key)
+            if kept is None:
+                issuers.dropped += sum(counts.values())
+            else:
+                self._issuers_dropped += sum(n for i, n in counts.items() if i not in kept)
+        issuers.clear()
+        issuers.update(facts)
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []

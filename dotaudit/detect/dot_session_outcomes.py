@@ -237,11 +237,13 @@ class DotSessionOutcomesDetector(Detector):
         return merged
 
     def adopt_shared_facts(self, facts: dict[str, set[int]]) -> None:
-        # Caps already bit per share and are counted there; the merged facts are kept whole.
-        dropped = self.server_ttls.dropped
-        self.server_ttls = CappedGroups(MAX_SERVERS)
-        self.server_ttls.update(facts)
-        self.server_ttls.dropped = dropped
+        # Caps that bit in this share are counted already; a server of this share's that
+        # the merge's cap cut is counted here (once: the share kept no count of its flows).
+        # The merged facts are kept whole.
+        ttls = self.server_ttls
+        ttls.dropped += sum(1 for server in ttls if server not in facts)
+        ttls.clear()
+        ttls.update(facts)
 
     def _mark_injected_resets(self) -> None:
         for row in self.rows:

@@ -442,10 +442,10 @@ def test_merged_issuers_stop_at_the_caps_as_one_run_does(monkeypatch: pytest.Mon
     # Each share stays within the caps; only together do S3 and CN=C find no room.
     first = _sessions(CLIENT, [(S1, "CN=A"), (S2, "CN=A"), (S1, "CN=B")], 42000)
     second = _sessions(OTHER_CLIENT, [(S3, "CN=A"), (S1, "CN=C"), (S1, "CN=A")], 43000)
-    second += _sessions(OTHER_CLIENT, [(S1, "CN=A")], 43100)
+    second += _sessions(OTHER_CLIENT, [(S1, "CN=A"), (S3, "CN=A"), (S1, "CN=C")], 43100)
     whole, shares = _one_run_and_shares([first, second])
     assert [share.caps() for share in shares] == [{}, {}]
-    assert whole.caps() == {"dot_cert_servers_full": 1, "dot_cert_issuers_full": 1}
+    assert whole.caps() == {"dot_cert_servers_full": 2, "dot_cert_issuers_full": 2}
     merged = DotCertDetector.merge_shared_facts([share.shared_facts() for share in shares])
     assert (
         merged
@@ -455,6 +455,14 @@ def test_merged_issuers_stop_at_the_caps_as_one_run_does(monkeypatch: pytest.Mon
             ("test.pcap", S2): {"CN=A": 1},
         }
     )
+    # What the merge cut is counted by the share it was cut from, as the one run counts
+    # it: the two sessions to S3, the two leaves of CN=C.
+    for share in shares:
+        share.adopt_shared_facts(merged)
+    assert [share.caps() for share in shares] == [
+        {},
+        {"dot_cert_servers_full": 2, "dot_cert_issuers_full": 2},
+    ]
 
 
 def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(

@@ -483,6 +483,10 @@ def test_merged_server_ttls_stop_at_the_cap_as_one_run_does(
     assert whole.caps() == {"dot_server_ttl_table_full": 1}
     merged = DotSessionOutcomesDetector.merge_shared_facts([s.shared_facts() for s in shares])
     assert merged == whole.shared_facts() == {S1: {57, 58}, S2: {50}}
+    # What the merge cut is counted by the share it was cut from.
+    for share in shares:
+        share.adopt_shared_facts(merged)
+    assert [s.caps() for s in shares] == [{}, {"dot_server_ttl_table_full": 1}]
 
 
 def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(
