@@ -442,7 +442,7 @@ def test_merged_issuers_stop_at_the_caps_as_one_run_does(monkeypatch: pytest.Mon
     # Each share stays within the caps; only together do S3 and CN=C find no room.
     first = _sessions(CLIENT, [(S1, "CN=A"), (S2, "CN=A"), (S1, "CN=B")], 42000)
     second = _sessions(OTHER_CLIENT, [(S3, "CN=A"), (S1, "CN=C"), (S1, "CN=A")], 43000)
-    second += _sessions(OTHER_CLIENT, [(S1, "CN=A"), (S3, "CN=A"), (S1, "CN=C")], 43100)
+    second += _sessions(OTHER_CLIENT, [(S1, "CN=A"), (S3, "CN=B"), (S1, "CN=C")], 43100)
     whole, shares = _one_run_and_shares([first, second])
     assert [share.caps() for share in shares] == [{}, {}]
     assert whole.caps() == {"dot_cert_servers_full": 2, "dot_cert_issuers_full": 2}
@@ -463,6 +463,13 @@ def test_merged_issuers_stop_at_the_caps_as_one_run_does(monkeypatch: pytest.Mon
         {},
         {"dot_cert_servers_full": 2, "dot_cert_issuers_full": 2},
     ]
+    # S3's two issuers, seen by the second share alone, are not judged: one run kept no
+    # room for S3 either.
+    alone = fed_detector(DotCertDetector, second).finish()
+    assert (OTHER_CLIENT, S3) in {(f.client, f.server) for f in alone}
+    findings = [f.to_dict() for share in shares for f in share.finish()]
+    assert findings == [f.to_dict() for f in whole.finish()]
+    assert {(f["client"], f["server"]) for f in findings} == {(CLIENT, S1), (OTHER_CLIENT, S1)}
 
 
 def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(
@@ -477,3 +484,25 @@ def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(
     (finding,) = share.finish()
     assert finding.evidence["issuers"] == {"CN=A": 1, "CN=B": 1}
     assert share.caps() == {"dot_cert_servers_full": 1}
+
+
+def test_shares_count_their_own_cuts_and_the_merge_s_as_one_run_counts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_cert, "MAX_SERVERS", 2)
+    monkeypatch.setattr(dot_cert, "MAX_ISSUERS", 1)
+    other = _sessions(OTHER_CLIENT, [(S3, "CN=C"), (S1, "CN=C")], 43000)
+    # This share cuts CN=B and S4 itself; the merge, with the other share first, cuts
+    # CN=A at S1 and all of S2.
+    own = _sessions(
+        CLIENT, [(S1, "CN=A"), (S1, "CN=B"), (S2, "CN=A"), ("198.51.100.9", "CN=A")], 42000
+    )
+    whole, shares = _one_run_and_shares([other, own])
+    assert shares[1].caps() == {"dot_cert_servers_full": 1, "dot_cert_issuers_full": 1}
+    merged = DotCertDetector.merge_shared_facts([share.shared_facts() for share in shares])
+    assert merged == whole.shared_facts()
+    for share in shares:
+        share.adopt_shared_facts(merged)
+    expected = {"dot_cert_servers_full": 2, "dot_cert_issuers_full": 2}
+    assert whole.caps() == expected
+    assert [share.caps() for share in shares] == [{}, expected]

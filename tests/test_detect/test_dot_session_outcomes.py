@@ -502,3 +502,29 @@ def test_a_share_keeps_counting_its_own_caps_after_adopting_the_merge(
     share.adopt_shared_facts(merged)
     assert share.shared_facts() == {S1: {57, 58}}
     assert share.caps() == {"dot_server_ttl_table_full": 1}
+
+
+def test_shares_count_their_own_cuts_and_the_merge_s_as_one_run_counts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SERVERS", 1)
+    other = _answers("10.0.0.3", [(S3, 60)])
+    own = _answers("10.0.0.2", [(S1, 57), (S2, 50)])  # cuts S2 itself; the merge cuts S1
+    own.append(
+        f.connection(sport=42000, dst=S1, outcome="refused", handshake_seen=False, rst_ttl=64)
+    )
+    whole = run(other + own)
+    shares = [run(other), run(own)]
+    assert shares[1].caps() == {"dot_server_ttl_table_full": 1}
+    merged = DotSessionOutcomesDetector.merge_shared_facts([s.shared_facts() for s in shares])
+    assert merged == whole.shared_facts() == {S3: {60}}
+    for share in shares:
+        share.adopt_shared_facts(merged)
+    assert whole.caps() == {"dot_server_ttl_table_full": 2}
+    assert [s.caps() for s in shares] == [{}, {"dot_server_ttl_table_full": 2}]
+    # Alone, the share would take the reset from S1 for an injected one; one run kept no
+    # room for S1's TTLs, and neither does the share that adopted the merge.
+    assert run(own).finish()[0].evidence["reset_injected"] is True
+    (failed,) = shares[1].finish()
+    assert "reset_injected" not in failed.evidence
+    assert failed.to_dict() == whole.finish()[0].to_dict()
