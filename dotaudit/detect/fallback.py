@@ -113,7 +113,7 @@ class _Attempt:
         assert first is not None and self.names is not None
         servers = sorted(self.servers)
         names = self.names
-        return {
+        row = {
             "file": self.file,
             "client": self.client,
             "dot_server": self.dot_server,
@@ -133,6 +133,12 @@ class _Attempt:
             "sni": self.sni,
             "frames": sorted({*self.session_frames, *self.frames}),
         }
+        if names.overflow:
+            # Past the names it tracks the count is a lower bound, and fewer distinct names
+            # than queries no longer shows that a name was asked again.
+            row["qname_count_is_lower_bound"] = True
+            del row["same_names_repeated"]
+        return row
 
 
 @dataclass

@@ -116,7 +116,6 @@ class MachineDetector(Detector):
                 "client_ids": set(),
                 "prefixes": set(),
                 "router": False,
-                "frame": event.frame,
             }
         if event.hostname:
             entry["hostnames"].add(event.hostname)

@@ -526,3 +526,58 @@ def test_fallback_row_frames_sample_fifty_queries() -> None:
         attempt.last_frame,
         *(q.frame for q in queries[:50]),
     }
+
+
+@pytest.mark.parametrize("names", [1000, 1001])
+def test_fallback_row_counts_a_thousand_distinct_names_then_a_lower_bound(names: int) -> None:
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    queries = [f.dns_query(ts=101.0 + i * 0.001, qname=f"n{i}.example") for i in range(names)]
+    (row,) = run([attempt, *queries]).sections()["fallback_events"]
+    assert (row["queries"], row["qname_count"]) == (names, 1000)
+    assert len(row["qnames"]) == fallback.QNAME_SAMPLE == 20
+    if names <= 1000:
+        assert row["same_names_repeated"] is False
+        assert "qname_count_is_lower_bound" not in row
+    else:
+        # Every name differs; past the names it tracks the row cannot say whether one
+        # was asked again, and says that its count is a lower bound.
+        assert "same_names_repeated" not in row
+        assert row["qname_count_is_lower_bound"] is True
+
+
+@pytest.mark.parametrize("servers", [20, 21])
+def test_fallback_lists_twenty_plaintext_servers_per_attempt_and_finding(servers: int) -> None:
+    assert fallback.MAX_SERVERS == 20
+    first = failed_attempt("refused", start=100.0, end=100.5, sport=40100)
+    asked = [f"192.0.2.{n}" for n in range(1, servers + 1)]
+    queries = [f.dns_query(ts=101.0 + n * 0.01, dst=server) for n, server in enumerate(asked)]
+    detector = run([first, *queries])
+    (row,) = detector.sections()["fallback_events"]
+    assert row["plaintext_server"] == sorted(asked[:20])
+    (finding,) = detector.finish()
+    assert finding.evidence["plaintext_servers"] == sorted(asked[:20])
+    # A second attempt's servers join the finding's list while it has room.
+    second = failed_attempt("refused", start=200.0, end=200.5, sport=40101)
+    later = f.dns_query(ts=201.0, dst="198.51.100.53")
+    (finding,) = run([first, *queries[:19], second, later]).finish()
+    assert finding.evidence["plaintext_servers"] == sorted([*asked[:19], "198.51.100.53"])
+    (finding,) = run([first, *queries[:20], second, later]).finish()
+    assert finding.evidence["plaintext_servers"] == sorted(asked[:20])
+
+
+def test_fallback_finding_speaks_for_the_first_attempt_even_when_decided_last() -> None:
+    # The long attempt comes first but its window closes last; the short one, seen
+    # second, is decided at once (its window closed already). The finding's failure and
+    # names are still the first attempt's.
+    query = f.dns_query(ts=155.0, qname="both.example")
+    long_reset = failed_attempt("refused", start=100.0, end=200.0, sport=40100)
+    short_drop = failed_attempt("syn_unanswered", start=150.0, end=151.0, sport=40101)
+    later = f.dns_query(ts=205.0, qname="long.example")
+    detector = run([query, long_reset, short_drop, later])
+    (finding,) = detector.finish()
+    assert finding.evidence["attempts"] == 2
+    assert finding.evidence["failures"] == ["reset", "syn_unanswered"]
+    assert finding.evidence["failure_text"] == FAILURE_TEXT["reset"]
+    assert finding.evidence["qnames"] == ["both.example", "long.example"]
+    rows = detector.sections()["fallback_events"]
+    assert [r["failure"] for r in rows] == ["reset", "syn_unanswered"]

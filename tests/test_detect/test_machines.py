@@ -218,3 +218,45 @@ def test_a_client_identifier_that_is_just_the_mac_joins_nothing() -> None:
     wired = host_identity(HOST, "192.0.2.10", "dhcp", client_id=duid)
     wifi = host_identity(OTHER, "192.0.2.20", "dhcp", client_id=duid)
     assert groups_of([wired, wifi]) == [["192.0.2.10", "192.0.2.20"]]
+
+
+# OTHER's own address, of the other IP version than the frame from outside: a fact that
+# shows nothing of the version the test is about.
+OWN_V4 = host_identity(OTHER, "192.0.2.11", "arp")
+OWN_V6 = host_identity(OTHER, "fe80::b", "ndp")
+
+
+@pytest.mark.parametrize(
+    ("shown", "own", "stranger"),
+    [
+        # A DHCP subnet alone (its acknowledged address inside it: no /24 is inferred).
+        (host_identity(HOST, "192.0.2.5", "dhcp", prefix="192.0.2.0/25"), OWN_V6, "203.0.113.9"),
+        # An RA prefix alone (the router's link-local address shows no /64).
+        (
+            host_identity(ROUTER, "fe80::1", "ndp", router=True, prefix="2001:db8:1::/64"),
+            OWN_V4,
+            "2001:db8:9::1",
+        ),
+        # The /64 of an NDP-bound address alone.
+        (host_identity(HOST, "2001:db8:1::a", "ndp"), OWN_V4, "2001:db8:9::1"),
+    ],
+    ids=["dhcp-subnet", "ra-prefix", "ndp-address"],
+)
+def test_any_on_link_prefix_of_a_version_shows_a_frame_from_outside_it_is_forwarded(
+    shown: Event, own: Event, stranger: str
+) -> None:
+    outside = host_identity(OTHER, stranger, "frame")
+    rows = grouped([shown, own, outside])
+    assert [r["router"] for r in rows if OTHER in r["macs"]] == [True]
+    assert stranger not in {a for r in rows for a in r["addresses"]}
+    # Without the frame from outside, OTHER is no router.
+    rows = grouped([shown, own])
+    assert [r["router"] for r in rows if OTHER in r["macs"]] == [False]
+
+
+@pytest.mark.parametrize("mac", ["not-a-mac", "02:00:00:00:0a", "02:00:00:00:00:00:0a"])
+def test_eui64_of_no_ethernet_address_matches_nothing(mac: str) -> None:
+    import ipaddress
+
+    assert not eui64_matches(ipaddress.ip_address("2001:db8::ff:fe00:a"), mac)
+    assert not eui64_matches(ipaddress.ip_address("2001:db8::ff:fe00:0"), mac)
