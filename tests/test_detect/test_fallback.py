@@ -581,3 +581,54 @@ def test_fallback_finding_speaks_for_the_first_attempt_even_when_decided_last() 
     assert finding.evidence["qnames"] == ["both.example", "long.example"]
     rows = detector.sections()["fallback_events"]
     assert [r["failure"] for r in rows] == ["reset", "syn_unanswered"]
+
+
+def test_every_attempt_cut_short_and_every_row_past_the_cap_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING_PER_CLIENT", 1)
+    cut = run(_attempts_then_queries(clients=1, per_client=3))
+    assert cut.finish()[0].evidence["attempts_cut_short"] == 2
+    assert cut.caps() == {"fallback_attempts_cut_short": 2}
+    monkeypatch.setattr(fallback, "MAX_PENDING_PER_CLIENT", 64)
+    monkeypatch.setattr(fallback, "MAX_EVENTS", 1)
+    full = run(_attempts_then_queries(clients=1, per_client=3))
+    assert full.finish()[0].evidence["attempts"] == 3
+    assert full.caps() == {"fallback_rows_full": 2}
+
+
+def test_decided_attempts_leave_room_under_the_pending_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING", 2)
+    # One attempt whose window the later attempts' time has passed: decided, not pending.
+    events: list[Event] = [
+        failed_attempt("refused", start=100.0, end=100.01, src="10.0.9.1"),
+        f.dns_query(ts=101.0, src="10.0.9.1"),
+    ]
+    for n, client in enumerate(("10.0.1.1", "10.0.2.1", "10.0.3.1")):
+        events.append(failed_attempt("refused", start=200.0 + n * 0.001, end=200.01, src=client))
+    queries = [f.dns_query(ts=201.0, src=f"10.0.{n}.1") for n in (1, 2, 3)]
+    two = run([*events[:4], *queries[:2]])
+    assert sorted(x.evidence["attempts"] for x in two.finish()) == [1, 1, 1]
+    assert two.caps() == {}
+    three = run([*events, *queries])
+    assert len(three.finish()) == 3  # the first of the three stopped collecting early
+    assert three.caps() == {"fallback_attempts_cut_short": 1}
+
+
+def test_an_attempt_cut_short_is_decided_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING_PER_CLIENT", 1)
+    # The first attempt is cut short by the second (one pending attempt per client); its
+    # place in the queue of closing windows is still there when capture time passes it.
+    events: list[Event] = [
+        failed_attempt("refused", start=100.0, end=100.01, sport=40100),
+        f.dns_query(ts=100.005, qname="first.example"),
+        failed_attempt("refused", start=100.001, end=100.02, sport=40101),
+        f.dns_query(ts=200.0, src="10.9.9.9"),  # another client's: time moves on
+    ]
+    detector = run(events)
+    (finding,) = detector.finish()
+    assert len(detector.sections()["fallback_events"]) == 2
+    assert finding.evidence["attempts"] == 2
+    assert detector.caps() == {"fallback_attempts_cut_short": 1}
