@@ -8,6 +8,7 @@ missing SNI, and sessions to resolvers that policy does not approve.
 
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -169,7 +170,10 @@ class DotSessionOutcomesDetector(Detector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        self.rows: list[dict[str, Any]] = []
+        self._rows: list[bytes] = []
+        """The table's rows, each kept marshalled until the table is made: as dicts and
+        lists a row takes about 4 KB, marshalled about a quarter of that, and a long
+        capture fills all ``MAX_SESSIONS`` of them while its flows are still open."""
         self.dropped = 0
         """Sessions past ``MAX_SESSIONS``: counted in the findings, not listed as rows."""
         self._groups: CappedGroups[tuple[str, str, str, str], _Group] = CappedGroups(MAX_GROUPS)
@@ -182,10 +186,10 @@ class DotSessionOutcomesDetector(Detector):
         if isinstance(event, DotSessionAssembled):
             row = _session_row(event.session)
             self._group(row)
-            if len(self.rows) >= MAX_SESSIONS:
+            if len(self._rows) >= MAX_SESSIONS:
                 self.dropped += 1
                 return
-            self.rows.append(row)
+            self._rows.append(marshal.dumps(row))
         elif isinstance(event, ConnectionSeen) and event.server_ttl is not None:
             seen = self.server_ttls.get(event.dst)
             if seen is None:
@@ -245,8 +249,8 @@ class DotSessionOutcomesDetector(Detector):
         ttls.clear()
         ttls.update(facts)
 
-    def _mark_injected_resets(self) -> None:
-        for row in self.rows:
+    def _mark_injected_resets(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
             rst_ttl = row.get("rst_ttl")
             seen = self.server_ttls.get(row["server"], set())
             row["reset_injected"] = (
@@ -258,8 +262,9 @@ class DotSessionOutcomesDetector(Detector):
                 row["server_ttls"] = sorted(seen)
 
     def sections(self) -> dict[str, Section]:
-        self._mark_injected_resets()
-        return {"dot_sessions": list(self.rows)}
+        rows = [marshal.loads(row) for row in self._rows]
+        self._mark_injected_resets(rows)
+        return {"dot_sessions": rows}
 
     def caps(self) -> dict[str, int]:
         return bitten(
@@ -272,7 +277,6 @@ class DotSessionOutcomesDetector(Detector):
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
-        self._mark_injected_resets()
         for (finding_id, file, client, server), group in self._groups.items():
             evidence: dict[str, Any] = {
                 "sessions": group.sessions,
