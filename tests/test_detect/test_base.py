@@ -11,8 +11,10 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    LowestFrames,
     TrackBudget,
     TrackShare,
+    bitten,
 )
 from dotaudit.detect.doh_doq import DohDoqDetector
 from dotaudit.detect.dot_cert import DotCertDetector
@@ -70,6 +72,8 @@ def test_samples_drawing_on_one_budget_share_it_and_count_their_own_refusals() -
     a.add("x")  # already remembered: no draw, no refusal
     assert (first.refused, second.refused, b.count, b.overflow) == (0, 1, 1, True)
     assert b.values == ["z", "w"] and "w" not in b
+    b.add("w")  # refused again, and listed once
+    assert (second.refused, b.values, b.count) == (2, ["z", "w"], 1)
 
 
 def test_a_context_gives_each_run_a_budget_of_its_own() -> None:
@@ -106,3 +110,22 @@ def test_only_the_doh_detector_wants_flows_whole(cls: type[Detector]) -> None:
     assert DohDoqDetector(Context()).keeps_flow(doh)
     detector = cls(Context())
     assert [detector.keeps_flow(hello) for hello in hellos] == [False, False, False]
+
+
+def test_lowest_frames_keeps_the_lowest_distinct_frames_in_order() -> None:
+    frames = LowestFrames(3)
+    for frame in (50, 30, 90, 30):
+        frames.add(frame)
+    assert frames.frames == [30, 50, 90]  # at the limit, duplicates aside
+    frames.add(90)  # equal to the highest kept: nothing changes
+    frames.add(95)  # above it: not kept
+    assert frames.frames == [30, 50, 90]
+    frames.add(10)
+    frames.add(50)  # already kept, inside the list
+    frames.add(40)
+    assert frames.frames == [10, 30, 40]
+
+
+def test_bitten_keeps_the_caps_that_cut_something() -> None:
+    assert bitten({"a_full": 0, "b_full": 2, "c_full": 1}) == {"b_full": 2, "c_full": 1}
+    assert bitten({}) == {}
