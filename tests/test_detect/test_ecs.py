@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
 
+from dotaudit.detect import base, ecs
 from dotaudit.detect.base import Context
 from dotaudit.detect.ecs import EcsDetector, ecs_prefix
 from dotaudit.model.events import Event
@@ -165,3 +167,47 @@ def test_ecs_frame_sample_keeps_the_first_queries() -> None:
     events.append(dns_query(frame=1, edns=edns(ecs="198.51.100.0/24")))  # e.g. a later file
     (finding,) = _run(events).finish()
     assert 1 not in finding.frames
+
+
+def _ecs_queries(subnets: list[str], names: list[str]) -> list[Event]:
+    return [
+        dns_query(edns=edns(ecs=subnet), qname=name, ts=1.0 + n * 0.001)
+        for n, (subnet, name) in enumerate(zip(subnets, names, strict=True))
+    ]
+
+
+def test_ecs_subnets_and_names_draw_on_the_run_s_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "TRACK_BUDGET", 2)
+    detector = _run(_ecs_queries(["192.0.2.0/24", "198.51.100.0/24"], ["a.example", "b.example"]))
+    (finding,) = detector.finish()
+    assert (finding.evidence["subnet_count"], finding.evidence["qname_count"]) == (1, 1)
+    assert finding.evidence["subnet_count_is_lower_bound"] is True
+    assert finding.evidence["qname_count_is_lower_bound"] is True
+    assert finding.evidence["subnets"] == ["192.0.2.0/24", "198.51.100.0/24"]  # still listed
+    assert detector.caps() == {"ecs_values_untracked": 2}
+
+
+def test_ecs_samples_list_sample_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ecs, "SAMPLE", 2)
+    subnets = [f"192.0.2.{n}/32" for n in range(3)]
+    names = [f"n{n}.example" for n in range(3)]
+    (finding,) = _run(_ecs_queries(subnets, names)).finish()
+    assert finding.evidence["subnets"] == subnets[:2]
+    assert finding.evidence["qnames"] == names[:2]
+    assert (finding.evidence["subnet_count"], finding.evidence["qname_count"]) == (3, 3)
+
+
+@pytest.mark.parametrize("count", [1000, 1001])
+def test_ecs_counts_a_thousand_subnets_per_pair(count: int) -> None:
+    subnets = [str(ipaddress.IPv4Network((0x0A000000 + (n << 8), 24))) for n in range(count)]
+    (finding,) = _run(_ecs_queries(subnets, ["a.example"] * count)).finish()
+    assert finding.evidence["subnet_count"] == 1000
+    assert finding.evidence.get("subnet_count_is_lower_bound", False) is (count > 1000)
+
+
+@pytest.mark.parametrize("count", [10_000, 10_001])
+def test_ecs_counts_ten_thousand_names_per_pair(count: int) -> None:
+    names = [f"n{n}.example" for n in range(count)]
+    (finding,) = _run(_ecs_queries(["192.0.2.0/24"] * count, names)).finish()
+    assert finding.evidence["qname_count"] == 10_000
+    assert finding.evidence.get("qname_count_is_lower_bound", False) is (count > 10_000)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dotaudit.detect import local_names
+from dotaudit.detect import base, local_names
 from dotaudit.detect.base import Context
 from dotaudit.detect.local_names import LocalNamesDetector, is_nonlocal
 from dotaudit.model.events import Event
@@ -224,3 +224,23 @@ def test_local_names_frame_sample_keeps_the_first_queries() -> None:
     events.append(_mdns(frame=1))  # e.g. from a later file
     (finding,) = _run(events).finish()
     assert 1 not in finding.frames
+
+
+def test_local_names_draw_on_the_run_s_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "TRACK_BUDGET", 1)
+    detector = _run([_mdns(qname="a.example"), _mdns(qname="b.example")])
+    (finding,) = detector.finish()
+    assert finding.evidence["qname_count"] == 1
+    assert finding.evidence["qname_count_is_lower_bound"] is True
+    assert finding.evidence["qnames"] == ["a.example", "b.example"]
+    assert detector.caps() == {"local_names_untracked": 1}
+
+
+def test_local_names_sample_lists_names_sample_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_names, "NAMES_SAMPLE", 2)
+    names = ["a.example", "b.example", "c.example"]
+    detector = _run([_mdns(qname=name) for name in names])
+    (finding,) = detector.finish()
+    assert (finding.evidence["qnames"], finding.evidence["qname_count"]) == (names[:2], 3)
+    (row,) = detector.sections()["local_names"]
+    assert (row["qnames"], row["qname_count"]) == (names[:2], 3)
