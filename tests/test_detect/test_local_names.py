@@ -244,3 +244,17 @@ def test_local_names_sample_lists_names_sample_values(monkeypatch: pytest.Monkey
     assert (finding.evidence["qnames"], finding.evidence["qname_count"]) == (names[:2], 3)
     (row,) = detector.sections()["local_names"]
     assert (row["qnames"], row["qname_count"]) == (names[:2], 3)
+
+
+def test_local_names_count_each_query_type() -> None:
+    events: list[Event] = [_mdns(qtype=1), _mdns(qtype=1), _mdns(qtype=28)]
+    (finding,) = _run(events).finish()
+    assert finding.evidence["qtypes"] == {"A": 2, "AAAA": 1}
+
+
+@pytest.mark.parametrize("count", [10_000, 10_001])
+def test_local_names_count_ten_thousand_names_per_client_and_service(count: int) -> None:
+    events: list[Event] = [_mdns(qname=f"n{n}.example", ts=10.0) for n in range(count)]
+    (finding,) = _run(events).finish()
+    assert finding.evidence["qname_count"] == 10_000
+    assert finding.evidence.get("qname_count_is_lower_bound", False) is (count > 10_000)

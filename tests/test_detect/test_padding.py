@@ -707,3 +707,32 @@ def test_padding_pairs_cap_counts_dropped_sessions(monkeypatch: pytest.MonkeyPat
     assert [f.server for f in findings] == ["9.9.9.9"]
     assert findings[0].evidence["pairs_dropped"] == 2
     assert "pairs_dropped" not in _run_padding(kept).finish()[0].evidence
+
+
+@pytest.mark.parametrize("distinct", [padding.SIZES_SAMPLE, padding.SIZES_SAMPLE + 4])
+def test_padding_pair_lists_twenty_sizes(distinct: int) -> None:
+    assert padding.SIZES_SAMPLE == 20
+    half = distinct // 2
+    client = [61 + n for n in range(half)]
+    server = [93 + n for n in range(distinct - half)]
+    events = dot_session_events(client_lengths=client, server_lengths=server)
+    (finding,) = _run_padding(events).finish()
+    assert finding.id == "DA-PAD-001"
+    assert finding.evidence["sizes"] == sorted([*client, *server][:20])
+
+
+def test_padding_pair_frames_stop_at_the_cap_as_sessions_come() -> None:
+    # The frames of the sessions seen first fill the sample; a later session adds only
+    # what room is left, even when its frames are lower (it began earlier, ended later).
+    late = dot_session_events(cport=42000, client_lengths=[61] * 4, server_lengths=[93] * 4)
+    early: list[Event] = []
+    for n in range(4):
+        early += dot_session_events(
+            cport=41000 + n, client_lengths=[61] * 4, server_lengths=[93] * 4, ts=1001.0 + n
+        )
+    full = _run_padding(early)
+    (alone,) = full.finish()
+    assert len(alone.frames) == 48  # twelve of each session
+    (finding,) = _run_padding([*early, *late]).finish()
+    assert len(finding.frames) == MAX_FRAMES == 50
+    assert set(alone.frames) <= set(finding.frames)
