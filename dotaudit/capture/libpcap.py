@@ -210,6 +210,20 @@ class MemoryStream:
             self.file = 0
 
 
+_memory_view = ctypes.pythonapi.PyMemoryView_FromMemory
+_memory_view.restype = ctypes.py_object
+_memory_view.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+_PYBUF_WRITE = 0x200
+
+
+def _writable_view(address: int, size: int) -> memoryview:
+    """A writable byte view of C memory. Not ``(c_char * size).from_address``: ctypes
+    keeps every array type it makes, one per size, for good, and the sizes libc asks
+    for vary with each stop of the prefilter (tens of thousands over a long capture)."""
+    view: memoryview = _memory_view(address, size, _PYBUF_WRITE)
+    return view
+
+
 class CookieFile:
     """A read-only ``FILE*`` whose bytes come from a Python callable, with a big buffer
     (so libc asks once per mebibyte, not per record) and an optional limit: reads stop at
@@ -245,7 +259,7 @@ class CookieFile:
             want = min(size, self.limit - self.position)
             if want <= 0:
                 return 0
-            view = memoryview((ctypes.c_char * want).from_address(buf)).cast("B")
+            view = _writable_view(buf, want)
             got = os.preadv(self._fd, [view], self.position)
             for offset, value in self._patch.items():
                 lo = max(offset, self.position)
