@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import pytest
 
+from dotaudit.model.findings import Severity
 from dotaudit.probe.base import (
     Check,
     CheckContext,
@@ -19,7 +20,7 @@ from dotaudit.probe.base import (
     ProbeConfig,
 )
 from dotaudit.probe.registry import BY_ID
-from dotaudit.probe.runner import TargetResult, findings_of, run_target
+from dotaudit.probe.runner import TargetResult, findings_of, result_severity, run_target, target_row
 from dotaudit.probe.target import parse_target
 
 
@@ -117,3 +118,52 @@ def test_online_checks_skip_without_online(padded_audit: TargetResult) -> None:
         attempt = padded_audit.attempt(check_id)
         assert attempt is not None and attempt.status is CheckStatus.SKIP
         assert "needs internet" in (attempt.error_reason or "")
+
+
+class _Passes(Check):
+    id = "test.passes"
+    title = "passes"
+    rfc = "none"
+    level = Level.MAY
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        return Outcome(CheckStatus.PASS, {}, "")
+
+
+class _FailsMust(Check):
+    id = "test.fails-must"
+    title = "a MUST that fails"
+    rfc = "none"
+    level = Level.MUST
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        return Outcome(CheckStatus.FAIL, {}, "refused")
+
+
+def test_target_row_counts_with_its_highest_finding_or_none() -> None:
+    """The row's ``severity`` (what --fail-on weighs) is the highest of the findings the
+    report lists for the target, and null, not an empty label, when it has none."""
+    clean = run_target(parse_target("127.0.0.1:1"), ProbeConfig(), checks=[_Passes()])
+    assert findings_of(clean, "strict") == []
+    assert result_severity(clean, "strict") is None
+    assert target_row(clean, "strict")["severity"] is None
+    mixed = run_target(parse_target("127.0.0.1:1"), ProbeConfig(), checks=[_FailsMust(), Boom()])
+    severities = [f.severity for f in findings_of(mixed, "strict")]
+    assert sorted(severities) == [Severity.LOW, Severity.HIGH]  # the error, the failed MUST
+    assert result_severity(mixed, "strict") is Severity.HIGH
+    row = target_row(mixed, "strict")
+    assert row["severity"] == "high"
+    assert {k: v for k, v in row.items() if k != "severity"} == mixed.to_dict()
+
+
+class _FailsStrictOnly(_FailsMust):
+    id = "test.fails-strict-only"
+    strict_only = True
+
+
+@pytest.mark.parametrize(("mode", "label"), [("strict", "high"), ("opportunistic", "low")])
+def test_target_row_weighs_in_the_runs_mode(mode: str, label: str) -> None:
+    # A failed MUST that only stops strict clients: high for them, low for opportunistic.
+    result = run_target(parse_target("127.0.0.1:1"), ProbeConfig(), checks=[_FailsStrictOnly()])
+    assert [f.severity.label for f in findings_of(result, mode)] == [label]
+    assert target_row(result, mode)["severity"] == label
