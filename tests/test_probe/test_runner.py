@@ -5,6 +5,7 @@ budget skips the rest, and online-only checks run only with --online."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -22,6 +23,8 @@ from dotaudit.probe.base import (
 from dotaudit.probe.registry import BY_ID
 from dotaudit.probe.runner import TargetResult, findings_of, result_severity, run_target, target_row
 from dotaudit.probe.target import parse_target
+from tests import certgen
+from tests.test_probe.cert_server import CertServer
 
 
 def closed_port() -> int:
@@ -156,14 +159,17 @@ def test_target_row_counts_with_its_highest_finding_or_none() -> None:
     assert {k: v for k, v in row.items() if k != "severity"} == mixed.to_dict()
 
 
-class _FailsStrictOnly(_FailsMust):
-    id = "test.fails-strict-only"
-    strict_only = True
-
-
-@pytest.mark.parametrize(("mode", "label"), [("strict", "high"), ("opportunistic", "low")])
-def test_target_row_weighs_in_the_runs_mode(mode: str, label: str) -> None:
-    # A failed MUST that only stops strict clients: high for them, low for opportunistic.
-    result = run_target(parse_target("127.0.0.1:1"), ProbeConfig(), checks=[_FailsStrictOnly()])
-    assert [f.severity.label for f in findings_of(result, mode)] == [label]
-    assert target_row(result, mode)["severity"] == label
+def test_target_row_weighs_in_the_runs_mode(tmp_path: Path) -> None:
+    """A self-signed server: a strict client refuses it (high), an opportunistic one still
+    gets an encrypted session, so the same refusal weighs low in that mode."""
+    with CertServer(tmp_path, certgen.issue()) as server:
+        target = parse_target(f"dns.test@127.0.0.1:{server.port}")
+        result = run_target(
+            target, ProbeConfig(timeout=3.0), checks=[BY_ID["reach.853"], BY_ID["cert.chain"]]
+        )
+    for mode, label in (("strict", "high"), ("opportunistic", "low")):
+        assert [(f.id, f.severity.label) for f in findings_of(result, mode)] == [
+            ("DA-PROBE-001", label)
+        ]
+        assert result_severity(result, mode) is Severity[label.upper()]
+        assert target_row(result, mode)["severity"] == label
