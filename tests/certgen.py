@@ -167,7 +167,7 @@ def openssl_issued(
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     directory = directory / f"{cn}-{digest}"
-    directory.mkdir()
+    directory.mkdir(exist_ok=True)
     ca_cert, ca_key = directory / "issuer.pem", directory / "issuer.key"
     ca_cert.write_bytes(issuer.pem())
     ca_key.write_bytes(issuer.key_pem())
