@@ -21,7 +21,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -134,7 +134,10 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     it is for a signature that does not verify: not provably self-signed. The answer
     must not depend on which exception a ``cryptography`` release raises for that.
     """
-    if cert.issuer != cert.subject:
+    try:
+        if cert.issuer != cert.subject:
+            return False
+    except ValueError:  # a name ``cryptography`` cannot build cannot be shown to match
         return False
     try:
         cert.verify_directly_issued_by(cert)
@@ -322,8 +325,11 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> Any:
         return None
 
 
-def _name_text(name: x509.Name) -> str:
+def _name_text(cert: x509.Certificate, part: Literal["subject", "issuer"]) -> str:
+    # ``cryptography`` builds a Name when it is read, not when the certificate loads: an
+    # RDN that repeats an attribute raises ValueError there, so the read is inside the try.
     try:
+        name = cert.subject if part == "subject" else cert.issuer
         return name.rfc4514_string()
     except ValueError:
         return "<unparseable name>"
@@ -403,8 +409,8 @@ def aia_issuer_urls(cert: x509.Certificate) -> list[str]:
 def describe(cert: x509.Certificate) -> dict[str, Any]:
     """The facts about one certificate that every cert.* check's evidence shows."""
     return {
-        "subject": _name_text(cert.subject),
-        "issuer": _name_text(cert.issuer),
+        "subject": _name_text(cert, "subject"),
+        "issuer": _name_text(cert, "issuer"),
         "serial": format(cert.serial_number, "x")[:64],
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
@@ -413,4 +419,4 @@ def describe(cert: x509.Certificate) -> dict[str, Any]:
 
 
 def issuer_text(cert: x509.Certificate) -> str:
-    return _name_text(cert.issuer)
+    return _name_text(cert, "issuer")

@@ -146,16 +146,34 @@ def sha1_leaf(
 ) -> Issued:
     """A leaf for ``cn`` that ``issuer`` signed with SHA-1 (made by the openssl command);
     its key is EC P-256, or RSA of ``rsa_bits``."""
+    return openssl_issued(directory, issuer, cn, digest="sha1", rsa_bits=rsa_bits)
+
+
+def openssl_issued(
+    directory: Path,
+    issuer: Issued,
+    cn: str = "dns.test",
+    *,
+    digest: str,
+    rsa_bits: int | None = None,
+    ca: bool = False,
+) -> Issued:
+    """A certificate for ``cn`` that ``issuer`` signed with ``digest`` ("sha1", "md5": what
+    ``cryptography`` refuses to make), by the openssl command; a leaf for ``cn``, or a CA.
+    Its key is EC P-256, or RSA of ``rsa_bits``. Files go in a subdirectory of
+    ``directory`` named after ``cn`` and ``digest``, so several may share ``directory``."""
     import subprocess
 
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    ca_cert, ca_key = directory / "sha1-ca.pem", directory / "sha1-ca.key"
+    directory = directory / f"{cn}-{digest}"
+    directory.mkdir(exist_ok=True)
+    ca_cert, ca_key = directory / "issuer.pem", directory / "issuer.key"
     ca_cert.write_bytes(issuer.pem())
     ca_key.write_bytes(issuer.key_pem())
-    key_path, csr, out = directory / "sha1.key", directory / "sha1.csr", directory / "sha1.pem"
-    ext = directory / "sha1.ext"
-    ext.write_text(f"subjectAltName=DNS:{cn}\n")
+    key_path, csr, out = directory / "cert.key", directory / "cert.csr", directory / "cert.pem"
+    ext = directory / "cert.ext"
+    ext.write_text("basicConstraints=critical,CA:TRUE\n" if ca else f"subjectAltName=DNS:{cn}\n")
     subprocess.run(
         ["openssl", "req", "-new",
          *(["-newkey", f"rsa:{rsa_bits}"] if rsa_bits else
@@ -165,7 +183,7 @@ def sha1_leaf(
     )  # fmt: skip
     subprocess.run(
         ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-         "-CAcreateserial", "-out", str(out), "-days", "30", "-sha1", "-extfile", str(ext)],
+         "-CAcreateserial", "-out", str(out), "-days", "30", f"-{digest}", "-extfile", str(ext)],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     cert = x509.load_pem_x509_certificate(out.read_bytes())

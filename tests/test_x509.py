@@ -538,3 +538,81 @@ def test_aia_issuer_urls_skip_ocsp_entries() -> None:
 )
 def test_dns_name_matches_strips_only_trailing_dots(pattern: str, host: str, ok: bool) -> None:
     assert certificates.dns_name_matches(pattern, host) is ok
+
+
+def _repeated_attribute_name() -> x509.Name:
+    """One RDN of two CN attributes that differ until :func:`_repeat_attribute` rewrites
+    the DER: ``cryptography`` loads such a certificate but cannot build its Name."""
+    return x509.Name(
+        [
+            x509.RelativeDistinguishedName(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "dup1"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "dup2"),
+                ]
+            )
+        ]
+    )
+
+
+def _repeat_attribute(der: bytes) -> x509.Certificate:
+    assert b"dup2" in der
+    return x509.load_der_x509_certificate(der.replace(b"dup2", b"dup1"))
+
+
+def test_a_name_cryptography_cannot_build_is_described_not_raised() -> None:
+    root = certgen.ca()
+    leaf = _repeat_attribute(certgen.issue(issuer=root, subject=_repeated_attribute_name()).der)
+    with pytest.raises(ValueError, match="duplicate attributes"):
+        leaf.subject  # noqa: B018 - the oracle: cryptography itself refuses this name
+    described = certificates.describe(leaf)
+    assert (described["subject"], described["issuer"]) == ("<unparseable name>", "CN=Test Root CA")
+    assert certificates.issuer_text(leaf) == "CN=Test Root CA"
+    assert not certificates.is_self_signed(leaf)
+    # Self-issued: the issuer is the same unbuildable name.
+    alone = _repeat_attribute(certgen.issue(subject=_repeated_attribute_name()).der)
+    assert certificates.issuer_text(alone) == "<unparseable name>"
+    assert certificates.describe(alone)["issuer"] == "<unparseable name>"
+    assert not certificates.is_self_signed(alone)
+
+
+def test_key_info_of_a_key_cryptography_cannot_load_is_reported() -> None:
+    # The leaf's SPKI algorithm rewritten from id-ecPublicKey (1.2.840.10045.2.1) to an
+    # unassigned arc of the same length: the certificate loads, its key does not.
+    der = certgen.issue().der
+    assert der.count(_oid("1.2.840.10045.2.1")) == 1
+    cert = x509.load_der_x509_certificate(
+        der.replace(_oid("1.2.840.10045.2.1"), _oid("1.2.840.10045.2.9"))
+    )
+    info = certificates.key_info(cert)
+    assert (info.family, info.bits, info.kind) == ("unknown", None, "unknown")
+    assert info.problem is not None
+    assert info.problem.startswith("public key not usable: ")
+    assert "1.2.840.10045.2.9" in info.problem
+
+
+def _with_serial(issued: certgen.Issued, serial: bytes) -> x509.Certificate:
+    """``issued`` (self-signed, EC) re-signed with the DER INTEGER contents ``serial``,
+    longer than ``cryptography``'s builder allows (RFC 5280 §4.1.2.2: at most 20 octets)."""
+    der = issued.der
+    _, cert_start, cert_end = certificates._tlv(der, 0)
+    _, tbs_start, tbs_end = certificates._tlv(der, cert_start)
+    tbs = der[tbs_start:tbs_end]
+    _, _, version_end = certificates._tlv(tbs, 0)
+    _, _, serial_end = certificates._tlv(tbs, version_end)
+    new_tbs = _der_tlv(0x30, tbs[:version_end] + _der_tlv(0x02, serial) + tbs[serial_end:])
+    signature = issued.key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
+    rest = der[tbs_end:cert_end]
+    _, _, algorithm_end = certificates._tlv(rest, 0)
+    return x509.load_der_x509_certificate(
+        _der_tlv(0x30, new_tbs + rest[:algorithm_end] + _der_tlv(0x03, b"\x00" + signature))
+    )
+
+
+def test_describe_caps_a_hostile_serial_at_64_hex_digits() -> None:
+    cert = _with_serial(certgen.issue(), b"\x7f" + b"\xab" * 40)
+    assert format(cert.serial_number, "x") == "7f" + "ab" * 40  # cryptography read it all
+    assert certificates.describe(cert)["serial"] == "7f" + "ab" * 31
+    # At the cap nothing is cut.
+    exact = _with_serial(certgen.issue(), b"\x7f" + b"\xab" * 31)
+    assert certificates.describe(exact)["serial"] == "7f" + "ab" * 31

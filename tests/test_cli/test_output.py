@@ -381,3 +381,18 @@ def test_a_report_written_in_pieces_is_the_rendered_one(tmp_path: Path) -> None:
         write_report(report, ReportOptions(str(target), fmt, None, quiet=True))
         assert target.read_text() == "".join(render_chunks(report, fmt))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.jsonl"]  # no temp left
+
+
+def test_only_target_rows_with_a_known_severity_label_count() -> None:
+    # A report read back from JSON may hold anything: only a row's known label counts.
+    report = report_with([Severity.INFO], [])
+    rows = [{"severity": "Medium"}, {"severity": None}, "high", {}, {"severity": "severe"},
+            {"severity": 3}, {"severity": "low"}]  # fmt: skip
+    report.sections["targets"] = rows
+    assert report.target_severities() == [Severity.MEDIUM, Severity.LOW]
+    assert report.exit_severity() is Severity.MEDIUM
+    assert exit_status(report, Severity.MEDIUM) == EXIT_FINDINGS
+    assert exit_status(report, Severity.HIGH) == EXIT_OK
+    del report.sections["targets"]  # an analysis report has no targets: its findings count
+    assert report.target_severities() == []
+    assert report.exit_severity() is Severity.INFO

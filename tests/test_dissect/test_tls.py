@@ -898,3 +898,69 @@ def test_escape_text_keeps_printable_ascii_and_escapes_the_rest() -> None:
     assert escape_text(b"\x1f \\") == "\\x1f \\x5c"
     assert escape_text(b"\x80!") == "\\x80!"
     assert escape_text(b"plain name") == "plain name"
+
+
+def test_reader_reads_up_to_its_end_and_never_past() -> None:
+    from dotaudit.dissect.tls import _Reader
+
+    whole = _Reader(b"\x01\x02\x03")
+    assert (whole.pos, whole.end, whole.remaining()) == (0, 3, 3)
+    # A window of bytes 1..3 of a longer buffer: the byte after it is never read.
+    r = _Reader(b"\x01\x02\x03\x04\x05", 1, 4)
+    assert r.remaining() == 3
+    assert r.u16() == 0x0203 and r.remaining() == 1
+    assert r.u8() == 0x04 and r.remaining() == 0
+    with pytest.raises(MalformedError, match=r"^truncated TLS field$"):
+        r.u8()
+    one_left = _Reader(b"\x01\x02\x03", 0, 2)
+    assert one_left.u8() == 0x01
+    with pytest.raises(MalformedError, match=r"^truncated TLS field$"):
+        one_left.u16()
+    assert one_left.u8() == 0x02  # the failed read moved nothing
+
+
+def test_reader_take_and_sub_stop_at_the_container() -> None:
+    from dotaudit.dissect.tls import _Reader
+
+    r = _Reader(b"abcdefg", 1, 5)
+    assert r.take(0) == b"" and r.pos == 1
+    inner = r.sub(2)
+    assert (inner.pos, inner.end, r.pos) == (1, 3, 3)
+    assert inner.take(2) == b"bc" and inner.remaining() == 0
+    with pytest.raises(MalformedError, match=r"^TLS length runs past its container$"):
+        inner.take(1)
+    with pytest.raises(MalformedError, match=r"^TLS length runs past its container$"):
+        r.sub(3)
+    with pytest.raises(MalformedError, match=r"^TLS length runs past its container$"):
+        r.take(3)
+    assert r.take(2) == b"de" and r.remaining() == 0
+
+
+def _sni_body(*entries: tuple[int, bytes]) -> bytes:
+    listed = b"".join(bytes([kind]) + len(n).to_bytes(2, "big") + n for kind, n in entries)
+    return len(listed).to_bytes(2, "big") + listed
+
+
+def test_sni_is_the_first_host_name_entry() -> None:
+    # RFC 6066 §3: a list of (name_type, name); only host_name (0) is defined.
+    from dotaudit.dissect.tls import _parse_sni, _Reader
+
+    body = _sni_body((1, b"other.test"), (0, b"first.test"), (0, b"second.test"))
+    assert _parse_sni(_Reader(body)) == "first.test"
+    assert _parse_sni(_Reader(_sni_body((0, b"bad\\name\x00")))) == "bad\\x5cname\\x00"
+    assert _parse_sni(_Reader(_sni_body((1, b"other.test")))) is None
+    assert _parse_sni(_Reader(_sni_body())) is None
+    assert _parse_sni(_Reader(b"")) is None  # a server's empty acknowledgement
+    with pytest.raises(MalformedError):
+        _parse_sni(_Reader(_sni_body((0, b"dns.test"))[:-1]))
+
+
+def test_alpn_lists_every_protocol_in_order() -> None:
+    from dotaudit.dissect.tls import _parse_alpn, _Reader
+
+    protos = b"\x03dot\x02h2\x00\x08http/1.1"
+    assert _parse_alpn(_Reader(len(protos).to_bytes(2, "big") + protos)) == (
+        "dot", "h2", "", "http/1.1")  # fmt: skip
+    assert _parse_alpn(_Reader(b"\x00\x00")) == ()
+    with pytest.raises(MalformedError):
+        _parse_alpn(_Reader(b"\x00\x03\x03do"))

@@ -5,10 +5,12 @@ budget skips the rest, and online-only checks run only with --online."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
+from dotaudit.model.findings import Severity
 from dotaudit.probe.base import (
     Check,
     CheckContext,
@@ -19,8 +21,10 @@ from dotaudit.probe.base import (
     ProbeConfig,
 )
 from dotaudit.probe.registry import BY_ID
-from dotaudit.probe.runner import TargetResult, findings_of, run_target
+from dotaudit.probe.runner import TargetResult, findings_of, result_severity, run_target, target_row
 from dotaudit.probe.target import parse_target
+from tests import certgen
+from tests.test_probe.cert_server import CertServer
 
 
 def closed_port() -> int:
@@ -117,3 +121,55 @@ def test_online_checks_skip_without_online(padded_audit: TargetResult) -> None:
         attempt = padded_audit.attempt(check_id)
         assert attempt is not None and attempt.status is CheckStatus.SKIP
         assert "needs internet" in (attempt.error_reason or "")
+
+
+class _Passes(Check):
+    id = "test.passes"
+    title = "passes"
+    rfc = "none"
+    level = Level.MAY
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        return Outcome(CheckStatus.PASS, {}, "")
+
+
+class _FailsMust(Check):
+    id = "test.fails-must"
+    title = "a MUST that fails"
+    rfc = "none"
+    level = Level.MUST
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        return Outcome(CheckStatus.FAIL, {}, "refused")
+
+
+def test_target_row_counts_with_its_highest_finding_or_none() -> None:
+    """The row's ``severity`` (what --fail-on weighs) is the highest of the findings the
+    report lists for the target, and null, not an empty label, when it has none."""
+    clean = run_target(parse_target("127.0.0.1:1"), ProbeConfig(), checks=[_Passes()])
+    assert findings_of(clean, "strict") == []
+    assert result_severity(clean, "strict") is None
+    assert target_row(clean, "strict")["severity"] is None
+    mixed = run_target(parse_target("127.0.0.1:1"), ProbeConfig(), checks=[_FailsMust(), Boom()])
+    severities = [f.severity for f in findings_of(mixed, "strict")]
+    assert sorted(severities) == [Severity.LOW, Severity.HIGH]  # the error, the failed MUST
+    assert result_severity(mixed, "strict") is Severity.HIGH
+    row = target_row(mixed, "strict")
+    assert row["severity"] == "high"
+    assert {k: v for k, v in row.items() if k != "severity"} == mixed.to_dict()
+
+
+def test_target_row_weighs_in_the_runs_mode(tmp_path: Path) -> None:
+    """A self-signed server: a strict client refuses it (high), an opportunistic one still
+    gets an encrypted session, so the same refusal weighs low in that mode."""
+    with CertServer(tmp_path, certgen.issue()) as server:
+        target = parse_target(f"dns.test@127.0.0.1:{server.port}")
+        result = run_target(
+            target, ProbeConfig(timeout=3.0), checks=[BY_ID["reach.853"], BY_ID["cert.chain"]]
+        )
+    for mode, label in (("strict", "high"), ("opportunistic", "low")):
+        assert [(f.id, f.severity.label) for f in findings_of(result, mode)] == [
+            ("DA-PROBE-001", label)
+        ]
+        assert result_severity(result, mode) is Severity[label.upper()]
+        assert target_row(result, mode)["severity"] == label

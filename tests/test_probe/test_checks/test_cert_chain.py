@@ -15,6 +15,13 @@ import datetime as dt
 from collections.abc import Callable
 
 import pytest
+from cryptography.x509 import (
+    Name,
+    NameAttribute,
+    RelativeDistinguishedName,
+    load_der_x509_certificate,
+)
+from cryptography.x509.oid import NameOID
 
 from dotaudit import x509
 from dotaudit.probe.base import CheckStatus
@@ -123,3 +130,26 @@ def test_without_ca_the_system_store_is_the_trust_store(
     attempt = probe_server(issue(issuer=root), system_store=True)["cert.chain"]
     assert attempt.evidence["trust_store"] == "system"
     assert attempt.status is CheckStatus.FAIL  # the test root is in no system store
+
+
+def test_a_subject_cryptography_cannot_build_is_judged_not_an_internal_error(
+    probe_server: ServerProbe, root: Issued
+) -> None:
+    # One RDN of two CN attributes made equal after signing: the certificate loads but
+    # cryptography refuses to build its subject (and the signature no longer verifies).
+    subject = issue(issuer=root, subject=x509_name_with_rdn("dup1", "dup2"))
+    der = subject.der.replace(b"dup2", b"dup1")
+    leaf = Issued(load_der_x509_certificate(der), subject.key)
+    attempts = probe_server(leaf)
+    chain, quality = attempts["cert.chain"], attempts["cert.quality"]
+    assert chain.status is CheckStatus.FAIL, chain
+    (sent,) = chain.evidence["sent"]
+    assert (sent["subject"], sent["issuer"]) == ("<unparseable name>", "CN=Test Root CA")
+    assert quality.status is CheckStatus.PASS, quality
+    assert quality.evidence["signature_hashes"] == ["sha256"]
+
+
+def x509_name_with_rdn(*common_names: str) -> Name:
+    return Name(
+        [RelativeDistinguishedName([NameAttribute(NameOID.COMMON_NAME, cn) for cn in common_names])]
+    )

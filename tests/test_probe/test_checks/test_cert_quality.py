@@ -17,7 +17,7 @@ import pytest
 
 from dotaudit.probe.base import CheckStatus
 from dotaudit.probe.runner import TargetResult
-from tests.certgen import Issued, issue, rsa_key, sha1_leaf
+from tests.certgen import Issued, issue, openssl_issued, rsa_key, sha1_leaf
 from tests.test_probe.lab_probe import attempt
 from tests.test_probe.test_checks.conftest import ServerProbe
 
@@ -103,3 +103,16 @@ def test_every_problem_is_named(probe_server: ServerProbe, root: Issued, tmp_pat
     attempt = probe_server(leaf, weak=True)["cert.quality"]
     assert attempt.status is CheckStatus.FAIL
     assert attempt.error_reason == "RSA key of 1024 bits (< 2048); signed with SHA1"
+
+
+def test_every_weak_hash_of_the_chain_is_named(
+    probe_server: ServerProbe, root: Issued, tmp_path: Path
+) -> None:
+    # The leaf is signed with MD5 (by an RSA key: ECDSA has no MD5), the intermediate with
+    # SHA-1: both are named, sorted.
+    weak_ca = openssl_issued(tmp_path, root, "Weak CA", digest="sha1", rsa_bits=2048, ca=True)
+    leaf = openssl_issued(tmp_path, weak_ca, digest="md5")
+    attempt = probe_server(leaf, weak_ca, weak=True)["cert.quality"]
+    assert attempt.evidence["signature_hashes"] == ["md5", "sha1"]
+    assert attempt.status is CheckStatus.FAIL
+    assert attempt.error_reason == "signed with MD5, SHA1"
