@@ -20,6 +20,7 @@ from dotaudit.detect import padding
 from dotaudit.detect.padding import (
     PaddingDetector,
     infer_padding,
+    padded_fraction,
     record_overhead,
     window_consistent,
 )
@@ -736,3 +737,96 @@ def test_padding_pair_frames_stop_at_the_cap_as_sessions_come() -> None:
     (finding,) = _run_padding([*early, *late]).finish()
     assert len(finding.frames) == MAX_FRAMES == 50
     assert set(alone.frames) <= set(finding.frames)
+
+
+def test_fragments_exactly_two_tenths_of_a_second_apart_still_join() -> None:
+    # The limit itself is inside: only a longer gap separates messages. Near the epoch
+    # 0.45 - 0.25 is exactly the limit in floating point (at 1000 s it is not).
+    events = dot_session_events(version="TLSv1.2", server_lengths=[494], ts=0.0)
+    prefix = TlsRecord(ts=0.25, frame=100, length=26, content_type=23)
+    body = TlsRecord(ts=0.45, frame=101, length=152, content_type=23)
+    assert body.ts - prefix.ts == padding.SPLIT_GAP_S
+    assert padding_findings(with_client_records(events, [prefix, body])) == [
+        ("DA-PAD-002", 1.0, 1.0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "fraction"),
+    [(127, 0.0), (128, 1.0), (129, 0.0)],
+)
+def test_a_split_message_is_padded_only_when_its_fragments_add_up_to_a_block(
+    body: int, fraction: float
+) -> None:
+    # The prefix alone (2) and then the body: 2 + 128 is one padded query; a body one
+    # octet short or long is not, though 129 + 2 is only one octet past 130.
+    found = padding_findings(client_plaintexts([2, body]))
+    verdict = "DA-PAD-002" if fraction >= 0.75 else "DA-PAD-001"
+    assert found == [(verdict, fraction, 1.0)]
+
+
+def test_fragments_are_not_joined_when_the_overhead_is_a_range() -> None:
+    # AES-CBC with HMAC-SHA1 (TLS 1.1+): IV 16, MAC 20, CBC padding 1..16, so a record of
+    # 16 + 16n bytes carries 16n - 36 .. 16n - 21 plaintext bytes. The prefix alone
+    # (2 + 20 -> 32: 48 bytes) and an unpadded 110-byte query (130 -> 144: 160 bytes)
+    # could sum to anything in 104..134, 130 among them: a coincidence, not padding.
+    session = _session(
+        dot_session_events(
+            version="TLSv1.2",
+            cipher="TLS_RSA_WITH_AES_128_CBC_SHA",
+            client_lengths=[48, 160],
+            server_lengths=[512],  # 470 + 20 -> 496: one padded answer
+        )
+    )
+    result = infer_padding(session)
+    assert result["overhead"] == [37, 52]
+    assert result["client_padded_fraction"] == 0.0
+    assert result["server_padded_fraction"] == 1.0
+    assert result["verdict"] == "unpadded"
+
+
+# 1410 octets (TLS 1.2 GCM record of 1434) are three prefixed 468-octet answers
+# (3 * 470) and equally one prefixed 1408-octet query (11 * 128 + 2): both blocks fit.
+BOTH_BLOCKS = 1410 + 24
+
+
+def test_sizes_that_fit_both_blocks_are_credited_to_the_direction_s_own_block() -> None:
+    overhead = (24, 24)
+    records = list(tls_records([BOTH_BLOCKS, BOTH_BLOCKS]))
+    assert padded_fraction(records, overhead, 128) == 1.0
+    assert padded_fraction(records, overhead, 468) == 1.0
+    answers = _session(
+        dot_session_events(
+            version="TLSv1.2", client_lengths=[154] * 6, server_lengths=[BOTH_BLOCKS] * 2
+        )
+    )
+    result = infer_padding(answers)
+    assert (result["verdict"], result["server_block"]) == ("padded", 468)
+    queries = _session(
+        dot_session_events(
+            version="TLSv1.2", client_lengths=[BOTH_BLOCKS] * 2, server_lengths=[494, 494]
+        )
+    )
+    result = infer_padding(queries)
+    assert (result["verdict"], result["client_block"]) == ("padded", 128)
+
+
+def test_no_records_are_no_evidence_of_padding() -> None:
+    assert padded_fraction([], (17, 17), 128) == 0.0
+    assert padded_fraction([], (37, 52), 468) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("queries", "finding_id", "fraction"),
+    [([154, 154], "DA-PAD-002", 1.0), ([61, 61], "DA-PAD-001", 0.0)],
+)
+def test_a_pair_whose_queries_got_no_answer_has_no_answer_fraction(
+    queries: list[int], finding_id: str, fraction: float
+) -> None:
+    # Queries only (an unresponsive resolver): the verdict rests on the queries, and the
+    # answers' fraction is absent, not a mean over no sessions.
+    events = dot_session_events(version="TLSv1.2", client_lengths=queries)
+    (finding,) = _run_padding(events).finish()
+    assert finding.id == finding_id
+    assert finding.evidence["client_padded_fraction"] == fraction
+    assert finding.evidence["server_padded_fraction"] is None

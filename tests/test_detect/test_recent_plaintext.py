@@ -90,6 +90,10 @@ def test_clients_over_the_cap_forget_the_least_recently_seen(
     assert window.since(f.FILE, "10.0.0.2", 0.0) == ()
     assert [q.ts for q in window.since(f.FILE, "10.0.0.1", 0.0)] == [1.0, 3.0]
     assert [q.ts for q in window.since(f.FILE, "10.0.0.3", 0.0)] == [4.0]
+    # A fourth: .1 (its two queries) goes next, and the count adds up over evictions.
+    assert window.add(f.dns_query(src="10.0.0.4", ts=5.0)) is not None
+    assert window.evicted == 1 + 2
+    assert window.since(f.FILE, "10.0.0.1", 0.0) == ()
 
 
 def test_queries_over_the_total_forget_whole_clients(monkeypatch: pytest.MonkeyPatch) -> None:
