@@ -329,7 +329,7 @@ def _name_text(cert: x509.Certificate, part: Literal["subject", "issuer"]) -> st
     # ``cryptography`` builds a Name when it is read, not when the certificate loads: an
     # RDN that repeats an attribute raises ValueError there, so the read is inside the try.
     try:
-        name = cert.subject if part == "subject" else cert.issuer
+        name: x509.Name = getattr(cert, part)
         return name.rfc4514_string()
     except ValueError:
         return "<unparseable name>"
