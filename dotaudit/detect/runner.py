@@ -36,7 +36,8 @@ class Detection:
 
 
 class DetectorRunner:
-    """``feed`` every event in capture order, then ``finish`` once."""
+    """``feed`` every event in capture order, then ``finish`` once: finishing lets go of
+    the detectors."""
 
     def __init__(self, context: Context, detectors: Iterable[type[Detector]] = DETECTORS) -> None:
         self.context = context = context.for_one_run()
@@ -79,17 +80,26 @@ class DetectorRunner:
             for detector in self.detectors:
                 if detector.name in shared_facts:
                     detector.adopt_shared_facts(shared_facts[detector.name])
+        # Each part's state is let go as soon as what it found is out, so that the peak is
+        # about the larger of the state and the report, not their sum: the session
+        # stage's window first (no detector reads it any more), then each detector after
+        # its findings and rows. The runner is spent afterwards.
+        caps = self._stage.caps() if self._stage is not None else {}
+        self._stage = None
+        self._routes.clear()
+        self._keepers.clear()
         findings: list[Finding] = []
         sections: dict[str, Section] = {}
-        for detector in self.detectors:
+        detectors, self.detectors = self.detectors, []
+        while detectors:
+            detector = detectors.pop(0)
             findings.extend(detector.finish())
             for name, rows in detector.sections().items():
                 sections.setdefault(name, []).extend(rows)
-        findings = link_related(apply_severity_overrides(findings, self.context.policy))
-        caps = self._stage.caps() if self._stage is not None else {}
-        for detector in self.detectors:
             for name, count in detector.caps().items():
                 caps[name] = caps.get(name, 0) + count
+            del detector
+        findings = link_related(apply_severity_overrides(findings, self.context.policy))
         return Detection(findings, sections, caps)
 
 

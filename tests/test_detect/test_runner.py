@@ -3,7 +3,9 @@ after every detector finished, to every finding ID the detectors make."""
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 from collections.abc import Iterable
 
 import pytest
@@ -209,3 +211,20 @@ def test_a_flow_is_kept_whole_when_one_detector_wants_it() -> None:
     # Without the one detector that counts a flow's packets, no flow is kept whole.
     others = tuple(d for d in DETECTORS if d is not DohDoqDetector)
     assert not runner.DetectorRunner(Context(), others).keeps_flow(doh)
+
+
+def test_finishing_lets_go_of_the_stage_and_every_detector_once_their_results_are_out() -> None:
+    """The peak of a run is about the larger of the detectors' state and the report, not
+    their sum: each part is let go as soon as what it found is out."""
+    detection = runner.DetectorRunner(Context())
+    for event in (*f.dot_session_events(), f.dns_query(qname="leaked.example")):
+        detection.feed(event)
+    parts = [weakref.ref(d) for d in detection.detectors]
+    assert detection._stage is not None
+    parts.append(weakref.ref(detection._stage))
+    result = detection.finish()
+    gc.collect()
+    assert [part() for part in parts] == [None] * len(parts)
+    # ... and what they found is all there, the leak and the session's row.
+    assert "DA-LEAK-001" in {x.id for x in result.findings}
+    assert len(result.sections["dot_sessions"]) == 1
