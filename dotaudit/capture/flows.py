@@ -608,6 +608,8 @@ class FlowTable:
             self._end(flow, "close" if closed else "capture_end")
             if count % step == 0:
                 yield
+        # Every flow has ended: the schedule's entries would only keep them in memory.
+        self._heap.clear()
 
     # --- TCP -----------------------------------------------------------------------
 

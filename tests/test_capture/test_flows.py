@@ -679,3 +679,17 @@ def test_flows_inside_a_tunnel_are_never_bypassed() -> None:
     assert not flow.bypassed and flow.bypassed_after is None
     assert rec.stream(flow, False) == b"x" * 300  # every segment still delivered
     assert rec.calls == []  # the engine's filter never hears of it
+
+
+def test_finishing_leaves_no_ended_flow_in_the_schedule() -> None:
+    """What the table held goes with the flows: a finished table keeps none of them alive
+    through superseded schedule entries (they once held megabytes after a large capture)."""
+    table, rec = make_table()
+    frame = [0]
+    for cport in range(40000, 40020):
+        conn = Conn(table, cport=cport, frame=frame)
+        conn.handshake()
+        conn.c(ACK | PSH, b"x")
+    table.finish()
+    assert len(rec.ended) == 20
+    assert table._heap == []
