@@ -598,6 +598,22 @@ def test_retransmission_of_delivered_bytes_is_dropped_and_partial_one_trimmed() 
     assert log.calls == [("data", b"abcd", 1, 0.1), ("data", b"ef", 3, 0.3)]
 
 
+def test_partial_retransmission_keeps_exactly_the_bytes_past_what_was_delivered() -> None:
+    """The overlap and the new part differ in length, so trimming from the wrong end
+    shows (with equal lengths both ends give the same bytes)."""
+    log = StreamLog()
+    stream, _ = _stream(log)
+    base = ISN + 1
+    stream.segment(base, b"abcd", 1, 0.1)
+    stream.segment(base + 1, b"bcdefgh", 2, 0.2)  # 3 bytes again, then 4 new
+    stream.segment(base + 8, b"ij", 3, 0.3)
+    assert log.calls == [
+        ("data", b"abcd", 1, 0.1),
+        ("data", b"efgh", 2, 0.2),
+        ("data", b"ij", 3, 0.3),
+    ]
+
+
 def test_segment_at_max_ahead_is_dropped_and_just_below_is_kept() -> None:
     log = StreamLog()
     stream, _ = _stream(log)

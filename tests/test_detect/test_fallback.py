@@ -528,6 +528,17 @@ def test_fallback_row_frames_sample_fifty_queries() -> None:
     }
 
 
+def test_fallback_row_samples_the_first_qname_sample_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's length is QNAME_SAMPLE's, whatever it is set to (its default equals
+    the general sample's, so only another value shows which one is used)."""
+    monkeypatch.setattr(fallback, "QNAME_SAMPLE", 3)
+    attempt = failed_attempt("refused", start=100.0, end=100.5)
+    queries = [f.dns_query(ts=101.0 + i * 0.01, qname=f"n{i}.example") for i in range(5)]
+    (row,) = run([attempt, *queries]).sections()["fallback_events"]
+    assert row["qnames"] == ["n0.example", "n1.example", "n2.example"]
+    assert row["qname_count"] == 5
+
+
 @pytest.mark.parametrize("names", [1000, 1001])
 def test_fallback_row_counts_a_thousand_distinct_names_then_a_lower_bound(names: int) -> None:
     attempt = failed_attempt("refused", start=100.0, end=100.5)

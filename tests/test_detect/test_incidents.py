@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dotaudit.detect.incidents import link_related
 from dotaudit.model.findings import Finding, make_finding
 
@@ -39,6 +41,19 @@ def test_without_plaintext_servers_the_fallback_server_counts() -> None:
     fallback = finding("DA-FALLBACK-001", C, DOT)
     leak = finding("DA-LEAK-002", C, DOT)
     assert related([fallback, leak])[leak.dedup_key] == {fallback.dedup_key}
+
+
+
+@pytest.mark.parametrize("named", [[], "10.0.0.53", {"10.0.0.53": 1}], ids=["empty", "str", "dict"])
+def test_plaintext_servers_that_are_no_list_of_servers_count_as_none(named: object) -> None:
+    """An empty list or a value of another type (a report read back may hold anything)
+    is no list of servers: the fallback's own server counts, as when the key is absent."""
+    fallback = finding("DA-FALLBACK-001", C, DOT, plaintext_servers=named)
+    by_own_server = finding("DA-LEAK-002", C, DOT)
+    by_named = finding("DA-LEAK-001", C, PLAIN)
+    links = related([fallback, by_own_server, by_named])
+    assert links[by_own_server.dedup_key] == {fallback.dedup_key}
+    assert links[by_named.dedup_key] == set()
 
 
 def test_findings_about_the_same_plaintext_link() -> None:

@@ -149,6 +149,31 @@ def test_bindings_beyond_the_cap_are_counted(monkeypatch: pytest.MonkeyPatch) ->
     rows = grouped([host_identity(f"02:00:00:00:00:{n:02x}", f"192.0.2.{n}") for n in (1, 2, 3)])
     assert [r["addresses"] for r in rows] == [["192.0.2.1"], ["192.0.2.2"]]
     assert {r["bindings_dropped"] for r in rows} == {1}
+    # Every binding past the cap counts, not just the first.
+    rows = grouped([host_identity(f"02:00:00:00:00:{n:02x}", f"192.0.2.{n}") for n in (1, 2, 3, 4)])
+    assert {r["bindings_dropped"] for r in rows} == {2}
+
+
+def test_what_one_binding_shows_over_several_events_adds_up() -> None:
+    """The same (MAC, address, source) seen again adds to what was seen before: a DHCP
+    exchange names the host in one message and its client identifier in another."""
+    duid = "ff0000000100010002"
+    rows = grouped(
+        [
+            host_identity(HOST, "192.0.2.10", "dhcp", hostname="laptop"),
+            host_identity(HOST, "192.0.2.10", "dhcp", client_id=duid),
+            host_identity(OTHER, "192.0.2.20", "dhcp", client_id=duid),
+        ]
+    )
+    assert [(r["addresses"], r["macs"], r["hostnames"]) for r in rows] == [
+        (["192.0.2.10", "192.0.2.20"], [HOST, OTHER], ["laptop"])
+    ]
+
+
+def test_each_machine_names_the_capture_it_was_seen_in() -> None:
+    event = host_identity(HOST, "192.0.2.10")
+    rows = grouped([event])
+    assert [r["file"] for r in rows] == [event.file] and event.file
 
 
 def test_the_office_capture_has_eight_client_machines_and_a_router(office: Any) -> None:
