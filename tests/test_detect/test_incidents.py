@@ -43,7 +43,6 @@ def test_without_plaintext_servers_the_fallback_server_counts() -> None:
     assert related([fallback, leak])[leak.dedup_key] == {fallback.dedup_key}
 
 
-
 @pytest.mark.parametrize("named", [[], "10.0.0.53", {"10.0.0.53": 1}], ids=["empty", "str", "dict"])
 def test_plaintext_servers_that_are_no_list_of_servers_count_as_none(named: object) -> None:
     """An empty list or a value of another type (a report read back may hold anything)
