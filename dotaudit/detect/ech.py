@@ -38,6 +38,11 @@ ECH_PUBLIC_NAMES = frozenset(
     }
 )
 MAX_GROUPS = 10_000
+SAMPLE = 20
+"""Outer SNIs and servers listed per (client, kind) group."""
+TRACK = 1000
+"""Distinct outer SNIs and servers a group remembers (from the run's name budget): past
+it the server count is a lower bound."""
 
 KINDS: dict[str, tuple[str, Confidence]] = {
     "ech": ("Encrypted Client Hello in use (outer SNI is an ECH public name)", Confidence.HIGH),
@@ -115,8 +120,8 @@ class EchDetector(Detector):
                     event.file,
                     event.ts,
                     event.ts,
-                    CappedSample(limit=20, track=1000, budget=budget),
-                    CappedSample(limit=20, track=1000, budget=budget),
+                    CappedSample(limit=SAMPLE, track=TRACK, budget=budget),
+                    CappedSample(limit=SAMPLE, track=TRACK, budget=budget),
                 ),
             )
             if group is None:

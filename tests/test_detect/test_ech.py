@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dotaudit.detect import ech
+from dotaudit.detect import base, ech
 from dotaudit.detect.base import Context
 from dotaudit.detect.ech import EchDetector, classify_ech
 from dotaudit.model.events import Event
@@ -157,3 +157,64 @@ def test_ech_frame_sample_keeps_the_first_hellos() -> None:
     late = client_hello(sni=None, ech=True, frame=1)  # e.g. from a later file
     (finding,) = _run([*hellos, late])
     assert 1 not in finding.frames
+
+
+def test_ech_documented_sample_and_tracking_caps() -> None:
+    assert (ech.SAMPLE, ech.TRACK) == (20, 1000)
+
+
+@pytest.mark.parametrize("distinct", [4, 5, 6])
+def test_ech_group_lists_a_sample_and_counts_servers_up_to_its_tracking_cap(
+    monkeypatch: pytest.MonkeyPatch, distinct: int
+) -> None:
+    """Below, at and past the tracking cap (5 here): the sample is the first SAMPLE
+    values, the server count exact up to TRACK and a lower bound past it."""
+    monkeypatch.setattr(ech, "SAMPLE", 3)
+    monkeypatch.setattr(ech, "TRACK", 5)
+    hellos = [
+        client_hello(sni=f"site{i}.example", ech=True, dst=f"192.0.2.{i + 1}")
+        for i in range(distinct)
+    ]
+    (finding,) = _run(list(hellos))
+    evidence = finding.evidence
+    assert evidence["outer_sni"] == ["site0.example", "site1.example", "site2.example"]
+    assert evidence["servers"] == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    assert evidence["server_count"] == min(distinct, 5)
+    assert evidence.get("server_count_is_lower_bound", False) is (distinct > 5)
+
+
+def test_ech_outer_snis_are_remembered_up_to_the_tracking_cap_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outer SNIs past TRACK are not remembered, so they leave the run's name budget to
+    the rest: of a budget of TRACK + 2, the four SNIs and the one server leave one name,
+    which the fifth and sixth SNIs do not take."""
+    monkeypatch.setattr(ech, "TRACK", 4)
+    monkeypatch.setattr(base, "TRACK_BUDGET", 6)
+    hellos = [client_hello(sni=f"site{i}.example", ech=True) for i in range(6)]
+    detector = fed_detector(EchDetector, list(hellos))
+    (finding,) = detector.finish()
+    assert finding.evidence["server_count"] == 1
+    assert detector.caps() == {}
+
+
+@pytest.mark.parametrize(
+    ("varied", "expected_untracked"), [("sni", 3), ("dst", 3)], ids=["outer SNIs", "servers"]
+)
+def test_ech_names_draw_on_the_run_budget_and_count_what_it_refused(
+    monkeypatch: pytest.MonkeyPatch, varied: str, expected_untracked: int
+) -> None:
+    """Both samples remember from the one budget of the run: with 3 names left, five
+    hellos of distinct outer SNIs (or servers) leave three untracked."""
+    monkeypatch.setattr(base, "TRACK_BUDGET", 3)
+    hellos = [
+        client_hello(ech=True, **{"sni": "www.example.com", "dst": "192.0.2.1", varied: value})
+        for value in (
+            [f"site{i}.example" for i in range(5)]
+            if varied == "sni"
+            else [f"192.0.2.{i + 1}" for i in range(5)]
+        )
+    ]
+    detector = fed_detector(EchDetector, list(hellos))
+    detector.finish()
+    assert detector.caps() == {"ech_values_untracked": expected_untracked}
