@@ -110,6 +110,7 @@ def test_doq_by_alpn_and_by_port() -> None:
     )
     rows = {(r["client"], r["via"]): r for r in detector.sections()["doh_doq"]}
     assert set(rows) == {("10.0.0.2", "alpn"), ("10.0.0.9", "port")}
+    assert {row["protocol"] for row in rows.values()} == {"doq"}
     assert rows[("10.0.0.2", "alpn")]["provider"] == "AdGuard DNS"
     findings = detector.finish()
     assert sorted(f.id for f in findings) == ["DA-DOQ-001", "DA-DOQ-001"]
@@ -205,6 +206,7 @@ def test_connections_over_the_open_cap_are_counted(monkeypatch: pytest.MonkeyPat
     assert over.caps() == {"doh_open_flows_full": 1}
     (finding,) = over.finish()
     assert finding.evidence["connections"] == 2  # counted, only its packets go uncounted
+    assert _run([hello(50001), hello(50002), hello(50003)]).caps() == {"doh_open_flows_full": 2}
 
 
 CLOUDFLARE_IP = "104.16.248.249"

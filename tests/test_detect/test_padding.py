@@ -272,6 +272,26 @@ def test_window_consistent_exact_blocks(length: int) -> None:
     assert not window_consistent(length - 16, length - 16, 128)
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "consistent"),
+    [(250, 258, True), (250, 257, False), (259, 259, False), (259, 260, True)],
+)
+def test_window_consistent_finds_the_first_padded_length_inside_a_wide_window(
+    low: int, high: int, consistent: bool
+) -> None:
+    """Oracle: the docstring's arithmetic, by hand. With 128-byte blocks, one message is
+    128·M + 2 bytes (130, 258, ...) and two are 128·M + 4 (260, ...); a window that
+    starts off those values holds one only if it reaches the next."""
+    assert window_consistent(low, high, 128) is consistent
+
+
+def test_window_consistent_needs_a_block_per_message() -> None:
+    """k messages take at least k blocks (M ≥ k): with 8-byte blocks, 12 bytes would be two
+    messages in one block (8·1 + 2·2), which padding cannot make; 20 is two blocks."""
+    assert not window_consistent(12, 12, 8)
+    assert window_consistent(20, 20, 8)
+
+
 # Lab sample captures. Oracle: each ``pcaps/*.truth.json`` records how the lab configured
 # the client and resolver (``query_padding``/``response_padding`` block sizes, or null)
 # for every exchange; an answered DoT exchange is padded exactly when both are set.

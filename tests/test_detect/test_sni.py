@@ -146,15 +146,19 @@ def test_names_over_all_clients_are_capped_and_counted(monkeypatch: pytest.Monke
     at_cap = _run([client_hello(sni="a.example"), client_hello(src="10.0.0.9", sni="a.example")])
     assert at_cap.caps() == {}
     assert all(r["client"] for r in at_cap.sections()["sni_inventory"])
-    over = _run(
-        [
+
+    def over_events() -> list[Event]:
+        return [
             client_hello(sni="a.example"),
             client_hello(src="10.0.0.9", sni="b.example"),
             client_hello(src="10.0.0.9", sni="c.example"),
             client_hello(sni="a.example"),  # a name already kept still counts
         ]
-    )
+
+    over = _run(over_events())
     assert over.caps() == {"sni_names_full": 1}
+    more = [client_hello(src="10.0.0.9", sni=f"{n}.example") for n in ("d", "e")]
+    assert _run([*over_events(), *more]).caps() == {"sni_names_full": 3}
     rows = over.sections()["sni_inventory"]
     assert [(r["client"], r["sni"], r["count"]) for r in rows if r["client"]] == [
         ("10.0.0.2", "a.example", 2),
