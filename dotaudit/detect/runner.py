@@ -54,6 +54,7 @@ class DetectorRunner:
         self._keepers = [
             d.keeps_flow for d in self.detectors if type(d).keeps_flow is not Detector.keeps_flow
         ]
+        self._spent = False
 
     def keeps_flow(self, hello: Event) -> bool:
         """Does a detector use every packet of this ClientHello's or QUIC Initial's flow
@@ -80,6 +81,10 @@ class DetectorRunner:
             for detector in self.detectors:
                 if detector.name in shared_facts:
                     detector.adopt_shared_facts(shared_facts[detector.name])
+        if self._spent:
+            # A second finish would find nothing left and say so as if nothing was found.
+            raise RuntimeError("a DetectorRunner finishes once")
+        self._spent = True
         # Each part's state is let go as soon as what it found is out, so that the peak is
         # about the larger of the state and the report, not their sum: the session
         # stage's window first (no detector reads it any more), then each detector after

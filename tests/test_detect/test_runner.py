@@ -228,3 +228,13 @@ def test_finishing_lets_go_of_the_stage_and_every_detector_once_their_results_ar
     # ... and what they found is all there, the leak and the session's row.
     assert "DA-LEAK-001" in {x.id for x in result.findings}
     assert len(result.sections["dot_sessions"]) == 1
+
+
+def test_a_spent_runner_refuses_to_finish_again() -> None:
+    """Its detectors are gone: a second finish (a retried task, say) must fail loudly
+    rather than report nothing found."""
+    detection = runner.DetectorRunner(Context())
+    detection.feed(f.dns_query(qname="leaked.example"))
+    assert detection.finish().findings
+    with pytest.raises(RuntimeError, match="finishes once"):
+        detection.finish()
