@@ -76,6 +76,34 @@ def test_samples_drawing_on_one_budget_share_it_and_count_their_own_refusals() -
     assert (second.refused, b.values, b.count) == (2, ["z", "w"], 1)
 
 
+def test_a_sample_by_default_remembers_ten_thousand_distinct_values() -> None:
+    sample = CappedSample()
+    for i in range(10_000):
+        sample.add(f"name{i}")
+    assert (sample.count, sample.overflow) == (10_000, False)
+    sample.add("name10000")  # one past the default tracking cap
+    assert (sample.count, sample.overflow) == (10_000, True)
+    assert "name9999" in sample and "name10000" not in sample
+
+
+def test_a_sample_at_its_own_cap_with_budget_left_counts_no_refusal() -> None:
+    # The tracking cap, not the budget, turns the second value away: the run's budget
+    # still holds a value, so nothing was refused by it.
+    pool = TrackBudget(2)
+    share = TrackShare(pool)
+    sample = CappedSample(track=1, budget=share)
+    sample.add("x")
+    assert (pool.left, share.refused) == (1, 0)
+    sample.add("y")
+    assert (pool.left, share.refused, sample.count, sample.overflow) == (1, 0, 1, True)
+    # Once the budget is spent, a value it cannot hold is a refusal.
+    other = CappedSample(budget=share)
+    other.add("z")  # takes the last value of the budget
+    assert (pool.left, share.refused, other.overflow) == (0, 0, False)
+    other.add("w")
+    assert (share.refused, other.count, other.overflow) == (1, 1, True)
+
+
 def test_a_context_gives_each_run_a_budget_of_its_own() -> None:
     context = Context()
     assert context.track.left == TRACK_BUDGET == 100_000

@@ -335,6 +335,21 @@ def test_dot_cert_frames_stop_at_the_cap() -> None:
     assert len(finding.frames) == MAX_FRAMES
 
 
+def test_issuer_hint_lists_leaf_frames_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert MAX_FRAMES == 50  # the cap dot_cert imports
+    monkeypatch.setattr(dot_cert, "MAX_FRAMES", 2)
+    real = _tls12(cport=46000, certificates=[certificate(issuer="CN=Real CA")])
+    mitm = _tls12(cport=46001, certificates=[certificate(issuer="CN=Corp MITM")])
+    again = _tls12(cport=46002, certificates=[certificate(issuer="CN=Real CA")])
+    leaf_frames = [e.frame for e in (*real, *mitm, *again) if isinstance(e, TlsCertificateSeen)]
+    (at_cap,) = _run(real + mitm)
+    assert at_cap.evidence["reasons"] == ["issuer_differs"]
+    assert at_cap.frames == tuple(leaf_frames[:2])
+    (over,) = _run(real + mitm + again)
+    assert over.evidence["sessions"] == 3
+    assert over.frames == tuple(leaf_frames[:2])  # the third session's leaf is not listed
+
+
 def test_dot_cert_only_the_leaf_is_judged() -> None:
     intermediate = certificate(position=1, self_signed=True, san=())
     assert _run(_tls12(certificates=[intermediate])) == []

@@ -161,6 +161,35 @@ def test_server_ttl_table_over_the_cap_is_counted(monkeypatch: pytest.MonkeyPatc
     assert run(flows).caps() == {"dot_server_ttl_table_full": 1}
 
 
+def _sessions_with_names(count: int) -> list[Event]:
+    """``count`` established sessions of one client and server, each with an SNI and a
+    JA4 of its own."""
+    events: list[Event] = []
+    for i in range(count):
+        hello, *rest = f.dot_session_events(
+            sni=f"dns{i}.example",
+            cport=40100 + i,
+            ts=f.TS + i,
+            client_lengths=[147],
+            server_lengths=[487],
+        )
+        assert isinstance(hello, TlsClientHelloSeen)
+        events += [dataclasses.replace(hello, ja4=f"t13d1714h2_{i:012x}_3d5424432f57"), *rest]
+    return events
+
+
+def test_findings_list_snis_and_ja4s_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dot_session_outcomes.MAX_NAMES == 100
+    monkeypatch.setattr(dot_session_outcomes, "MAX_NAMES", 2)
+    listed_snis = ["dns0.example", "dns1.example"]
+    listed_ja4s = [f"t13d1714h2_{i:012x}_3d5424432f57" for i in range(2)]
+    (at_cap,) = run(_sessions_with_names(2)).finish()
+    assert (at_cap.evidence["sni"], at_cap.evidence["ja4"]) == (listed_snis, listed_ja4s)
+    (over,) = run(_sessions_with_names(3)).finish()
+    assert over.evidence["sessions"] == 3  # the third session is counted, its names not listed
+    assert (over.evidence["sni"], over.evidence["ja4"]) == (listed_snis, listed_ja4s)
+
+
 def test_findings_list_the_lowest_frames_of_all_sessions() -> None:
     """The frames come from every session, not from the rows kept, lowest first."""
     events = [
