@@ -12,12 +12,14 @@ from tests import factories as f
 
 def test_kept_query_carries_the_message_facts() -> None:
     window = RecentPlaintextQueries(Policy())
-    message = f.dns_query(ts=5.0, qname="a.example", transport="tcp")
+    message = f.dns_query(ts=5.0, qname="a.example", transport="tcp", sport=41234)
     query = window.add(message)
     assert isinstance(query, OutboundPlaintextQuery)
     assert (query.file, query.frame, query.ts) == (f.FILE, message.frame, 5.0)
     assert query.qname == "a.example"
     assert (query.src, query.server, query.transport) == (f.CLIENT, f.SERVER, "tcp")
+    assert (query.sport, query.dport) == (41234, 53)
+    assert window.since(f.FILE, f.CLIENT, 0.0) == (query,)
 
 
 @pytest.mark.parametrize(
@@ -107,3 +109,36 @@ def test_queries_over_the_total_forget_whole_clients(monkeypatch: pytest.MonkeyP
     assert window.evicted == 2  # .1, seen least recently, and both its queries
     assert window.since(f.FILE, "10.0.0.1", 0.0) == ()
     assert [q.ts for q in window.since(f.FILE, "10.0.0.2", 0.0)] == [3.0, 4.0]
+
+
+def test_a_forgotten_client_seen_again_owes_nothing_to_its_old_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 2)
+    monkeypatch.setattr(recent_plaintext, "MAX_CLIENTS", 1)
+    window = RecentPlaintextQueries(Policy())
+    for ts in (1.0, 2.0, 3.0):  # the window lets 1.0 go
+        window.add(f.dns_query(src="10.0.0.1", ts=ts))
+    window.add(f.dns_query(src="10.0.0.2", ts=4.0))  # .1 is forgotten whole
+    assert window.evicted == 2
+    window.add(f.dns_query(src="10.0.0.1", ts=5.0))  # .1 back: a fresh window
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.1", 0.0)] == [5.0]
+    assert window.lookback_cut == 0  # what it let go before is no loss of the new window
+
+
+def test_evicting_a_client_frees_exactly_its_queries_for_later_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recent_plaintext, "MAX_QUERIES", 3)
+    window = RecentPlaintextQueries(Policy())
+    window.add(f.dns_query(src="10.0.0.1", ts=1.0))
+    window.add(f.dns_query(src="10.0.0.2", ts=2.0))
+    window.add(f.dns_query(src="10.0.0.2", ts=3.0))
+    window.add(f.dns_query(src="10.0.0.3", ts=4.0))  # four held: .1 (one query) goes
+    assert window.evicted == 1
+    # Three held again (.2's two and .3's one): a fifth query pushes out .2, both of them.
+    window.add(f.dns_query(src="10.0.0.4", ts=5.0))
+    assert window.evicted == 1 + 2
+    assert window.since(f.FILE, "10.0.0.2", 0.0) == ()
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.3", 0.0)] == [4.0]
+    assert [q.ts for q in window.since(f.FILE, "10.0.0.4", 0.0)] == [5.0]

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from dotaudit.detect import recent_plaintext, split_leak
+from dotaudit.detect import base, recent_plaintext, split_leak
 from dotaudit.detect.base import Context
 from dotaudit.detect.split_leak import SplitLeakDetector
 from dotaudit.model.events import Event
@@ -164,14 +164,17 @@ def test_a_session_around_an_earlier_one_counts_only_what_that_one_did_not() -> 
     assert finding.evidence["plaintext_queries"] == 300 + 211 + 1
 
 
-@pytest.mark.parametrize(("kept", "counted"), [(8, 7), (6, 8)], ids=["bound", "two-less"])
+@pytest.mark.parametrize(
+    ("kept", "counted"), [(8, 7), (7, 7), (6, 8)], ids=["bound", "exactly-enough", "one-short"]
+)
 def test_counted_frames_kept_are_enough_in_the_worst_case(
     monkeypatch: pytest.MonkeyPatch, kept: int, counted: int
 ) -> None:
     """A window of 4 queries per client: q is counted, then three older queries (in the
     window beside q) and three newer ones (arriving while q is still there), 2 * 4 - 2
     after it, and then a last session brings q again. Remembering 2 * PER_CLIENT counted
-    frames counts q once; two fewer, and q is counted twice."""
+    frames counts q once, with one to spare: remembering exactly the 2 * 4 - 1 that q and
+    the six after it take still does, and one fewer counts q twice."""
     monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 4)
     monkeypatch.setattr(split_leak, "COUNTED_KEPT", kept)
     assert kept == split_leak.COUNTED_KEPT
@@ -191,3 +194,70 @@ def test_counted_frames_kept_are_enough_in_the_worst_case(
 
 def test_the_default_bound_is_twice_the_window() -> None:
     assert split_leak.COUNTED_KEPT == 2 * recent_plaintext.PER_CLIENT == 1024
+
+
+def _leak_with_names(names: list[str]) -> list[Event]:
+    session = _session(100.0)
+    queries = [f.dns_query(ts=100.5, qname=name) for name in names]
+    return [*session[:-1], *queries, session[-1]]
+
+
+def test_split_leak_names_draw_on_the_run_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert base.TRACK_BUDGET == 100_000
+    monkeypatch.setattr(base, "TRACK_BUDGET", 2)
+    at_budget = run(_leak_with_names(["a.example", "b.example"]))
+    assert at_budget.caps() == {}
+    assert at_budget.finish()[0].evidence["qname_count"] == 2
+    over = run(_leak_with_names(["a.example", "b.example", "c.example"]))
+    assert over.caps() == {"split_leak_names_untracked": 1}
+    assert over.finish()[0].evidence["qname_count"] == 2  # a lower bound once refused
+
+
+def _leak_to_dot_servers(servers: list[str]) -> list[Event]:
+    events: list[Event] = []
+    for i, server in enumerate(servers):
+        session = _session(100.0 + 10 * i, server=server, cport=40000 + i)
+        events += [*session[:-1], f.dns_query(ts=100.5 + 10 * i), session[-1]]
+    return events
+
+
+def test_dot_servers_listed_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert split_leak.MAX_SERVERS == 20
+    monkeypatch.setattr(split_leak, "MAX_SERVERS", 2)
+    (at_cap,) = run(_leak_to_dot_servers(["192.0.2.1", "192.0.2.2"])).finish()
+    assert at_cap.evidence["dot_servers"] == ["192.0.2.1", "192.0.2.2"]
+    (over,) = run(_leak_to_dot_servers(["192.0.2.1", "192.0.2.2", "192.0.2.3"])).finish()
+    assert over.evidence["dot_servers"] == ["192.0.2.1", "192.0.2.2"]
+    assert over.evidence["plaintext_queries"] == 3
+
+
+def _leak_to_plaintext_servers(servers: list[str]) -> list[Event]:
+    session = _session(100.0)
+    queries = [f.dns_query(ts=100.5, dst=server) for server in servers]
+    return [*session[:-1], *queries, session[-1]]
+
+
+def test_plaintext_servers_listed_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert split_leak.MAX_SERVERS == 20
+    monkeypatch.setattr(split_leak, "MAX_SERVERS", 2)
+    (at_cap,) = run(_leak_to_plaintext_servers(["192.0.2.53", "192.0.2.54"])).finish()
+    assert at_cap.evidence["plaintext_servers"] == ["192.0.2.53", "192.0.2.54"]
+    servers = ["192.0.2.53", "192.0.2.54", "192.0.2.55"]
+    (over,) = run(_leak_to_plaintext_servers(servers)).finish()
+    assert over.evidence["plaintext_servers"] == ["192.0.2.53", "192.0.2.54"]
+    assert over.server == "192.0.2.53, 192.0.2.54"
+    assert over.evidence["plaintext_queries"] == 3
+
+
+def test_frames_listed_stop_at_the_cap_while_every_query_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert split_leak.MAX_FRAMES_SEEN == 200
+    monkeypatch.setattr(split_leak, "MAX_FRAMES_SEEN", 2)
+    session = _session(100.0)
+    queries = [f.dns_query(ts=100.5 + i / 100) for i in range(3)]
+    (at_cap,) = run([*session[:-1], *queries[:2], session[-1]]).finish()
+    assert at_cap.frames == (queries[0].frame, queries[1].frame)
+    (over,) = run([*session[:-1], *queries, session[-1]]).finish()
+    assert over.frames == (queries[0].frame, queries[1].frame)
+    assert over.evidence["plaintext_queries"] == 3
