@@ -111,9 +111,8 @@ def certificate_problems(cert: TlsCertificateSeen, sni: str | None, pinned: bool
 
 @dataclass
 class _Pair:
-    file: str
-    client: str
-    server: str
+    """What the sessions of one (file, client, server) showed; the key names them."""
+
     first_ts: float
     last_ts: float
     sessions: int = 0
@@ -161,9 +160,7 @@ class DotCertDetector(Detector):
         key = (session.file, session.client, session.server)
         pair = self._pairs.get(key)
         if pair is None:
-            pair = self._pairs.add(
-                key, _Pair(session.file, session.client, session.server, leaf.ts, leaf.ts)
-            )
+            pair = self._pairs.add(key, _Pair(leaf.ts, leaf.ts))
             if pair is None:
                 return
         pair.sessions += 1
