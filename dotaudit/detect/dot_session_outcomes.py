@@ -137,6 +137,9 @@ class _Group:
     """TTLs of the resets that ended sessions of this group (checked at the end against
     what the server sent on other flows)."""
     all_aborted: bool = True
+    names_cut: int = 0
+    """SNIs, JA4s and alerts of sessions not listed because ``MAX_NAMES`` were (counted
+    per session: a value not remembered may come again)."""
 
     def add(self, row: dict[str, Any]) -> None:
         self.sessions += 1
@@ -145,13 +148,17 @@ class _Group:
         if row["version"]:
             version = str(row["version"])
             self.versions[version] = self.versions.get(version, 0) + 1
-        if row["sni"] and len(self.sni) < MAX_NAMES:
-            self.sni.add(row["sni"])
-        if row["ja4"] and len(self.ja4) < MAX_NAMES:
-            self.ja4.add(row["ja4"])
+        for value, kept in (
+            (row["sni"], self.sni),
+            (row["ja4"], self.ja4),
+            (row["alert"], self.alerts),
+        ):
+            if value and value not in kept:
+                if len(kept) < MAX_NAMES:
+                    kept.add(value)
+                else:
+                    self.names_cut += 1
         self.queries_est += int(row["queries_est"])
-        if row["alert"] and len(self.alerts) < MAX_NAMES:
-            self.alerts.add(row["alert"])
         self.syn_retransmits = max(self.syn_retransmits, int(row["syn_retransmits"]))
         if row["icmp"]:
             self.icmp.add(row["icmp"])
@@ -272,6 +279,7 @@ class DotSessionOutcomesDetector(Detector):
                 "dot_session_rows_full": self.dropped,
                 "dot_session_groups_full": self._groups.dropped,
                 "dot_server_ttl_table_full": self.server_ttls.dropped,
+                "dot_session_names_full": sum(g.names_cut for _, g in self._groups.items()),
             }
         )
 
@@ -290,6 +298,8 @@ class DotSessionOutcomesDetector(Detector):
                 evidence["sessions_not_listed"] = self.dropped
             if self._groups.dropped:
                 evidence["groups_dropped"] = self._groups.dropped
+            if group.names_cut:
+                evidence["names_not_listed"] = group.names_cut
             if finding_id == "DA-DOT-001":
                 evidence["failures"] = dict(group.outcomes)
                 evidence["alerts"] = sorted(group.alerts)

@@ -183,11 +183,21 @@ def test_findings_list_snis_and_ja4s_up_to_the_cap(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(dot_session_outcomes, "MAX_NAMES", 2)
     listed_snis = ["dns0.example", "dns1.example"]
     listed_ja4s = [f"t13d1714h2_{i:012x}_3d5424432f57" for i in range(2)]
-    (at_cap,) = run(_sessions_with_names(2)).finish()
+    at_cap_run = run(_sessions_with_names(2))
+    (at_cap,) = at_cap_run.finish()
     assert (at_cap.evidence["sni"], at_cap.evidence["ja4"]) == (listed_snis, listed_ja4s)
-    (over,) = run(_sessions_with_names(3)).finish()
+    assert "names_not_listed" not in at_cap.evidence
+    assert "dot_session_names_full" not in at_cap_run.caps()
+    over_run = run(_sessions_with_names(3))
+    (over,) = over_run.finish()
     assert over.evidence["sessions"] == 3  # the third session is counted, its names not listed
     assert (over.evidence["sni"], over.evidence["ja4"]) == (listed_snis, listed_ja4s)
+    # ... and the cut is said: its SNI and its JA4, in the finding and among the caps.
+    assert over.evidence["names_not_listed"] == 2
+    assert over_run.caps()["dot_session_names_full"] == 2
+    # A name already listed is no cut.
+    again = run([*_sessions_with_names(2), *_sessions_with_names(2)])
+    assert "dot_session_names_full" not in again.caps()
 
 
 def test_findings_list_the_lowest_frames_of_all_sessions() -> None:
