@@ -146,12 +146,12 @@ def test_rows_stop_at_the_cap_and_the_findings_count_every_session(
     monkeypatch.setattr(dot_session_outcomes, "MAX_SESSIONS", 2)
     at_cap = run(_failures(2))
     assert len(at_cap.sections()["dot_sessions"]) == 2 and at_cap.caps() == {}
-    over = run(_failures(3))
+    over = run(_failures(4))
     findings = over.finish()
     assert len(over.sections()["dot_sessions"]) == 2
-    assert over.caps() == {"dot_session_rows_full": 1}
-    assert len(findings) == 3  # the third session still makes its finding
-    assert {x.evidence["sessions_not_listed"] for x in findings} == {1}
+    assert over.caps() == {"dot_session_rows_full": 2}
+    assert len(findings) == 4  # the sessions past the cap still make their findings
+    assert {x.evidence["sessions_not_listed"] for x in findings} == {2}
 
 
 def test_server_ttl_table_over_the_cap_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,6 +198,72 @@ def test_findings_list_snis_and_ja4s_up_to_the_cap(monkeypatch: pytest.MonkeyPat
     # A name already listed is no cut.
     again = run([*_sessions_with_names(2), *_sessions_with_names(2)])
     assert "dot_session_names_full" not in again.caps()
+
+
+def _failures_with_alerts(alerts: list[str]) -> list[Event]:
+    """One session per alert name, each ended by that fatal alert from the server."""
+    events: list[Event] = []
+    for i, name in enumerate(alerts):
+        *handshake, conn = f.dot_session_events(
+            server_hello_seen=False, cport=40100 + i, ts=f.TS + i
+        )
+        alert = f.alert(dport=40100 + i, ts=f.TS + i + 0.5, description_name=name)
+        events += [*handshake, alert, conn]
+    return events
+
+
+def test_failure_findings_list_alerts_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_NAMES", 2)
+    at_cap_run = run(_failures_with_alerts(["handshake_failure", "bad_certificate"]))
+    (at_cap,) = at_cap_run.finish()
+    assert at_cap.evidence["alerts"] == ["bad_certificate", "handshake_failure"]
+    assert "names_not_listed" not in at_cap.evidence
+    assert "dot_session_names_full" not in at_cap_run.caps()
+    names = ["handshake_failure", "bad_certificate", "unknown_ca", "protocol_version"]
+    over_run = run(_failures_with_alerts(names))
+    (over,) = over_run.finish()
+    assert over.evidence["failures"] == {"tls_alert": 4}
+    assert over.evidence["alerts"] == ["bad_certificate", "handshake_failure"]
+    # One SNI is listed for all four; the two alerts past the cap are the cut.
+    assert over.evidence["names_not_listed"] == 2
+    assert over_run.caps()["dot_session_names_full"] == 2
+
+
+def test_a_session_still_counts_in_its_groups_that_exist_when_the_group_table_is_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_GROUPS", 2)
+    # A failed session without SNI opens DA-DOT-001 and DA-DOT-004 and fills the table.
+    failed = f.dot_session_events(client_lengths=[], server_lengths=[], sni=None, cport=40001)
+    # An established one without SNI finds no room for DA-DOT-006, yet DA-DOT-004 exists.
+    established = f.dot_session_events(
+        client_lengths=[147], server_lengths=[487], sni=None, cport=40002, ts=f.TS + 10
+    )
+    detector = run([*failed, *established])
+    findings = {x.id: x for x in detector.finish()}
+    assert set(findings) == {"DA-DOT-001", "DA-DOT-004"}
+    assert findings["DA-DOT-004"].evidence["sessions"] == 2
+    assert findings["DA-DOT-004"].evidence["outcomes"] == {
+        "aborted_after_server_hello": 1,
+        "established": 1,
+    }
+    assert detector.caps()["dot_session_groups_full"] == 1
+
+
+def test_a_reset_after_a_tls_alert_is_not_judged_as_injected() -> None:
+    # Only a reset that ended the session can be injected; an RST that follows the
+    # server's own fatal alert is the server's, whatever its TTL.
+    plain = f.connection(dport=53, server_ttl=57, sport=40001)
+    *handshake, conn = f.dot_session_events(server_hello_seen=False, cport=40002)
+    assert isinstance(conn, ConnectionSeen)
+    reset = dataclasses.replace(conn, outcome="closed_rst", rst_ttl=250)
+    detector = run([plain, *handshake, f.alert(dport=40002), reset])
+    (finding,) = detector.finish()
+    assert finding.evidence["failures"] == {"tls_alert": 1}
+    assert "reset_injected" not in finding.evidence
+    assert "reset_ttl" not in finding.evidence and "note" not in finding.evidence
+    (row,) = detector.sections()["dot_sessions"]
+    assert (row["outcome"], row["reset_injected"]) == ("tls_alert", None)
 
 
 def test_findings_list_the_lowest_frames_of_all_sessions() -> None:
@@ -312,6 +378,10 @@ def test_session_row_without_a_hello_has_empty_handshake_facts() -> None:
         (
             {"outcome": "established", "ended_by": "capture_end"},
             "still open at the end of the capture",
+        ),
+        (
+            {"outcome": "established", "ended_by": "evicted"},
+            "evicted from the flow table (memory cap) while still open",
         ),
         ({"outcome": "established", "ended_by": "close"}, "established"),
     ],
