@@ -206,9 +206,8 @@ def infer_padding(session: DotSession) -> dict[str, Any]:
 
 @dataclass
 class _PairAggregate:
-    file: str
-    client: str
-    server: str
+    """What the sessions of one (file, client, server, verdict) showed; the key names them."""
+
     sessions: int = 0
     records: int = 0
     first_ts: float = 0.0
@@ -273,9 +272,7 @@ class PaddingDetector(Detector):
         key = (session.file, session.client, session.server, verdict)
         pair = self._pairs.get(key)
         if pair is None:
-            pair = self._pairs.add(
-                key, _PairAggregate(session.file, session.client, session.server)
-            )
+            pair = self._pairs.add(key, _PairAggregate())
             if pair is None:
                 return
         pair.add(session, padding)
@@ -285,7 +282,7 @@ class PaddingDetector(Detector):
 
     def finish(self) -> list[Finding]:
         findings: list[Finding] = []
-        for (_, client, server, verdict), pair in self._pairs.items():
+        for (file, client, server, verdict), pair in self._pairs.items():
             finding_id = "DA-PAD-001" if verdict == "unpadded" else "DA-PAD-002"
             confidence = Confidence.HIGH if pair.confidences == {"high"} else Confidence.MEDIUM
             evidence: dict[str, Any] = {
@@ -310,7 +307,7 @@ class PaddingDetector(Detector):
                     frames=pair.frames,
                     first_ts=pair.first_ts,
                     last_ts=pair.last_ts,
-                    file=pair.file,
+                    file=file,
                 )
             )
         return findings
