@@ -373,9 +373,13 @@ def test_rows_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doh_doq, "MAX_ROWS", 1)
     kept = quic_initial(dst="192.0.2.1")
     dropped = quic_initial(dst="192.0.2.2", sport=50001)
-    (finding,) = _run([kept, dropped]).finish()
+    detector = _run([kept, dropped])
+    (finding,) = detector.finish()
     assert finding.evidence["rows_dropped"] == 1
-    assert "rows_dropped" not in _run([kept]).finish()[0].evidence
+    assert detector.caps() == {"doh_rows_full": 1}
+    at_cap = _run([kept])
+    assert "rows_dropped" not in at_cap.finish()[0].evidence
+    assert at_cap.caps() == {}
 
 
 def test_cleartext_doh_finding_in_full() -> None:
@@ -468,7 +472,26 @@ def test_cleartext_rows_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> N
     assert finding.server == "192.0.2.80"
     # Without any encrypted finding, the cleartext one says what the cap turned away.
     assert finding.evidence["rows_dropped"] == 2
+    assert detector.caps() == {"doh_rows_full": 2}
     assert "rows_dropped" not in _run([h2c_request()]).finish()[0].evidence
+
+
+def test_rows_full_counts_the_drops_of_both_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One anomaly for both tables: one encrypted row and two cleartext rows turned away
+    make three, as each finding's ``rows_dropped`` says."""
+    monkeypatch.setattr(doh_doq, "MAX_ROWS", 1)
+    detector = _run(
+        [
+            quic_initial(dst="192.0.2.1"),
+            quic_initial(dst="192.0.2.2", sport=50001),
+            h2c_request(),
+            h2c_request(dst="192.0.2.81"),
+            h2c_query(dst="192.0.2.82"),
+        ]
+    )
+    findings = detector.finish()
+    assert [f.evidence["rows_dropped"] for f in findings] == [3, 3]
+    assert detector.caps() == {"doh_rows_full": 3}
 
 
 def h2c_request(**kw: Any) -> HttpRequestSeen:

@@ -140,9 +140,13 @@ def test_ech_groups_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
         client_hello(sni=None, ech=True, src="10.0.0.3"),
         client_hello(sni=None, esni=True),
     ]
-    (finding,) = _run(events)
+    detector = fed_detector(EchDetector, events)
+    (finding,) = detector.finish()
     assert finding.evidence["groups_dropped"] == 2
-    assert "groups_dropped" not in _run(events[:1])[0].evidence
+    assert detector.caps() == {"ech_groups_full": 2}
+    at_cap = fed_detector(EchDetector, events[:1])
+    assert "groups_dropped" not in at_cap.finish()[0].evidence
+    assert at_cap.caps() == {}
 
 
 def test_ech_frames_stop_at_the_cap() -> None:
