@@ -314,6 +314,36 @@ def test_pending_attempts_per_client_over_the_cap_are_cut_short(
     assert over.caps() == {"fallback_attempts_cut_short": 1}
 
 
+def test_the_oldest_pending_attempt_of_a_client_is_the_one_cut_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fallback, "MAX_PENDING_PER_CLIENT", 2)
+    events = [
+        failed_attempt("refused", start=start, end=start + 0.5, sport=50000 + i)
+        for i, start in enumerate((100.0, 101.0, 102.0))
+    ]
+    detector = run([*events, f.dns_query(ts=103.0, qname="late.example")])
+    rows = detector.sections()["fallback_events"]
+    # Every window holds the query, but the oldest attempt stopped collecting before it.
+    assert [row["attempt_start"] for row in rows] == [101.0, 102.0]
+    assert detector.caps() == {"fallback_attempts_cut_short": 1}
+
+
+def test_attempt_whose_window_ends_at_the_current_time_still_collects() -> None:
+    # Capture time is already at the window's end (110.0) when the attempt completes: its
+    # window is still open, so a query stamped exactly at its end counts.
+    other_client = f.dns_query(ts=110.0, src="10.0.0.9")
+    attempt = failed_attempt("refused", start=99.5, end=100.0)
+    at_end = f.dns_query(ts=110.0, qname="end.example")
+    detector = run([other_client, attempt, at_end])
+    (finding,) = detector.finish()
+    assert finding.evidence["qnames"] == ["end.example"]
+    assert finding.client == f.CLIENT
+    # A moment later the same attempt's window has closed: nothing comes after it.
+    late = f.dns_query(ts=110.5, src="10.0.0.9")
+    assert run([late, attempt, at_end]).finish() == []
+
+
 def test_rows_over_the_cap_are_counted_and_findings_still_count_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -69,6 +69,8 @@ def test_each_client_keeps_only_its_latest_queries(monkeypatch: pytest.MonkeyPat
     assert window.evicted == 0 and window.lookback_cut == 0  # 2.0 on: nothing was let go
     assert [q.ts for q in window.since(f.FILE, f.CLIENT, 1.0)] == [2.0, 3.0, 4.0]
     assert window.lookback_cut == 1  # a look-back from 1.0 wanted the query let go
+    window.since(f.FILE, f.CLIENT, 0.5)
+    assert window.lookback_cut == 2  # every look-back that wanted it is counted
 
 
 def test_per_client_cap_is_the_documented_one() -> None:

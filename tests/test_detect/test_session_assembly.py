@@ -54,8 +54,12 @@ def test_a_session_is_frozen() -> None:
 
 
 def test_port_853_connection_without_a_hello_is_a_session() -> None:
-    (session,) = _assemble([f.connection(outcome="syn_unanswered", handshake_seen=False)])
+    conn = f.connection(outcome="syn_unanswered", handshake_seen=False, sport=40123)
+    (session,) = _assemble([conn])
     assert session.client_hello is None and session.failure == "syn_unanswered"
+    assert (session.client, session.cport, session.server, session.sport) == (
+        f.CLIENT, 40123, f.SERVER, 853,
+    )  # fmt: skip
 
 
 def test_alpn_dot_on_another_port_is_a_session_and_plain_tls_is_not() -> None:
@@ -74,6 +78,25 @@ def test_handshake_facts_per_session_are_capped(monkeypatch: pytest.MonkeyPatch)
     (session,) = [s for e in events if (s := assembler.feed(e)) is not None]
     assert [c.position for c in session.certificates] == [0, 1]
     assert assembler.facts_dropped == 1  # the third certificate, counted
+
+
+def test_every_alert_and_certificate_past_the_cap_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_HANDSHAKE_FACTS", 2)
+    events = f.dot_session_events(server_hello_seen=True, client_lengths=[147])
+    assembler = DotSessionAssembler()
+    for event in events[:-1]:
+        assembler.feed(event)
+    for _ in range(4):
+        assembler.feed(f.alert(ts=f.TS + 0.01))
+    assert assembler.facts_dropped == 2  # the third and the fourth alert
+    for i in range(4):
+        assembler.feed(f.certificate(position=i))
+    assert assembler.facts_dropped == 4  # and the third and the fourth certificate
+    session = assembler.feed(events[-1])
+    assert session is not None
+    assert len(session.alerts) == 2 and [c.position for c in session.certificates] == [0, 1]
 
 
 def test_handshake_facts_at_the_cap_drop_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,6 +124,18 @@ def test_open_handshakes_over_the_cap_forget_the_oldest(monkeypatch: pytest.Monk
     sessions = [s for e in events if (s := assembler.feed(e)) is not None]
     assert assembler.dropped == 1
     assert [s.client_hello is not None for s in sessions] == [False, True, True]
+
+
+def test_every_open_handshake_forgotten_for_room_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_OPEN", 2)
+    flows = [f.dot_session_events(cport=40001 + i) for i in range(4)]
+    events = [flow[0] for flow in flows] + [e for flow in flows for e in flow[1:]]
+    assembler = DotSessionAssembler()
+    sessions = [s for e in events if (s := assembler.feed(e)) is not None]
+    assert assembler.dropped == 2  # the first two hellos, one for each later one
+    assert [s.client_hello is not None for s in sessions] == [False, False, True, True]
 
 
 def test_open_handshakes_at_the_cap_are_all_followed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,6 +182,11 @@ def test_stage_emits_each_session_once_with_the_clients_recent_queries() -> None
     conn = session[-1]
     assert (event.file, event.frame) == (conn.file, conn.frame)
     assert (event.src, event.dst) == (f.CLIENT, f.SERVER)
+    # The event's own fields are those of the connection event that completed it.
+    assert (event.ts, event.sport, event.dport, event.transport) == (
+        conn.ts, conn.sport, conn.dport, conn.transport,
+    )  # fmt: skip
+    assert (event.ts, event.sport, event.dport, event.transport) == (100.0, 40000, 853, "tcp")
     assert event.session.connection == conn
     assert [q.qname for q in event.recent_plaintext] == ["during.example"]
     queries = [e for e in seen if isinstance(e, OutboundPlaintextQuery)]
