@@ -370,6 +370,14 @@ def test_exit_status_says_when_the_audit_is_incomplete(
     assert exit_status(report, fail_on, strict=strict) == expected
 
 
+def test_exit_status_is_not_strict_unless_asked() -> None:
+    """A partial input is a warning by default (`probe` and `watch` never pass strict)."""
+    report = report_with([], [])
+    report.inputs = [{"path": "a.pcap", "packets": 3, "status": "partial"}]
+    assert exit_status(report, None) == EXIT_OK
+    assert exit_status(report, None, strict=True) == EXIT_USAGE
+
+
 def test_a_report_written_in_pieces_is_the_rendered_one(tmp_path: Path) -> None:
     report = AuditReport(kind="analyze", generated_at="2026-01-01T00:00:00Z")
     report.findings = [
