@@ -625,3 +625,64 @@ def test_cleartext_finding_lists_the_first_ten_authorities(count: int) -> None:
     (finding,) = _run(events).finish()
     assert finding.evidence["authorities"] == authorities[:10]
     assert finding.evidence["doh_requests"] == count
+
+
+def test_cleartext_doh_to_a_known_resolver_address_names_its_provider() -> None:
+    """No authority to go by: the server's address alone names the provider."""
+    (finding,) = _run([h2c_request(dst="1.1.1.1", authority=None)]).finish()
+    assert (finding.server, finding.evidence["provider"]) == ("1.1.1.1", "Cloudflare 1.1.1.1")
+
+
+@pytest.mark.parametrize("count", [10, 11])
+def test_cleartext_finding_lists_the_lowest_ten_ports(count: int) -> None:
+    ports = [8000 + n for n in range(count)]
+    events: list[Event] = [h2c_request(frame=n, dport=port) for n, port in enumerate(ports, 1)]
+    (finding,) = _run(events).finish()
+    assert finding.evidence["ports"] == ports[:10]
+    assert finding.evidence["requests"] == count
+
+
+def test_one_server_of_a_known_provider_is_the_finding_s_server() -> None:
+    """A single server is named as itself, even when a provider is known."""
+    (finding,) = _run([client_hello(dst="1.1.1.1", dport=443, sni=None, alpn=("h2",))]).finish()
+    assert finding.evidence["provider"] == "Cloudflare 1.1.1.1"
+    assert finding.server == "1.1.1.1"
+
+
+@pytest.mark.parametrize("count", [20, 21])
+def test_encrypted_finding_lists_the_first_twenty_servers(count: int) -> None:
+    servers = sorted(f"192.0.2.{n}" for n in range(1, count + 1))
+    hellos = [
+        client_hello(sport=50000 + n, dst=server, dport=443, sni="cloudflare-dns.com",
+                     alpn=("h2",))
+        for n, server in enumerate(servers)
+    ]  # fmt: skip
+    (finding,) = _run(hellos).finish()
+    assert finding.evidence["servers"] == servers[:20]
+    assert finding.evidence["connections"] == count
+
+
+@pytest.mark.parametrize("count", [20, 21])
+def test_encrypted_finding_lists_the_first_twenty_names(count: int) -> None:
+    """DoQ by port to one unknown server under many names: one finding, one row a name."""
+    names = sorted(f"doq{n:02}.example" for n in range(count))
+    initials = [
+        quic_initial(sport=50000 + n, dst="192.0.2.1", dport=784, alpn=("h3",), sni=name)
+        for n, name in enumerate(names)
+    ]
+    (finding,) = _run(initials).finish()
+    assert finding.evidence["sni"] == names[:20]
+    assert finding.evidence["connections"] == count
+
+
+@pytest.mark.parametrize("count", [16, 17])
+def test_encrypted_finding_lists_the_first_sixteen_alpns(count: int) -> None:
+    """Each row keeps its own sixteen; the finding's union of rows is capped again."""
+    offered = ["doq", *(f"p{n:02}" for n in range(count - 1))]
+    initials = [
+        quic_initial(sport=50000 + n, dst="192.0.2.1", sni=f"doq{n}.example",
+                     alpn=tuple(offered[start : start + 8]))
+        for n, start in enumerate(range(0, count, 8))
+    ]  # fmt: skip
+    (finding,) = _run(initials).finish()
+    assert finding.evidence["alpn"] == offered[:16]
