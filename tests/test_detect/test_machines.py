@@ -285,3 +285,58 @@ def test_eui64_of_no_ethernet_address_matches_nothing(mac: str) -> None:
 
     assert not eui64_matches(ipaddress.ip_address("2001:db8::ff:fe00:a"), mac)
     assert not eui64_matches(ipaddress.ip_address("2001:db8::ff:fe00:0"), mac)
+
+
+def test_a_binding_without_an_address_names_the_machine_and_skips_nothing() -> None:
+    """A DHCP message that names the host before it has an address binds no address;
+    its host name still names the MAC, and the bindings after it still count."""
+    rows = grouped(
+        [
+            host_identity(HOST, None, "dhcp", hostname="laptop"),
+            host_identity(HOST, "192.0.2.10"),
+        ]
+    )
+    assert [(r["addresses"], r["macs"], r["hostnames"]) for r in rows] == [
+        (["192.0.2.10"], [HOST], ["laptop"])
+    ]
+
+
+def test_an_unparseable_address_is_skipped_and_the_bindings_after_it_count() -> None:
+    rows = grouped([host_identity(OTHER, "not-an-address"), host_identity(HOST, "192.0.2.10")])
+    assert [(r["addresses"], r["macs"]) for r in rows] == [(["192.0.2.10"], [HOST])]
+
+
+def test_a_frame_source_without_an_address_marks_no_router() -> None:
+    ndp = host_identity(HOST, "2001:db8:1::a", "ndp")
+    rows = grouped([host_identity(HOST, None, "frame"), ndp])
+    assert [(r["addresses"], r["router"]) for r in rows] == [(["2001:db8:1::a"], False)]
+
+
+def test_only_a_frame_source_off_the_link_is_a_router_not_a_dhcp_statement() -> None:
+    """Rule 3 is about frames: a host's own DHCPv6 address outside the NDP-shown /64
+    (DHCPv6 puts no prefix on the link) does not make its MAC a router."""
+    rows = grouped(
+        [
+            host_identity(HOST, "2001:db8:2::5", "dhcp"),
+            host_identity(OTHER, "2001:db8:1::7", "ndp"),
+        ]
+    )
+    assert [(r["addresses"], r["macs"], r["router"]) for r in rows] == [
+        (["2001:db8:1::7"], [OTHER], False),
+        (["2001:db8:2::5"], [HOST], False),
+    ]
+
+
+def test_an_address_from_two_macs_one_machine_by_client_id_is_not_ambiguous() -> None:
+    """A laptop whose lease moved from its wired to its wireless interface: the two MACs
+    share a DUID, so the address is bound to one machine, not to two."""
+    duid = "ff0000000100010001aabbccdd"
+    rows = grouped(
+        [
+            host_identity(HOST, "192.0.2.10", "dhcp", client_id=duid),
+            host_identity(OTHER, "192.0.2.10", "dhcp", client_id=duid),
+        ]
+    )
+    assert [(r["addresses"], r["macs"], r.get("ambiguous_macs")) for r in rows] == [
+        (["192.0.2.10"], [HOST, OTHER], None)
+    ]
