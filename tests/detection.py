@@ -25,6 +25,8 @@ from dotaudit.model.policy import Policy
 class Detected:
     findings: list[Finding]
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    caps: dict[str, int] = field(default_factory=dict)
+    """What the caps cut, by the anomaly name the report counts it under."""
 
     def ids(self) -> list[str]:
         return sorted(f.id for f in self.findings)
@@ -42,4 +44,4 @@ def detect(
 ) -> Detected:
     """Findings (and, unless ``sections`` is false, report sections) of ``events``."""
     detection = run_detectors(events, Context(policy=policy or Policy()))
-    return Detected(detection.findings, detection.sections if sections else {})
+    return Detected(detection.findings, detection.sections if sections else {}, detection.caps)

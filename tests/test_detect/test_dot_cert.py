@@ -322,8 +322,10 @@ def test_dot_cert_pairs_cap_counts_dropped(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(dot_cert, "MAX_PAIRS", 1)
     first = _tls12(certificates=[certificate(self_signed=True)])
     second = _tls12(client="10.0.0.7", certificates=[certificate(self_signed=True)])
-    (finding,) = _run(first + second)
+    detector = fed_detector(DotCertDetector, first + second)
+    (finding,) = detector.finish()
     assert finding.client == "10.0.0.2" and finding.evidence["pairs_dropped"] == 1
+    assert detector.caps() == {"dot_cert_pairs_full": 1}
 
 
 def test_dot_cert_frames_stop_at_the_cap() -> None:

@@ -624,6 +624,17 @@ def test_fallback_finding_speaks_for_the_first_attempt_even_when_decided_last() 
     assert [r["failure"] for r in rows] == ["reset", "syn_unanswered"]
 
 
+def test_fallback_findings_come_in_the_order_their_first_attempts_were_seen() -> None:
+    # The later client's attempt is seen first but decided last (its window is longer),
+    # and its address sorts last: neither decision order nor (file, client, server) order
+    # is the order of first attempts.
+    late_client = failed_attempt("refused", src="10.0.0.9", start=100.0, end=200.0, sport=40100)
+    early_client = failed_attempt("refused", src="10.0.0.3", start=150.0, end=151.0, sport=40101)
+    queries = [f.dns_query(src=client, ts=155.0) for client in ("10.0.0.9", "10.0.0.3")]
+    findings = run([*queries, late_client, early_client]).finish()
+    assert [x.client for x in findings] == ["10.0.0.9", "10.0.0.3"]
+
+
 def test_every_attempt_cut_short_and_every_row_past_the_cap_is_counted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

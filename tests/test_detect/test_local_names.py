@@ -200,9 +200,30 @@ def test_local_names_ignore_answers_malformed_and_plain_dns() -> None:
 def test_local_names_caps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_names, "MAX_GROUPS", 1)
     events: list[Event] = [_mdns(), _mdns(src="10.0.0.3"), _llmnr()]
-    (finding,) = _run(events).finish()
+    detector = _run(events)
+    (finding,) = detector.finish()
     assert finding.evidence["groups_dropped"] == 2
-    assert "groups_dropped" not in _run(events[:1]).finish()[0].evidence
+    assert detector.caps() == {"local_names_groups_full": 2}
+    at_cap = _run(events[:1])
+    assert "groups_dropped" not in at_cap.finish()[0].evidence
+    assert at_cap.caps() == {}
+
+
+def test_local_names_rows_seen_at_once_come_in_client_and_service_order() -> None:
+    # Same first timestamp, arriving in the reverse of (client, service) order.
+    events: list[Event] = [
+        _mdns(src="10.0.0.9", ts=5.0),
+        _mdns(src="10.0.0.3", ts=5.0),
+        _llmnr(src="10.0.0.3", ts=5.0),
+        _mdns(src="10.0.0.1", ts=4.0),
+    ]
+    rows = _run(events).sections()["local_names"]
+    assert [(r["client"], r["service"]) for r in rows] == [
+        ("10.0.0.1", "mdns"),
+        ("10.0.0.3", "llmnr"),
+        ("10.0.0.3", "mdns"),
+        ("10.0.0.9", "mdns"),
+    ]
 
 
 def test_local_names_samples_are_bounded() -> None:

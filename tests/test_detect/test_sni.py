@@ -80,6 +80,8 @@ def test_caps_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(r["client_hellos_dropped"] == 1 for r in listed)
     marker = [r for r in rows if r["client"] is None]
     assert len(marker) == 1 and marker[0]["count"] == 1
+    # Each cap that bit is an anomaly of the report under its own name.
+    assert detector.caps() == {"sni_clients_full": 1, "sni_client_names_full": 1}
 
 
 def test_severity_override() -> None:
@@ -165,7 +167,12 @@ def test_names_over_all_clients_are_capped_and_counted(monkeypatch: pytest.Monke
         ("10.0.0.9", "b.example", 1),
     ]
     (marker,) = [r for r in rows if r["client"] is None]
-    assert marker["count"] == 1 and "cap of 2 names" in marker["note"]
+    assert marker == {
+        "client": None,
+        "sni": None,
+        "count": 1,
+        "note": "1 more hellos with names over the cap of 2 names; their names are not listed",
+    }
 
 
 def test_sni_finding_and_inventory_in_full() -> None:
