@@ -56,6 +56,18 @@ def test_no_finding_without_resolver_names() -> None:
     assert len(detector.sections()["sni_inventory"]) == 1
 
 
+def test_a_client_without_resolver_names_does_not_hide_the_clients_after_it() -> None:
+    # Clients are judged in the order they were first seen: the one with no resolver
+    # name comes first, and the one after it still gets its finding.
+    detector = _run(
+        [
+            client_hello(src="10.0.0.3", sni="www.example.org", ts=1.0, dport=443),
+            client_hello(src="10.0.0.2", sni="dns.google", ts=2.0, dst="8.8.8.8"),
+        ]
+    )
+    assert [f.client for f in detector.finish()] == ["10.0.0.2"]
+
+
 def test_wildcard_provider_suffix() -> None:
     detector = _run([client_hello(sni="abc123.dns.nextdns.io")])
     (row,) = detector.sections()["sni_inventory"]
