@@ -344,7 +344,8 @@ def test_an_address_from_two_macs_one_machine_by_client_id_is_not_ambiguous() ->
 
 def test_a_machine_row_holds_exactly_its_capture_addresses_names_and_evidence() -> None:
     lease = host_identity(HOST, "192.0.2.10", "dhcp", hostname="laptop")
-    rows = grouped([lease, host_identity(HOST, "192.0.2.10"), host_identity(HOST, "fe80::a", "ndp")])
+    arp = host_identity(HOST, "192.0.2.10")
+    rows = grouped([lease, arp, host_identity(HOST, "fe80::a", "ndp")])
     assert rows == [
         {
             "file": lease.file,
