@@ -340,3 +340,48 @@ def test_an_address_from_two_macs_one_machine_by_client_id_is_not_ambiguous() ->
     assert [(r["addresses"], r["macs"], r.get("ambiguous_macs")) for r in rows] == [
         (["192.0.2.10"], [HOST, OTHER], None)
     ]
+
+
+def test_a_machine_row_holds_exactly_its_capture_addresses_names_and_evidence() -> None:
+    lease = host_identity(HOST, "192.0.2.10", "dhcp", hostname="laptop")
+    arp = host_identity(HOST, "192.0.2.10")
+    rows = grouped([lease, arp, host_identity(HOST, "fe80::a", "ndp")])
+    assert rows == [
+        {
+            "file": lease.file,
+            "addresses": ["192.0.2.10", "fe80::a"],
+            "macs": [HOST],
+            "hostnames": ["laptop"],
+            "router": False,
+            "evidence": [
+                {"address": "192.0.2.10", "mac": HOST, "via": ["arp", "dhcp"]},
+                {"address": "fe80::a", "mac": HOST, "via": ["ndp"]},
+            ],
+            "evidence_count": 2,
+        }
+    ]
+
+
+def test_ambiguous_addresses_of_both_versions_are_rows_of_their_own_in_address_order() -> None:
+    """An IPv4 and an IPv6 address each claimed by two MACs: neither MAC gets them, and
+    each is a row that names the capture and the claimants but no machine."""
+    events: list[Event] = [
+        host_identity(HOST, "2001:db8:1::a", "ndp"),
+        host_identity(OTHER, "2001:db8:1::a", "ndp"),
+        host_identity(OTHER, "192.0.2.10"),
+        host_identity(HOST, "192.0.2.10"),
+    ]
+    rows = grouped(events)
+    assert rows == [
+        {
+            "file": events[0].file,
+            "addresses": [address],
+            "macs": [],
+            "hostnames": [],
+            "router": False,
+            "evidence": [],
+            "evidence_count": 0,
+            "ambiguous_macs": [HOST, OTHER],
+        }
+        for address in ("192.0.2.10", "2001:db8:1::a")
+    ]
