@@ -81,3 +81,29 @@ def test_order_is_kept_and_findings_without_a_client_are_left_alone() -> None:
     out = link_related([probe, leak])
     assert [f.dedup_key for f in out] == [probe.dedup_key, leak.dedup_key]
     assert out[0].related == ()
+
+
+def test_findings_that_name_no_server_do_not_link() -> None:
+    """Without a server there is no incident to share: same client is not enough."""
+    padded = make_finding("DA-LEAK-004", dedup_key="padded", client=C, server=None)
+    leak = make_finding("DA-LEAK-001", dedup_key="leak", client=C, server=None)
+    links = related([padded, leak])
+    assert links == {padded.dedup_key: set(), leak.dedup_key: set()}
+
+
+def test_a_finding_without_a_client_before_the_others_does_not_stop_their_linking() -> None:
+    probe = finding("DA-PROBE-001", None, DOT)
+    fallback = finding("DA-FALLBACK-001", C, DOT, plaintext_servers=[PLAIN])
+    failed = finding("DA-DOT-001", C, DOT)
+    leak = finding("DA-LEAK-001", C, PLAIN)
+    links = related([probe, fallback, failed, leak])
+    assert links[fallback.dedup_key] == {failed.dedup_key, leak.dedup_key}
+    assert links[probe.dedup_key] == set()
+
+
+def test_a_plaintext_server_no_other_finding_names_links_nothing_and_the_rest_still_links() -> None:
+    fallback = finding("DA-FALLBACK-001", C, DOT, plaintext_servers=["10.0.0.99"])
+    failed = finding("DA-DOT-001", C, DOT)
+    links = related([fallback, failed])
+    assert links[fallback.dedup_key] == {failed.dedup_key}
+    assert links[failed.dedup_key] == {fallback.dedup_key}

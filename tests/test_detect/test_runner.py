@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from dotaudit.detect import base, runner
+from dotaudit.detect import base, leak, runner
 from dotaudit.detect.base import Context
 from dotaudit.detect.doh_doq import DohDoqDetector
 from dotaudit.detect.leak import PlaintextLeakDetector
@@ -238,3 +238,14 @@ def test_a_spent_runner_refuses_to_finish_again() -> None:
     assert detection.finish().findings
     with pytest.raises(RuntimeError, match="finishes once"):
         detection.finish()
+
+
+def test_a_cap_reported_by_two_detectors_of_a_run_is_summed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(leak, "MAX_PAIRS", 1)
+    detection = runner.DetectorRunner(Context(), (PlaintextLeakDetector, PlaintextLeakDetector))
+    for client in ("10.0.0.2", "10.0.0.3"):
+        detection.feed(f.dns_query(src=client))
+    # Each detector kept the first client's pair and turned the second one away.
+    assert detection.finish().caps == {"plaintext_pairs_full": 2}

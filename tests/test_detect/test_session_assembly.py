@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from dotaudit.detect import session_assembly
+from dotaudit.detect import recent_plaintext, session_assembly
 from dotaudit.detect.base import Context, Detector
 from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery
 from dotaudit.detect.registry import DETECTORS
@@ -349,3 +349,40 @@ def test_tls13_queries_without_any_answer_record_are_still_established() -> None
     conn = dataclasses.replace(conn, tls_records_rev=())
     (session,) = _assemble([*events[:-1], conn])
     assert session.outcome == "established"
+
+
+def _stage_caps(events: list[Event]) -> dict[str, int]:
+    stage = SessionStage(Policy(), lambda event: None)
+    handlers = stage.handlers()
+    for event in events:
+        handle = handlers.get(type(event))
+        if handle is not None:
+            handle(event)
+    return stage.caps()
+
+
+def test_handshake_facts_past_their_cap_are_counted_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session_assembly, "MAX_HANDSHAKE_FACTS", 2)
+    events = f.dot_session_events(certificates=[f.certificate(position=i) for i in range(3)])
+    assert _stage_caps(events) == {"dot_handshake_facts_dropped": 1}
+
+
+def test_clients_evicted_from_the_plaintext_window_are_counted_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recent_plaintext, "MAX_CLIENTS", 1)
+    events: list[Event] = [f.dns_query(src="10.0.0.2"), f.dns_query(src="10.0.0.3")]
+    assert _stage_caps(events) == {"plaintext_window_evicted": 1}
+
+
+def test_a_look_back_past_what_the_window_let_go_is_counted_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 1)
+    session = f.dot_session_events(client_lengths=[147], server_lengths=[487], ts=100.0)
+    # Two queries after the session's start: the window keeps one, and the session's
+    # look-back from its start wants the one it let go.
+    during = [f.dns_query(ts=100.2), f.dns_query(ts=100.5)]
+    assert _stage_caps([*session[:-1], *during, session[-1]]) == {"plaintext_lookback_cut": 1}
