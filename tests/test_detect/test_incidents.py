@@ -107,3 +107,15 @@ def test_a_plaintext_server_no_other_finding_names_links_nothing_and_the_rest_st
     links = related([fallback, failed])
     assert links[fallback.dedup_key] == {failed.dedup_key}
     assert links[failed.dedup_key] == {fallback.dedup_key}
+
+
+def test_a_fallback_links_the_padded_plaintext_it_went_to() -> None:
+    """Plaintext with EDNS padding (DA-LEAK-004) to a server the fallback used is part of
+    the same incident, as unpadded plaintext is."""
+    fallback = finding("DA-FALLBACK-001", C, DOT, plaintext_servers=[PLAIN])
+    padded = finding("DA-LEAK-004", C, PLAIN)
+    elsewhere = finding("DA-LEAK-004", C, "8.8.8.8")
+    links = related([fallback, padded, elsewhere])
+    assert links[fallback.dedup_key] == {padded.dedup_key}
+    assert links[padded.dedup_key] == {fallback.dedup_key}
+    assert links[elsewhere.dedup_key] == set()
