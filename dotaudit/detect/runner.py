@@ -77,14 +77,14 @@ class DetectorRunner:
         return facts
 
     def finish(self, shared_facts: Mapping[str, Any] | None = None) -> Detection:
-        if shared_facts is not None:
-            for detector in self.detectors:
-                if detector.name in shared_facts:
-                    detector.adopt_shared_facts(shared_facts[detector.name])
         if self._spent:
             # A second finish would find nothing left and say so as if nothing was found.
             raise RuntimeError("a DetectorRunner finishes once")
         self._spent = True
+        if shared_facts is not None:
+            for detector in self.detectors:
+                if detector.name in shared_facts:
+                    detector.adopt_shared_facts(shared_facts[detector.name])
         # Each part's state is let go as soon as what it found is out, so that the peak is
         # about the larger of the state and the report, not their sum: the session
         # stage's window first (no detector reads it any more), then each detector after
