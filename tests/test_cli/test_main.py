@@ -11,9 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from dotaudit.cli import COMMANDS, EXAMPLES_HEADING, build_parser
 from tests import pcapgen
 from tests.conftest import ROOT
+from tests.fifos import feed_fifos, wait_for
 from tests.test_cli.command import dotaudit
 
 ARGUMENTS = {
@@ -119,39 +118,6 @@ def test_module_and_console_script_run_the_same_main() -> None:
 
 
 # -- interrupted, terminated, out of memory: one line, never a traceback ---------------------
-
-
-def feed_fifos(fifos: list[Path], data: bytes, repeat: int = 1) -> list[threading.Thread]:
-    """Write ``data`` into each FIFO from a thread of its own (each open blocks until the
-    reader opens it), so that the readers are busy when a signal lands. With ``repeat``,
-    ``data`` is a pcap whose records (not its file header) are written that many times:
-    one long capture, which keeps a fast reader busy until it is stopped."""
-
-    def feed(fifo: Path) -> None:
-        try:
-            with open(fifo, "wb") as pipe:
-                if repeat == 1:
-                    chunks = [data]
-                else:
-                    pipe.write(data[:24])
-                    chunks = [data[24:]] * repeat
-                for chunk in chunks:
-                    for at in range(0, len(chunk), 1 << 16):
-                        pipe.write(chunk[at : at + (1 << 16)])
-        except BrokenPipeError:
-            pass  # the reader was stopped: that is the point
-
-    threads = [threading.Thread(target=feed, args=(fifo,), daemon=True) for fifo in fifos]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_ctrl_c_during_parallel_analyze_is_one_line(mixed_capture: Path, tmp_path: Path) -> None:
