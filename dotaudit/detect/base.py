@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
+from sys import intern
 from typing import Any, ClassVar, TypeVar
 
 from dotaudit.model.events import Event
@@ -144,6 +145,9 @@ class CappedSample:
             return
         share = self._budget
         if len(self._seen) < self._track and (share is None or share.pool.left > 0):
+            # One string for every group that remembers the same name: a capture's names
+            # repeat across clients and servers far more than they differ.
+            value = intern(value)
             self._seen.add(value)
             if share is not None:
                 share.pool.left -= 1

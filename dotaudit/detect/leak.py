@@ -41,7 +41,7 @@ def qtype_name(qtype: int | None) -> str:
         return f"TYPE{qtype}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _PlaintextPair:
     file: str
     client: str

@@ -10,8 +10,9 @@ session the queries since its start.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from dataclasses import dataclass
+from sys import intern
 from typing import ClassVar
 
 from dotaudit.model.events import DnsMessageSeen, Event
@@ -38,6 +39,73 @@ class OutboundPlaintextQuery(Event):
         return self.dst
 
 
+class _ClientWindow:
+    """One client's last ``PER_CLIENT`` queries as columns, oldest overwritten first.
+
+    A query object per kept query cost about 200 bytes, and a window holds tens of
+    thousands of them on an ordinary busy network; as columns a query costs about 40
+    (its names are interned: they repeat across queries and clients). The queries are
+    made again, equal to the ones ``add`` returned, only when ``since`` hands them out.
+    """
+
+    __slots__ = ("dsts", "frames", "next", "qnames", "sports", "stamps", "transports")
+
+    def __init__(self) -> None:
+        self.stamps = array("d")
+        self.frames = array("q")
+        self.sports = array("H")
+        self.dsts: list[str] = []
+        self.transports: list[str] = []
+        self.qnames: list[str | None] = []
+        self.next = 0
+        """Where the next query goes once the window is full: the oldest one's place."""
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def oldest_ts(self) -> float:
+        return self.stamps[self.next]
+
+    def append(self, query: OutboundPlaintextQuery) -> None:
+        qname = None if query.qname is None else intern(query.qname)
+        if len(self.stamps) < PER_CLIENT:
+            self.stamps.append(query.ts)
+            self.frames.append(query.frame)
+            self.sports.append(query.sport)
+            self.dsts.append(intern(query.dst))
+            self.transports.append(intern(query.transport))
+            self.qnames.append(qname)
+            return
+        at = self.next
+        self.stamps[at] = query.ts
+        self.frames[at] = query.frame
+        self.sports[at] = query.sport
+        self.dsts[at] = intern(query.dst)
+        self.transports[at] = intern(query.transport)
+        self.qnames[at] = qname
+        self.next = (at + 1) % len(self.stamps)
+
+    def since(self, file: str, client: str, start: float) -> tuple[OutboundPlaintextQuery, ...]:
+        held = len(self.stamps)
+        order = range(self.next, self.next + held) if self.next else range(held)
+        stamps = self.stamps
+        return tuple(
+            OutboundPlaintextQuery(
+                file=file,
+                frame=self.frames[at],
+                ts=stamps[at],
+                src=client,
+                sport=self.sports[at],
+                dst=self.dsts[at],
+                dport=53,
+                transport=self.transports[at],
+                qname=self.qnames[at],
+            )
+            for at in (i % held for i in order)
+            if start <= stamps[at]
+        )
+
+
 class RecentPlaintextQueries:
     """Each client's latest outbound plaintext queries, for ``since`` to hand out.
 
@@ -50,7 +118,7 @@ class RecentPlaintextQueries:
 
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
-        self._by_client: dict[tuple[str, str], deque[OutboundPlaintextQuery]] = {}
+        self._by_client: dict[tuple[str, str], _ClientWindow] = {}
         """Least recently seen client first."""
         self._forgot: dict[tuple[str, str], float] = {}
         """Of a client whose window is full: the time of the last query it let go."""
@@ -71,7 +139,7 @@ class RecentPlaintextQueries:
         by_client = self._by_client
         queue = by_client.pop(key, None)  # back in last: the most recently seen
         if queue is None:
-            queue = deque(maxlen=PER_CLIENT)
+            queue = _ClientWindow()
         query = OutboundPlaintextQuery(
             file=event.file,
             frame=event.frame,
@@ -83,8 +151,8 @@ class RecentPlaintextQueries:
             transport=event.transport,
             qname=event.qname,
         )
-        if len(queue) == PER_CLIENT:
-            self._forgot[key] = queue[0].ts
+        if len(queue) >= PER_CLIENT:
+            self._forgot[key] = queue.oldest_ts()
         else:
             self._held += 1
         queue.append(query)
@@ -106,4 +174,4 @@ class RecentPlaintextQueries:
         forgot = self._forgot.get(key)
         if forgot is not None and forgot >= start:
             self.lookback_cut += 1
-        return tuple(q for q in queue if start <= q.ts)
+        return queue.since(file, client, start)

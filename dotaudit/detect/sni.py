@@ -8,6 +8,7 @@ client and overall; what the caps dropped is counted, never silently lost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, ClassVar, cast
 
 from dotaudit.detect.base import CappedGroups, Context, Detector, Section, bitten
@@ -26,18 +27,25 @@ MAX_SERVERS_PER_SNI = 8
 _TRANSPORTS: dict[type, str] = {TlsClientHelloSeen: "tls", QuicInitialSeen: "quic"}
 
 
-@dataclass
+@dataclass(slots=True)
 class _SniStats:
+    """One name of one client. Busy networks hold tens of thousands of these, so they are
+    lean: slots, and short lists where a set's table would cost more than its few members."""
+
     sni: str
     first_ts: float
     last_ts: float
     first_frame: int
     count: int = 0
-    transports: set[str] = field(default_factory=set)
-    servers: set[str] = field(default_factory=set)
+    transports: tuple[str, ...] = ()
+    servers: list[str] = field(default_factory=list)
+    """At most ``MAX_SERVERS_PER_SNI``, each once."""
     frames: list[int] = field(default_factory=list)
     provider: str | None = None
     roles: tuple[str, ...] = ()
+
+
+_ONE_TRANSPORT = {transport: (transport,) for transport in _TRANSPORTS.values()}
 
 
 def _sni_table() -> CappedGroups[str, _SniStats]:
@@ -85,6 +93,7 @@ class SniDetector(Detector):
             if self._names >= MAX_SNIS:
                 self._names_dropped += 1
                 return
+            sni = intern(sni)  # the same names recur across clients
             stats = client.snis.add(sni, self._new_stats(sni, event))
             if stats is None:
                 return
@@ -92,9 +101,13 @@ class SniDetector(Detector):
         stats.count += 1
         stats.first_ts = min(stats.first_ts, event.ts)
         stats.last_ts = max(stats.last_ts, event.ts)
-        stats.transports.add(transport)
-        if len(stats.servers) < MAX_SERVERS_PER_SNI:
-            stats.servers.add(event.dst)
+        if transport not in stats.transports:
+            stats.transports = (
+                (*stats.transports, transport) if stats.transports else _ONE_TRANSPORT[transport]
+            )
+        servers = stats.servers
+        if len(servers) < MAX_SERVERS_PER_SNI and event.dst not in servers:
+            servers.append(intern(event.dst))
         if len(stats.frames) < MAX_FRAMES:
             stats.frames.append(event.frame)
 

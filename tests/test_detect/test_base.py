@@ -157,3 +157,13 @@ def test_lowest_frames_keeps_the_lowest_distinct_frames_in_order() -> None:
 def test_bitten_keeps_the_caps_that_cut_something() -> None:
     assert bitten({"a_full": 0, "b_full": 2, "c_full": 1}) == {"b_full": 2, "c_full": 1}
     assert bitten({}) == {}
+
+
+def test_samples_remember_one_string_for_a_name_they_share() -> None:
+    """Names repeat across a run's groups (every client asks for the same popular names);
+    each remembered name is kept once, not once per group that saw it."""
+    first, second = CappedSample(), CappedSample()
+    first.add("".join(("popular.", "example")))
+    second.add("".join(("popular.", "example")))
+    assert first.values == second.values == ["popular.example"]
+    assert first.values[0] is second.values[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 
 from dotaudit.detect import recent_plaintext
@@ -144,3 +147,54 @@ def test_evicting_a_client_frees_exactly_its_queries_for_later_ones(
     assert window.since(f.FILE, "10.0.0.2", 0.0) == ()
     assert [q.ts for q in window.since(f.FILE, "10.0.0.3", 0.0)] == [4.0]
     assert [q.ts for q in window.since(f.FILE, "10.0.0.4", 0.0)] == [5.0]
+
+
+def test_a_window_that_went_round_many_times_hands_out_its_latest_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 3)
+    window = RecentPlaintextQueries(Policy())
+    kept = [
+        window.add(
+            f.dns_query(
+                ts=float(i),
+                qname=f"n{i}.example" if i % 4 else None,
+                dst=f"192.0.2.{i}",
+                sport=40000 + i,
+                transport="tcp" if i % 2 else "udp",
+            )
+        )
+        for i in range(11)
+    ]
+    assert window.since(f.FILE, f.CLIENT, 0.0) == tuple(kept[-3:])
+    assert window.since(f.FILE, f.CLIENT, 9.0) == tuple(kept[-2:])
+
+
+def test_a_full_window_costs_a_few_dozen_bytes_a_query() -> None:
+    """What makes the window affordable: tens of thousands of queries on a busy network.
+    A query object each cost about 200 bytes; kept as columns, with names that repeat
+    kept once, a query costs under 64."""
+    clients, pool = 8, [f"name{i}.example" for i in range(50)]
+    messages = [
+        f.dns_query(
+            src=f"10.0.0.{c}",
+            ts=float(i),
+            qname="".join(pool[i % len(pool)]),  # a string of its own, as the dissector's
+            dst="".join(("192.0.2.", str(i % 3))),
+        )
+        for c in range(clients)
+        for i in range(recent_plaintext.PER_CLIENT)
+    ]
+    window = RecentPlaintextQueries(Policy())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for message in messages:
+            window.add(message)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(window.since(f.FILE, "10.0.0.1", 0.0)) == recent_plaintext.PER_CLIENT
+    assert held / len(messages) < 64

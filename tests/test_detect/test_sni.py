@@ -3,6 +3,9 @@ tshark section (b) (ClientHello SNI values)."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 
 from dotaudit.detect import sni as sni_module
@@ -328,3 +331,34 @@ def test_hellos_of_clients_over_the_client_cap_are_counted_in_every_finding() ->
     found = _run([*hellos, again]).finish()
     assert len(found) == 1_000 and clients[-1] not in {x.client for x in found}
     assert {x.evidence.get("clients_dropped") for x in found} == {2}
+
+
+def test_an_inventory_name_costs_a_few_hundred_bytes() -> None:
+    """A busy network's inventory holds tens of thousands of (client, name) rows while the
+    capture is read; each cost about 700 bytes as a dataclass with two sets, and costs
+    under 400 with slots, short lists and names kept once."""
+    names = [f"name{i}.example" for i in range(40)]
+    hellos = [
+        client_hello(
+            src=f"10.0.{c}.1",
+            sni="".join(names[i]),  # a string of its own, as the dissector's
+            dst="".join(("192.0.2.", str(i % 3))),
+            dport=443,
+            frame=c * 100 + i,
+        )
+        for c in range(50)
+        for i in range(len(names))
+    ]
+    detector = SniDetector(Context())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for hello in hellos:
+            detector.on_event(hello)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(detector.sections()["sni_inventory"]) == len(hellos)
+    assert held / len(hellos) < 400
