@@ -33,6 +33,7 @@ from dotaudit.model.events import (
     TlsServerHelloSeen,
 )
 from dotaudit.model.policy import Policy
+from dotaudit.model.report import AuditReport
 
 D = TypeVar("D", bound=Detector)
 
@@ -396,3 +397,17 @@ def fed_detector(
     for event in events:
         detection.feed(event)
     return cast(D, detection.detectors[0])
+
+
+def capped_dot_report() -> AuditReport:
+    """An analyze report whose DoT table lists 2 of the 10 sessions its totals count."""
+    report = AuditReport(kind="analyze", generated_at="2024-01-01T00:00:00Z")
+    report.sections["dot_sessions"] = [
+        {"outcome": "established", "client": "10.0.0.2", "server": "9.9.9.9", "start": 1.0},
+        {"outcome": "refused", "client": "10.0.0.2", "server": "9.9.9.9", "start": 2.0},
+    ]
+    report.sections["dot_session_totals"] = [
+        {"outcome": "established", "sessions": 7},
+        {"outcome": "refused", "sessions": 3},
+    ]
+    return report

@@ -25,8 +25,9 @@ from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
 from dotaudit.model.events import ConnectionSeen, Event
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
 
-MAX_SESSIONS = 5_000
-"""Rows of the ``dot_sessions`` table; the findings count every session."""
+MAX_SESSIONS = 2_000
+"""Rows of the ``dot_sessions`` table, the first sessions assembled. The findings and the
+``dot_session_totals`` section count every session; ``events`` lists every one."""
 MAX_GROUPS = 5_000
 """(finding, client, server) groups the findings are made of."""
 MAX_SERVERS = 10_000
@@ -183,6 +184,8 @@ class DotSessionOutcomesDetector(Detector):
         capture fills all ``MAX_SESSIONS`` of them while its flows are still open."""
         self.dropped = 0
         """Sessions past ``MAX_SESSIONS``: counted in the findings, not listed as rows."""
+        self._totals: dict[str, int] = {}
+        """Every session by outcome, listed or not."""
         self._groups: CappedGroups[tuple[str, str, str, str], _Group] = CappedGroups(MAX_GROUPS)
         self._approved = context.policy.approved_addresses()
         self.server_ttls: CappedGroups[str, set[int]] = CappedGroups(MAX_SERVERS)
@@ -193,6 +196,8 @@ class DotSessionOutcomesDetector(Detector):
         if isinstance(event, DotSessionAssembled):
             row = _session_row(event.session)
             self._group(row)
+            outcome = row["outcome"]
+            self._totals[outcome] = self._totals.get(outcome, 0) + 1
             if len(self._rows) >= MAX_SESSIONS:
                 self.dropped += 1
                 return
@@ -271,7 +276,11 @@ class DotSessionOutcomesDetector(Detector):
     def sections(self) -> dict[str, Section]:
         rows = [marshal.loads(row) for row in self._rows]
         self._mark_injected_resets(rows)
-        return {"dot_sessions": rows}
+        totals = [
+            {"outcome": outcome, "sessions": count}
+            for outcome, count in sorted(self._totals.items())
+        ]
+        return {"dot_sessions": rows, "dot_session_totals": totals}
 
     def caps(self) -> dict[str, int]:
         return bitten(

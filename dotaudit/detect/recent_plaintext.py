@@ -52,7 +52,9 @@ class _ClientWindow:
 
     def __init__(self) -> None:
         self.stamps = array("d")
-        self.frames = array("q")
+        self.frames: array[int] | list[int] = array("Q")
+        """A list instead once a frame number needs more than 64 bits (a capture set's
+        frames carry their file's place in the set above the file's own number)."""
         self.sports = array("H")
         self.dsts: list[str] = []
         self.transports: list[str] = []
@@ -70,7 +72,7 @@ class _ClientWindow:
         qname = None if query.qname is None else intern(query.qname)
         if len(self.stamps) < PER_CLIENT:
             self.stamps.append(query.ts)
-            self.frames.append(query.frame)
+            self._put_frame(len(self.frames), query.frame)
             self.sports.append(query.sport)
             self.dsts.append(intern(query.dst))
             self.transports.append(intern(query.transport))
@@ -78,12 +80,25 @@ class _ClientWindow:
             return
         at = self.next
         self.stamps[at] = query.ts
-        self.frames[at] = query.frame
+        self._put_frame(at, query.frame)
         self.sports[at] = query.sport
         self.dsts[at] = intern(query.dst)
         self.transports[at] = intern(query.transport)
         self.qnames[at] = qname
         self.next = (at + 1) % len(self.stamps)
+
+    def _put_frame(self, at: int, frame: int) -> None:
+        try:
+            self._store_frame(at, frame)
+        except OverflowError:
+            self.frames = list(self.frames)
+            self._store_frame(at, frame)
+
+    def _store_frame(self, at: int, frame: int) -> None:
+        if at == len(self.frames):
+            self.frames.append(frame)
+        else:
+            self.frames[at] = frame
 
     def since(self, file: str, client: str, start: float) -> tuple[OutboundPlaintextQuery, ...]:
         held = len(self.stamps)

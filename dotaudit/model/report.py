@@ -32,6 +32,7 @@ PREVIOUS_SCHEMA = "dotaudit.report/1"
 SECTION_NAMES = (
     "plaintext_dns",
     "dot_sessions",
+    "dot_session_totals",
     "fallback_events",
     "sni_inventory",
     "doh_doq",
@@ -45,7 +46,16 @@ SECTION_NAMES = (
     "survey",
 )
 OPTIONAL_SECTIONS = frozenset(
-    {"machines", "targets", "network", "system_resolvers", "designations", "dnr", "survey"}
+    {
+        "dot_session_totals",
+        "machines",
+        "targets",
+        "network",
+        "system_resolvers",
+        "designations",
+        "dnr",
+        "survey",
+    }
 )
 """Sections written only when a run made them: a probe's targets and its discovery, an
 analysis's ``machines`` (which addresses are one machine)."""
@@ -358,8 +368,7 @@ class AuditReport:
             "plaintext_queries": sum(_count(row.get("queries")) for row in network),
             "plaintext_clients": len(clients),
             "plaintext_machines": len(plaintext_machines),
-            "dot_sessions": len(sessions),
-            "dot_established": sum(1 for s in sessions if s.get("outcome") == "established"),
+            **_dot_session_counts(sessions, self.sections.get("dot_session_totals")),
             "fallback_events": len(self.sections.get("fallback_events", [])),
             "anomalies": sum(self.anomalies.values()),
         }
@@ -433,6 +442,28 @@ class AuditReport:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _dot_session_counts(sessions: list[dict[str, Any]], totals: Any) -> dict[str, int]:
+    """DoT sessions, established ones, and those the table lists. The table may stop at
+    its cap; the totals (one row per outcome, per input) count every session. A report
+    without them (written before they existed) counts its table."""
+    listed = len(sessions)
+    if not isinstance(totals, list):
+        established = sum(1 for s in sessions if s.get("outcome") == "established")
+        return {
+            "dot_sessions": listed,
+            "dot_established": established,
+            "dot_sessions_listed": listed,
+        }
+    rows = [r for r in totals if isinstance(r, dict)]
+    return {
+        "dot_sessions": sum(_count(r.get("sessions")) for r in rows),
+        "dot_established": sum(
+            _count(r.get("sessions")) for r in rows if r.get("outcome") == "established"
+        ),
+        "dot_sessions_listed": listed,
+    }
 
 
 def _packets(item: dict[str, Any]) -> int:
@@ -515,7 +546,20 @@ def merge_reports(reports: Sequence[AuditReport], generated_at: str) -> AuditRep
             merged.anomalies[what] = merged.anomalies.get(what, 0) + int(count)
         room = max(ANOMALY_SAMPLES - len(merged.anomaly_samples), 0)
         merged.anomaly_samples.extend(report.anomaly_samples[:room])
+    if "dot_session_totals" in merged.sections:
+        merged.sections["dot_session_totals"] = _summed_totals(
+            merged.sections["dot_session_totals"]
+        )
     return merged
+
+
+def _summed_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per outcome, as one run over every input would count them."""
+    sums: dict[str, int] = {}
+    for row in rows_of(rows):
+        outcome = str(row.get("outcome"))
+        sums[outcome] = sums.get(outcome, 0) + _count(row.get("sessions"))
+    return [{"outcome": outcome, "sessions": count} for outcome, count in sorted(sums.items())]
 
 
 def coerce_report(report: AuditReport) -> AuditReport:

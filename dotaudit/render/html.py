@@ -418,16 +418,17 @@ def analyze_summary(
     sentences.append(sentence + ".")
     sessions = rows_of(report.sections.get("dot_sessions"))
     if sessions:
+        total = max(int(summary["dot_sessions"]), len(sessions))
         established = int(summary["dot_established"])
         unpadded = sum(1 for s in sessions if padding_of(s).get("verdict") == "unpadded")
-        sentence = (
-            f"{len(sessions):,} DoT {plural(len(sessions), 'session')} seen, "
-            f"{established:,} established"
-        )
+        sentence = f"{total:,} DoT {plural(total, 'session')} seen, {established:,} established"
+        if len(sessions) < total:
+            sentence += f" ({len(sessions):,} listed below)"
         if unpadded:
+            among = " of those listed" if len(sessions) < total else ""
             sentence += (
-                f"; {unpadded:,} {plural(unpadded, 'was', 'were')} not padded, so record sizes "
-                "can reveal the names asked"
+                f"; {unpadded:,}{among} {plural(unpadded, 'was', 'were')} not padded, so "
+                "record sizes can reveal the names asked"
             )
         sentences.append(sentence + ".")
     encrypted_other = rows_of(report.sections.get("doh_doq"))

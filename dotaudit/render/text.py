@@ -112,7 +112,8 @@ def render_text(report: AuditReport) -> str:
             f"plaintext DNS: {summary['plaintext_queries']} queries from "
             f"{summary['plaintext_machines']} machines ({summary['plaintext_clients']} "
             f"addresses); DoT sessions: {summary['dot_sessions']} "
-            f"({summary['dot_established']} established); fallbacks: {summary['fallback_events']}"
+            f"({summary['dot_established']} established{_listed(summary)}); "
+            f"fallbacks: {summary['fallback_events']}"
         )
     if report.kind != "probe":
         lines.extend(_fix_first(first))
@@ -212,3 +213,9 @@ def _network_lines(report: AuditReport) -> list[str]:
         if row.get("verdict"):
             lines.append(f"network: {_printable(row.get('verdict'))}")
     return lines
+
+
+def _listed(summary: dict[str, Any]) -> str:
+    """How many sessions the table lists, when its cap left some out."""
+    listed = summary.get("dot_sessions_listed", summary["dot_sessions"])
+    return f"; {listed} listed" if listed < summary["dot_sessions"] else ""

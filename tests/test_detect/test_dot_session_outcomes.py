@@ -135,7 +135,7 @@ def _failures(clients: int) -> list[Event]:
 
 
 def test_caps_are_the_documented_ones() -> None:
-    assert dot_session_outcomes.MAX_SESSIONS == 5_000
+    assert dot_session_outcomes.MAX_SESSIONS == 2_000
     assert dot_session_outcomes.MAX_GROUPS == 5_000
     assert dot_session_outcomes.MAX_SERVERS == 10_000
 
@@ -152,6 +152,19 @@ def test_rows_stop_at_the_cap_and_the_findings_count_every_session(
     assert over.caps() == {"dot_session_rows_full": 2}
     assert len(findings) == 4  # the sessions past the cap still make their findings
     assert {x.evidence["sessions_not_listed"] for x in findings} == {2}
+
+
+def test_totals_count_every_session_by_outcome_past_the_table_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dot_session_outcomes, "MAX_SESSIONS", 2)
+    detector = run([*_failures(3), *_sessions_with_names(2)])  # the established ones last
+    sections = detector.sections()
+    assert [row["outcome"] for row in sections["dot_sessions"]] == ["syn_unanswered"] * 2
+    assert sections["dot_session_totals"] == [
+        {"outcome": "established", "sessions": 2},
+        {"outcome": "syn_unanswered", "sessions": 3},
+    ]
 
 
 def test_server_ttl_table_over_the_cap_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:

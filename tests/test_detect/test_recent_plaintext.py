@@ -198,3 +198,13 @@ def test_a_full_window_costs_a_few_dozen_bytes_a_query() -> None:
         tracemalloc.stop()
     assert len(window.since(f.FILE, "10.0.0.1", 0.0)) == recent_plaintext.PER_CLIENT
     assert held / len(messages) < 64
+
+
+def test_frame_numbers_past_64_bits_are_kept_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capture set's frames carry their file's place above the file's own number."""
+    monkeypatch.setattr(recent_plaintext, "PER_CLIENT", 2)
+    window = RecentPlaintextQueries(Policy())
+    frames = [7, (3 << 64) | 5, (1 << 70) | 9]  # the last two past 64 bits, one overwriting
+    kept = [window.add(f.dns_query(ts=float(i), frame=n)) for i, n in enumerate(frames)]
+    assert [q.frame for q in window.since(f.FILE, f.CLIENT, 0.0)] == frames[1:]
+    assert window.since(f.FILE, f.CLIENT, 0.0) == tuple(kept[1:])

@@ -61,6 +61,42 @@ def test_merge_sums_anomalies_and_keeps_differing_policies() -> None:
     assert merged.kind == "analyze"
 
 
+def _dot_report(rows: list[str], totals: dict[str, int] | None) -> AuditReport:
+    report = AuditReport(kind="analyze", generated_at="2024-01-01")
+    report.sections["dot_sessions"] = [{"outcome": outcome} for outcome in rows]
+    if totals is not None:
+        report.sections["dot_session_totals"] = [
+            {"outcome": outcome, "sessions": count} for outcome, count in totals.items()
+        ]
+    return report
+
+
+def test_the_summary_counts_every_dot_session_not_only_the_listed_ones() -> None:
+    capped = _dot_report(["established", "refused"], {"established": 7, "refused": 3})
+    summary = capped.summary()
+    assert (summary["dot_sessions"], summary["dot_established"]) == (10, 7)
+    assert summary["dot_sessions_listed"] == 2
+    # A report written before the totals existed counts its table.
+    older = _dot_report(["established", "refused", "established"], None).summary()
+    assert (older["dot_sessions"], older["dot_established"]) == (3, 2)
+    assert older["dot_sessions_listed"] == 3
+
+
+def test_merged_dot_session_totals_are_one_row_per_outcome() -> None:
+    one = _dot_report(["established"], {"established": 4, "refused": 1})
+    two = _dot_report(["reset"], {"reset": 2, "established": 5})
+    merged = merge_reports([one, two], "now")
+    assert merged.sections["dot_session_totals"] == [
+        {"outcome": "established", "sessions": 9},
+        {"outcome": "refused", "sessions": 1},
+        {"outcome": "reset", "sessions": 2},
+    ]
+    assert merged.summary()["dot_sessions"] == 12
+    assert merged.sections["dot_sessions"] == [{"outcome": "established"}, {"outcome": "reset"}]
+    totals_schema = SCHEMA["properties"]["dot_session_totals"]
+    jsonschema.validate(merged.to_dict()["dot_session_totals"], totals_schema)
+
+
 def test_merge_keeps_probe_settings_and_every_bulk_run() -> None:
     settings = {"mode": "strict", "timeout_s": 3.0, "target_budget_s": 90.0}
     bulk = {"aggregate": {"targets": 2}, "interrupted": False, "targets_given": 2}

@@ -27,6 +27,7 @@ from dotaudit.render.safe_text import neutral
 from dotaudit.render.svg import SizeHistogram, bin_width_for, size_histogram
 from tests import pcapgen
 from tests.conftest import ROOT
+from tests.factories import capped_dot_report
 
 RENDER_DIR = Path(html_module.__file__).parent
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -675,3 +676,8 @@ def test_a_capture_set_is_listed_file_by_file_with_frames_per_file(tmp_path: Pat
     text = render_text(report)
     assert f"input {files[1]}: 132 packets" in text
     assert f"(file 2 of 2 of the set {files[0]})" in text
+
+
+def test_the_overview_counts_every_dot_session_and_says_how_many_are_listed() -> None:
+    visible = Doc(render_html(capped_dot_report())).visible
+    assert "10 DoT sessions seen, 7 established (2 listed below)" in visible

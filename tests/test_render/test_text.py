@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dotaudit.model.report import AuditReport
 from dotaudit.render.text import render_text
+from tests.factories import capped_dot_report
 from tests.test_render.test_html_network import VERDICT, discovery_report
 
 
@@ -51,3 +52,13 @@ def test_discovery_lines_name_resolvers_designations_and_the_verdict() -> None:
 def test_terminal_control_characters_are_escaped() -> None:
     text = render_text(discovery_report("evil\x1b[31m"))
     assert "\x1b" not in text and "evil\\x1b[31m" in text
+
+
+def test_a_capped_dot_session_table_is_said_to_list_fewer_than_were_seen() -> None:
+    assert "DoT sessions: 10 (7 established; 2 listed);" in render_text(capped_dot_report())
+    whole = capped_dot_report()
+    whole.sections["dot_session_totals"] = [
+        {"outcome": "established", "sessions": 1},
+        {"outcome": "refused", "sessions": 1},
+    ]
+    assert "DoT sessions: 2 (1 established);" in render_text(whole)
