@@ -28,7 +28,12 @@ from dotaudit.cluster.tasks import (
 from dotaudit.detect.base import Context
 from dotaudit.detect.runner import Detection, merge_shared_facts
 from dotaudit.errors import ClusterError, InputError
-from dotaudit.model.report import ANOMALY_SAMPLES, AuditReport, merge_reports
+from dotaudit.model.report import (
+    ANOMALY_SAMPLES,
+    AuditReport,
+    combined_sections,
+    merge_reports,
+)
 
 TASK_RETRIES = 2
 """Retries of a task that raised (a worker that is lost is replaced by Dask itself)."""
@@ -91,11 +96,9 @@ def assemble_report(
                 anomalies[what] = anomalies.get(what, 0) + count
             samples.extend(result.anomaly_samples[: ANOMALY_SAMPLES - len(samples)])
         findings = []
-        sections: dict[str, list[dict[str, Any]]] = {}
+        sections = combined_sections(detection.sections for detection in shares)
         for detection in shares:
             findings.extend(detection.findings)
-            for name, rows in detection.sections.items():
-                sections.setdefault(name, []).extend(rows)
             for what, count in detection.caps.items():
                 anomalies[what] = anomalies.get(what, 0) + count
         report = AuditReport(

@@ -36,7 +36,7 @@ from dotaudit.errors import InputError
 from dotaudit.model.event_codec import decode_events, encode_events
 from dotaudit.model.events import AnomalySeen, Event
 from dotaudit.model.findings import Finding
-from dotaudit.model.report import ANOMALY_SAMPLES
+from dotaudit.model.report import ANOMALY_SAMPLES, combined_sections
 from dotaudit.pipeline import CaptureRun, analyze_group, analyze_run
 
 COPY_CHUNK = 1 << 20
@@ -202,7 +202,6 @@ def analyze_capture_set(
         return [MappedCapture({"path": names[0]}, {}, [], error=text)], Detection([], {})
     mapped: list[MappedCapture] = []
     findings: list[Finding] = []
-    sections: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         for number, summary in enumerate(result.summaries):
             data = _renamed(summary.to_dict(), renames)
@@ -215,9 +214,7 @@ def analyze_capture_set(
                 )
             )
         findings.extend(result.findings)
-        for key, rows in result.sections.items():
-            sections.setdefault(key, []).extend(rows)
-    detection = Detection(findings, sections)
+    detection = Detection(findings, combined_sections(result.sections for result in results))
     return mapped, _renamed_detection(detection, renames)
 
 

@@ -10,7 +10,7 @@ reading a saved JSON report back (:func:`load_report`), including the previous s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -540,17 +540,26 @@ def merge_reports(reports: Sequence[AuditReport], generated_at: str) -> AuditRep
     for report in reports:
         merged.inputs.extend(report.inputs)
         merged.findings.extend(report.findings)
-        for name, rows in report.sections.items():
-            merged.sections.setdefault(name, []).extend(rows)
         for what, count in report.anomalies.items():
             merged.anomalies[what] = merged.anomalies.get(what, 0) + int(count)
         room = max(ANOMALY_SAMPLES - len(merged.anomaly_samples), 0)
         merged.anomaly_samples.extend(report.anomaly_samples[:room])
-    if "dot_session_totals" in merged.sections:
-        merged.sections["dot_session_totals"] = _summed_totals(
-            merged.sections["dot_session_totals"]
-        )
+    merged.sections = combined_sections(report.sections for report in reports)
     return merged
+
+
+def combined_sections(
+    parts: Iterable[Mapping[str, list[dict[str, Any]]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The sections of several runs (files, shares of a cluster's clients) as one: rows
+    in order, and the totals summed, as one run over all of them would count."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for part in parts:
+        for name, rows in part.items():
+            sections.setdefault(name, []).extend(rows)
+    if "dot_session_totals" in sections:
+        sections["dot_session_totals"] = _summed_totals(sections["dot_session_totals"])
+    return sections
 
 
 def _summed_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
