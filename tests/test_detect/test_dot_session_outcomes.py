@@ -99,6 +99,26 @@ def test_reset_with_a_foreign_ttl_is_marked_injected() -> None:
     assert row["close_reason"] == "never connected: SYN answered by RST"
 
 
+@pytest.mark.parametrize(
+    ("rst_ttl", "injected"), [(0, False), (1, True), (254, True), (255, False)]
+)
+def test_server_ttls_are_remembered_from_the_lowest_to_the_highest(
+    rst_ttl: int, injected: bool
+) -> None:
+    """TTL is one byte: the server's own 0 and 255 are each told from their neighbours."""
+    sent = [
+        f.connection(dport=53, outcome="closed_fin", server_ttl=ttl, sport=40100 + n)
+        for n, ttl in enumerate((255, 0, 255))
+    ]
+    refused = f.connection(outcome="refused", handshake_seen=False, rst_ttl=rst_ttl, sport=40200)
+    detector = run([*sent, refused])
+    evidence = detector.finish()[0].evidence
+    assert evidence.get("reset_injected", False) is injected
+    if injected:
+        assert evidence["server_ttls"] == [0, 255]
+    assert detector.shared_facts() == {f.SERVER: {0, 255}}
+
+
 def test_reset_with_the_servers_own_ttl_is_not_marked() -> None:
     plain = f.connection(dport=53, outcome="closed_fin", server_ttl=64, sport=40100)
     refused = f.connection(outcome="refused", handshake_seen=False, rst_ttl=64, sport=40101)

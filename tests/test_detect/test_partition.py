@@ -30,6 +30,7 @@ from dotaudit.model.events import (
     TlsClientHelloSeen,
     TlsServerHelloSeen,
 )
+from dotaudit.model.report import combined_sections
 from dotaudit.pipeline import CaptureRun
 from tests.conftest import ROOT
 from tests.factories import certificate, connection, dot_session_events
@@ -60,11 +61,7 @@ def _by_shares(
     facts = merge_shared_facts([r.shared_facts() for r in runners], detectors)
     parts = [r.finish(facts if share_facts else None) for r in runners]
     return Detection(
-        [f for p in parts for f in p.findings],
-        {
-            name: [row for p in parts for row in p.sections.get(name, [])]
-            for name in {n for p in parts for n in p.sections}
-        },
+        [f for p in parts for f in p.findings], combined_sections(p.sections for p in parts)
     )
 
 
