@@ -61,7 +61,7 @@ def _is_ip_literal(name: str | None) -> bool:
     return True
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     file: str
     client: str
@@ -111,7 +111,7 @@ def _is_doh_request(event: HttpRequestSeen) -> bool:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cleartext:
     """DoH over cleartext HTTP/2 between one client and one server."""
 

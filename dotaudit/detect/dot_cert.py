@@ -109,7 +109,7 @@ def certificate_problems(cert: TlsCertificateSeen, sni: str | None, pinned: bool
     return reasons
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pair:
     """What the sessions of one (file, client, server) showed; the key names them."""
 

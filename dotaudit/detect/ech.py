@@ -74,7 +74,7 @@ def classify_ech(sni: str | None, ech: bool, esni: bool) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     file: str
     first_ts: float

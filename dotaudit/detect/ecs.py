@@ -37,7 +37,7 @@ def ecs_prefix(ecs: str) -> int | None:
     return int(prefix)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pair:
     file: str
     first_ts: float

@@ -141,7 +141,7 @@ class _Attempt:
         return row
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """The fallbacks of one client to one DoT server, summed as they are decided."""
 

@@ -63,7 +63,7 @@ def is_nonlocal(service: str, qname: str) -> bool:
     return False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     file: str
     first_ts: float

@@ -204,7 +204,7 @@ def infer_padding(session: DotSession) -> dict[str, Any]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class _PairAggregate:
     """What the sessions of one (file, client, server, verdict) showed; the key names them."""
 

@@ -52,7 +52,7 @@ def _sni_table() -> CappedGroups[str, _SniStats]:
     return CappedGroups(MAX_SNIS_PER_CLIENT)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Client:
     file: str
     snis: CappedGroups[str, _SniStats] = field(default_factory=_sni_table)

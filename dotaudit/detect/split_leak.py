@@ -40,7 +40,7 @@ fewer than 2 * PER_CLIENT queries can have been counted after it: forgetting the
 past that bound never forgets a query a later session can bring again."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Split:
     names: CappedSample
     dot_servers: set[str] = field(default_factory=set)
