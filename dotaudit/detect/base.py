@@ -7,6 +7,7 @@ Each keeps bounded state (aggregates, capped samples) so memory stays flat.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from sys import intern
@@ -127,28 +128,41 @@ class CappedSample:
     """Keeps the first ``limit`` distinct values in arrival order, and counts them all
     (remembering at most ``track`` of them, and only while ``budget`` lasts)."""
 
-    __slots__ = ("_budget", "_seen", "_track", "limit", "overflow", "values")
+    __slots__ = ("_budget", "_hashes", "_last", "_track", "limit", "overflow", "values")
 
     def __init__(
         self, limit: int = 20, track: int = 10_000, budget: TrackShare | None = None
     ) -> None:
         self.limit = limit
         self.values: list[str] = []
-        self._seen: set[str] = set()
+        self._hashes = array("q")
+        """The ``hash()`` of each remembered value, sorted. A run remembers up to
+        ``TRACK_BUDGET`` values; as a set of strings each cost about 90 bytes (a set keeps
+        its table two to eight times as large as what it holds), as a hash 8. Two values
+        with one 64-bit hash would count once: for a run's 100,000 values a chance of
+        about one in a billion, and the hash's key is secret to the process, so a capture
+        cannot aim for it."""
+        self._last: str | None = None
+        """The remembered value added last: a response repeats its query's name, most
+        often next."""
         self.overflow = False
         """Some distinct value was not remembered: ``count`` is a lower bound."""
         self._track = track
         self._budget = budget
 
     def add(self, value: str) -> None:
-        if value in self._seen:
+        if value == self._last:
+            return
+        hashes = self._hashes
+        key = hash(value)
+        at = bisect_left(hashes, key)
+        if at < len(hashes) and hashes[at] == key:
+            self._last = value
             return
         share = self._budget
-        if len(self._seen) < self._track and (share is None or share.pool.left > 0):
-            # One string for every group that remembers the same name: a capture's names
-            # repeat across clients and servers far more than they differ.
-            value = intern(value)
-            self._seen.add(value)
+        if len(hashes) < self._track and (share is None or share.pool.left > 0):
+            hashes.insert(at, key)
+            self._last = value
             if share is not None:
                 share.pool.left -= 1
         else:
@@ -158,15 +172,20 @@ class CappedSample:
             if value in self.values:  # not remembered, but already in the sample
                 return
         if len(self.values) < self.limit:
-            self.values.append(value)
+            # One string for every sample that keeps the same name: a capture's names
+            # repeat across clients and servers far more than they differ.
+            self.values.append(intern(value))
 
     @property
     def count(self) -> int:
         """Distinct values seen (exact up to the tracking cap; see ``overflow``)."""
-        return len(self._seen)
+        return len(self._hashes)
 
     def __contains__(self, value: str) -> bool:
-        return value in self._seen
+        hashes = self._hashes
+        key = hash(value)
+        at = bisect_left(hashes, key)
+        return at < len(hashes) and hashes[at] == key
 
 
 class CappedGroups(dict[K, V]):
