@@ -554,11 +554,16 @@ def combined_sections(
     """The sections of several runs (files, shares of a cluster's clients) as one: rows
     in order, and the totals summed, as one run over all of them would count."""
     sections: dict[str, list[dict[str, Any]]] = {}
+    untotalled: list[dict[str, Any]] = []  # DoT rows of reports written before totals
     for part in parts:
         for name, rows in part.items():
             sections.setdefault(name, []).extend(rows)
+        if "dot_session_totals" not in part:
+            untotalled.extend(rows_of(part.get("dot_sessions")))
     if "dot_session_totals" in sections:
-        sections["dot_session_totals"] = _summed_totals(sections["dot_session_totals"])
+        # Their table is all such a part can tell: each row counts as one session.
+        counted = [{"outcome": row.get("outcome"), "sessions": 1} for row in untotalled]
+        sections["dot_session_totals"] = _summed_totals(sections["dot_session_totals"] + counted)
     return sections
 
 

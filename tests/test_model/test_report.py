@@ -97,6 +97,23 @@ def test_merged_dot_session_totals_are_one_row_per_outcome() -> None:
     jsonschema.validate(merged.to_dict()["dot_session_totals"], totals_schema)
 
 
+def test_a_report_without_totals_merged_with_one_that_has_them_counts_its_table() -> None:
+    older = _dot_report(["established", "reset", "established"], None)
+    newer = _dot_report(["established"], {"established": 4, "refused": 1})
+    merged = merge_reports([older, newer], "now")
+    assert merged.sections["dot_session_totals"] == [
+        {"outcome": "established", "sessions": 6},
+        {"outcome": "refused", "sessions": 1},
+        {"outcome": "reset", "sessions": 1},
+    ]
+    summary = merged.summary()
+    assert (summary["dot_sessions"], summary["dot_established"]) == (8, 6)
+    # Reports that all lack totals stay as they were: the summary counts their tables.
+    both_old = merge_reports([older, _dot_report(["refused"], None)], "now")
+    assert "dot_session_totals" not in both_old.sections
+    assert both_old.summary()["dot_sessions"] == 4
+
+
 def test_merge_keeps_probe_settings_and_every_bulk_run() -> None:
     settings = {"mode": "strict", "timeout_s": 3.0, "target_budget_s": 90.0}
     bulk = {"aggregate": {"targets": 2}, "interrupted": False, "targets_given": 2}
