@@ -102,7 +102,6 @@ class _ClientWindow:
 
     def since(self, file: str, client: str, start: float) -> tuple[OutboundPlaintextQuery, ...]:
         held = len(self.stamps)
-        order = range(self.next, self.next + held) if self.next else range(held)
         stamps = self.stamps
         return tuple(
             OutboundPlaintextQuery(
@@ -116,7 +115,7 @@ class _ClientWindow:
                 transport=self.transports[at],
                 qname=self.qnames[at],
             )
-            for at in (i % held for i in order)
+            for at in (i % held for i in range(self.next, self.next + held))
             if start <= stamps[at]
         )
 

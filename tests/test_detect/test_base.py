@@ -198,3 +198,19 @@ def test_a_value_seen_again_after_others_is_still_counted_once() -> None:
         sample.add(value)
     assert sample.count == 3 and sample.values == ["a", "b", "c"]
     assert "b" in sample and "d" not in sample
+
+
+def test_values_hashed_above_and_below_everything_remembered_are_told_apart() -> None:
+    """A lookup lands past either end of the remembered hashes: it must answer, not fail."""
+    sample = CappedSample()
+    sample.add("middle.example")
+    middle = hash("middle.example")
+    candidates = [f"other{i}.example" for i in range(200)]
+    above = next(c for c in candidates if hash(c) > middle)
+    below = next(c for c in candidates if hash(c) < middle)
+    assert above not in sample and below not in sample
+    sample.add(above)
+    sample.add(below)
+    assert above in sample and below in sample and "middle.example" in sample
+    assert sample.count == 3
+    assert f"{above}." not in sample
