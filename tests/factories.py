@@ -403,7 +403,13 @@ def capped_dot_report() -> AuditReport:
     """An analyze report whose DoT table lists 2 of the 10 sessions its totals count."""
     report = AuditReport(kind="analyze", generated_at="2024-01-01T00:00:00Z")
     report.sections["dot_sessions"] = [
-        {"outcome": "established", "client": "10.0.0.2", "server": "9.9.9.9", "start": 1.0},
+        {
+            "outcome": "established",
+            "client": "10.0.0.2",
+            "server": "9.9.9.9",
+            "start": 1.0,
+            "padding": {"verdict": "unpadded"},
+        },
         {"outcome": "refused", "client": "10.0.0.2", "server": "9.9.9.9", "start": 2.0},
     ]
     report.sections["dot_session_totals"] = [

@@ -680,4 +680,15 @@ def test_a_capture_set_is_listed_file_by_file_with_frames_per_file(tmp_path: Pat
 
 def test_the_overview_counts_every_dot_session_and_says_how_many_are_listed() -> None:
     visible = Doc(render_html(capped_dot_report())).visible
-    assert "10 DoT sessions seen, 7 established (2 listed below)" in visible
+    assert (
+        "10 DoT sessions seen, 7 established (2 listed below); 1 of those listed was not padded"
+        in visible
+    )
+    whole = capped_dot_report()
+    whole.sections["dot_session_totals"] = [
+        {"outcome": "established", "sessions": 1},
+        {"outcome": "refused", "sessions": 1},
+    ]
+    visible = Doc(render_html(whole)).visible
+    assert "2 DoT sessions seen, 1 established; 1 was not padded" in visible
+    assert "listed below" not in visible
