@@ -3,9 +3,6 @@ state in: CappedSample, CappedGroups."""
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
 import pytest
 
 from dotaudit.detect.base import (
@@ -24,6 +21,7 @@ from dotaudit.detect.dot_cert import DotCertDetector
 from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
 from dotaudit.detect.registry import DETECTORS
 from dotaudit.model.events import Event
+from tests.allocations import bytes_kept
 from tests.factories import client_hello, quic_initial
 
 
@@ -178,15 +176,12 @@ def test_a_remembered_value_costs_a_few_bytes() -> None:
     names = [f"name{i}.example" for i in range(TRACK_BUDGET // 500)]
     budget = TrackShare(TrackBudget(TRACK_BUDGET))
     samples = [CappedSample(budget=budget) for _ in range(500)]
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def fill() -> None:
         for i in range(TRACK_BUDGET):
             samples[i % len(samples)].add(names[i // len(samples)])
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    held = bytes_kept(fill)
     remembered = sum(sample.count for sample in samples)
     assert remembered == TRACK_BUDGET and budget.pool.left == 0
     assert held / remembered < 20

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
 import pytest
 
 from dotaudit.detect import recent_plaintext
 from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery, RecentPlaintextQueries
 from dotaudit.model.policy import Policy
 from tests import factories as f
+from tests.allocations import bytes_kept
 
 
 def test_kept_query_carries_the_message_facts() -> None:
@@ -186,16 +184,12 @@ def test_a_full_window_costs_a_few_dozen_bytes_a_query() -> None:
         for i in range(recent_plaintext.PER_CLIENT)
     ]
     window = RecentPlaintextQueries(Policy())
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def fill() -> None:
         for message in messages:
             window.add(message)
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    held = bytes_kept(fill)
     assert len(window.since(f.FILE, "10.0.0.1", 0.0)) == recent_plaintext.PER_CLIENT
     assert held / len(messages) < 64
 

@@ -3,9 +3,6 @@ tshark section (b) (ClientHello SNI values)."""
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
 import pytest
 
 from dotaudit.detect import sni as sni_module
@@ -14,6 +11,7 @@ from dotaudit.detect.sni import SniDetector
 from dotaudit.model.events import Event
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Severity
 from dotaudit.model.policy import Policy
+from tests.allocations import bytes_kept
 from tests.conftest import corpus_path
 from tests.factories import client_hello, dns_query, fed_detector, quic_initial, run_detectors
 
@@ -350,15 +348,11 @@ def test_an_inventory_name_costs_a_few_hundred_bytes() -> None:
         for i in range(len(names))
     ]
     detector = SniDetector(Context())
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def feed() -> None:
         for hello in hellos:
             detector.on_event(hello)
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    held = bytes_kept(feed)
     assert len(detector.sections()["sni_inventory"]) == len(hellos)
     assert held / len(hellos) < 400
