@@ -45,20 +45,17 @@ SECTION_NAMES = (
     "dnr",
     "survey",
 )
-OPTIONAL_SECTIONS = frozenset(
-    {
-        "dot_session_totals",
-        "machines",
-        "targets",
-        "network",
-        "system_resolvers",
-        "designations",
-        "dnr",
-        "survey",
-    }
-)
+OPTIONAL_SECTIONS = frozenset(SECTION_NAMES) - {
+    "plaintext_dns",
+    "dot_sessions",
+    "fallback_events",
+    "sni_inventory",
+    "doh_doq",
+    "local_names",
+}
 """Sections written only when a run made them: a probe's targets and its discovery, an
-analysis's ``machines`` (which addresses are one machine)."""
+analysis's ``machines`` (which addresses are one machine) and DoT session totals (a
+report written before they existed has none: its table is all it counts)."""
 
 ANOMALY_SAMPLES = 50
 """Anomaly records a report keeps as examples (per file and after merging); all are counted."""
