@@ -55,8 +55,11 @@ class Trap:
                 try:
                     head = conn.recv(512).decode("latin-1")
                 except OSError:
-                    head = "(no data)"
-                self.requests.append(head.split("\r\n", 1)[0])
+                    continue
+                # Chromium opens spare connections to its proxy ahead of need and may
+                # close them unused: a connection that sent nothing asked for nothing.
+                if head:
+                    self.requests.append(head.split("\r\n", 1)[0])
 
     def page_requests(self) -> list[str]:
         """Requests not explained by Chromium's background services."""
