@@ -124,6 +124,11 @@ def _mask(ttls: set[int]) -> int:
     return mask
 
 
+def _foreign(ttl: int, mask: int) -> bool:
+    """A TTL the server was seen to send on no flow, when it was seen to send any."""
+    return mask != 0 and not mask >> ttl & 1
+
+
 def _ttls(mask: int) -> list[int]:
     """The TTLs of ``mask``, lowest first."""
     return [ttl for ttl in range(mask.bit_length()) if mask >> ttl & 1]
@@ -275,15 +280,14 @@ class DotSessionOutcomesDetector(Detector):
 
     def _mark_injected_resets(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
+            if row["outcome"] not in RESET_OUTCOMES:
+                row["reset_injected"] = None
+                continue
             rst_ttl = row.get("rst_ttl")
-            seen = _ttls(self.server_ttls.get(row["server"], 0))
-            row["reset_injected"] = (
-                rst_ttl is not None and bool(seen) and rst_ttl not in seen
-                if row["outcome"] in RESET_OUTCOMES
-                else None
-            )
+            mask = self.server_ttls.get(row["server"], 0)
+            row["reset_injected"] = rst_ttl is not None and _foreign(rst_ttl, mask)
             if row["reset_injected"]:
-                row["server_ttls"] = sorted(seen)
+                row["server_ttls"] = _ttls(mask)
 
     def sections(self) -> dict[str, Section]:
         rows = [marshal.loads(row) for row in self._rows]
@@ -326,12 +330,12 @@ class DotSessionOutcomesDetector(Detector):
                 evidence["alerts"] = sorted(group.alerts)
                 evidence["syn_retransmits"] = group.syn_retransmits
                 evidence["icmp"] = sorted(group.icmp)
-                seen = _ttls(self.server_ttls.get(server, 0))
-                injected = sorted(t for t in group.reset_ttls if seen and t not in seen)
+                mask = self.server_ttls.get(server, 0)
+                injected = sorted(t for t in group.reset_ttls if _foreign(t, mask))
                 if injected:
                     evidence["reset_injected"] = True
                     evidence["reset_ttl"] = injected
-                    evidence["server_ttls"] = sorted(seen)
+                    evidence["server_ttls"] = _ttls(mask)
                     evidence["note"] = (
                         "the RST's TTL differs from every packet this server sent on other "
                         "flows: a middlebox on the path most likely injected it"

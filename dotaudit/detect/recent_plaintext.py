@@ -88,17 +88,15 @@ class _ClientWindow:
         self.next = (at + 1) % len(self.stamps)
 
     def _put_frame(self, at: int, frame: int) -> None:
+        frames = self.frames
         try:
-            self._store_frame(at, frame)
+            if at == len(frames):
+                frames.append(frame)
+            else:
+                frames[at] = frame
         except OverflowError:
-            self.frames = list(self.frames)
-            self._store_frame(at, frame)
-
-    def _store_frame(self, at: int, frame: int) -> None:
-        if at == len(self.frames):
-            self.frames.append(frame)
-        else:
-            self.frames[at] = frame
+            self.frames = list(frames)  # a list takes any frame number: this recurses once
+            self._put_frame(at, frame)
 
     def since(self, file: str, client: str, start: float) -> tuple[OutboundPlaintextQuery, ...]:
         held = len(self.stamps)
