@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from sys import intern
 from typing import Any, ClassVar, TypeVar
@@ -210,15 +211,62 @@ class CappedGroups(dict[K, V]):
         return group
 
 
+def _frame_column() -> array[int] | list[int]:
+    return array("Q")
+
+
+class FrameSample:
+    """The first ``limit`` frame numbers added: the frames a finding points at.
+
+    A busy network fills thousands of groups, each with a full sample; in a list a frame
+    costs about 40 bytes (the list's slot and an int object), in a 64-bit column 8. A
+    capture set's frame numbers carry the file's place in the set above 64 bits: the
+    column then becomes a list, which holds any number.
+    """
+
+    __slots__ = ("_frames", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._frames = _frame_column()
+
+    def add(self, frame: int) -> None:
+        """Keep ``frame`` while fewer than ``limit`` are kept (repeats are kept again)."""
+        frames = self._frames
+        if len(frames) >= self.limit:
+            return
+        try:
+            frames.append(frame)
+        except OverflowError:
+            self._frames = [*frames, frame]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._frames)
+
+    def __contains__(self, frame: object) -> bool:
+        return frame in self._frames
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrameSample):
+            return self.limit == other.limit and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class LowestFrames:
     """The ``limit`` lowest distinct frame numbers seen: what a finding lists of them
-    (``make_finding`` keeps the lowest ``MAX_FRAMES``), without keeping every frame."""
+    (``make_finding`` keeps the lowest ``MAX_FRAMES``), without keeping every frame.
+    In a 64-bit column while they fit, as ``FrameSample`` keeps its frames."""
 
     __slots__ = ("frames", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.frames: list[int] = []
+        self.frames = _frame_column()
 
     def add(self, frame: int) -> None:
         frames = self.frames
@@ -227,6 +275,10 @@ class LowestFrames:
         i = bisect_left(frames, frame)
         if i < len(frames) and frames[i] == frame:
             return
-        frames.insert(i, frame)
+        try:
+            frames.insert(i, frame)
+        except OverflowError:
+            frames = self.frames = list(frames)
+            frames.insert(i, frame)
         if len(frames) > self.limit:
             frames.pop()

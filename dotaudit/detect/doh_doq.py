@@ -22,6 +22,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     Section,
     TrackShare,
     bitten,
@@ -76,11 +77,11 @@ class _Row:
     packets: int = 0
     alpn: list[str] = field(default_factory=list)
     """As offered, first-seen order (the order is part of the client's fingerprint)."""
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
 
     def add_frame(self, frame: int) -> None:
         if len(self.frames) < MAX_FRAMES and frame not in self.frames:
-            self.frames.append(frame)
+            self.frames.add(frame)
 
     def seen(self, first: float, last: float) -> None:
         self.first_ts = min(self.first_ts, first)
@@ -129,13 +130,13 @@ class _Cleartext:
     responses: int = 0
     padded_queries: int = 0
     padded_responses: int = 0
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
 
     def seen(self, frame: int, ts: float) -> None:
         self.first_ts = min(self.first_ts, ts)
         self.last_ts = max(self.last_ts, ts)
         if len(self.frames) < MAX_FRAMES and frame not in self.frames:
-            self.frames.append(frame)
+            self.frames.add(frame)
 
 
 _CONFIDENCE = {

@@ -14,7 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, Context, Detector, bitten
+from dotaudit.detect.base import (
+    CappedGroups,
+    Context,
+    Detector,
+    FrameSample,
+    bitten,
+)
 from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled
 from dotaudit.model.events import Event, TlsCertificateSeen
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, Severity, make_finding
@@ -118,9 +124,9 @@ class _Pair:
     sessions: int = 0
     bad_sessions: int = 0
     reasons: set[str] = field(default_factory=set)
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
     """Frames of the sessions with problems."""
-    cert_frames: list[int] = field(default_factory=list)
+    cert_frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
     """Leaf certificate frames of every session (evidence for the issuer hint)."""
     leaf: dict[str, Any] | None = None
 
@@ -166,16 +172,14 @@ class DotCertDetector(Detector):
         pair.sessions += 1
         pair.first_ts = min(pair.first_ts, leaf.ts)
         pair.last_ts = max(pair.last_ts, leaf.ts)
-        if len(pair.cert_frames) < MAX_FRAMES:
-            pair.cert_frames.append(leaf.frame)
+        pair.cert_frames.add(leaf.frame)
         if not reasons:
             return
         pair.bad_sessions += 1
         pair.reasons.update(reasons)
-        if len(pair.frames) < MAX_FRAMES:
-            if session.client_hello is not None:
-                pair.frames.append(session.client_hello.frame)
-            pair.frames.append(leaf.frame)
+        if session.client_hello is not None:
+            pair.frames.add(session.client_hello.frame)
+        pair.frames.add(leaf.frame)
         if pair.leaf is None:
             pair.leaf = {
                 "sni": session.sni,

@@ -18,6 +18,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     TrackShare,
     bitten,
 )
@@ -83,7 +84,7 @@ class _Group:
     servers: CappedSample
     hellos: int = 0
     transports: set[str] = field(default_factory=set)
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
 
 
 class EchDetector(Detector):
@@ -133,8 +134,7 @@ class EchDetector(Detector):
         if event.sni:
             group.snis.add(event.sni)
         group.servers.add(event.dst)
-        if len(group.frames) < MAX_FRAMES:
-            group.frames.append(event.frame)
+        group.frames.add(event.frame)
 
     def caps(self) -> dict[str, int]:
         return bitten(

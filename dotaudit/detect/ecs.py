@@ -15,6 +15,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     Section,
     TrackShare,
     bitten,
@@ -47,7 +48,7 @@ class _Pair:
     queries: int = 0
     max_prefix: int = 0
     transports: set[str] = field(default_factory=set)
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
 
 
 class EcsDetector(Detector):
@@ -92,8 +93,7 @@ class EcsDetector(Detector):
         if event.qname is not None:
             pair.names.add(event.qname)
         pair.transports.add(event.transport)
-        if len(pair.frames) < MAX_FRAMES:
-            pair.frames.append(event.frame)
+        pair.frames.add(event.frame)
 
     def caps(self) -> dict[str, int]:
         return bitten(

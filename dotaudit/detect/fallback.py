@@ -17,6 +17,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     LowestFrames,
     Section,
     bitten,
@@ -93,7 +94,7 @@ class _Attempt:
         self.first: OutboundPlaintextQuery | None = None
         self.names: CappedSample | None = None
         self.servers: set[str] = set()
-        self.frames: list[int] = []
+        self.frames = FrameSample(QUERY_FRAMES)
 
     def add(self, query: OutboundPlaintextQuery) -> None:
         self.queries += 1
@@ -105,8 +106,7 @@ class _Attempt:
             self.names.add(query.qname)
         if len(self.servers) < MAX_SERVERS:
             self.servers.add(query.server)
-        if len(self.frames) < QUERY_FRAMES:
-            self.frames.append(query.frame)
+        self.frames.add(query.frame)
 
     def row(self) -> dict[str, Any]:
         first = self.first

@@ -18,6 +18,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     Section,
     TrackShare,
     bitten,
@@ -55,8 +56,8 @@ class _PlaintextPair:
     first_ts: float = 0.0
     last_ts: float = 0.0
     qtypes: Counter[str] = field(default_factory=Counter)
-    frames: list[int] = field(default_factory=list)
-    padded_frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(FRAME_SAMPLE))
+    padded_frames: FrameSample = field(default_factory=lambda: FrameSample(FRAME_SAMPLE))
 
     def add(self, event: DnsMessageSeen, is_query: bool) -> None:
         if not self.queries and not self.responses:
@@ -66,8 +67,7 @@ class _PlaintextPair:
             self.queries += 1
             if event.edns is not None and event.edns.padding is not None:
                 self.padded_queries += 1
-                if len(self.padded_frames) < FRAME_SAMPLE:
-                    self.padded_frames.append(event.frame)
+                self.padded_frames.add(event.frame)
         else:
             self.responses += 1
         if event.qname is not None:
@@ -78,8 +78,7 @@ class _PlaintextPair:
             if qtype not in qtypes and len(qtypes) >= MAX_QTYPES:
                 qtype = "other"
             qtypes[qtype] += 1
-        if len(self.frames) < FRAME_SAMPLE:
-            self.frames.append(event.frame)
+        self.frames.add(event.frame)
 
 
 class PlaintextLeakDetector(Detector):

@@ -18,6 +18,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     Section,
     TrackShare,
     bitten,
@@ -72,7 +73,7 @@ class _Group:
     queries: int = 0
     qtypes: Counter[str] = field(default_factory=Counter)
     groups: set[str] = field(default_factory=set)
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
 
 
 class LocalNamesDetector(Detector):
@@ -108,8 +109,7 @@ class LocalNamesDetector(Detector):
             group.qtypes[name] += 1
         if len(group.groups) < 4:
             group.groups.add(event.dst)
-        if len(group.frames) < MAX_FRAMES:
-            group.frames.append(event.frame)
+        group.frames.add(event.frame)
 
     def caps(self) -> dict[str, int]:
         return bitten(

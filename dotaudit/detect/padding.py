@@ -14,7 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dotaudit.detect.base import CappedGroups, Context, Detector, bitten
+from dotaudit.detect.base import (
+    CappedGroups,
+    Context,
+    Detector,
+    FrameSample,
+    bitten,
+)
 from dotaudit.detect.session_assembly import TLS13_OVERHEAD, DotSession, DotSessionAssembled
 from dotaudit.model.events import Event, TlsRecord
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Finding, make_finding
@@ -212,7 +218,7 @@ class _PairAggregate:
     records: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
     sizes: set[int] = field(default_factory=set)
     snis: set[str] = field(default_factory=set)
     confidences: set[str] = field(default_factory=set)
@@ -244,7 +250,8 @@ class _PairAggregate:
                 frames.append(record.frame)
             for record in session.app_records(from_client=False)[:4]:
                 frames.append(record.frame)
-            self.frames.extend(frames[: MAX_FRAMES - len(self.frames)])
+            for frame in frames:
+                self.frames.add(frame)
 
 
 def _mean(total: float, count: int) -> float | None:

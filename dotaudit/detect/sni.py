@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from sys import intern
 from typing import Any, ClassVar, cast
 
-from dotaudit.detect.base import CappedGroups, Context, Detector, Section, bitten
+from dotaudit.detect.base import (
+    CappedGroups,
+    Context,
+    Detector,
+    FrameSample,
+    Section,
+    bitten,
+)
 from dotaudit.model.events import (
     Event,
     QuicInitialSeen,
@@ -40,7 +47,7 @@ class _SniStats:
     transports: tuple[str, ...] = ()
     servers: list[str] = field(default_factory=list)
     """At most ``MAX_SERVERS_PER_SNI``, each once."""
-    frames: list[int] = field(default_factory=list)
+    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
     provider: str | None = None
     roles: tuple[str, ...] = ()
 
@@ -108,8 +115,7 @@ class SniDetector(Detector):
         servers = stats.servers
         if len(servers) < MAX_SERVERS_PER_SNI and event.dst not in servers:
             servers.append(intern(event.dst))
-        if len(stats.frames) < MAX_FRAMES:
-            stats.frames.append(event.frame)
+        stats.frames.add(event.frame)
 
     def _new_stats(self, sni: str, event: Event) -> _SniStats:
         resolvers = self.context.resolvers

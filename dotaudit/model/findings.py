@@ -8,6 +8,7 @@ remediation; ``docs/findings.md`` documents it and a test keeps the two in step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -407,7 +408,7 @@ def make_finding(
     client: str | None = None,
     server: str | None = None,
     evidence: dict[str, Any] | None = None,
-    frames: list[int] | tuple[int, ...] = (),
+    frames: Iterable[int] = (),
     first_ts: float | None = None,
     last_ts: float | None = None,
     file: str | None = None,

@@ -145,14 +145,14 @@ def test_lowest_frames_keeps_the_lowest_distinct_frames_in_order() -> None:
     frames = LowestFrames(3)
     for frame in (50, 30, 90, 30):
         frames.add(frame)
-    assert frames.frames == [30, 50, 90]  # at the limit, duplicates aside
+    assert list(frames.frames) == [30, 50, 90]  # at the limit, duplicates aside
     frames.add(90)  # equal to the highest kept: nothing changes
     frames.add(95)  # above it: not kept
-    assert frames.frames == [30, 50, 90]
+    assert list(frames.frames) == [30, 50, 90]
     frames.add(10)
     frames.add(50)  # already kept, inside the list
     frames.add(40)
-    assert frames.frames == [10, 30, 40]
+    assert list(frames.frames) == [10, 30, 40]
 
 
 def test_bitten_keeps_the_caps_that_cut_something() -> None:
