@@ -244,7 +244,13 @@ class FrameSample:
         return len(self._frames)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._frames)
+        # Read when a finding or a row is made of the sample, often twice (the row and
+        # the finding): the frames become one list of ints then, which both share, rather
+        # than new ints for each reading.
+        frames = self._frames
+        if isinstance(frames, array):
+            frames = self._frames = frames.tolist()
+        return iter(frames)
 
     def __contains__(self, frame: object) -> bool:
         return frame in self._frames
