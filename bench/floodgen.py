@@ -9,6 +9,10 @@ more memory than writing ten.
 - ``syn853``: COUNT SYNs to port 853, each from its own client address and port (spoofed
   sources, or a host retrying forever): COUNT unanswered DoT attempts.
 - ``dns_clients``: COUNT UDP/53 queries, each from its own client address, never answered.
+- ``busy_clients``: COUNT UDP/53 queries from ``BUSY_CLIENTS`` clients, each asking for
+  names of its own (A, AAAA and HTTPS), every other client padding its queries: a large
+  network rather than a hostile one, in which every group a detector keeps per client
+  fills its samples (frames, names, query types) and the groups' caps are reached.
 - ``dot_half_open``: COUNT DoT connections that complete the TCP handshake and send a
   ClientHello that the server acknowledges and never answers (5 frames each).
 
@@ -30,7 +34,7 @@ from dnsmsg import query
 from tlsmsg import client_hello, record
 from wire import PCAP_HEADER, PCAP_RECORD, fold, ones_sum
 
-KINDS = ("syn853", "dns_clients", "dot_half_open")
+KINDS = ("syn853", "dns_clients", "dot_half_open", "busy_clients")
 START_S = 1_714_564_800  # 2024-05-01T12:00:00Z
 DEFAULT_RATE = 50_000
 RESOLVERS = tuple(
@@ -94,6 +98,19 @@ def dns_clients(count: int) -> Iterator[bytes]:
         yield udp_frame(client_address(i), client_port(i), RESOLVERS[i % 4], 53, message)
 
 
+BUSY_CLIENTS = 20_000
+_BUSY_QTYPES = (1, 28, 65)
+
+
+def busy_clients(count: int) -> Iterator[bytes]:
+    for i in range(count):
+        client, turn = i % BUSY_CLIENTS, i // BUSY_CLIENTS
+        name = f"h{turn}.c{client}.{NAMES[client % 4]}"
+        pad = 128 if client % 2 else None
+        message = query(i & 0xFFFF, name, _BUSY_QTYPES[turn % 3], True, pad)
+        yield udp_frame(client_address(client), client_port(i), RESOLVERS[client % 4], 53, message)
+
+
 def dot_half_open(count: int) -> Iterator[bytes]:
     """Five frames per connection: SYN, SYN/ACK, ACK, ClientHello, the server's ACK."""
     rng = random.Random(7)
@@ -121,6 +138,8 @@ def frames_of(kind: str, count: int) -> Iterator[bytes]:
         return dns_clients(count)
     if kind == "dot_half_open":
         return dot_half_open(count)
+    if kind == "busy_clients":
+        return busy_clients(count)
     raise ValueError(f"unknown flood {kind!r}; kinds are {', '.join(KINDS)}")
 
 

@@ -92,13 +92,27 @@ class _Union:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+class _Binding:
+    """What was said of one (MAC, address, source). Most say nothing but the binding
+    itself, and a large network has tens of thousands of them: empty tuples cost nothing,
+    where three empty sets in a dict cost over a kilobyte."""
+
+    __slots__ = ("client_ids", "hostnames", "prefixes", "router")
+
+    def __init__(self) -> None:
+        self.hostnames: tuple[str, ...] = ()
+        self.client_ids: tuple[str, ...] = ()
+        self.prefixes: tuple[str, ...] = ()
+        self.router = False
+
+
 class MachineDetector(Detector):
     name = "machines"
     event_types: ClassVar[frozenset[type[Event]]] = frozenset({HostIdentitySeen})
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self.bindings: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        self.bindings: dict[tuple[str, str | None, str], _Binding] = {}
         self.dropped = 0
         self.file: str | None = None
 
@@ -111,19 +125,16 @@ class MachineDetector(Detector):
             if len(self.bindings) >= MAX_BINDINGS:
                 self.dropped += 1
                 return
-            entry = self.bindings[key] = {
-                "hostnames": set(),
-                "client_ids": set(),
-                "prefixes": set(),
-                "router": False,
-            }
-        if event.hostname:
-            entry["hostnames"].add(event.hostname)
-        if event.client_id:
-            entry["client_ids"].add(event.client_id)
-        if event.prefix:
-            entry["prefixes"].add(event.prefix)
-        entry["router"] = entry["router"] or event.router
+            entry = self.bindings[key] = _Binding()
+        # Each distinct statement arrives once (the dissector emits a binding once), so
+        # these grow by at most one per event; the membership tests keep them sets.
+        if event.hostname and event.hostname not in entry.hostnames:
+            entry.hostnames += (event.hostname,)
+        if event.client_id and event.client_id not in entry.client_ids:
+            entry.client_ids += (event.client_id,)
+        if event.prefix and event.prefix not in entry.prefixes:
+            entry.prefixes += (event.prefix,)
+        entry.router = entry.router or event.router
 
     def finish(self) -> list[Finding]:
         return []
@@ -132,7 +143,7 @@ class MachineDetector(Detector):
         return {"machines": self.machines()}
 
     def machines(self) -> list[dict[str, Any]]:
-        parsed: list[tuple[str, Address | None, str, dict[str, Any]]] = []
+        parsed: list[tuple[str, Address | None, str, _Binding]] = []
         for (mac, text, source), entry in self.bindings.items():
             address: Address | None = None
             if text is not None:
@@ -142,7 +153,7 @@ class MachineDetector(Detector):
                     continue
             parsed.append((mac, address, source, entry))
         on_link = self._on_link_networks(parsed)
-        routers = {mac for mac, _, _, entry in parsed if entry["router"]}
+        routers = {mac for mac, _, _, entry in parsed if entry.router}
         for mac, address, source, _ in parsed:
             # The frame source of an address off the link forwards for others.
             if source != "frame" or address is None:
@@ -167,8 +178,8 @@ class MachineDetector(Detector):
         union = _Union()
         hostnames: dict[str, set[str]] = {}
         for mac, _, _, entry in parsed:
-            hostnames.setdefault(mac, set()).update(entry["hostnames"])
-            for client_id in entry["client_ids"]:
+            hostnames.setdefault(mac, set()).update(entry.hostnames)
+            for client_id in entry.client_ids:
                 if not _is_mac_client_id(client_id, mac):
                     union.join("mac:" + mac, "cid:" + client_id)
         macs_of: dict[Address, set[str]] = {}
@@ -235,10 +246,10 @@ class MachineDetector(Detector):
         return rows
 
     @staticmethod
-    def _on_link_networks(parsed: list[tuple[str, Address | None, str, dict[str, Any]]]) -> _OnLink:
+    def _on_link_networks(parsed: list[tuple[str, Address | None, str, _Binding]]) -> _OnLink:
         on_link = _OnLink()
         for _, _, _, entry in parsed:
-            for text in entry["prefixes"]:
+            for text in entry.prefixes:
                 on_link.announce(text)
         for _, address, source, _ in parsed:
             if address is not None and source in STRONG_SOURCES:
