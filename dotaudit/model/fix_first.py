@@ -289,6 +289,8 @@ def fix_first(findings: Iterable[Finding], sections: dict[str, list[dict[str, An
                 explained_by[other.dedup_key] = finding
     groups: dict[str, FixGroup] = {}
     items: dict[tuple[str, int | str], FixItem] = {}
+    item_of: dict[int, FixItem] = {}
+    """id(finding) -> the item it was listed under."""
     for finding in ordered:
         if finding.severity < Severity.LOW or finding.dedup_key in explained_by:
             continue
@@ -312,12 +314,13 @@ def fix_first(findings: Iterable[Finding], sections: dict[str, list[dict[str, An
                 item = items[item_key] = FixItem(subject, None)
                 group.items.append(item)
         item.findings.append(finding)
+        item_of[id(finding)] = item
+    # Looked up by identity: searching every item's findings for each folded one was
+    # quadratic, minutes for a report of 15,000 findings.
     for folded_key, cause in explained_by.items():
-        folded = by_key[folded_key]
-        for item in items.values():
-            if cause in item.findings:
-                item.folded.append(folded)
-                break
+        listed_under = item_of.get(id(cause))
+        if listed_under is not None:
+            listed_under.folded.append(by_key[folded_key])
     priority = {action.key: n for n, action in enumerate(ACTIONS)}
     ordered_groups = sorted(
         groups.values(),

@@ -384,9 +384,10 @@ class AuditReport:
             out["probe_config"] = self.probe_config
         if self.bulk:
             out["bulk"] = self.bulk
+        first = self.fix_first()
         out |= {
-            "summary": self.summary(),
-            "fix_first": self.fix_first().to_dict(),
+            "summary": self.summary(first),
+            "fix_first": first.to_dict(),
             "findings": [f.to_dict() for f in self.sorted_findings()],
             "anomalies": {
                 "counts": dict(sorted(self.anomalies.items())),
