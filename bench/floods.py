@@ -1,7 +1,7 @@
 """Peak RSS of `dotaudit events` and `dotaudit analyze` under floods and on ordinary
 captures of growing size. A benchmark, not a timed test: it prints numbers, it never fails.
 
-    .venv/bin/python bench/floods.py                       # the four floods, 100k/1M mix
+    .venv/bin/python bench/floods.py                       # the five floods, 100k/1M mix
     .venv/bin/python bench/floods.py --floods syn853:1000000 --mix-sizes 100000,1000000,3000000
     .venv/bin/python bench/floods.py --keep                # keep the generated captures
 
@@ -30,7 +30,9 @@ from run import OUT, compile_package, measure
 HERE = Path(__file__).resolve().parent
 TARGET_FLOOD_MB = 200.0
 TARGET_MIX_MB = 150.0
-DEFAULT_FLOODS = "syn853:1000000,syn853:2000000,dns_clients:1000000,dot_half_open:500000"
+DEFAULT_FLOODS = (
+    "syn853:1000000,syn853:2000000,dns_clients:1000000,dot_half_open:500000,busy_clients:1000000"
+)
 DEFAULT_MIX = "100000,1000000"
 
 
