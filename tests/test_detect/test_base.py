@@ -11,6 +11,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     LowestFrames,
     TrackBudget,
     TrackShare,
@@ -185,6 +186,58 @@ def test_a_remembered_value_costs_a_few_bytes() -> None:
     remembered = sum(sample.count for sample in samples)
     assert remembered == TRACK_BUDGET and budget.pool.left == 0
     assert held / remembered < 20
+
+
+def test_a_frame_sample_keeps_the_first_frames_up_to_its_limit() -> None:
+    sample = FrameSample(3)
+    for frame in (7, 5, 7, 9, 11):
+        sample.add(frame)
+    assert list(sample) == [7, 5, 7]  # arrival order, repeats kept, the fourth refused
+    assert len(sample) == 3 and 5 in sample and 9 not in sample
+    below = FrameSample(4)
+    for frame in (7, 5, 7):
+        below.add(frame)
+    assert list(below) == [7, 5, 7]
+
+
+def test_a_frame_sample_takes_frame_numbers_past_64_bits() -> None:
+    # A capture set's frames carry the file's place in the set above bit 64.
+    big = (1 << 64) | 12
+    for frames in ((big, 3), (3, big), ((1 << 64) - 1, big)):
+        sample = FrameSample(50)
+        for frame in frames:
+            sample.add(frame)
+        assert list(sample) == list(frames)
+    lowest = LowestFrames(2)
+    for frame in (big, 3, (1 << 64) - 1, big + 1):
+        lowest.add(frame)
+    assert list(lowest.frames) == [3, (1 << 64) - 1]
+
+
+def test_a_frame_sample_read_twice_shares_its_ints() -> None:
+    """A row and a finding are made of one sample: the same ints, not two copies."""
+    sample = FrameSample(50)
+    for frame in range(10_000, 10_050):
+        sample.add(frame)
+    first, second = list(sample), tuple(sample)
+    assert first == list(range(10_000, 10_050))
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    sample.add(1)  # full: refused, after reading as before
+    assert len(sample) == 50
+
+
+def test_a_full_frame_sample_costs_about_8_bytes_a_frame() -> None:
+    """Thousands of groups keep a full sample each: in a list a frame cost about 40 bytes
+    (a slot and an int object), in the column 8."""
+    samples = [FrameSample(50) for _ in range(1000)]
+
+    def fill() -> None:
+        for n, sample in enumerate(samples):
+            for frame in range(n * 1000, n * 1000 + 50):
+                sample.add(frame)
+
+    held = bytes_kept(fill)
+    assert held / (50 * len(samples)) < 12
 
 
 def test_a_value_seen_again_after_others_is_still_counted_once() -> None:
