@@ -32,8 +32,13 @@ def _no_grease(values: tuple[int, ...]) -> tuple[int, ...]:
     return tuple([v for v in values if v not in _GREASE])
 
 
-MAX_CACHED = 4096
-"""Distinct fingerprint inputs remembered per cache; the oldest is dropped beyond this."""
+MAX_CACHED = 512
+"""Distinct fingerprint inputs remembered per cache; the oldest is dropped beyond this.
+A network's client stacks are few; what fills a larger cache is browsers that shuffle
+their extensions on every connection (RFC 8446 allows any order), a JA3 key each, never
+seen again. On the benchmark's 1M mix, 4,096 entries hit 47.7% of JA3 look-ups and 256
+hit 46.6% (JA4 sorts the extensions: 19 keys, 99.7% hits either way); the 4,096 cost
+about 3 MB."""
 MAX_KEYED_VALUES = 512
 """Hellos listing more values than this in total are fingerprinted but not remembered: a
 key holds its lists, so without this a hostile capture of huge hellos could pin
