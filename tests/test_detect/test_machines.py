@@ -106,6 +106,14 @@ def test_a_router_advertisement_marks_the_mac_a_router() -> None:
     assert [(r["addresses"], r["router"]) for r in rows] == [(["fe80::1"], True)]
 
 
+def test_a_router_stays_a_router_when_its_next_message_says_nothing_of_it() -> None:
+    ra = host_identity(ROUTER, "fe80::1", "ndp", router=True)
+    plain = host_identity(ROUTER, "fe80::1", "ndp")  # a later NA without the router flag
+    frame = host_identity(ROUTER, "fe80::99", "frame")
+    rows = grouped([ra, plain, frame])
+    assert [(r["addresses"], r["router"]) for r in rows] == [(["fe80::1"], True)]
+
+
 @pytest.mark.parametrize("count", [MAX_MACHINE_ADDRESSES, MAX_MACHINE_ADDRESSES + 1])
 def test_a_mac_with_too_many_addresses_is_no_machine(count: int) -> None:
     assert MAX_MACHINE_ADDRESSES == 16  # docs/findings.md
@@ -183,6 +191,17 @@ def test_a_statement_made_again_is_listed_once() -> None:
     assert [(r["addresses"], r["hostnames"]) for r in rows] == [
         (["192.0.2.10"], ["laptop", "laptop-2"])
     ]
+    # Kept once, too: a binding grows only by what is new.
+    detector = fed_detector(
+        machines_module.MachineDetector,
+        [
+            host_identity(HOST, "192.0.2.10", "dhcp", hostname="laptop", client_id="ff01"),
+            host_identity(HOST, "192.0.2.10", "dhcp", hostname="laptop", client_id="ff02"),
+            host_identity(HOST, "192.0.2.10", "dhcp", hostname="laptop-2", client_id="ff01"),
+        ],
+    )
+    (binding,) = detector.bindings.values()
+    assert (binding.hostnames, binding.client_ids) == (("laptop", "laptop-2"), ("ff01", "ff02"))
 
 
 def test_a_binding_that_says_nothing_more_costs_under_300_bytes() -> None:
