@@ -30,14 +30,51 @@ over all their groups: one budget for all of them, so that a capture that fills 
 detector's samples at once costs no more than one that fills one."""
 
 
+NAME_POOL = 16_384
+"""Distinct names a ``NamePool`` shares one string for."""
+
+
+class NamePool:
+    """One string for each of the first ``limit`` distinct names it is shown.
+
+    A capture's names repeat across clients, queries and servers far more than they
+    differ, so what keeps many of them (samples, the plaintext window) keeps one copy of
+    each. ``sys.intern`` would share every name, but the interpreter's table of interned
+    strings keeps a slot for each one alive, about 50 bytes, and never shrinks: a capture
+    of distinct names (20,000 clients asking for their own) paid 19 MB for sharing nothing.
+    Past ``limit`` a name is kept as the string it came in; the names a network repeats
+    are among the first it shows.
+    """
+
+    __slots__ = ("_names", "limit")
+
+    def __init__(self, limit: int = NAME_POOL) -> None:
+        self.limit = limit
+        self._names: dict[str, str] = {}
+
+    def share(self, name: str) -> str:
+        names = self._names
+        shared = names.get(name)
+        if shared is not None:
+            return shared
+        if len(names) < self.limit:
+            names[name] = name
+        return name
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class TrackBudget:
     """What is left of a run's ``TRACK_BUDGET``; each detector draws on it through a
-    ``TrackShare`` of its own, which counts what it was refused."""
+    ``TrackShare`` of its own, which counts what it was refused. The run's samples share
+    their names through ``names``."""
 
-    __slots__ = ("left",)
+    __slots__ = ("left", "names")
 
     def __init__(self, limit: int) -> None:
         self.left = limit
+        self.names = NamePool()
 
 
 def _new_track_budget() -> TrackBudget:
@@ -173,9 +210,7 @@ class CappedSample:
             if value in self.values:  # not remembered, but already in the sample
                 return
         if len(self.values) < self.limit:
-            # One string for every sample that keeps the same name: a capture's names
-            # repeat across clients and servers far more than they differ.
-            self.values.append(intern(value))
+            self.values.append(intern(value) if share is None else share.pool.names.share(value))
 
     @property
     def count(self) -> int:

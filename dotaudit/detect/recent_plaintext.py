@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sys import intern
 from typing import ClassVar
 
+from dotaudit.detect.base import NamePool
 from dotaudit.model.events import DnsMessageSeen, Event
 from dotaudit.model.policy import Policy
 
@@ -44,7 +45,8 @@ class _ClientWindow:
 
     A query object per kept query cost about 200 bytes, and a window holds tens of
     thousands of them on an ordinary busy network; as columns a query costs about 40
-    (its names are interned: they repeat across queries and clients). The queries are
+    (its names shared through the window's ``NamePool``: they repeat across queries and
+    clients). The queries are
     made again, equal to the ones ``add`` returned, only when ``since`` hands them out.
     """
 
@@ -68,8 +70,8 @@ class _ClientWindow:
     def oldest_ts(self) -> float:
         return self.stamps[self.next]
 
-    def append(self, query: OutboundPlaintextQuery) -> None:
-        qname = None if query.qname is None else intern(query.qname)
+    def append(self, query: OutboundPlaintextQuery, names: NamePool) -> None:
+        qname = None if query.qname is None else names.share(query.qname)
         if len(self.stamps) < PER_CLIENT:
             self.stamps.append(query.ts)
             self._put_frame(len(self.frames), query.frame)
@@ -131,6 +133,7 @@ class RecentPlaintextQueries:
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
         self._by_client: dict[tuple[str, str], _ClientWindow] = {}
+        self._names = NamePool()
         """Least recently seen client first."""
         self._forgot: dict[tuple[str, str], float] = {}
         """Of a client whose window is full: the time of the last query it let go."""
@@ -167,7 +170,7 @@ class RecentPlaintextQueries:
             self._forgot[key] = queue.oldest_ts()
         else:
             self._held += 1
-        queue.append(query)
+        queue.append(query, self._names)
         by_client[key] = queue
         while len(by_client) > MAX_CLIENTS or self._held > MAX_QUERIES:
             oldest = next(iter(by_client))
