@@ -130,10 +130,11 @@ class RecentPlaintextQueries:
     ones instead of locking the window for every client that comes later.
     """
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, names: NamePool | None = None) -> None:
         self._policy = policy
         self._by_client: dict[tuple[str, str], _ClientWindow] = {}
-        self._names = NamePool()
+        self._names = NamePool() if names is None else names
+        """The run's (``TrackBudget.names``), shared with the detectors' samples."""
         """Least recently seen client first."""
         self._forgot: dict[tuple[str, str], float] = {}
         """Of a client whose window is full: the time of the last query it let go."""

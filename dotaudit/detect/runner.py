@@ -48,7 +48,7 @@ class DetectorRunner:
                 self._routes.setdefault(event_type, []).append(detector.on_event)
         self._stage: SessionStage | None = None
         if any(event_type in self._routes for event_type in SessionStage.emits):
-            self._stage = SessionStage(context.policy, self.feed)
+            self._stage = SessionStage(context.policy, self.feed, context.track.names)
             for event_type, handler in self._stage.handlers().items():
                 self._routes[event_type] = [handler, *self._routes.get(event_type, ())]
         self._keepers = [

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dotaudit.detect.base import bitten
+from dotaudit.detect.base import NamePool, bitten
 from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery, RecentPlaintextQueries
 from dotaudit.model.events import (
     ConnectionSeen,
@@ -289,10 +289,10 @@ class SessionStage:
         {DotSessionAssembled, OutboundPlaintextQuery}
     )
 
-    def __init__(self, policy: Policy, emit: Emit) -> None:
+    def __init__(self, policy: Policy, emit: Emit, names: NamePool | None = None) -> None:
         self._emit = emit
         self._assembler = DotSessionAssembler()
-        self._recent = RecentPlaintextQueries(policy)
+        self._recent = RecentPlaintextQueries(policy, names)
 
     def handlers(self) -> dict[type[Event], Callable[[Event], None]]:
         """The stage's handler for each event type it reads."""
