@@ -30,7 +30,7 @@ over all their groups: one budget for all of them, so that a capture that fills 
 detector's samples at once costs no more than one that fills one."""
 
 
-NAME_POOL = 8_192
+NAME_POOL = 16_384
 """Distinct names a ``NamePool`` shares one string for."""
 
 
