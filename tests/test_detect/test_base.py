@@ -13,6 +13,7 @@ from dotaudit.detect.base import (
     Detector,
     FrameSample,
     LowestFrames,
+    NamePool,
     TrackBudget,
     TrackShare,
     bitten,
@@ -21,7 +22,9 @@ from dotaudit.detect.doh_doq import DohDoqDetector
 from dotaudit.detect.dot_cert import DotCertDetector
 from dotaudit.detect.dot_session_outcomes import DotSessionOutcomesDetector
 from dotaudit.detect.registry import DETECTORS
+from dotaudit.detect.runner import DetectorRunner
 from dotaudit.model.events import Event
+from tests import factories as f
 from tests.allocations import bytes_kept
 from tests.factories import client_hello, quic_initial
 
@@ -238,6 +241,31 @@ def test_a_full_frame_sample_costs_about_8_bytes_a_frame() -> None:
 
     held = bytes_kept(fill)
     assert held / (50 * len(samples)) < 12
+
+
+def test_a_name_pool_shares_its_first_names_and_passes_the_rest_through() -> None:
+    pool = NamePool(2)
+
+    def fresh(text: str) -> str:
+        return "".join(("x", text))  # a string of its own, as each message's name
+
+    a, b, c = fresh("a"), fresh("b"), fresh("c")
+    assert pool.share(a) is a and pool.share(b) is b and len(pool) == 2
+    assert pool.share(fresh("a")) is a  # shared: the pool's copy
+    assert pool.share(fresh("b")) is b
+    assert pool.share(c) is c and len(pool) == 2  # past the limit: kept as it came
+    assert pool.share(fresh("c")) is not c
+
+
+def test_a_run_shares_one_name_pool_between_samples_and_the_window() -> None:
+    """One pool, so that a run pins at most ``NAME_POOL`` names, not that many per part."""
+    runner = DetectorRunner(Context(), DETECTORS)
+    name = "".join(("shared", ".example"))
+    runner.feed(f.dns_query(qname=name))
+    pool = runner.context.track.names
+    assert len(pool) == 1 and pool.share("".join(("shared", ".example"))) is name
+    stage = runner._stage
+    assert stage is not None and stage._recent._names is pool
 
 
 def test_a_value_seen_again_after_others_is_still_counted_once() -> None:

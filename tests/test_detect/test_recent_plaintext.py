@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dotaudit.detect import recent_plaintext
+from dotaudit.detect.base import NamePool
 from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery, RecentPlaintextQueries
 from dotaudit.model.policy import Policy
 from tests import factories as f
@@ -202,3 +203,28 @@ def test_frame_numbers_past_64_bits_are_kept_exactly(monkeypatch: pytest.MonkeyP
     kept = [window.add(f.dns_query(ts=float(i), frame=n)) for i, n in enumerate(frames)]
     assert [q.frame for q in window.since(f.FILE, f.CLIENT, 0.0)] == frames[1:]
     assert window.since(f.FILE, f.CLIENT, 0.0) == tuple(kept[1:])
+
+
+def test_distinct_names_past_the_pool_cost_the_window_no_table_of_their_own() -> None:
+    """A network whose clients each ask for names of their own: past its pool, the window
+    keeps each name as it came in. Interning them all (``sys.intern``) cost about 105
+    bytes a query in this test, the interpreter's table growing with every name; with a
+    pool of 1,000 names about 59."""
+    messages = [
+        f.dns_query(
+            src=f"10.1.{c >> 8}.{c & 255}",
+            qname="".join(("h", str(i), ".c", str(c), ".example.com")),
+            dst="192.0.2.1",
+        )
+        for c in range(400)
+        for i in range(50)
+    ]
+    window = RecentPlaintextQueries(Policy(), NamePool(1000))
+
+    def fill() -> None:
+        for message in messages:
+            window.add(message)
+
+    held = bytes_kept(fill)
+    assert len(window.since(f.FILE, "10.1.0.1", 0.0)) == 50
+    assert held / len(messages) < 70
