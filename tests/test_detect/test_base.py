@@ -257,6 +257,14 @@ def test_a_name_pool_shares_its_first_names_and_passes_the_rest_through() -> Non
     assert pool.share(fresh("c")) is not c
 
 
+def test_a_sample_keeps_its_names_in_its_runs_pool() -> None:
+    budget = TrackBudget(10)
+    sample = CappedSample(budget=TrackShare(budget))
+    name = "".join(("pooled", ".example"))
+    sample.add(name)
+    assert len(budget.names) == 1 and budget.names.share("".join(("pooled", ".example"))) is name
+
+
 def test_a_run_shares_one_name_pool_between_samples_and_the_window() -> None:
     """One pool, so that a run pins at most ``NAME_POOL`` names, not that many per part."""
     runner = DetectorRunner(Context(), DETECTORS)
