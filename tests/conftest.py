@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,13 @@ settings.register_profile("fuzz", parent=_BASE, derandomize=False, **_CALM)
 def pytest_configure(config: pytest.Config) -> None:
     chosen = config.getoption("hypothesis_profile", None)
     settings.load_profile(chosen or ("ci" if IN_CI else "dev"))
+    # A shell without job control starts a background command (`make test &`) with SIGINT
+    # ignored, and an ignored signal stays ignored across exec: every dotaudit the tests
+    # start would then shrug off the Ctrl-C the interrupt tests send, and finish with 0
+    # or 1 instead of 130. A handled signal is reset to the default by exec, so the
+    # children get Python's own handler again.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def corpus_path(relative: str) -> Path:
