@@ -290,13 +290,6 @@ class FrameSample:
     def __contains__(self, frame: object) -> bool:
         return frame in self._frames
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrameSample):
-            return self.limit == other.limit and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 class LowestFrames:
     """The ``limit`` lowest distinct frame numbers seen: what a finding lists of them
