@@ -27,10 +27,15 @@ from tests.test_capture.capwrite import pcap
 SEP = "\x1f"
 
 
-def tshark(path: Path, display: str, fields: list[str]) -> list[list[str]]:
+def tshark(
+    path: Path, display: str, fields: list[str], decode: tuple[str, ...] = ()
+) -> list[list[str]]:
     if shutil.which("tshark") is None:
         pytest.skip("tshark not installed (make debs)")
-    argv = ["tshark", "-n", "-r", str(path), "-d", "tcp.port==853,tls", "-Y", display]
+    argv = ["tshark", "-n", "-r", str(path), "-d", "tcp.port==853,tls"]
+    for rule in decode:
+        argv += ["-d", rule]
+    argv += ["-Y", display]
     argv += ["-T", "fields", "-E", f"separator={SEP}", "-E", "aggregator=,"]
     for name in ["frame.number", *fields]:
         argv += ["-e", name]
@@ -38,8 +43,8 @@ def tshark(path: Path, display: str, fields: list[str]) -> list[list[str]]:
     return [line.split(SEP) for line in out.splitlines() if line]
 
 
-def tshark_count(path: Path, display: str) -> int:
-    return len(tshark(path, display, []))
+def tshark_count(path: Path, display: str, decode: tuple[str, ...] = ()) -> int:
+    return len(tshark(path, display, [], decode))
 
 
 def run(path: Path) -> tuple[list[Event], dict[str, object]]:
@@ -87,6 +92,7 @@ def check_capture(path: Path, spec: TunnelCapture, unwrapped: list[Event]) -> No
         path,
         "dns || tls.handshake.type == 1",
         ["frame.protocols", "dns.qry.name", "tls.handshake.extensions_server_name"],
+        spec.tshark_decode,
     )
     assert rows, f"{path.name}: tshark sees no DNS or ClientHello"
     for frame, protocols, _names, _sni in rows:
@@ -111,9 +117,11 @@ def check_capture(path: Path, spec: TunnelCapture, unwrapped: list[Event]) -> No
 
     # The report counts what tshark counts.
     assert summary.get("encapsulations") == {
-        kind: tshark_count(path, display) for kind, display in spec.counted
+        kind: tshark_count(path, display, spec.tshark_decode) for kind, display in spec.counted
     }
-    not_ip = {name: tshark_count(path, display) for name, display in spec.not_ip}
+    not_ip = {
+        name: tshark_count(path, display, spec.tshark_decode) for name, display in spec.not_ip
+    }
     assert summary.get("not_ip", {}) == {k: n for k, n in not_ip.items() if n}
 
     # The inner flows are the flows of the same packets unwrapped.

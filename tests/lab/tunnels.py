@@ -263,10 +263,15 @@ def _mpls(frames: list[Inner]) -> list[Record]:
     return out
 
 
+PW_LABELS = {True: (5000, 6000), False: (7000, 8000)}
+"""The pseudowire's label stacks by direction (upstream or not); the bottom label is
+the pseudowire's own."""
+
+
 def _mpls_pw(frames: list[Inner]) -> list[Record]:
     out: list[Record] = []
     for i, (ts, frame, up) in enumerate(frames):
-        labels = (5000, 6000) if up else (7000, 8000)
+        labels = PW_LABELS[up]
         body = encap.mpls(encap.pw_control_word(i + 1) + frame, labels)
         out.append((ts, encap.ethernet(body, encap.ETH_MPLS)))
     return out
@@ -328,6 +333,9 @@ class TunnelCapture:
     wrap: Callable[[list[Inner]], list[Record]] | None = None
     inner_version: int | None = None
     """The one IP version the capture carries, if it carries only one."""
+    tshark_decode: tuple[str, ...] = ()
+    """tshark ``-d`` rules telling it what the capture carries where it would otherwise
+    guess from the frames' contents."""
 
 
 def _pair(a: str, b: str) -> str:
@@ -448,15 +456,17 @@ CAPTURES: tuple[TunnelCapture, ...] = (
         "mpls-pw",
         "wrapped",
         ("mpls>pw",),
-        "mpls:pwethheuristic:pwethcw:eth:ethertype:ip",
-        # Every frame carries the control word; tshark's heuristic takes three of them
-        # (MLD and neighbour solicitations to 33:33:... multicast MACs) for Ethernet
-        # without one and shows an unknown ethertype: it still finds a pseudowire there.
-        (
-            ("mpls", "mpls"),
-            ("pw", 'frame.protocols contains "pwethcw" || frame.protocols contains "pwethnocw"'),
-        ),
+        "mpls:eth:ethertype:ip",
+        # Every frame carries the control word, and tshark is told so. Left to its
+        # heuristic it takes a frame for Ethernet without one whenever the inner
+        # destination MAC's bytes 2-4 (the lab's MACs are random) happen to be a
+        # registered OUI, and loses that frame's DNS.
+        (("mpls", "mpls"), ("pw", "pwethcw")),
         wrap=_mpls_pw,
+        tshark_decode=(
+            f"mpls.label=={PW_LABELS[True][-1]},pwethcw",
+            f"mpls.label=={PW_LABELS[False][-1]},pwethcw",
+        ),
     ),
     TunnelCapture(
         "pppoe-qinq",
