@@ -48,11 +48,15 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def generate(
-    path: Path, packets: int, seed: int = 1, mix: dict[str, float] | None = None
+    path: Path,
+    packets: int,
+    seed: int = 1,
+    mix: dict[str, float] | None = None,
+    steady: bool = False,
 ) -> Counter[str]:
     """Write ``packets`` frames to ``path``; returns the number of frames per kind."""
     rng = random.Random(seed)
-    world = World(rng)
+    world = World(rng, steady)
     weights = mix or DEFAULT_MIX
     kinds = [k for k in KINDS if weights.get(k, 0) > 0]
     cumulative = list(itertools.accumulate(weights[k] for k in kinds))
@@ -102,12 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         help="packet share per kind, e.g. tls=55,quic=24,dns_udp=9,dns_tcp=2,dot=6,mdns=2,other=2,"
         " or a named mix: " + ", ".join(MIXES),
     )
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="a network that shows all it has early (100 names, reverse lookups of its own"
+        " hosts only): what dotaudit keeps of it must not grow with the capture's length",
+    )
     args = parser.parse_args(argv)
     if args.packets < 1:
         parser.error("--packets must be positive")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    counts = generate(args.output, args.packets, args.seed, args.mix)
+    counts = generate(args.output, args.packets, args.seed, args.mix, args.steady)
     took = time.perf_counter() - started
     shares = ", ".join(f"{k}={counts[k]}" for k in KINDS if counts[k])
     print(

@@ -94,11 +94,22 @@ def v6addr(text: str) -> bytes:
     return ipaddress.IPv6Address(text).packed
 
 
-class World:
-    """Hosts, names and precomputed payload templates shared by all sessions."""
+NAMES = 6000
+"""Names the clients visit: a long tail, so new (client, name) pairs keep appearing for
+the whole of a 10M-packet capture, as do the reverse lookups of random LAN addresses."""
+STEADY_NAMES = 100
 
-    def __init__(self, rng: random.Random) -> None:
+
+class World:
+    """Hosts, names and precomputed payload templates shared by all sessions.
+
+    A ``steady`` world is a network that has shown everything it has within its first
+    seconds: few names, and reverse lookups only of its own hosts. What dotaudit keeps of
+    it must then stop growing, however long the capture."""
+
+    def __init__(self, rng: random.Random, steady: bool = False) -> None:
         self.rng = rng
+        self.steady = steady
         self.hosts = [
             (
                 bytes([0x3C, 0x22, 0xFB]) + rng.randbytes(3),
@@ -108,7 +119,7 @@ class World:
             for i in range(48)
         ]
         names = list(_WELL_KNOWN)
-        while len(names) < 6000:
+        while len(names) < (STEADY_NAMES if steady else NAMES):
             stem = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randrange(2, 4)))
             name = f"{stem}.{rng.choice(_TLDS)}"
             if rng.random() < 0.7:
@@ -371,7 +382,11 @@ def _dns_pairs(world: World) -> list[tuple[bytes, bytes]]:
     rng = world.rng
     qtypes: tuple[int, ...]
     if rng.random() < 0.05:
-        ip = f"{rng.randrange(1, 255)}.{rng.randrange(256)}.168.192.in-addr.arpa"
+        if world.steady:
+            _mac, ip4, _ip6 = world.host()
+            ip = f"{ip4[3]}.{ip4[2]}.168.192.in-addr.arpa"
+        else:
+            ip = f"{rng.randrange(1, 255)}.{rng.randrange(256)}.168.192.in-addr.arpa"
         name, qtypes = ip, (dnsmsg.PTR,)
     else:
         name, qtypes = world.name(), rng.choice(_QTYPES)

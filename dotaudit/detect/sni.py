@@ -47,7 +47,9 @@ class _SniStats:
     transports: tuple[str, ...] = ()
     servers: list[str] = field(default_factory=list)
     """At most ``MAX_SERVERS_PER_SNI``, each once."""
-    frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
+    frames: FrameSample | None = None
+    """Only a known resolver's name has frames to keep: its finding points at them, while
+    the inventory's rows list a name's first frame only."""
     provider: str | None = None
     roles: tuple[str, ...] = ()
 
@@ -115,7 +117,8 @@ class SniDetector(Detector):
         servers = stats.servers
         if len(servers) < MAX_SERVERS_PER_SNI and event.dst not in servers:
             servers.append(intern(event.dst))
-        stats.frames.add(event.frame)
+        if stats.frames is not None:
+            stats.frames.add(event.frame)
 
     def _new_stats(self, sni: str, event: Event) -> _SniStats:
         resolvers = self.context.resolvers
@@ -128,6 +131,7 @@ class SniDetector(Detector):
             first_ts=event.ts,
             last_ts=event.ts,
             first_frame=event.frame,
+            frames=FrameSample(MAX_FRAMES) if known else None,
             provider=known.provider if known else None,
             roles=roles,
         )
@@ -148,7 +152,7 @@ class SniDetector(Detector):
             if not known:
                 continue
             known.sort(key=lambda s: (s.first_ts, s.sni))
-            frames = [f for s in known for f in s.frames]
+            frames = [f for s in known if s.frames is not None for f in s.frames]
             evidence: dict[str, Any] = {
                 "names": [
                     {

@@ -356,3 +356,29 @@ def test_an_inventory_name_costs_a_few_hundred_bytes() -> None:
     held = bytes_kept(feed)
     assert len(detector.sections()["sni_inventory"]) == len(hellos)
     assert held / len(hellos) < 400
+
+
+def test_a_name_seen_again_and_again_costs_no_more_unless_a_resolver_has_it() -> None:
+    """Only a known resolver's name has a finding to point at its frames; the inventory's
+    rows list a name's first frame. A steady network's names recur all day: keeping a
+    sample of frames for each of them cost about 500 bytes more a name."""
+    pairs = [(f"10.0.{c}.1", f"name{i}.example") for c in range(20) for i in range(10)]
+    hellos = [
+        client_hello(src=src, sni="".join(sni), dst="192.0.2.1", dport=443, frame=n * 1000 + k)
+        for k in range(MAX_FRAMES)
+        for n, (src, sni) in enumerate(pairs)
+    ]
+    once = SniDetector(Context())
+    again = SniDetector(Context())
+
+    def feed(detector: SniDetector, events: list[Event]) -> None:
+        for event in events:
+            detector.on_event(event)
+
+    held_once = bytes_kept(lambda: feed(once, hellos[: len(pairs)]))
+    held_again = bytes_kept(lambda: feed(again, hellos))
+    assert [r["count"] for r in again.sections()["sni_inventory"]] == [MAX_FRAMES] * len(pairs)
+    assert (held_again - held_once) / len(pairs) < 50
+
+    resolver = _run([client_hello(sni="dns.google", frame=f) for f in range(1, 4)])
+    assert resolver.finish()[0].frames == (1, 2, 3)
