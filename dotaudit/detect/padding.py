@@ -11,6 +11,7 @@ any block leaks names through sizes; a padded one still leaks timing and counts.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from dotaudit.detect.base import (
     Context,
     Detector,
     FrameSample,
+    NamePool,
     bitten,
 )
 from dotaudit.detect.session_assembly import TLS13_OVERHEAD, DotSession, DotSessionAssembled
@@ -212,21 +214,30 @@ def infer_padding(session: DotSession) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _PairAggregate:
-    """What the sessions of one (file, client, server, verdict) showed; the key names them."""
+    """What the sessions of one (file, client, server, verdict) showed; the key names them.
+
+    Up to ``MAX_PAIRS`` of these live while a capture is read, so the short samples are
+    an array and lists rather than sets: a set's table cost over a kilobyte a pair."""
 
     sessions: int = 0
     records: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
     frames: FrameSample = field(default_factory=lambda: FrameSample(MAX_FRAMES))
-    sizes: set[int] = field(default_factory=set)
-    snis: set[str] = field(default_factory=set)
-    confidences: set[str] = field(default_factory=set)
-    fraction_sums: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    fraction_counts: list[int] = field(default_factory=lambda: [0, 0])
-    """Client, server: the padded fractions of the sessions, summed for their mean."""
+    sizes: array[int] = field(default_factory=lambda: array("H"))
+    """The first ``SIZES_SAMPLE`` distinct record lengths (a TLS record's length field
+    is 16 bits)."""
+    snis: list[str] = field(default_factory=list)
+    """The first eight distinct SNIs."""
+    all_high: bool = True
+    """Whether every session's verdict was of high confidence."""
+    client_fraction_sum: float = 0.0
+    client_fraction_count: int = 0
+    server_fraction_sum: float = 0.0
+    server_fraction_count: int = 0
+    """Per side, the padded fractions of the sessions, summed for their mean."""
 
-    def add(self, session: DotSession, padding: dict[str, Any]) -> None:
+    def add(self, session: DotSession, padding: dict[str, Any], names: NamePool) -> None:
         first = session.start
         last = session.end or session.start
         if self.sessions == 0 or first < self.first_ts:
@@ -234,16 +245,22 @@ class _PairAggregate:
         self.last_ts = max(self.last_ts, last)
         self.sessions += 1
         self.records += padding["client_records"] + padding["server_records"]
-        self.confidences.add(padding["confidence"])
+        if padding["confidence"] != "high":
+            self.all_high = False
+        sizes = self.sizes
         for size in (*padding["client_sizes"], *padding["server_sizes"]):
-            if len(self.sizes) < SIZES_SAMPLE:
-                self.sizes.add(size)
-        if session.sni and len(self.snis) < 8:
-            self.snis.add(session.sni)
-        for side, key in enumerate(("client_padded_fraction", "server_padded_fraction")):
-            if padding[key] is not None:
-                self.fraction_sums[side] += padding[key]
-                self.fraction_counts[side] += 1
+            if len(sizes) < SIZES_SAMPLE and size not in sizes:
+                sizes.append(size)
+        if session.sni and len(self.snis) < 8 and session.sni not in self.snis:
+            self.snis.append(names.share(session.sni))
+        fraction = padding["client_padded_fraction"]
+        if fraction is not None:
+            self.client_fraction_sum += fraction
+            self.client_fraction_count += 1
+        fraction = padding["server_padded_fraction"]
+        if fraction is not None:
+            self.server_fraction_sum += fraction
+            self.server_fraction_count += 1
         if len(self.frames) < MAX_FRAMES:
             frames = session.frames()
             for record in session.app_records(from_client=True)[:4]:
@@ -282,7 +299,7 @@ class PaddingDetector(Detector):
             pair = self._pairs.add(key, _PairAggregate())
             if pair is None:
                 return
-        pair.add(session, padding)
+        pair.add(session, padding, self.context.track.names)
 
     def caps(self) -> dict[str, int]:
         return bitten({"padding_pairs_full": self._pairs.dropped})
@@ -291,14 +308,18 @@ class PaddingDetector(Detector):
         findings: list[Finding] = []
         for (file, client, server, verdict), pair in self._pairs.items():
             finding_id = "DA-PAD-001" if verdict == "unpadded" else "DA-PAD-002"
-            confidence = Confidence.HIGH if pair.confidences == {"high"} else Confidence.MEDIUM
+            confidence = Confidence.HIGH if pair.all_high else Confidence.MEDIUM
             evidence: dict[str, Any] = {
                 "verdict": verdict,
                 "sessions": pair.sessions,
                 "records": pair.records,
                 "sizes": sorted(pair.sizes),
-                "client_padded_fraction": _mean(pair.fraction_sums[0], pair.fraction_counts[0]),
-                "server_padded_fraction": _mean(pair.fraction_sums[1], pair.fraction_counts[1]),
+                "client_padded_fraction": _mean(
+                    pair.client_fraction_sum, pair.client_fraction_count
+                ),
+                "server_padded_fraction": _mean(
+                    pair.server_fraction_sum, pair.server_fraction_count
+                ),
                 "sni": sorted(pair.snis),
             }
             if self._pairs.dropped:

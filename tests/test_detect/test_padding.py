@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from dotaudit.detect import padding
+from dotaudit.detect.base import Context
 from dotaudit.detect.padding import (
     PaddingDetector,
     infer_padding,
@@ -24,10 +25,11 @@ from dotaudit.detect.padding import (
     record_overhead,
     window_consistent,
 )
-from dotaudit.detect.session_assembly import DotSession, DotSessionAssembler
+from dotaudit.detect.session_assembly import DotSession, DotSessionAssembled, DotSessionAssembler
 from dotaudit.model.events import ConnectionSeen, Event, TlsRecord
 from dotaudit.model.findings import MAX_FRAMES, Confidence, Severity
 from dotaudit.model.policy import Policy
+from tests.allocations import bytes_kept
 from tests.conftest import ROOT, corpus_path
 from tests.detection import detect
 from tests.factories import (
@@ -850,3 +852,55 @@ def test_a_pair_whose_queries_got_no_answer_has_no_answer_fraction(
     assert finding.id == finding_id
     assert finding.evidence["client_padded_fraction"] == fraction
     assert finding.evidence["server_padded_fraction"] is None
+
+
+def test_a_pair_with_full_samples_costs_about_a_kilobyte() -> None:
+    """Up to ``MAX_PAIRS`` pairs live while a capture is read. With sets for their
+    twenty sizes, eight SNIs and confidences, and each SNI a string of its own, a full
+    pair cost about 4 KB; most of what is left is its 50 frames and its key."""
+    pairs = 50
+    assembled: list[DotSessionAssembled] = []
+    for p in range(pairs):
+        for k in range(8):
+            events = dot_session_events(
+                server=f"192.0.2.{p}",
+                cport=40000 + k,
+                client_lengths=[300 + 10 * k + n for n in range(3)],
+                server_lengths=[700 + 10 * k + n for n in range(3)],
+                sni="".join((f"n{k}", ".example")),
+                ts=1000.0 + k,
+            )
+            session = _session(events)
+            last = events[-1]
+            assembled.append(
+                DotSessionAssembled(
+                    file=last.file, frame=last.frame, ts=last.ts, src=last.src,
+                    sport=last.sport, dst=last.dst, dport=last.dport,
+                    transport=last.transport, session=session, recent_plaintext=(),
+                )
+            )  # fmt: skip
+    detector = padding.PaddingDetector(Context())
+
+    def feed() -> None:
+        for event in assembled:
+            detector.on_event(event)
+
+    held = bytes_kept(feed)
+    findings = detector.finish()
+    assert len(findings) == pairs
+    assert all(len(f.evidence["sizes"]) == padding.SIZES_SAMPLE for f in findings)
+    assert all(len(f.evidence["sni"]) == 8 for f in findings)
+    assert all(len(f.frames) == MAX_FRAMES for f in findings)
+    assert held / pairs < 1300
+
+
+def test_padding_pair_lists_a_repeated_sni_once_and_still_keeps_eight() -> None:
+    events: list[Event] = []
+    snis = ["same.example"] * 3 + [f"n{i}.example" for i in range(10)]
+    for i, sni in enumerate(snis):
+        events += dot_session_events(
+            cport=41000 + i, client_lengths=[147], server_lengths=[487], sni=sni, ts=1000.0 + i
+        )
+    (finding,) = _run_padding(events).finish()
+    assert finding.evidence["sni"] == sorted(["same.example", *snis[3:10]])
+    assert finding.evidence["sessions"] == len(snis)
