@@ -9,6 +9,8 @@ client's sessions it fell into.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -17,6 +19,7 @@ from dotaudit.detect.base import (
     CappedSample,
     Context,
     Detector,
+    FrameSample,
     TrackShare,
     bitten,
 )
@@ -40,14 +43,54 @@ fewer than 2 * PER_CLIENT queries can have been counted after it: forgetting the
 past that bound never forgets a query a later session can bring again."""
 
 
+class _CountedFrames:
+    """The last ``limit`` frames counted, in the order they were counted, with a sorted
+    copy to look them up in. Two 64-bit columns: as a dict of ints the last 1,024 frames
+    of a client cost about 70 KB, and up to ``MAX_CLIENTS`` clients keep them."""
+
+    __slots__ = ("_next", "_order", "_sorted", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._order: array[int] | list[int] = array("Q")
+        self._sorted: array[int] | list[int] = array("Q")
+        self._next = 0
+        """Where the next frame goes once ``limit`` are kept: the oldest one's place."""
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, frame: int) -> bool:
+        """Count ``frame`` unless it was counted (and is still remembered)."""
+        ordered = self._sorted
+        at = bisect_left(ordered, frame)
+        if at < len(ordered) and ordered[at] == frame:
+            return False
+        if frame >= 1 << 64 and isinstance(ordered, array):
+            # A capture set's frames carry the file's place above 64 bits.
+            self._order, self._sorted = list(self._order), list(ordered)
+            ordered = self._sorted
+        ordered.insert(at, frame)
+        order = self._order
+        if len(order) < self.limit:
+            order.append(frame)
+            return True
+        oldest = order[self._next]
+        order[self._next] = frame
+        self._next = (self._next + 1) % self.limit
+        del ordered[bisect_left(ordered, oldest)]
+        return True
+
+
 @dataclass(slots=True)
 class _Split:
     names: CappedSample
-    dot_servers: set[str] = field(default_factory=set)
-    plaintext_servers: set[str] = field(default_factory=set)
-    frames: set[int] = field(default_factory=set)
-    counted: dict[int, None] = field(default_factory=dict)
-    """The last COUNTED_KEPT counted frames, oldest first."""
+    counted: _CountedFrames
+    """The last COUNTED_KEPT counted frames."""
+    frames: FrameSample
+    dot_servers: list[str] = field(default_factory=list)
+    plaintext_servers: list[str] = field(default_factory=list)
+    """At most ``MAX_SERVERS`` each, each once: short lists cost less than sets."""
     queries: int = 0
     first_ts: float = float("inf")
     last_ts: float = 0.0
@@ -74,22 +117,27 @@ class SplitLeakDetector(Detector):
         key = (session.file, session.client)
         split = self.splits.get(key)
         if split is None:
-            split = self.splits.add(key, _Split(CappedSample(budget=self._budget)))
+            split = self.splits.add(
+                key,
+                _Split(
+                    CappedSample(budget=self._budget),
+                    _CountedFrames(COUNTED_KEPT),
+                    FrameSample(MAX_FRAMES_SEEN),
+                ),
+            )
             if split is None:
                 return
-        if len(split.dot_servers) < MAX_SERVERS:
-            split.dot_servers.add(session.server)
+        dot_servers = split.dot_servers
+        if len(dot_servers) < MAX_SERVERS and session.server not in dot_servers:
+            dot_servers.append(session.server)
+        plaintext_servers = split.plaintext_servers
         for query in during:
-            if query.frame in split.counted:
+            if not split.counted.add(query.frame):
                 continue
-            split.counted[query.frame] = None
-            if len(split.counted) > COUNTED_KEPT:
-                del split.counted[next(iter(split.counted))]
             split.queries += 1
-            if len(split.plaintext_servers) < MAX_SERVERS:
-                split.plaintext_servers.add(query.server)
-            if len(split.frames) < MAX_FRAMES_SEEN:
-                split.frames.add(query.frame)
+            if len(plaintext_servers) < MAX_SERVERS and query.server not in plaintext_servers:
+                plaintext_servers.append(query.server)
+            split.frames.add(query.frame)
             if query.qname is not None:
                 split.names.add(query.qname)
             split.first_ts = min(split.first_ts, query.ts)

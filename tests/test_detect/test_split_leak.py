@@ -8,10 +8,13 @@ import pytest
 
 from dotaudit.detect import base, recent_plaintext, split_leak
 from dotaudit.detect.base import Context
+from dotaudit.detect.recent_plaintext import OutboundPlaintextQuery
+from dotaudit.detect.session_assembly import DotSessionAssembled, DotSessionAssembler
 from dotaudit.detect.split_leak import SplitLeakDetector
 from dotaudit.model.events import Event
-from dotaudit.model.findings import CATALOGUE
+from dotaudit.model.findings import CATALOGUE, MAX_FRAMES
 from tests import factories as f
+from tests.allocations import bytes_kept
 from tests.detection import detect
 
 
@@ -261,3 +264,73 @@ def test_frames_listed_stop_at_the_cap_while_every_query_counts(
     (over,) = run([*session[:-1], *queries, session[-1]]).finish()
     assert over.frames == (queries[0].frame, queries[1].frame)
     assert over.evidence["plaintext_queries"] == 3
+
+
+def _assembled_with(queries: list[OutboundPlaintextQuery], cport: int) -> DotSessionAssembled:
+    events = _session(100.0, cport=cport)
+    assembler = DotSessionAssembler()
+    (session,) = [s for e in events if (s := assembler.feed(e)) is not None]
+    last = events[-1]
+    return DotSessionAssembled(
+        file=last.file, frame=last.frame, ts=last.ts, src=last.src, sport=last.sport,
+        dst=last.dst, dport=last.dport, transport=last.transport, session=session,
+        recent_plaintext=tuple(queries),
+    )  # fmt: skip
+
+
+def _queries(frames: range) -> list[OutboundPlaintextQuery]:
+    fields = {"file": f.FILE, "ts": 100.0, "src": f.CLIENT, "sport": 50000}
+    fields |= {"dst": "192.0.2.53", "dport": 53, "transport": "udp", "qname": "a.example"}
+    return [OutboundPlaintextQuery(frame=frame, **fields) for frame in frames]  # type: ignore[arg-type]
+
+
+def test_a_client_s_counted_frames_cost_8_bytes_each() -> None:
+    """Up to MAX_CLIENTS clients each remember their last COUNTED_KEPT counted frames:
+    as a dict of ints a full client cost about 45 KB, with its 200 sample frames in a
+    set."""
+    sessions = [
+        _assembled_with(_queries(range(k * 400, k * 400 + 500)), 40000 + k) for k in range(4)
+    ]
+    detector = SplitLeakDetector(Context())
+
+    def feed() -> None:
+        for event in sessions:
+            detector.on_event(event)
+
+    held = bytes_kept(feed)
+    (finding,) = detector.finish()
+    # 500 new frames, then 400 new (and 100 already counted) each time.
+    assert finding.evidence["plaintext_queries"] == 500 + 3 * 400
+    assert finding.frames == tuple(range(MAX_FRAMES))  # the lowest of the 200 kept
+    assert held < 2 * 8 * split_leak.COUNTED_KEPT + 8 * 200 + 4096
+
+
+def test_counted_frames_past_64_bits_still_count_once() -> None:
+    """A capture set's frames carry the file's place above 64 bits."""
+    big = 5 << 64
+    detector = SplitLeakDetector(Context())
+    detector.on_event(_assembled_with(_queries(range(big, big + 3)), 40000))
+    detector.on_event(_assembled_with(_queries(range(big + 1, big + 5)), 40001))
+    (finding,) = detector.finish()
+    assert finding.evidence["plaintext_queries"] == 5
+    assert finding.frames == tuple(range(big, big + 5))
+
+
+@pytest.mark.parametrize(
+    ("kept", "again", "counted"),
+    [(3, 10, 5), (3, 1, 4), (4, 10, 4), (4, 1, 4)],
+    ids=["oldest-forgotten", "lowest-remembered", "room-for-all", "room-for-all-1"],
+)
+def test_counted_frames_forget_the_first_counted_not_the_lowest(
+    monkeypatch: pytest.MonkeyPatch, kept: int, again: int, counted: int
+) -> None:
+    """Frames 10-12 are counted, then 1. With room for three the first counted (10) is
+    forgotten, so a session bringing it again counts it again, while 1, the lowest, is
+    still remembered; with room for four nothing is forgotten."""
+    monkeypatch.setattr(split_leak, "COUNTED_KEPT", kept)
+    detector = SplitLeakDetector(Context())
+    for cport, frames in ((40000, [10, 11, 12]), (40001, [1]), (40002, [again])):
+        queries = [q for frame in frames for q in _queries(range(frame, frame + 1))]
+        detector.on_event(_assembled_with(queries, cport))
+    (finding,) = detector.finish()
+    assert finding.evidence["plaintext_queries"] == counted
