@@ -4,6 +4,7 @@ captures of growing size. A benchmark, not a timed test: it prints numbers, it n
     .venv/bin/python bench/floods.py                       # the five floods, 100k/1M mix
     .venv/bin/python bench/floods.py --floods syn853:1000000 --mix-sizes 100000,1000000,3000000
     .venv/bin/python bench/floods.py --keep                # keep the generated captures
+    .venv/bin/python bench/floods.py --floods "" --mix-sizes "" --steady-sizes 100000,10000000
 
 Inputs are generated on the fly into ``--dir`` (bench/out by default; floods by
 ``floodgen.py``, the ordinary mix by ``gen_capture.py``), each written frame by frame to
@@ -34,6 +35,7 @@ DEFAULT_FLOODS = (
     "syn853:1000000,syn853:2000000,dns_clients:1000000,dot_half_open:500000,busy_clients:1000000"
 )
 DEFAULT_MIX = "100000,1000000"
+DEFAULT_STEADY = "100000,1000000"
 
 
 def generate(args: list[str]) -> None:
@@ -104,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MIX,
         help="packets of the ordinary mix, comma-separated; empty for none",
     )
+    parser.add_argument(
+        "--steady-sizes",
+        default=DEFAULT_STEADY,
+        help="packets of the mix on a steady network (gen_capture.py --steady: it shows all"
+        " it has within seconds, so what grows past that grows with the capture's length"
+        " or with what the report lists), comma-separated; empty for none",
+    )
     parser.add_argument("--dir", type=Path, default=OUT, help="where inputs are written")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
     parser.add_argument("--keep", action="store_true", help="keep the generated captures")
@@ -131,14 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if not args.keep:
                 capture.unlink(missing_ok=True)
-    for packets in sizes:
-        capture = args.dir / f"bench-{packets}.pcap"
+    mixes: list[tuple[str, str, int, list[str]]] = [("mix", "bench", n, []) for n in sizes]
+    steady = [int(part) for part in args.steady_sizes.split(",") if part]
+    mixes += [("steady", "steady", n, ["--steady"]) for n in steady]
+    for name, stem, packets, extra in mixes:
+        capture = args.dir / f"{stem}-{packets}.pcap"
         made = not capture.exists()
         if made:
-            generate([str(HERE / "gen_capture.py"), "--packets", str(packets), "-o", str(capture)])
+            generate(
+                [
+                    str(HERE / "gen_capture.py"),
+                    "--packets",
+                    str(packets),
+                    *extra,
+                    "-o",
+                    str(capture),
+                ]
+            )
         try:
             rows.append(
-                run_one(args.python, f"mix:{packets}", capture, packets, args.dir, args.facts)
+                run_one(args.python, f"{name}:{packets}", capture, packets, args.dir, args.facts)
             )
         finally:
             if made and not args.keep:
@@ -146,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'input':28} {'events MB':>10} {'analyze MB':>11}  target")
     for row in rows:
-        target = TARGET_MIX_MB if row["input"].startswith("mix:") else TARGET_FLOOD_MB
+        ordinary = row["input"].startswith(("mix:", "steady:"))
+        target = TARGET_MIX_MB if ordinary else TARGET_FLOOD_MB
         worst = max(row["events"]["rss_mb"], row["analyze"]["rss_mb"])
         verdict = "ok" if worst <= target else "OVER"
         print(
