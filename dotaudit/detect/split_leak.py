@@ -57,20 +57,20 @@ class _CountedFrames:
         self._next = 0
         """Where the next frame goes once ``limit`` are kept: the oldest one's place."""
 
-    def __len__(self) -> int:
-        return len(self._order)
-
     def add(self, frame: int) -> bool:
         """Count ``frame`` unless it was counted (and is still remembered)."""
         ordered = self._sorted
         at = bisect_left(ordered, frame)
         if at < len(ordered) and ordered[at] == frame:
             return False
-        if frame >= 1 << 64 and isinstance(ordered, array):
-            # A capture set's frames carry the file's place above 64 bits.
+        try:
+            ordered.insert(at, frame)
+        except OverflowError:
+            # A capture set's frames carry the file's place above 64 bits; as in
+            # ``FrameSample``, the columns become lists, which hold any number.
             self._order, self._sorted = list(self._order), list(ordered)
             ordered = self._sorted
-        ordered.insert(at, frame)
+            ordered.insert(at, frame)
         order = self._order
         if len(order) < self.limit:
             order.append(frame)
